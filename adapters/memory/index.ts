@@ -1,0 +1,437 @@
+/**
+ * `memoryStorage()`: the whole storage contract inside one process, for tests, the CLI and
+ * single-process apps. Every operation runs synchronously inside its promise, so each one is
+ * atomic with respect to the others.
+ *
+ * @module crawl-engine/adapters/memory
+ */
+import { CrawlEngineError } from '../../src/errors.js';
+import type {
+  CancelResult,
+  ClaimQuery,
+  ClaimResult,
+  CompleteInput,
+  CompleteResult,
+  CrawlStorage,
+  FrontierLink,
+  Lease,
+  ListJobsQuery,
+  ListResultsQuery,
+  NewEvent,
+  RetryInput,
+} from '../../src/storage.js';
+import type { ErrorInfo, Job, Paginated, PageResult, ProgressEvent } from '../../src/types.js';
+
+export interface MemoryStorageOptions {
+  /**
+   * Events kept per job; older ones are dropped and a reader that asks for them gets a
+   * `progress` snapshot first.
+   * @default 10000
+   */
+  maxEventsPerJob?: number;
+}
+
+type EntryState = 'pending' | 'leased' | 'done' | 'failed' | 'cancelled';
+
+interface Entry {
+  url: string;
+  key: string;
+  depth: number;
+  state: EntryState;
+  token: string | null;
+  attempts: number;
+  expiresAt: number;
+  notBefore: number;
+}
+
+interface JobState {
+  ordinal: number;
+  job: Job;
+  entries: Map<string, Entry>;
+  /** Released claims, handed out before anything else. */
+  returned: Entry[];
+  /** Pending entries in discovery order (BFS); stale ones are skipped when popped. */
+  ready: Entry[];
+  readyHead: number;
+  /** Pending entries waiting out a retry backoff. */
+  delayed: Entry[];
+  leased: Set<Entry>;
+  results: PageResult[];
+  events: ProgressEvent[];
+  eventSeq: number;
+  /** The newest event that was trimmed away; the snapshot a late reader gets. */
+  trimmed: ProgressEvent | null;
+  firstError: ErrorInfo | null;
+}
+
+const ACTIVE = new Set(['queued', 'running']);
+
+function copyJob(job: Job): Job {
+  return {
+    ...job,
+    options: { ...job.options, include: [...job.options.include], exclude: [...job.options.exclude] },
+    counts: { ...job.counts },
+    error: job.error && { ...job.error },
+    metadata: structuredClone(job.metadata),
+  };
+}
+
+function parseCursor(cursor: string | null | undefined, what: string): number | null {
+  if (cursor === undefined || cursor === null || cursor === '') return null;
+  if (!/^\d{1,15}$/.test(cursor)) {
+    throw new CrawlEngineError('invalid_input', `invalid ${what} cursor ${JSON.stringify(cursor)}: expected a cursor returned by a previous page`, {
+      errors: [{ path: 'cursor', message: 'expected a cursor returned by a previous page' }],
+    });
+  }
+  return Number(cursor);
+}
+
+function eventSeq(id: string | null): number {
+  if (id === null) return 0;
+  const n = Number(id);
+  return Number.isSafeInteger(n) && n > 0 ? n : 0;
+}
+
+/** Creates an in-process storage. State lives as long as the returned object. */
+export function memoryStorage(options: MemoryStorageOptions = {}): CrawlStorage {
+  const maxEvents = options.maxEventsPerJob ?? 10_000;
+  if (!Number.isInteger(maxEvents) || maxEvents < 1) {
+    throw new CrawlEngineError('invalid_options', `invalid memoryStorage options: maxEventsPerJob: expected an integer >= 1, got ${String(maxEvents)}`, {
+      errors: [{ path: 'maxEventsPerJob', message: 'expected an integer >= 1' }],
+    });
+  }
+  const jobs = new Map<string, JobState>();
+  const order: JobState[] = [];
+  const active = new Set<JobState>();
+  const listeners = new Map<string, Set<() => void>>();
+  let tokenSeq = 0;
+  let roundRobin = 0;
+
+  function notify(jobId: string): void {
+    const set = listeners.get(jobId);
+    if (set === undefined || set.size === 0) return;
+    queueMicrotask(() => {
+      for (const listener of set) listener();
+    });
+  }
+
+  function append(js: JobState, event: NewEvent): ProgressEvent {
+    const stored: ProgressEvent = Object.freeze({
+      id: String(++js.eventSeq),
+      jobId: js.job.id,
+      type: event.type,
+      at: event.at,
+      counts: Object.freeze({ ...js.job.counts }),
+      ...(event.url === undefined ? {} : { url: event.url }),
+      ...(event.error === undefined ? {} : { error: { ...event.error } }),
+    });
+    js.events.push(stored);
+    // Trim in slices so appending stays O(1) amortised.
+    if (js.events.length > maxEvents + Math.max(16, maxEvents >> 3)) {
+      const drop = js.events.length - maxEvents;
+      js.trimmed = js.events[drop - 1]!;
+      js.events.splice(0, drop);
+    }
+    return stored;
+  }
+
+  function finishIfDone(js: JobState, now: number, events: ProgressEvent[]): void {
+    const { counts } = js.job;
+    if (counts.queued !== 0 || counts.inProgress !== 0 || !ACTIVE.has(js.job.status)) return;
+    const failed = counts.succeeded === 0;
+    js.job.status = failed ? 'failed' : 'completed';
+    js.job.finishedAt = new Date(now).toISOString();
+    if (failed) js.job.error = js.firstError ?? { code: 'failed', message: 'no page could be fetched' };
+    active.delete(js);
+    events.push(append(js, { type: failed ? 'job:failed' : 'job:completed', at: js.job.finishedAt, ...(failed ? { error: js.job.error! } : {}) }));
+  }
+
+  function current(lease: Lease): { js: JobState; entry: Entry } | null {
+    const js = jobs.get(lease.jobId);
+    const entry = js?.entries.get(lease.key);
+    if (js === undefined || entry === undefined) return null;
+    if (entry.state !== 'leased' || entry.token !== lease.token) return null;
+    return { js, entry };
+  }
+
+  /** Yields the claimable entries of one job: expired leases, released, ready (BFS order). */
+  function* claimable(js: JobState, now: number): Generator<Entry> {
+    for (const entry of js.leased) if (entry.expiresAt <= now) yield entry;
+    if (js.delayed.length > 0) {
+      const still: Entry[] = [];
+      for (const entry of js.delayed) {
+        if (entry.state !== 'pending') continue;
+        if (entry.notBefore <= now) js.returned.push(entry);
+        else still.push(entry);
+      }
+      js.delayed = still;
+    }
+    while (js.returned.length > 0) {
+      const entry = js.returned.pop()!;
+      if (entry.state === 'pending') yield entry;
+    }
+    while (js.readyHead < js.ready.length) {
+      const entry = js.ready[js.readyHead]!;
+      js.ready[js.readyHead++] = undefined as unknown as Entry;
+      if (entry.state === 'pending') yield entry;
+    }
+    if (js.readyHead > 1024 && js.readyHead * 2 > js.ready.length) {
+      js.ready = js.ready.slice(js.readyHead);
+      js.readyHead = 0;
+    }
+  }
+
+  function lease(js: JobState, entry: Entry, query: ClaimQuery): Lease {
+    if (entry.state === 'pending') {
+      js.job.counts.queued--;
+      js.job.counts.inProgress++;
+      js.leased.add(entry);
+    }
+    entry.state = 'leased';
+    entry.token = `t${++tokenSeq}`;
+    entry.attempts++;
+    entry.expiresAt = query.now + query.leaseMs;
+    return {
+      jobId: js.job.id,
+      url: entry.url,
+      key: entry.key,
+      depth: entry.depth,
+      token: entry.token,
+      attempts: entry.attempts,
+      expiresAt: entry.expiresAt,
+    };
+  }
+
+  function newEntry(link: FrontierLink): Entry {
+    return { url: link.url, key: link.key, depth: link.depth, state: 'pending', token: null, attempts: 0, expiresAt: 0, notBefore: 0 };
+  }
+
+  const storage: CrawlStorage = {
+    name: 'memory',
+    capabilities: { push: true, shared: false },
+
+    async createJob(job, seed) {
+      if (jobs.has(job.id)) throw new CrawlEngineError('conflict', `job ${job.id} already exists`);
+      const entry = newEntry(seed);
+      const js: JobState = {
+        ordinal: order.length,
+        job: copyJob(job),
+        entries: new Map([[seed.key, entry]]),
+        returned: [],
+        ready: [entry],
+        readyHead: 0,
+        delayed: [],
+        leased: new Set(),
+        results: [],
+        events: [],
+        eventSeq: 0,
+        trimmed: null,
+        firstError: null,
+      };
+      jobs.set(job.id, js);
+      order.push(js);
+      active.add(js);
+      const events = [append(js, { type: 'job:created', at: job.createdAt, url: job.url })];
+      notify(job.id);
+      return { job: copyJob(js.job), events };
+    },
+
+    async getJob(id) {
+      const js = jobs.get(id);
+      return js === undefined ? null : copyJob(js.job);
+    },
+
+    async listJobs(query: ListJobsQuery): Promise<Paginated<Job>> {
+      const before = parseCursor(query.cursor, 'jobs');
+      const items: Job[] = [];
+      let i = Math.min(before ?? order.length, order.length) - 1;
+      for (; i >= 0 && items.length < query.limit; i--) {
+        const js = order[i]!;
+        if (query.status === undefined || js.job.status === query.status) items.push(copyJob(js.job));
+      }
+      let more = false;
+      for (; i >= 0 && !more; i--) more = query.status === undefined || order[i]!.job.status === query.status;
+      const last = items.length > 0 ? jobs.get(items[items.length - 1]!.id)! : null;
+      return { items, nextCursor: more && last !== null ? String(last.ordinal) : null };
+    },
+
+    async listResults(jobId: string, query: ListResultsQuery): Promise<Paginated<PageResult>> {
+      const start = parseCursor(query.cursor, 'results') ?? 0;
+      const js = jobs.get(jobId);
+      if (js === undefined) return { items: [], nextCursor: null };
+      const end = Math.min(start + query.limit, js.results.length);
+      const items = js.results.slice(start, end).map((r) => ({ ...r }));
+      return { items, nextCursor: end < js.results.length ? String(end) : null };
+    },
+
+    async claim(query: ClaimQuery): Promise<ClaimResult> {
+      const events: ProgressEvent[] = [];
+      const leases: Lease[] = [];
+      let candidates: JobState[];
+      if (query.jobId !== undefined) {
+        const js = jobs.get(query.jobId);
+        candidates = js !== undefined && active.has(js) ? [js] : [];
+      } else {
+        candidates = [...active];
+        // Rotate the starting job so that every job gets the first pick in turn.
+        const shift = roundRobin++ % Math.max(1, candidates.length);
+        candidates = candidates.slice(shift).concat(candidates.slice(0, shift));
+      }
+      const sources = candidates.map((js) => ({ js, it: claimable(js, query.now) }));
+      while (leases.length < query.limit && sources.length > 0) {
+        for (let i = 0; i < sources.length && leases.length < query.limit; ) {
+          const { js, it } = sources[i]!;
+          const next = it.next();
+          if (next.done) {
+            sources.splice(i, 1);
+            continue;
+          }
+          const starting = js.job.status === 'queued';
+          if (starting) {
+            js.job.status = 'running';
+            js.job.startedAt = new Date(query.now).toISOString();
+          }
+          leases.push(lease(js, next.value, query));
+          if (starting) events.push(append(js, { type: 'job:started', at: js.job.startedAt! }));
+          i++;
+        }
+      }
+      for (const js of candidates) if (events.some((e) => e.jobId === js.job.id)) notify(js.job.id);
+      return { leases, events };
+    },
+
+    async complete(lease: Lease, input: CompleteInput): Promise<CompleteResult> {
+      const found = current(lease);
+      if (found === null) return { ok: false, admitted: 0, events: [] };
+      const { js, entry } = found;
+      const { counts, options } = js.job;
+      const ok = input.result.ok;
+      js.leased.delete(entry);
+      entry.state = ok ? 'done' : 'failed';
+      entry.token = null;
+      counts.inProgress--;
+      if (ok) counts.succeeded++;
+      else {
+        counts.failed++;
+        js.firstError ??= input.result.error;
+      }
+      js.results.push({ ...input.result });
+      let admitted = 0;
+      for (const link of input.links) {
+        if (counts.discovered >= options.maxPages) break;
+        if (js.entries.has(link.key)) continue;
+        const fresh = newEntry(link);
+        js.entries.set(link.key, fresh);
+        js.ready.push(fresh);
+        counts.discovered++;
+        counts.queued++;
+        admitted++;
+      }
+      const at = new Date(input.now).toISOString();
+      const events = [
+        append(js, {
+          type: ok ? 'page:done' : 'page:failed',
+          at,
+          url: lease.url,
+          ...(input.result.error ? { error: input.result.error } : {}),
+        }),
+      ];
+      finishIfDone(js, input.now, events);
+      notify(js.job.id);
+      return { ok: true, admitted, events };
+    },
+
+    async retry(lease: Lease, input: RetryInput): Promise<boolean> {
+      const found = current(lease);
+      if (found === null) return false;
+      const { js, entry } = found;
+      js.leased.delete(entry);
+      entry.state = 'pending';
+      entry.token = null;
+      entry.notBefore = input.notBefore;
+      js.job.counts.inProgress--;
+      js.job.counts.queued++;
+      js.delayed.push(entry);
+      return true;
+    },
+
+    async release(leases: Lease[]): Promise<number> {
+      let released = 0;
+      for (const lease of leases) {
+        const found = current(lease);
+        if (found === null) continue;
+        const { js, entry } = found;
+        js.leased.delete(entry);
+        entry.state = 'pending';
+        entry.token = null;
+        entry.attempts = Math.max(0, entry.attempts - 1);
+        js.job.counts.inProgress--;
+        js.job.counts.queued++;
+        js.returned.push(entry);
+        released++;
+      }
+      return released;
+    },
+
+    async cancelJob(id: string, now: number): Promise<CancelResult> {
+      const js = jobs.get(id);
+      if (js === undefined) return { job: null, events: [] };
+      if (!ACTIVE.has(js.job.status)) return { job: copyJob(js.job), events: [] };
+      js.job.status = 'cancelled';
+      js.job.finishedAt = new Date(now).toISOString();
+      for (const entry of js.entries.values()) {
+        if (entry.state === 'pending' || entry.state === 'leased') {
+          entry.state = 'cancelled';
+          entry.token = null;
+        }
+      }
+      js.leased.clear();
+      js.returned = [];
+      js.delayed = [];
+      js.ready = [];
+      js.readyHead = 0;
+      js.job.counts.queued = 0;
+      js.job.counts.inProgress = 0;
+      active.delete(js);
+      const events = [append(js, { type: 'job:cancelled', at: js.job.finishedAt })];
+      notify(id);
+      return { job: copyJob(js.job), events };
+    },
+
+    async appendEvents(jobId: string, events: NewEvent[]): Promise<ProgressEvent[]> {
+      const js = jobs.get(jobId);
+      if (js === undefined) throw new CrawlEngineError('not_found', `job ${JSON.stringify(jobId)} does not exist`);
+      const stored = events.map((event) => append(js, event));
+      if (stored.length > 0) notify(jobId);
+      return stored;
+    },
+
+    async readEvents(jobId: string, afterId: string | null, limit: number): Promise<ProgressEvent[]> {
+      const js = jobs.get(jobId);
+      if (js === undefined || limit <= 0) return [];
+      const after = eventSeq(afterId);
+      const out: ProgressEvent[] = [];
+      const firstSeq = js.events.length > 0 ? Number(js.events[0]!.id) : js.eventSeq + 1;
+      let from = after;
+      if (js.trimmed !== null && after < Number(js.trimmed.id)) {
+        out.push(Object.freeze({ ...js.trimmed, type: 'progress' as const }));
+        from = Number(js.trimmed.id);
+      }
+      for (let i = Math.max(0, from - firstSeq + 1); i < js.events.length && out.length < limit; i++) {
+        out.push(js.events[i]!);
+      }
+      return out;
+    },
+
+    watch(jobId: string, listener: () => void): () => void {
+      let set = listeners.get(jobId);
+      if (set === undefined) listeners.set(jobId, (set = new Set()));
+      set.add(listener);
+      return () => {
+        set.delete(listener);
+        if (set.size === 0) listeners.delete(jobId);
+      };
+    },
+  };
+  return storage;
+}

@@ -1,0 +1,212 @@
+/**
+ * `createCrawlEngine`: validates options and wires storage, the fetcher, the processor, the
+ * in-process emitter and the durable progress API together.
+ */
+import mitt from 'mitt';
+import { z } from 'zod';
+import { fieldErrors, invalid } from './errors.js';
+import { createFetcher, type Fetcher } from './fetcher.js';
+import { createJobsApi, type JobInput, type JobsApi } from './jobs.js';
+import { createProcessor, type ExtractFunction, type Processor } from './processor.js';
+import { createProgressApi, type CrawlEmitter, type CrawlEvents, type ProgressApi } from './progress.js';
+import type { CrawlStorage } from './storage.js';
+import type { Job, ProgressEvent } from './types.js';
+import { TERMINAL_STATUSES } from './types.js';
+
+export const DEFAULT_USER_AGENT = 'crawl-engine/0.1 (+https://www.npmjs.com/package/crawl-engine)';
+
+export interface FetchSettings {
+  /** @default 'crawl-engine/0.1 (+https://www.npmjs.com/package/crawl-engine)' */
+  userAgent?: string;
+  /**
+   * Whole request, headers and body; a slower page fails with `timeout` (and is retried).
+   * @default 15000
+   */
+  timeoutMs?: number;
+  /**
+   * Body cap, on the decoded size too; larger pages fail with `too_large`.
+   * @default 5242880
+   */
+  maxBytes?: number;
+  /** @default 5 */
+  maxRedirects?: number;
+  /**
+   * `true`, or a list of hosts / CIDRs, lets crawls reach private and loopback addresses.
+   * @default false
+   */
+  allowPrivateNetwork?: boolean | string[];
+  /**
+   * Longest `Retry-After` that is honoured; longer ones are cut to this.
+   * @default 60000
+   */
+  maxRetryAfterMs?: number;
+}
+
+export interface CrawlEngineOptions {
+  /** Where jobs, the frontier, results and events live. */
+  storage: CrawlStorage;
+  fetch?: FetchSettings;
+  /**
+   * A claimed URL returns to the queue after this; at least `fetch.timeoutMs`.
+   * @default 60000
+   */
+  leaseMs?: number;
+  /** Backoff of transient failures: `baseDelayMs * 2^(attempt-1)`, capped, with jitter. */
+  retry?: {
+    /** @default 1000 */
+    baseDelayMs?: number;
+    /** @default 30000 */
+    maxDelayMs?: number;
+  };
+  /**
+   * Links taken from one page at most (the rest are ignored).
+   * @default 1000
+   */
+  maxLinksPerPage?: number;
+  /** Extra per-page data, stored in `result.data`; a throw fails the page with `extract_error`. */
+  extract?: ExtractFunction;
+}
+
+export interface CrawlOptions {
+  /** Called with every event of the job, in order. */
+  onEvent?: (event: ProgressEvent) => void;
+  /** Stops the crawl and cancels the job. */
+  signal?: AbortSignal;
+  /** @default 20 */
+  concurrency?: number;
+}
+
+export interface CrawlEngine {
+  readonly storage: CrawlStorage;
+  readonly jobs: JobsApi;
+  readonly processor: Processor;
+  /** In-process events, emitted as this process stores them. */
+  readonly events: CrawlEmitter;
+  /** Durable, cross-process, resumable progress. */
+  readonly progress: ProgressApi;
+  /** Creates a job and processes it to the end in this process. */
+  crawl(input: JobInput, options?: CrawlOptions): Promise<Job>;
+  /** Closes the HTTP connection pool (not the storage, which the caller owns). */
+  close(): Promise<void>;
+}
+
+const int = (min: number, max: number) => z.int().min(min).max(max);
+
+const optionsSchema = z
+  .object({
+    storage: z.custom<CrawlStorage>(
+      (value) => typeof value === 'object' && value !== null && typeof (value as CrawlStorage).claim === 'function' && typeof (value as CrawlStorage).complete === 'function',
+      'expected a CrawlStorage such as memoryStorage()',
+    ),
+    fetch: z
+      .strictObject({
+        userAgent: z.string().min(1).max(512).default(DEFAULT_USER_AGENT),
+        timeoutMs: int(1, 600_000).default(15_000),
+        maxBytes: int(1024, 1024 ** 3).default(5 * 1024 * 1024),
+        maxRedirects: int(0, 50).default(5),
+        allowPrivateNetwork: z.union([z.boolean(), z.array(z.string().min(1))]).default(false),
+        maxRetryAfterMs: int(0, 3_600_000).default(60_000),
+      })
+      .prefault({}),
+    leaseMs: int(1, 3_600_000).optional(),
+    retry: z
+      .strictObject({
+        baseDelayMs: int(0, 600_000).default(1000),
+        maxDelayMs: int(0, 3_600_000).default(30_000),
+      })
+      .prefault({}),
+    maxLinksPerPage: int(1, 1_000_000).default(1000),
+    extract: z.custom<ExtractFunction>((value) => typeof value === 'function', 'expected a function').optional(),
+  })
+  .strict()
+  .superRefine((options, ctx) => {
+    if (options.leaseMs !== undefined && options.leaseMs < options.fetch.timeoutMs) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['leaseMs'],
+        message: `expected at least fetch.timeoutMs (${options.fetch.timeoutMs}) so that a slow fetch keeps its lease`,
+      });
+    }
+  });
+
+export function createCrawlEngine(options: CrawlEngineOptions): CrawlEngine {
+  const parsed = optionsSchema.safeParse(options);
+  if (!parsed.success) throw invalid('invalid_options', 'createCrawlEngine options', fieldErrors(parsed.error.issues));
+  const settings = parsed.data;
+  const storage = settings.storage;
+  const now = Date.now;
+  const emitter: CrawlEmitter = mitt<CrawlEvents>();
+  const emit = (events: ProgressEvent[]) => {
+    for (const event of events) if (event.type !== 'progress') emitter.emit(event.type, event);
+  };
+
+  let fetcher: Fetcher | null = null;
+  const getFetcher = () =>
+    (fetcher ??= createFetcher({
+      userAgent: settings.fetch.userAgent,
+      timeoutMs: settings.fetch.timeoutMs,
+      maxBytes: settings.fetch.maxBytes,
+      maxRedirects: settings.fetch.maxRedirects,
+      maxRetryAfterMs: settings.fetch.maxRetryAfterMs,
+    }));
+
+  const jobs = createJobsApi(storage, emit, now);
+  const processor = createProcessor({
+    storage,
+    fetcher: getFetcher,
+    emitter,
+    leaseMs: settings.leaseMs ?? Math.max(60_000, settings.fetch.timeoutMs),
+    retry: settings.retry,
+    maxLinksPerPage: settings.maxLinksPerPage,
+    extract: settings.extract,
+    now,
+  });
+  const progress = createProgressApi(storage);
+
+  async function crawl(input: JobInput, crawlOptions: CrawlOptions = {}): Promise<Job> {
+    const { onEvent, signal } = crawlOptions;
+    let jobId: string | null = null;
+    const early: ProgressEvent[] = [];
+    const listener = (_type: keyof CrawlEvents, event: ProgressEvent) => {
+      if (jobId === null) early.push(event);
+      else if (event.jobId === jobId) onEvent?.(event);
+    };
+    if (onEvent) emitter.on('*', listener);
+    try {
+      const job = await jobs.create(input);
+      jobId = job.id;
+      for (const event of early.splice(0)) if (event.jobId === jobId) onEvent?.(event);
+      let idle = 0;
+      for (;;) {
+        if (signal?.aborted) return await jobs.cancel(job.id);
+        const report = await processor.run({ jobId: job.id, budgetMs: 60_000, concurrency: crawlOptions.concurrency ?? 20, ...(signal ? { signal } : {}) });
+        if (report.errors.length > 0 && report.claimed === 0) {
+          throw new Error(`[crawl-engine] crawl(): storage failed: ${report.errors.join('; ')}`);
+        }
+        const current = await jobs.get(job.id);
+        if (current === null || TERMINAL_STATUSES.has(current.status)) return current ?? job;
+        if (report.claimed === 0) {
+          // Waiting out a retry backoff or an expired lease: poll gently.
+          idle = Math.min(idle + 50, 500);
+          await new Promise((resolve) => setTimeout(resolve, idle));
+        } else idle = 0;
+      }
+    } finally {
+      if (onEvent) emitter.off('*', listener);
+    }
+  }
+
+  return {
+    storage,
+    jobs,
+    processor,
+    events: emitter,
+    progress,
+    crawl,
+    async close() {
+      const current = fetcher;
+      fetcher = null;
+      await current?.close();
+    },
+  };
+}

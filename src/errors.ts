@@ -1,0 +1,55 @@
+/** Stable error codes carried by every {@link CrawlEngineError}. */
+export type CrawlEngineErrorCode =
+  | 'invalid_input'
+  | 'invalid_options'
+  | 'not_found'
+  | 'conflict'
+  | 'storage_error'
+  | 'unsupported';
+
+/** One problem with an input, named by its field path (`maxPages`, `include.2`). */
+export interface FieldError {
+  path: string;
+  message: string;
+}
+
+/**
+ * The one error class crawl-engine throws on purpose. `code` is stable and safe to branch on;
+ * `errors` lists each bad field for `invalid_input` / `invalid_options`.
+ */
+export class CrawlEngineError extends Error {
+  readonly code: CrawlEngineErrorCode;
+  readonly errors: FieldError[] | undefined;
+
+  constructor(
+    code: CrawlEngineErrorCode,
+    message: string,
+    options: { cause?: unknown; errors?: FieldError[] } = {},
+  ) {
+    super(message.startsWith('[crawl-engine]') ? message : `[crawl-engine] ${message}`, {
+      cause: options.cause,
+    });
+    this.name = this.constructor.name;
+    this.code = code;
+    this.errors = options.errors;
+  }
+}
+
+/** Turns zod issues into field errors with dotted paths (`fetch.timeoutMs`). */
+export function fieldErrors(
+  issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }>,
+): FieldError[] {
+  return issues.map((issue) => ({
+    path: issue.path.map(String).join('.') || '(root)',
+    message: issue.message,
+  }));
+}
+
+export function invalid(
+  code: 'invalid_input' | 'invalid_options',
+  what: string,
+  errors: FieldError[],
+): CrawlEngineError {
+  const detail = errors.map((e) => `${e.path}: ${e.message}`).join('; ');
+  return new CrawlEngineError(code, `invalid ${what}: ${detail}`, { errors });
+}

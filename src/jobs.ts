@@ -1,0 +1,142 @@
+/**
+ * Job input schema and the `engine.jobs` API: create, get, cancel, list, results.
+ */
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { CrawlEngineError, fieldErrors, invalid } from './errors.js';
+import type { CrawlStorage } from './storage.js';
+import type { Job, JobStatus, Paginated, PageResult, ProgressEvent } from './types.js';
+import { MAX_URL_LENGTH, normalizeUrl } from './url.js';
+
+const glob = z.string().min(1, 'expected a non-empty glob').max(1000, 'expected at most 1000 characters');
+
+const metadata = z
+  .record(z.string(), z.unknown())
+  .refine((value) => JSON.stringify(value).length <= 16_384, 'expected at most 16 kB of JSON');
+
+/** The job input accepted by `jobs.create` and `POST /jobs`. Unknown fields are refused. */
+export const jobInputSchema = z.strictObject({
+  url: z
+    .string({ error: 'expected a string URL' })
+    .max(MAX_URL_LENGTH, `expected at most ${MAX_URL_LENGTH} characters`)
+    .refine((value) => normalizeUrl(value) !== null, 'expected an absolute http(s) URL'),
+  maxPages: z.int().min(1).max(1_000_000).default(50),
+  maxDepth: z.int().min(0).max(1000).default(2),
+  scope: z.enum(['same-origin', 'same-hostname', 'same-domain', 'any']).default('same-hostname'),
+  include: z.array(glob).max(100).default([]),
+  exclude: z.array(glob).max(100).default([]),
+  respectRobots: z.boolean().default(true),
+  maxRetries: z.int().min(0).max(10).default(2),
+  metadata: metadata.optional(),
+});
+
+/** What `jobs.create` accepts. */
+export type JobInput = z.input<typeof jobInputSchema>;
+
+export interface ListJobsOptions {
+  status?: JobStatus;
+  /** @default 20 (at most 100) */
+  limit?: number;
+  cursor?: string | null;
+}
+
+export interface ListResultsOptions {
+  /** @default 100 (at most 1000) */
+  limit?: number;
+  cursor?: string | null;
+}
+
+const statusSchema = z.enum(['queued', 'running', 'completed', 'cancelled', 'failed']);
+const cursorSchema = z.string().max(200).nullable().optional();
+const listJobsSchema = z.strictObject({
+  status: statusSchema.optional(),
+  limit: z.int().min(1).max(100).default(20),
+  cursor: cursorSchema,
+});
+const listResultsSchema = z.strictObject({
+  limit: z.int().min(1).max(1000).default(100),
+  cursor: cursorSchema,
+});
+
+function parse<S extends z.ZodType>(schema: S, value: unknown, what: string): z.output<S> {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw invalid('invalid_input', what, fieldErrors(parsed.error.issues));
+  return parsed.data;
+}
+
+export function parseJobInput(input: unknown): z.output<typeof jobInputSchema> {
+  return parse(jobInputSchema, input, 'job input');
+}
+
+/** Job ids are URL-safe so they can sit in paths and storage keys without escaping. */
+export const JOB_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+function newJobId(): string {
+  return `job_${randomBytes(12).toString('base64url')}`;
+}
+
+export interface JobsApi {
+  /** Validates the input, stores the job and its start URL, and returns it (`queued`). */
+  create(input: JobInput): Promise<Job>;
+  get(id: string): Promise<Job | null>;
+  /** Idempotent; no URL of a cancelled job is fetched afterwards. Throws `not_found`. */
+  cancel(id: string): Promise<Job>;
+  list(options?: ListJobsOptions): Promise<Paginated<Job>>;
+  /** Stored page results in the order they were stored. */
+  results(id: string, options?: ListResultsOptions): Promise<Paginated<PageResult>>;
+}
+
+export function createJobsApi(
+  storage: CrawlStorage,
+  emit: (events: ProgressEvent[]) => void,
+  now: () => number,
+): JobsApi {
+  return {
+    async create(input) {
+      const parsed = parseJobInput(input);
+      const url = normalizeUrl(parsed.url)!;
+      const { metadata: meta, url: _url, ...options } = parsed;
+      const job: Job = {
+        id: newJobId(),
+        status: 'queued',
+        url,
+        options,
+        counts: { discovered: 1, queued: 1, inProgress: 0, succeeded: 0, failed: 0 },
+        createdAt: new Date(now()).toISOString(),
+        startedAt: null,
+        finishedAt: null,
+        error: null,
+        metadata: meta ?? {},
+      };
+      const created = await storage.createJob(job, { url, key: url, depth: 0 });
+      emit(created.events);
+      return created.job;
+    },
+
+    async get(id) {
+      if (typeof id !== 'string' || !JOB_ID_PATTERN.test(id)) return null;
+      return storage.getJob(id);
+    },
+
+    async cancel(id) {
+      const notFound = () => new CrawlEngineError('not_found', `job ${JSON.stringify(id)} does not exist`);
+      if (typeof id !== 'string' || !JOB_ID_PATTERN.test(id)) throw notFound();
+      const { job, events } = await storage.cancelJob(id, now());
+      if (job === null) throw notFound();
+      emit(events);
+      return job;
+    },
+
+    async list(options = {}) {
+      const query = parse(listJobsSchema, options, 'list options');
+      return storage.listJobs(query);
+    },
+
+    async results(id, options = {}) {
+      const query = parse(listResultsSchema, options, 'results options');
+      const job = typeof id === 'string' && JOB_ID_PATTERN.test(id) ? await storage.getJob(id) : null;
+      if (job === null) throw new CrawlEngineError('not_found', `job ${JSON.stringify(id)} does not exist`);
+      return storage.listResults(id, query);
+    },
+  };
+}

@@ -1,0 +1,311 @@
+/**
+ * The processor: claims URLs, fetches them with bounded concurrency inside a time budget,
+ * stores each outcome through the storage's fenced `complete`, retries transient failures
+ * with exponential backoff and jitter, and releases whatever it claimed but did not start.
+ * It keeps no state between runs, so any number of processes may run it at once.
+ */
+import type { CheerioAPI } from 'cheerio/slim';
+import { loadCheerio, extractPage } from './extract.js';
+import type { Fetcher } from './fetcher.js';
+import { emitAll, type CrawlEmitter } from './progress.js';
+import type { CrawlStorage, FrontierLink, Lease } from './storage.js';
+import type { ErrorInfo, Job, PageResult, RunReport } from './types.js';
+import { TERMINAL_STATUSES } from './types.js';
+import { linkFilter, scopeMatcher } from './url.js';
+
+/** What a custom `extract` function receives for every HTML page. */
+export interface ExtractContext {
+  url: string;
+  finalUrl: string;
+  depth: number;
+  status: number;
+  headers: Record<string, string>;
+  html: string;
+  /** The parsed document (cheerio, htmlparser2 build). */
+  $: CheerioAPI;
+  job: Job;
+}
+
+export type ExtractFunction = (page: ExtractContext) => unknown;
+
+export interface RunOptions {
+  /**
+   * Time after which no new fetch starts; fetches in flight then finish within one fetch
+   * timeout, so a run returns within `budgetMs + fetch.timeoutMs` (plus a final store).
+   * @default 50000
+   */
+  budgetMs?: number;
+  /**
+   * Fetches in flight at once.
+   * @default 20
+   */
+  concurrency?: number;
+  /** Work only on this job. */
+  jobId?: string;
+  /** Stops starting new fetches; the run then releases what it holds and returns. */
+  signal?: AbortSignal;
+}
+
+export interface StartOptions {
+  /** @default 20 */
+  concurrency?: number;
+  /**
+   * Wait between runs that found nothing to do.
+   * @default 1000
+   */
+  idleMs?: number;
+  /**
+   * Budget of each run inside the loop.
+   * @default 30000
+   */
+  budgetMs?: number;
+  /** Called with each run's report (e.g. to log storage errors). */
+  onRun?: (report: RunReport) => void;
+}
+
+export interface Worker {
+  /** Stops starting fetches and resolves when the current run has released and returned. */
+  stop(): Promise<void>;
+}
+
+export interface Processor {
+  run(options?: RunOptions): Promise<RunReport>;
+  start(options?: StartOptions): Worker;
+}
+
+export interface ProcessorDeps {
+  storage: CrawlStorage;
+  fetcher: () => Fetcher;
+  emitter: CrawlEmitter;
+  leaseMs: number;
+  retry: { baseDelayMs: number; maxDelayMs: number };
+  maxLinksPerPage: number;
+  extract: ExtractFunction | undefined;
+  now: () => number;
+}
+
+interface JobContext {
+  job: Job;
+  follow: (url: string) => boolean;
+  inScope: (url: string) => boolean;
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+
+/** Exponential backoff with jitter: base * 2^(attempt-1), capped, then scaled by 0.5–1. */
+export function backoffMs(attempt: number, baseDelayMs: number, maxDelayMs: number): number {
+  const ceiling = Math.min(maxDelayMs, baseDelayMs * 2 ** Math.max(0, attempt - 1));
+  return Math.round(ceiling * (0.5 + Math.random() * 0.5));
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+export function createProcessor(deps: ProcessorDeps): Processor {
+  const { storage, emitter, now } = deps;
+
+  function jobContext(job: Job): JobContext {
+    const follow = linkFilter({
+      startUrl: job.url,
+      scope: job.options.scope,
+      include: job.options.include,
+      exclude: job.options.exclude,
+    });
+    const scope = scopeMatcher(job.url, job.options.scope);
+    return {
+      job,
+      follow,
+      inScope: (href) => {
+        try {
+          return scope(new URL(href));
+        } catch {
+          return false;
+        }
+      },
+    };
+  }
+
+  async function work(lease: Lease, ctx: JobContext, report: RunReport): Promise<void> {
+    const { job } = ctx;
+    const startedAt = now();
+    const fetched = await deps.fetcher().fetch(lease.url, (hop) =>
+      lease.depth === 0 || ctx.inScope(hop) ? null : `outside the job's scope (${job.options.scope})`,
+    );
+    let error: (ErrorInfo & { transient?: boolean; retryAfterMs?: number | null }) | null = fetched.error;
+    let extracted: ReturnType<typeof extractPage> | null = null;
+    let data: unknown = null;
+    if (error === null && fetched.html !== null) {
+      const { load } = await loadCheerio();
+      const $ = load(fetched.html);
+      extracted = extractPage($, fetched.finalUrl, deps.maxLinksPerPage);
+      if (deps.extract !== undefined) {
+        try {
+          data = await deps.extract({
+            url: lease.url,
+            finalUrl: fetched.finalUrl,
+            depth: lease.depth,
+            status: fetched.status!,
+            headers: fetched.headers,
+            html: fetched.html,
+            $,
+            job,
+          });
+        } catch (cause) {
+          error = { code: 'extract_error', message: `extract() threw: ${message(cause)}` };
+        }
+      }
+    }
+
+    if (error?.transient === true && lease.attempts <= job.options.maxRetries) {
+      const delay = error.retryAfterMs ?? backoffMs(lease.attempts, deps.retry.baseDelayMs, deps.retry.maxDelayMs);
+      const at = now();
+      if (await storage.retry(lease, { notBefore: at + delay, error: { code: error.code, message: error.message }, now: at })) {
+        report.retried++;
+      }
+      return;
+    }
+
+    const finishedAt = now();
+    const result: PageResult = {
+      url: lease.url,
+      finalUrl: fetched.finalUrl,
+      depth: lease.depth,
+      status: fetched.status,
+      ok: error === null,
+      contentType: fetched.contentType,
+      title: extracted?.title ?? null,
+      description: extracted?.description ?? null,
+      canonical: extracted?.canonical ?? null,
+      links: extracted?.links.length ?? 0,
+      wordCount: extracted?.wordCount ?? 0,
+      error: error === null ? null : { code: error.code, message: error.message },
+      attempts: lease.attempts,
+      durationMs: finishedAt - startedAt,
+      fetchedAt: new Date(startedAt).toISOString(),
+      data,
+    };
+    const links: FrontierLink[] = [];
+    if (error === null && extracted !== null && lease.depth < job.options.maxDepth) {
+      const depth = lease.depth + 1;
+      for (const url of extracted.links) if (ctx.follow(url)) links.push({ url, key: url, depth });
+    }
+    const stored = await storage.complete(lease, { result, links, now: finishedAt });
+    if (!stored.ok) return;
+    if (result.ok) report.succeeded++;
+    else report.failed++;
+    emitAll(emitter, stored.events);
+  }
+
+  async function run(options: RunOptions = {}): Promise<RunReport> {
+    const budgetMs = options.budgetMs ?? 50_000;
+    const concurrency = options.concurrency ?? 20;
+    if (!Number.isFinite(budgetMs) || budgetMs < 0) throw new RangeError(`[crawl-engine] run(): budgetMs: expected a number >= 0, got ${String(budgetMs)}`);
+    if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError(`[crawl-engine] run(): concurrency: expected an integer >= 1, got ${String(concurrency)}`);
+    const started = now();
+    const deadline = started + budgetMs;
+    const { signal } = options;
+    const report: RunReport = { claimed: 0, succeeded: 0, failed: 0, retried: 0, released: 0, durationMs: 0, jobsTouched: [], errors: [] };
+    const touched = new Set<string>();
+    const contexts = new Map<string, Promise<JobContext | null>>();
+    const buffer: Lease[] = [];
+    const active = new Set<Promise<void>>();
+    let broken = false;
+
+    const contextFor = (jobId: string) => {
+      let found = contexts.get(jobId);
+      if (found === undefined) {
+        found = storage.getJob(jobId).then((job) => (job === null || TERMINAL_STATUSES.has(job.status) ? null : jobContext(job)));
+        contexts.set(jobId, found);
+      }
+      return found;
+    };
+
+    const launch = (lease: Lease) => {
+      const task = (async () => {
+        try {
+          const ctx = await contextFor(lease.jobId);
+          if (ctx !== null) await work(lease, ctx, report);
+        } catch (error) {
+          // The lease is left to expire, so the URL is retried by a later claim.
+          report.errors.push(`${lease.url}: ${message(error)}`);
+        }
+      })();
+      active.add(task);
+      void task.finally(() => active.delete(task));
+    };
+
+    const open = () => !broken && !signal?.aborted && now() < deadline;
+
+    while (open()) {
+      if (buffer.length === 0 && active.size < concurrency) {
+        let leases: Lease[];
+        try {
+          const claimed = await storage.claim({ limit: concurrency - active.size, leaseMs: deps.leaseMs, now: now(), ...(options.jobId === undefined ? {} : { jobId: options.jobId }) });
+          leases = claimed.leases;
+          emitAll(emitter, claimed.events);
+        } catch (error) {
+          report.errors.push(`claim: ${message(error)}`);
+          broken = true;
+          break;
+        }
+        report.claimed += leases.length;
+        for (const lease of leases) touched.add(lease.jobId);
+        buffer.push(...leases);
+        if (leases.length === 0) {
+          if (active.size === 0) break;
+          await Promise.race(active);
+          continue;
+        }
+      }
+      while (buffer.length > 0 && active.size < concurrency && open()) launch(buffer.shift()!);
+      if (active.size >= concurrency || (buffer.length > 0 && open())) await Promise.race(active);
+    }
+
+    if (buffer.length > 0) {
+      try {
+        report.released += await storage.release(buffer.splice(0));
+      } catch (error) {
+        report.errors.push(`release: ${message(error)}`);
+      }
+    }
+    await Promise.all(active);
+    report.jobsTouched = [...touched];
+    report.durationMs = now() - started;
+    return report;
+  }
+
+  function start(options: StartOptions = {}): Worker {
+    const controller = new AbortController();
+    const idleMs = options.idleMs ?? 1000;
+    const loop = (async () => {
+      while (!controller.signal.aborted) {
+        const report = await run({
+          budgetMs: options.budgetMs ?? 30_000,
+          concurrency: options.concurrency ?? 20,
+          signal: controller.signal,
+        }).catch((error: unknown): RunReport => ({ claimed: 0, succeeded: 0, failed: 0, retried: 0, released: 0, durationMs: 0, jobsTouched: [], errors: [message(error)] }));
+        options.onRun?.(report);
+        if (report.claimed === 0 || report.errors.length > 0) await sleep(idleMs, controller.signal);
+      }
+    })();
+    return {
+      async stop() {
+        controller.abort();
+        await loop;
+      },
+    };
+  }
+
+  return { run, start };
+}

@@ -1,0 +1,112 @@
+/**
+ * Progress: the typed in-process event map (mitt) and `subscribe()`, which reads the storage's
+ * durable event log so that any process can follow a job and resume after a given event id.
+ */
+import type { Emitter } from 'mitt';
+import type { CrawlStorage } from './storage.js';
+import { TERMINAL_EVENTS, TERMINAL_STATUSES, type ProgressEvent } from './types.js';
+
+/** In-process events of `engine.events`; each payload is the stored {@link ProgressEvent}. */
+export type CrawlEvents = {
+  /** A job was stored and its start URL queued. */
+  'job:created': ProgressEvent;
+  /** A processor claimed the job's first URL. */
+  'job:started': ProgressEvent;
+  /** A page was fetched and stored. */
+  'page:done': ProgressEvent;
+  /** A page ended with an error after its retries. */
+  'page:failed': ProgressEvent;
+  /** Nothing is left queued or in progress and at least one page succeeded. */
+  'job:completed': ProgressEvent;
+  /** The job was cancelled. */
+  'job:cancelled': ProgressEvent;
+  /** The job ended without a single successful page (e.g. its start URL failed). */
+  'job:failed': ProgressEvent;
+};
+
+export type CrawlEmitter = Emitter<CrawlEvents>;
+
+export interface SubscribeOptions {
+  /** Yield only events with an id greater than this (an SSE `Last-Event-ID`). */
+  after?: string | null;
+  /** Stops the subscription; the iterator then ends without throwing. */
+  signal?: AbortSignal;
+  /**
+   * How often to read the log when the adapter cannot push.
+   * @default 250
+   */
+  pollMs?: number;
+}
+
+export interface ProgressApi {
+  /**
+   * Every stored event of the job with an id greater than `after`, then new ones as they are
+   * stored, ending after the terminal event (or when `signal` aborts). Works across processes.
+   */
+  subscribe(jobId: string, options?: SubscribeOptions): AsyncIterable<ProgressEvent>;
+}
+
+const PAGE = 500;
+
+export function emitAll(emitter: CrawlEmitter, events: readonly ProgressEvent[]): void {
+  for (const event of events) {
+    if (event.type !== 'progress') emitter.emit(event.type, event);
+  }
+}
+
+export function createProgressApi(storage: CrawlStorage): ProgressApi {
+  return {
+    subscribe(jobId, options = {}) {
+      const pollMs = options.pollMs ?? 250;
+      return {
+        async *[Symbol.asyncIterator]() {
+          const { signal } = options;
+          let after = options.after ?? null;
+          let wake: (() => void) | null = null;
+          let woken = false;
+          let checked = false;
+          const poke = () => {
+            woken = true;
+            wake?.();
+          };
+          const unwatch = storage.capabilities.push && storage.watch ? storage.watch(jobId, poke) : null;
+          signal?.addEventListener('abort', poke);
+          try {
+            while (!signal?.aborted) {
+              woken = false;
+              const events = await storage.readEvents(jobId, after, PAGE);
+              for (const event of events) {
+                after = event.id;
+                yield event;
+                if (TERMINAL_EVENTS.has(event.type)) return;
+              }
+              if (events.length === PAGE) continue;
+              if (events.length === 0 && !checked) {
+                // An unknown job, or a reader already past the terminal event, would wait forever.
+                checked = true;
+                const job = await storage.getJob(jobId);
+                if (job === null || TERMINAL_STATUSES.has(job.status)) {
+                  const tail = await storage.readEvents(jobId, after, PAGE);
+                  for (const event of tail) yield event;
+                  return;
+                }
+              }
+              if (woken || signal?.aborted) continue;
+              await new Promise<void>((resolve) => {
+                const timer = unwatch === null ? setTimeout(resolve, pollMs) : setTimeout(resolve, Math.max(pollMs, 1000));
+                wake = () => {
+                  clearTimeout(timer);
+                  resolve();
+                };
+              });
+              wake = null;
+            }
+          } finally {
+            unwatch?.();
+            signal?.removeEventListener('abort', poke);
+          }
+        },
+      };
+    },
+  };
+}

@@ -1,0 +1,141 @@
+/**
+ * The storage contract. All crawl state lives behind it; processors keep none between runs.
+ * Every method is atomic on its own, so a processor may die between any two calls without
+ * losing or doubling work.
+ *
+ * @module
+ */
+import type { ErrorInfo, Job, JobStatus, Paginated, PageResult, ProgressEvent } from './types.js';
+
+/** A URL to add to a job's frontier. `key` is the normalised URL used for dedup. */
+export interface FrontierLink {
+  url: string;
+  key: string;
+  depth: number;
+}
+
+/** A claimed URL. Only the holder of the current `token` may finish it (fencing). */
+export interface Lease {
+  jobId: string;
+  url: string;
+  key: string;
+  depth: number;
+  token: string;
+  /** How many times this URL has been claimed, this claim included. */
+  attempts: number;
+  /** Epoch ms after which the URL may be handed to another processor. */
+  expiresAt: number;
+}
+
+export interface ClaimQuery {
+  limit: number;
+  leaseMs: number;
+  /** Epoch ms; injected so that tests and adapters agree on one clock. */
+  now: number;
+  /** Claim only from this job. */
+  jobId?: string;
+}
+
+export interface ClaimResult {
+  leases: Lease[];
+  /** Events the claim appended (`job:started` for jobs that were queued). */
+  events: ProgressEvent[];
+}
+
+export interface CompleteInput {
+  result: PageResult;
+  /** Links found on the page, already filtered by depth, scope and globs. */
+  links: FrontierLink[];
+  now: number;
+}
+
+export interface CompleteResult {
+  /** False when the lease was no longer current (expired and re-claimed, cancelled, finished). */
+  ok: boolean;
+  /** How many links were new and fitted under `maxPages`. */
+  admitted: number;
+  events: ProgressEvent[];
+}
+
+export interface RetryInput {
+  notBefore: number;
+  error: ErrorInfo;
+  now: number;
+}
+
+export interface CancelResult {
+  job: Job | null;
+  /** `job:cancelled`, or nothing when the job was already terminal. */
+  events: ProgressEvent[];
+}
+
+/** Fields of a new event; storage assigns the id and the counts. */
+export interface NewEvent {
+  type: ProgressEvent['type'];
+  at: string;
+  url?: string;
+  error?: ErrorInfo;
+}
+
+export interface ListJobsQuery {
+  status?: JobStatus;
+  limit: number;
+  cursor?: string | null;
+}
+
+export interface ListResultsQuery {
+  limit: number;
+  cursor?: string | null;
+}
+
+/** What an adapter can do beyond the contract, so the engine can pick the best path. */
+export interface StorageCapabilities {
+  /** `watch()` wakes subscribers when events are appended (else the engine polls). */
+  push: boolean;
+  /** State is shared between processes (false for the memory adapter). */
+  shared: boolean;
+}
+
+export interface CrawlStorage {
+  readonly name: string;
+  readonly capabilities: StorageCapabilities;
+
+  /** Stores the job row and its first frontier entry together, and appends `job:created`. */
+  createJob(job: Job, seed: FrontierLink): Promise<{ job: Job; events: ProgressEvent[] }>;
+  getJob(id: string): Promise<Job | null>;
+  /** Newest first. */
+  listJobs(query: ListJobsQuery): Promise<Paginated<Job>>;
+  /** In the order results were stored. */
+  listResults(jobId: string, query: ListResultsQuery): Promise<Paginated<PageResult>>;
+
+  /**
+   * Hands out ready URLs (pending with `notBefore <= now`, or leased with an expired lease) of
+   * queued or running jobs, each with a fresh token; fair across jobs; never one URL to two live
+   * leases. Moves queued jobs to running.
+   */
+  claim(query: ClaimQuery): Promise<ClaimResult>;
+  /**
+   * Only if the lease token still matches: stores the result, marks the URL done or failed,
+   * admits new links (deduplicated per job, capped by `maxPages`), updates counters, appends
+   * events, and finishes the job exactly once when nothing is queued or in progress.
+   */
+  complete(lease: Lease, input: CompleteInput): Promise<CompleteResult>;
+  /** Back to pending with a not-before time. False when the lease was no longer current. */
+  retry(lease: Lease, input: RetryInput): Promise<boolean>;
+  /** Unstarted claims go back at once (their attempt is not counted). Returns how many did. */
+  release(leases: Lease[]): Promise<number>;
+  /** Idempotent. Pending URLs are never claimed again and live leases stop being current. */
+  cancelJob(id: string, now: number): Promise<CancelResult>;
+
+  appendEvents(jobId: string, events: NewEvent[]): Promise<ProgressEvent[]>;
+  /**
+   * Events with an id greater than `afterId` (all when null), oldest first. When `afterId` is
+   * older than the retained log, a `progress` snapshot comes first.
+   */
+  readEvents(jobId: string, afterId: string | null, limit: number): Promise<ProgressEvent[]>;
+
+  /** With `capabilities.push`: calls `listener` whenever events are appended to the job. */
+  watch?(jobId: string, listener: () => void): () => void;
+  /** Releases connections the adapter opened itself. */
+  close?(): Promise<void>;
+}

@@ -1,0 +1,136 @@
+/** Lifecycle of a crawl job. `completed`, `cancelled` and `failed` are terminal. */
+export type JobStatus = 'queued' | 'running' | 'completed' | 'cancelled' | 'failed';
+
+/** Which discovered links a job may follow, compared with its start URL. */
+export type CrawlScope = 'same-origin' | 'same-hostname' | 'same-domain' | 'any';
+
+/** A job's options after validation and defaults. */
+export interface JobOptions {
+  /** The most URLs the job will ever fetch, failed ones included. */
+  maxPages: number;
+  /** Link hops from the start URL (depth 0) that are still fetched. */
+  maxDepth: number;
+  scope: CrawlScope;
+  /** URL globs; when non-empty a discovered URL must match one of them. */
+  include: string[];
+  /** URL globs; a discovered URL that matches one is skipped. */
+  exclude: string[];
+  respectRobots: boolean;
+  /** Retries of a transient failure (network, timeout, 408/425/429/5xx) before the page fails. */
+  maxRetries: number;
+}
+
+/** Counters kept by storage, updated atomically with every state change. */
+export interface JobCounts {
+  /** URLs admitted to the job's frontier (the start URL included); never above `maxPages`. */
+  discovered: number;
+  /** Waiting to be fetched (including ones waiting out a retry backoff). */
+  queued: number;
+  /** Claimed by a processor and not yet finished. */
+  inProgress: number;
+  succeeded: number;
+  failed: number;
+}
+
+export interface ErrorInfo {
+  code: string;
+  message: string;
+}
+
+export interface Job {
+  id: string;
+  status: JobStatus;
+  url: string;
+  options: JobOptions;
+  counts: JobCounts;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  error: ErrorInfo | null;
+  metadata: Record<string, unknown>;
+}
+
+/** Error codes a page result can carry. */
+export type PageErrorCode =
+  | 'timeout'
+  | 'too_large'
+  | 'redirect_loop'
+  | 'too_many_redirects'
+  | 'bad_redirect'
+  | 'http_error'
+  | 'network'
+  | 'blocked'
+  | 'not_html'
+  | 'robots'
+  | 'extract_error';
+
+export interface PageResult {
+  url: string;
+  finalUrl: string;
+  depth: number;
+  /** HTTP status of the final response, or null when none arrived. */
+  status: number | null;
+  ok: boolean;
+  contentType: string | null;
+  title: string | null;
+  description: string | null;
+  canonical: string | null;
+  /** How many distinct crawlable links the page had (before scope and depth filters). */
+  links: number;
+  wordCount: number;
+  error: (ErrorInfo & { code: PageErrorCode | (string & {}) }) | null;
+  attempts: number;
+  durationMs: number;
+  fetchedAt: string;
+  data: unknown;
+}
+
+/** Progress event types; `progress` is a snapshot sent in place of trimmed history. */
+export type ProgressEventType =
+  | 'job:created'
+  | 'job:started'
+  | 'page:done'
+  | 'page:failed'
+  | 'job:completed'
+  | 'job:cancelled'
+  | 'job:failed'
+  | 'progress';
+
+export interface ProgressEvent {
+  /** Increases per job; usable as an SSE `id` / `Last-Event-ID`. */
+  id: string;
+  jobId: string;
+  type: ProgressEventType;
+  at: string;
+  counts: JobCounts;
+  url?: string;
+  error?: ErrorInfo;
+}
+
+/** The event types that end a job's event stream. */
+export const TERMINAL_EVENTS: ReadonlySet<ProgressEventType> = new Set([
+  'job:completed',
+  'job:cancelled',
+  'job:failed',
+]);
+
+export const TERMINAL_STATUSES: ReadonlySet<JobStatus> = new Set(['completed', 'cancelled', 'failed']);
+
+/** A page of a cursor-paginated listing. */
+export interface Paginated<T> {
+  items: T[];
+  nextCursor: string | null;
+}
+
+/** What one `processor.run()` did. */
+export interface RunReport {
+  claimed: number;
+  succeeded: number;
+  failed: number;
+  retried: number;
+  released: number;
+  durationMs: number;
+  jobsTouched: string[];
+  /** Storage errors that ended the run early; the URLs involved return to the queue when their leases expire. */
+  errors: string[];
+}

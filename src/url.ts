@@ -1,0 +1,112 @@
+/**
+ * URL normalisation, scope and include/exclude matching. Pure functions: no I/O, no throws on
+ * bad input (they return null or false instead), because every href on a page is untrusted.
+ */
+import { getDomain } from 'tldts';
+import type { CrawlScope } from './types.js';
+
+/** URLs longer than this (after normalisation) are not crawled. */
+export const MAX_URL_LENGTH = 2048;
+
+/**
+ * Resolves `href` against `base` and normalises it: only http(s); lower-case scheme and host
+ * (WHATWG parsing does both, and punycodes IDNs); default port, fragment, credentials and an empty
+ * `?` dropped; dot segments resolved. Returns null for anything that is not a crawlable URL.
+ */
+export function normalizeUrl(href: string, base?: string | URL): string | null {
+  let url: URL;
+  try {
+    url = base === undefined ? new URL(href) : new URL(href, base);
+  } catch {
+    return null;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return null;
+  if (url.hostname === '') return null;
+  if (url.username !== '' || url.password !== '') {
+    url.username = '';
+    url.password = '';
+  }
+  url.hash = '';
+  if (url.search === '') url.search = ''; // drops a bare '?'
+  const out = url.href;
+  return out.length > MAX_URL_LENGTH ? null : out;
+}
+
+/** Parses an already-normalised URL; null when it cannot be parsed. */
+function parse(url: string): URL | null {
+  try {
+    return new URL(url);
+  } catch {
+    return null;
+  }
+}
+
+/** Registrable domain (`example.co.uk` for `blog.example.co.uk`), or the host itself for IPs. */
+export function registrableDomain(hostname: string): string {
+  return getDomain(hostname, { allowPrivateDomains: false }) ?? hostname;
+}
+
+/** A predicate for "is this URL inside the job's scope", built once per job. */
+export function scopeMatcher(startUrl: string, scope: CrawlScope): (url: URL) => boolean {
+  const start = parse(startUrl);
+  if (start === null) return () => false;
+  switch (scope) {
+    case 'any':
+      return () => true;
+    case 'same-origin':
+      return (url) => url.origin === start.origin;
+    case 'same-hostname':
+      return (url) => url.hostname === start.hostname;
+    case 'same-domain': {
+      const domain = registrableDomain(start.hostname);
+      return (url) =>
+        url.hostname === start.hostname || registrableDomain(url.hostname) === domain;
+    }
+  }
+}
+
+/**
+ * Compiles a URL glob. `**` matches anything, `*` anything but `/`, `?` one character other
+ * than `/`. A glob starting with `/` is matched against the path and query; any other glob
+ * against the whole URL.
+ */
+export function compileGlob(glob: string): (url: URL) => boolean {
+  let source = '';
+  for (let i = 0; i < glob.length; i++) {
+    const ch = glob[i]!;
+    if (ch === '*') {
+      if (glob[i + 1] === '*') {
+        source += '.*';
+        i++;
+      } else {
+        source += '[^/]*';
+      }
+    } else if (ch === '?') {
+      source += '[^/]';
+    } else {
+      source += ch.replace(/[.+^${}()|[\]\\]/g, '\\$&');
+    }
+  }
+  const re = new RegExp(`^${source}$`);
+  return glob.startsWith('/')
+    ? (url) => re.test(url.pathname + url.search)
+    : (url) => re.test(url.href);
+}
+
+/** Builds the filter a job applies to every discovered link. */
+export function linkFilter(options: {
+  startUrl: string;
+  scope: CrawlScope;
+  include: readonly string[];
+  exclude: readonly string[];
+}): (url: string) => boolean {
+  const inScope = scopeMatcher(options.startUrl, options.scope);
+  const include = options.include.map(compileGlob);
+  const exclude = options.exclude.map(compileGlob);
+  return (href) => {
+    const url = parse(href);
+    if (url === null || !inScope(url)) return false;
+    if (include.length > 0 && !include.some((m) => m(url))) return false;
+    return !exclude.some((m) => m(url));
+  };
+}

@@ -1,0 +1,167 @@
+import { afterEach, describe, expect, test } from 'vitest';
+import { memoryStorage } from '../adapters/memory/index.js';
+import { pagesWithin, startSite, type Site } from '../bench/site.mjs';
+import { createCrawlEngine } from '../src/engine.js';
+import { CrawlEngineError } from '../src/errors.js';
+import type { ProgressEvent } from '../src/types.js';
+import { allResults, testEngine } from './helpers/engine.js';
+
+let site: Site | null = null;
+afterEach(async () => {
+  await site?.close();
+  site = null;
+});
+
+describe('engine.crawl()', () => {
+  test('with maxDepth 3 it fetches exactly the pages within three hops, each once, and none outside scope', async () => {
+    site = await startSite({ pages: 2000, fanout: 6 });
+    const engine = testEngine();
+    const events: ProgressEvent[] = [];
+    const job = await engine.crawl({ url: site.url, maxDepth: 3, maxPages: 10_000 }, { onEvent: (e) => events.push(e) });
+    await engine.close();
+
+    const expected = pagesWithin(3, site.opts);
+    const expectedPaths = [...expected.keys()].map((i) => (i === 0 ? '/' : `/p/${i}`)).sort();
+    expect(expected.size).toBeGreaterThan(100);
+    expect([...site.requests].sort()).toEqual(expectedPaths);
+    expect([...site.hits.values()].every((n) => n === 1)).toBe(true);
+
+    expect(job.status).toBe('completed');
+    const results = await allResults(engine, job.id);
+    expect(results).toHaveLength(expected.size);
+    expect(new Set(results.map((r) => r.url)).size).toBe(results.length);
+    for (const r of results) {
+      const i = r.url === site.url ? 0 : Number(r.url.split('/p/')[1]);
+      expect(r.depth, r.url).toBe(expected.get(i));
+      expect(r).toMatchObject({ ok: true, status: 200, title: `Page ${i}`, error: null, attempts: 1 });
+      expect(r.wordCount).toBeGreaterThan(300);
+    }
+    expect(job.counts).toEqual({ discovered: results.length, queued: 0, inProgress: 0, succeeded: results.length, failed: 0 });
+
+    const ids = events.map((e) => Number(e.id));
+    expect(ids).toEqual([...ids].sort((a, b) => a - b));
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(events[0]!.type).toBe('job:created');
+    expect(events.at(-1)!.type).toBe('job:completed');
+    expect(events.filter((e) => e.type === 'page:done')).toHaveLength(results.length);
+    const durable = await engine.storage.readEvents(job.id, null, 100_000);
+    expect(durable.map((e) => e.id)).toEqual(events.map((e) => e.id));
+  });
+
+  test('maxPages caps the URLs fetched, with 20 fetches in flight', async () => {
+    site = await startSite({ pages: 1000, fanout: 10 });
+    const engine = testEngine();
+    const job = await engine.crawl({ url: site.url, maxDepth: 10, maxPages: 137 });
+    await engine.close();
+    expect(job.status).toBe('completed');
+    expect(site.requests).toHaveLength(137);
+    expect(new Set(site.requests).size).toBe(137);
+    expect(job.counts.discovered).toBe(137);
+    expect(await allResults(engine, job.id)).toHaveLength(137);
+  });
+
+  test('maxDepth 0 fetches the start URL alone', async () => {
+    site = await startSite({ pages: 50 });
+    const engine = testEngine();
+    const job = await engine.crawl({ url: site.url, maxDepth: 0 });
+    expect(site.requests).toEqual(['/']);
+    expect(job.counts).toMatchObject({ discovered: 1, succeeded: 1 });
+    await engine.close();
+  });
+
+  test('a start URL that fails makes the job failed with its error', async () => {
+    site = await startSite({ pages: 5 });
+    const engine = testEngine();
+    const job = await engine.crawl({ url: `${site.origin}/missing` });
+    expect(job.status).toBe('failed');
+    expect(job.error).toEqual({ code: 'http_error', message: 'HTTP 404' });
+    await engine.close();
+  });
+
+  test('the extract option stores per-page data, and a throwing extract fails the page', async () => {
+    site = await startSite({ pages: 20, fanout: 3 });
+    const engine = testEngine({
+      extract: ({ $, url, job }) => {
+        if (url.endsWith('/p/2')) throw new Error('boom');
+        return { h1: $('h1').text(), jobUrl: job.url };
+      },
+    });
+    const job = await engine.crawl({ url: site.url, maxDepth: 1 });
+    const results = await allResults(engine, job.id);
+    expect(results.find((r) => r.url === site!.url)?.data).toEqual({ h1: 'Page 0', jobUrl: site.url });
+    expect(results.find((r) => r.url.endsWith('/p/2'))?.error).toEqual({ code: 'extract_error', message: 'extract() threw: boom' });
+    await engine.close();
+  });
+});
+
+describe('engine.jobs', () => {
+  const engine = createCrawlEngine({ storage: memoryStorage() });
+
+  test('create() validates input and names every bad field', async () => {
+    const error = await engine.jobs.create({ url: 'ftp://x', maxPages: 0, scope: 'planet', extra: 1 } as never).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CrawlEngineError);
+    expect(error).toMatchObject({ code: 'invalid_input', name: 'CrawlEngineError' });
+    const paths = (error as CrawlEngineError).errors!.map((e) => e.path).sort();
+    expect(paths).toEqual(['(root)', 'maxPages', 'scope', 'url']);
+    expect((error as Error).message).toMatch(/^\[crawl-engine\] invalid job input: .*url: expected an absolute http\(s\) URL/);
+    expect((await engine.jobs.list()).items).toHaveLength(0);
+  });
+
+  test('create() applies the documented defaults and normalises the URL', async () => {
+    const job = await engine.jobs.create({ url: 'HTTP://Example.COM:80/a#x', metadata: { team: 'seo' } });
+    expect(job).toMatchObject({
+      status: 'queued',
+      url: 'http://example.com/a',
+      options: { maxPages: 50, maxDepth: 2, scope: 'same-hostname', include: [], exclude: [], respectRobots: true, maxRetries: 2 },
+      counts: { discovered: 1, queued: 1, inProgress: 0, succeeded: 0, failed: 0 },
+      startedAt: null,
+      finishedAt: null,
+      error: null,
+      metadata: { team: 'seo' },
+    });
+    expect(job.id).toMatch(/^job_[A-Za-z0-9_-]+$/);
+    expect(await engine.jobs.get(job.id)).toEqual(job);
+  });
+
+  test('get() returns null and cancel()/results() throw not_found for unknown or malformed ids', async () => {
+    expect(await engine.jobs.get('job_nope')).toBeNull();
+    expect(await engine.jobs.get('../../etc/passwd')).toBeNull();
+    await expect(engine.jobs.cancel('job_nope')).rejects.toMatchObject({ code: 'not_found' });
+    await expect(engine.jobs.results('job_nope')).rejects.toMatchObject({ code: 'not_found' });
+  });
+
+  test('cancel() is idempotent and emits job:cancelled once', async () => {
+    const seen: string[] = [];
+    engine.events.on('job:cancelled', (e) => seen.push(e.jobId));
+    const job = await engine.jobs.create({ url: 'https://example.com/' });
+    expect((await engine.jobs.cancel(job.id)).status).toBe('cancelled');
+    expect((await engine.jobs.cancel(job.id)).status).toBe('cancelled');
+    expect(seen).toEqual([job.id]);
+    const report = await engine.processor.run({ jobId: job.id, budgetMs: 1000 });
+    expect(report.claimed).toBe(0);
+  });
+
+  test('list() pages newest first, filters by status and rejects a bad cursor or limit', async () => {
+    const local = createCrawlEngine({ storage: memoryStorage() });
+    const made = [];
+    for (let i = 0; i < 5; i++) made.push(await local.jobs.create({ url: `https://example.com/${i}` }));
+    await local.jobs.cancel(made[2]!.id);
+    const first = await local.jobs.list({ limit: 3 });
+    expect(first.items.map((j) => j.id)).toEqual([made[4]!.id, made[3]!.id, made[2]!.id]);
+    const second = await local.jobs.list({ limit: 3, cursor: first.nextCursor });
+    expect(second.items.map((j) => j.id)).toEqual([made[1]!.id, made[0]!.id]);
+    expect(second.nextCursor).toBeNull();
+    expect((await local.jobs.list({ status: 'cancelled' })).items.map((j) => j.id)).toEqual([made[2]!.id]);
+    await expect(local.jobs.list({ cursor: 'garbage' })).rejects.toMatchObject({ code: 'invalid_input' });
+    await expect(local.jobs.list({ limit: 1000 })).rejects.toThrow(/limit/);
+  });
+});
+
+describe('createCrawlEngine() options', () => {
+  test('bad options throw invalid_options naming the field', () => {
+    expect(() => createCrawlEngine({ storage: {} as never })).toThrow(/storage: expected a CrawlStorage/);
+    expect(() => createCrawlEngine({ storage: memoryStorage(), fetch: { timeoutMs: -1 } })).toThrow(/fetch\.timeoutMs/);
+    expect(() => createCrawlEngine({ storage: memoryStorage(), leaseMs: 1000 })).toThrow(/leaseMs: expected at least fetch\.timeoutMs/);
+    expect(() => createCrawlEngine({ storage: memoryStorage(), fetch: { typo: 1 } as never })).toThrow(/fetch/);
+  });
+});
