@@ -6,6 +6,7 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: 'forks',
+    reporters: ['default', './test/helpers/summary-reporter.ts'],
     typecheck: {
       enabled: true,
       include: ['test/**/*.test-d.ts'],

@@ -159,7 +159,7 @@ async function crawlCommand(argv: string[]): Promise<number> {
     const seconds = (Date.now() - started) / 1000;
     const byCode = [...failures].map(([code, n]) => `${code} ${n}`).join(', ');
     err.write(
-      `${job.status === 'completed' ? 'Done' : `Job ${job.status}`}: ${c.succeeded + c.failed} pages in ${seconds.toFixed(1)}s ` +
+      `${job.status === 'completed' ? 'Done' : `Job ${job.status}`}: ${c.succeeded + c.failed} page${c.succeeded + c.failed === 1 ? '' : 's'} in ${seconds.toFixed(1)}s ` +
         `(${rate(c.succeeded + c.failed)} pages/s), ${c.succeeded} ok, ${c.failed} failed${byCode ? ` (${byCode})` : ''}` +
         `${job.error ? ` — ${job.error.code}: ${job.error.message}` : ''}. Job ${job.id}${values.out ? `, results in ${values.out}` : ''}.\n`,
     );
