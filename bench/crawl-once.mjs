@@ -70,7 +70,10 @@ async function engine(startUrl, maxPages) {
 
 const crawl = kind === 'engine' ? engine : bare;
 await crawl(url, Math.min(300, pages));
+const cpu0 = process.cpuUsage();
 const started = performance.now();
 const fetched = await crawl(url, pages);
 const ms = performance.now() - started;
-process.stdout.write(`${JSON.stringify({ pages: fetched, ms, rssMb: process.memoryUsage().rss / 1048576 })}\n`);
+const cpu = process.cpuUsage(cpu0);
+const cpuMs = (cpu.user + cpu.system) / 1000;
+process.stdout.write(`${JSON.stringify({ pages: fetched, ms, cpuMs, rssMb: process.memoryUsage().rss / 1048576 })}\n`);

@@ -1,23 +1,33 @@
 /**
- * Page extraction with cheerio (its htmlparser2 build, which skips parse5): title, description,
- * canonical, links and word count in one walk over the document. cheerio is imported on first
- * use, like undici, so that job-creating and progress-streaming code stays light.
+ * Page extraction: title, description, canonical, links and word count in one walk over the
+ * document that htmlparser2 builds — the same parser and DOM as cheerio's `cheerio/slim`, without
+ * the cost of wrapping it in a `$` that only a custom `extract` function needs (it gets one built
+ * on the same document). Both are imported on first use, like undici, so that job-creating and
+ * progress-streaming code stays light.
  */
-import type { CheerioAPI } from 'cheerio/slim';
-import { normalizeUrl } from './url.js';
+import { crawlableUrl, normalizeUrl } from './url.js';
 
 export interface Extracted {
   title: string | null;
   description: string | null;
   canonical: string | null;
   /** Distinct, normalised http(s) links in document order. */
-  links: string[];
+  links: URL[];
   wordCount: number;
 }
 
 type Cheerio = typeof import('cheerio/slim');
+type HtmlParser = typeof import('htmlparser2');
 let cheerioModule: Promise<Cheerio> | null = null;
+let parserModule: Promise<HtmlParser> | null = null;
 export const loadCheerio = (): Promise<Cheerio> => (cheerioModule ??= import('cheerio/slim'));
+export const loadParser = (): Promise<HtmlParser> => (parserModule ??= import('htmlparser2'));
+
+/** Parses HTML into the DOM that cheerio wraps (`load(document)` reuses it without re-parsing). */
+export async function parseHtml(html: string): Promise<ReturnType<HtmlParser['parseDocument']>> {
+  const { parseDocument } = await loadParser();
+  return parseDocument(html);
+}
 
 /** The parts of a domhandler node the walk reads. */
 interface DomNode {
@@ -36,22 +46,34 @@ const BLOCK = new Set([
   'figure', 'footer', 'form', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'header', 'hr', 'li', 'main', 'nav',
   'ol', 'p', 'pre', 'section', 'table', 'td', 'th', 'tr', 'ul', 'option', 'button', 'label',
 ]);
+const BLOCK_END: DomNode = { type: 'block-end' };
 const SKIP_HREF = /^\s*(?:#|mailto:|javascript:|tel:|data:|about:|blob:|sms:|ftp:|file:)/i;
 
-function countWords(text: string): number {
-  let count = 0;
-  let inWord = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    // ASCII whitespace, NBSP and the common Unicode spaces end a word.
-    const space = c <= 32 || c === 160 || (c >= 0x2000 && c <= 0x200b) || c === 0x3000 || c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0xfeff;
-    if (space) inWord = false;
-    else if (!inWord) {
-      inWord = true;
-      count++;
+/** Counts words across text nodes; `inWord` carries over so `fo<b>ur</b>` is one word. */
+class WordCounter {
+  count = 0;
+  inWord = false;
+
+  add(text: string): void {
+    let { count, inWord } = this;
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      // ASCII whitespace, NBSP and the common Unicode spaces end a word.
+      const space = c <= 32 || c === 160 || (c >= 0x2000 && c <= 0x200b) || c === 0x3000 || c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0xfeff;
+      if (space) inWord = false;
+      else if (!inWord) {
+        inWord = true;
+        count++;
+      }
     }
+    this.count = count;
+    this.inWord = inWord;
   }
-  return count;
+
+  /** A block boundary ends the current word. */
+  break(): void {
+    this.inWord = false;
+  }
 }
 
 function clean(text: string | undefined, max = 1000): string | null {
@@ -72,19 +94,23 @@ function textOf(node: DomNode): string {
  * page URL; fragments-only, `mailto:`, `javascript:`, `tel:`, `data:` and malformed hrefs are
  * skipped; at most `maxLinks` distinct links are kept.
  */
-export function extractPage($: CheerioAPI, pageUrl: string, maxLinks = Infinity): Extracted {
+export function extractPage(document: object, pageUrl: string, maxLinks = Infinity): Extracted {
   let title: string | null = null;
   let description: string | null = null;
   let canonicalHref: string | null = null;
   let baseHref: string | null = null;
   const hrefs: string[] = [];
-  const text: string[] = [];
+  const words = new WordCounter();
 
-  const stack: DomNode[] = [$.root()[0] as unknown as DomNode];
+  const stack: DomNode[] = [document as DomNode];
   while (stack.length > 0) {
     const node = stack.pop()!;
     if (node.type === 'text') {
-      text.push(node.data ?? '');
+      if (node.data !== undefined) words.add(node.data);
+      continue;
+    }
+    if (node === BLOCK_END) {
+      words.break();
       continue;
     }
     if (node.type !== 'tag' && node.type !== 'root' && node.type !== 'script' && node.type !== 'style') continue;
@@ -111,7 +137,11 @@ export function extractPage($: CheerioAPI, pageUrl: string, maxLinks = Infinity)
           if (baseHref === null && attribs.href !== undefined) baseHref = attribs.href;
           break;
       }
-      if (BLOCK.has(name)) text.push(' ');
+      if (BLOCK.has(name)) {
+        // Break before the element's text and, via the marker popped after its children, after it.
+        words.break();
+        stack.push(BLOCK_END);
+      }
       if (SKIP_TEXT.has(name)) {
         // Still look inside <head> for title/meta/link/base, but not at its text.
         if (name === 'head') for (let i = (node.children?.length ?? 0) - 1; i >= 0; i--) {
@@ -126,15 +156,15 @@ export function extractPage($: CheerioAPI, pageUrl: string, maxLinks = Infinity)
   }
 
   const base = (baseHref !== null && normalizeUrl(baseHref, pageUrl)) || pageUrl;
-  const links: string[] = [];
+  const links: URL[] = [];
   const seen = new Set<string>();
   for (const href of hrefs) {
     if (links.length >= maxLinks) break;
     const trimmed = href.trim();
     if (trimmed === '' || SKIP_HREF.test(trimmed)) continue;
-    const url = normalizeUrl(trimmed, base);
-    if (url === null || seen.has(url)) continue;
-    seen.add(url);
+    const url = crawlableUrl(trimmed, base);
+    if (url === null || seen.has(url.href)) continue;
+    seen.add(url.href);
     links.push(url);
   }
   return {
@@ -142,6 +172,6 @@ export function extractPage($: CheerioAPI, pageUrl: string, maxLinks = Infinity)
     description,
     canonical: canonicalHref === null ? null : normalizeUrl(canonicalHref, base),
     links,
-    wordCount: countWords(text.join('')),
+    wordCount: words.count,
   };
 }

@@ -204,7 +204,10 @@ export function createFetcher(options: FetcherOptions): Fetcher {
         headersTimeout: options.timeoutMs,
         bodyTimeout: options.timeoutMs,
       });
-      const signal = AbortSignal.timeout(options.timeoutMs);
+      // A plain timer, cleared when done: AbortSignal.timeout() keeps signals alive for the GC.
+      const controller = new AbortController();
+      const { signal } = controller;
+      const timer = setTimeout(() => controller.abort(), options.timeoutMs);
       const seen = new Set<string>([startUrl]);
       let url = startUrl;
       let status: number | null = null;
@@ -275,6 +278,8 @@ export function createFetcher(options: FetcherOptions): Fetcher {
         if (signal.aborted) return fail('timeout', `no complete response within timeoutMs (${options.timeoutMs} ms)`, true);
         const failure = classifyNetworkError(error);
         return fail(failure.code, failure.message, failure.transient);
+      } finally {
+        clearTimeout(timer);
       }
     },
 

@@ -5,7 +5,7 @@
  * It keeps no state between runs, so any number of processes may run it at once.
  */
 import type { CheerioAPI } from 'cheerio/slim';
-import { loadCheerio, extractPage } from './extract.js';
+import { extractPage, loadCheerio, parseHtml } from './extract.js';
 import type { Fetcher } from './fetcher.js';
 import { emitAll, type CrawlEmitter } from './progress.js';
 import type { CrawlStorage, FrontierLink, Lease } from './storage.js';
@@ -86,7 +86,7 @@ export interface ProcessorDeps {
 
 interface JobContext {
   job: Job;
-  follow: (url: string) => boolean;
+  follow: (url: URL) => boolean;
   inScope: (url: string) => boolean;
 }
 
@@ -136,21 +136,23 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     };
   }
 
-  async function work(lease: Lease, ctx: JobContext, report: RunReport): Promise<void> {
+  /** Fetches, parses and stores one URL; `fetched()` is called once the network part is over. */
+  async function work(lease: Lease, ctx: JobContext, report: RunReport, fetchDone: () => void): Promise<void> {
     const { job } = ctx;
     const startedAt = now();
     const fetched = await deps.fetcher().fetch(lease.url, (hop) =>
       lease.depth === 0 || ctx.inScope(hop) ? null : `outside the job's scope (${job.options.scope})`,
     );
+    fetchDone();
     let error: (ErrorInfo & { transient?: boolean; retryAfterMs?: number | null }) | null = fetched.error;
     let extracted: ReturnType<typeof extractPage> | null = null;
     let data: unknown = null;
     if (error === null && fetched.html !== null) {
-      const { load } = await loadCheerio();
-      const $ = load(fetched.html);
-      extracted = extractPage($, fetched.finalUrl, deps.maxLinksPerPage);
+      const document = await parseHtml(fetched.html);
+      extracted = extractPage(document, fetched.finalUrl, deps.maxLinksPerPage);
       if (deps.extract !== undefined) {
         try {
+          const $ = (await loadCheerio()).load(document);
           data = await deps.extract({
             url: lease.url,
             finalUrl: fetched.finalUrl,
@@ -198,7 +200,11 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     const links: FrontierLink[] = [];
     if (error === null && extracted !== null && lease.depth < job.options.maxDepth) {
       const depth = lease.depth + 1;
-      for (const url of extracted.links) if (ctx.follow(url)) links.push({ url, key: url, depth });
+      for (const url of extracted.links) {
+        if (!ctx.follow(url)) continue;
+        const href = url.href;
+        links.push({ url: href, key: href, depth });
+      }
     }
     const stored = await storage.complete(lease, { result, links, now: finishedAt });
     if (!stored.ok) return;
@@ -219,8 +225,24 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     const touched = new Set<string>();
     const contexts = new Map<string, Promise<JobContext | null>>();
     const buffer: Lease[] = [];
-    const active = new Set<Promise<void>>();
+    // `concurrency` bounds fetches in flight. A page's parse and store run after its fetch slot is
+    // freed, so the next fetch overlaps them; `tasks` (fetching or processing) is capped at twice
+    // the concurrency so that parsing cannot fall behind without bound.
+    let fetching = 0;
+    const tasks = new Set<Promise<void>>();
+    const maxTasks = concurrency * 2;
     let broken = false;
+    // One waiter at a time (the loop); tasks wake it when a fetch slot frees or a task ends.
+    // Cheaper than Promise.race over every task on each turn.
+    let wake: (() => void) | null = null;
+    let version = 0;
+    const notify = () => {
+      version++;
+      const resolve = wake;
+      wake = null;
+      resolve?.();
+    };
+    const changed = () => new Promise<void>((resolve) => (wake = resolve));
 
     const contextFor = (jobId: string) => {
       let found = contexts.get(jobId);
@@ -232,26 +254,41 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     };
 
     const launch = (lease: Lease) => {
+      let slotFree = false;
+      const freeSlot = () => {
+        if (slotFree) return;
+        slotFree = true;
+        fetching--;
+        notify();
+      };
+      fetching++;
       const task = (async () => {
         try {
           const ctx = await contextFor(lease.jobId);
-          if (ctx !== null) await work(lease, ctx, report);
+          if (ctx !== null) await work(lease, ctx, report, freeSlot);
         } catch (error) {
           // The lease is left to expire, so the URL is retried by a later claim.
           report.errors.push(`${lease.url}: ${message(error)}`);
+        } finally {
+          freeSlot();
         }
       })();
-      active.add(task);
-      void task.finally(() => active.delete(task));
+      tasks.add(task);
+      void task.then(() => {
+        tasks.delete(task);
+        notify();
+      });
     };
 
     const open = () => !broken && !signal?.aborted && now() < deadline;
+    const room = () => fetching < concurrency && tasks.size < maxTasks;
 
     while (open()) {
-      if (buffer.length === 0 && active.size < concurrency) {
+      if (buffer.length === 0 && room()) {
         let leases: Lease[];
+        const before = version;
         try {
-          const claimed = await storage.claim({ limit: concurrency - active.size, leaseMs: deps.leaseMs, now: now(), ...(options.jobId === undefined ? {} : { jobId: options.jobId }) });
+          const claimed = await storage.claim({ limit: concurrency - fetching, leaseMs: deps.leaseMs, now: now(), ...(options.jobId === undefined ? {} : { jobId: options.jobId }) });
           leases = claimed.leases;
           emitAll(emitter, claimed.events);
         } catch (error) {
@@ -263,13 +300,16 @@ export function createProcessor(deps: ProcessorDeps): Processor {
         for (const lease of leases) touched.add(lease.jobId);
         buffer.push(...leases);
         if (leases.length === 0) {
-          if (active.size === 0) break;
-          await Promise.race(active);
+          // Nothing ready now; a page still in flight may add links. A task that ended while
+          // the claim was running may already have added some: then claim again at once.
+          if (version !== before) continue;
+          if (tasks.size === 0) break;
+          await changed();
           continue;
         }
       }
-      while (buffer.length > 0 && active.size < concurrency && open()) launch(buffer.shift()!);
-      if (active.size >= concurrency || (buffer.length > 0 && open())) await Promise.race(active);
+      while (buffer.length > 0 && room() && open()) launch(buffer.shift()!);
+      if (!room()) await changed();
     }
 
     if (buffer.length > 0) {
@@ -279,7 +319,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
         report.errors.push(`release: ${message(error)}`);
       }
     }
-    await Promise.all(active);
+    await Promise.all(tasks);
     report.jobsTouched = [...touched];
     report.durationMs = now() - started;
     return report;

@@ -14,6 +14,12 @@ export const MAX_URL_LENGTH = 2048;
  * `?` dropped; dot segments resolved. Returns null for anything that is not a crawlable URL.
  */
 export function normalizeUrl(href: string, base?: string | URL): string | null {
+  const url = crawlableUrl(href, base);
+  return url === null ? null : url.href;
+}
+
+/** {@link normalizeUrl}, returning the parsed URL object (for callers that inspect it further). */
+export function crawlableUrl(href: string, base?: string | URL): URL | null {
   let url: URL;
   try {
     url = base === undefined ? new URL(href) : new URL(href, base);
@@ -22,14 +28,14 @@ export function normalizeUrl(href: string, base?: string | URL): string | null {
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') return null;
   if (url.hostname === '') return null;
-  if (url.username !== '' || url.password !== '') {
+  // The setters re-serialise the URL, so only call them when there is something to drop.
+  if (href.includes('@') && (url.username !== '' || url.password !== '')) {
     url.username = '';
     url.password = '';
   }
-  url.hash = '';
-  if (url.search === '') url.search = ''; // drops a bare '?'
-  const out = url.href;
-  return out.length > MAX_URL_LENGTH ? null : out;
+  if (href.includes('#')) url.hash = '';
+  if (href.includes('?') && url.search === '') url.search = ''; // drops a bare '?'
+  return url.href.length > MAX_URL_LENGTH ? null : url;
 }
 
 /** Parses an already-normalised URL; null when it cannot be parsed. */
@@ -99,13 +105,12 @@ export function linkFilter(options: {
   scope: CrawlScope;
   include: readonly string[];
   exclude: readonly string[];
-}): (url: string) => boolean {
+}): (url: URL) => boolean {
   const inScope = scopeMatcher(options.startUrl, options.scope);
   const include = options.include.map(compileGlob);
   const exclude = options.exclude.map(compileGlob);
-  return (href) => {
-    const url = parse(href);
-    if (url === null || !inScope(url)) return false;
+  return (url) => {
+    if (!inScope(url)) return false;
     if (include.length > 0 && !include.some((m) => m(url))) return false;
     return !exclude.some((m) => m(url));
   };

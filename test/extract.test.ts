@@ -1,9 +1,12 @@
-import { load } from 'cheerio/slim';
+import { parseDocument } from 'htmlparser2';
 import { describe, expect, test } from 'vitest';
 import { extractPage } from '../src/extract.js';
 
 const page = 'http://example.com/dir/page';
-const extract = (html: string, url = page, max?: number) => extractPage(load(html), url, max);
+const extract = (html: string, url = page, max?: number) => {
+  const got = extractPage(parseDocument(html), url, max);
+  return { ...got, links: got.links.map((l) => l.href) };
+};
 
 describe('extractPage()', () => {
   test('reads title, description, canonical and word count', () => {
@@ -41,5 +44,13 @@ describe('extractPage()', () => {
   test('survives malformed HTML and empty documents', () => {
     expect(extract('<html><body><p>unclosed <div><a href="/z">z</a><b><i></b>')).toMatchObject({ links: ['http://example.com/z'], title: null });
     expect(extract('')).toEqual({ title: null, description: null, canonical: null, links: [], wordCount: 0 });
+  });
+});
+
+describe('word count', () => {
+  test('inline tags join a word, block tags split words on both sides', () => {
+    expect(extract('<p>fo<b>ur</b> five</p>').wordCount).toBe(2);
+    expect(extract('<div>a</div>b<p>c</p>d').wordCount).toBe(4);
+    expect(extract('<p>x&nbsp;y\u2003z</p>').wordCount).toBe(3);
   });
 });

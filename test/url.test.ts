@@ -78,10 +78,10 @@ describe('globs', () => {
 
   test('linkFilter applies scope, then include, then exclude', () => {
     const follow = linkFilter({ startUrl: 'https://example.com/', scope: 'same-hostname', include: ['/docs/**'], exclude: ['**/private/**'] });
-    expect(follow('https://example.com/docs/a')).toBe(true);
-    expect(follow('https://example.com/blog/a')).toBe(false);
-    expect(follow('https://example.com/docs/private/a')).toBe(false);
-    expect(follow('https://other.com/docs/a')).toBe(false);
-    expect(follow('not a url')).toBe(false);
+    const f = (s: string) => follow(new URL(s));
+    expect(f('https://example.com/docs/a')).toBe(true);
+    expect(f('https://example.com/blog/a')).toBe(false);
+    expect(f('https://example.com/docs/private/a')).toBe(false);
+    expect(f('https://other.com/docs/a')).toBe(false);
   });
 });
