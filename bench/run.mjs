@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 
 const PAGES = Number(process.env.BENCH_PAGES ?? 3000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 20);
-const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const LATENCIES = (process.env.BENCH_LATENCIES ?? '0,20').split(',').map(Number);
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { fieldErrors, invalid } from './errors.js';
 import { createFetcher, type Fetcher } from './fetcher.js';
 import { createJobsApi, type JobInput, type JobsApi } from './jobs.js';
+import { invalidAllowanceEntry } from './netguard.js';
 import { createProcessor, type ExtractFunction, type Processor } from './processor.js';
 import { createProgressApi, type CrawlEmitter, type CrawlEvents, type ProgressApi } from './progress.js';
 import type { CrawlStorage } from './storage.js';
@@ -104,7 +105,16 @@ const optionsSchema = z
         timeoutMs: int(1, 600_000).default(15_000),
         maxBytes: int(1024, 1024 ** 3).default(5 * 1024 * 1024),
         maxRedirects: int(0, 50).default(5),
-        allowPrivateNetwork: z.union([z.boolean(), z.array(z.string().min(1))]).default(false),
+        allowPrivateNetwork: z
+          .union([
+            z.boolean(),
+            z.array(
+              z.string().refine((entry) => invalidAllowanceEntry(entry) === null, {
+                error: (issue) => `expected a host name, IP or CIDR, got ${JSON.stringify(issue.input)}`,
+              }),
+            ),
+          ])
+          .default(false),
         maxRetryAfterMs: int(0, 3_600_000).default(60_000),
       })
       .prefault({}),
@@ -148,6 +158,7 @@ export function createCrawlEngine(options: CrawlEngineOptions): CrawlEngine {
       maxBytes: settings.fetch.maxBytes,
       maxRedirects: settings.fetch.maxRedirects,
       maxRetryAfterMs: settings.fetch.maxRetryAfterMs,
+      allowPrivateNetwork: settings.fetch.allowPrivateNetwork,
     }));
 
   const jobs = createJobsApi(storage, emit, now);

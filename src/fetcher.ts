@@ -7,6 +7,7 @@
 import { promisify, TextDecoder } from 'node:util';
 import zlib from 'node:zlib';
 import type { Agent, Dispatcher } from 'undici';
+import { BLOCKED_CODE, createAddressGuard, type PrivateNetworkAllowance } from './netguard.js';
 import type { PageErrorCode } from './types.js';
 import { normalizeUrl } from './url.js';
 
@@ -17,6 +18,7 @@ export interface FetcherOptions {
   maxRedirects: number;
   /** Longest `Retry-After` honoured; longer ones are cut to this. */
   maxRetryAfterMs: number;
+  allowPrivateNetwork: PrivateNetworkAllowance;
 }
 
 export interface FetchResult {
@@ -173,6 +175,7 @@ function classifyNetworkError(error: unknown): FetchFailure {
   const err = error as { code?: string; message?: string; cause?: { code?: string; message?: string } };
   const code = err.code ?? err.cause?.code ?? 'ERR';
   const message = err.cause?.message ?? err.message ?? String(error);
+  if (code === BLOCKED_CODE || err.cause?.code === BLOCKED_CODE) return new FetchFailure('blocked', message);
   if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
     return new FetchFailure('timeout', `${code}: ${message}`, true);
   }
@@ -190,6 +193,7 @@ export interface Fetcher {
 
 export function createFetcher(options: FetcherOptions): Fetcher {
   let agent: Agent | null = null;
+  const guard = createAddressGuard(options.allowPrivateNetwork);
   const requestHeaders = {
     'user-agent': options.userAgent,
     accept: 'text/html,application/xhtml+xml;q=0.9,*/*;q=0.5',
@@ -203,6 +207,7 @@ export function createFetcher(options: FetcherOptions): Fetcher {
         keepAliveTimeout: 10_000,
         headersTimeout: options.timeoutMs,
         bodyTimeout: options.timeoutMs,
+        ...(guard.lookup === undefined ? {} : { connect: { lookup: guard.lookup } }),
       });
       // A plain timer, cleared when done: AbortSignal.timeout() keeps signals alive for the GC.
       const controller = new AbortController();
@@ -223,6 +228,8 @@ export function createFetcher(options: FetcherOptions): Fetcher {
       });
       try {
         for (let hop = 0; ; hop++) {
+          const refused = guard.checkHost(new URL(url).hostname);
+          if (refused !== null) return fail('blocked', `refused to connect: ${refused}`);
           const response = await undici.request(url, {
             dispatcher: agent,
             method: 'GET',

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createFetcher, decodeHtml, parseRetryAfter } from '../src/fetcher.js';
 import { html, serve, type TestServer } from './helpers/server.js';
 
-const fetcher = createFetcher({ userAgent: 'test-agent/1', timeoutMs: 500, maxBytes: 64 * 1024, maxRedirects: 3, maxRetryAfterMs: 10_000 });
+const fetcher = createFetcher({ userAgent: 'test-agent/1', timeoutMs: 500, maxBytes: 64 * 1024, maxRedirects: 3, maxRetryAfterMs: 10_000, allowPrivateNetwork: ['127.0.0.1'] });
 const allowAll = () => null;
 let site: TestServer;
 

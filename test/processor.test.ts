@@ -171,14 +171,14 @@ describe('processor.run()', () => {
     expect((await engine.jobs.get(job.id))?.status).toBe('cancelled');
   });
 
-  test('applies fetch defaults when no fetch options are given', async () => {
+  test('applies fetch defaults to the options not given', async () => {
     let ua = '';
     server = await serve((req, res) => {
       ua = req.headers['user-agent'] ?? '';
       res.writeHead(200, { 'content-type': 'text/html' });
       res.end(html('hi'));
     });
-    const engine = createCrawlEngine({ storage: memoryStorage() });
+    const engine = createCrawlEngine({ storage: memoryStorage(), fetch: { allowPrivateNetwork: ['127.0.0.1'] } });
     const job = await engine.crawl({ url: server.url, maxDepth: 0 });
     await engine.close();
     expect(job.status).toBe('completed');
