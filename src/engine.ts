@@ -164,6 +164,7 @@ export function createCrawlEngine(options: CrawlEngineOptions): CrawlEngine {
   const jobs = createJobsApi(storage, emit, now);
   const processor = createProcessor({
     storage,
+    userAgent: settings.fetch.userAgent,
     fetcher: getFetcher,
     emitter,
     leaseMs: settings.leaseMs ?? Math.max(60_000, settings.fetch.timeoutMs),

@@ -141,15 +141,18 @@ class FetchFailure extends Error {
   }
 }
 
-async function readCapped(body: Dispatcher.ResponseData['body'], maxBytes: number): Promise<Buffer> {
+async function readCapped(body: Dispatcher.ResponseData['body'], maxBytes: number, truncate = false): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of body as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > maxBytes) {
+    if (size + chunk.length > maxBytes) {
       discard(body);
-      throw new FetchFailure('too_large', `body is larger than maxBytes (${maxBytes} bytes)`);
+      if (!truncate) throw new FetchFailure('too_large', `body is larger than maxBytes (${maxBytes} bytes)`);
+      chunks.push(chunk.subarray(0, maxBytes - size));
+      size = maxBytes;
+      break;
     }
+    size += chunk.length;
     chunks.push(chunk);
   }
   return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
@@ -188,6 +191,11 @@ export interface Fetcher {
    * `allowHop` is asked about each redirect target; a refusal ends with `blocked`.
    */
   fetch(url: string, allowHop: (url: string) => string | null): Promise<FetchResult>;
+  /**
+   * Fetches a text resource of any content type (robots.txt), keeping at most `maxBytes` of it;
+   * `html` then holds the text. Redirects are followed like pages.
+   */
+  fetchText(url: string, maxBytes: number): Promise<FetchResult>;
   close(): Promise<void>;
 }
 
@@ -200,8 +208,7 @@ export function createFetcher(options: FetcherOptions): Fetcher {
     'accept-encoding': 'gzip, deflate, br',
   };
 
-  return {
-    async fetch(startUrl, allowHop) {
+  async function get(startUrl: string, allowHop: (url: string) => string | null, text: { maxBytes: number } | null): Promise<FetchResult> {
       const undici = await loadUndici();
       agent ??= new undici.Agent({
         keepAliveTimeout: 10_000,
@@ -267,6 +274,10 @@ export function createFetcher(options: FetcherOptions): Fetcher {
 
           const declared = Number(header(response.headers, 'content-length') ?? NaN);
           const encoding = header(response.headers, 'content-encoding');
+          if (text !== null) {
+            const bytes = await decompress(await readCapped(response.body, text.maxBytes, true), encoding, options.maxBytes);
+            return { finalUrl: url, status, contentType, headers, html: bytes.subarray(0, text.maxBytes).toString('utf8'), error: null };
+          }
           if (contentType !== null && !isHtmlType(contentType)) {
             discard(response.body);
             return fail('not_html', `content-type ${contentType.split(';', 1)[0]} is not HTML; body not parsed`);
@@ -288,7 +299,11 @@ export function createFetcher(options: FetcherOptions): Fetcher {
       } finally {
         clearTimeout(timer);
       }
-    },
+  }
+
+  return {
+    fetch: (url, allowHop) => get(url, allowHop, null),
+    fetchText: (url, maxBytes) => get(url, () => null, { maxBytes }),
 
     async close() {
       const current = agent;

@@ -27,6 +27,8 @@ export const jobInputSchema = z.strictObject({
   exclude: z.array(glob).max(100).default([]),
   respectRobots: z.boolean().default(true),
   maxRetries: z.int().min(0).max(10).default(2),
+  perHostConcurrency: z.int().min(1).max(100).default(2),
+  perHostDelayMs: z.int().min(0).max(600_000).default(0),
   metadata: metadata.optional(),
 });
 
@@ -101,14 +103,14 @@ export function createJobsApi(
         status: 'queued',
         url,
         options,
-        counts: { discovered: 1, queued: 1, inProgress: 0, succeeded: 0, failed: 0 },
+        counts: { discovered: 1, queued: 1, inProgress: 0, succeeded: 0, failed: 0, skipped: 0 },
         createdAt: new Date(now()).toISOString(),
         startedAt: null,
         finishedAt: null,
         error: null,
         metadata: meta ?? {},
       };
-      const created = await storage.createJob(job, { url, key: url, depth: 0 });
+      const created = await storage.createJob(job, { url, key: url, depth: 0, host: new URL(url).hostname });
       emit(created.events);
       return created.job;
     },

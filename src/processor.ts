@@ -8,7 +8,8 @@ import type { CheerioAPI } from 'cheerio/slim';
 import { extractPage, loadCheerio, parseHtml } from './extract.js';
 import type { Fetcher } from './fetcher.js';
 import { emitAll, type CrawlEmitter } from './progress.js';
-import type { CrawlStorage, FrontierLink, Lease } from './storage.js';
+import { parseRobots, robotsAllows, ROBOTS_MAX_BYTES } from './robots.js';
+import type { CrawlStorage, FrontierLink, Lease, RobotsRecord } from './storage.js';
 import type { ErrorInfo, Job, PageResult, RunReport } from './types.js';
 import { TERMINAL_STATUSES } from './types.js';
 import { linkFilter, scopeMatcher } from './url.js';
@@ -75,6 +76,7 @@ export interface Processor {
 
 export interface ProcessorDeps {
   storage: CrawlStorage;
+  userAgent: string;
   fetcher: () => Fetcher;
   emitter: CrawlEmitter;
   leaseMs: number;
@@ -84,11 +86,25 @@ export interface ProcessorDeps {
   now: () => number;
 }
 
+interface RunState {
+  report: RunReport;
+  deadline: number;
+  /** robots.txt records looked up in this run, per job and origin. */
+  robots: Map<string, Promise<{ record: RobotsRecord; fetchedBy: string | null }>>;
+}
+
 interface JobContext {
   job: Job;
   follow: (url: URL) => boolean;
   inScope: (url: string) => boolean;
 }
+
+/** How long a robots.txt record is trusted before it is fetched again. */
+const ROBOTS_TTL_MS = 24 * 60 * 60 * 1000;
+/** A host whose robots.txt could not be fetched is disallowed this long, then asked again. */
+const ROBOTS_UNREACHABLE_TTL_MS = 30_000;
+/** Longest `Crawl-delay` honoured; longer ones are cut to this. */
+export const MAX_CRAWL_DELAY_MS = 60_000;
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
@@ -136,12 +152,52 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     };
   }
 
+  /** Fetches robots.txt of an origin and turns the answer into a record (never throws). */
+  async function fetchRobots(origin: string): Promise<RobotsRecord> {
+    const fetched = await deps.fetcher().fetchText(`${origin}/robots.txt`, ROBOTS_MAX_BYTES);
+    const at = now();
+    const base = { origin, httpStatus: fetched.status, fetchedAt: new Date(at).toISOString() };
+    if (fetched.error === null && fetched.html !== null) {
+      const parsed = parseRobots(fetched.html, deps.userAgent);
+      const crawlDelayMs = parsed.crawlDelayMs === null ? null : Math.min(parsed.crawlDelayMs, MAX_CRAWL_DELAY_MS);
+      return { ...base, status: 'ok', rules: parsed.rules, crawlDelayMs, expiresAt: at + ROBOTS_TTL_MS };
+    }
+    // 5xx, timeouts and network errors make the host unreachable: disallowed for now. Anything
+    // else (4xx, redirect trouble, a refused address) means there are no rules: allowed, and the
+    // page fetch itself then meets whatever stopped the robots.txt fetch.
+    if (fetched.error?.transient === true) {
+      return { ...base, status: 'unreachable', rules: [], crawlDelayMs: null, expiresAt: at + ROBOTS_UNREACHABLE_TTL_MS };
+    }
+    return { ...base, status: 'unavailable', rules: [], crawlDelayMs: null, expiresAt: at + ROBOTS_TTL_MS };
+  }
+
   /** Fetches, parses and stores one URL; `fetched()` is called once the network part is over. */
-  async function work(lease: Lease, ctx: JobContext, report: RunReport, fetchDone: () => void): Promise<void> {
+  async function work(lease: Lease, ctx: JobContext, run: RunState, fetchDone: () => void): Promise<void> {
     const { job } = ctx;
+    const { report } = run;
     const startedAt = now();
+
+    if (job.options.respectRobots) {
+      const verdict = await robotsVerdict(lease, run);
+      if (verdict.kind === 'release') {
+        if (await storage.release([lease])) report.released++;
+        return;
+      }
+      if (verdict.kind === 'skip' || verdict.kind === 'unreachable') {
+        fetchDone();
+        const error = { code: 'robots', message: verdict.message };
+        if (verdict.kind === 'unreachable' && lease.attempts <= job.options.maxRetries) {
+          const at = now();
+          if (await storage.retry(lease, { notBefore: Math.max(verdict.retryAt, at + backoffMs(lease.attempts, deps.retry.baseDelayMs, deps.retry.maxDelayMs)), error, now: at })) report.retried++;
+          return;
+        }
+        await finish(lease, ctx, run, { ...emptyResult(lease, startedAt), error }, []);
+        return;
+      }
+    }
+
     const fetched = await deps.fetcher().fetch(lease.url, (hop) =>
-      lease.depth === 0 || ctx.inScope(hop) ? null : `outside the job's scope (${job.options.scope})`,
+      ctx.inScope(hop) ? null : `outside the job's scope (${job.options.scope})`,
     );
     fetchDone();
     let error: (ErrorInfo & { transient?: boolean; retryAfterMs?: number | null }) | null = fetched.error;
@@ -180,9 +236,8 @@ export function createProcessor(deps: ProcessorDeps): Processor {
 
     const finishedAt = now();
     const result: PageResult = {
-      url: lease.url,
+      ...emptyResult(lease, startedAt),
       finalUrl: fetched.finalUrl,
-      depth: lease.depth,
       status: fetched.status,
       ok: error === null,
       contentType: fetched.contentType,
@@ -192,9 +247,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       links: extracted?.links.length ?? 0,
       wordCount: extracted?.wordCount ?? 0,
       error: error === null ? null : { code: error.code, message: error.message },
-      attempts: lease.attempts,
       durationMs: finishedAt - startedAt,
-      fetchedAt: new Date(startedAt).toISOString(),
       data,
     };
     const links: FrontierLink[] = [];
@@ -203,14 +256,88 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       for (const url of extracted.links) {
         if (!ctx.follow(url)) continue;
         const href = url.href;
-        links.push({ url: href, key: href, depth });
+        links.push({ url: href, key: href, depth, host: url.hostname });
       }
     }
-    const stored = await storage.complete(lease, { result, links, now: finishedAt });
+    await finish(lease, ctx, run, result, links);
+  }
+
+  function emptyResult(lease: Lease, startedAt: number): PageResult {
+    return {
+      url: lease.url,
+      finalUrl: lease.url,
+      depth: lease.depth,
+      status: null,
+      ok: false,
+      contentType: null,
+      title: null,
+      description: null,
+      canonical: null,
+      links: 0,
+      wordCount: 0,
+      error: null,
+      attempts: lease.attempts,
+      durationMs: now() - startedAt,
+      fetchedAt: new Date(startedAt).toISOString(),
+      data: null,
+    };
+  }
+
+  async function finish(lease: Lease, _ctx: JobContext, run: RunState, result: PageResult, links: FrontierLink[]): Promise<void> {
+    const stored = await storage.complete(lease, { result, links, now: now() });
     if (!stored.ok) return;
-    if (result.ok) report.succeeded++;
-    else report.failed++;
+    if (result.ok) run.report.succeeded++;
+    else if (result.error?.code === 'robots') run.report.skipped++;
+    else run.report.failed++;
     emitAll(emitter, stored.events);
+  }
+
+  type RobotsVerdict =
+    | { kind: 'allow' }
+    | { kind: 'release' }
+    | { kind: 'skip'; message: string }
+    | { kind: 'unreachable'; message: string; retryAt: number };
+
+  /**
+   * Decides a lease against its origin's robots.txt, fetching it (once per run and origin, and
+   * stored for other processors) when the stored record is missing or stale. When the fetch
+   * reveals a `Crawl-delay`, the lease that fetched it waits out the delay before its own request
+   * and the other leases on that host are released, so the host sees the delay from the start.
+   */
+  async function robotsVerdict(lease: Lease, run: RunState): Promise<RobotsVerdict> {
+    const url = new URL(lease.url);
+    if (url.pathname === '/robots.txt') return { kind: 'allow' };
+    const key = `${lease.jobId} ${url.origin}`;
+    let entry = run.robots.get(key);
+    if (entry === undefined) {
+      const owner = lease.token;
+      const record = (async () => {
+        const stored = await storage.getRobots(lease.jobId, url.origin);
+        if (stored !== null && stored.expiresAt > now()) return { record: stored, fetchedBy: null };
+        const fresh = await fetchRobots(url.origin);
+        await storage.putRobots(lease.jobId, fresh);
+        return { record: fresh, fetchedBy: owner };
+      })();
+      entry = record;
+      run.robots.set(key, entry);
+      record.catch(() => run.robots.delete(key));
+    }
+    const { record, fetchedBy } = await entry;
+    if (record.status === 'unreachable') {
+      return {
+        kind: 'unreachable',
+        retryAt: record.expiresAt,
+        message: `robots.txt of ${url.origin} could not be fetched (${record.httpStatus === null ? 'no answer' : `HTTP ${record.httpStatus}`}); the host is disallowed until it can be`,
+      };
+    }
+    const verdict = robotsAllows(record.rules, url.pathname + url.search);
+    if (!verdict.allowed) return { kind: 'skip', message: `disallowed by robots.txt (Disallow: ${verdict.rule!.pattern})` };
+    const delay = record.crawlDelayMs ?? 0;
+    if (delay > 0 && fetchedBy !== null) {
+      if (fetchedBy !== lease.token || now() + delay >= run.deadline) return { kind: 'release' };
+      await sleep(delay);
+    }
+    return { kind: 'allow' };
   }
 
   async function run(options: RunOptions = {}): Promise<RunReport> {
@@ -221,8 +348,9 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     const started = now();
     const deadline = started + budgetMs;
     const { signal } = options;
-    const report: RunReport = { claimed: 0, succeeded: 0, failed: 0, retried: 0, released: 0, durationMs: 0, jobsTouched: [], errors: [] };
+    const report: RunReport = { claimed: 0, succeeded: 0, failed: 0, skipped: 0, retried: 0, released: 0, durationMs: 0, jobsTouched: [], errors: [] };
     const touched = new Set<string>();
+    const state: RunState = { report, deadline, robots: new Map() };
     const contexts = new Map<string, Promise<JobContext | null>>();
     const buffer: Lease[] = [];
     // `concurrency` bounds fetches in flight. A page's parse and store run after its fetch slot is
@@ -265,7 +393,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       const task = (async () => {
         try {
           const ctx = await contextFor(lease.jobId);
-          if (ctx !== null) await work(lease, ctx, report, freeSlot);
+          if (ctx !== null) await work(lease, ctx, state, freeSlot);
         } catch (error) {
           // The lease is left to expire, so the URL is retried by a later claim.
           report.errors.push(`${lease.url}: ${message(error)}`);
@@ -286,10 +414,12 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     while (open()) {
       if (buffer.length === 0 && room()) {
         let leases: Lease[];
+        let readyAt: number | null = null;
         const before = version;
         try {
           const claimed = await storage.claim({ limit: concurrency - fetching, leaseMs: deps.leaseMs, now: now(), ...(options.jobId === undefined ? {} : { jobId: options.jobId }) });
           leases = claimed.leases;
+          readyAt = claimed.nextReadyAt ?? null;
           emitAll(emitter, claimed.events);
         } catch (error) {
           report.errors.push(`claim: ${message(error)}`);
@@ -303,7 +433,12 @@ export function createProcessor(deps: ProcessorDeps): Processor {
           // Nothing ready now; a page still in flight may add links. A task that ended while
           // the claim was running may already have added some: then claim again at once.
           if (version !== before) continue;
-          if (tasks.size === 0) break;
+          if (tasks.size === 0) {
+            // URLs waiting out a backoff or a host delay that ends inside the budget: wait for them.
+            if (readyAt === null || readyAt >= deadline) break;
+            await sleep(Math.max(1, readyAt - now()), signal);
+            continue;
+          }
           await changed();
           continue;
         }
@@ -334,7 +469,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
           budgetMs: options.budgetMs ?? 30_000,
           concurrency: options.concurrency ?? 20,
           signal: controller.signal,
-        }).catch((error: unknown): RunReport => ({ claimed: 0, succeeded: 0, failed: 0, retried: 0, released: 0, durationMs: 0, jobsTouched: [], errors: [message(error)] }));
+        }).catch((error: unknown): RunReport => ({ claimed: 0, succeeded: 0, failed: 0, skipped: 0, retried: 0, released: 0, durationMs: 0, jobsTouched: [], errors: [message(error)] }));
         options.onRun?.(report);
         if (report.claimed === 0 || report.errors.length > 0) await sleep(idleMs, controller.signal);
       }

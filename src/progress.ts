@@ -16,6 +16,8 @@ export type CrawlEvents = {
   'page:done': ProgressEvent;
   /** A page ended with an error after its retries. */
   'page:failed': ProgressEvent;
+  /** A page was not fetched because robots.txt disallows it. */
+  'page:skipped': ProgressEvent;
   /** Nothing is left queued or in progress and at least one page succeeded. */
   'job:completed': ProgressEvent;
   /** The job was cancelled. */

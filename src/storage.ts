@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { RobotsRule } from './robots.js';
 import type { ErrorInfo, Job, JobStatus, Paginated, PageResult, ProgressEvent } from './types.js';
 
 /** A URL to add to a job's frontier. `key` is the normalised URL used for dedup. */
@@ -12,6 +13,8 @@ export interface FrontierLink {
   url: string;
   key: string;
   depth: number;
+  /** The URL's hostname, the unit of politeness (per-host concurrency and delay). */
+  host: string;
 }
 
 /** A claimed URL. Only the holder of the current `token` may finish it (fencing). */
@@ -20,6 +23,7 @@ export interface Lease {
   url: string;
   key: string;
   depth: number;
+  host: string;
   token: string;
   /** How many times this URL has been claimed, this claim included. */
   attempts: number;
@@ -40,6 +44,29 @@ export interface ClaimResult {
   leases: Lease[];
   /** Events the claim appended (`job:started` for jobs that were queued). */
   events: ProgressEvent[];
+  /**
+   * When fewer URLs than asked for were ready: the earliest time a URL waiting out a retry
+   * backoff or a host delay becomes ready, or null (nothing is waiting on the clock).
+   */
+  nextReadyAt?: number | null;
+}
+
+/** A host's robots.txt as fetched for one job. */
+export interface RobotsRecord {
+  /** `https://example.com` (scheme, host and port). */
+  origin: string;
+  /**
+   * `ok`: rules parsed from a 2xx answer; `unavailable`: 4xx, everything allowed;
+   * `unreachable`: 5xx or no answer, everything disallowed until `expiresAt`.
+   */
+  status: 'ok' | 'unavailable' | 'unreachable';
+  rules: RobotsRule[];
+  /** `Crawl-delay` in ms (already capped), applied to the origin's host by `putRobots`. */
+  crawlDelayMs: number | null;
+  httpStatus: number | null;
+  fetchedAt: string;
+  /** Epoch ms after which the record is fetched again. */
+  expiresAt: number;
 }
 
 export interface CompleteInput {
@@ -111,11 +138,14 @@ export interface CrawlStorage {
   /**
    * Hands out ready URLs (pending with `notBefore <= now`, or leased with an expired lease) of
    * queued or running jobs, each with a fresh token; fair across jobs; never one URL to two live
-   * leases. Moves queued jobs to running.
+   * leases; never more than `perHostConcurrency` leases on one host of a job (one when the host
+   * has a delay), nor a host's next URL before its delay has passed since the last one finished.
+   * Moves queued jobs to running.
    */
   claim(query: ClaimQuery): Promise<ClaimResult>;
   /**
-   * Only if the lease token still matches: stores the result, marks the URL done or failed,
+   * Only if the lease token still matches: stores the result (a result whose error code is
+   * `robots` counts as skipped), marks the URL done or failed,
    * admits new links (deduplicated per job, capped by `maxPages`), updates counters, appends
    * events, and finishes the job exactly once when nothing is queued or in progress.
    */
@@ -126,6 +156,11 @@ export interface CrawlStorage {
   release(leases: Lease[]): Promise<number>;
   /** Idempotent. Pending URLs are never claimed again and live leases stop being current. */
   cancelJob(id: string, now: number): Promise<CancelResult>;
+
+  /** The job's stored robots.txt record for an origin, or null. */
+  getRobots(jobId: string, origin: string): Promise<RobotsRecord | null>;
+  /** Stores (replaces) a robots.txt record; its `crawlDelayMs` becomes the host's delay. */
+  putRobots(jobId: string, record: RobotsRecord): Promise<void>;
 
   appendEvents(jobId: string, events: NewEvent[]): Promise<ProgressEvent[]>;
   /**

@@ -18,6 +18,13 @@ export interface JobOptions {
   respectRobots: boolean;
   /** Retries of a transient failure (network, timeout, 408/425/429/5xx) before the page fails. */
   maxRetries: number;
+  /** Requests in flight to one host at once, across all processors. */
+  perHostConcurrency: number;
+  /**
+   * Pause between the end of one request to a host and the start of the next (raised by
+   * robots.txt `Crawl-delay`). A delay above 0 also means one request at a time to that host.
+   */
+  perHostDelayMs: number;
 }
 
 /** Counters kept by storage, updated atomically with every state change. */
@@ -30,6 +37,8 @@ export interface JobCounts {
   inProgress: number;
   succeeded: number;
   failed: number;
+  /** Not fetched because robots.txt disallows them. */
+  skipped: number;
 }
 
 export interface ErrorInfo {
@@ -64,6 +73,9 @@ export type PageErrorCode =
   | 'robots'
   | 'extract_error';
 
+/** Error codes that count a page as skipped rather than failed. */
+export const SKIP_CODES: ReadonlySet<string> = new Set(['robots']);
+
 export interface PageResult {
   url: string;
   finalUrl: string;
@@ -91,6 +103,7 @@ export type ProgressEventType =
   | 'job:started'
   | 'page:done'
   | 'page:failed'
+  | 'page:skipped'
   | 'job:completed'
   | 'job:cancelled'
   | 'job:failed'
@@ -127,6 +140,7 @@ export interface RunReport {
   claimed: number;
   succeeded: number;
   failed: number;
+  skipped: number;
   retried: number;
   released: number;
   durationMs: number;

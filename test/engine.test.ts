@@ -7,6 +7,8 @@ import type { ProgressEvent } from '../src/types.js';
 import { allResults, testEngine } from './helpers/engine.js';
 
 let site: Site | null = null;
+/** Page requests the site saw, robots.txt aside. */
+const pages = (s: Site) => s.requests.filter((p) => p !== '/robots.txt');
 afterEach(async () => {
   await site?.close();
   site = null;
@@ -23,8 +25,9 @@ describe('engine.crawl()', () => {
     const expected = pagesWithin(3, site.opts);
     const expectedPaths = [...expected.keys()].map((i) => (i === 0 ? '/' : `/p/${i}`)).sort();
     expect(expected.size).toBeGreaterThan(100);
-    expect([...site.requests].sort()).toEqual(expectedPaths);
+    expect(pages(site).sort()).toEqual(expectedPaths);
     expect([...site.hits.values()].every((n) => n === 1)).toBe(true);
+    expect(site.hits.get('/robots.txt')).toBe(1);
 
     expect(job.status).toBe('completed');
     const results = await allResults(engine, job.id);
@@ -36,7 +39,7 @@ describe('engine.crawl()', () => {
       expect(r).toMatchObject({ ok: true, status: 200, title: `Page ${i}`, error: null, attempts: 1 });
       expect(r.wordCount).toBeGreaterThan(300);
     }
-    expect(job.counts).toEqual({ discovered: results.length, queued: 0, inProgress: 0, succeeded: results.length, failed: 0 });
+    expect(job.counts).toEqual({ discovered: results.length, queued: 0, inProgress: 0, succeeded: results.length, failed: 0, skipped: 0 });
 
     const ids = events.map((e) => Number(e.id));
     expect(ids).toEqual([...ids].sort((a, b) => a - b));
@@ -54,8 +57,8 @@ describe('engine.crawl()', () => {
     const job = await engine.crawl({ url: site.url, maxDepth: 10, maxPages: 137 });
     await engine.close();
     expect(job.status).toBe('completed');
-    expect(site.requests).toHaveLength(137);
-    expect(new Set(site.requests).size).toBe(137);
+    expect(pages(site)).toHaveLength(137);
+    expect(new Set(pages(site)).size).toBe(137);
     expect(job.counts.discovered).toBe(137);
     expect(await allResults(engine, job.id)).toHaveLength(137);
   });
@@ -64,7 +67,7 @@ describe('engine.crawl()', () => {
     site = await startSite({ pages: 50 });
     const engine = testEngine();
     const job = await engine.crawl({ url: site.url, maxDepth: 0 });
-    expect(site.requests).toEqual(['/']);
+    expect(site.requests).toEqual(['/robots.txt', '/']);
     expect(job.counts).toMatchObject({ discovered: 1, succeeded: 1 });
     await engine.close();
   });
@@ -112,8 +115,8 @@ describe('engine.jobs', () => {
     expect(job).toMatchObject({
       status: 'queued',
       url: 'http://example.com/a',
-      options: { maxPages: 50, maxDepth: 2, scope: 'same-hostname', include: [], exclude: [], respectRobots: true, maxRetries: 2 },
-      counts: { discovered: 1, queued: 1, inProgress: 0, succeeded: 0, failed: 0 },
+      options: { maxPages: 50, maxDepth: 2, scope: 'same-hostname', include: [], exclude: [], respectRobots: true, maxRetries: 2, perHostConcurrency: 2, perHostDelayMs: 0 },
+      counts: { discovered: 1, queued: 1, inProgress: 0, succeeded: 0, failed: 0, skipped: 0 },
       startedAt: null,
       finishedAt: null,
       error: null,

@@ -8,6 +8,8 @@ import { allResults, testEngine } from './helpers/engine.js';
 import { html, serve, type TestServer } from './helpers/server.js';
 
 let site: Site | null = null;
+/** Page requests the site saw, robots.txt aside. */
+const pages = (s: Site) => s.requests.filter((p) => p !== '/robots.txt');
 let server: TestServer | null = null;
 afterEach(async () => {
   await site?.close();
@@ -53,12 +55,17 @@ describe('processor.run()', () => {
     expect(byPath.get('/reset')).toMatchObject({ ok: false, attempts: 3, error: { code: 'network' } });
     expect(tries.get('/gone')).toBe(1);
     expect(tries.get('/down')).toBe(3);
-    expect(job.counts).toEqual({ discovered: 5, queued: 0, inProgress: 0, succeeded: 2, failed: 3 });
+    expect(job.counts).toEqual({ discovered: 5, queued: 0, inProgress: 0, succeeded: 2, failed: 3, skipped: 0 });
   });
 
   test('honours Retry-After before trying again', async () => {
     const times: number[] = [];
     server = await serve((req, res) => {
+      if (req.url === '/robots.txt') {
+        res.writeHead(404);
+        res.end();
+        return;
+      }
       times.push(Date.now());
       if (times.length === 1) {
         res.writeHead(429, { 'retry-after': '1' });
@@ -100,7 +107,7 @@ describe('processor.run()', () => {
     const results = await allResults(engine, job.id);
     expect(results).toHaveLength(60);
     expect(new Set(results.map((r) => r.url)).size).toBe(60);
-    expect(site.requests).toHaveLength(60);
+    expect(pages(site)).toHaveLength(60);
   });
 
   test('a run aborted halfway loses no URL: a later run finishes with every page stored once', async () => {
@@ -196,7 +203,7 @@ describe('processor.start()', () => {
     await worker.stop();
     await engine.close();
     expect((await engine.jobs.get(job.id))?.status).toBe('completed');
-    expect(site.requests).toHaveLength(30);
+    expect(pages(site)).toHaveLength(30);
   });
 });
 

@@ -19,8 +19,9 @@ import type {
   ListResultsQuery,
   NewEvent,
   RetryInput,
+  RobotsRecord,
 } from '../../src/storage.js';
-import type { ErrorInfo, Job, Paginated, PageResult, ProgressEvent } from '../../src/types.js';
+import { SKIP_CODES, type ErrorInfo, type Job, type Paginated, type PageResult, type ProgressEvent } from '../../src/types.js';
 
 export interface MemoryStorageOptions {
   /**
@@ -37,6 +38,7 @@ interface Entry {
   url: string;
   key: string;
   depth: number;
+  host: HostState;
   state: EntryState;
   token: string | null;
   attempts: number;
@@ -44,15 +46,29 @@ interface Entry {
   notBefore: number;
 }
 
+/** One host of one job: its queue of ready URLs and its politeness state. */
+interface HostState {
+  name: string;
+  /** Ready entries in discovery order (BFS). */
+  queue: Entry[];
+  head: number;
+  /** Released or retried entries, handed out before the queue. */
+  front: Entry[];
+  inFlight: number;
+  /** Epoch ms before which no URL of this host is handed out. */
+  nextAt: number;
+  /** From robots.txt `Crawl-delay`. */
+  crawlDelayMs: number;
+}
+
 interface JobState {
   ordinal: number;
   job: Job;
   entries: Map<string, Entry>;
-  /** Released claims, handed out before anything else. */
-  returned: Entry[];
-  /** Pending entries in discovery order (BFS); stale ones are skipped when popped. */
-  ready: Entry[];
-  readyHead: number;
+  hosts: Map<string, HostState>;
+  /** Hosts in first-seen order; claims rotate through them. */
+  hostList: HostState[];
+  hostCursor: number;
   /** Pending entries waiting out a retry backoff. */
   delayed: Entry[];
   leased: Set<Entry>;
@@ -62,6 +78,7 @@ interface JobState {
   /** The newest event that was trimmed away; the snapshot a late reader gets. */
   trimmed: ProgressEvent | null;
   firstError: ErrorInfo | null;
+  robots: Map<string, RobotsRecord>;
 }
 
 const ACTIVE = new Set(['queued', 'running']);
@@ -154,31 +171,71 @@ export function memoryStorage(options: MemoryStorageOptions = {}): CrawlStorage 
     return { js, entry };
   }
 
-  /** Yields the claimable entries of one job: expired leases, released, ready (BFS order). */
+  function hostOf(js: JobState, name: string): HostState {
+    let host = js.hosts.get(name);
+    if (host === undefined) {
+      host = { name, queue: [], head: 0, front: [], inFlight: 0, nextAt: 0, crawlDelayMs: 0 };
+      js.hosts.set(name, host);
+      js.hostList.push(host);
+    }
+    return host;
+  }
+
+  const delayOf = (js: JobState, host: HostState) => Math.max(js.job.options.perHostDelayMs, host.crawlDelayMs);
+  const slotsOf = (js: JobState, host: HostState) => (delayOf(js, host) > 0 ? 1 : js.job.options.perHostConcurrency);
+  const pendingIn = (host: HostState) => host.front.length + host.queue.length - host.head;
+
+  function takePending(host: HostState): Entry | undefined {
+    const released = host.front.pop();
+    if (released !== undefined) return released;
+    if (host.head >= host.queue.length) return undefined;
+    const entry = host.queue[host.head]!;
+    host.queue[host.head++] = undefined as unknown as Entry;
+    if (host.head > 1024 && host.head * 2 > host.queue.length) {
+      host.queue = host.queue.slice(host.head);
+      host.head = 0;
+    }
+    return entry;
+  }
+
+  /**
+   * Yields the claimable entries of one job: expired leases first, then ready URLs one host at a
+   * time in rotation, skipping hosts that are at their concurrency or inside their delay.
+   */
   function* claimable(js: JobState, now: number): Generator<Entry> {
     for (const entry of js.leased) if (entry.expiresAt <= now) yield entry;
     if (js.delayed.length > 0) {
       const still: Entry[] = [];
       for (const entry of js.delayed) {
-        if (entry.state !== 'pending') continue;
-        if (entry.notBefore <= now) js.returned.push(entry);
+        if (entry.notBefore <= now) entry.host.front.push(entry);
         else still.push(entry);
       }
       js.delayed = still;
     }
-    while (js.returned.length > 0) {
-      const entry = js.returned.pop()!;
-      if (entry.state === 'pending') yield entry;
+    const hosts = js.hostList;
+    for (let progressed = true; progressed; ) {
+      progressed = false;
+      for (let i = 0; i < hosts.length; i++) {
+        const host = hosts[(js.hostCursor + i) % hosts.length]!;
+        if (host.inFlight >= slotsOf(js, host) || host.nextAt > now) continue;
+        const entry = takePending(host);
+        if (entry === undefined) continue;
+        progressed = true;
+        js.hostCursor = (js.hostCursor + i + 1) % hosts.length;
+        yield entry;
+        break;
+      }
     }
-    while (js.readyHead < js.ready.length) {
-      const entry = js.ready[js.readyHead]!;
-      js.ready[js.readyHead++] = undefined as unknown as Entry;
-      if (entry.state === 'pending') yield entry;
+  }
+
+  /** The earliest time a waiting URL of the job becomes ready by the clock alone. */
+  function nextReadyAt(js: JobState, now: number): number | null {
+    let next: number | null = null;
+    for (const entry of js.delayed) if (next === null || entry.notBefore < next) next = entry.notBefore;
+    for (const host of js.hostList) {
+      if (host.nextAt > now && host.inFlight < slotsOf(js, host) && pendingIn(host) > 0 && (next === null || host.nextAt < next)) next = host.nextAt;
     }
-    if (js.readyHead > 1024 && js.readyHead * 2 > js.ready.length) {
-      js.ready = js.ready.slice(js.readyHead);
-      js.readyHead = 0;
-    }
+    return next;
   }
 
   function lease(js: JobState, entry: Entry, query: ClaimQuery): Lease {
@@ -186,6 +243,7 @@ export function memoryStorage(options: MemoryStorageOptions = {}): CrawlStorage 
       js.job.counts.queued--;
       js.job.counts.inProgress++;
       js.leased.add(entry);
+      entry.host.inFlight++;
     }
     entry.state = 'leased';
     entry.token = `t${++tokenSeq}`;
@@ -196,14 +254,31 @@ export function memoryStorage(options: MemoryStorageOptions = {}): CrawlStorage 
       url: entry.url,
       key: entry.key,
       depth: entry.depth,
+      host: entry.host.name,
       token: entry.token,
       attempts: entry.attempts,
       expiresAt: entry.expiresAt,
     };
   }
 
-  function newEntry(link: FrontierLink): Entry {
-    return { url: link.url, key: link.key, depth: link.depth, state: 'pending', token: null, attempts: 0, expiresAt: 0, notBefore: 0 };
+  /** A lease ended (finished, retried or released): free its host slot. */
+  function endLease(js: JobState, entry: Entry, now: number, started: boolean): void {
+    js.leased.delete(entry);
+    entry.token = null;
+    entry.host.inFlight--;
+    js.job.counts.inProgress--;
+    if (started) {
+      const delay = delayOf(js, entry.host);
+      if (delay > 0) entry.host.nextAt = Math.max(entry.host.nextAt, now + delay);
+    }
+  }
+
+  function addEntry(js: JobState, link: FrontierLink): Entry {
+    const host = hostOf(js, link.host);
+    const entry: Entry = { url: link.url, key: link.key, depth: link.depth, host, state: 'pending', token: null, attempts: 0, expiresAt: 0, notBefore: 0 };
+    js.entries.set(link.key, entry);
+    host.queue.push(entry);
+    return entry;
   }
 
   const storage: CrawlStorage = {
@@ -212,14 +287,13 @@ export function memoryStorage(options: MemoryStorageOptions = {}): CrawlStorage 
 
     async createJob(job, seed) {
       if (jobs.has(job.id)) throw new CrawlEngineError('conflict', `job ${job.id} already exists`);
-      const entry = newEntry(seed);
       const js: JobState = {
         ordinal: order.length,
         job: copyJob(job),
-        entries: new Map([[seed.key, entry]]),
-        returned: [],
-        ready: [entry],
-        readyHead: 0,
+        entries: new Map(),
+        hosts: new Map(),
+        hostList: [],
+        hostCursor: 0,
         delayed: [],
         leased: new Set(),
         results: [],
@@ -227,7 +301,9 @@ export function memoryStorage(options: MemoryStorageOptions = {}): CrawlStorage 
         eventSeq: 0,
         trimmed: null,
         firstError: null,
+        robots: new Map(),
       };
+      addEntry(js, seed);
       jobs.set(job.id, js);
       order.push(js);
       active.add(js);
@@ -297,7 +373,14 @@ export function memoryStorage(options: MemoryStorageOptions = {}): CrawlStorage 
         }
       }
       for (const js of candidates) if (events.some((e) => e.jobId === js.job.id)) notify(js.job.id);
-      return { leases, events };
+      let next: number | null = null;
+      if (leases.length < query.limit) {
+        for (const js of candidates) {
+          const at = nextReadyAt(js, query.now);
+          if (at !== null && (next === null || at < next)) next = at;
+        }
+      }
+      return { leases, events, nextReadyAt: next };
     },
 
     async complete(lease: Lease, input: CompleteInput): Promise<CompleteResult> {
@@ -306,23 +389,19 @@ export function memoryStorage(options: MemoryStorageOptions = {}): CrawlStorage 
       const { js, entry } = found;
       const { counts, options } = js.job;
       const ok = input.result.ok;
-      js.leased.delete(entry);
+      const skipped = !ok && input.result.error !== null && SKIP_CODES.has(input.result.error.code);
+      endLease(js, entry, input.now, !skipped);
       entry.state = ok ? 'done' : 'failed';
-      entry.token = null;
-      counts.inProgress--;
       if (ok) counts.succeeded++;
-      else {
-        counts.failed++;
-        js.firstError ??= input.result.error;
-      }
+      else if (skipped) counts.skipped++;
+      else counts.failed++;
+      if (!ok) js.firstError ??= input.result.error;
       js.results.push({ ...input.result });
       let admitted = 0;
       for (const link of input.links) {
         if (counts.discovered >= options.maxPages) break;
         if (js.entries.has(link.key)) continue;
-        const fresh = newEntry(link);
-        js.entries.set(link.key, fresh);
-        js.ready.push(fresh);
+        addEntry(js, link);
         counts.discovered++;
         counts.queued++;
         admitted++;
@@ -330,7 +409,7 @@ export function memoryStorage(options: MemoryStorageOptions = {}): CrawlStorage 
       const at = new Date(input.now).toISOString();
       const events = [
         append(js, {
-          type: ok ? 'page:done' : 'page:failed',
+          type: ok ? 'page:done' : skipped ? 'page:skipped' : 'page:failed',
           at,
           url: lease.url,
           ...(input.result.error ? { error: input.result.error } : {}),
@@ -345,11 +424,9 @@ export function memoryStorage(options: MemoryStorageOptions = {}): CrawlStorage 
       const found = current(lease);
       if (found === null) return false;
       const { js, entry } = found;
-      js.leased.delete(entry);
+      endLease(js, entry, input.now, true);
       entry.state = 'pending';
-      entry.token = null;
       entry.notBefore = input.notBefore;
-      js.job.counts.inProgress--;
       js.job.counts.queued++;
       js.delayed.push(entry);
       return true;
@@ -361,13 +438,11 @@ export function memoryStorage(options: MemoryStorageOptions = {}): CrawlStorage 
         const found = current(lease);
         if (found === null) continue;
         const { js, entry } = found;
-        js.leased.delete(entry);
+        endLease(js, entry, 0, false);
         entry.state = 'pending';
-        entry.token = null;
         entry.attempts = Math.max(0, entry.attempts - 1);
-        js.job.counts.inProgress--;
         js.job.counts.queued++;
-        js.returned.push(entry);
+        entry.host.front.push(entry);
         released++;
       }
       return released;
@@ -386,16 +461,31 @@ export function memoryStorage(options: MemoryStorageOptions = {}): CrawlStorage 
         }
       }
       js.leased.clear();
-      js.returned = [];
       js.delayed = [];
-      js.ready = [];
-      js.readyHead = 0;
+      for (const host of js.hostList) {
+        host.queue = [];
+        host.head = 0;
+        host.front = [];
+        host.inFlight = 0;
+      }
       js.job.counts.queued = 0;
       js.job.counts.inProgress = 0;
       active.delete(js);
       const events = [append(js, { type: 'job:cancelled', at: js.job.finishedAt })];
       notify(id);
       return { job: copyJob(js.job), events };
+    },
+
+    async getRobots(jobId: string, origin: string): Promise<RobotsRecord | null> {
+      const record = jobs.get(jobId)?.robots.get(origin);
+      return record === undefined ? null : structuredClone(record);
+    },
+
+    async putRobots(jobId: string, record: RobotsRecord): Promise<void> {
+      const js = jobs.get(jobId);
+      if (js === undefined) throw new CrawlEngineError('not_found', `job ${JSON.stringify(jobId)} does not exist`);
+      js.robots.set(record.origin, structuredClone(record));
+      hostOf(js, new URL(record.origin).hostname).crawlDelayMs = record.crawlDelayMs ?? 0;
     },
 
     async appendEvents(jobId: string, events: NewEvent[]): Promise<ProgressEvent[]> {

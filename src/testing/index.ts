@@ -48,8 +48,19 @@ function makeJob(options: Partial<JobOptions> = {}, id = jobId()): Job {
     id,
     status: 'queued',
     url: 'http://example.test/',
-    options: { maxPages: 100, maxDepth: 5, scope: 'same-hostname', include: [], exclude: [], respectRobots: true, maxRetries: 2, ...options },
-    counts: { discovered: 1, queued: 1, inProgress: 0, succeeded: 0, failed: 0 },
+    options: {
+      maxPages: 100,
+      maxDepth: 5,
+      scope: 'same-hostname',
+      include: [],
+      exclude: [],
+      respectRobots: true,
+      maxRetries: 2,
+      perHostConcurrency: 100,
+      perHostDelayMs: 0,
+      ...options,
+    },
+    counts: { discovered: 1, queued: 1, inProgress: 0, succeeded: 0, failed: 0, skipped: 0 },
     createdAt: new Date(T0).toISOString(),
     startedAt: null,
     finishedAt: null,
@@ -58,10 +69,12 @@ function makeJob(options: Partial<JobOptions> = {}, id = jobId()): Job {
   };
 }
 
-const link = (path: string, depth = 1): FrontierLink => {
-  const url = `http://example.test${path}`;
-  return { url, key: url, depth };
+const link = (path: string, depth = 1, host = 'example.test'): FrontierLink => {
+  const url = `http://${host}${path}`;
+  return { url, key: url, depth, host };
 };
+
+const seedOf = (job: Job): FrontierLink => ({ url: job.url, key: job.url, depth: 0, host: new URL(job.url).hostname });
 
 function result(lease: Lease, ok = true): PageResult {
   return {
@@ -87,12 +100,12 @@ function result(lease: Lease, ok = true): PageResult {
 function assertCountsAddUp(job: Job | null): void {
   assert.ok(job, 'job exists');
   const c = job.counts;
-  assert.equal(c.queued + c.inProgress + c.succeeded + c.failed, c.discovered, `counts add up: ${JSON.stringify(c)}`);
+  assert.equal(c.queued + c.inProgress + c.succeeded + c.failed + c.skipped, c.discovered, `counts add up: ${JSON.stringify(c)}`);
 }
 
 async function seeded(storage: CrawlStorage, options: Partial<JobOptions> = {}, links: FrontierLink[] = []) {
   const job = makeJob(options);
-  await storage.createJob(job, { url: job.url, key: job.url, depth: 0 });
+  await storage.createJob(job, seedOf(job));
   const { leases } = await storage.claim({ limit: 1, leaseMs: LEASE, now: T0, jobId: job.id });
   assert.equal(leases.length, 1, 'the seed is claimable');
   const done = await storage.complete(leases[0]!, { result: result(leases[0]!), links, now: T0 });
@@ -130,7 +143,7 @@ export function runStorageConformance(options: ConformanceOptions): void {
   describe(`storage conformance (${options.name})`, () => {
     it('createJob() stores the job and its start URL together', async (s) => {
       const job = makeJob();
-      const created = await s.createJob(job, { url: job.url, key: job.url, depth: 0 });
+      const created = await s.createJob(job, seedOf(job));
       assert.equal(created.job.id, job.id);
       assert.deepEqual(created.events.map((e) => e.type), ['job:created']);
       const stored = await s.getJob(job.id);
@@ -138,7 +151,7 @@ export function runStorageConformance(options: ConformanceOptions): void {
       assert.equal(stored.status, 'queued');
       assert.deepEqual(stored.options, job.options);
       assert.deepEqual(stored.metadata, { suite: 'conformance' });
-      assert.deepEqual(stored.counts, { discovered: 1, queued: 1, inProgress: 0, succeeded: 0, failed: 0 });
+      assert.deepEqual(stored.counts, { discovered: 1, queued: 1, inProgress: 0, succeeded: 0, failed: 0, skipped: 0 });
       const { leases } = await s.claim({ limit: 10, leaseMs: LEASE, now: T0, jobId: job.id });
       assert.deepEqual(leases.map((l) => [l.url, l.depth]), [[job.url, 0]]);
       assert.equal(await s.getJob('job_conf_missing'), null);
@@ -146,7 +159,7 @@ export function runStorageConformance(options: ConformanceOptions): void {
 
     it('claim() hands out a fresh lease token, counts the attempt and marks the job running once', async (s) => {
       const job = makeJob();
-      await s.createJob(job, { url: job.url, key: job.url, depth: 0 });
+      await s.createJob(job, seedOf(job));
       const first = await s.claim({ limit: 5, leaseMs: LEASE, now: T0, jobId: job.id });
       assert.equal(first.leases.length, 1);
       const [lease] = first.leases;
@@ -158,7 +171,7 @@ export function runStorageConformance(options: ConformanceOptions): void {
       const stored = await s.getJob(job.id);
       assert.equal(stored?.status, 'running');
       assert.equal(stored?.startedAt, new Date(T0).toISOString());
-      assert.deepEqual(stored?.counts, { discovered: 1, queued: 0, inProgress: 1, succeeded: 0, failed: 0 });
+      assert.deepEqual(stored?.counts, { discovered: 1, queued: 0, inProgress: 1, succeeded: 0, failed: 0, skipped: 0 });
       const second = await s.claim({ limit: 5, leaseMs: LEASE, now: T0 + 1, jobId: job.id });
       assert.equal(second.leases.length, 0, 'a live lease is not handed out again');
       assert.equal(second.events.length, 0);
@@ -187,7 +200,7 @@ export function runStorageConformance(options: ConformanceOptions): void {
 
     it('claim() re-claims a URL whose lease expired, with a new token', async (s) => {
       const job = makeJob();
-      await s.createJob(job, { url: job.url, key: job.url, depth: 0 });
+      await s.createJob(job, seedOf(job));
       const [first] = (await s.claim({ limit: 1, leaseMs: 1000, now: T0, jobId: job.id })).leases;
       assert.equal((await s.claim({ limit: 1, leaseMs: 1000, now: T0 + 999, jobId: job.id })).leases.length, 0);
       const [second] = (await s.claim({ limit: 1, leaseMs: 1000, now: T0 + 1000, jobId: job.id })).leases;
@@ -201,7 +214,7 @@ export function runStorageConformance(options: ConformanceOptions): void {
 
     it("complete() refuses a stale lease after the URL was re-claimed, and accepts the current one", async (s) => {
       const job = makeJob();
-      await s.createJob(job, { url: job.url, key: job.url, depth: 0 });
+      await s.createJob(job, seedOf(job));
       const [stale] = (await s.claim({ limit: 1, leaseMs: 1000, now: T0, jobId: job.id })).leases;
       const [fresh] = (await s.claim({ limit: 1, leaseMs: 1000, now: T0 + 5000, jobId: job.id })).leases;
       const refused = await s.complete(stale!, { result: result(stale!), links: [link('/x')], now: T0 + 5001 });
@@ -213,12 +226,12 @@ export function runStorageConformance(options: ConformanceOptions): void {
       assert.equal(accepted.ok, true);
       assert.equal(accepted.admitted, 1);
       const after = await s.getJob(job.id);
-      assert.deepEqual(after?.counts, { discovered: 2, queued: 1, inProgress: 0, succeeded: 1, failed: 0 });
+      assert.deepEqual(after?.counts, { discovered: 2, queued: 1, inProgress: 0, succeeded: 1, failed: 0, skipped: 0 });
     });
 
     it('complete() stores the result exactly once and refuses the same lease twice', async (s) => {
       const job = makeJob();
-      await s.createJob(job, { url: job.url, key: job.url, depth: 0 });
+      await s.createJob(job, seedOf(job));
       const [lease] = (await s.claim({ limit: 1, leaseMs: LEASE, now: T0, jobId: job.id })).leases;
       const [a, b] = await Promise.all([
         s.complete(lease!, { result: result(lease!), links: [link('/a')], now: T0 + 1 }),
@@ -270,7 +283,7 @@ export function runStorageConformance(options: ConformanceOptions): void {
       const after = await s.getJob(job.id);
       assert.equal(after?.status, 'completed');
       assert.equal(after?.finishedAt, new Date(T0 + 2).toISOString());
-      assert.deepEqual(after?.counts, { discovered: 9, queued: 0, inProgress: 0, succeeded: 6, failed: 3 });
+      assert.deepEqual(after?.counts, { discovered: 9, queued: 0, inProgress: 0, succeeded: 6, failed: 3, skipped: 0 });
       const log = await s.readEvents(job.id, null, 1000);
       assert.equal(log.filter((e) => e.type === 'job:completed').length, 1);
       assert.equal(log[log.length - 1]!.type, 'job:completed');
@@ -279,7 +292,7 @@ export function runStorageConformance(options: ConformanceOptions): void {
 
     it('a job whose every page failed ends as failed with the first error', async (s) => {
       const job = makeJob();
-      await s.createJob(job, { url: job.url, key: job.url, depth: 0 });
+      await s.createJob(job, seedOf(job));
       const [lease] = (await s.claim({ limit: 1, leaseMs: LEASE, now: T0, jobId: job.id })).leases;
       const done = await s.complete(lease!, { result: result(lease!, false), links: [], now: T0 + 1 });
       assert.deepEqual(done.events.map((e) => e.type), ['page:failed', 'job:failed']);
@@ -290,10 +303,10 @@ export function runStorageConformance(options: ConformanceOptions): void {
 
     it('retry() puts the URL back as queued with a not-before time, and refuses a stale lease', async (s) => {
       const job = makeJob();
-      await s.createJob(job, { url: job.url, key: job.url, depth: 0 });
+      await s.createJob(job, seedOf(job));
       const [lease] = (await s.claim({ limit: 1, leaseMs: LEASE, now: T0, jobId: job.id })).leases;
       assert.equal(await s.retry(lease!, { notBefore: T0 + 500, error: { code: 'http_error', message: 'HTTP 503' }, now: T0 + 1 }), true);
-      assert.deepEqual((await s.getJob(job.id))?.counts, { discovered: 1, queued: 1, inProgress: 0, succeeded: 0, failed: 0 });
+      assert.deepEqual((await s.getJob(job.id))?.counts, { discovered: 1, queued: 1, inProgress: 0, succeeded: 0, failed: 0, skipped: 0 });
       assert.equal(await s.retry(lease!, { notBefore: T0 + 500, error: { code: 'x', message: 'x' }, now: T0 + 1 }), false);
       assert.equal((await s.complete(lease!, { result: result(lease!), links: [], now: T0 + 2 })).ok, false);
       assert.equal((await s.getJob(job.id))?.status, 'running', 'a job waiting on a retry is not finished');
@@ -304,7 +317,7 @@ export function runStorageConformance(options: ConformanceOptions): void {
       const leases = (await s.claim({ limit: 3, leaseMs: LEASE, now: T0 + 1, jobId: job.id })).leases;
       assert.equal(await s.release(leases.slice(0, 2)), 2);
       assert.equal(await s.release(leases.slice(0, 2)), 0, 'a second release is a no-op');
-      assert.deepEqual((await s.getJob(job.id))?.counts, { discovered: 4, queued: 2, inProgress: 1, succeeded: 1, failed: 0 });
+      assert.deepEqual((await s.getJob(job.id))?.counts, { discovered: 4, queued: 2, inProgress: 1, succeeded: 1, failed: 0, skipped: 0 });
       const again = (await s.claim({ limit: 3, leaseMs: LEASE, now: T0 + 2, jobId: job.id })).leases;
       assert.deepEqual(again.map((l) => l.key).sort(), leases.slice(0, 2).map((l) => l.key).sort());
       assert.deepEqual(again.map((l) => l.attempts), [1, 1]);
@@ -336,10 +349,86 @@ export function runStorageConformance(options: ConformanceOptions): void {
       assert.equal(events.length, 0);
     });
 
+    it('claim() keeps at most perHostConcurrency URLs of one host in flight', async (s) => {
+      const links = [...Array.from({ length: 6 }, (_, i) => link(`/a${i}`, 1, 'a.test')), ...Array.from({ length: 6 }, (_, i) => link(`/b${i}`, 1, 'b.test'))];
+      const job = await seeded(s, { perHostConcurrency: 2 }, links);
+      const first = (await s.claim({ limit: 10, leaseMs: LEASE, now: T0 + 1, jobId: job.id })).leases;
+      const perHost = (leases: Lease[]) => leases.reduce<Record<string, number>>((acc, l) => ({ ...acc, [l.host]: (acc[l.host] ?? 0) + 1 }), {});
+      assert.deepEqual(perHost(first), { 'a.test': 2, 'b.test': 2 });
+      assert.equal((await s.claim({ limit: 10, leaseMs: LEASE, now: T0 + 2, jobId: job.id })).leases.length, 0, 'both hosts are full');
+      const a = first.find((l) => l.host === 'a.test')!;
+      await s.complete(a, { result: result(a), links: [], now: T0 + 3 });
+      const b = first.find((l) => l.host === 'b.test')!;
+      assert.equal(await s.release([b]), 1);
+      const next = (await s.claim({ limit: 10, leaseMs: LEASE, now: T0 + 4, jobId: job.id })).leases;
+      assert.deepEqual(perHost(next), { 'a.test': 1, 'b.test': 1 });
+      assert.equal(next.find((l) => l.host === 'b.test')!.key, b.key, 'a released URL is handed out first');
+    });
+
+    it('a host with a delay gets one request at a time, the next only after the delay since the last ended', async (s) => {
+      const job = await seeded(s, { perHostConcurrency: 5, perHostDelayMs: 1000 }, Array.from({ length: 4 }, (_, i) => link(`/d${i}`)));
+      // The seed finished at T0, so the host is free again at T0 + 1000.
+      const blocked = await s.claim({ limit: 10, leaseMs: LEASE, now: T0 + 999, jobId: job.id });
+      assert.equal(blocked.leases.length, 0);
+      assert.equal(blocked.nextReadyAt, T0 + 1000, 'nextReadyAt says when the host is free again');
+      const [one, ...rest] = (await s.claim({ limit: 10, leaseMs: LEASE, now: T0 + 1000, jobId: job.id })).leases;
+      assert.ok(one);
+      assert.equal(rest.length, 0, 'one at a time');
+      await s.complete(one, { result: result(one), links: [], now: T0 + 1500 });
+      assert.equal((await s.claim({ limit: 10, leaseMs: LEASE, now: T0 + 2499, jobId: job.id })).leases.length, 0);
+      const [two] = (await s.claim({ limit: 10, leaseMs: LEASE, now: T0 + 2500, jobId: job.id })).leases;
+      assert.ok(two);
+      assert.equal(await s.retry(two, { notBefore: T0 + 2600, error: { code: 'timeout', message: 't' }, now: T0 + 2700 }), true);
+      assert.equal((await s.claim({ limit: 10, leaseMs: LEASE, now: T0 + 3699, jobId: job.id })).leases.length, 0, 'a retry also starts the delay');
+      assert.equal((await s.claim({ limit: 10, leaseMs: LEASE, now: T0 + 3700, jobId: job.id })).leases.length, 1);
+    });
+
+    it('claim() reports when a retry backoff ends in nextReadyAt', async (s) => {
+      const job = await seeded(s, {}, [link('/r')]);
+      const [lease] = (await s.claim({ limit: 1, leaseMs: LEASE, now: T0 + 1, jobId: job.id })).leases;
+      await s.retry(lease!, { notBefore: T0 + 5000, error: { code: 'timeout', message: 't' }, now: T0 + 2 });
+      const claimed = await s.claim({ limit: 5, leaseMs: LEASE, now: T0 + 3, jobId: job.id });
+      assert.equal(claimed.leases.length, 0);
+      assert.equal(claimed.nextReadyAt, T0 + 5000);
+    });
+
+    it("putRobots() stores a job's robots.txt record and its Crawl-delay throttles that host", async (s) => {
+      const job = await seeded(s, { perHostConcurrency: 4 }, Array.from({ length: 4 }, (_, i) => link(`/c${i}`)));
+      const record = {
+        origin: 'http://example.test',
+        status: 'ok' as const,
+        rules: [{ allow: false, pattern: '/private' }],
+        crawlDelayMs: 2000,
+        httpStatus: 200,
+        fetchedAt: new Date(T0).toISOString(),
+        expiresAt: T0 + 86_400_000,
+      };
+      assert.equal(await s.getRobots(job.id, record.origin), null);
+      await s.putRobots(job.id, record);
+      assert.deepEqual(await s.getRobots(job.id, record.origin), record);
+      assert.equal(await s.getRobots(job.id, 'http://other.test'), null);
+      const first = (await s.claim({ limit: 10, leaseMs: LEASE, now: T0 + 1, jobId: job.id })).leases;
+      assert.equal(first.length, 1, 'the crawl delay allows one request at a time');
+      await s.complete(first[0]!, { result: result(first[0]!), links: [], now: T0 + 10 });
+      assert.equal((await s.claim({ limit: 10, leaseMs: LEASE, now: T0 + 2009, jobId: job.id })).leases.length, 0);
+      assert.equal((await s.claim({ limit: 10, leaseMs: LEASE, now: T0 + 2010, jobId: job.id })).leases.length, 1);
+    });
+
+    it('a page skipped for robots.txt counts as skipped, not failed', async (s) => {
+      const job = await seeded(s, {}, [link('/private')]);
+      const [lease] = (await s.claim({ limit: 1, leaseMs: LEASE, now: T0 + 1, jobId: job.id })).leases;
+      const skipped = { ...result(lease!, false), status: null, error: { code: 'robots', message: 'disallowed by robots.txt' } };
+      const done = await s.complete(lease!, { result: skipped, links: [], now: T0 + 2 });
+      assert.deepEqual(done.events.map((e) => e.type), ['page:skipped', 'job:completed']);
+      const after = await s.getJob(job.id);
+      assert.deepEqual(after?.counts, { discovered: 2, queued: 0, inProgress: 0, succeeded: 1, failed: 0, skipped: 1 });
+      assert.equal(after?.status, 'completed');
+    });
+
     it('claim() is fair across jobs: a small job is not starved by a large one', async (s) => {
       const big = await seeded(s, { maxPages: 500 }, Array.from({ length: 200 }, (_, i) => link(`/big${i}`)));
       const small = makeJob();
-      await s.createJob(small, { url: small.url, key: small.url, depth: 0 });
+      await s.createJob(small, seedOf(small));
       for (let round = 0; round < 3; round++) {
         const { leases } = await s.claim({ limit: 4, leaseMs: LEASE, now: T0 + 10 + round });
         const mine = leases.filter((l) => l.jobId === big.id || l.jobId === small.id);
@@ -369,7 +458,7 @@ export function runStorageConformance(options: ConformanceOptions): void {
       for (let i = 1; i < ids.length; i++) assert.ok(ids[i]! > ids[i - 1]!, 'ids increase');
       assert.ok(all.every((e) => e.jobId === job.id));
       assert.equal(all[2]!.url, job.url);
-      assert.deepEqual(all[all.length - 1]!.counts, { discovered: 3, queued: 0, inProgress: 0, succeeded: 2, failed: 1 });
+      assert.deepEqual(all[all.length - 1]!.counts, { discovered: 3, queued: 0, inProgress: 0, succeeded: 2, failed: 1, skipped: 0 });
       assert.deepEqual(all[5]!.error, { code: 'http_error', message: 'HTTP 404' });
       const tail = await s.readEvents(job.id, all[3]!.id, 100);
       assert.deepEqual(tail.map((e) => e.id), all.slice(4).map((e) => e.id));
@@ -404,7 +493,7 @@ export function runStorageConformance(options: ConformanceOptions): void {
       const ids: string[] = [];
       for (let i = 0; i < 5; i++) {
         const job = { ...makeJob(), createdAt: new Date(T0 + i).toISOString() };
-        await s.createJob(job, { url: job.url, key: job.url, depth: 0 });
+        await s.createJob(job, seedOf(job));
         ids.push(job.id);
       }
       await s.cancelJob(ids[1]!, T0 + 10);
