@@ -63,7 +63,8 @@ async function bare(startUrl, maxPages) {
 
 async function engine(startUrl, maxPages) {
   const crawler = createCrawlEngine({ storage: memoryStorage(), fetch: { allowPrivateNetwork: true } });
-  const job = await crawler.crawl({ url: startUrl, maxPages, maxDepth: 1000 }, { concurrency });
+  // The same concurrency as the bare loop: politeness set to let all of it reach the one host.
+  const job = await crawler.crawl({ url: startUrl, maxPages, maxDepth: 1000, perHostConcurrency: concurrency }, { concurrency });
   await crawler.close();
   return job.counts.succeeded + job.counts.failed;
 }

@@ -100,6 +100,7 @@ export function extractPage(document: object, pageUrl: string, maxLinks = Infini
   let canonicalHref: string | null = null;
   let baseHref: string | null = null;
   const hrefs: string[] = [];
+  const rawCap = Number.isFinite(maxLinks) ? maxLinks * 10 + 100 : Infinity;
   const words = new WordCounter();
 
   const stack: DomNode[] = [document as DomNode];
@@ -120,7 +121,8 @@ export function extractPage(document: object, pageUrl: string, maxLinks = Infini
       switch (name) {
         case 'a':
         case 'area':
-          if (attribs.href !== undefined) hrefs.push(attribs.href);
+          // Raw hrefs are kept up to a multiple of the cap, so a page with 100,000 links stays cheap.
+          if (attribs.href !== undefined && hrefs.length < rawCap) hrefs.push(attribs.href);
           break;
         case 'title':
           if (title === null) title = clean(textOf(node));

@@ -190,7 +190,7 @@ export interface Fetcher {
    * Fetches one page. Never throws: every failure is a result with an error code.
    * `allowHop` is asked about each redirect target; a refusal ends with `blocked`.
    */
-  fetch(url: string, allowHop: (url: string) => string | null): Promise<FetchResult>;
+  fetch(url: string, allowHop: (url: string) => string | null, options?: { hopDelayMs?: number }): Promise<FetchResult>;
   /**
    * Fetches a text resource of any content type (robots.txt), keeping at most `maxBytes` of it;
    * `html` then holds the text. Redirects are followed like pages.
@@ -208,7 +208,12 @@ export function createFetcher(options: FetcherOptions): Fetcher {
     'accept-encoding': 'gzip, deflate, br',
   };
 
-  async function get(startUrl: string, allowHop: (url: string) => string | null, text: { maxBytes: number } | null): Promise<FetchResult> {
+  async function get(
+    startUrl: string,
+    allowHop: (url: string) => string | null,
+    text: { maxBytes: number } | null,
+    hopDelayMs = 0,
+  ): Promise<FetchResult> {
       const undici = await loadUndici();
       agent ??= new undici.Agent({
         keepAliveTimeout: 10_000,
@@ -217,9 +222,19 @@ export function createFetcher(options: FetcherOptions): Fetcher {
         ...(guard.lookup === undefined ? {} : { connect: { lookup: guard.lookup } }),
       });
       // A plain timer, cleared when done: AbortSignal.timeout() keeps signals alive for the GC.
+      // It is paused while a redirect waits out the host's delay, which is not request time.
       const controller = new AbortController();
       const { signal } = controller;
-      const timer = setTimeout(() => controller.abort(), options.timeoutMs);
+      let remaining = options.timeoutMs;
+      let armedAt = Date.now();
+      let timer = setTimeout(() => controller.abort(), remaining);
+      const pauseFor = async (ms: number) => {
+        clearTimeout(timer);
+        remaining -= Date.now() - armedAt;
+        await new Promise((resolve) => setTimeout(resolve, ms));
+        armedAt = Date.now();
+        timer = setTimeout(() => controller.abort(), Math.max(0, remaining));
+      };
       const seen = new Set<string>([startUrl]);
       let url = startUrl;
       let status: number | null = null;
@@ -261,6 +276,7 @@ export function createFetcher(options: FetcherOptions): Fetcher {
             const refusal = allowHop(next);
             if (refusal !== null) return fail('blocked', `redirect to ${next} refused: ${refusal}`);
             seen.add(next);
+            if (hopDelayMs > 0 && new URL(next).hostname === new URL(url).hostname) await pauseFor(hopDelayMs);
             url = next;
             continue;
           }
@@ -302,7 +318,7 @@ export function createFetcher(options: FetcherOptions): Fetcher {
   }
 
   return {
-    fetch: (url, allowHop) => get(url, allowHop, null),
+    fetch: (url, allowHop, fetchOptions) => get(url, allowHop, null, fetchOptions?.hopDelayMs),
     fetchText: (url, maxBytes) => get(url, () => null, { maxBytes }),
 
     async close() {

@@ -176,6 +176,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     const { job } = ctx;
     const { report } = run;
     const startedAt = now();
+    let hopDelayMs = job.options.perHostDelayMs;
 
     if (job.options.respectRobots) {
       const verdict = await robotsVerdict(lease, run);
@@ -194,10 +195,13 @@ export function createProcessor(deps: ProcessorDeps): Processor {
         await finish(lease, ctx, run, { ...emptyResult(lease, startedAt), error }, []);
         return;
       }
+      hopDelayMs = Math.max(hopDelayMs, verdict.crawlDelayMs);
     }
 
-    const fetched = await deps.fetcher().fetch(lease.url, (hop) =>
-      ctx.inScope(hop) ? null : `outside the job's scope (${job.options.scope})`,
+    const fetched = await deps.fetcher().fetch(
+      lease.url,
+      (hop) => (ctx.inScope(hop) ? null : `outside the job's scope (${job.options.scope})`),
+      { hopDelayMs },
     );
     fetchDone();
     let error: (ErrorInfo & { transient?: boolean; retryAfterMs?: number | null }) | null = fetched.error;
@@ -293,7 +297,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
   }
 
   type RobotsVerdict =
-    | { kind: 'allow' }
+    | { kind: 'allow'; crawlDelayMs: number }
     | { kind: 'release' }
     | { kind: 'skip'; message: string }
     | { kind: 'unreachable'; message: string; retryAt: number };
@@ -306,7 +310,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
    */
   async function robotsVerdict(lease: Lease, run: RunState): Promise<RobotsVerdict> {
     const url = new URL(lease.url);
-    if (url.pathname === '/robots.txt') return { kind: 'allow' };
+    if (url.pathname === '/robots.txt') return { kind: 'allow', crawlDelayMs: 0 };
     const key = `${lease.jobId} ${url.origin}`;
     let entry = run.robots.get(key);
     if (entry === undefined) {
@@ -334,10 +338,16 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     if (!verdict.allowed) return { kind: 'skip', message: `disallowed by robots.txt (Disallow: ${verdict.rule!.pattern})` };
     const delay = record.crawlDelayMs ?? 0;
     if (delay > 0 && fetchedBy !== null) {
-      if (fetchedBy !== lease.token || now() + delay >= run.deadline) return { kind: 'release' };
-      await sleep(delay);
+      if (fetchedBy === lease.token) {
+        // This lease's robots.txt request was the host's last one: keep the gap before the page.
+        if (now() + delay >= run.deadline) return { kind: 'release' };
+        await sleep(delay);
+      } else if (lease.expiresAt - deps.leaseMs <= Date.parse(record.fetchedAt)) {
+        // Claimed before the delay was known: hand it back so that storage spaces it out.
+        return { kind: 'release' };
+      }
     }
-    return { kind: 'allow' };
+    return { kind: 'allow', crawlDelayMs: delay };
   }
 
   async function run(options: RunOptions = {}): Promise<RunReport> {
