@@ -5,17 +5,34 @@ export default defineConfig([
     entry: {
       index: 'src/index.ts',
       'adapters/memory': 'adapters/memory/index.ts',
+      http: 'src/http/index.ts',
+      next: 'src/next.ts',
+      express: 'src/express.ts',
+      client: 'src/client.ts',
       testing: 'src/testing/index.ts',
     },
     format: ['esm', 'cjs'],
     dts: true,
-    clean: true,
+    clean: false, // the build script empties dist once; per-config cleaning races between configs
     // Shared chunks keep one copy of each class (CrawlEngineError) across entry points, in CJS too.
     splitting: true,
     sourcemap: true,
     target: 'node20',
     platform: 'node',
     treeshake: true,
+  },
+  {
+    // The React hook is a client component: its own build, so the directive stays at the top.
+    entry: { react: 'src/react.ts' },
+    format: ['esm', 'cjs'],
+    dts: true,
+    clean: false,
+    splitting: false,
+    sourcemap: true,
+    target: 'es2022',
+    platform: 'browser',
+    external: ['react'],
+    banner: { js: "'use client';" },
   },
   {
     entry: { cli: 'src/cli.ts' },

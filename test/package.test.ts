@@ -12,6 +12,11 @@ const subpaths = Object.keys(pkg.exports).filter((p) => p !== './package.json');
 const expected: Record<string, string[]> = {
   '.': ['createCrawlEngine', 'CrawlEngineError', 'jobInputSchema', 'normalizeUrl'],
   './adapters/memory': ['memoryStorage'],
+  './http': ['createCrawlHandler', 'problem'],
+  './next': ['createNextHandlers'],
+  './express': ['createExpressRouter'],
+  './client': ['watchJob', 'createCrawlClient', 'CrawlClientError'],
+  './react': ['useCrawlJob'],
   './testing': ['runStorageConformance'],
 };
 

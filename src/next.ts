@@ -1,0 +1,104 @@
+/**
+ * `createNextHandlers`: drop-in App Router route handlers for
+ * `app/api/crawl/[...path]/route.ts`. A new job starts processing right after the response with
+ * `after()` from `next/server`, so a small crawl finishes in seconds without waiting for cron; a
+ * run that ends with work left calls the process route again (a fresh invocation with a fresh time
+ * budget) when a `cronSecret` is set; the cron route is the safety net.
+ *
+ * @module crawl-engine/next
+ */
+import type { CrawlEngine } from './engine.js';
+import { createCrawlHandler, type CrawlHandlerOptions } from './http/index.js';
+import type { Job, RunReport } from './types.js';
+
+export interface NextHandlersOptions extends Omit<CrawlHandlerOptions, 'onJobCreated'> {
+  /**
+   * Start processing a new job with `after()` once the 201 is sent.
+   * @default true
+   */
+  processOnCreate?: boolean;
+  /**
+   * Budget of the run started with `after()`; keep it under your route's `maxDuration`.
+   * @default 25000
+   */
+  afterBudgetMs?: number;
+  /**
+   * When a run ends with work left, call the process route for the next run (needs `cronSecret`).
+   * @default true
+   */
+  chain?: boolean;
+  /** Called with each job created (after `after()` was scheduled). */
+  onJobCreated?: CrawlHandlerOptions['onJobCreated'];
+  /** Stand-in for `after` from `next/server` (tests, or other frameworks with a waitUntil). */
+  after?: (task: () => Promise<void>) => void;
+  /** Used to call the process route when chaining. @default globalThis.fetch */
+  fetch?: typeof fetch;
+}
+
+/** Next 15/16 route context (`params` is a Promise); the handler reads the path from the URL. */
+export interface NextRouteContext {
+  params: Promise<Record<string, string | string[] | undefined>>;
+}
+
+export type NextRouteHandler = (req: Request, context?: NextRouteContext) => Promise<Response>;
+
+async function nextAfter(): Promise<(task: () => Promise<void>) => void> {
+  // A literal specifier, so Next's bundler resolves it; next is an optional peer without types here.
+  // @ts-ignore
+  const server = (await import('next/server')) as { after: (task: () => Promise<void>) => void };
+  return server.after;
+}
+
+export function createNextHandlers(engine: CrawlEngine, options: NextHandlersOptions = {}): { GET: NextRouteHandler; POST: NextRouteHandler; DELETE: NextRouteHandler } {
+  const basePath = (options.basePath ?? '/api/crawl').replace(/\/+$/, '');
+  const chain = options.chain ?? true;
+  const budgetMs = options.afterBudgetMs ?? 25_000;
+  const onError = options.onError ?? ((error: unknown) => console.error('[crawl-engine] next handler error:', error));
+  const schedule = async (task: () => Promise<void>) => (options.after ?? (await nextAfter()))(task);
+
+  /** Asks for another run in a fresh invocation, when this one ended with work left. */
+  async function continueIfNeeded(jobId: string, report: RunReport, req: Request): Promise<void> {
+    if (!chain || options.cronSecret === undefined || report.claimed === 0) return;
+    const job = await engine.jobs.get(jobId);
+    if (job === null || (job.status !== 'running' && job.status !== 'queued')) return;
+    const url = new URL(`${basePath}/process?jobId=${encodeURIComponent(jobId)}`, req.url);
+    // Wait only until the next invocation has the request; it then runs on its own budget.
+    await (options.fetch ?? fetch)(url, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${options.cronSecret}` },
+      signal: AbortSignal.timeout(2000),
+    }).catch(() => undefined);
+  }
+
+  const runAfter = async (jobId: string, req: Request) => {
+    await schedule(async () => {
+      try {
+        const report = await engine.processor.run({ jobId, budgetMs });
+        await continueIfNeeded(jobId, report, req);
+      } catch (error) {
+        onError(error, req);
+      }
+    });
+  };
+
+  const handler = createCrawlHandler(engine, {
+    ...options,
+    onJobCreated: async (job: Job, req: Request) => {
+      if (options.processOnCreate ?? true) await runAfter(job.id, req);
+      await options.onJobCreated?.(job, req);
+    },
+  });
+
+  const route: NextRouteHandler = async (req) => {
+    const response = await handler(req);
+    // A process run for one job that left work behind schedules the next one, like a new job does.
+    const url = new URL(req.url);
+    const jobId = url.searchParams.get('jobId');
+    if (response.status === 200 && jobId !== null && url.pathname.replace(/\/+$/, '') === `${basePath}/process`) {
+      const report = (await response.clone().json()) as RunReport;
+      await schedule(() => continueIfNeeded(jobId, report, req).catch((error: unknown) => onError(error, req)));
+    }
+    return response;
+  };
+  return { GET: route, POST: route, DELETE: route };
+}

@@ -1,0 +1,145 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { EventSource } from 'eventsource';
+import express from 'express';
+import express4 from 'express4';
+import { afterEach, describe, expect, test } from 'vitest';
+import { memoryStorage } from '../adapters/memory/index.js';
+import { startSite, type Site } from '../bench/site.mjs';
+import { createCrawlClient, CrawlClientError, watchJob } from '../src/client.js';
+import { createCrawlEngine, type CrawlEngine } from '../src/engine.js';
+import { createExpressRouter } from '../src/express.js';
+import { createNextHandlers } from '../src/next.js';
+import type { Job, ProgressEvent } from '../src/types.js';
+import { readSse } from './helpers/sse.js';
+
+let site: Site | null = null;
+const servers: Server[] = [];
+afterEach(async () => {
+  await site?.close();
+  site = null;
+  await Promise.all(servers.splice(0).map((s) => new Promise((r) => { s.closeAllConnections(); s.close(r); })));
+});
+
+const newEngine = () => createCrawlEngine({ storage: memoryStorage(), fetch: { allowPrivateNetwork: true }, retry: { baseDelayMs: 10, maxDelayMs: 50 } });
+
+async function listen(app: { listen: (port: number, host: string, cb: () => void) => Server }): Promise<string> {
+  const server = await new Promise<Server>((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  servers.push(server);
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+async function expressApp(engine: CrawlEngine, flavour: 'express5' | 'express4' | 'parsed-body'): Promise<string> {
+  const app = flavour === 'express4' ? express4() : express();
+  if (flavour === 'parsed-body') app.use(express.json());
+  app.use('/api/crawl', createExpressRouter(engine, { heartbeatMs: 50 }) as never);
+  app.get('/health', (_req: unknown, res: { send: (s: string) => void }) => res.send('ok'));
+  return listen(app as never);
+}
+
+describe.each(['express5', 'express4', 'parsed-body'] as const)('createExpressRouter (%s)', (flavour) => {
+  test('serves the API under its mount path, with streaming SSE and a resume across a forced disconnect', async () => {
+    site = await startSite({ pages: 30, fanout: 3, latencyMs: 10 });
+    const engine = newEngine();
+    const origin = await expressApp(engine, flavour);
+    const created = await fetch(`${origin}/api/crawl/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ url: site.url, maxDepth: 5, maxPages: 30 }) });
+    expect(created.status).toBe(201);
+    const job = (await created.json()) as Job;
+    expect(created.headers.get('location')).toBe(`/api/crawl/jobs/${job.id}`);
+    expect(((await (await fetch(`${origin}/api/crawl/jobs/${job.id}`)).json()) as Job).id).toBe(job.id);
+    expect((await fetch(`${origin}/api/crawl/jobs/nope`)).status).toBe(404);
+    expect(await (await fetch(`${origin}/health`)).text()).toBe('ok');
+
+    const running = engine.processor.run({ jobId: job.id, concurrency: 2 });
+    // First connection: read a few events, then drop it.
+    const first = new AbortController();
+    const res = await fetch(`${origin}/api/crawl/jobs/${job.id}/events`, { signal: first.signal });
+    expect(res.headers.get('content-type')).toBe('text/event-stream; charset=utf-8');
+    const part1 = (await readSse(res.body!, (_m, all) => all.filter((x) => x.id).length >= 5)).filter((m) => m.id);
+    first.abort();
+    // Reconnect with Last-Event-ID, as EventSource does.
+    const res2 = await fetch(`${origin}/api/crawl/jobs/${job.id}/events`, { headers: { 'last-event-id': part1.at(-1)!.id! } });
+    const part2 = (await readSse(res2.body!)).filter((m) => m.id);
+    await running;
+    await engine.close();
+    const ids = [...part1, ...part2].map((m) => Number(m.id));
+    expect(ids).toEqual(ids.map((_, i) => i + 1));
+    expect(part2.at(-1)!.event).toBe('job:completed');
+    expect(ids.length).toBe(2 + 30 + 1);
+  });
+});
+
+describe('the client', () => {
+  test('watchJob() over EventSource delivers every event once and resolves with the terminal one; createCrawlClient wraps the routes', async () => {
+    site = await startSite({ pages: 15, fanout: 3, latencyMs: 5 });
+    const engine = newEngine();
+    const origin = await expressApp(engine, 'express5');
+    const client = createCrawlClient({ baseUrl: `${origin}/api/crawl`, EventSource: EventSource as never });
+    const job = await client.createJob({ url: site.url, maxDepth: 5 });
+    const seen: ProgressEvent[] = [];
+    const watching = client.watch(job.id, { onEvent: (e) => seen.push(e) });
+    await engine.processor.run({ jobId: job.id });
+    const terminal = await watching;
+    expect(terminal?.type).toBe('job:completed');
+    expect(seen.map((e) => Number(e.id))).toEqual(seen.map((_, i) => i + 1));
+    expect((await client.getJob(job.id)).status).toBe('completed');
+    expect((await client.results(job.id, { limit: 100 })).items).toHaveLength(15);
+    // A watcher that arrives after the end gets the history, then the stream stops.
+    const late: string[] = [];
+    expect((await watchJob(client.eventsUrl(job.id), { onEvent: (e) => late.push(e.type), EventSource: EventSource as never }))?.type).toBe('job:completed');
+    expect(late.at(-1)).toBe('job:completed');
+    const error = await client.createJob({ url: 'nope' } as never).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CrawlClientError);
+    expect(error).toMatchObject({ status: 400, code: 'invalid_input', errors: [{ path: 'url' }] });
+    const other = await client.createJob({ url: 'https://example.com/' });
+    expect((await client.cancelJob(other.id)).status).toBe('cancelled');
+    const aborted = new AbortController();
+    const pending = client.watch(other.id, { onEvent: () => undefined, signal: aborted.signal });
+    aborted.abort();
+    expect(await pending).toBeNull();
+    await engine.close();
+  });
+});
+
+describe('createNextHandlers', () => {
+  test('a created job starts processing with after() and finishes without cron; a run with work left chains the next through the process route', async () => {
+    site = await startSite({ pages: 40, fanout: 3, latencyMs: 20 });
+    const engine = newEngine();
+    const tasks: Array<() => Promise<void>> = [];
+    const processCalls: string[] = [];
+    const handlers: ReturnType<typeof createNextHandlers> = createNextHandlers(engine, {
+      after: (task) => tasks.push(task),
+      afterBudgetMs: 60,
+      cronSecret: 'cron',
+      fetch: (async (input: RequestInfo | URL, init?: RequestInit) => {
+        processCalls.push(String(input));
+        return handlers.POST(new Request(input, init));
+      }) as typeof fetch,
+    });
+    const params = Promise.resolve({ path: ['jobs'] });
+    const res = await handlers.POST(new Request('http://app.test/api/crawl/jobs', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ url: site.url, maxDepth: 6, maxPages: 40 }) }), { params });
+    expect(res.status).toBe(201);
+    const job = (await res.json()) as Job;
+    expect(tasks).toHaveLength(1);
+    for (let i = 0; i < 200 && tasks.length > 0; i++) await tasks.shift()!();
+    expect((await engine.jobs.get(job.id))?.status).toBe('completed');
+    expect(processCalls.length).toBeGreaterThan(0);
+    expect(processCalls[0]).toBe(`http://app.test/api/crawl/process?jobId=${job.id}`);
+    const got = await handlers.GET(new Request(`http://app.test/api/crawl/jobs/${job.id}`), { params: Promise.resolve({ path: ['jobs', job.id] }) });
+    expect(((await got.json()) as Job).counts.succeeded).toBe(40);
+    const del = await handlers.DELETE(new Request(`http://app.test/api/crawl/jobs/${job.id}`, { method: 'DELETE' }));
+    expect(del.status).toBe(409);
+    await engine.close();
+  });
+
+  test('without a cron secret nothing chains, and processOnCreate: false leaves the job to cron', async () => {
+    const engine = newEngine();
+    const tasks: Array<() => Promise<void>> = [];
+    const { POST } = createNextHandlers(engine, { after: (task) => tasks.push(task), processOnCreate: false });
+    const res = await POST(new Request('http://app.test/api/crawl/jobs', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ url: 'https://example.com/' }) }));
+    expect(res.status).toBe(201);
+    expect(tasks).toHaveLength(0);
+  });
+});

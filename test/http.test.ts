@@ -1,0 +1,242 @@
+import { afterEach, describe, expect, test } from 'vitest';
+import { memoryStorage } from '../adapters/memory/index.js';
+import { startSite, type Site } from '../bench/site.mjs';
+import { createCrawlEngine } from '../src/engine.js';
+import { createCrawlHandler } from '../src/http/index.js';
+import type { Job, ProgressEvent, RunReport } from '../src/types.js';
+import { readSse } from './helpers/sse.js';
+
+const BASE = 'http://app.test/api/crawl';
+let site: Site | null = null;
+afterEach(async () => {
+  await site?.close();
+  site = null;
+});
+
+function setup(options: Parameters<typeof createCrawlHandler>[1] = {}) {
+  const engine = createCrawlEngine({ storage: memoryStorage(), fetch: { allowPrivateNetwork: true }, retry: { baseDelayMs: 10, maxDelayMs: 50 } });
+  const handler = createCrawlHandler(engine, options);
+  const call = (method: string, path: string, init: { body?: string; headers?: Record<string, string>; signal?: AbortSignal } = {}) =>
+    handler(new Request(`${BASE}${path}`, { method, body: init.body ?? null, headers: init.headers ?? {}, ...(init.signal ? { signal: init.signal } : {}) }));
+  const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
+    call('POST', path, { body: typeof body === 'string' ? body : JSON.stringify(body), headers: { 'content-type': 'application/json', ...headers } });
+  return { engine, handler, call, post };
+}
+
+async function problemOf(res: Response) {
+  expect(res.headers.get('content-type')).toBe('application/problem+json');
+  return (await res.json()) as { type: string; title: string; status: number; code: string; detail: string; errors?: Array<{ path: string; message: string }> };
+}
+
+describe('job routes', () => {
+  test('POST /jobs creates a job (201 with Location), GET /jobs/:id reads it, GET /jobs lists it', async () => {
+    const { post, call } = setup();
+    const res = await post('/jobs', { url: 'https://example.com/', maxPages: 5 });
+    expect(res.status).toBe(201);
+    const job = (await res.json()) as Job;
+    expect(job).toMatchObject({ status: 'queued', url: 'https://example.com/', options: { maxPages: 5 } });
+    expect(res.headers.get('location')).toBe(`/api/crawl/jobs/${job.id}`);
+    expect(await (await call('GET', `/jobs/${job.id}`)).json()).toEqual(job);
+    const list = (await (await call('GET', '/jobs?limit=10&status=queued')).json()) as { items: Job[]; nextCursor: string | null };
+    expect(list.items.map((j) => j.id)).toEqual([job.id]);
+  });
+
+  test('bad input is a 400 problem naming every field', async () => {
+    const { post, engine } = setup();
+    const res = await post('/jobs', { url: 'file:///etc/passwd', maxDepth: -1, extra: true });
+    expect(res.status).toBe(400);
+    const body = await problemOf(res);
+    expect(body).toMatchObject({ status: 400, code: 'invalid_input', type: 'urn:crawl-engine:problem:invalid_input', title: 'Invalid input' });
+    expect(body.errors!.map((e) => e.path).sort()).toEqual(['(root)', 'maxDepth', 'url']);
+    expect((await engine.jobs.list()).items).toEqual([]);
+  });
+
+  test('malformed JSON is 400, a non-JSON body 415, an oversized body 413', async () => {
+    const { post, call } = setup({ maxBodyBytes: 100 });
+    expect(await problemOf(await post('/jobs', '{"url": '))).toMatchObject({ status: 400, code: 'invalid_json' });
+    expect(await problemOf(await post('/jobs', ''))).toMatchObject({ status: 400, code: 'invalid_json' });
+    expect(await problemOf(await call('POST', '/jobs', { body: 'url=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } }))).toMatchObject({ status: 415, code: 'unsupported_media_type' });
+    expect(await problemOf(await post('/jobs', { url: `https://example.com/${'a'.repeat(200)}` }))).toMatchObject({ status: 413, code: 'payload_too_large' });
+  });
+
+  test('unknown paths are 404, wrong methods 405 with Allow', async () => {
+    const { call } = setup();
+    expect((await problemOf(await call('GET', '/nope'))).code).toBe('not_found');
+    const res = await call('PUT', '/jobs');
+    expect(res.status).toBe(405);
+    expect(res.headers.get('allow')).toBe('GET, POST');
+    expect((await call('POST', '/jobs/job_x')).headers.get('allow')).toBe('GET, DELETE');
+    const outside = await createCrawlHandler(setup().engine)(new Request('http://app.test/elsewhere'));
+    expect(outside.status).toBe(404);
+  });
+
+  test('unknown or malformed job ids are 404 on every job route', async () => {
+    const { call } = setup();
+    for (const path of ['/jobs/job_missing', '/jobs/..%2F..%2Fetc/results', '/jobs/job_missing/events', '/jobs/%00']) {
+      expect((await call('GET', path)).status, path).toBe(404);
+    }
+    expect((await call('DELETE', '/jobs/job_missing')).status).toBe(404);
+  });
+
+  test('DELETE cancels (idempotent) and is 409 for a finished job', async () => {
+    site = await startSite({ pages: 3, fanout: 1 });
+    const { post, call, engine } = setup();
+    const job = (await (await post('/jobs', { url: 'https://example.com/' })).json()) as Job;
+    expect(((await (await call('DELETE', `/jobs/${job.id}`)).json()) as Job).status).toBe('cancelled');
+    expect((await call('DELETE', `/jobs/${job.id}`)).status).toBe(200);
+    const done = await engine.crawl({ url: site.url });
+    const conflict = await call('DELETE', `/jobs/${done.id}`);
+    expect(conflict.status).toBe(409);
+    expect((await problemOf(conflict)).detail).toMatch(/already completed/);
+    await engine.close();
+  });
+
+  test('GET /jobs/:id/results pages through results and validates the query', async () => {
+    site = await startSite({ pages: 12, fanout: 3 });
+    const { call, engine } = setup();
+    const job = await engine.crawl({ url: site.url, maxDepth: 5 });
+    await engine.close();
+    const first = (await (await call('GET', `/jobs/${job.id}/results?limit=5`)).json()) as { items: unknown[]; nextCursor: string };
+    expect(first.items).toHaveLength(5);
+    const rest = (await (await call('GET', `/jobs/${job.id}/results?limit=100&cursor=${first.nextCursor}`)).json()) as { items: unknown[]; nextCursor: null };
+    expect(first.items.length + rest.items.length).toBe(12);
+    expect(rest.nextCursor).toBeNull();
+    expect(await problemOf(await call('GET', `/jobs/${job.id}/results?limit=0`))).toMatchObject({ status: 400, errors: [{ path: 'limit' }] });
+    expect(await problemOf(await call('GET', `/jobs/${job.id}/results?limit=abc`))).toMatchObject({ status: 400 });
+    expect((await call('GET', `/jobs/${job.id}/results?cursor=bogus`)).status).toBe(400);
+  });
+
+  test('authorize() guards the job routes: false is 401, a Response is returned as it is', async () => {
+    const seen: string[] = [];
+    const { post, call } = setup({
+      authorize: (req, { action, jobId }) => {
+        seen.push(`${action}:${jobId ?? '-'}`);
+        if (req.headers.get('x-user') === 'ann') return true;
+        if (req.headers.get('x-user') === 'bob') return new Response('no bob', { status: 403 });
+        return false;
+      },
+    });
+    expect((await post('/jobs', { url: 'https://example.com/' })).status).toBe(401);
+    const ok = await post('/jobs', { url: 'https://example.com/' }, { 'x-user': 'ann' });
+    expect(ok.status).toBe(201);
+    const job = (await ok.json()) as Job;
+    expect((await call('GET', `/jobs/${job.id}`, { headers: { 'x-user': 'bob' } })).status).toBe(403);
+    expect(seen).toEqual(['create:-', 'create:-', `read:${job.id}`]);
+  });
+});
+
+describe('the process route', () => {
+  test('needs the cron secret as a bearer token (GET for Vercel Cron, and POST) and returns the run report', async () => {
+    site = await startSite({ pages: 5, fanout: 2 });
+    const { call, post, engine } = setup({ cronSecret: 's3cret', processBudgetMs: 5000 });
+    const job = (await (await post('/jobs', { url: site.url, maxDepth: 3 })).json()) as Job;
+    expect((await call('GET', '/process')).status).toBe(401);
+    const wrong = await call('GET', '/process', { headers: { authorization: 'Bearer s3cre' } });
+    expect(wrong.status).toBe(401);
+    expect(wrong.headers.get('www-authenticate')).toBe('Bearer');
+    expect((await call('POST', '/process', { headers: { authorization: 'Bearer s3cret!' } })).status).toBe(401);
+    const ran = await call('GET', `/process?jobId=${job.id}`, { headers: { authorization: 'Bearer s3cret' } });
+    expect(ran.status).toBe(200);
+    const report = (await ran.json()) as RunReport;
+    expect(report).toMatchObject({ claimed: 5, succeeded: 5, failed: 0 });
+    expect((await engine.jobs.get(job.id))?.status).toBe('completed');
+    expect((await call('POST', '/process', { headers: { authorization: 'bearer s3cret' } })).status).toBe(200);
+    expect((await call('GET', '/process?jobId=../x', { headers: { authorization: 'Bearer s3cret' } })).status).toBe(400);
+    await engine.close();
+  });
+});
+
+describe('GET /jobs/:id/events (SSE)', () => {
+  test('streams every event with id and event name, then ends after the terminal event', async () => {
+    site = await startSite({ pages: 10, fanout: 3, latencyMs: 5 });
+    const { post, call, engine } = setup({ heartbeatMs: 20 });
+    const job = (await (await post('/jobs', { url: site.url, maxDepth: 5 })).json()) as Job;
+    const res = await call('GET', `/jobs/${job.id}/events`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('text/event-stream; charset=utf-8');
+    expect(res.headers.get('cache-control')).toBe('no-cache, no-transform');
+    expect(res.headers.get('x-accel-buffering')).toBe('no');
+    const reading = readSse(res.body!);
+    await engine.processor.run({ jobId: job.id });
+    const messages = await reading;
+    await engine.close();
+    expect(messages[0]!.retry).toBe(2000);
+    const events = messages.filter((m) => m.event !== undefined);
+    expect(events.map((m) => m.event)).toEqual(['job:created', 'job:started', ...Array(10).fill('page:done'), 'job:completed']);
+    for (const m of events) expect((JSON.parse(m.data!) as ProgressEvent).id).toBe(m.id);
+    expect(events.map((m) => Number(m.id))).toEqual(events.map((_, i) => i + 1));
+  });
+
+  test('Last-Event-ID (or ?after=) resumes with no event lost or repeated; a finished job past its end is 204', async () => {
+    site = await startSite({ pages: 8, fanout: 2 });
+    const { call, engine } = setup();
+    const job = await engine.crawl({ url: site.url, maxDepth: 5 });
+    await engine.close();
+    const all = (await readSse((await call('GET', `/jobs/${job.id}/events`)).body!)).filter((m) => m.id);
+    const firstPart = all.slice(0, 4);
+    const resumed = (await readSse((await call('GET', `/jobs/${job.id}/events`, { headers: { 'last-event-id': firstPart.at(-1)!.id! } })).body!)).filter((m) => m.id);
+    expect([...firstPart, ...resumed].map((m) => m.id)).toEqual(all.map((m) => m.id));
+    const viaQuery = (await readSse((await call('GET', `/jobs/${job.id}/events?after=${all[5]!.id}`)).body!)).filter((m) => m.id);
+    expect(viaQuery.map((m) => m.id)).toEqual(all.slice(6).map((m) => m.id));
+    expect((await call('GET', `/jobs/${job.id}/events`, { headers: { 'last-event-id': all.at(-1)!.id! } })).status).toBe(204);
+    expect((await call('GET', `/jobs/${job.id}/events?after=abc`)).status).toBe(400);
+  });
+
+  test('sends heartbeats while idle, ends at maxStreamMs, and releases the subscription when the client goes away', async () => {
+    const { post, call, engine } = setup({ heartbeatMs: 30, maxStreamMs: 200 });
+    const job = (await (await post('/jobs', { url: 'https://example.com/' })).json()) as Job;
+    const started = Date.now();
+    const messages = await readSse((await call('GET', `/jobs/${job.id}/events`)).body!);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(190);
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(messages.filter((m) => m.comment === 'heartbeat').length).toBeGreaterThanOrEqual(3);
+    expect(messages.filter((m) => m.event).map((m) => m.event)).toEqual(['job:created']);
+
+    // A storage that counts live watchers, to see the subscription released on disconnect.
+    const storage = memoryStorage();
+    let watchers = 0;
+    const counted = {
+      ...storage,
+      watch: (id: string, listener: () => void) => {
+        watchers++;
+        const off = storage.watch!(id, listener);
+        return () => {
+          watchers--;
+          off();
+        };
+      },
+    };
+    const watched = createCrawlEngine({ storage: counted });
+    const watchedHandler = createCrawlHandler(watched, { heartbeatMs: 30 });
+    const other = await watched.jobs.create({ url: 'https://example.com/' });
+    const controller = new AbortController();
+    const res = await watchedHandler(new Request(`${BASE}/jobs/${other.id}/events`, { signal: controller.signal }));
+    const reader = res.body!.getReader();
+    await reader.read();
+    controller.abort();
+    const drain = async () => {
+      for (;;) {
+        const chunk = await reader.read().catch(() => ({ done: true }));
+        if (chunk.done) return 'closed';
+      }
+    };
+    expect(watchers).toBe(1);
+    expect(await Promise.race([drain(), new Promise((r) => setTimeout(() => r('still open'), 1000))])).toBe('closed');
+    await new Promise((r) => setTimeout(r, 20));
+    expect(watchers).toBe(0);
+    void engine;
+  });
+
+  test('a job whose old events were trimmed starts with a progress snapshot', async () => {
+    site = await startSite({ pages: 40, fanout: 3 });
+    const engine = createCrawlEngine({ storage: memoryStorage({ maxEventsPerJob: 8 }), fetch: { allowPrivateNetwork: true } });
+    const handler = createCrawlHandler(engine);
+    const job = await engine.crawl({ url: site.url, maxDepth: 6, maxPages: 40 });
+    await engine.close();
+    const messages = (await readSse((await handler(new Request(`${BASE}/jobs/${job.id}/events`, { headers: { 'last-event-id': '1' } }))).body!)).filter((m) => m.event);
+    expect(messages[0]!.event).toBe('progress');
+    expect(messages.at(-1)!.event).toBe('job:completed');
+    const ids = messages.map((m) => Number(m.id));
+    expect(ids).toEqual(ids.map((_, i) => ids[0]! + i));
+  });
+});
