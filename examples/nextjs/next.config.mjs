@@ -1,0 +1,14 @@
+import { fileURLToPath } from 'node:url';
+
+// crawl-engine is linked from the repository root (file:../..), outside this app's folder.
+const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+
+/** @type {import('next').NextConfig} */
+const nextConfig = {
+  // Loaded by Node at run time rather than bundled: it imports undici, cheerio and htmlparser2 lazily.
+  serverExternalPackages: ['crawl-engine'],
+  outputFileTracingRoot: repoRoot,
+  turbopack: { root: repoRoot },
+};
+
+export default nextConfig;
