@@ -5,6 +5,7 @@ export default defineConfig([
     entry: {
       index: 'src/index.ts',
       'adapters/memory': 'adapters/memory/index.ts',
+      'adapters/postgres': 'adapters/postgres/index.ts',
       http: 'src/http/index.ts',
       next: 'src/next.ts',
       express: 'src/express.ts',

@@ -12,6 +12,7 @@ const subpaths = Object.keys(pkg.exports).filter((p) => p !== './package.json');
 const expected: Record<string, string[]> = {
   '.': ['createCrawlEngine', 'CrawlEngineError', 'jobInputSchema', 'normalizeUrl'],
   './adapters/memory': ['memoryStorage'],
+  './adapters/postgres': ['postgresStorage'],
   './http': ['createCrawlHandler', 'problem'],
   './next': ['createNextHandlers'],
   './express': ['createExpressRouter'],

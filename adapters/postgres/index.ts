@@ -1,0 +1,317 @@
+/**
+ * `postgresStorage({ client })`: the storage contract on PostgreSQL, for many processors in many
+ * processes. Takes a node-postgres `Pool` or `Client`, a Neon serverless `Pool` / `Client`
+ * (WebSocket), Neon's `neon()` HTTP query function, or PGlite. Each operation is one statement —
+ * most of them a SQL function installed by `migrate()` — so each is one round trip and atomic.
+ *
+ * @module crawl-engine/adapters/postgres
+ */
+import { CrawlEngineError } from '../../src/errors.js';
+import type {
+  CancelResult,
+  ClaimQuery,
+  ClaimResult,
+  CompleteInput,
+  CompleteResult,
+  CrawlStorage,
+  FrontierLink,
+  Lease,
+  ListJobsQuery,
+  ListResultsQuery,
+  NewEvent,
+  RetryInput,
+  RobotsRecord,
+} from '../../src/storage.js';
+import type { Job, Paginated, PageResult, ProgressEvent } from '../../src/types.js';
+import { MIGRATIONS, qualified, type Names } from './schema.js';
+
+/** Anything with `query(text, params)`: pg Pool/Client, Neon Pool/Client, PGlite. */
+export interface QueryableClient {
+  query(text: string, params?: unknown[]): Promise<{ rows: unknown[] } | unknown[]>;
+}
+/** Neon's `neon()` HTTP function (its `.query(text, params)` is used). */
+export type NeonHttpClient = ((strings: TemplateStringsArray, ...values: unknown[]) => unknown) & {
+  query(text: string, params?: unknown[]): Promise<unknown>;
+};
+
+export interface PostgresStorageOptions {
+  client: QueryableClient | NeonHttpClient;
+  /**
+   * Schema of the tables (created by `migrate()` when missing).
+   * @default 'public'
+   */
+  schema?: string;
+  /**
+   * Prefix of every table and function name.
+   * @default 'crawl_'
+   */
+  tablePrefix?: string;
+  /**
+   * Events kept per job; older ones are trimmed and a late reader gets a `progress` snapshot.
+   * @default 10000
+   */
+  maxEventsPerJob?: number;
+  /**
+   * Use LISTEN/NOTIFY so that progress subscribers wake in milliseconds. On by default when the
+   * client can hold a connection (pg / Neon Pool or Client, PGlite); never over `neon()` HTTP.
+   */
+  listen?: boolean;
+}
+
+export interface PostgresStorage extends CrawlStorage {
+  /** Creates or upgrades the tables and functions; safe to run from many processes at once. */
+  migrate(): Promise<{ applied: number[]; version: number }>;
+}
+
+const IDENT = /^[a-z_][a-z0-9_]{0,40}$/;
+
+type Listener = () => void;
+interface NotificationSource {
+  on?(event: 'notification', listener: (msg: { channel: string; payload?: string }) => void): unknown;
+  on?(event: 'error', listener: (error: Error) => void): unknown;
+  query(text: string): Promise<unknown>;
+  release?(): void;
+}
+
+function invalidCursor(cursor: string): CrawlEngineError {
+  return new CrawlEngineError('invalid_input', `invalid cursor ${JSON.stringify(cursor)}: expected a cursor returned by a previous page`, {
+    errors: [{ path: 'cursor', message: 'expected a cursor returned by a previous page' }],
+  });
+}
+
+function parseCursor(cursor: string | null | undefined): string | null {
+  if (cursor === undefined || cursor === null || cursor === '') return null;
+  if (!/^\d{1,18}$/.test(cursor)) throw invalidCursor(cursor);
+  return cursor;
+}
+
+export function postgresStorage(options: PostgresStorageOptions): PostgresStorage {
+  const schema = options.schema ?? 'public';
+  const prefix = options.tablePrefix ?? 'crawl_';
+  const bad = [
+    ...(IDENT.test(schema) ? [] : [{ path: 'schema', message: 'expected lower-case letters, digits and _' }]),
+    ...(IDENT.test(prefix) || prefix === '' ? [] : [{ path: 'tablePrefix', message: 'expected lower-case letters, digits and _' }]),
+    ...(options.maxEventsPerJob === undefined || (Number.isInteger(options.maxEventsPerJob) && options.maxEventsPerJob >= 1)
+      ? []
+      : [{ path: 'maxEventsPerJob', message: 'expected an integer >= 1' }]),
+    ...(options.client && typeof (options.client as QueryableClient).query === 'function'
+      ? []
+      : [{ path: 'client', message: 'expected a pg Pool or Client, a Neon Pool, Client or neon() function, or PGlite' }]),
+  ];
+  if (bad.length > 0) {
+    throw new CrawlEngineError('invalid_options', `invalid postgresStorage options: ${bad.map((e) => `${e.path}: ${e.message}`).join('; ')}`, { errors: bad });
+  }
+  const names: Names = { schema: `"${schema}"`, prefix };
+  const t = (name: string) => qualified(names, name);
+  const maxEvents = options.maxEventsPerJob ?? 10_000;
+  const client = options.client;
+  const isNeonHttp = typeof client === 'function';
+  const channel = `${prefix}events`;
+
+  async function run<T = Record<string, unknown>>(text: string, params: unknown[] = []): Promise<T[]> {
+    try {
+      const result = await (client as QueryableClient).query(text, params);
+      return (Array.isArray(result) ? result : result.rows) as T[];
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      if (code === '42P01' || code === '42883' || code === '3F000') {
+        throw new CrawlEngineError('storage_error', `[crawl-engine] [postgres] table ${prefix}jobs or its functions are missing in schema ${schema}: run storage.migrate() first`, { cause: error });
+      }
+      throw new CrawlEngineError('storage_error', `[crawl-engine] [postgres] ${(error as Error).message}`, { cause: error });
+    }
+  }
+  const one = async <T>(text: string, params: unknown[]): Promise<T> => {
+    const rows = await run<{ r: T }>(text, params);
+    return rows[0]!.r;
+  };
+
+  // LISTEN/NOTIFY: one connection held for notifications, set up on the first watch().
+  const listeners = new Map<string, Set<Listener>>();
+  let listening: Promise<(() => Promise<void>) | null> | null = null;
+  const canListen = options.listen ?? !isNeonHttp;
+
+  const dispatch = (jobId: string | undefined) => {
+    if (jobId === undefined) return;
+    for (const listener of listeners.get(jobId) ?? []) listener();
+  };
+
+  async function startListening(): Promise<(() => Promise<void>) | null> {
+    const c = client as unknown as {
+      listen?: (channel: string, cb: (payload: string) => void) => Promise<() => Promise<void>>;
+      connect?: () => Promise<NotificationSource>;
+      totalCount?: number;
+      on?: NotificationSource['on'];
+    };
+    if (typeof c.listen === 'function') return c.listen(channel, (payload) => dispatch(payload));
+    let source: NotificationSource;
+    if (typeof c.connect === 'function' && 'totalCount' in c) source = await c.connect();
+    else if (typeof c.on === 'function') source = c as unknown as NotificationSource;
+    else return null;
+    source.on!('notification', (msg: { channel: string; payload?: string }) => {
+      if (msg.channel === channel) dispatch(msg.payload);
+    });
+    source.on!('error', () => {
+      // The connection dropped: subscribers fall back to polling until the next watch() listens again.
+      listening = null;
+    });
+    await source.query(`LISTEN "${channel}"`);
+    return async () => {
+      await source.query(`UNLISTEN "${channel}"`).catch(() => undefined);
+      source.release?.();
+    };
+  }
+
+  const storage: PostgresStorage = {
+    name: 'postgres',
+    capabilities: { push: canListen, shared: true },
+
+    async migrate() {
+      const lock = `${schema}.${prefix}`;
+      const blocks = MIGRATIONS.map((m) => {
+        const statements = m.statements(names)
+          .map((sql, i) => `EXECUTE $m${m.version}_${i}$${sql}$m${m.version}_${i}$;`)
+          .join('\n');
+        return `IF NOT EXISTS (SELECT 1 FROM ${t('migrations')} WHERE version = ${m.version}) THEN
+          ${statements}
+          INSERT INTO ${t('migrations')} (version, name) VALUES (${m.version}, '${m.name.replace(/'/g, "''")}');
+        END IF;`;
+      });
+      const before = await run<{ version: number }>(
+        `SELECT version FROM ${t('migrations')}`,
+      ).catch(() => [] as Array<{ version: number }>);
+      await run(`DO $migrate$
+        BEGIN
+          PERFORM pg_advisory_xact_lock(hashtext('crawl-engine:${lock}'));
+          CREATE SCHEMA IF NOT EXISTS ${names.schema};
+          CREATE TABLE IF NOT EXISTS ${t('migrations')} (version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());
+          ${blocks.join('\n')}
+        END $migrate$`);
+      const done = new Set(before.map((r) => Number(r.version)));
+      const applied = MIGRATIONS.map((m) => m.version).filter((v) => !done.has(v));
+      return { applied, version: Math.max(...MIGRATIONS.map((m) => m.version)) };
+    },
+
+    async createJob(job: Job, seed: FrontierLink) {
+      const out = await one<{ job: Job; events: ProgressEvent[] }>(`SELECT ${t('create_job')}($1::jsonb, $2::jsonb, $3::int) AS r`, [JSON.stringify(job), JSON.stringify(seed), maxEvents]).catch(
+        (error: CrawlEngineError) => {
+          if ((error.cause as { code?: string } | undefined)?.code === '23505') throw new CrawlEngineError('conflict', `job ${job.id} already exists`, { cause: error });
+          throw error;
+        },
+      );
+      return out;
+    },
+
+    async getJob(id) {
+      const rows = await run<{ r: Job }>(`SELECT ${t('job_json')}(j) AS r FROM ${t('jobs')} j WHERE j.id = $1`, [id]);
+      return rows[0]?.r ?? null;
+    },
+
+    async listJobs(query: ListJobsQuery): Promise<Paginated<Job>> {
+      const before = parseCursor(query.cursor);
+      const rows = await run<{ r: Job; ordinal: string }>(
+        `SELECT ${t('job_json')}(j) AS r, j.ordinal::text AS ordinal FROM ${t('jobs')} j
+         WHERE ($1::text IS NULL OR j.status = $1) AND ($2::bigint IS NULL OR j.ordinal < $2::bigint)
+         ORDER BY j.ordinal DESC LIMIT $3`,
+        [query.status ?? null, before, query.limit + 1],
+      );
+      const page = rows.slice(0, query.limit);
+      return { items: page.map((row) => row.r), nextCursor: rows.length > query.limit ? page[page.length - 1]!.ordinal : null };
+    },
+
+    async listResults(jobId: string, query: ListResultsQuery): Promise<Paginated<PageResult>> {
+      const after = parseCursor(query.cursor) ?? '0';
+      const rows = await run<{ r: PageResult; seq: string }>(
+        `SELECT result AS r, seq::text AS seq FROM ${t('results')} WHERE job_id = $1 AND seq > $2::bigint ORDER BY seq LIMIT $3`,
+        [jobId, after, query.limit + 1],
+      );
+      const page = rows.slice(0, query.limit);
+      return { items: page.map((row) => row.r), nextCursor: rows.length > query.limit ? page[page.length - 1]!.seq : null };
+    },
+
+    async claim(query: ClaimQuery): Promise<ClaimResult> {
+      const out = await one<{ leases: Lease[]; events: ProgressEvent[]; nextReadyAt: number | null }>(
+        `SELECT ${t('claim')}($1::int, $2::bigint, $3::bigint, $4::text, $5::text, $6::int) AS r`,
+        [query.limit, query.leaseMs, query.now, new Date(query.now).toISOString(), query.jobId ?? null, maxEvents],
+      );
+      return { leases: out.leases, events: out.events, nextReadyAt: out.nextReadyAt === null ? null : Number(out.nextReadyAt) };
+    },
+
+    async complete(lease: Lease, input: CompleteInput): Promise<CompleteResult> {
+      return one<CompleteResult>(`SELECT ${t('complete')}($1::jsonb, $2::jsonb, $3::jsonb, $4::bigint, $5::text, $6::int) AS r`, [
+        JSON.stringify(lease),
+        JSON.stringify(input.result),
+        JSON.stringify(input.links),
+        input.now,
+        new Date(input.now).toISOString(),
+        maxEvents,
+      ]);
+    },
+
+    async retry(lease: Lease, input: RetryInput) {
+      return one<boolean>(`SELECT ${t('retry')}($1::jsonb, $2::bigint, $3::bigint) AS r`, [JSON.stringify(lease), input.notBefore, input.now]);
+    },
+
+    async release(leases: Lease[]) {
+      if (leases.length === 0) return 0;
+      return one<number>(`SELECT ${t('release')}($1::jsonb) AS r`, [JSON.stringify(leases)]);
+    },
+
+    async cancelJob(id: string, now: number): Promise<CancelResult> {
+      return one<CancelResult>(`SELECT ${t('cancel')}($1::text, $2::text, $3::int) AS r`, [id, new Date(now).toISOString(), maxEvents]);
+    },
+
+    async getRobots(jobId: string, origin: string) {
+      const rows = await run<{ r: RobotsRecord }>(`SELECT record AS r FROM ${t('robots')} WHERE job_id = $1 AND origin = $2`, [jobId, origin]);
+      return rows[0]?.r ?? null;
+    },
+
+    async putRobots(jobId: string, record: RobotsRecord) {
+      await run(
+        `WITH r AS (
+           INSERT INTO ${t('robots')} (job_id, origin, record) VALUES ($1, $2, $3::jsonb)
+           ON CONFLICT (job_id, origin) DO UPDATE SET record = EXCLUDED.record
+         )
+         INSERT INTO ${t('hosts')} (job_id, host, crawl_delay_ms) VALUES ($1, $4, $5)
+         ON CONFLICT (job_id, host) DO UPDATE SET crawl_delay_ms = EXCLUDED.crawl_delay_ms`,
+        [jobId, record.origin, JSON.stringify(record), new URL(record.origin).hostname, record.crawlDelayMs ?? 0],
+      );
+    },
+
+    async appendEvents(jobId: string, events: NewEvent[]) {
+      const out = await one<ProgressEvent[] | null>(`SELECT ${t('append_events')}($1::text, $2::jsonb, $3::int) AS r`, [jobId, JSON.stringify(events), maxEvents]);
+      if (out === null) throw new CrawlEngineError('not_found', `job ${JSON.stringify(jobId)} does not exist`);
+      return out;
+    },
+
+    async readEvents(jobId: string, afterId: string | null, limit: number) {
+      if (limit <= 0) return [];
+      const after = afterId !== null && /^\d{1,18}$/.test(afterId) ? afterId : '0';
+      return one<ProgressEvent[]>(`SELECT ${t('read_events')}($1::text, $2::bigint, $3::int) AS r`, [jobId, after, limit]);
+    },
+
+    ...(canListen
+      ? {
+          watch(jobId: string, listener: Listener) {
+            let set = listeners.get(jobId);
+            if (set === undefined) listeners.set(jobId, (set = new Set()));
+            set.add(listener);
+            listening ??= startListening().catch(() => {
+              listening = null;
+              return null;
+            });
+            return () => {
+              set.delete(listener);
+              if (set.size === 0) listeners.delete(jobId);
+            };
+          },
+        }
+      : {}),
+
+    async close() {
+      const stop = await listening;
+      listening = null;
+      await stop?.();
+    },
+  };
+  return storage;
+}

@@ -1,0 +1,358 @@
+/**
+ * The Postgres schema as versioned migrations. Every storage operation that reads and writes is
+ * one SQL function, so each is one round trip and atomic on its own (it works over Neon's HTTP
+ * driver too). Every function that touches a job locks that job's row first, so the operations of
+ * one job never interleave: exact `maxPages`, completion exactly once, no deadlocks.
+ */
+
+export interface Names {
+  /** Quoted schema, e.g. `"public"`. */
+  schema: string;
+  /** Table/function name prefix, e.g. `crawl_`. */
+  prefix: string;
+}
+
+/** A fully qualified, quoted name: `"public"."crawl_jobs"`. */
+export const qualified = (n: Names, name: string) => `${n.schema}."${n.prefix}${name}"`;
+
+export interface Migration {
+  version: number;
+  name: string;
+  statements: (n: Names) => string[];
+}
+
+const counts = `jsonb_build_object('discovered', j.discovered, 'queued', j.queued, 'inProgress', j.in_progress, 'succeeded', j.succeeded, 'failed', j.failed, 'skipped', j.skipped)`;
+
+export const MIGRATIONS: Migration[] = [
+  {
+    version: 1,
+    name: 'jobs, frontier, hosts, results, events, robots',
+    statements: (n) => {
+      const t = (name: string) => qualified(n, name);
+      return [
+        `CREATE TABLE ${t('jobs')} (
+          id text PRIMARY KEY,
+          ordinal bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+          status text NOT NULL,
+          url text NOT NULL,
+          options jsonb NOT NULL,
+          metadata jsonb NOT NULL,
+          created_at text NOT NULL,
+          started_at text,
+          finished_at text,
+          error jsonb,
+          first_error jsonb,
+          discovered int NOT NULL DEFAULT 1,
+          queued int NOT NULL DEFAULT 1,
+          in_progress int NOT NULL DEFAULT 0,
+          succeeded int NOT NULL DEFAULT 0,
+          failed int NOT NULL DEFAULT 0,
+          skipped int NOT NULL DEFAULT 0,
+          event_seq bigint NOT NULL DEFAULT 0,
+          trimmed jsonb,
+          last_claim bigint NOT NULL DEFAULT 0,
+          max_pages int NOT NULL,
+          per_host_concurrency int NOT NULL,
+          per_host_delay_ms int NOT NULL
+        )`,
+        `CREATE INDEX "${n.prefix}jobs_active" ON ${t('jobs')} (last_claim, ordinal) WHERE status IN ('queued', 'running')`,
+        `CREATE INDEX "${n.prefix}jobs_status" ON ${t('jobs')} (status, ordinal)`,
+        `CREATE TABLE ${t('frontier')} (
+          job_id text NOT NULL REFERENCES ${t('jobs')} (id) ON DELETE CASCADE,
+          url_key text NOT NULL,
+          seq bigint GENERATED ALWAYS AS IDENTITY,
+          url text NOT NULL,
+          depth int NOT NULL,
+          host text NOT NULL,
+          state text NOT NULL DEFAULT 'pending',
+          token text,
+          attempts int NOT NULL DEFAULT 0,
+          lease_until bigint NOT NULL DEFAULT 0,
+          not_before bigint NOT NULL DEFAULT 0,
+          prio int NOT NULL DEFAULT 0,
+          PRIMARY KEY (job_id, url_key)
+        )`,
+        `CREATE INDEX "${n.prefix}frontier_ready" ON ${t('frontier')} (job_id, host, prio, seq) WHERE state = 'pending'`,
+        `CREATE INDEX "${n.prefix}frontier_leased" ON ${t('frontier')} (job_id, lease_until) WHERE state = 'leased'`,
+        `CREATE INDEX "${n.prefix}frontier_waiting" ON ${t('frontier')} (job_id, not_before) WHERE state = 'pending' AND not_before > 0`,
+        `CREATE TABLE ${t('hosts')} (
+          job_id text NOT NULL REFERENCES ${t('jobs')} (id) ON DELETE CASCADE,
+          host text NOT NULL,
+          in_flight int NOT NULL DEFAULT 0,
+          next_at bigint NOT NULL DEFAULT 0,
+          crawl_delay_ms int NOT NULL DEFAULT 0,
+          last_pick bigint NOT NULL DEFAULT 0,
+          PRIMARY KEY (job_id, host)
+        )`,
+        `CREATE TABLE ${t('results')} (
+          job_id text NOT NULL REFERENCES ${t('jobs')} (id) ON DELETE CASCADE,
+          seq bigint GENERATED ALWAYS AS IDENTITY,
+          result jsonb NOT NULL,
+          PRIMARY KEY (job_id, seq)
+        )`,
+        `CREATE TABLE ${t('events')} (
+          job_id text NOT NULL REFERENCES ${t('jobs')} (id) ON DELETE CASCADE,
+          id bigint NOT NULL,
+          event jsonb NOT NULL,
+          PRIMARY KEY (job_id, id)
+        )`,
+        `CREATE TABLE ${t('robots')} (
+          job_id text NOT NULL REFERENCES ${t('jobs')} (id) ON DELETE CASCADE,
+          origin text NOT NULL,
+          record jsonb NOT NULL,
+          PRIMARY KEY (job_id, origin)
+        )`,
+
+        // The JSON of a job row, as the API returns it.
+        `CREATE FUNCTION ${t('job_json')}(j ${t('jobs')}) RETURNS jsonb LANGUAGE sql STABLE AS $fn$
+          SELECT jsonb_build_object(
+            'id', j.id, 'status', j.status, 'url', j.url, 'options', j.options,
+            'counts', ${counts},
+            'createdAt', j.created_at, 'startedAt', j.started_at, 'finishedAt', j.finished_at,
+            'error', j.error, 'metadata', j.metadata)
+        $fn$`,
+
+        // Appends one event with the job's current counts; trims the log; wakes LISTENers.
+        `CREATE FUNCTION ${t('append_event')}(p_job text, p_type text, p_at text, p_url text, p_error jsonb, p_max_events int)
+        RETURNS jsonb LANGUAGE plpgsql AS $fn$
+        DECLARE j ${t('jobs')}; ev jsonb; slack int := greatest(16, p_max_events / 8); cut bigint;
+        BEGIN
+          UPDATE ${t('jobs')} SET event_seq = event_seq + 1 WHERE id = p_job RETURNING * INTO j;
+          ev := jsonb_build_object('id', j.event_seq::text, 'jobId', p_job, 'type', p_type, 'at', p_at, 'counts', ${counts});
+          IF p_url IS NOT NULL THEN ev := ev || jsonb_build_object('url', p_url); END IF;
+          IF p_error IS NOT NULL THEN ev := ev || jsonb_build_object('error', p_error); END IF;
+          INSERT INTO ${t('events')} (job_id, id, event) VALUES (p_job, j.event_seq, ev);
+          IF j.event_seq > p_max_events + slack AND j.event_seq % slack = 0 THEN
+            cut := j.event_seq - p_max_events;
+            UPDATE ${t('jobs')} SET trimmed = (SELECT event FROM ${t('events')} WHERE job_id = p_job AND id = cut) WHERE id = p_job;
+            DELETE FROM ${t('events')} WHERE job_id = p_job AND id <= cut;
+          END IF;
+          PERFORM pg_notify('${n.prefix}events', p_job);
+          RETURN ev;
+        END $fn$`,
+
+        `CREATE FUNCTION ${t('create_job')}(p_job jsonb, p_seed jsonb, p_max_events int) RETURNS jsonb LANGUAGE plpgsql AS $fn$
+        DECLARE j ${t('jobs')}; ev jsonb;
+        BEGIN
+          INSERT INTO ${t('jobs')} (id, status, url, options, metadata, created_at, max_pages, per_host_concurrency, per_host_delay_ms)
+          VALUES (p_job->>'id', 'queued', p_job->>'url', p_job->'options', p_job->'metadata', p_job->>'createdAt',
+                  (p_job->'options'->>'maxPages')::int, (p_job->'options'->>'perHostConcurrency')::int, (p_job->'options'->>'perHostDelayMs')::int);
+          INSERT INTO ${t('frontier')} (job_id, url_key, url, depth, host) VALUES (p_job->>'id', p_seed->>'key', p_seed->>'url', (p_seed->>'depth')::int, p_seed->>'host');
+          INSERT INTO ${t('hosts')} (job_id, host) VALUES (p_job->>'id', p_seed->>'host');
+          ev := ${t('append_event')}(p_job->>'id', 'job:created', p_job->>'createdAt', p_job->>'url', NULL, p_max_events);
+          SELECT * INTO j FROM ${t('jobs')} WHERE id = p_job->>'id';
+          RETURN jsonb_build_object('job', ${t('job_json')}(j), 'events', jsonb_build_array(ev));
+        END $fn$`,
+
+        // Hands out ready URLs: expired leases first, then per host (rotating) within the host's
+        // concurrency and delay; jobs in least-recently-claimed order, each getting a fair share.
+        `CREATE FUNCTION ${t('claim')}(p_limit int, p_lease_ms bigint, p_now bigint, p_now_iso text, p_job text, p_max_events int)
+        RETURNS jsonb LANGUAGE plpgsql AS $fn$
+        DECLARE
+          leases jsonb := '[]'; events jsonb := '[]';
+          jid text; j ${t('jobs')}; h ${t('hosts')}; f record;
+          remaining int := p_limit; share int; took int; fresh int; n_active int; pass int;
+          slots int; delay int; tok text; next_ready bigint := NULL; busy boolean := false; w bigint; lj jsonb;
+        BEGIN
+          SELECT count(*) INTO n_active FROM ${t('jobs')} WHERE status IN ('queued', 'running') AND (p_job IS NULL OR id = p_job);
+          IF n_active = 0 THEN RETURN jsonb_build_object('leases', leases, 'events', events, 'nextReadyAt', NULL); END IF;
+          FOR pass IN 1..2 LOOP
+            EXIT WHEN remaining <= 0;
+            share := CASE WHEN pass = 1 THEN greatest(1, ceil(p_limit::numeric / least(n_active, p_limit))::int) ELSE remaining END;
+            FOR jid IN SELECT id FROM ${t('jobs')} WHERE status IN ('queued', 'running') AND (p_job IS NULL OR id = p_job) ORDER BY last_claim, ordinal LIMIT 100 LOOP
+              EXIT WHEN remaining <= 0;
+              IF p_job IS NOT NULL THEN
+                SELECT * INTO j FROM ${t('jobs')} WHERE id = jid FOR UPDATE;
+              ELSE
+                SELECT * INTO j FROM ${t('jobs')} WHERE id = jid FOR UPDATE SKIP LOCKED;
+                IF NOT FOUND THEN busy := true; CONTINUE; END IF;
+              END IF;
+              CONTINUE WHEN j.status NOT IN ('queued', 'running');
+              took := 0; fresh := 0;
+              -- Expired leases: the processor that held them is gone.
+              FOR f IN SELECT url_key FROM ${t('frontier')} WHERE job_id = jid AND state = 'leased' AND lease_until <= p_now ORDER BY lease_until LIMIT least(share, remaining) FOR UPDATE SKIP LOCKED LOOP
+                tok := gen_random_uuid()::text;
+                UPDATE ${t('frontier')} fr SET token = tok, attempts = fr.attempts + 1, lease_until = p_now + p_lease_ms
+                  WHERE fr.job_id = jid AND fr.url_key = f.url_key
+                  RETURNING jsonb_build_object('jobId', fr.job_id, 'url', fr.url, 'key', fr.url_key, 'depth', fr.depth, 'host', fr.host, 'token', fr.token, 'attempts', fr.attempts, 'expiresAt', fr.lease_until) INTO lj;
+                leases := leases || jsonb_build_array(lj);
+                took := took + 1;
+              END LOOP;
+              -- Retries whose backoff has passed become ready.
+              UPDATE ${t('frontier')} SET not_before = 0, prio = -1 WHERE job_id = jid AND state = 'pending' AND not_before > 0 AND not_before <= p_now;
+              FOR h IN SELECT * FROM ${t('hosts')} WHERE job_id = jid ORDER BY last_pick, host LOOP
+                EXIT WHEN took >= share OR took >= remaining;
+                delay := greatest(j.per_host_delay_ms, h.crawl_delay_ms);
+                slots := CASE WHEN delay > 0 THEN 1 ELSE j.per_host_concurrency END;
+                CONTINUE WHEN h.in_flight >= slots;
+                IF h.next_at > p_now THEN
+                  IF EXISTS (SELECT 1 FROM ${t('frontier')} WHERE job_id = jid AND host = h.host AND state = 'pending' AND not_before = 0) THEN
+                    next_ready := least(coalesce(next_ready, h.next_at), h.next_at);
+                  END IF;
+                  CONTINUE;
+                END IF;
+                w := 0;
+                FOR f IN SELECT url_key FROM ${t('frontier')} WHERE job_id = jid AND host = h.host AND state = 'pending' AND not_before = 0
+                         ORDER BY prio, seq LIMIT least(slots - h.in_flight, share - took, remaining - took) FOR UPDATE SKIP LOCKED LOOP
+                  tok := gen_random_uuid()::text;
+                  UPDATE ${t('frontier')} fr SET state = 'leased', token = tok, attempts = fr.attempts + 1, lease_until = p_now + p_lease_ms, prio = 0
+                    WHERE fr.job_id = jid AND fr.url_key = f.url_key
+                    RETURNING jsonb_build_object('jobId', fr.job_id, 'url', fr.url, 'key', fr.url_key, 'depth', fr.depth, 'host', fr.host, 'token', fr.token, 'attempts', fr.attempts, 'expiresAt', fr.lease_until) INTO lj;
+                  leases := leases || jsonb_build_array(lj);
+                  took := took + 1; fresh := fresh + 1; w := w + 1;
+                END LOOP;
+                IF w > 0 THEN
+                  UPDATE ${t('hosts')} SET in_flight = in_flight + w, last_pick = p_now WHERE job_id = jid AND host = h.host;
+                END IF;
+              END LOOP;
+              IF took > 0 THEN
+                UPDATE ${t('jobs')} SET queued = queued - fresh, in_progress = in_progress + fresh, last_claim = p_now,
+                  status = 'running', started_at = coalesce(started_at, p_now_iso) WHERE id = jid;
+                IF j.status = 'queued' THEN
+                  events := events || jsonb_build_array(${t('append_event')}(jid, 'job:started', p_now_iso, NULL, NULL, p_max_events));
+                END IF;
+                remaining := remaining - took;
+              END IF;
+            END LOOP;
+          END LOOP;
+          IF remaining > 0 THEN
+            SELECT least(next_ready, min(fr.not_before)) INTO next_ready FROM ${t('frontier')} fr
+              JOIN ${t('jobs')} jj ON jj.id = fr.job_id
+              WHERE fr.state = 'pending' AND fr.not_before > p_now AND jj.status IN ('queued', 'running') AND (p_job IS NULL OR fr.job_id = p_job);
+            IF busy THEN next_ready := least(coalesce(next_ready, p_now + 5), p_now + 5); END IF;
+          END IF;
+          RETURN jsonb_build_object('leases', leases, 'events', events, 'nextReadyAt', next_ready);
+        END $fn$`,
+
+        // Frees a lease's host slot; a started request also starts the host's delay.
+        `CREATE FUNCTION ${t('end_lease')}(p_job text, p_host text, p_now bigint, p_started boolean, p_host_delay int) RETURNS void LANGUAGE sql AS $fn$
+          UPDATE ${t('hosts')} h SET in_flight = greatest(0, in_flight - 1),
+            next_at = CASE WHEN p_started AND greatest(p_host_delay, h.crawl_delay_ms) > 0 THEN greatest(h.next_at, p_now + greatest(p_host_delay, h.crawl_delay_ms)) ELSE h.next_at END
+          WHERE h.job_id = p_job AND h.host = p_host
+        $fn$`,
+
+        `CREATE FUNCTION ${t('complete')}(p_lease jsonb, p_result jsonb, p_links jsonb, p_now bigint, p_now_iso text, p_max_events int)
+        RETURNS jsonb LANGUAGE plpgsql AS $fn$
+        DECLARE
+          j ${t('jobs')}; jid text := p_lease->>'jobId'; fr ${t('frontier')};
+          v_ok boolean := (p_result->>'ok')::boolean; v_skipped boolean; v_admitted int := 0; v_room int;
+          v_events jsonb := '[]'; v_kind text; v_failed_job boolean;
+        BEGIN
+          SELECT * INTO j FROM ${t('jobs')} WHERE id = jid FOR UPDATE;
+          IF NOT FOUND THEN RETURN jsonb_build_object('ok', false, 'admitted', 0, 'events', v_events); END IF;
+          SELECT * INTO fr FROM ${t('frontier')} WHERE job_id = jid AND url_key = p_lease->>'key';
+          IF NOT FOUND OR fr.state <> 'leased' OR fr.token IS DISTINCT FROM p_lease->>'token' THEN
+            RETURN jsonb_build_object('ok', false, 'admitted', 0, 'events', v_events);
+          END IF;
+          v_skipped := NOT v_ok AND (p_result->'error'->>'code') = 'robots';
+          UPDATE ${t('frontier')} SET state = CASE WHEN v_ok THEN 'done' ELSE 'failed' END, token = NULL WHERE job_id = jid AND url_key = fr.url_key;
+          PERFORM ${t('end_lease')}(jid, fr.host, p_now, NOT v_skipped, j.per_host_delay_ms);
+          INSERT INTO ${t('results')} (job_id, result) VALUES (jid, p_result);
+          v_room := j.max_pages - j.discovered;
+          IF v_room > 0 AND jsonb_array_length(p_links) > 0 THEN
+            WITH input AS (
+              SELECT DISTINCT ON (l->>'key') l->>'key' AS url_key, l->>'url' AS url, (l->>'depth')::int AS depth, l->>'host' AS host, ord
+              FROM jsonb_array_elements(p_links) WITH ORDINALITY AS e(l, ord) ORDER BY l->>'key', ord
+            ), fresh AS (
+              SELECT i.* FROM input i WHERE NOT EXISTS (SELECT 1 FROM ${t('frontier')} x WHERE x.job_id = jid AND x.url_key = i.url_key)
+              ORDER BY ord LIMIT v_room
+            ), added AS (
+              INSERT INTO ${t('frontier')} (job_id, url_key, url, depth, host)
+              SELECT jid, url_key, url, depth, host FROM fresh ORDER BY ord
+              RETURNING host
+            ), hosts AS (
+              INSERT INTO ${t('hosts')} (job_id, host) SELECT DISTINCT jid, host FROM added ON CONFLICT DO NOTHING
+            )
+            SELECT count(*) INTO v_admitted FROM added;
+          END IF;
+          UPDATE ${t('jobs')} SET
+            in_progress = in_progress - 1,
+            succeeded = succeeded + CASE WHEN v_ok THEN 1 ELSE 0 END,
+            failed = failed + CASE WHEN NOT v_ok AND NOT v_skipped THEN 1 ELSE 0 END,
+            skipped = skipped + CASE WHEN v_skipped THEN 1 ELSE 0 END,
+            discovered = discovered + v_admitted, queued = queued + v_admitted,
+            first_error = coalesce(first_error, CASE WHEN v_ok THEN NULL ELSE p_result->'error' END)
+          WHERE id = jid RETURNING * INTO j;
+          v_kind := CASE WHEN v_ok THEN 'page:done' WHEN v_skipped THEN 'page:skipped' ELSE 'page:failed' END;
+          v_events := v_events || jsonb_build_array(${t('append_event')}(jid, v_kind, p_now_iso, fr.url, CASE WHEN v_ok THEN NULL ELSE p_result->'error' END, p_max_events));
+          IF j.queued = 0 AND j.in_progress = 0 AND j.status IN ('queued', 'running') THEN
+            v_failed_job := j.succeeded = 0;
+            UPDATE ${t('jobs')} SET status = CASE WHEN v_failed_job THEN 'failed' ELSE 'completed' END, finished_at = p_now_iso,
+              error = CASE WHEN v_failed_job THEN coalesce(first_error, '{"code":"failed","message":"no page could be fetched"}'::jsonb) ELSE NULL END
+            WHERE id = jid RETURNING * INTO j;
+            v_events := v_events || jsonb_build_array(${t('append_event')}(jid, CASE WHEN v_failed_job THEN 'job:failed' ELSE 'job:completed' END, p_now_iso, NULL, j.error, p_max_events));
+          END IF;
+          RETURN jsonb_build_object('ok', true, 'admitted', v_admitted, 'events', v_events);
+        END $fn$`,
+
+        `CREATE FUNCTION ${t('retry')}(p_lease jsonb, p_not_before bigint, p_now bigint) RETURNS boolean LANGUAGE plpgsql AS $fn$
+        DECLARE j ${t('jobs')}; jid text := p_lease->>'jobId'; fr ${t('frontier')};
+        BEGIN
+          SELECT * INTO j FROM ${t('jobs')} WHERE id = jid FOR UPDATE;
+          IF NOT FOUND THEN RETURN false; END IF;
+          SELECT * INTO fr FROM ${t('frontier')} WHERE job_id = jid AND url_key = p_lease->>'key';
+          IF NOT FOUND OR fr.state <> 'leased' OR fr.token IS DISTINCT FROM p_lease->>'token' THEN RETURN false; END IF;
+          UPDATE ${t('frontier')} SET state = 'pending', token = NULL, not_before = greatest(p_not_before, 1), prio = -1 WHERE job_id = jid AND url_key = fr.url_key;
+          PERFORM ${t('end_lease')}(jid, fr.host, p_now, true, j.per_host_delay_ms);
+          UPDATE ${t('jobs')} SET in_progress = in_progress - 1, queued = queued + 1 WHERE id = jid;
+          RETURN true;
+        END $fn$`,
+
+        `CREATE FUNCTION ${t('release')}(p_leases jsonb) RETURNS int LANGUAGE plpgsql AS $fn$
+        DECLARE l jsonb; j ${t('jobs')}; fr ${t('frontier')}; n int := 0;
+        BEGIN
+          FOR l IN SELECT value FROM jsonb_array_elements(p_leases) ORDER BY value->>'jobId' LOOP
+            SELECT * INTO j FROM ${t('jobs')} WHERE id = l->>'jobId' FOR UPDATE;
+            CONTINUE WHEN NOT FOUND;
+            SELECT * INTO fr FROM ${t('frontier')} WHERE job_id = j.id AND url_key = l->>'key';
+            CONTINUE WHEN NOT FOUND OR fr.state <> 'leased' OR fr.token IS DISTINCT FROM l->>'token';
+            UPDATE ${t('frontier')} SET state = 'pending', token = NULL, attempts = greatest(0, attempts - 1), prio = -1 WHERE job_id = j.id AND url_key = fr.url_key;
+            PERFORM ${t('end_lease')}(j.id, fr.host, 0, false, 0);
+            UPDATE ${t('jobs')} SET in_progress = in_progress - 1, queued = queued + 1 WHERE id = j.id;
+            n := n + 1;
+          END LOOP;
+          RETURN n;
+        END $fn$`,
+
+        `CREATE FUNCTION ${t('cancel')}(p_job text, p_now_iso text, p_max_events int) RETURNS jsonb LANGUAGE plpgsql AS $fn$
+        DECLARE j ${t('jobs')}; ev jsonb;
+        BEGIN
+          SELECT * INTO j FROM ${t('jobs')} WHERE id = p_job FOR UPDATE;
+          IF NOT FOUND THEN RETURN jsonb_build_object('job', NULL, 'events', '[]'::jsonb); END IF;
+          IF j.status NOT IN ('queued', 'running') THEN RETURN jsonb_build_object('job', ${t('job_json')}(j), 'events', '[]'::jsonb); END IF;
+          UPDATE ${t('frontier')} SET state = 'cancelled', token = NULL WHERE job_id = p_job AND state IN ('pending', 'leased');
+          UPDATE ${t('hosts')} SET in_flight = 0 WHERE job_id = p_job;
+          UPDATE ${t('jobs')} SET status = 'cancelled', finished_at = p_now_iso, queued = 0, in_progress = 0 WHERE id = p_job;
+          ev := ${t('append_event')}(p_job, 'job:cancelled', p_now_iso, NULL, NULL, p_max_events);
+          SELECT * INTO j FROM ${t('jobs')} WHERE id = p_job;
+          RETURN jsonb_build_object('job', ${t('job_json')}(j), 'events', jsonb_build_array(ev));
+        END $fn$`,
+
+        `CREATE FUNCTION ${t('append_events')}(p_job text, p_events jsonb, p_max_events int) RETURNS jsonb LANGUAGE plpgsql AS $fn$
+        DECLARE e jsonb; out jsonb := '[]';
+        BEGIN
+          PERFORM 1 FROM ${t('jobs')} WHERE id = p_job FOR UPDATE;
+          IF NOT FOUND THEN RETURN NULL; END IF;
+          FOR e IN SELECT value FROM jsonb_array_elements(p_events) WITH ORDINALITY AS x(value, ord) ORDER BY ord LOOP
+            out := out || jsonb_build_array(${t('append_event')}(p_job, e->>'type', e->>'at', e->>'url', e->'error', p_max_events));
+          END LOOP;
+          RETURN out;
+        END $fn$`,
+
+        `CREATE FUNCTION ${t('read_events')}(p_job text, p_after bigint, p_limit int) RETURNS jsonb LANGUAGE plpgsql STABLE AS $fn$
+        DECLARE snap jsonb; out jsonb := '[]'; from_id bigint := p_after;
+        BEGIN
+          SELECT trimmed INTO snap FROM ${t('jobs')} WHERE id = p_job;
+          IF snap IS NOT NULL AND p_after < (snap->>'id')::bigint THEN
+            out := jsonb_build_array(snap || jsonb_build_object('type', 'progress'));
+            from_id := (snap->>'id')::bigint;
+          END IF;
+          SELECT out || coalesce(jsonb_agg(event ORDER BY id), '[]'::jsonb) INTO out FROM (
+            SELECT event, id FROM ${t('events')} WHERE job_id = p_job AND id > from_id ORDER BY id LIMIT greatest(0, p_limit - jsonb_array_length(out))
+          ) s;
+          RETURN out;
+        END $fn$`,
+      ];
+    },
+  },
+];
