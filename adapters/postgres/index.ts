@@ -221,7 +221,8 @@ export function postgresStorage(options: PostgresStorageOptions): PostgresStorag
     async listResults(jobId: string, query: ListResultsQuery): Promise<Paginated<PageResult>> {
       const after = parseCursor(query.cursor) ?? '0';
       const rows = await run<{ r: PageResult; seq: string }>(
-        `SELECT result AS r, seq::text AS seq FROM ${t('results')} WHERE job_id = $1 AND seq > $2::bigint ORDER BY seq LIMIT $3`,
+        // ORDER BY the column, not the text alias (which would sort "1000" before "548").
+        `SELECT x.result AS r, x.seq::text AS seq FROM ${t('results')} x WHERE x.job_id = $1 AND x.seq > $2::bigint ORDER BY x.seq LIMIT $3`,
         [jobId, after, query.limit + 1],
       );
       const page = rows.slice(0, query.limit);

@@ -491,7 +491,7 @@ export function runStorageConformance(options: ConformanceOptions): void {
 
     it('listJobs() pages newest first and filters by status', async (s) => {
       const ids: string[] = [];
-      for (let i = 0; i < 5; i++) {
+      for (let i = 0; i < 12; i++) {
         const job = { ...makeJob(), createdAt: new Date(T0 + i).toISOString() };
         await s.createJob(job, seedOf(job));
         ids.push(job.id);
@@ -501,7 +501,7 @@ export function runStorageConformance(options: ConformanceOptions): void {
       const seen: string[] = [];
       let cursor: string | null = null;
       for (let page = 0; page < 10; page++) {
-        const got: { items: Job[]; nextCursor: string | null } = await s.listJobs({ limit: 2, cursor });
+        const got: { items: Job[]; nextCursor: string | null } = await s.listJobs({ limit: 5, cursor });
         seen.push(...got.items.map((j) => j.id).filter((id) => ids.includes(id)));
         cursor = got.nextCursor;
         if (cursor === null) break;
@@ -514,13 +514,14 @@ export function runStorageConformance(options: ConformanceOptions): void {
     });
 
     it('listResults() pages in the order results were stored', async (s) => {
-      const job = await seeded(s, {}, Array.from({ length: 5 }, (_, i) => link(`/r${i}`)));
-      const leases = (await s.claim({ limit: 5, leaseMs: LEASE, now: T0 + 1, jobId: job.id })).leases;
+      // Twelve results in pages of five: cursors past 9 catch ordering by text instead of number.
+      const job = await seeded(s, {}, Array.from({ length: 11 }, (_, i) => link(`/r${i}`)));
+      const leases = (await s.claim({ limit: 11, leaseMs: LEASE, now: T0 + 1, jobId: job.id })).leases;
       for (const lease of leases) await s.complete(lease, { result: result(lease), links: [], now: T0 + 2 });
       const urls: string[] = [];
       let cursor: string | null = null;
       for (let page = 0; page < 10; page++) {
-        const got: { items: PageResult[]; nextCursor: string | null } = await s.listResults(job.id, { limit: 2, cursor });
+        const got: { items: PageResult[]; nextCursor: string | null } = await s.listResults(job.id, { limit: 5, cursor });
         urls.push(...got.items.map((r) => r.url));
         cursor = got.nextCursor;
         if (cursor === null) break;
