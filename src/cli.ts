@@ -7,11 +7,14 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { memoryStorage } from '../adapters/memory/index.js';
+import { postgresStorage } from '../adapters/postgres/index.js';
+import type { CrawlStorage } from './storage.js';
 import { createCrawlEngine } from './engine.js';
 import { CrawlEngineError } from './errors.js';
-import type { Job, JobCounts, ProgressEvent } from './types.js';
+import type { CrawlScope, Job, JobCounts, ProgressEvent } from './types.js';
 
 const USAGE = `Usage: crawl-engine crawl <url> [options]
+       crawl-engine migrate --storage postgres://… [--schema S] [--table-prefix P]
 
 Options:
   --max-pages N             most URLs to fetch (default 50)
@@ -22,12 +25,64 @@ Options:
   --concurrency N           fetches in flight (default 20)
   --timeout-ms N            per-request timeout (default 15000)
   --out FILE                write one JSON line per page to FILE (default: stdout)
-  --storage URL             storage to use (default: memory)
+  --storage URL             memory (default) or postgres://… (needs the pg package;
+                            migrates the schema first)
+  --schema S, --table-prefix P   where the Postgres tables live (default public, crawl_)
   --allow-private-network   allow loopback and private addresses (for local sites)
   --quiet                   no progress output
   -h, --help                show this help`;
 
 class UsageError extends Error {}
+
+interface OpenedStorage {
+  storage: CrawlStorage;
+  close(): Promise<void>;
+  describe: string;
+}
+
+/** Opens the storage named by --storage: memory, or Postgres through the optional `pg` package. */
+async function openStorage(url: string | undefined, schema: string | undefined, tablePrefix: string | undefined): Promise<OpenedStorage> {
+  if (url === undefined || url === 'memory') return { storage: memoryStorage(), close: async () => undefined, describe: 'memory' };
+  if (/^postgres(ql)?:\/\//.test(url)) {
+    let pg: { Pool: new (options: { connectionString: string; max?: number }) => { end(): Promise<void>; on(e: 'error', cb: () => void): void; query(t: string, p?: unknown[]): Promise<{ rows: unknown[] }> } };
+    try {
+      const specifier = 'pg';
+      const loaded = (await import(specifier)) as { default?: typeof pg } & typeof pg;
+      pg = loaded.default ?? loaded;
+    } catch {
+      throw new UsageError('--storage postgres://… needs the pg package: npm install pg');
+    }
+    const pool = new pg.Pool({ connectionString: url, max: 10 });
+    pool.on('error', () => undefined);
+    const storage = postgresStorage({ client: pool, ...(schema ? { schema } : {}), ...(tablePrefix !== undefined ? { tablePrefix } : {}) });
+    return { storage, close: () => pool.end(), describe: `postgres (${new URL(url).host})` };
+  }
+  if (/^rediss?:\/\//.test(url)) throw new UsageError('--storage redis://… is not available in this version (the KV adapter is on the roadmap)');
+  throw new UsageError(`--storage: expected memory or postgres://…, got ${JSON.stringify(url)}`);
+}
+
+async function migrateCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: { storage: { type: 'string' }, schema: { type: 'string' }, 'table-prefix': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+  });
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (positionals.length > 0) throw new UsageError(`migrate takes no positional arguments, got ${JSON.stringify(positionals[0])}`);
+  if (values.storage === undefined || !/^postgres(ql)?:\/\//.test(values.storage)) throw new UsageError('migrate: --storage postgres://… is required');
+  const opened = await openStorage(values.storage, values.schema, values['table-prefix']);
+  try {
+    const { applied, version } = await (opened.storage as ReturnType<typeof postgresStorage>).migrate();
+    process.stderr.write(applied.length === 0 ? `Schema is up to date (version ${version}).\n` : `Applied migration${applied.length === 1 ? '' : 's'} ${applied.join(', ')}; schema is at version ${version}.\n`);
+    return 0;
+  } finally {
+    await opened.close();
+  }
+}
 
 function positiveInt(flag: string, value: string | undefined, min = 1): number | undefined {
   if (value === undefined) return undefined;
@@ -59,6 +114,8 @@ async function crawlCommand(argv: string[]): Promise<number> {
       'timeout-ms': { type: 'string' },
       out: { type: 'string' },
       storage: { type: 'string' },
+      schema: { type: 'string' },
+      'table-prefix': { type: 'string' },
       'allow-private-network': { type: 'boolean' },
       quiet: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -69,9 +126,6 @@ async function crawlCommand(argv: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? 'missing <url>' : `expected one <url>, got ${positionals.length}`);
-  if (values.storage !== undefined && values.storage !== 'memory') {
-    throw new UsageError(`--storage: only "memory" is available in this version, got ${JSON.stringify(values.storage)}`);
-  }
   const maxPages = positiveInt('--max-pages', values['max-pages']);
   const maxDepth = positiveInt('--max-depth', values['max-depth'], 0);
   const concurrency = positiveInt('--concurrency', values.concurrency) ?? 20;
@@ -80,8 +134,24 @@ async function crawlCommand(argv: string[]): Promise<number> {
   const scope = values.scope as (typeof scopes)[number] | undefined;
   if (scope !== undefined && !scopes.includes(scope)) throw new UsageError(`--scope: expected one of ${scopes.join(', ')}, got ${JSON.stringify(scope)}`);
 
+  const opened = await openStorage(values.storage, values.schema, values['table-prefix']);
+  try {
+    return await crawlWith(opened, values, positionals[0]!, { maxPages, maxDepth, concurrency, timeoutMs, scope });
+  } finally {
+    await opened.close();
+  }
+}
+
+async function crawlWith(
+  opened: OpenedStorage,
+  values: { include?: string[] | undefined; exclude?: string[] | undefined; out?: string | undefined; quiet?: boolean | undefined; 'allow-private-network'?: boolean | undefined },
+  url: string,
+  settings: { maxPages: number | undefined; maxDepth: number | undefined; concurrency: number; timeoutMs: number | undefined; scope: CrawlScope | undefined },
+): Promise<number> {
+  const { maxPages, maxDepth, concurrency, timeoutMs, scope } = settings;
+  if ('migrate' in opened.storage) await (opened.storage as ReturnType<typeof postgresStorage>).migrate();
   const engine = createCrawlEngine({
-    storage: memoryStorage(),
+    storage: opened.storage,
     fetch: {
       ...(timeoutMs === undefined ? {} : { timeoutMs }),
       allowPrivateNetwork: values['allow-private-network'] === true,
@@ -115,7 +185,7 @@ async function crawlCommand(argv: string[]): Promise<number> {
   try {
     job = await engine.crawl(
       {
-        url: positionals[0]!,
+        url,
         ...(maxPages === undefined ? {} : { maxPages }),
         ...(maxDepth === undefined ? {} : { maxDepth }),
         ...(scope === undefined ? {} : { scope }),
@@ -174,6 +244,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(`${USAGE}\n`);
       return command === undefined ? 2 : 0;
     }
+    if (command === 'migrate') return await migrateCommand(rest);
     if (command !== 'crawl') throw new UsageError(`unknown command ${JSON.stringify(command)}`);
     return await crawlCommand(rest);
   } catch (error) {

@@ -64,3 +64,29 @@ describe('crawl-engine crawl', () => {
     expect(stderr).toMatch(/Job failed: .* http_error: HTTP 404/);
   });
 });
+
+describe.runIf(Boolean(process.env.DATABASE_URL))('the CLI on Postgres', () => {
+  test('migrate creates the schema once, then crawl --storage postgres:// stores the crawl there', async () => {
+    const schema = `cli_${Date.now().toString(36)}`;
+    const url = process.env.DATABASE_URL!;
+    const first = await run(['migrate', '--storage', url, '--schema', schema]);
+    expect(first.code).toBe(0);
+    expect(first.stderr).toMatch(/Applied migration 1; schema is at version 1/);
+    expect((await run(['migrate', '--storage', url, '--schema', schema])).stderr).toMatch(/Schema is up to date/);
+    const crawl = await run(['crawl', site.url, '--storage', url, '--schema', schema, '--max-pages', '12', '--allow-private-network', '--quiet']);
+    expect(crawl.code).toBe(0);
+    expect(crawl.stdout.trim().split('\n')).toHaveLength(12);
+    const pg = await import('pg');
+    const pool = new pg.default.Pool({ connectionString: url });
+    const { rows } = await pool.query(`SELECT count(*)::int AS n FROM "${schema}".crawl_results`);
+    expect(rows[0].n).toBe(12);
+    await pool.query(`DROP SCHEMA "${schema}" CASCADE`);
+    await pool.end();
+  });
+
+  test('migrate without a postgres URL is a usage error', async () => {
+    const { code, stderr } = await run(['migrate']);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/--storage postgres:\/\/… is required/);
+  });
+});
