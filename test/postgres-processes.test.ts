@@ -99,7 +99,7 @@ function startWorker(schema: string, jobId: string, leaseMs: number): { child: C
   }, 120_000);
 
   test('cut connections (pg_terminate_backend) mid-run: the run reports the error, nothing is lost, the next run goes on', async () => {
-    const site = await startSite({ pages: 300, fanout: 4, latencyMs: 5 });
+    const site = await startSite({ pages: 300, fanout: 4, latencyMs: 20 });
     const { schema } = await setup();
     const pool = new pg.Pool({ connectionString: DATABASE_URL!, max: 4, application_name: `crawl-cut-${schema}` });
     const poolErrors: Error[] = [];
@@ -109,15 +109,24 @@ function startWorker(schema: string, jobId: string, leaseMs: number): { child: C
     const job = await engine.jobs.create({ url: site.url, maxPages: 300, maxDepth: 100, perHostConcurrency: 8 });
     let done = 0;
     let cut = false;
+    let cutting: Promise<void> = Promise.resolve();
     engine.events.on('page:done', () => {
       if (++done === 60 && !cut) {
         cut = true;
-        void admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1`, [`crawl-cut-${schema}`]);
+        // Keep cutting for a while, so that queries in flight (not only idle connections) die.
+        const until = Date.now() + 400;
+        cutting = (async () => {
+          while (Date.now() < until) {
+            await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1`, [`crawl-cut-${schema}`]);
+          }
+        })();
       }
     });
     const first = await engine.processor.run({ jobId: job.id, concurrency: 8, budgetMs: 20_000 });
+    await cutting;
     expect(cut).toBe(true);
     expect(first.errors.length).toBeGreaterThan(0);
+    expect(first.errors.join('\n')).toMatch(/terminating connection/);
     for (let i = 0; i < 40 && (await engine.jobs.get(job.id))?.status === 'running'; i++) {
       const report = await engine.processor.run({ jobId: job.id, concurrency: 8, budgetMs: 5000 });
       if (report.claimed === 0) await new Promise((r) => setTimeout(r, 200));
