@@ -61,15 +61,29 @@ async function bare(startUrl, maxPages) {
   return fetched;
 }
 
+let pgPool = null;
+/** Postgres storage in a fresh schema of DATABASE_URL (dropped by the caller's finally). */
+async function pgStorage() {
+  const pg = (await import('pg')).default;
+  const { postgresStorage } = await import('../dist/adapters/postgres.js');
+  pgPool ??= new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 10 });
+  const schema = `bench_${process.pid}_${Date.now().toString(36)}`;
+  const storage = postgresStorage({ client: pgPool, schema });
+  await storage.migrate();
+  return { storage, drop: () => pgPool.query(`DROP SCHEMA "${schema}" CASCADE`) };
+}
+
 async function engine(startUrl, maxPages) {
-  const crawler = createCrawlEngine({ storage: memoryStorage(), fetch: { allowPrivateNetwork: true } });
+  const opened = kind === 'engine-pg' ? await pgStorage() : { storage: memoryStorage(), drop: async () => undefined };
+  const crawler = createCrawlEngine({ storage: opened.storage, fetch: { allowPrivateNetwork: true } });
   // The same concurrency as the bare loop: politeness set to let all of it reach the one host.
   const job = await crawler.crawl({ url: startUrl, maxPages, maxDepth: 1000, perHostConcurrency: concurrency }, { concurrency });
   await crawler.close();
+  await opened.drop();
   return job.counts.succeeded + job.counts.failed;
 }
 
-const crawl = kind === 'engine' ? engine : bare;
+const crawl = kind === 'bare' ? bare : engine;
 await crawl(url, Math.min(300, pages));
 const cpu0 = process.cpuUsage();
 const started = performance.now();
@@ -78,3 +92,4 @@ const ms = performance.now() - started;
 const cpu = process.cpuUsage(cpu0);
 const cpuMs = (cpu.user + cpu.system) / 1000;
 process.stdout.write(`${JSON.stringify({ pages: fetched, ms, cpuMs, rssMb: process.memoryUsage().rss / 1048576 })}\n`);
+await pgPool?.end();

@@ -23,20 +23,28 @@ function crawlOnce(kind, url) {
   return JSON.parse(out);
 }
 
+function opsOnce(kind) {
+  return JSON.parse(execFileSync(process.execPath, [here('./ops.mjs'), kind, '4'], { encoding: 'utf8' }));
+}
+
+const KINDS = ['bare', 'engine', ...(process.env.DATABASE_URL ? ['engine-pg'] : [])];
+const LABEL = { bare: 'bare undici+cheerio', engine: 'engine (memory)', 'engine-pg': 'engine (postgres)' };
+
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 console.log(`crawl-engine bench: ${PAGES}-page loopback site, concurrency ${CONCURRENCY}, median of ${RUNS} runs`);
 console.log(`node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}\n`);
-console.log('latency | bare undici+cheerio | engine (memory)  | engine / bare');
-console.log('--------|---------------------|------------------|--------------');
-const rows = [];
+const header = ['latency', ...KINDS.map((k) => LABEL[k]), ...KINDS.slice(1).map((k) => `${LABEL[k]} / bare`)];
+console.log(`| ${header.join(' | ')} |`);
+console.log(`|${header.map(() => '---').join('|')}|`);
 for (const latency of LATENCIES) {
   const site = await startSiteProcess(latency);
-  const rates = { bare: [], engine: [] };
+  const rates = Object.fromEntries(KINDS.map((k) => [k, []]));
   try {
     for (let run = 0; run < RUNS; run++) {
-      // Alternate the order so neither side always runs on a warmer machine.
-      for (const kind of run % 2 === 0 ? ['bare', 'engine'] : ['engine', 'bare']) {
+      // Rotate the order so no side always runs on a warmer machine.
+      const order = KINDS.map((_, i) => KINDS[(i + run) % KINDS.length]);
+      for (const kind of order) {
         const { pages, ms } = crawlOnce(kind, site.url);
         if (pages !== PAGES) throw new Error(`${kind} fetched ${pages} pages, expected ${PAGES}`);
         rates[kind].push((pages / ms) * 1000);
@@ -45,9 +53,15 @@ for (const latency of LATENCIES) {
   } finally {
     site.stop();
   }
-  const bare = median(rates.bare);
-  const engine = median(rates.engine);
-  rows.push({ latency, bare, engine, ratio: engine / bare });
-  console.log(`${String(latency).padStart(4)} ms | ${bare.toFixed(0).padStart(12)} pages/s | ${engine.toFixed(0).padStart(9)} pages/s | ${((engine / bare) * 100).toFixed(1).padStart(10)} %`);
+  const med = Object.fromEntries(KINDS.map((k) => [k, median(rates[k])]));
+  const cells = [`${latency} ms`, ...KINDS.map((k) => `${med[k].toFixed(0)} pages/s`), ...KINDS.slice(1).map((k) => `${((med[k] / med.bare) * 100).toFixed(1)} %`)];
+  console.log(`| ${cells.join(' | ')} |`);
 }
-console.log('\nbare = undici request + cheerio/slim load + $("a[href]") BFS with a Set; engine = createCrawlEngine(memoryStorage()).crawl()');
+
+console.log('\nstorage operations with no network (one job, 5,000 URLs, 4 concurrent claim(10) + complete loops):');
+for (const kind of ['memory', ...(process.env.DATABASE_URL ? ['postgres'] : [])]) {
+  const r = opsOnce(kind);
+  console.log(`  ${kind.padEnd(9)} ${r.opsPerSecond.toFixed(0).padStart(7)} completes/s (plus one claim per 10)`);
+}
+console.log('\nbare = undici request + cheerio/slim load + $("a[href]") BFS with a Set; engine = createCrawlEngine(storage).crawl() at the same concurrency');
+if (!process.env.DATABASE_URL) console.log('(set DATABASE_URL to add the Postgres adapter)');

@@ -427,7 +427,9 @@ export function createProcessor(deps: ProcessorDeps): Processor {
         let readyAt: number | null = null;
         const before = version;
         try {
-          const claimed = await storage.claim({ limit: concurrency - fetching, leaseMs: deps.leaseMs, now: now(), ...(options.jobId === undefined ? {} : { jobId: options.jobId }) });
+          // Claim at least a quarter of the concurrency at a time: fewer round trips to shared
+          // storage; what is claimed but not started when the run ends is released.
+          const claimed = await storage.claim({ limit: Math.max(concurrency - fetching, Math.ceil(concurrency / 4)), leaseMs: deps.leaseMs, now: now(), ...(options.jobId === undefined ? {} : { jobId: options.jobId }) });
           leases = claimed.leases;
           readyAt = claimed.nextReadyAt ?? null;
           emitAll(emitter, claimed.events);
