@@ -10,7 +10,7 @@ import { readSse } from './helpers/sse.js';
 const app = fileURLToPath(new URL('../examples/nextjs/', import.meta.url));
 const next = `${app}node_modules/next/dist/bin/next`;
 // No telemetry or update checks: nothing may leave this machine.
-const env = { ...process.env, NEXT_TELEMETRY_DISABLED: '1', ALLOW_PRIVATE_NETWORK: '1', CRON_SECRET: 'test-cron', NODE_ENV: 'production' };
+const env = { ...process.env, NEXT_TELEMETRY_DISABLED: '1', ALLOW_PRIVATE_NETWORK: '1', CRON_SECRET: 'test-cron', NODE_ENV: 'production', DATABASE_URL: '' };
 const run = existsSync(next) || process.env.CI ? describe : describe.skip;
 
 async function freePort(): Promise<number> {

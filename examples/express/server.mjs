@@ -12,18 +12,20 @@ const clientFile = fileURLToPath(import.meta.resolve('crawl-engine/client'));
 const port = Number(process.env.PORT ?? 3000);
 const host = process.env.HOST ?? '127.0.0.1';
 
+/** Postgres when DATABASE_URL is set (migrated on start), else memory. */
 async function chooseStorage() {
-  // Postgres and Redis adapters are on the roadmap; until they ship, both fall back to memory.
-  for (const [variable, adapter] of [['DATABASE_URL', 'postgres'], ['REDIS_URL', 'kv']]) {
-    if (process.env[variable]) {
-      try {
-        await import(`crawl-engine/adapters/${adapter}`);
-        console.warn(`${variable} is set, but this example does not wire the ${adapter} adapter yet; using memory`);
-      } catch {
-        console.warn(`${variable} is set, but crawl-engine/adapters/${adapter} is not in this version; using memory`);
-      }
-    }
+  if (process.env.DATABASE_URL) {
+    const { default: pg } = await import('pg');
+    const { postgresStorage } = await import('crawl-engine/adapters/postgres');
+    const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL });
+    pool.on('error', (error) => console.warn('postgres:', error.message));
+    const storage = postgresStorage({ client: pool });
+    await storage.migrate();
+    console.log('storage: postgres');
+    return storage;
   }
+  if (process.env.REDIS_URL) console.warn('REDIS_URL is set, but the KV adapter is not in this version yet; using memory');
+  console.log('storage: memory');
   return memoryStorage();
 }
 
