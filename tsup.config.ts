@@ -6,6 +6,7 @@ export default defineConfig([
       index: 'src/index.ts',
       'adapters/memory': 'adapters/memory/index.ts',
       'adapters/postgres': 'adapters/postgres/index.ts',
+      'adapters/kv': 'adapters/kv/index.ts',
       http: 'src/http/index.ts',
       next: 'src/next.ts',
       express: 'src/express.ts',

@@ -13,6 +13,7 @@ const expected: Record<string, string[]> = {
   '.': ['createCrawlEngine', 'CrawlEngineError', 'jobInputSchema', 'normalizeUrl'],
   './adapters/memory': ['memoryStorage'],
   './adapters/postgres': ['postgresStorage'],
+  './adapters/kv': ['kvStorage'],
   './http': ['createCrawlHandler', 'problem'],
   './next': ['createNextHandlers'],
   './express': ['createExpressRouter'],

@@ -1,0 +1,290 @@
+/**
+ * `kvStorage({ client })`: the storage contract on Redis data structures, atomic by Lua, for
+ * Upstash Redis, Vercel KV (`createClient()` or `kv`) and ioredis (and ioredis-mock in tests).
+ * Every read-and-write operation is one script; no blocking commands, no Streams, no cjson.
+ *
+ * @module crawl-engine/adapters/kv
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { CrawlEngineError } from '../../src/errors.js';
+import type {
+  CancelResult,
+  ClaimQuery,
+  ClaimResult,
+  CompleteInput,
+  CompleteResult,
+  CrawlStorage,
+  FrontierLink,
+  Lease,
+  ListJobsQuery,
+  ListResultsQuery,
+  NewEvent,
+  RetryInput,
+  RobotsRecord,
+} from '../../src/storage.js';
+import { SKIP_CODES, type Job, type Paginated, type PageResult, type ProgressEvent } from '../../src/types.js';
+import * as S from './scripts.js';
+
+/** ioredis (and ioredis-mock): `eval(script, numKeys, ...keys, ...args)`. */
+export interface IoredisLikeClient {
+  eval(script: string, numKeys: number, ...rest: Array<string | number>): Promise<unknown>;
+  evalsha(sha: string, numKeys: number, ...rest: Array<string | number>): Promise<unknown>;
+  defineCommand: unknown;
+}
+/** @upstash/redis and @vercel/kv: `eval(script, keys, args)`. */
+export interface UpstashLikeClient {
+  eval(script: string, keys: string[], args: unknown[]): Promise<unknown>;
+  evalsha(sha: string, keys: string[], args: unknown[]): Promise<unknown>;
+}
+
+export interface KvStorageOptions {
+  client: IoredisLikeClient | UpstashLikeClient;
+  /**
+   * Prefix of every key.
+   * @default 'crawl:'
+   */
+  prefix?: string;
+  /**
+   * Events kept per job; older ones are trimmed and a late reader gets a `progress` snapshot.
+   * @default 10000
+   */
+  maxEventsPerJob?: number;
+}
+
+type Runner = (script: string, keys: string[], args: Array<string | number>) => Promise<unknown>;
+
+function runnerFor(client: KvStorageOptions['client']): Runner {
+  const shas = new Map<string, string>();
+  const sha = (script: string) => {
+    let found = shas.get(script);
+    if (found === undefined) shas.set(script, (found = createHash('sha1').update(script).digest('hex')));
+    return found;
+  };
+  const isNoScript = (error: unknown) => /NOSCRIPT/i.test(String((error as Error)?.message ?? error));
+  if (typeof (client as IoredisLikeClient).defineCommand === 'function') {
+    const c = client as IoredisLikeClient;
+    return async (script, keys, args) => {
+      try {
+        return await c.evalsha(sha(script), keys.length, ...keys, ...args);
+      } catch (error) {
+        if (!isNoScript(error)) throw error;
+        return c.eval(script, keys.length, ...keys, ...args);
+      }
+    };
+  }
+  const c = client as UpstashLikeClient;
+  return async (script, keys, args) => {
+    const strings = args.map(String);
+    try {
+      return await c.evalsha(sha(script), keys, strings);
+    } catch (error) {
+      if (!isNoScript(error)) throw error;
+      return c.eval(script, keys, strings);
+    }
+  };
+}
+
+/** Replies start with `~` so that Upstash's automatic JSON parsing leaves them alone. */
+function parse<T>(reply: unknown): T {
+  if (typeof reply !== 'string' || !reply.startsWith('~')) {
+    throw new CrawlEngineError('storage_error', `[crawl-engine] [kv] unexpected script reply ${JSON.stringify(reply)?.slice(0, 200)}`);
+  }
+  return JSON.parse(reply.slice(1)) as T;
+}
+
+function parseCursor(cursor: string | null | undefined): number | null {
+  if (cursor === undefined || cursor === null || cursor === '') return null;
+  if (!/^\d{1,15}$/.test(cursor)) {
+    throw new CrawlEngineError('invalid_input', `invalid cursor ${JSON.stringify(cursor)}: expected a cursor returned by a previous page`, {
+      errors: [{ path: 'cursor', message: 'expected a cursor returned by a previous page' }],
+    });
+  }
+  return Number(cursor);
+}
+
+export function kvStorage(options: KvStorageOptions): CrawlStorage {
+  const client = options.client as unknown as { eval?: unknown; evalsha?: unknown } | undefined;
+  const bad = [
+    ...(client && typeof client.eval === 'function' && typeof client.evalsha === 'function'
+      ? []
+      : [{ path: 'client', message: 'expected an @upstash/redis or @vercel/kv client, or ioredis' }]),
+    ...(options.prefix === undefined || /^[\w:.-]{0,64}$/.test(options.prefix) ? [] : [{ path: 'prefix', message: 'expected up to 64 letters, digits, _ : . or -' }]),
+    ...(options.maxEventsPerJob === undefined || (Number.isInteger(options.maxEventsPerJob) && options.maxEventsPerJob >= 1)
+      ? []
+      : [{ path: 'maxEventsPerJob', message: 'expected an integer >= 1' }]),
+  ];
+  if (bad.length > 0) throw new CrawlEngineError('invalid_options', `invalid kvStorage options: ${bad.map((e) => `${e.path}: ${e.message}`).join('; ')}`, { errors: bad });
+  const prefix = options.prefix ?? 'crawl:';
+  const maxEvents = options.maxEventsPerJob ?? 10_000;
+  const run = runnerFor(options.client);
+  const jobKey = (id: string) => `${prefix}{job:${id}}:job`;
+  const index = [`${prefix}{index}:jobs`, `${prefix}{index}:active`, `${prefix}{index}:ordinal`];
+
+  async function call<T>(script: string, jobId: string, args: Array<string | number>): Promise<T> {
+    try {
+      return parse<T>(await run(script, [jobKey(jobId)], args));
+    } catch (error) {
+      if (error instanceof CrawlEngineError) throw error;
+      throw new CrawlEngineError('storage_error', `[crawl-engine] [kv] ${(error as Error).message}`, { cause: error });
+    }
+  }
+  async function indexCall(script: string, args: Array<string | number>): Promise<unknown> {
+    try {
+      return await run(script, index, args);
+    } catch (error) {
+      throw new CrawlEngineError('storage_error', `[crawl-engine] [kv] ${(error as Error).message}`, { cause: error });
+    }
+  }
+  const touch = (jobId: string, score: number) => indexCall(S.INDEX_TOUCH, [jobId, score]);
+
+  async function claimJob(jobId: string, limit: number, query: ClaimQuery) {
+    const out = await call<{ leases: Lease[]; events: ProgressEvent[]; nextReadyAt: number | null; inactive?: boolean }>(S.CLAIM, jobId, [
+      limit,
+      query.leaseMs,
+      query.now,
+      new Date(query.now).toISOString(),
+      maxEvents,
+      randomBytes(9).toString('base64url'),
+    ]);
+    if (out.inactive) await touch(jobId, -1);
+    else if (out.leases.length > 0) await touch(jobId, query.now);
+    return out;
+  }
+
+  const storage: CrawlStorage = {
+    name: 'kv',
+    capabilities: { push: false, shared: true },
+
+    async createJob(job: Job, seed: FrontierLink) {
+      const ordinal = Number(await indexCall(S.INDEX_ADD, [job.id]));
+      const doc = JSON.stringify({ id: job.id, url: job.url, options: job.options, createdAt: job.createdAt, metadata: job.metadata });
+      const reply = await run(S.CREATE, [jobKey(job.id)], [doc, seed.url, seed.key, seed.host, job.options.maxPages, job.options.perHostConcurrency, job.options.perHostDelayMs, job.createdAt, maxEvents, job.id, ordinal]);
+      if (reply === '~exists') throw new CrawlEngineError('conflict', `job ${job.id} already exists`);
+      return parse<{ job: Job; events: ProgressEvent[] }>(reply);
+    },
+
+    async getJob(id) {
+      return call<Job | null>(S.READ_JOB, id, []);
+    },
+
+    async listJobs(query: ListJobsQuery): Promise<Paginated<Job>> {
+      let before = parseCursor(query.cursor);
+      const items: Job[] = [];
+      let lastOrdinal: number | null = null;
+      let more = false;
+      // Walk the index newest first; a status filter reads a few extra pages.
+      for (let page = 0; page < 50 && !more; page++) {
+        const flat = (await indexCall(S.INDEX_LIST, [before === null ? 'inf' : before, 100])) as Array<string | number>;
+        if (flat.length === 0) break;
+        for (let i = 0; i < flat.length; i += 2) {
+          const id = String(flat[i]);
+          const ordinal = Number(flat[i + 1]);
+          before = ordinal;
+          const job = await storage.getJob(id);
+          if (job === null || (query.status !== undefined && job.status !== query.status)) continue;
+          if (items.length === query.limit) {
+            more = true;
+            break;
+          }
+          items.push(job);
+          lastOrdinal = ordinal;
+        }
+        if (flat.length < 200) break;
+      }
+      return { items, nextCursor: more && lastOrdinal !== null ? String(lastOrdinal) : null };
+    },
+
+    async listResults(jobId: string, query: ListResultsQuery): Promise<Paginated<PageResult>> {
+      const start = parseCursor(query.cursor) ?? 0;
+      const rows = await call<PageResult[]>(S.READ_RESULTS, jobId, [start, query.limit + 1]);
+      const items = rows.slice(0, query.limit);
+      return { items, nextCursor: rows.length > query.limit ? String(start + query.limit) : null };
+    },
+
+    async claim(query: ClaimQuery): Promise<ClaimResult> {
+      if (query.jobId !== undefined) {
+        const out = await claimJob(query.jobId, query.limit, query);
+        return { leases: out.leases, events: out.events, nextReadyAt: out.leases.length < query.limit ? out.nextReadyAt : null };
+      }
+      const ids = ((await indexCall(S.INDEX_ACTIVE, [50])) as unknown[]).map(String);
+      const leases: Lease[] = [];
+      const events: ProgressEvent[] = [];
+      let next: number | null = null;
+      // A fair share per job first, then whatever is left to whoever has more.
+      for (const pass of [1, 2]) {
+        for (const id of ids) {
+          const want = query.limit - leases.length;
+          if (want <= 0) break;
+          const share = pass === 1 ? Math.max(1, Math.ceil(query.limit / ids.length)) : want;
+          const out = await claimJob(id, Math.min(share, want), query);
+          leases.push(...out.leases);
+          events.push(...out.events);
+          if (out.nextReadyAt !== null && (next === null || out.nextReadyAt < next)) next = out.nextReadyAt;
+        }
+      }
+      return { leases, events, nextReadyAt: leases.length < query.limit ? next : null };
+    },
+
+    async complete(lease: Lease, input: CompleteInput): Promise<CompleteResult> {
+      const { result } = input;
+      const skipped = !result.ok && result.error !== null && SKIP_CODES.has(result.error.code);
+      const args: Array<string | number> = [
+        lease.key,
+        lease.token,
+        result.ok ? '1' : '0',
+        skipped ? '1' : '0',
+        JSON.stringify(result),
+        result.error ? JSON.stringify(result.error) : '',
+        input.now,
+        new Date(input.now).toISOString(),
+        maxEvents,
+      ];
+      for (const link of input.links) args.push(link.key, link.url, link.depth, link.host);
+      const out = await call<CompleteResult & { finished?: boolean }>(S.COMPLETE, lease.jobId, args);
+      if (out.finished) await touch(lease.jobId, -1);
+      return { ok: out.ok, admitted: out.admitted, events: out.events };
+    },
+
+    async retry(lease: Lease, input: RetryInput) {
+      const reply = await run(S.RETRY, [jobKey(lease.jobId)], [lease.key, lease.token, input.notBefore, input.now]);
+      return Number(reply) === 1;
+    },
+
+    async release(leases: Lease[]) {
+      let released = 0;
+      for (const lease of leases) {
+        if (Number(await run(S.RELEASE, [jobKey(lease.jobId)], [lease.key, lease.token])) === 1) released++;
+      }
+      return released;
+    },
+
+    async cancelJob(id: string, now: number): Promise<CancelResult> {
+      const out = await call<CancelResult>(S.CANCEL, id, [new Date(now).toISOString(), maxEvents]);
+      if (out.job !== null) await touch(id, -1);
+      return out;
+    },
+
+    async getRobots(jobId: string, origin: string) {
+      return call<RobotsRecord | null>(S.GET_ROBOTS, jobId, [origin]);
+    },
+
+    async putRobots(jobId: string, record: RobotsRecord) {
+      await run(S.PUT_ROBOTS, [jobKey(jobId)], [record.origin, JSON.stringify(record), new URL(record.origin).hostname, record.crawlDelayMs ?? 0]);
+    },
+
+    async appendEvents(jobId: string, events: NewEvent[]) {
+      const args: Array<string | number> = [maxEvents];
+      for (const e of events) args.push(e.type, e.at, e.url === undefined ? '' : JSON.stringify(e.url), e.error === undefined ? '' : JSON.stringify(e.error));
+      const out = await call<ProgressEvent[] | null>(S.APPEND_EVENTS, jobId, args);
+      if (out === null) throw new CrawlEngineError('not_found', `job ${JSON.stringify(jobId)} does not exist`);
+      return out;
+    },
+
+    async readEvents(jobId: string, afterId: string | null, limit: number) {
+      if (limit <= 0) return [];
+      const after = afterId !== null && /^\d{1,15}$/.test(afterId) ? Number(afterId) : 0;
+      return call<ProgressEvent[]>(S.READ_EVENTS, jobId, [after, limit]);
+    },
+  };
+  return storage;
+}

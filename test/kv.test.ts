@@ -1,0 +1,75 @@
+import Redis from 'ioredis';
+import RedisMock from 'ioredis-mock';
+import { afterAll, describe, expect, test } from 'vitest';
+import { kvStorage } from '../adapters/kv/index.js';
+import { runStorageConformance } from '../src/testing/index.js';
+
+const REDIS_URL = process.env.REDIS_URL || null;
+let counter = 0;
+const freshPrefix = () => `t${process.pid}_${Date.now().toString(36)}_${counter++}:`;
+
+const real = REDIS_URL ? new Redis(REDIS_URL, { lazyConnect: false, maxRetriesPerRequest: 2 }) : null;
+afterAll(async () => {
+  if (real) {
+    const keys = await real.keys(`t${process.pid}_*`);
+    if (keys.length > 0) await real.del(...keys);
+    real.disconnect();
+  }
+});
+
+runStorageConformance({
+  name: 'kv on ioredis-mock',
+  storage: () => kvStorage({ client: new RedisMock() as never, prefix: freshPrefix(), maxEventsPerJob: 20 }),
+  test,
+  describe,
+  eventLimit: 20,
+});
+
+if (real) {
+  runStorageConformance({
+    name: 'kv on the real Redis (ioredis)',
+    storage: () => kvStorage({ client: real as never, prefix: freshPrefix(), maxEventsPerJob: 20 }),
+    test,
+    describe,
+    eventLimit: 20,
+  });
+}
+
+describe('kvStorage()', () => {
+  test('bad options name the field', () => {
+    expect(() => kvStorage({ client: {} as never })).toThrow(/client: expected an @upstash\/redis/);
+    expect(() => kvStorage({ client: new RedisMock() as never, prefix: 'has space' })).toThrow(/prefix: expected/);
+  });
+});
+
+// Upstash's REST protocol, served on loopback by an Upstash-compatible server in front of the real
+// Redis (@humanwhocodes/upstash-redis-server); the client is the real @upstash/redis.
+if (REDIS_URL) {
+  describe('kv through @upstash/redis (REST)', async () => {
+    const { createServer } = await import('node:http');
+    const { createRequestListener } = await import('@remix-run/node-fetch-server');
+    const { createApp } = await import('@humanwhocodes/upstash-redis-server');
+    const { Redis: UpstashRedis } = await import('@upstash/redis');
+    const app = createApp({ token: 'test-token', redisUrl: REDIS_URL! });
+    const server = createServer(createRequestListener((req) => app.fetch(req)));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    afterAll(() => new Promise((r) => { server.closeAllConnections(); server.close(r); }));
+    const upstash = new UpstashRedis({ url, token: 'test-token', enableTelemetry: false });
+
+    runStorageConformance({
+      name: 'kv on Upstash REST',
+      storage: () => kvStorage({ client: upstash as never, prefix: freshPrefix(), maxEventsPerJob: 20 }),
+      test,
+      describe,
+      eventLimit: 20,
+    });
+
+    test('Upstash replies are not mangled by its automatic JSON parsing (a result with JSON-looking strings)', async () => {
+      const storage = kvStorage({ client: upstash as never, prefix: freshPrefix() });
+      const job = { id: 'job_upstash_json', status: 'queued' as const, url: 'http://a.test/', options: { maxPages: 5, maxDepth: 1, scope: 'any' as const, include: [], exclude: [], respectRobots: false, maxRetries: 0, perHostConcurrency: 2, perHostDelayMs: 0 }, counts: { discovered: 1, queued: 1, inProgress: 0, succeeded: 0, failed: 0, skipped: 0 }, createdAt: new Date().toISOString(), startedAt: null, finishedAt: null, error: null, metadata: { nested: { n: 1 }, text: '{"not":"parsed"}' } };
+      await storage.createJob(job, { url: job.url, key: job.url, depth: 0, host: 'a.test' });
+      expect((await storage.getJob(job.id))?.metadata).toEqual({ nested: { n: 1 }, text: '{"not":"parsed"}' });
+    });
+  });
+}
