@@ -73,3 +73,21 @@ if (REDIS_URL) {
     });
   });
 }
+
+describe('finishedTtlSeconds', () => {
+  test("a finished job's keys get the TTL and an expired job leaves the listing", async () => {
+    const client = new RedisMock();
+    const prefix = freshPrefix();
+    const storage = kvStorage({ client: client as never, prefix, finishedTtlSeconds: 60 });
+    const job = { id: 'job_ttl', status: 'queued' as const, url: 'http://a.test/', options: { maxPages: 5, maxDepth: 1, scope: 'any' as const, include: [], exclude: [], respectRobots: false, maxRetries: 0, perHostConcurrency: 2, perHostDelayMs: 0 }, counts: { discovered: 1, queued: 1, inProgress: 0, succeeded: 0, failed: 0, skipped: 0 }, createdAt: new Date().toISOString(), startedAt: null, finishedAt: null, error: null, metadata: {} };
+    await storage.createJob(job, { url: job.url, key: job.url, depth: 0, host: 'a.test' });
+    expect(await client.ttl(`${prefix}{job:job_ttl}:job`)).toBe(-1);
+    await storage.cancelJob(job.id, Date.now());
+    const ttl = await client.ttl(`${prefix}{job:job_ttl}:job`);
+    expect(ttl).toBeGreaterThan(50);
+    expect(ttl).toBeLessThanOrEqual(60);
+    await client.del(`${prefix}{job:job_ttl}:job`);
+    expect((await storage.listJobs({ limit: 10 })).items).toEqual([]);
+    expect(await client.zcard(`${prefix}{index}:jobs`)).toBe(0);
+  });
+});

@@ -8,7 +8,7 @@ import { createCrawlEngine } from '../src/engine.js';
 import { allResults } from './helpers/engine.js';
 import { DATABASE_URL, freshSchema } from './helpers/postgres.js';
 
-const worker = fileURLToPath(new URL('./fixtures/pg-worker.mjs', import.meta.url));
+const worker = fileURLToPath(new URL('./fixtures/worker.mjs', import.meta.url));
 const pagePaths = (site: Site) => site.requests.filter((p) => p !== '/robots.txt');
 
 function startWorker(schema: string, jobId: string, leaseMs: number): { child: ChildProcess; done: Promise<Record<string, number>>; progress: () => number } {

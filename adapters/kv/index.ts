@@ -49,6 +49,11 @@ export interface KvStorageOptions {
    * @default 10000
    */
   maxEventsPerJob?: number;
+  /**
+   * Seconds after which a finished (completed, failed or cancelled) job's data expires; 0 keeps it.
+   * @default 0
+   */
+  finishedTtlSeconds?: number;
 }
 
 type Runner = (script: string, keys: string[], args: Array<string | number>) => Promise<unknown>;
@@ -112,10 +117,14 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
     ...(options.maxEventsPerJob === undefined || (Number.isInteger(options.maxEventsPerJob) && options.maxEventsPerJob >= 1)
       ? []
       : [{ path: 'maxEventsPerJob', message: 'expected an integer >= 1' }]),
+    ...(options.finishedTtlSeconds === undefined || (Number.isInteger(options.finishedTtlSeconds) && options.finishedTtlSeconds >= 0)
+      ? []
+      : [{ path: 'finishedTtlSeconds', message: 'expected an integer >= 0' }]),
   ];
   if (bad.length > 0) throw new CrawlEngineError('invalid_options', `invalid kvStorage options: ${bad.map((e) => `${e.path}: ${e.message}`).join('; ')}`, { errors: bad });
   const prefix = options.prefix ?? 'crawl:';
   const maxEvents = options.maxEventsPerJob ?? 10_000;
+  const ttl = options.finishedTtlSeconds ?? 0;
   const run = runnerFor(options.client);
   const jobKey = (id: string) => `${prefix}{job:${id}}:job`;
   const index = [`${prefix}{index}:jobs`, `${prefix}{index}:active`, `${prefix}{index}:ordinal`];
@@ -181,6 +190,8 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
           const ordinal = Number(flat[i + 1]);
           before = ordinal;
           const job = await storage.getJob(id);
+          // A job whose data expired (finishedTtlSeconds) leaves the index as it is found.
+          if (job === null) await indexCall(S.INDEX_DROP, [id]);
           if (job === null || (query.status !== undefined && job.status !== query.status)) continue;
           if (items.length === query.limit) {
             more = true;
@@ -238,6 +249,7 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
         input.now,
         new Date(input.now).toISOString(),
         maxEvents,
+        ttl,
       ];
       for (const link of input.links) args.push(link.key, link.url, link.depth, link.host);
       const out = await call<CompleteResult & { finished?: boolean }>(S.COMPLETE, lease.jobId, args);
@@ -259,7 +271,7 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
     },
 
     async cancelJob(id: string, now: number): Promise<CancelResult> {
-      const out = await call<CancelResult>(S.CANCEL, id, [new Date(now).toISOString(), maxEvents]);
+      const out = await call<CancelResult>(S.CANCEL, id, [new Date(now).toISOString(), maxEvents, ttl]);
       if (out.job !== null) await touch(id, -1);
       return out;
     },

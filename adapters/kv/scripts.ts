@@ -69,6 +69,12 @@ local function event(typ, at, urljson, errjson, maxev)
   return e
 end
 local function active() local s = getf('status') return s == 'queued' or s == 'running' end
+-- A finished job's keys expire after ttl seconds (0: kept).
+local function expire(ttl)
+  if ttl <= 0 then return end
+  local names = { 'job', 'u', 'ev', 'res', 'robots', 'hosts', 'hostlist', 'leased', 'delayed' }
+  for x = 1, #names do redis.call('EXPIRE', J .. names[x], fmt(ttl)) end
+end
 `;
 
 const script = (body: string) => `${PRELUDE}\n${body}`;
@@ -196,7 +202,7 @@ local function endlease(key, e, now, started)
 end
 `;
 
-/** ARGV: key, token, ok, skipped, resultJson, errorJson, now, nowIso, maxEvents, then key/url/depth/host per link */
+/** ARGV: key, token, ok, skipped, resultJson, errorJson, now, nowIso, maxEvents, ttl, then key/url/depth/host per link */
 export const COMPLETE = script(`${CURRENT}
 local key, ok, skipped, now, maxev = ARGV[1], ARGV[3] == '1', ARGV[4] == '1', tonumber(ARGV[7]), tonumber(ARGV[9])
 local e = current(key, ARGV[2])
@@ -212,7 +218,7 @@ else redis.call('HINCRBY', KEYS[1], 'fail', 1) end
 if not ok and missing(getf('firsterr')) then redis.call('HSET', KEYS[1], 'firsterr', ARGV[6]) end
 local admitted = 0
 local room = num(getf('maxp')) - num(getf('disc'))
-local i = 10
+local i = 11
 while ARGV[i] and room > 0 do
   local lkey, lurl, ldepth, lhost = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   if redis.call('HSETNX', J .. 'u', lkey, enc({ st = 'p', tok = '', att = 0, lu = 0, nb = 0, dp = tonumber(ldepth), host = lhost, url = lurl })) == 1 then
@@ -243,7 +249,7 @@ if num(getf('queued')) == 0 and num(getf('inprog')) == 0 and active() then
   end
 end
 local fin = 'false'
-if finished then fin = 'true' end
+if finished then fin = 'true'; expire(tonumber(ARGV[10])) end
 return '~{"ok":true,"admitted":' .. fmt(admitted) .. ',"finished":' .. fin .. ',"events":[' .. table.concat(events, ',') .. ']}'
 `);
 
@@ -273,7 +279,7 @@ redis.call('HINCRBY', KEYS[1], 'queued', 1)
 return 1
 `);
 
-/** ARGV: nowIso, maxEvents */
+/** ARGV: nowIso, maxEvents, ttl */
 export const CANCEL = script(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return '~{"job":null,"events":[]}' end
 if not active() then return '~{"job":' .. jobjson() .. ',"events":[]}' end
@@ -292,6 +298,7 @@ end
 redis.call('DEL', J .. 'leased', J .. 'delayed')
 redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finished', ARGV[1], 'queued', 0, 'inprog', 0)
 local e = event('job:cancelled', ARGV[1], '', '', tonumber(ARGV[2]))
+expire(tonumber(ARGV[3]))
 return '~{"job":' .. jobjson() .. ',"events":[' .. e .. ']}'
 `);
 
@@ -372,3 +379,6 @@ return redis.call('ZADD', KEYS[2], 'XX', ARGV[2], ARGV[1])`;
 export const INDEX_LIST = `local max = '(' .. ARGV[1]
 if ARGV[1] == 'inf' then max = '+inf' end
 return redis.call('ZREVRANGEBYSCORE', KEYS[1], max, '-inf', 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))`;
+/** ARGV: id — forgets a job whose data expired. */
+export const INDEX_DROP = `redis.call('ZREM', KEYS[2], ARGV[1])
+return redis.call('ZREM', KEYS[1], ARGV[1])`;

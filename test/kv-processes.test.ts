@@ -1,0 +1,87 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import Redis from 'ioredis';
+import { afterAll, describe, expect, test } from 'vitest';
+import { kvStorage } from '../adapters/kv/index.js';
+import { startSite } from '../bench/site.mjs';
+import { createCrawlEngine } from '../src/engine.js';
+import { allResults } from './helpers/engine.js';
+
+const REDIS_URL = process.env.REDIS_URL || null;
+const worker = fileURLToPath(new URL('./fixtures/worker.mjs', import.meta.url));
+
+function startWorker(prefix: string, jobId: string, leaseMs: number) {
+  const child: ChildProcess = spawn(process.execPath, [worker, REDIS_URL!, prefix, jobId, String(leaseMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let last = 0;
+  let summary: Record<string, number> = {};
+  child.stdout!.on('data', (chunk: Buffer) => {
+    for (const line of String(chunk).split('\n')) {
+      if (line.startsWith('progress ')) last = Number(line.slice(9));
+      else if (line.startsWith('{')) summary = JSON.parse(line) as Record<string, number>;
+    }
+  });
+  const done = new Promise<Record<string, number>>((resolve) => child.on('exit', () => resolve(summary)));
+  return { child, done, progress: () => last };
+}
+
+// Real processes sharing the real Redis (ioredis-mock lives inside one process).
+(REDIS_URL ? describe : describe.skip)('KV with several processes (real Redis)', () => {
+  const redis = REDIS_URL ? new Redis(REDIS_URL) : null;
+  const prefixes: string[] = [];
+  const fresh = () => {
+    const prefix = `tp${process.pid}_${prefixes.length}:`;
+    prefixes.push(prefix);
+    return prefix;
+  };
+  afterAll(async () => {
+    for (const prefix of prefixes) {
+      const keys = await redis!.keys(`${prefix}*`);
+      if (keys.length > 0) await redis!.del(...keys);
+    }
+    redis?.disconnect();
+  });
+
+  test('four processes on one job of a 2,000-page site with maxPages 1500 fetch exactly 1,500 URLs, none twice, and complete once', async () => {
+    const site = await startSite({ pages: 2000, fanout: 4, latencyMs: 2 });
+    const prefix = fresh();
+    const storage = kvStorage({ client: redis as never, prefix });
+    const engine = createCrawlEngine({ storage });
+    const job = await engine.jobs.create({ url: site.url, maxPages: 1500, maxDepth: 100, perHostConcurrency: 32 });
+    const workers = Array.from({ length: 4 }, () => startWorker(prefix, job.id, 60_000));
+    const summaries = await Promise.all(workers.map((w) => w.done));
+    await site.close();
+    const pages = site.requests.filter((p) => p !== '/robots.txt');
+    expect(pages).toHaveLength(1500);
+    expect(new Set(pages).size).toBe(1500);
+    expect((await engine.jobs.get(job.id))?.status).toBe('completed');
+    const results = await allResults(engine, job.id);
+    expect(results).toHaveLength(1500);
+    expect(new Set(results.map((r) => r.url)).size).toBe(1500);
+    const events = await storage.readEvents(job.id, null, 100_000);
+    expect(events.filter((e) => e.type === 'job:completed')).toHaveLength(1);
+    expect(summaries.every((s) => (s.succeeded ?? 0) > 0)).toBe(true);
+  }, 120_000);
+
+  test('a processor killed with SIGKILL mid-run loses nothing: after its leases expire another finishes, nothing doubled', async () => {
+    const site = await startSite({ pages: 600, fanout: 4, latencyMs: 10 });
+    const prefix = fresh();
+    const engine = createCrawlEngine({ storage: kvStorage({ client: redis as never, prefix }) });
+    const job = await engine.jobs.create({ url: site.url, maxPages: 400, maxDepth: 100, perHostConcurrency: 8 });
+    const doomed = startWorker(prefix, job.id, 1500);
+    const until = Date.now() + 30_000;
+    while (doomed.progress() < 60 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    doomed.child.kill('SIGKILL');
+    await doomed.done;
+    expect((await engine.jobs.get(job.id))?.status).toBe('running');
+    await startWorker(prefix, job.id, 1500).done;
+    await site.close();
+    expect((await engine.jobs.get(job.id))?.status).toBe('completed');
+    const results = await allResults(engine, job.id);
+    expect(results).toHaveLength(400);
+    expect(new Set(results.map((r) => r.url)).size).toBe(400);
+    const hits = [...site.hits.entries()].filter(([p]) => p !== '/robots.txt');
+    expect(hits).toHaveLength(400);
+    expect(hits.every(([, n]) => n <= 2)).toBe(true);
+    expect(hits.filter(([, n]) => n > 1).length).toBeLessThanOrEqual(8);
+  }, 120_000);
+});
