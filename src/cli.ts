@@ -7,6 +7,7 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { memoryStorage } from '../adapters/memory/index.js';
+import { kvStorage } from '../adapters/kv/index.js';
 import { postgresStorage } from '../adapters/postgres/index.js';
 import type { CrawlStorage } from './storage.js';
 import { createCrawlEngine } from './engine.js';
@@ -25,9 +26,10 @@ Options:
   --concurrency N           fetches in flight (default 20)
   --timeout-ms N            per-request timeout (default 15000)
   --out FILE                write one JSON line per page to FILE (default: stdout)
-  --storage URL             memory (default) or postgres://… (needs the pg package;
-                            migrates the schema first)
-  --schema S, --table-prefix P   where the Postgres tables live (default public, crawl_)
+  --storage URL             memory (default), postgres://… (needs pg; migrates the
+                            schema first) or redis://… (needs ioredis)
+  --schema S, --table-prefix P   Postgres schema and table prefix (default public, crawl_);
+                            with redis://, --table-prefix is the key prefix (default crawl:)
   --allow-private-network   allow loopback and private addresses (for local sites)
   --quiet                   no progress output
   -h, --help                show this help`;
@@ -57,8 +59,21 @@ async function openStorage(url: string | undefined, schema: string | undefined, 
     const storage = postgresStorage({ client: pool, ...(schema ? { schema } : {}), ...(tablePrefix !== undefined ? { tablePrefix } : {}) });
     return { storage, close: () => pool.end(), describe: `postgres (${new URL(url).host})` };
   }
-  if (/^rediss?:\/\//.test(url)) throw new UsageError('--storage redis://… is not available in this version (the KV adapter is on the roadmap)');
-  throw new UsageError(`--storage: expected memory or postgres://…, got ${JSON.stringify(url)}`);
+  if (/^rediss?:\/\//.test(url)) {
+    let Redis: new (url: string, options?: { maxRetriesPerRequest?: number }) => { quit(): Promise<unknown>; on(e: 'error', cb: () => void): void };
+    try {
+      const specifier = 'ioredis';
+      const loaded = (await import(specifier)) as { default?: typeof Redis } & { Redis?: typeof Redis };
+      Redis = (loaded.default ?? loaded.Redis)!;
+    } catch {
+      throw new UsageError('--storage redis://… needs the ioredis package: npm install ioredis');
+    }
+    const redis = new Redis(url, { maxRetriesPerRequest: 3 });
+    redis.on('error', () => undefined);
+    const storage = kvStorage({ client: redis as never, ...(tablePrefix !== undefined ? { prefix: tablePrefix } : {}) });
+    return { storage, close: async () => void (await redis.quit()), describe: `redis (${new URL(url).host})` };
+  }
+  throw new UsageError(`--storage: expected memory, postgres://… or redis://…, got ${JSON.stringify(url)}`);
 }
 
 async function migrateCommand(argv: string[]): Promise<number> {

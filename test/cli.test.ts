@@ -90,3 +90,18 @@ describe.runIf(Boolean(process.env.DATABASE_URL))('the CLI on Postgres', () => {
     expect(stderr).toMatch(/--storage postgres:\/\/… is required/);
   });
 });
+
+describe.runIf(Boolean(process.env.REDIS_URL))('the CLI on Redis', () => {
+  test('crawl --storage redis:// stores the crawl under the key prefix', async () => {
+    const prefix = `cli${Date.now().toString(36)}:`;
+    const crawl = await run(['crawl', site.url, '--storage', process.env.REDIS_URL!, '--table-prefix', prefix, '--max-pages', '9', '--allow-private-network', '--quiet']);
+    expect(crawl.code).toBe(0);
+    expect(crawl.stdout.trim().split('\n')).toHaveLength(9);
+    const { default: Redis } = await import('ioredis');
+    const redis = new Redis(process.env.REDIS_URL!);
+    const keys = await redis.keys(`${prefix}*`);
+    expect(keys.some((k) => k.endsWith(':res'))).toBe(true);
+    await redis.del(...keys);
+    redis.disconnect();
+  });
+});

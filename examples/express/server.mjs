@@ -12,7 +12,7 @@ const clientFile = fileURLToPath(import.meta.resolve('crawl-engine/client'));
 const port = Number(process.env.PORT ?? 3000);
 const host = process.env.HOST ?? '127.0.0.1';
 
-/** Postgres when DATABASE_URL is set (migrated on start), else memory. */
+/** Postgres when DATABASE_URL is set (migrated on start), Redis when REDIS_URL is, else memory. */
 async function chooseStorage() {
   if (process.env.DATABASE_URL) {
     const { default: pg } = await import('pg');
@@ -24,7 +24,14 @@ async function chooseStorage() {
     console.log('storage: postgres');
     return storage;
   }
-  if (process.env.REDIS_URL) console.warn('REDIS_URL is set, but the KV adapter is not in this version yet; using memory');
+  if (process.env.REDIS_URL) {
+    const { default: Redis } = await import('ioredis');
+    const { kvStorage } = await import('crawl-engine/adapters/kv');
+    const redis = new Redis(process.env.REDIS_URL);
+    redis.on('error', (error) => console.warn('redis:', error.message));
+    console.log('storage: redis');
+    return kvStorage({ client: redis });
+  }
   console.log('storage: memory');
   return memoryStorage();
 }

@@ -1,15 +1,22 @@
 import pg from 'pg';
 import { createCrawlEngine, type CrawlEngine, type CrawlStorage } from 'crawl-engine';
 import { memoryStorage } from 'crawl-engine/adapters/memory';
+import { kvStorage } from 'crawl-engine/adapters/kv';
 import { postgresStorage } from 'crawl-engine/adapters/postgres';
+import { Redis } from '@upstash/redis';
 
-// One engine per server process. With DATABASE_URL (Neon, or any Postgres) jobs live in the
+// One engine per server process. With Upstash / Vercel KV credentials jobs live in Redis; with
+// DATABASE_URL (Neon, or any Postgres) they live in the
 // database, so every invocation sees them: run `npx crawl-engine migrate --storage $DATABASE_URL`
 // once per deploy. Without it, memory storage keeps jobs in this process only (fine for
 // `next start` on one machine, not for serverless).
 const globalForEngine = globalThis as { crawlEngine?: CrawlEngine };
 
 function storage(): CrawlStorage {
+  // Vercel KV / Upstash Redis: KV_REST_API_URL + KV_REST_API_TOKEN (or UPSTASH_REDIS_REST_*).
+  const restUrl = process.env.KV_REST_API_URL ?? process.env.UPSTASH_REDIS_REST_URL;
+  const restToken = process.env.KV_REST_API_TOKEN ?? process.env.UPSTASH_REDIS_REST_TOKEN;
+  if (restUrl && restToken) return kvStorage({ client: new Redis({ url: restUrl, token: restToken }), finishedTtlSeconds: 7 * 24 * 3600 });
   if (!process.env.DATABASE_URL) return memoryStorage();
   const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 5 });
   pool.on('error', (error) => console.warn('postgres:', error.message));
