@@ -20,6 +20,31 @@ if (kind === 'postgres') {
     await pool.query(`DROP SCHEMA "${schema}" CASCADE`);
     await pool.end();
   };
+} else if (kind === 'kv' || kind === 'rest') {
+  const { kvStorage } = await import('../dist/adapters/kv.js');
+  const { default: Redis } = await import('ioredis');
+  const redis = new Redis(process.env.REDIS_URL);
+  const prefix = `bench_ops_${process.pid}:`;
+  let client = redis;
+  let server = null;
+  if (kind === 'rest') {
+    const { createServer } = await import('node:http');
+    const { createRequestListener } = await import('@remix-run/node-fetch-server');
+    const { createApp } = await import('@humanwhocodes/upstash-redis-server');
+    const { Redis: Upstash } = await import('@upstash/redis');
+    const app = createApp({ token: 'bench', redisUrl: process.env.REDIS_URL });
+    server = createServer(createRequestListener((req) => app.fetch(req)));
+    await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+    client = new Upstash({ url: `http://127.0.0.1:${server.address().port}`, token: 'bench', enableTelemetry: false });
+  }
+  storage = kvStorage({ client, prefix });
+  cleanup = async () => {
+    const keys = await redis.keys(`${prefix}*`);
+    if (keys.length > 0) await redis.del(...keys);
+    redis.disconnect();
+    server?.closeAllConnections();
+    server?.close();
+  };
 } else storage = memoryStorage();
 
 const now = () => Date.now();
@@ -63,3 +88,4 @@ const seconds = (performance.now() - started) / 1000;
 const job = await storage.getJob(id);
 await cleanup();
 process.stdout.write(`${JSON.stringify({ kind, workers: WORKERS, completed, status: job.status, opsPerSecond: completed / seconds })}\n`);
+process.exit(0); // the REST server's own Redis connection would keep the process alive

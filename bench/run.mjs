@@ -27,8 +27,8 @@ function opsOnce(kind) {
   return JSON.parse(execFileSync(process.execPath, [here('./ops.mjs'), kind, '4'], { encoding: 'utf8' }));
 }
 
-const KINDS = ['bare', 'engine', ...(process.env.DATABASE_URL ? ['engine-pg'] : [])];
-const LABEL = { bare: 'bare undici+cheerio', engine: 'engine (memory)', 'engine-pg': 'engine (postgres)' };
+const KINDS = ['bare', 'engine', ...(process.env.DATABASE_URL ? ['engine-pg'] : []), ...(process.env.REDIS_URL ? ['engine-kv', 'engine-rest'] : [])];
+const LABEL = { bare: 'bare undici+cheerio', engine: 'engine (memory)', 'engine-pg': 'engine (postgres)', 'engine-kv': 'engine (KV, ioredis)', 'engine-rest': 'engine (KV, REST)' };
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -59,9 +59,9 @@ for (const latency of LATENCIES) {
 }
 
 console.log('\nstorage operations with no network (one job, 5,000 URLs, 4 concurrent claim(10) + complete loops):');
-for (const kind of ['memory', ...(process.env.DATABASE_URL ? ['postgres'] : [])]) {
+for (const kind of ['memory', ...(process.env.DATABASE_URL ? ['postgres'] : []), ...(process.env.REDIS_URL ? ['kv', 'rest'] : [])]) {
   const r = opsOnce(kind);
   console.log(`  ${kind.padEnd(9)} ${r.opsPerSecond.toFixed(0).padStart(7)} completes/s (plus one claim per 10)`);
 }
 console.log('\nbare = undici request + cheerio/slim load + $("a[href]") BFS with a Set; engine = createCrawlEngine(storage).crawl() at the same concurrency');
-if (!process.env.DATABASE_URL) console.log('(set DATABASE_URL to add the Postgres adapter)');
+if (!process.env.DATABASE_URL || !process.env.REDIS_URL) console.log('(set DATABASE_URL and REDIS_URL to add the Postgres and KV adapters)');
