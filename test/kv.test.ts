@@ -65,6 +65,17 @@ if (REDIS_URL) {
       eventLimit: 20,
     });
 
+    test('a @vercel/kv client (createClient) works through the same REST path', async () => {
+      const { createClient } = await import('@vercel/kv');
+      const vercelKv = createClient({ url, token: 'test-token', enableTelemetry: false } as never);
+      const storage = kvStorage({ client: vercelKv as never, prefix: freshPrefix() });
+      const job = { id: 'job_vercel_kv', status: 'queued' as const, url: 'http://a.test/', options: { maxPages: 5, maxDepth: 1, scope: 'any' as const, include: [], exclude: [], respectRobots: false, maxRetries: 0, perHostConcurrency: 2, perHostDelayMs: 0 }, counts: { discovered: 1, queued: 1, inProgress: 0, succeeded: 0, failed: 0, skipped: 0 }, createdAt: new Date().toISOString(), startedAt: null, finishedAt: null, error: null, metadata: {} };
+      await storage.createJob(job, { url: job.url, key: job.url, depth: 0, host: 'a.test' });
+      const { leases } = await storage.claim({ limit: 5, leaseMs: 1000, now: Date.now(), jobId: job.id });
+      expect(leases.map((l) => l.url)).toEqual(['http://a.test/']);
+      expect((await storage.getJob(job.id))?.status).toBe('running');
+    });
+
     test('Upstash replies are not mangled by its automatic JSON parsing (a result with JSON-looking strings)', async () => {
       const storage = kvStorage({ client: upstash as never, prefix: freshPrefix() });
       const job = { id: 'job_upstash_json', status: 'queued' as const, url: 'http://a.test/', options: { maxPages: 5, maxDepth: 1, scope: 'any' as const, include: [], exclude: [], respectRobots: false, maxRetries: 0, perHostConcurrency: 2, perHostDelayMs: 0 }, counts: { discovered: 1, queued: 1, inProgress: 0, succeeded: 0, failed: 0, skipped: 0 }, createdAt: new Date().toISOString(), startedAt: null, finishedAt: null, error: null, metadata: { nested: { n: 1 }, text: '{"not":"parsed"}' } };
