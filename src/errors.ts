@@ -53,3 +53,15 @@ export function invalid(
   const detail = errors.map((e) => `${e.path}: ${e.message}`).join('; ');
   return new CrawlEngineError(code, `invalid ${what}: ${detail}`, { errors });
 }
+
+/**
+ * Parses a pagination cursor made of digits (what every built-in adapter hands out); null for
+ * none. Anything else is the caller's mistake: `invalid_input` naming the `cursor` field.
+ */
+export function parseDigitsCursor(cursor: string | null | undefined, maxDigits = 18): string | null {
+  if (cursor === undefined || cursor === null || cursor === '') return null;
+  if (new RegExp(`^\\d{1,${maxDigits}}$`).test(cursor)) return cursor;
+  throw new CrawlEngineError('invalid_input', `invalid cursor ${JSON.stringify(cursor.slice(0, 100))}: expected a cursor returned by a previous page`, {
+    errors: [{ path: 'cursor', message: 'expected a cursor returned by a previous page' }],
+  });
+}

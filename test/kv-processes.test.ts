@@ -1,28 +1,13 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import Redis from 'ioredis';
 import { afterAll, describe, expect, test } from 'vitest';
 import { kvStorage } from '../adapters/kv/index.js';
 import { startSite } from '../bench/site.mjs';
 import { createCrawlEngine } from '../src/engine.js';
 import { allResults } from './helpers/engine.js';
+import { startWorker } from './helpers/workers.js';
 
 const REDIS_URL = process.env.REDIS_URL || null;
-const worker = fileURLToPath(new URL('./fixtures/worker.mjs', import.meta.url));
 
-function startWorker(prefix: string, jobId: string, leaseMs: number) {
-  const child: ChildProcess = spawn(process.execPath, [worker, REDIS_URL!, prefix, jobId, String(leaseMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let last = 0;
-  let summary: Record<string, number> = {};
-  child.stdout!.on('data', (chunk: Buffer) => {
-    for (const line of String(chunk).split('\n')) {
-      if (line.startsWith('progress ')) last = Number(line.slice(9));
-      else if (line.startsWith('{')) summary = JSON.parse(line) as Record<string, number>;
-    }
-  });
-  const done = new Promise<Record<string, number>>((resolve) => child.on('exit', () => resolve(summary)));
-  return { child, done, progress: () => last };
-}
 
 // Real processes sharing the real Redis (ioredis-mock lives inside one process).
 (REDIS_URL ? describe : describe.skip)('KV with several processes (real Redis)', () => {
@@ -47,7 +32,7 @@ function startWorker(prefix: string, jobId: string, leaseMs: number) {
     const storage = kvStorage({ client: redis as never, prefix });
     const engine = createCrawlEngine({ storage });
     const job = await engine.jobs.create({ url: site.url, maxPages: 1500, maxDepth: 100, perHostConcurrency: 32 });
-    const workers = Array.from({ length: 4 }, () => startWorker(prefix, job.id, 60_000));
+    const workers = Array.from({ length: 4 }, () => startWorker(REDIS_URL!, prefix, job.id, 60_000));
     const summaries = await Promise.all(workers.map((w) => w.done));
     await site.close();
     const pages = site.requests.filter((p) => p !== '/robots.txt');
@@ -67,13 +52,13 @@ function startWorker(prefix: string, jobId: string, leaseMs: number) {
     const prefix = fresh();
     const engine = createCrawlEngine({ storage: kvStorage({ client: redis as never, prefix }) });
     const job = await engine.jobs.create({ url: site.url, maxPages: 400, maxDepth: 100, perHostConcurrency: 8 });
-    const doomed = startWorker(prefix, job.id, 1500);
+    const doomed = startWorker(REDIS_URL!, prefix, job.id, 1500);
     const until = Date.now() + 30_000;
     while (doomed.progress() < 60 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
     doomed.child.kill('SIGKILL');
     await doomed.done;
     expect((await engine.jobs.get(job.id))?.status).toBe('running');
-    await startWorker(prefix, job.id, 1500).done;
+    await startWorker(REDIS_URL!, prefix, job.id, 1500).done;
     await site.close();
     expect((await engine.jobs.get(job.id))?.status).toBe('completed');
     const results = await allResults(engine, job.id);

@@ -1,29 +1,14 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { postgresStorage, type PostgresStorage } from '../adapters/postgres/index.js';
 import { startSite, type Site } from '../bench/site.mjs';
 import { createCrawlEngine } from '../src/engine.js';
 import { allResults } from './helpers/engine.js';
+import { startWorker } from './helpers/workers.js';
 import { DATABASE_URL, freshSchema } from './helpers/postgres.js';
 
-const worker = fileURLToPath(new URL('./fixtures/worker.mjs', import.meta.url));
 const pagePaths = (site: Site) => site.requests.filter((p) => p !== '/robots.txt');
 
-function startWorker(schema: string, jobId: string, leaseMs: number): { child: ChildProcess; done: Promise<Record<string, number>>; progress: () => number } {
-  const child = spawn(process.execPath, [worker, DATABASE_URL!, schema, jobId, String(leaseMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let last = 0;
-  let summary: Record<string, number> = {};
-  child.stdout!.on('data', (chunk: Buffer) => {
-    for (const line of String(chunk).split('\n')) {
-      if (line.startsWith('progress ')) last = Number(line.slice(9));
-      else if (line.startsWith('{')) summary = JSON.parse(line) as Record<string, number>;
-    }
-  });
-  const done = new Promise<Record<string, number>>((resolve) => child.on('exit', () => resolve(summary)));
-  return { child, done, progress: () => last };
-}
 
 // Real processes sharing one real server: PGlite cannot be shared between processes.
 (DATABASE_URL ? describe : describe.skip)('Postgres with several processes (real server)', () => {
@@ -50,7 +35,7 @@ function startWorker(schema: string, jobId: string, leaseMs: number): { child: C
     const { storage, schema } = await setup();
     const engine = createCrawlEngine({ storage });
     const job = await engine.jobs.create({ url: site.url, maxPages: 1500, maxDepth: 100, perHostConcurrency: 32 });
-    const workers = Array.from({ length: 4 }, () => startWorker(schema, job.id, 60_000));
+    const workers = Array.from({ length: 4 }, () => startWorker(DATABASE_URL!, schema, job.id, 60_000));
     const summaries = await Promise.all(workers.map((w) => w.done));
     await site.close();
     const pages = pagePaths(site);
@@ -75,14 +60,14 @@ function startWorker(schema: string, jobId: string, leaseMs: number): { child: C
     const { storage, schema } = await setup();
     const engine = createCrawlEngine({ storage });
     const job = await engine.jobs.create({ url: site.url, maxPages: 400, maxDepth: 100, perHostConcurrency: 8 });
-    const doomed = startWorker(schema, job.id, 1500);
+    const doomed = startWorker(DATABASE_URL!, schema, job.id, 1500);
     const until = Date.now() + 30_000;
     while (doomed.progress() < 60 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
     doomed.child.kill('SIGKILL');
     await doomed.done;
     const before = (await engine.jobs.get(job.id))!;
     expect(before.status).toBe('running');
-    const heir = startWorker(schema, job.id, 1500);
+    const heir = startWorker(DATABASE_URL!, schema, job.id, 1500);
     await heir.done;
     await site.close();
     const results = await allResults(engine, job.id);

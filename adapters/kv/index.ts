@@ -6,7 +6,7 @@
  * @module crawl-engine/adapters/kv
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { CrawlEngineError } from '../../src/errors.js';
+import { CrawlEngineError, parseDigitsCursor } from '../../src/errors.js';
 import type {
   CancelResult,
   ClaimQuery,
@@ -98,13 +98,8 @@ function parse<T>(reply: unknown): T {
 }
 
 function parseCursor(cursor: string | null | undefined): number | null {
-  if (cursor === undefined || cursor === null || cursor === '') return null;
-  if (!/^\d{1,15}$/.test(cursor)) {
-    throw new CrawlEngineError('invalid_input', `invalid cursor ${JSON.stringify(cursor)}: expected a cursor returned by a previous page`, {
-      errors: [{ path: 'cursor', message: 'expected a cursor returned by a previous page' }],
-    });
-  }
-  return Number(cursor);
+  const digits = parseDigitsCursor(cursor, 15);
+  return digits === null ? null : Number(digits);
 }
 
 export function kvStorage(options: KvStorageOptions): CrawlStorage {

@@ -5,7 +5,7 @@
  *
  * @module crawl-engine/adapters/memory
  */
-import { CrawlEngineError } from '../../src/errors.js';
+import { CrawlEngineError, parseDigitsCursor } from '../../src/errors.js';
 import type {
   CancelResult,
   ClaimQuery,
@@ -93,14 +93,9 @@ function copyJob(job: Job): Job {
   };
 }
 
-function parseCursor(cursor: string | null | undefined, what: string): number | null {
-  if (cursor === undefined || cursor === null || cursor === '') return null;
-  if (!/^\d{1,15}$/.test(cursor)) {
-    throw new CrawlEngineError('invalid_input', `invalid ${what} cursor ${JSON.stringify(cursor)}: expected a cursor returned by a previous page`, {
-      errors: [{ path: 'cursor', message: 'expected a cursor returned by a previous page' }],
-    });
-  }
-  return Number(cursor);
+function parseCursor(cursor: string | null | undefined): number | null {
+  const digits = parseDigitsCursor(cursor, 15);
+  return digits === null ? null : Number(digits);
 }
 
 function eventSeq(id: string | null): number {
@@ -318,7 +313,7 @@ export function memoryStorage(options: MemoryStorageOptions = {}): CrawlStorage 
     },
 
     async listJobs(query: ListJobsQuery): Promise<Paginated<Job>> {
-      const before = parseCursor(query.cursor, 'jobs');
+      const before = parseCursor(query.cursor);
       const items: Job[] = [];
       let i = Math.min(before ?? order.length, order.length) - 1;
       for (; i >= 0 && items.length < query.limit; i--) {
@@ -332,7 +327,7 @@ export function memoryStorage(options: MemoryStorageOptions = {}): CrawlStorage 
     },
 
     async listResults(jobId: string, query: ListResultsQuery): Promise<Paginated<PageResult>> {
-      const start = parseCursor(query.cursor, 'results') ?? 0;
+      const start = parseCursor(query.cursor) ?? 0;
       const js = jobs.get(jobId);
       if (js === undefined) return { items: [], nextCursor: null };
       const end = Math.min(start + query.limit, js.results.length);

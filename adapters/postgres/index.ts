@@ -6,7 +6,7 @@
  *
  * @module crawl-engine/adapters/postgres
  */
-import { CrawlEngineError } from '../../src/errors.js';
+import { CrawlEngineError, parseDigitsCursor } from '../../src/errors.js';
 import type {
   CancelResult,
   ClaimQuery,
@@ -73,17 +73,7 @@ interface NotificationSource {
   release?(): void;
 }
 
-function invalidCursor(cursor: string): CrawlEngineError {
-  return new CrawlEngineError('invalid_input', `invalid cursor ${JSON.stringify(cursor)}: expected a cursor returned by a previous page`, {
-    errors: [{ path: 'cursor', message: 'expected a cursor returned by a previous page' }],
-  });
-}
-
-function parseCursor(cursor: string | null | undefined): string | null {
-  if (cursor === undefined || cursor === null || cursor === '') return null;
-  if (!/^\d{1,18}$/.test(cursor)) throw invalidCursor(cursor);
-  return cursor;
-}
+const parseCursor = (cursor: string | null | undefined) => parseDigitsCursor(cursor, 18);
 
 export function postgresStorage(options: PostgresStorageOptions): PostgresStorage {
   const schema = options.schema ?? 'public';
