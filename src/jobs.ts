@@ -8,18 +8,27 @@ import type { CrawlStorage } from './storage.js';
 import type { Job, JobStatus, Paginated, PageResult, ProgressEvent } from './types.js';
 import { MAX_URL_LENGTH, normalizeUrl } from './url.js';
 
-const glob = z.string().min(1, 'expected a non-empty glob').max(1000, 'expected at most 1000 characters');
+// NUL characters cannot be stored by Postgres (text, jsonb) and are never meaningful here.
+const noNul = (value: string) => !value.includes('\u0000');
+
+const glob = z
+  .string()
+  .min(1, 'expected a non-empty glob')
+  .max(1000, 'expected at most 1000 characters')
+  .refine(noNul, 'expected no NUL (\\u0000) characters');
 
 const metadata = z
   .record(z.string(), z.unknown())
-  .refine((value) => JSON.stringify(value).length <= 16_384, 'expected at most 16 kB of JSON');
+  .refine((value) => JSON.stringify(value).length <= 16_384, 'expected at most 16 kB of JSON')
+  .refine((value) => !JSON.stringify(value).includes('\\u0000'), 'expected no NUL (\\u0000) characters in keys or values');
 
 /** The job input accepted by `jobs.create` and `POST /jobs`. Unknown fields are refused. */
 export const jobInputSchema = z.strictObject({
   url: z
     .string({ error: 'expected a string URL' })
     .max(MAX_URL_LENGTH, `expected at most ${MAX_URL_LENGTH} characters`)
-    .refine((value) => normalizeUrl(value) !== null, 'expected an absolute http(s) URL'),
+    .refine((value) => normalizeUrl(value) !== null, 'expected an absolute http(s) URL')
+    .refine((value) => !/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(value.trim()), 'expected a URL without credentials (user:password@)'),
   maxPages: z.int().min(1).max(1_000_000).default(50),
   maxDepth: z.int().min(0).max(1000).default(2),
   scope: z.enum(['same-origin', 'same-hostname', 'same-domain', 'any']).default('same-hostname'),
