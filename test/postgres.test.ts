@@ -79,3 +79,30 @@ for (const target of targets) {
     }, 60_000);
   });
 }
+
+(DATABASE_URL ? describe : describe.skip)('postgres on a single pg Client (not a Pool)', () => {
+  test('a crawl completes and NOTIFY on the same connection wakes a subscriber', async () => {
+    const pg = (await import('pg')).default;
+    const client = new pg.Client({ connectionString: DATABASE_URL! });
+    await client.connect();
+    const site = await startSite({ pages: 20, fanout: 3 });
+    const schema = freshSchema();
+    const storage = postgresStorage({ client, schema });
+    await storage.migrate();
+    const engine = createCrawlEngine({ storage, fetch: { allowPrivateNetwork: true } });
+    const job = await engine.jobs.create({ url: site.url, maxDepth: 5, maxPages: 20, perHostConcurrency: 4 });
+    const seen: string[] = [];
+    const following = (async () => {
+      for await (const e of engine.progress.subscribe(job.id, { pollMs: 60_000 })) seen.push(e.type);
+    })();
+    await engine.processor.run({ jobId: job.id, concurrency: 4 });
+    expect(await Promise.race([following.then(() => 'ended'), new Promise((r) => setTimeout(() => r('stuck'), 5000))])).toBe('ended');
+    expect(seen.filter((t) => t === 'page:done')).toHaveLength(20);
+    expect((await allResults(engine, job.id)).length).toBe(20);
+    await engine.close();
+    await storage.close?.();
+    await client.query(`DROP SCHEMA "${schema}" CASCADE`);
+    await client.end();
+    await site.close();
+  }, 60_000);
+});
