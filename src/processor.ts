@@ -178,6 +178,19 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     const startedAt = now();
     let hopDelayMs = job.options.perHostDelayMs;
 
+    // Every claim counts an attempt. A lease whose earlier attempts ended without a result (their
+    // processor was killed, or lost its lease) and that is past 1 + maxRetries is not fetched
+    // again: the URL fails, so no page is requested more than 1 + maxRetries times.
+    if (lease.attempts > job.options.maxRetries + 1) {
+      fetchDone();
+      const error = {
+        code: 'abandoned',
+        message: `not fetched again: ${lease.attempts - 1} earlier attempts ended without a result (processor stopped or lease expired) and maxRetries is ${job.options.maxRetries}`,
+      };
+      await finish(lease, ctx, run, { ...emptyResult(lease, startedAt), error }, []);
+      return;
+    }
+
     if (job.options.respectRobots) {
       const verdict = await robotsVerdict(lease, run);
       if (verdict.kind === 'release') {

@@ -71,7 +71,9 @@ export type PageErrorCode =
   | 'blocked'
   | 'not_html'
   | 'robots'
-  | 'extract_error';
+  | 'extract_error'
+  /** Its attempts were used up by processors that stopped (or lost the lease) before storing a result. */
+  | 'abandoned';
 
 /** Error codes that count a page as skipped rather than failed. */
 export const SKIP_CODES: ReadonlySet<string> = new Set(['robots']);

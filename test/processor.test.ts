@@ -158,6 +158,29 @@ describe('processor.run()', () => {
     }
   });
 
+  test('a URL whose attempts died with their processors is not fetched more than 1 + maxRetries times', async () => {
+    site = await startSite({ pages: 3, fanout: 2 });
+    const storage = memoryStorage();
+    const engine = testEngine({ leaseMs: 2000 }, storage);
+    const job = await engine.jobs.create({ url: site.url, maxDepth: 0, maxPages: 1, maxRetries: 1, respectRobots: false });
+    // Two processors claim the start URL, fetch it (the request reaches the site) and die before storing.
+    for (let i = 0; i < 2; i++) {
+      const { leases } = await storage.claim({ limit: 1, leaseMs: 1, now: Date.now() - 10_000 + i * 1000 });
+      expect(leases).toHaveLength(1);
+      await fetch(leases[0]!.url);
+    }
+    expect(pages(site)).toHaveLength(2);
+    // The third claim of the URL is past 1 + maxRetries: the processor stores a failure without a request.
+    const report = await engine.processor.run({ concurrency: 2 });
+    await engine.close();
+    expect(report).toMatchObject({ claimed: 1, failed: 1, succeeded: 0 });
+    expect(pages(site)).toHaveLength(2);
+    const [result] = await allResults(engine, job.id);
+    expect(result).toMatchObject({ ok: false, attempts: 3, status: null, error: { code: 'abandoned' } });
+    expect(result!.error!.message).toMatch(/2 earlier attempts.*maxRetries is 1/);
+    expect((await engine.jobs.get(job.id))?.status).toBe('failed');
+  });
+
   test('cancel mid-crawl: no URL of the job is fetched afterwards', async () => {
     site = await startSite({ pages: 400, fanout: 5, latencyMs: 10 });
     const engine = testEngine();
