@@ -122,7 +122,11 @@ for x = 1, #due do
   local key = due[x]
   redis.call('ZREM', J .. 'delayed', key)
   local e = dec(redis.call('HGET', J .. 'u', key))
-  if e.st == 'p' then redis.call('LPUSH', J .. 'r:' .. e.host, key) end
+  if e.st == 'p' then
+    e.nb = 0
+    redis.call('HSET', J .. 'u', key, enc(e))
+    redis.call('LPUSH', J .. 'r:' .. e.host, key)
+  end
 end
 local phc, phd = num(getf('phc')), num(getf('phd'))
 local hosts = redis.call('LRANGE', J .. 'hostlist', '0', '-1')
@@ -145,8 +149,10 @@ while took < limit and progressed and nh > 0 do
       else
         local key = redis.call('LPOP', J .. 'r:' .. host)
         while key do
+          -- A URL in a ready list is ready, whatever this claim's clock says (another processor's
+          -- clock moved it there); only entries no longer pending (leased again, cancelled) drop out.
           local e = dec(redis.call('HGET', J .. 'u', key))
-          if e.st == 'p' and e.nb <= now then
+          if e.st == 'p' then
             lease(key, e, true)
             h.inf = h.inf + 1; h.pick = now
             redis.call('HSET', J .. 'hosts', host, henc(h))

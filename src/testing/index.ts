@@ -198,6 +198,25 @@ export function runStorageConformance(options: ConformanceOptions): void {
       assert.equal(later.leases[0]!.attempts, 2, 'the retry counted an attempt');
     });
 
+    it('a claim with a clock behind the last one (a skewed or delayed processor) loses no URL', async (s) => {
+      const job = await seeded(s, { perHostConcurrency: 2 }, [link('/a'), link('/b'), link('/c')]);
+      const first = (await s.claim({ limit: 2, leaseMs: LEASE, now: T0 + 1, jobId: job.id })).leases;
+      assert.equal(first.length, 2);
+      const [held, retried] = first as [Lease, Lease];
+      assert.equal(await s.retry(retried, { notBefore: T0 + 100, error: { code: 'timeout', message: 't' }, now: T0 + 2 }), true);
+      const [third] = (await s.claim({ limit: 1, leaseMs: LEASE, now: T0 + 3, jobId: job.id })).leases;
+      assert.ok(third, 'the free slot goes to the third URL');
+      // The backoff is over by this claim's clock, but the host is full: the URL waits, ready.
+      assert.equal((await s.claim({ limit: 5, leaseMs: LEASE, now: T0 + 200, jobId: job.id })).leases.length, 0);
+      await s.complete(held, { result: result(held), links: [], now: T0 + 201 });
+      // A processor whose clock is behind (or whose claim was delayed in transit) claims next.
+      const skewed = await s.claim({ limit: 5, leaseMs: LEASE, now: T0 + 50, jobId: job.id });
+      const later = await s.claim({ limit: 5, leaseMs: LEASE, now: T0 + 1000, jobId: job.id });
+      const keys = [...skewed.leases, ...later.leases].map((l) => l.key);
+      assert.deepEqual(keys, [retried.key], 'the retried URL is still claimable');
+      assertCountsAddUp(await s.getJob(job.id));
+    });
+
     it('claim() re-claims a URL whose lease expired, with a new token', async (s) => {
       const job = makeJob();
       await s.createJob(job, seedOf(job));
