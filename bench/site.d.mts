@@ -5,6 +5,8 @@ export interface SiteOptions {
   paragraphs: number;
   host: string;
   port: number;
+  /** Turns a request into a 503 ('error'), one never answered ('hang') or a TCP reset ('reset'). */
+  fault?: (path: string) => 'error' | 'hang' | 'reset' | null;
 }
 export interface Site {
   url: string;

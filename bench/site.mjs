@@ -57,7 +57,8 @@ export function pageHtml(i, opts) {
 
 /**
  * Starts the site on 127.0.0.1 (a free port unless given). Options: pages, fanout, latencyMs,
- * paragraphs, host, port. Returns { url, origin, requests, close(), opts }; `requests` logs every
+ * paragraphs, host, port, and `fault(path)`, which may turn a request into a 503 ('error'), a
+ * request that is never answered ('hang') or a TCP reset ('reset'). Returns { url, origin, requests, close(), opts }; `requests` logs every
  * request path in order, with `hits` counting each path.
  */
 export async function startSite(options = {}) {
@@ -69,6 +70,17 @@ export async function startSite(options = {}) {
     const path = (req.url ?? '/').split('?')[0];
     requests.push(path);
     hits.set(path, (hits.get(path) ?? 0) + 1);
+    const fault = opts.fault?.(path) ?? null;
+    if (fault === 'hang') return; // never answers; the socket is closed by close()
+    if (fault === 'reset') {
+      req.socket.resetAndDestroy?.() ?? req.socket.destroy();
+      return;
+    }
+    if (fault === 'error') {
+      res.writeHead(503, { 'content-type': 'text/plain' });
+      res.end('unavailable');
+      return;
+    }
     const respond = () => {
       const m = path === '/' ? ['', '0'] : /^\/p\/(\d+)$/.exec(path);
       const i = m ? Number(m[1]) : -1;
