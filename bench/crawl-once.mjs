@@ -1,12 +1,15 @@
-// One measured crawl in a fresh process: `node bench/crawl-once.mjs <engine|bare> <url> <pages> <concurrency>`.
-// Prints {"pages": n, "ms": t}. A 300-page warm-up crawl of the same site runs first.
+// One measured crawl in a fresh process:
+// `node bench/crawl-once.mjs <bare|memory|postgres|kv|rest> <url> <pages> <concurrency> [processors]`.
+// Prints {"pages": n, "ms": t, …}. A 300-page warm-up crawl of the same site runs first.
 import { performance } from 'node:perf_hooks';
 import { load } from 'cheerio/slim';
 import { Agent, request } from 'undici';
 import { createCrawlEngine } from '../dist/index.js';
-import { memoryStorage } from '../dist/adapters/memory.js';
+import { startProcessors } from './processes.mjs';
+import { openStorage } from './storages.mjs';
 
-const [kind, url, pagesArg, concurrencyArg] = process.argv.slice(2);
+const [kind, url, pagesArg, concurrencyArg, processorsArg = '1'] = process.argv.slice(2);
+const processors = Number(processorsArg);
 const pages = Number(pagesArg);
 const concurrency = Number(concurrencyArg);
 
@@ -61,60 +64,42 @@ async function bare(startUrl, maxPages) {
   return fetched;
 }
 
-let pgPool = null;
-/** Postgres storage in a fresh schema of DATABASE_URL (dropped by the caller's finally). */
-async function pgStorage() {
-  const pg = (await import('pg')).default;
-  const { postgresStorage } = await import('../dist/adapters/postgres.js');
-  pgPool ??= new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 10 });
-  const schema = `bench_${process.pid}_${Date.now().toString(36)}`;
-  const storage = postgresStorage({ client: pgPool, schema });
-  await storage.migrate();
-  return { storage, drop: () => pgPool.query(`DROP SCHEMA "${schema}" CASCADE`) };
-}
-
-let redisClient = null;
-let restServer = null;
-/** KV storage on REDIS_URL through ioredis, or through @upstash/redis and a loopback REST server. */
-async function kvStorageFor(rest) {
-  const { kvStorage } = await import('../dist/adapters/kv.js');
-  const prefix = `bench${process.pid}_${Date.now().toString(36)}:`;
-  const { default: Redis } = await import('ioredis');
-  redisClient ??= new Redis(process.env.REDIS_URL);
-  let client = redisClient;
-  if (rest) {
-    const { createServer } = await import('node:http');
-    const { createRequestListener } = await import('@remix-run/node-fetch-server');
-    const { createApp } = await import('@humanwhocodes/upstash-redis-server');
-    const { Redis: Upstash } = await import('@upstash/redis');
-    if (restServer === null) {
-      const app = createApp({ token: 'bench', redisUrl: process.env.REDIS_URL });
-      restServer = createServer(createRequestListener((req) => app.fetch(req)));
-      await new Promise((resolve) => restServer.listen(0, '127.0.0.1', resolve));
-    }
-    client = new Upstash({ url: `http://127.0.0.1:${restServer.address().port}`, token: 'bench', enableTelemetry: false });
-  }
-  return {
-    storage: kvStorage({ client, prefix }),
-    drop: async () => {
-      const keys = await redisClient.keys(`${prefix}*`);
-      if (keys.length > 0) await redisClient.del(...keys);
-    },
-  };
-}
-
+/**
+ * The engine at the same total concurrency per processor. One processor: `crawl()` in this process.
+ * Several: on memory, that many `processor.run()` loops in this process (memory cannot be shared
+ * between processes); on shared storage, that many processes (bench/processor.mjs).
+ */
+let processes = null;
+let opened = null;
 async function engine(startUrl, maxPages) {
-  const opened =
-    kind === 'engine-pg' ? await pgStorage()
-    : kind === 'engine-kv' ? await kvStorageFor(false)
-    : kind === 'engine-rest' ? await kvStorageFor(true)
-    : { storage: memoryStorage(), drop: async () => undefined };
+  if (opened === null || kind === 'memory') opened = await openStorage(kind);
   const crawler = createCrawlEngine({ storage: opened.storage, fetch: { allowPrivateNetwork: true } });
-  // The same fetch concurrency as the bare loop; the per-host cap (which counts leases still being
-  // parsed and stored too) is lifted so that it does not bind before the fetch concurrency does.
-  const job = await crawler.crawl({ url: startUrl, maxPages, maxDepth: 1000, perHostConcurrency: 100 }, { concurrency });
+  // The per-host cap (which counts leases still being parsed and stored too) is lifted so that it
+  // does not bind before the fetch concurrency does.
+  const options = { url: startUrl, maxPages, maxDepth: 1000, perHostConcurrency: 100 };
+  let job;
+  if (processors === 1) {
+    job = await crawler.crawl(options, { concurrency });
+  } else if (kind === 'memory') {
+    const created = await crawler.jobs.create(options);
+    await Promise.all(
+      Array.from({ length: processors }, async () => {
+        for (;;) {
+          await crawler.processor.run({ jobId: created.id, concurrency, budgetMs: 600_000 });
+          const now = await crawler.jobs.get(created.id);
+          if (['completed', 'failed', 'cancelled'].includes(now.status)) return;
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+      }),
+    );
+    job = await crawler.jobs.get(created.id);
+  } else {
+    processes ??= await startProcessors(kind, opened.namespace, processors, concurrency);
+    const created = await crawler.jobs.create(options);
+    await processes.work(created.id);
+    job = await crawler.jobs.get(created.id);
+  }
   await crawler.close();
-  await opened.drop();
   return job.counts.succeeded + job.counts.failed;
 }
 
@@ -126,9 +111,7 @@ const fetched = await crawl(url, pages);
 const ms = performance.now() - started;
 const cpu = process.cpuUsage(cpu0);
 const cpuMs = (cpu.user + cpu.system) / 1000;
-process.stdout.write(`${JSON.stringify({ pages: fetched, ms, cpuMs, rssMb: process.memoryUsage().rss / 1048576 })}\n`);
-await pgPool?.end();
-redisClient?.disconnect();
-restServer?.closeAllConnections();
-restServer?.close();
+process.stdout.write(`${JSON.stringify({ pages: fetched, ms, cpuMs, rssMb: process.memoryUsage().rss / 1048576, maxRssMb: process.resourceUsage().maxRSS / 1024 })}\n`);
+await processes?.stop();
+await opened?.close({ drop: true });
 process.exit(0); // the REST server's own Redis connection would keep the process alive

@@ -1,51 +1,15 @@
-// Storage operations per second with no network: `node bench/ops.mjs <memory|postgres> [workers]`.
+// Storage operations per second with no network: `node bench/ops.mjs <memory|postgres|kv|rest> [workers]`.
 // One job with a large ready frontier; `workers` loops claim 10 URLs and complete each.
 import { performance } from 'node:perf_hooks';
-import { memoryStorage } from '../dist/adapters/memory.js';
+import { openStorage } from './storages.mjs';
 
 const [kind = 'memory', workersArg = '4'] = process.argv.slice(2);
 const WORKERS = Number(workersArg);
 const URLS = 5000;
 
-let storage;
-let cleanup = async () => undefined;
-if (kind === 'postgres') {
-  const pg = (await import('pg')).default;
-  const { postgresStorage } = await import('../dist/adapters/postgres.js');
-  const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: WORKERS + 2 });
-  const schema = `bench_ops_${process.pid}`;
-  storage = postgresStorage({ client: pool, schema });
-  await storage.migrate();
-  cleanup = async () => {
-    await pool.query(`DROP SCHEMA "${schema}" CASCADE`);
-    await pool.end();
-  };
-} else if (kind === 'kv' || kind === 'rest') {
-  const { kvStorage } = await import('../dist/adapters/kv.js');
-  const { default: Redis } = await import('ioredis');
-  const redis = new Redis(process.env.REDIS_URL);
-  const prefix = `bench_ops_${process.pid}:`;
-  let client = redis;
-  let server = null;
-  if (kind === 'rest') {
-    const { createServer } = await import('node:http');
-    const { createRequestListener } = await import('@remix-run/node-fetch-server');
-    const { createApp } = await import('@humanwhocodes/upstash-redis-server');
-    const { Redis: Upstash } = await import('@upstash/redis');
-    const app = createApp({ token: 'bench', redisUrl: process.env.REDIS_URL });
-    server = createServer(createRequestListener((req) => app.fetch(req)));
-    await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-    client = new Upstash({ url: `http://127.0.0.1:${server.address().port}`, token: 'bench', enableTelemetry: false });
-  }
-  storage = kvStorage({ client, prefix });
-  cleanup = async () => {
-    const keys = await redis.keys(`${prefix}*`);
-    if (keys.length > 0) await redis.del(...keys);
-    redis.disconnect();
-    server?.closeAllConnections();
-    server?.close();
-  };
-} else storage = memoryStorage();
+const opened = await openStorage(kind, { poolMax: WORKERS + 2 });
+const { storage } = opened;
+const cleanup = () => opened.close({ drop: true });
 
 const now = () => Date.now();
 const url = (i) => `http://bench.test/p/${i}`;

@@ -1,0 +1,85 @@
+// Storage for the benchmarks: `memory`, `postgres` (DATABASE_URL, a schema per run), `kv` (REDIS_URL
+// through ioredis, a key prefix per run) and `rest` (@upstash/redis through a loopback
+// Upstash-protocol REST server in front of REDIS_URL, as a serverless function talks to Upstash).
+import { memoryStorage } from '../dist/adapters/memory.js';
+
+export const SHARED_KINDS = ['postgres', 'kv', 'rest'];
+
+/** The kinds this machine can bench: memory always, the others when their URL is set. */
+export function availableKinds() {
+  return ['memory', ...(process.env.DATABASE_URL ? ['postgres'] : []), ...(process.env.REDIS_URL ? ['kv', 'rest'] : [])];
+}
+
+export const newNamespace = (kind) => (kind === 'postgres' ? `bench_${process.pid}_${Date.now().toString(36)}` : `bench${process.pid}_${Date.now().toString(36)}:`);
+
+/**
+ * Opens `kind`. With `namespace` it joins storage another process made (no migration); without, it
+ * makes a fresh namespace. `close({ drop: true })` also deletes the namespace.
+ */
+export async function openStorage(kind, { namespace = null, poolMax = 10, adapter = {} } = {}) {
+  if (kind === 'memory') return { kind, namespace: null, storage: memoryStorage(), close: async () => undefined };
+  if (kind === 'postgres') {
+    const pg = (await import('pg')).default;
+    const { postgresStorage } = await import('../dist/adapters/postgres.js');
+    const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: poolMax });
+    pool.on('error', () => undefined);
+    const schema = namespace ?? newNamespace(kind);
+    const storage = postgresStorage({ client: pool, schema, ...adapter });
+    if (namespace === null) await storage.migrate();
+    return {
+      kind,
+      namespace: schema,
+      storage,
+      pool,
+      async close({ drop = false } = {}) {
+        await storage.close(); // gives back the LISTEN connection
+        if (drop) await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+        await pool.end();
+      },
+    };
+  }
+  if (kind === 'kv' || kind === 'rest') {
+    const { kvStorage } = await import('../dist/adapters/kv.js');
+    const { default: Redis } = await import('ioredis');
+    const redis = new Redis(process.env.REDIS_URL);
+    const prefix = namespace ?? newNamespace(kind);
+    let client = redis;
+    let server = null;
+    if (kind === 'rest') {
+      const { createServer } = await import('node:http');
+      const { createRequestListener } = await import('@remix-run/node-fetch-server');
+      const { createApp } = await import('@humanwhocodes/upstash-redis-server');
+      const { Redis: Upstash } = await import('@upstash/redis');
+      const app = createApp({ token: 'bench', redisUrl: process.env.REDIS_URL });
+      server = createServer(createRequestListener((req) => app.fetch(req)));
+      await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+      client = new Upstash({ url: `http://127.0.0.1:${server.address().port}`, token: 'bench', enableTelemetry: false });
+    }
+    return {
+      kind,
+      namespace: prefix,
+      storage: kvStorage({ client, prefix, ...adapter }),
+      redis,
+      async close({ drop = false } = {}) {
+        if (drop) {
+          let cursor = '0';
+          do {
+            const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+            cursor = next;
+            if (keys.length > 0) await redis.del(...keys);
+          } while (cursor !== '0');
+        }
+        redis.disconnect();
+        server?.closeAllConnections();
+        server?.close();
+      },
+    };
+  }
+  throw new Error(`unknown storage kind ${kind}: expected memory, postgres, kv or rest`);
+}
+
+/** Percentile of a sorted copy of `xs` (nearest rank). */
+export function percentile(xs, p) {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
