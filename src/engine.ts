@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { fieldErrors, invalid } from './errors.js';
 import { createFetcher, type Fetcher } from './fetcher.js';
 import { createJobsApi, type JobInput, type JobsApi } from './jobs.js';
-import { invalidAllowanceEntry } from './netguard.js';
+import { createAddressGuard, invalidAllowanceEntry } from './netguard.js';
 import { createProcessor, type ExtractFunction, type Processor } from './processor.js';
 import { createProgressApi, type CrawlEmitter, type CrawlEvents, type ProgressApi } from './progress.js';
 import type { CrawlStorage } from './storage.js';
@@ -161,7 +161,7 @@ export function createCrawlEngine(options: CrawlEngineOptions): CrawlEngine {
       allowPrivateNetwork: settings.fetch.allowPrivateNetwork,
     }));
 
-  const jobs = createJobsApi(storage, emit, now);
+  const jobs = createJobsApi(storage, emit, now, createAddressGuard(settings.fetch.allowPrivateNetwork).checkHost);
   const processor = createProcessor({
     storage,
     userAgent: settings.fetch.userAgent,

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { CrawlEngineError, fieldErrors, invalid } from './errors.js';
 import type { CrawlStorage } from './storage.js';
 import type { Job, JobStatus, Paginated, PageResult, ProgressEvent } from './types.js';
-import { MAX_URL_LENGTH, normalizeUrl } from './url.js';
+import { crawlableUrl, homographReason, MAX_URL_LENGTH, normalizeUrl } from './url.js';
 
 // NUL characters cannot be stored by Postgres (text, jsonb) and are never meaningful here.
 const noNul = (value: string) => !value.includes('\u0000');
@@ -28,7 +28,12 @@ export const jobInputSchema = z.strictObject({
     .string({ error: 'expected a string URL' })
     .max(MAX_URL_LENGTH, `expected at most ${MAX_URL_LENGTH} characters`)
     .refine((value) => normalizeUrl(value) !== null, 'expected an absolute http(s) URL')
-    .refine((value) => !/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(value.trim()), 'expected a URL without credentials (user:password@)'),
+    .refine((value) => !/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(value.trim()), 'expected a URL without credentials (user:password@)')
+    .superRefine((value, ctx) => {
+      const url = crawlableUrl(value);
+      const reason = url === null ? null : homographReason(url.hostname);
+      if (reason !== null) ctx.addIssue({ code: 'custom', message: `expected a host name that is not a look-alike: ${reason}` });
+    }),
   maxPages: z.int().min(1).max(1_000_000).default(50),
   maxDepth: z.int().min(0).max(1000).default(2),
   scope: z.enum(['same-origin', 'same-hostname', 'same-domain', 'any']).default('same-hostname'),
@@ -101,11 +106,17 @@ export function createJobsApi(
   storage: CrawlStorage,
   emit: (events: ProgressEvent[]) => void,
   now: () => number,
+  /** A refusal reason for a start URL's host (an IP literal the fetcher would refuse), or null. */
+  checkHost: (hostname: string) => string | null = () => null,
 ): JobsApi {
   return {
     async create(input) {
       const parsed = parseJobInput(input);
       const url = normalizeUrl(parsed.url)!;
+      // A start URL the processors would refuse (http://127.0.0.1/, http://[::1]/, the cloud
+      // metadata address) is refused now, before anything is stored.
+      const refused = checkHost(new URL(url).hostname);
+      if (refused !== null) throw invalid('invalid_input', 'job input', [{ path: 'url', message: `expected an address the processors may fetch: ${refused}` }]);
       const { metadata: meta, url: _url, ...options } = parsed;
       const job: Job = {
         id: newJobId(),

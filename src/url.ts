@@ -2,6 +2,7 @@
  * URL normalisation, scope and include/exclude matching. Pure functions: no I/O, no throws on
  * bad input (they return null or false instead), because every href on a page is untrusted.
  */
+import { domainToUnicode } from 'node:url';
 import { getDomain } from 'tldts';
 import type { CrawlScope } from './types.js';
 
@@ -114,4 +115,38 @@ export function linkFilter(options: {
     if (include.length > 0 && !include.some((m) => m(url))) return false;
     return !exclude.some((m) => m(url));
   };
+}
+
+/** Cyrillic and Greek letters that look like Latin ones, with the Latin letter they imitate. */
+const LOOKALIKES: Readonly<Record<string, string>> = {
+  а: 'a', е: 'e', о: 'o', р: 'p', с: 'c', у: 'y', х: 'x', і: 'i', ј: 'j', ѕ: 's', ԁ: 'd', һ: 'h', ӏ: 'l', ԛ: 'q', ԝ: 'w', ү: 'y', к: 'k', ь: 'b', п: 'n', г: 'r',
+  ο: 'o', α: 'a', ν: 'v', ι: 'i', κ: 'k', ρ: 'p', υ: 'u', χ: 'x', ε: 'e', τ: 't',
+};
+const SCRIPTS = [
+  ['Latin', /\p{Script=Latin}/u],
+  ['Cyrillic', /\p{Script=Cyrillic}/u],
+  ['Greek', /\p{Script=Greek}/u],
+] as const;
+
+/**
+ * Why a host name looks like a homograph of another one, or null. Like browsers' IDN display
+ * policy: a label that mixes Latin, Cyrillic or Greek letters (`pаypal`, with a Cyrillic `а`), or a
+ * label under an ASCII top-level domain written only in Cyrillic or Greek letters that all look
+ * like Latin ones (`аррӏе.com`), is refused. Other internationalised names pass.
+ */
+export function homographReason(hostname: string): string | null {
+  if (!hostname.includes('xn--')) return null;
+  const unicode = domainToUnicode(hostname);
+  const labels = unicode.split('.');
+  const asciiTld = /^[\x00-\x7f]*$/.test(labels.at(-1) ?? '');
+  for (const label of labels) {
+    const scripts = SCRIPTS.filter(([, re]) => [...label].some((c) => re.test(c))).map(([name]) => name);
+    if (scripts.length > 1) return `the host name ${JSON.stringify(unicode)} (${hostname}) mixes ${scripts.join(' and ')} letters, as look-alike (homograph) domains do`;
+    const letters = [...label].filter((c) => /\p{L}/u.test(c));
+    if (asciiTld && (scripts[0] === 'Cyrillic' || scripts[0] === 'Greek') && letters.length > 0 && letters.every((c) => c in LOOKALIKES)) {
+      const imitated = [...label].map((c) => LOOKALIKES[c] ?? c).join('');
+      return `the host name ${JSON.stringify(unicode)} (${hostname}) is written in ${scripts[0]} letters that look like the Latin ${JSON.stringify(imitated)}, as look-alike (homograph) domains are`;
+    }
+  }
+  return null;
 }

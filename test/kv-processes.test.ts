@@ -30,7 +30,7 @@ const REDIS_URL = process.env.REDIS_URL || null;
     const site = await startSite({ pages: 2000, fanout: 4, latencyMs: 2 });
     const prefix = fresh();
     const storage = kvStorage({ client: redis as never, prefix });
-    const engine = createCrawlEngine({ storage });
+    const engine = createCrawlEngine({ storage, fetch: { allowPrivateNetwork: true } });
     const job = await engine.jobs.create({ url: site.url, maxPages: 1500, maxDepth: 100, perHostConcurrency: 32 });
     const workers = Array.from({ length: 4 }, () => startWorker(REDIS_URL!, prefix, job.id, 60_000));
     const summaries = await Promise.all(workers.map((w) => w.done));
@@ -50,7 +50,7 @@ const REDIS_URL = process.env.REDIS_URL || null;
   test('a processor killed with SIGKILL mid-run loses nothing: after its leases expire another finishes, nothing doubled', async () => {
     const site = await startSite({ pages: 600, fanout: 4, latencyMs: 10 });
     const prefix = fresh();
-    const engine = createCrawlEngine({ storage: kvStorage({ client: redis as never, prefix }) });
+    const engine = createCrawlEngine({ storage: kvStorage({ client: redis as never, prefix }), fetch: { allowPrivateNetwork: true } });
     const job = await engine.jobs.create({ url: site.url, maxPages: 400, maxDepth: 100, perHostConcurrency: 8 });
     const doomed = startWorker(REDIS_URL!, prefix, job.id, 1500);
     const until = Date.now() + 30_000;

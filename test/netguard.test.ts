@@ -102,15 +102,40 @@ describe('the guard in a crawl (loopback only)', () => {
     await Promise.all(servers.splice(0).map((s) => s.close()));
   });
 
-  test('with default settings a job for 127.0.0.1 fails with blocked and the server sees no request', async () => {
+  test('with default settings a job for 127.0.0.1 (or any refused IP literal) is refused at creation and nothing is stored', async () => {
     const server = await serve((_, res) => res.end(html('hi')));
     servers.push(server);
-    const engine = createCrawlEngine({ storage: memoryStorage() });
-    const job = await engine.crawl({ url: server.url });
-    await engine.close();
-    expect(job.status).toBe('failed');
-    expect(job.error?.code).toBe('blocked');
-    expect(job.error?.message).toMatch(/127\.0\.0\.1, a loopback address; set fetch\.allowPrivateNetwork/);
+    const storage = memoryStorage();
+    const engine = createCrawlEngine({ storage });
+    for (const url of [server.url, server.url.replace('127.0.0.1', '[::ffff:127.0.0.1]'), 'http://[::1]/', 'http://169.254.169.254/latest/meta-data/', 'http://[fe80::1]/']) {
+      const error = await engine.jobs.create({ url }).catch((e: unknown) => e);
+      expect(error, url).toMatchObject({ code: 'invalid_input', errors: [{ path: 'url', message: expect.stringMatching(/^expected an address the processors may fetch: .*(loopback|link-local).*; set fetch\.allowPrivateNetwork/) }] });
+    }
+    expect((await storage.listJobs({ limit: 10 })).items).toEqual([]);
+    // A public IPv6 literal is a valid start URL (created only: no processor runs here).
+    const job = await engine.jobs.create({ url: 'http://[2606:4700:4700::1111]/' });
+    expect(job.url).toBe('http://[2606:4700:4700::1111]/');
+    await engine.jobs.cancel(job.id);
+    // Allowing the address lets the job be created and crawled.
+    const allowed = createCrawlEngine({ storage, fetch: { allowPrivateNetwork: ['127.0.0.1'] } });
+    expect((await allowed.crawl({ url: server.url, maxDepth: 0 })).status).toBe('completed');
+    await allowed.close();
+    expect(server.requests).toContain('/');
+  });
+
+  test('a processor without the allowance still refuses the job another process created (fails with blocked, no request)', async () => {
+    const server = await serve((_, res) => res.end(html('hi')));
+    servers.push(server);
+    const storage = memoryStorage();
+    const creator = createCrawlEngine({ storage, fetch: { allowPrivateNetwork: true } });
+    const job = await creator.jobs.create({ url: server.url });
+    const processor = createCrawlEngine({ storage });
+    await processor.processor.run({ jobId: job.id });
+    await processor.close();
+    const done = await storage.getJob(job.id);
+    expect(done?.status).toBe('failed');
+    expect(done?.error?.code).toBe('blocked');
+    expect(done?.error?.message).toMatch(/127\.0\.0\.1, a loopback address; set fetch\.allowPrivateNetwork/);
     expect(server.requests).toEqual([]);
   });
 

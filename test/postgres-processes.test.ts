@@ -33,7 +33,7 @@ const pagePaths = (site: Site) => site.requests.filter((p) => p !== '/robots.txt
   test('four processes on one job of a 2,000-page site with maxPages 1500 fetch exactly 1,500 URLs, none twice, and complete once', async () => {
     const site = await startSite({ pages: 2000, fanout: 4, latencyMs: 2 });
     const { storage, schema } = await setup();
-    const engine = createCrawlEngine({ storage });
+    const engine = createCrawlEngine({ storage, fetch: { allowPrivateNetwork: true } });
     const job = await engine.jobs.create({ url: site.url, maxPages: 1500, maxDepth: 100, perHostConcurrency: 32 });
     const workers = Array.from({ length: 4 }, () => startWorker(DATABASE_URL!, schema, job.id, 60_000));
     const summaries = await Promise.all(workers.map((w) => w.done));
@@ -58,7 +58,7 @@ const pagePaths = (site: Site) => site.requests.filter((p) => p !== '/robots.txt
   test('a processor killed with SIGKILL mid-run loses nothing: after its leases expire another finishes, nothing doubled', async () => {
     const site = await startSite({ pages: 600, fanout: 4, latencyMs: 10 });
     const { storage, schema } = await setup();
-    const engine = createCrawlEngine({ storage });
+    const engine = createCrawlEngine({ storage, fetch: { allowPrivateNetwork: true } });
     const job = await engine.jobs.create({ url: site.url, maxPages: 400, maxDepth: 100, perHostConcurrency: 8 });
     const doomed = startWorker(DATABASE_URL!, schema, job.id, 1500);
     const until = Date.now() + 30_000;

@@ -235,7 +235,7 @@ describe('progress', () => {
     site = await startSite({ pages: 40, fanout: 3, latencyMs: 2 });
     const storage = memoryStorage();
     const worker = testEngine({}, storage);
-    const watcher = createCrawlEngine({ storage });
+    const watcher = createCrawlEngine({ storage, fetch: { allowPrivateNetwork: true } });
     const job = await watcher.jobs.create({ url: site.url, maxDepth: 5, maxPages: 40 });
     const seen: ProgressEvent[] = [];
     const following = (async () => {

@@ -1,5 +1,6 @@
+import { domainToASCII } from 'node:url';
 import { describe, expect, test } from 'vitest';
-import { compileGlob, linkFilter, normalizeUrl, registrableDomain, scopeMatcher } from '../src/url.js';
+import { compileGlob, homographReason, linkFilter, normalizeUrl, registrableDomain, scopeMatcher } from '../src/url.js';
 
 describe('normalizeUrl()', () => {
   test.each([
@@ -85,3 +86,23 @@ describe('globs', () => {
     expect(f('https://other.com/docs/a')).toBe(false);
   });
 });
+
+describe('homographReason()', () => {
+  test.each([
+    ['xn--pypal-4ve.com', /"pаypal\.com" \(xn--pypal-4ve\.com\) mixes Latin and Cyrillic letters/],
+    ['xn--80ak6aa92e.com', /Cyrillic letters that look like the Latin "apple"/],
+    ['www.xn--80ak6aa92e.com', /look like the Latin "apple"/],
+    [domainToASCII('gοοgle.com'), /mixes Latin and Greek letters/],
+    [domainToASCII('раураl.net'), /mixes Latin and Cyrillic|look like the Latin "paypal"/],
+  ])('%s is refused', (host, message) => {
+    expect(homographReason(host)).toMatch(message);
+  });
+
+  test.each(['example.com', 'xn--bcher-kva.example', domainToASCII('пример.рф'), domainToASCII('ελληνικά.gr'), domainToASCII('例え.jp'), domainToASCII('münchen.de'), domainToASCII('москва.com')])(
+    '%s passes',
+    (host) => {
+      expect(homographReason(host)).toBeNull();
+    },
+  );
+});
+

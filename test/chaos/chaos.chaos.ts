@@ -129,7 +129,7 @@ async function chaosCrawl(name: string, setup: () => Promise<Chaos>): Promise<vo
     },
   });
   const chaos = await setup();
-  const engine: CrawlEngine = createCrawlEngine({ storage: chaos.storage });
+  const engine: CrawlEngine = createCrawlEngine({ storage: chaos.storage, fetch: { allowPrivateNetwork: true } });
   const started = Date.now();
   const job = await engine.jobs.create({ url: site.url, maxPages: PLAN.maxPages, maxDepth: 100, maxRetries: PLAN.maxRetries, perHostConcurrency: PLAN.perHostConcurrency });
 
