@@ -106,3 +106,52 @@ for (const target of targets) {
     await site.close();
   }, 60_000);
 });
+
+// Plans of the statements inside the SQL functions, through auto_explain (nested statements, at
+// NOTICE level, so the client receives them). Needs a superuser to LOAD the module.
+(DATABASE_URL ? describe : describe.skip)('postgres plans (real server)', () => {
+  test('with a 20,000-URL frontier no statement inside claim, complete, retry, release, readEvents or getJob scans the frontier sequentially', async () => {
+    const pg = (await import('pg')).default;
+    const client = new pg.Client({ connectionString: DATABASE_URL! });
+    await client.connect();
+    const schema = freshSchema();
+    try {
+      const storage = postgresStorage({ client, schema, listen: false });
+      await storage.migrate();
+      const host = 'plans.test';
+      const url = (i: number) => `http://${host}/p/${i}`;
+      const job = { id: 'job_plans', status: 'queued' as const, url: url(0), options: { maxPages: 20_001, maxDepth: 5, scope: 'same-hostname' as const, include: [], exclude: [], respectRobots: false, maxRetries: 2, perHostConcurrency: 1000, perHostDelayMs: 0 }, counts: { discovered: 1, queued: 1, inProgress: 0, succeeded: 0, failed: 0, skipped: 0 }, createdAt: new Date().toISOString(), startedAt: null, finishedAt: null, error: null, metadata: {} };
+      await storage.createJob(job, { url: url(0), key: url(0), depth: 0, host });
+      const result = (lease: { url: string; depth: number; attempts: number }) => ({ url: lease.url, finalUrl: lease.url, depth: lease.depth, status: 200, ok: true, contentType: 'text/html', title: null, description: null, canonical: null, links: 0, wordCount: 0, error: null, attempts: lease.attempts, durationMs: 1, fetchedAt: new Date().toISOString(), data: null });
+      for (let next = 1; next <= 20_000; next += 2000) {
+        const [lease] = (await storage.claim({ limit: 1, leaseMs: 60_000, now: Date.now(), jobId: job.id })).leases;
+        const links = Array.from({ length: 2000 }, (_, i) => ({ url: url(next + i), key: url(next + i), depth: 1, host }));
+        await storage.complete(lease!, { result: result(lease!), links, now: Date.now() });
+      }
+      await client.query(`ANALYZE "${schema}".crawl_frontier`);
+      try {
+        await client.query(`LOAD 'auto_explain'`);
+      } catch (error) {
+        console.warn(`postgres plans: auto_explain cannot be loaded here (${(error as Error).message}); not checked`);
+        return;
+      }
+      await client.query(`SET auto_explain.log_min_duration = 0; SET auto_explain.log_nested_statements = on; SET auto_explain.log_level = 'notice'`);
+      const plans: string[] = [];
+      client.on('notice', (notice) => plans.push(notice.message ?? ''));
+      const { leases } = await storage.claim({ limit: 10, leaseMs: 60_000, now: Date.now(), jobId: job.id });
+      await storage.complete(leases[0]!, { result: result(leases[0]!), links: [{ url: url(99_999), key: url(99_999), depth: 2, host }], now: Date.now() });
+      await storage.retry(leases[1]!, { notBefore: Date.now() + 1, error: { code: 'timeout', message: 't' }, now: Date.now() });
+      await storage.release(leases.slice(2));
+      await storage.claim({ limit: 10, leaseMs: 60_000, now: Date.now() + 10, jobId: job.id });
+      await storage.readEvents(job.id, '1', 50);
+      await storage.getJob(job.id);
+      await client.query(`SET auto_explain.log_min_duration = -1`);
+      const text = plans.join('\n');
+      expect(text).toMatch(/Index Scan using crawl_frontier_ready/);
+      expect(text).not.toMatch(/Seq Scan on (\S+\.)?crawl_frontier\b/);
+    } finally {
+      await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await client.end();
+    }
+  }, 60_000);
+});
