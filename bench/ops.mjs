@@ -1,7 +1,7 @@
 // Storage operations per second with no network: `node bench/ops.mjs <memory|postgres|kv|rest> [workers]`.
 // One job with a large ready frontier; `workers` loops claim 10 URLs and complete each.
 import { performance } from 'node:perf_hooks';
-import { openStorage } from './storages.mjs';
+import { createStorageJob, openStorage } from './storages.mjs';
 
 const [kind = 'memory', workersArg = '4'] = process.argv.slice(2);
 const WORKERS = Number(workersArg);
@@ -12,26 +12,10 @@ const { storage } = opened;
 const cleanup = () => opened.close({ drop: true });
 
 const now = () => Date.now();
-const url = (i) => `http://bench.test/p/${i}`;
 const id = `job_ops_${process.pid}`;
-await storage.createJob(
-  {
-    id,
-    status: 'queued',
-    url: url(0),
-    options: { maxPages: URLS + 1, maxDepth: 5, scope: 'same-hostname', include: [], exclude: [], respectRobots: false, maxRetries: 0, perHostConcurrency: 1000, perHostDelayMs: 0 },
-    counts: { discovered: 1, queued: 1, inProgress: 0, succeeded: 0, failed: 0, skipped: 0 },
-    createdAt: new Date().toISOString(),
-    startedAt: null,
-    finishedAt: null,
-    error: null,
-    metadata: {},
-  },
-  { url: url(0), key: url(0), depth: 0, host: 'bench.test' },
-);
-const result = (lease) => ({ url: lease.url, finalUrl: lease.url, depth: lease.depth, status: 200, ok: true, contentType: 'text/html', title: 't', description: null, canonical: null, links: 0, wordCount: 1, error: null, attempts: 1, durationMs: 1, fetchedAt: new Date().toISOString(), data: null });
+const { result, link } = await createStorageJob(storage, id, URLS + 1);
 const [seed] = (await storage.claim({ limit: 1, leaseMs: 60_000, now: now(), jobId: id })).leases;
-const links = Array.from({ length: URLS }, (_, i) => ({ url: url(i + 1), key: url(i + 1), depth: 1, host: 'bench.test' }));
+const links = Array.from({ length: URLS }, (_, i) => link(i + 1));
 await storage.complete(seed, { result: result(seed), links, now: now() });
 
 let completed = 0;

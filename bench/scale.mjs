@@ -5,34 +5,19 @@
 // statements) with any sequential scan of the frontier named; and the event log's length against
 // its limit. Prints one JSON line.
 import { performance } from 'node:perf_hooks';
-import { openStorage, percentile } from './storages.mjs';
+import { createStorageJob, openStorage, percentile } from './storages.mjs';
 
 const [kind] = process.argv.slice(2);
 const SIZES = (process.env.BENCH_SCALE_SIZES ?? '1000,10000,100000').split(',').map(Number);
 const MAX_EVENTS = 500;
 const BATCH = 1000;
-const host = 'scale.test';
-const url = (i) => `http://${host}/p/${i}`;
-const link = (i) => ({ url: url(i), key: url(i), depth: 1, host });
-const result = (lease) => ({ url: lease.url, finalUrl: lease.url, depth: lease.depth, status: 200, ok: true, contentType: 'text/html', title: 't', description: null, canonical: null, links: 0, wordCount: 1, error: null, attempts: lease.attempts, durationMs: 1, fetchedAt: new Date().toISOString(), data: null });
 const round = (x) => Math.round(x * 100) / 100;
 
+let result;
 async function fill(storage, id, size) {
-  await storage.createJob(
-    {
-      id,
-      status: 'queued',
-      url: url(0),
-      options: { maxPages: size + 1, maxDepth: 5, scope: 'same-hostname', include: [], exclude: [], respectRobots: false, maxRetries: 0, perHostConcurrency: 1000, perHostDelayMs: 0 },
-      counts: { discovered: 1, queued: 1, inProgress: 0, succeeded: 0, failed: 0, skipped: 0 },
-      createdAt: new Date().toISOString(),
-      startedAt: null,
-      finishedAt: null,
-      error: null,
-      metadata: {},
-    },
-    { url: url(0), key: url(0), depth: 0, host },
-  );
+  const made = await createStorageJob(storage, id, size + 1, 'scale.test');
+  result = made.result;
+  const { link } = made;
   // Each complete() admits the next batch of links; each needs a claimed URL of the frontier.
   for (let next = 1; next <= size; next += BATCH) {
     const [lease] = (await storage.claim({ limit: 1, leaseMs: 600_000, now: Date.now(), jobId: id })).leases;

@@ -83,3 +83,29 @@ export function percentile(xs, p) {
   const sorted = [...xs].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
 }
+
+/**
+ * For the storage-only benchmarks: creates job `id` straight through the storage contract (no
+ * network), with start URL `http://<host>/p/0`, room for `maxPages` URLs and no per-host limit.
+ * Returns `url(i)` for the job's URLs and `result(lease)` for a successful page of it.
+ */
+export async function createStorageJob(storage, id, maxPages, host = 'bench.test') {
+  const url = (i) => `http://${host}/p/${i}`;
+  await storage.createJob(
+    {
+      id,
+      status: 'queued',
+      url: url(0),
+      options: { maxPages, maxDepth: 5, scope: 'same-hostname', include: [], exclude: [], respectRobots: false, maxRetries: 0, perHostConcurrency: 1000, perHostDelayMs: 0 },
+      counts: { discovered: 1, queued: 1, inProgress: 0, succeeded: 0, failed: 0, skipped: 0 },
+      createdAt: new Date().toISOString(),
+      startedAt: null,
+      finishedAt: null,
+      error: null,
+      metadata: {},
+    },
+    { url: url(0), key: url(0), depth: 0, host },
+  );
+  const result = (lease) => ({ url: lease.url, finalUrl: lease.url, depth: lease.depth, status: 200, ok: true, contentType: 'text/html', title: 't', description: null, canonical: null, links: 0, wordCount: 1, error: null, attempts: lease.attempts, durationMs: 1, fetchedAt: new Date().toISOString(), data: null });
+  return { url, result, link: (i) => ({ url: url(i), key: url(i), depth: 1, host }) };
+}
