@@ -124,4 +124,40 @@ const pagePaths = (site: Site) => site.requests.filter((p) => p !== '/robots.txt
     expect(new Set(results.map((r) => r.url)).size).toBe(300);
     await pool.end();
   }, 120_000);
+
+  test('a LISTEN connection cut by the server is given back to the pool and replaced: push resumes, pool.end() returns', async () => {
+    const { schema } = await setup();
+    const app = `crawl-listen-${schema}`;
+    const pool = new pg.Pool({ connectionString: DATABASE_URL!, max: 3, application_name: app });
+    pool.on('error', () => undefined);
+    const storage = postgresStorage({ client: pool, schema });
+    const engine = createCrawlEngine({ storage });
+    const job = await engine.jobs.create({ url: 'https://example.com/' });
+    const listeners = async () =>
+      (await admin.query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'LISTEN%'`, [app])).rows.map((r) => r.pid);
+    const seen: string[] = [];
+    // pollMs is long: only a NOTIFY wakes this subscriber within the test's time.
+    const following = (async () => {
+      for await (const event of engine.progress.subscribe(job.id, { pollMs: 60_000 })) seen.push(event.type);
+    })();
+    const waitFor = async (check: () => Promise<boolean> | boolean, what: string) => {
+      const until = Date.now() + 10_000;
+      while (!(await check())) {
+        if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    await waitFor(async () => (await listeners()).length === 1, 'the first LISTEN');
+    const [first] = await listeners();
+    await admin.query('SELECT pg_terminate_backend($1)', [first]);
+    await waitFor(async () => {
+      const now = await listeners();
+      return now.length === 1 && now[0] !== first;
+    }, 'a new LISTEN connection');
+    await engine.jobs.cancel(job.id);
+    await waitFor(() => seen.includes('job:cancelled'), 'the NOTIFY after the cut');
+    await following;
+    await storage.close?.();
+    await Promise.race([pool.end(), new Promise((_, reject) => setTimeout(() => reject(new Error('pool.end() hung')), 5000))]);
+  }, 60_000);
 });

@@ -70,7 +70,7 @@ interface NotificationSource {
   on?(event: 'notification', listener: (msg: { channel: string; payload?: string }) => void): unknown;
   on?(event: 'error', listener: (error: Error) => void): unknown;
   query(text: string): Promise<unknown>;
-  release?(): void;
+  release?(error?: Error | boolean): void;
 }
 
 const parseCursor = (cursor: string | null | undefined) => parseDigitsCursor(cursor, 18);
@@ -140,16 +140,50 @@ export function postgresStorage(options: PostgresStorageOptions): PostgresStorag
     source.on!('notification', (msg: { channel: string; payload?: string }) => {
       if (msg.channel === channel) dispatch(msg.payload);
     });
-    source.on!('error', () => {
-      // The connection dropped: subscribers fall back to polling until the next watch() listens again.
+    let dropped = false;
+    source.on!('error', (error: Error) => {
+      // The connection dropped (a database restart, say): give it back to the pool as broken (a
+      // pool waits for checked-out clients on end()), let subscribers poll meanwhile, and listen
+      // again on a new connection while anyone is watching.
+      if (dropped) return;
+      dropped = true;
       listening = null;
+      // A pool hands out a new connection; a single Client that dropped stays down.
+      if (source !== client) {
+        source.release?.(error);
+        relisten();
+      }
     });
-    await source.query(`LISTEN "${channel}"`);
+    try {
+      await source.query(`LISTEN "${channel}"`);
+    } catch (error) {
+      if (!dropped && source !== client) source.release?.(error as Error);
+      dropped = true;
+      throw error;
+    }
     return async () => {
+      if (dropped) return;
+      dropped = true;
       await source.query(`UNLISTEN "${channel}"`).catch(() => undefined);
       source.release?.();
     };
   }
+
+  let relistenTimer: ReturnType<typeof setTimeout> | null = null;
+  function relisten(): void {
+    if (relistenTimer !== null || closed) return;
+    relistenTimer = setTimeout(() => {
+      relistenTimer = null;
+      if (listening !== null || listeners.size === 0 || closed) return;
+      listening = startListening().catch(() => {
+        listening = null;
+        relisten();
+        return null;
+      });
+    }, 1000);
+    relistenTimer.unref?.();
+  }
+  let closed = false;
 
   const storage: PostgresStorage = {
     name: 'postgres',
@@ -288,6 +322,7 @@ export function postgresStorage(options: PostgresStorageOptions): PostgresStorag
             set.add(listener);
             listening ??= startListening().catch(() => {
               listening = null;
+              relisten();
               return null;
             });
             return () => {
@@ -299,6 +334,9 @@ export function postgresStorage(options: PostgresStorageOptions): PostgresStorag
       : {}),
 
     async close() {
+      closed = true;
+      if (relistenTimer !== null) clearTimeout(relistenTimer);
+      relistenTimer = null;
       const stop = await listening;
       listening = null;
       await stop?.();

@@ -243,7 +243,8 @@ async function chaosCrawl(name: string, setup: () => Promise<Chaos>): Promise<vo
 
   await engine.close();
   await site.close();
-  await chaos.cleanup();
+  // Closing must not hang after the chaos (a leaked connection would make pool.end() wait forever).
+  await Promise.race([chaos.cleanup(), sleep(30_000).then(() => Promise.reject(new Error(`${name}: closing the storage hung`)))]);
 
   // The chaos did happen while the job ran.
   expect(kills).toBeGreaterThanOrEqual(3);
@@ -281,12 +282,14 @@ async function chaosCrawl(name: string, setup: () => Promise<Chaos>): Promise<vo
       // The storage this process reads and follows through (LISTEN included) has its own pool.
       const pool = new pg.Pool({ connectionString: DATABASE_URL!, max: 4 });
       pool.on('error', () => undefined);
+      const storage = postgresStorage({ client: pool, schema });
       return {
         storageUrl: DATABASE_URL!,
         namespace: schema,
-        storage: postgresStorage({ client: pool, schema }),
+        storage,
         disrupt: () => disruptPostgres(admin),
         async cleanup() {
+          await storage.close?.(); // gives the LISTEN connection back, or pool.end() would wait for it
           for (let i = 0; ; i++) {
             try {
               if (!process.env.KEEP_SCHEMAS) await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
