@@ -123,7 +123,7 @@ async function ops() {
 async function latency() {
   print('### Latency, milliseconds');
   print();
-  print('Job creation: 300 sequential `jobs.create()`. Progress: a 600-page crawl while a subscriber (`progress.subscribe()`, as behind SSE) follows the job; per page, arrival at the subscriber minus `event.at` (taken just before the page is stored). Postgres pushes with LISTEN/NOTIFY; KV polls every 250 ms (the default `pollMs`).');
+  print('Job creation: 300 sequential `jobs.create()`. Progress: a 600-page crawl while a subscriber (`progress.subscribe()`, as behind SSE) follows the job; per page, arrival at the subscriber minus `event.at` (taken just before the page is stored). Postgres pushes with LISTEN/NOTIFY, KV on ioredis with pub/sub; KV over REST cannot subscribe and polls every 250 ms (the default `pollMs`).');
   print();
   const rows = [];
   for (const kind of KINDS) {

@@ -61,6 +61,7 @@ export async function openStorage(kind, { namespace = null, poolMax = 10, adapte
       storage: kvStorage({ client, prefix, ...adapter }),
       redis,
       async close({ drop = false } = {}) {
+        await this.storage.close?.(); // the pub/sub connection, if a subscription is still open
         if (drop) {
           let cursor = '0';
           do {

@@ -1,6 +1,6 @@
 // A progress subscriber in its own process: `node bench/subscriber.mjs <postgres|kv|rest> <namespace> <jobId>`.
-// Follows the job with `engine.progress.subscribe()` (LISTEN/NOTIFY on Postgres, polling on KV at the
-// default 250 ms) and prints `ready` once it has read the job's first event, then, after the
+// Follows the job with `engine.progress.subscribe()` (LISTEN/NOTIFY on Postgres, pub/sub on KV with
+// ioredis, polling every 250 ms over REST) and prints `ready` once it has read the job's first event, then, after the
 // terminal event, {"latenciesMs": [...]}: for each page event, its arrival time here minus `event.at`
 // (the processor's timestamp taken just before it stored the page).
 import { createCrawlEngine } from '../dist/index.js';

@@ -69,4 +69,30 @@ const REDIS_URL = process.env.REDIS_URL || null;
     expect(hits.every(([, n]) => n <= 2)).toBe(true);
     expect(hits.filter(([, n]) => n > 1).length).toBeLessThanOrEqual(8);
   }, 120_000);
+
+  test('pub/sub: a subscriber wakes within milliseconds of an event stored by another connection, and its extra connection closes when the subscription ends', async () => {
+    const prefix = fresh();
+    const name = `crawl-push-${process.pid}`;
+    const reader = new Redis(REDIS_URL!, { connectionName: name });
+    const storage = kvStorage({ client: reader, prefix });
+    const follower = createCrawlEngine({ storage });
+    const other = createCrawlEngine({ storage: kvStorage({ client: redis!, prefix }) });
+    const connections = async () => String(await redis!.client('LIST')).split('\n').filter((line) => line.includes(`name=${name} `)).length;
+    const job = await other.jobs.create({ url: 'https://example.com/' });
+    const seen: Array<[string, number]> = [];
+    const following = (async () => {
+      for await (const event of follower.progress.subscribe(job.id, { pollMs: 60_000 })) seen.push([event.type, Date.now()]);
+    })();
+    while (seen.length === 0) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 100)); // SUBSCRIBE is sent next to the first read
+    expect(await connections()).toBe(2);
+    const cancelledAt = Date.now();
+    await other.jobs.cancel(job.id);
+    await following;
+    expect(seen.map(([type]) => type)).toEqual(['job:created', 'job:cancelled']);
+    expect(seen[1]![1] - cancelledAt).toBeLessThan(500);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(await connections()).toBe(1);
+    reader.disconnect();
+  });
 });

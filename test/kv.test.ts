@@ -1,5 +1,6 @@
 import Redis from 'ioredis';
 import RedisMock from 'ioredis-mock';
+import { createCrawlEngine } from '../src/engine.js';
 import { afterAll, describe, expect, test } from 'vitest';
 import { kvStorage } from '../adapters/kv/index.js';
 import { runStorageConformance } from '../src/testing/index.js';
@@ -39,6 +40,33 @@ describe('kvStorage()', () => {
   test('bad options name the field', () => {
     expect(() => kvStorage({ client: {} as never })).toThrow(/client: expected an @upstash\/redis/);
     expect(() => kvStorage({ client: new RedisMock() as never, prefix: 'has space' })).toThrow(/prefix: expected/);
+    expect(() => kvStorage({ client: new RedisMock() as never, listen: 'yes' as never })).toThrow(/listen: expected a boolean/);
+    const restLike = { eval: async () => null, evalsha: async () => null };
+    expect(() => kvStorage({ client: restLike as never, listen: true })).toThrow(/listen: needs a client with duplicate\(\) \(ioredis\)/);
+    expect(kvStorage({ client: restLike as never }).capabilities.push).toBe(false);
+    expect(kvStorage({ client: new RedisMock() as never, listen: false }).capabilities.push).toBe(false);
+  });
+
+  test('with ioredis, a subscriber is woken through pub/sub by events another client stores, not by polling', async () => {
+    const prefix = freshPrefix();
+    const reader = kvStorage({ client: new RedisMock() as never, prefix });
+    const writer = kvStorage({ client: new RedisMock() as never, prefix });
+    expect(reader.capabilities.push).toBe(true);
+    const follower = createCrawlEngine({ storage: reader });
+    const other = createCrawlEngine({ storage: writer });
+    const job = await other.jobs.create({ url: 'https://example.com/' });
+    const seen: Array<[string, number]> = [];
+    // pollMs is a minute: only a push can deliver the cancellation within the test.
+    const following = (async () => {
+      for await (const event of follower.progress.subscribe(job.id, { pollMs: 60_000 })) seen.push([event.type, Date.now()]);
+    })();
+    while (seen.length === 0) await new Promise((r) => setTimeout(r, 10));
+    const cancelledAt = Date.now();
+    await other.jobs.cancel(job.id);
+    await following;
+    expect(seen.map(([type]) => type)).toEqual(['job:created', 'job:cancelled']);
+    expect(seen[1]![1] - cancelledAt).toBeLessThan(500);
+    await reader.close?.();
   });
 });
 

@@ -54,6 +54,22 @@ export interface KvStorageOptions {
    * @default 0
    */
   finishedTtlSeconds?: number;
+  /**
+   * Wake progress subscribers at once through Redis pub/sub instead of polling. Needs a client
+   * that can open a second connection for SUBSCRIBE (ioredis: `client.duplicate()`), so it is on
+   * by default for ioredis and unavailable over REST (Upstash, Vercel KV), where subscribers poll.
+   * @default true when the client has `duplicate()`
+   */
+  listen?: boolean;
+}
+
+/** The part of an ioredis connection that pub/sub uses. */
+interface Subscriber {
+  subscribe(channel: string): Promise<unknown>;
+  unsubscribe(channel: string): Promise<unknown>;
+  on(event: 'message', listener: (channel: string, message: string) => void): unknown;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  disconnect(): void;
 }
 
 type Runner = (script: string, keys: string[], args: Array<string | number>) => Promise<unknown>;
@@ -112,6 +128,10 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
     ...(options.maxEventsPerJob === undefined || (Number.isInteger(options.maxEventsPerJob) && options.maxEventsPerJob >= 1)
       ? []
       : [{ path: 'maxEventsPerJob', message: 'expected an integer >= 1' }]),
+    ...(options.listen === undefined || typeof options.listen === 'boolean' ? [] : [{ path: 'listen', message: 'expected a boolean' }]),
+    ...(options.listen === true && typeof (options.client as { duplicate?: unknown }).duplicate !== 'function'
+      ? [{ path: 'listen', message: 'needs a client with duplicate() (ioredis); REST clients cannot subscribe' }]
+      : []),
     ...(options.finishedTtlSeconds === undefined || (Number.isInteger(options.finishedTtlSeconds) && options.finishedTtlSeconds >= 0)
       ? []
       : [{ path: 'finishedTtlSeconds', message: 'expected an integer >= 0' }]),
@@ -155,9 +175,58 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
     return out;
   }
 
+  // Pub/sub: one extra connection while anything is watched, one channel per watched job.
+  const duplicate = (options.client as { duplicate?: () => Subscriber }).duplicate;
+  const canListen = options.listen ?? typeof duplicate === 'function';
+  const channelOf = (jobId: string) => `${prefix}{job:${jobId}}:push`;
+  const watchers = new Map<string, Set<() => void>>();
+  let subscriber: Subscriber | null = null;
+  const subscriberFor = () => {
+    if (subscriber === null) {
+      subscriber = duplicate!.call(options.client);
+      subscriber.on('error', () => undefined); // ioredis reconnects and subscribes again by itself
+      subscriber.on('message', (channel) => {
+        const jobId = /\{job:([^}]*)\}:push$/.exec(channel)?.[1];
+        for (const listener of (jobId === undefined ? undefined : watchers.get(jobId)) ?? []) listener();
+      });
+    }
+    return subscriber;
+  };
+
   const storage: CrawlStorage = {
     name: 'kv',
-    capabilities: { push: false, shared: true },
+    capabilities: { push: canListen, shared: true },
+
+    ...(canListen
+      ? {
+          watch(jobId: string, listener: () => void) {
+            let set = watchers.get(jobId);
+            if (set === undefined) {
+              watchers.set(jobId, (set = new Set()));
+              // A failed SUBSCRIBE leaves the subscriber polling, which it does anyway as a safety net.
+              subscriberFor().subscribe(channelOf(jobId)).catch(() => undefined);
+            }
+            set.add(listener);
+            return () => {
+              set.delete(listener);
+              if (set.size > 0 || watchers.get(jobId) !== set) return;
+              watchers.delete(jobId);
+              if (watchers.size > 0) {
+                subscriber?.unsubscribe(channelOf(jobId)).catch(() => undefined);
+              } else {
+                // Nobody watches: close the extra connection, so that it never keeps a process alive.
+                subscriber?.disconnect();
+                subscriber = null;
+              }
+            };
+          },
+          async close() {
+            watchers.clear();
+            subscriber?.disconnect();
+            subscriber = null;
+          },
+        }
+      : {}),
 
     async createJob(job: Job, seed: FrontierLink) {
       const ordinal = Number(await indexCall(S.INDEX_ADD, [job.id]));

@@ -56,6 +56,8 @@ local function event(typ, at, urljson, errjson, maxev)
   if errjson ~= '' then e = e .. ',"error":' .. errjson end
   e = e .. '}'
   redis.call('RPUSH', J .. 'ev', e)
+  -- Wakes subscribers that listen (pub/sub); a channel nobody listens to costs nothing.
+  redis.call('PUBLISH', J .. 'push', fmt(id))
   local first = num(getf('evfirst'))
   if first == 0 then first = 1; redis.call('HSET', KEYS[1], 'evfirst', '1') end
   local slack = math.max(16, math.floor(maxev / 8))
