@@ -160,6 +160,7 @@ async function chaosCrawl(name: string, setup: () => Promise<Chaos>): Promise<vo
   let kills = 0;
   let databaseFault: string | null = null;
   let databaseFaultWhileRunning = false;
+  let disrupting: Promise<void> = Promise.resolve();
   let terminal = false;
   void following.then(() => (terminal = true));
 
@@ -189,13 +190,17 @@ async function chaosCrawl(name: string, setup: () => Promise<Chaos>): Promise<vo
       all.push(procs[index]!);
     }
     if (databaseFault === null && t >= PLAN.databaseFaultAtMs) {
+      // Not awaited: kills and site faults stay on schedule while the server restarts.
       databaseFault = 'in progress';
       databaseFaultWhileRunning = !terminal;
-      databaseFault = await chaos.disrupt();
+      disrupting = chaos.disrupt().then((what) => {
+        databaseFault = what;
+      });
     }
     await sleep(20);
   }
   faultMode = null;
+  await disrupting;
   if (!terminal) {
     // Stuck: stop everything so that the figures below show where.
     stopFollowing.abort();
