@@ -1,8 +1,8 @@
 import Redis from 'ioredis';
 import RedisMock from 'ioredis-mock';
-import { createCrawlEngine } from '../src/engine.js';
 import { afterAll, describe, expect, test } from 'vitest';
 import { kvStorage } from '../adapters/kv/index.js';
+import { createCrawlEngine } from '../src/engine.js';
 import { runStorageConformance } from '../src/testing/index.js';
 
 const REDIS_URL = process.env.REDIS_URL || null;

@@ -179,6 +179,7 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
   const duplicate = (options.client as { duplicate?: () => Subscriber }).duplicate;
   const canListen = options.listen ?? typeof duplicate === 'function';
   const channelOf = (jobId: string) => `${prefix}{job:${jobId}}:push`;
+  /** Listeners by channel. */
   const watchers = new Map<string, Set<() => void>>();
   let subscriber: Subscriber | null = null;
   const subscriberFor = () => {
@@ -186,8 +187,7 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
       subscriber = duplicate!.call(options.client);
       subscriber.on('error', () => undefined); // ioredis reconnects and subscribes again by itself
       subscriber.on('message', (channel) => {
-        const jobId = /\{job:([^}]*)\}:push$/.exec(channel)?.[1];
-        for (const listener of (jobId === undefined ? undefined : watchers.get(jobId)) ?? []) listener();
+        for (const listener of watchers.get(channel) ?? []) listener();
       });
     }
     return subscriber;
@@ -200,19 +200,20 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
     ...(canListen
       ? {
           watch(jobId: string, listener: () => void) {
-            let set = watchers.get(jobId);
+            const channel = channelOf(jobId);
+            let set = watchers.get(channel);
             if (set === undefined) {
-              watchers.set(jobId, (set = new Set()));
+              watchers.set(channel, (set = new Set()));
               // A failed SUBSCRIBE leaves the subscriber polling, which it does anyway as a safety net.
-              subscriberFor().subscribe(channelOf(jobId)).catch(() => undefined);
+              subscriberFor().subscribe(channel).catch(() => undefined);
             }
             set.add(listener);
             return () => {
               set.delete(listener);
-              if (set.size > 0 || watchers.get(jobId) !== set) return;
-              watchers.delete(jobId);
+              if (set.size > 0 || watchers.get(channel) !== set) return;
+              watchers.delete(channel);
               if (watchers.size > 0) {
-                subscriber?.unsubscribe(channelOf(jobId)).catch(() => undefined);
+                subscriber?.unsubscribe(channel).catch(() => undefined);
               } else {
                 // Nobody watches: close the extra connection, so that it never keeps a process alive.
                 subscriber?.disconnect();

@@ -125,6 +125,10 @@ export function postgresStorage(options: PostgresStorageOptions): PostgresStorag
     for (const listener of listeners.get(jobId) ?? []) listener();
   };
 
+  // A pg Pool hands out a connection to hold for LISTEN (and a new one after it drops); a single
+  // Client listens on itself and, once dropped, stays down.
+  const isPool = typeof (client as { connect?: unknown }).connect === 'function' && 'totalCount' in (client as object);
+
   async function startListening(): Promise<(() => Promise<void>) | null> {
     const c = client as unknown as {
       listen?: (channel: string, cb: (payload: string) => void) => Promise<() => Promise<void>>;
@@ -134,7 +138,7 @@ export function postgresStorage(options: PostgresStorageOptions): PostgresStorag
     };
     if (typeof c.listen === 'function') return c.listen(channel, (payload) => dispatch(payload));
     let source: NotificationSource;
-    if (typeof c.connect === 'function' && 'totalCount' in c) source = await c.connect();
+    if (isPool) source = await c.connect!();
     else if (typeof c.on === 'function') source = c as unknown as NotificationSource;
     else return null;
     source.on!('notification', (msg: { channel: string; payload?: string }) => {
@@ -148,11 +152,8 @@ export function postgresStorage(options: PostgresStorageOptions): PostgresStorag
       if (dropped) return;
       dropped = true;
       listening = null;
-      // A pool hands out a new connection; a single Client that dropped stays down.
-      if (source !== client) {
-        source.release?.(error);
-        relisten();
-      }
+      if (source !== client) source.release?.(error);
+      relisten();
     });
     try {
       await source.query(`LISTEN "${channel}"`);
@@ -171,7 +172,7 @@ export function postgresStorage(options: PostgresStorageOptions): PostgresStorag
 
   let relistenTimer: ReturnType<typeof setTimeout> | null = null;
   function relisten(): void {
-    if (relistenTimer !== null || closed) return;
+    if (!isPool || relistenTimer !== null || closed) return;
     relistenTimer = setTimeout(() => {
       relistenTimer = null;
       if (listening !== null || listeners.size === 0 || closed) return;
