@@ -38,13 +38,26 @@ interface Group {
   crawlDelayMs: number | null;
 }
 
-/** Parses robots.txt and keeps the rules of the group for `userAgent` (else `*`, else none). */
+/**
+ * A byte-order mark at the start: U+FEFF, or the U+FFFD a decoder makes of a cut-off one (bytes
+ * `EF BB` or `EF`). Left in place it would hide the first line, often the only `User-agent`.
+ */
+const LEADING_BOM = /^[\ufeff\ufffd]+/;
+
+/**
+ * Parses robots.txt and keeps the rules of the group for `userAgent` (else `*`, else none).
+ *
+ * As in RFC 9309 §2.2.4 and Google's reference parser, a group is a run of `User-agent` lines
+ * and the rules after it, and only an `Allow` or `Disallow` line ends the run: `Sitemap`,
+ * `Crawl-delay` and unknown lines between two `User-agent` lines do not split the group (else
+ * `User-agent: A`, `Sitemap: …`, `User-agent: *`, `Disallow: /` would leave A without rules).
+ */
 export function parseRobots(text: string, userAgent: string): RobotsRules {
   const token = productToken(userAgent);
   const groups: Group[] = [];
   let current: Group | null = null;
   let lastWasAgent = false;
-  for (const raw of text.slice(0, ROBOTS_MAX_BYTES).split(/\r\n|\r|\n/)) {
+  for (const raw of text.slice(0, ROBOTS_MAX_BYTES).replace(LEADING_BOM, '').split(/\r\n|\r|\n/)) {
     const line = raw.replace(/#.*$/, '').trim();
     const colon = line.indexOf(':');
     if (colon <= 0) continue;
@@ -59,9 +72,9 @@ export function parseRobots(text: string, userAgent: string): RobotsRules {
       lastWasAgent = true;
       continue;
     }
-    lastWasAgent = false;
     if (current === null) continue; // rules before any user-agent line belong to no group
     if (key === 'allow' || key === 'disallow') {
+      lastWasAgent = false; // even when empty: the next User-agent line starts a new group
       if (value === '') continue; // an empty Disallow allows everything: no rule needed
       current.rules.push({ allow: key === 'allow', pattern: normalisePath(value) });
     } else if (key === 'crawl-delay') {
@@ -79,21 +92,58 @@ export function parseRobots(text: string, userAgent: string): RobotsRules {
   };
 }
 
-const compiled = new Map<string, RegExp>();
+/**
+ * A pattern cut at its `*`s, for matching without a regular expression: a backtracking engine
+ * takes exponential time on `/*a*a*a…*b`, and robots.txt comes from the sites being crawled.
+ */
+interface CompiledPattern {
+  /** What the path must start with. */
+  head: string;
+  /** The non-empty pieces between `*`s, in order. */
+  middle: string[];
+  /** The piece after the last `*` (null without any `*`). */
+  tail: string | null;
+  /** A trailing `$`: the pattern must match the whole path, not only a prefix. */
+  anchored: boolean;
+}
 
-function matcher(pattern: string): RegExp {
-  let re = compiled.get(pattern);
-  if (re === undefined) {
+const compiled = new Map<string, CompiledPattern>();
+
+function compile(pattern: string): CompiledPattern {
+  let found = compiled.get(pattern);
+  if (found === undefined) {
     const anchored = pattern.endsWith('$');
-    const body = (anchored ? pattern.slice(0, -1) : pattern)
-      .split('*')
-      .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
-      .join('.*');
-    re = new RegExp(`^${body}${anchored ? '$' : ''}`);
+    const parts = (anchored ? pattern.slice(0, -1) : pattern).split('*');
+    found = {
+      head: parts[0]!,
+      middle: parts.slice(1, -1).filter((part) => part !== ''),
+      tail: parts.length > 1 ? parts[parts.length - 1]! : null,
+      anchored,
+    };
     if (compiled.size > 10_000) compiled.clear();
-    compiled.set(pattern, re);
+    compiled.set(pattern, found);
   }
-  return re;
+  return found;
+}
+
+/**
+ * Whether `pattern` (`*` is any run of characters, a trailing `$` ends the path) matches `path`:
+ * as a prefix, or the whole path when anchored. `*` matches anything, so taking each piece at its
+ * leftmost place after the previous one is never worse than any other choice: one pass with
+ * `indexOf`, linear in the length of the path and never retried.
+ */
+function patternMatches(pattern: string, path: string): boolean {
+  const { head, middle, tail, anchored } = compile(pattern);
+  if (tail === null) return anchored ? path === head : path.startsWith(head);
+  if (!path.startsWith(head)) return false;
+  let at = head.length;
+  for (const piece of middle) {
+    const found = path.indexOf(piece, at);
+    if (found < 0) return false;
+    at = found + piece.length;
+  }
+  if (anchored) return path.length - tail.length >= at && path.endsWith(tail);
+  return tail === '' || path.indexOf(tail, at) >= 0;
 }
 
 /**
@@ -105,7 +155,7 @@ export function robotsAllows(rules: readonly RobotsRule[], pathAndQuery: string)
   const path = normalisePath(pathAndQuery);
   let best: RobotsRule | null = null;
   for (const rule of rules) {
-    if (!matcher(rule.pattern).test(path)) continue;
+    if (!patternMatches(rule.pattern, path)) continue;
     if (best === null || rule.pattern.length > best.pattern.length || (rule.pattern.length === best.pattern.length && rule.allow && !best.allow)) {
       best = rule;
     }

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { parseRobots, productToken, robotsAllows } from '../src/robots.js';
 
@@ -59,5 +60,67 @@ describe('robots.txt', () => {
 
   test('rules before any User-agent line belong to no group', () => {
     expect(allows('Disallow: /\nUser-agent: *\nDisallow: /x', '/y')).toBe(true);
+  });
+
+  test('robots.txt groups: Sitemap, Crawl-delay and unknown lines between User-agent lines do not end the group (RFC 9309)', () => {
+    for (const between of ['Sitemap: https://x/s.xml', 'Crawl-delay: 5', 'Foo: bar', 'Host: x', '# only a comment', 'not a rule']) {
+      const text = `User-agent: BarBot\n${between}\nUser-agent: *\nDisallow: /`;
+      expect(allows(text, '/x', 'BarBot/1.0'), between).toBe(false);
+      expect(allows(text, '/x'), between).toBe(false);
+    }
+    // Our own product token, with the group named second
+    expect(allows('User-agent: other\nSitemap: https://x/s.xml\nUser-agent: crawl-engine\nDisallow: /private', '/private/a')).toBe(false);
+    // A Crawl-delay line among the User-agent lines applies to the whole group
+    const delayed = parseRobots('User-agent: a\nCrawl-delay: 2\nUser-agent: b\nDisallow: /x', 'b/1.0');
+    expect(delayed.crawlDelayMs).toBe(2000);
+    expect(robotsAllows(delayed.rules, '/x').allowed).toBe(false);
+  });
+
+  test('robots.txt groups: an Allow or Disallow line, even an empty one, does end the run of User-agent lines', () => {
+    expect(allows('User-agent: BarBot\nDisallow:\nUser-agent: *\nDisallow: /', '/x', 'BarBot/1.0')).toBe(true);
+    expect(allows('User-agent: BarBot\nAllow: /\nUser-agent: *\nDisallow: /', '/x', 'BarBot/1.0')).toBe(true);
+    expect(allows('User-agent: BarBot\nDisallow: /a\nSitemap: https://x/s.xml\nUser-agent: *\nDisallow: /', '/b', 'BarBot/1.0')).toBe(true);
+  });
+
+  test('robots.txt groups: a full or cut-off UTF-8 byte-order mark does not hide the first line', () => {
+    const body = [...new TextEncoder().encode('User-agent: *\nDisallow: /')];
+    for (const [name, bom] of [
+      ['EF BB BF', [0xef, 0xbb, 0xbf]],
+      ['EF BB', [0xef, 0xbb]],
+      ['EF', [0xef]],
+    ] as const) {
+      const text = new TextDecoder().decode(Uint8Array.from([...bom, ...body]));
+      expect(allows(text, '/x'), name).toBe(false);
+      const kept = new TextDecoder('utf-8', { ignoreBOM: true }).decode(Uint8Array.from([...bom, ...body]));
+      expect(allows(kept, '/x'), `${name}, kept by the decoder`).toBe(false);
+    }
+    expect(new TextDecoder().decode(Uint8Array.from([0xef, 0xbb, ...body])).startsWith('\ufffdUser-agent')).toBe(true);
+    expect(allows('\ufeffUser-agent: *\nDisallow: /', '/x')).toBe(false);
+    // Only at the very start: a U+FFFD elsewhere is left alone
+    expect(allows('User-agent: *\n\ufffdDisallow: /', '/x')).toBe(true);
+  });
+
+  test('patterns match exactly what the old RegExp translation matched (property)', () => {
+    /** The RegExp robots.txt patterns used to become (exponential on some patterns): the reference. */
+    const regexOf = (pattern: string) => {
+      const anchored = pattern.endsWith('$');
+      const body = (anchored ? pattern.slice(0, -1) : pattern)
+        .split('*')
+        .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+        .join('.*');
+      return new RegExp(`^${body}${anchored ? '$' : ''}`);
+    };
+    const chars = ['a', 'b', '/', '.', '?', '=', '$', '(', '+'];
+    const pattern = fc
+      .tuple(fc.array(fc.constantFrom(...chars, '*', '*'), { maxLength: 10 }), fc.boolean())
+      .map(([parts, anchored]) => `/${parts.join('')}${anchored ? '$' : ''}`);
+    const path = fc.array(fc.constantFrom(...chars), { maxLength: 16 }).map((parts) => `/${parts.join('')}`);
+    fc.assert(
+      fc.property(pattern, path, (pat, p) => {
+        const verdict = robotsAllows([{ allow: false, pattern: pat }], p);
+        expect(verdict.allowed, `${pat} against ${p}`).toBe(p === '/robots.txt' || !regexOf(pat).test(p));
+      }),
+      { numRuns: 5000 },
+    );
   });
 });

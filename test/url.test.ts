@@ -1,4 +1,5 @@
 import { domainToASCII } from 'node:url';
+import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { compileGlob, homographReason, linkFilter, normalizeUrl, registrableDomain, scopeMatcher } from '../src/url.js';
 
@@ -84,6 +85,78 @@ describe('globs', () => {
     expect(f('https://example.com/blog/a')).toBe(false);
     expect(f('https://example.com/docs/private/a')).toBe(false);
     expect(f('https://other.com/docs/a')).toBe(false);
+  });
+
+  test('runs of stars: two or more are **, and ** next to * is still **', () => {
+    const u = (s: string) => new URL(s);
+    expect(compileGlob('/a***b')(u('https://x/a/c/b'))).toBe(true);
+    expect(compileGlob('/a*b')(u('https://x/a/c/b'))).toBe(false);
+    expect(compileGlob('*')(u('https://x/'))).toBe(false);
+    expect(compileGlob('**')(u('https://x/'))).toBe(true);
+    expect(compileGlob('/?*?')(u('https://x/ab'))).toBe(true);
+    expect(compileGlob('/?*?')(u('https://x/a'))).toBe(false);
+    expect(compileGlob('/?*?')(u('https://x/a/b'))).toBe(false);
+    expect(compileGlob('/*?x=1')(u('https://x/ab?x=1'))).toBe(true);
+    expect(compileGlob('/é')(u('https://x/é'))).toBe(false); // the path is percent-encoded
+    expect(compileGlob('/%C3%A9')(u('https://x/é'))).toBe(true);
+  });
+
+  /** The RegExp translation compileGlob used to make (exponential on some globs): the reference. */
+  function regexGlob(glob: string): RegExp {
+    let source = '';
+    for (let i = 0; i < glob.length; i++) {
+      const ch = glob[i]!;
+      if (ch === '*') {
+        if (glob[i + 1] === '*') {
+          source += '.*';
+          i++;
+        } else {
+          source += '[^/]*';
+        }
+      } else if (ch === '?') {
+        source += '[^/]';
+      } else {
+        source += ch.replace(/[.+^${}()|[\]\\]/g, '\\$&');
+      }
+    }
+    return new RegExp(`^${source}$`);
+  }
+  const agreesWithRegex = (glob: string, url: URL) => {
+    const text = glob.startsWith('/') ? url.pathname + url.search : url.href;
+    expect(compileGlob(glob)(url), `${glob} against ${text}`).toBe(regexGlob(glob).test(text));
+  };
+
+  test('compileGlob matches exactly what the old RegExp translation matched (property)', () => {
+    // Small globs and URLs, where the backtracking RegExp is still quick.
+    const token = fc.constantFrom('a', 'b', '/', '.', '-', '?', '*', '*', '**', '***', '+', '(', '[', '$', '%41', 'é');
+    const glob = fc.tuple(fc.constantFrom('/', '', 'https://h.test/', '**', 'http'), fc.array(token, { maxLength: 8 })).map(([head, parts]) => head + parts.join(''));
+    const path = fc.array(fc.constantFrom('a', 'b', '/', '.', '-', '?', '=', '&', '%41', '(', '+', 'é', '$'), { maxLength: 14 }).map((parts) => parts.join(''));
+    const origin = fc.constantFrom('https://h.test/', 'http://h.test:8080/', 'https://a.b.h.test/');
+    fc.assert(fc.property(glob, origin, path, (g, o, p) => agreesWithRegex(g, new URL(o + p))), { numRuns: 3000 });
+  });
+
+  test('compileGlob matches exactly what the old RegExp translation matched, on URLs made to fit the glob (property)', () => {
+    // Each token gives a piece of glob and a piece of path it matches; then maybe one character
+    // of the path changes. Most cases match, and the near misses probe the edges. Up to 70
+    // tokens (the automaton then needs more than one 32-bit word) but at most 4 of them stars,
+    // which keeps the RegExp quick.
+    type Piece = readonly [string, fc.Arbitrary<string>];
+    const plain = fc.oneof(
+      { weight: 5, arbitrary: fc.constantFrom('a', 'b', '/', '-', '.').map((c): Piece => [c, fc.constant(c)]) },
+      { weight: 2, arbitrary: fc.constant<Piece>(['?', fc.constantFrom('a', 'b', '-')]) },
+    );
+    const star = fc.constantFrom<Piece>(['*', fc.stringMatching(/^[ab-]{0,3}$/)], ['**', fc.stringMatching(/^[ab/-]{0,4}$/)]);
+    const pair = fc
+      .tuple(fc.array(plain, { minLength: 1, maxLength: 70, size: 'max' }), fc.array(fc.tuple(fc.nat(), star), { maxLength: 4 }))
+      .map(([pieces, stars]) => stars.reduce((all, [at, s]) => all.toSpliced(at % (all.length + 1), 0, s), pieces))
+      .chain((pieces) => fc.tuple(fc.constant(pieces.map(([g]) => g).join('')), fc.tuple(...pieces.map(([, text]) => text)).map((texts) => texts.join(''))))
+      .chain(([g, p]) =>
+        fc.tuple(
+          fc.constant(`/${g}`),
+          fc.oneof(fc.constant(p), fc.tuple(fc.nat(p.length), fc.constantFrom('a', 'b', '/', '-')).map(([i, c]) => p.slice(0, i) + c + p.slice(i + 1))),
+        ),
+      );
+    fc.assert(fc.property(pair, ([g, p]) => agreesWithRegex(g, new URL(`https://h.test/${p}`))), { numRuns: 3000 });
   });
 });
 
