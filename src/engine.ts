@@ -9,7 +9,7 @@ import { createFetcher, type Fetcher } from './fetcher.js';
 import { createJobsApi, type JobInput, type JobsApi } from './jobs.js';
 import { createAddressGuard, invalidAllowanceEntry } from './netguard.js';
 import { createProcessor, type ExtractFunction, type Processor } from './processor.js';
-import { createProgressApi, type CrawlEmitter, type CrawlEvents, type ProgressApi } from './progress.js';
+import { createProgressApi, emitAll, reportListenerError, type CrawlEmitter, type CrawlEvents, type ListenerErrorHandler, type ProgressApi } from './progress.js';
 import type { CrawlStorage } from './storage.js';
 import type { Job, ProgressEvent } from './types.js';
 import { TERMINAL_STATUSES } from './types.js';
@@ -66,6 +66,12 @@ export interface CrawlEngineOptions {
   maxLinksPerPage?: number;
   /** Extra per-page data, stored in `result.data`; a throw fails the page with `extract_error`. */
   extract?: ExtractFunction;
+  /**
+   * Called when an `engine.events` listener throws. Listeners are isolated: the error never
+   * reaches the claim, store or run that emitted the event.
+   * @default logs with console.error
+   */
+  onListenerError?: (error: unknown, event: ProgressEvent) => void;
 }
 
 export interface CrawlOptions {
@@ -127,6 +133,7 @@ const optionsSchema = z
       .prefault({}),
     maxLinksPerPage: int(1, 1_000_000).default(1000),
     extract: z.custom<ExtractFunction>((value) => typeof value === 'function', 'expected a function').optional(),
+    onListenerError: z.custom<ListenerErrorHandler>((value) => typeof value === 'function', 'expected a function').optional(),
   })
   .strict()
   .superRefine((options, ctx) => {
@@ -146,9 +153,8 @@ export function createCrawlEngine(options: CrawlEngineOptions): CrawlEngine {
   const storage = settings.storage;
   const now = Date.now;
   const emitter: CrawlEmitter = mitt<CrawlEvents>();
-  const emit = (events: ProgressEvent[]) => {
-    for (const event of events) if (event.type !== 'progress') emitter.emit(event.type, event);
-  };
+  const onListenerError = settings.onListenerError ?? reportListenerError;
+  const emit = (events: readonly ProgressEvent[]) => emitAll(emitter, events, onListenerError);
 
   let fetcher: Fetcher | null = null;
   const getFetcher = () =>
@@ -166,7 +172,7 @@ export function createCrawlEngine(options: CrawlEngineOptions): CrawlEngine {
     storage,
     userAgent: settings.fetch.userAgent,
     fetcher: getFetcher,
-    emitter,
+    emit,
     leaseMs: settings.leaseMs ?? Math.max(60_000, settings.fetch.timeoutMs),
     retry: settings.retry,
     maxLinksPerPage: settings.maxLinksPerPage,

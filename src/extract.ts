@@ -4,7 +4,14 @@
  * the cost of wrapping it in a `$` that only a custom `extract` function needs (it gets one built
  * on the same document). Both are imported on first use, like undici, so that job-creating and
  * progress-streaming code stays light.
+ *
+ * Hostile markup is bounded: nesting stops at {@link MAX_NESTING} levels as in browsers (htmlparser2
+ * keeps its open elements in an array it `unshift`s and searches, so each tag costs O(depth) and a
+ * megabyte of `<div>` took tens of seconds); parsing and the walk run in slices that yield to the
+ * event loop; and a page past {@link MAX_NODES} nodes or {@link MAX_PARSE_MS} of parsing fails
+ * with `too_complex` instead of holding the process.
  */
+import { truncate } from './text.js';
 import { crawlableUrl, normalizeUrl } from './url.js';
 
 export interface Extracted {
@@ -18,15 +25,147 @@ export interface Extracted {
 
 type Cheerio = typeof import('cheerio/slim');
 type HtmlParser = typeof import('htmlparser2');
+type HtmlDocument = ReturnType<HtmlParser['parseDocument']>;
+type ChildNode = HtmlDocument['children'][number];
 let cheerioModule: Promise<Cheerio> | null = null;
 let parserModule: Promise<HtmlParser> | null = null;
 export const loadCheerio = (): Promise<Cheerio> => (cheerioModule ??= import('cheerio/slim'));
 export const loadParser = (): Promise<HtmlParser> => (parserModule ??= import('htmlparser2'));
 
-/** Parses HTML into the DOM that cheerio wraps (`load(document)` reuses it without re-parsing). */
-export async function parseHtml(html: string): Promise<ReturnType<HtmlParser['parseDocument']>> {
-  const { parseDocument } = await loadParser();
-  return parseDocument(html);
+/**
+ * Deepest element nesting kept, as in Chromium's HTML parser: an element opened at this depth
+ * closes the deepest open element first, so it becomes its sibling instead of its child.
+ */
+export const MAX_NESTING = 512;
+/** Most DOM nodes (elements, text runs, comments, ...) one page may have. */
+export const MAX_NODES = 1_000_000;
+/** Most time spent parsing one page, summed over its slices (time spent on other work between slices does not count). */
+export const MAX_PARSE_MS = 10_000;
+/** Work done before yielding to the event loop. */
+const SLICE_MS = 10;
+/** Characters handed to the parser at a time; a chunk of the worst markup parses in a few ms. */
+const CHUNK_CHARS = 4 * 1024;
+
+/** A page past a parse bound: stored as a failed page with this code, not retried. */
+export class ParseLimitError extends Error {
+  readonly code = 'too_complex' as const;
+
+  constructor(message: string) {
+    super(message);
+    this.name = 'ParseLimitError';
+  }
+}
+
+export interface ParseLimits {
+  /** @default MAX_NODES */
+  maxNodes?: number;
+  /** @default MAX_PARSE_MS */
+  maxParseMs?: number;
+  /** Parsing yields to the event loop after this long. @default 10 */
+  sliceMs?: number;
+  /** @internal chunk size handed to the parser (tests use tiny ones). */
+  chunkChars?: number;
+}
+
+const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** The parser's private state that the nesting cap touches (htmlparser2 10.x; checked on load). */
+interface ParserInternals {
+  stack: string[];
+  foreignContext: boolean[];
+  cbs: { onclosetag?: (name: string, isImplied: boolean) => void };
+  emitOpenTag(name: string): void;
+  isVoidElement(name: string): boolean;
+}
+/** Elements whose open and close tags move htmlparser2's foreign-content flag (its own lists). */
+const FOREIGN_FLAG = new Set(['math', 'svg', 'mi', 'mo', 'mn', 'ms', 'mtext', 'annotation-xml', 'foreignobject', 'desc', 'title']);
+
+interface Builders {
+  Parser: HtmlParser['Parser'];
+  Handler: new () => InstanceType<HtmlParser['DomHandler']> & { nodes: number };
+  /** Whether the nesting cap is in place (false only if htmlparser2's internals changed). */
+  capped: boolean;
+}
+let builders: Builders | null = null;
+
+function makeBuilders(mod: HtmlParser): Builders {
+  class CountingHandler extends mod.DomHandler {
+    nodes = 0;
+
+    constructor() {
+      // The same handler `parseDocument(html)` builds: no callback, default options.
+      super(undefined, undefined);
+    }
+
+    protected override addNode(node: ChildNode): void {
+      this.nodes++;
+      super.addNode(node);
+    }
+  }
+
+  const base = mod.Parser.prototype as unknown as ParserInternals;
+  const emitOpenTag = base.emitOpenTag;
+  const probe = new mod.Parser(null) as unknown as Partial<ParserInternals>;
+  const capped = typeof emitOpenTag === 'function' && Array.isArray(probe.stack) && Array.isArray(probe.foreignContext);
+  class BoundedParser extends mod.Parser {}
+  if (capped) {
+    // `emitOpenTag` is private in htmlparser2's types, so it is replaced on the prototype.
+    (BoundedParser.prototype as unknown as ParserInternals).emitOpenTag = function (this: ParserInternals, name: string) {
+      const { stack } = this;
+      if (stack.length >= MAX_NESTING && !this.isVoidElement(name)) {
+        const deepest = stack.shift()!;
+        // What its close tag would do to the flag, so the flag stays in step with the stack.
+        if (FOREIGN_FLAG.has(deepest)) this.foreignContext.shift();
+        this.cbs.onclosetag?.(deepest, true);
+      }
+      emitOpenTag.call(this, name);
+      // The flag also grows when a foreign element is closed implicitly (`<div><svg></div>`):
+      // forget the oldest entries, which only a run of as many close tags could reach.
+      const flags = this.foreignContext;
+      while (flags.length > MAX_NESTING + 1) flags.pop();
+    };
+  }
+  return { Parser: BoundedParser, Handler: CountingHandler, capped };
+}
+
+/** Whether htmlparser2's internals are as expected, so nesting is capped (tests assert it). */
+export async function nestingCapped(): Promise<boolean> {
+  builders ??= makeBuilders(await loadParser());
+  return builders.capped;
+}
+
+/**
+ * Parses HTML into the DOM that cheerio wraps (`load(document)` reuses it without re-parsing):
+ * the same document as htmlparser2's `parseDocument(html)`, except that nesting stops at
+ * {@link MAX_NESTING}. Feeds the parser in chunks and yields to the event loop every few
+ * milliseconds. Throws {@link ParseLimitError} for a page past a bound.
+ */
+export async function parseHtml(html: string, limits: ParseLimits = {}): Promise<HtmlDocument> {
+  builders ??= makeBuilders(await loadParser());
+  const { maxNodes = MAX_NODES, maxParseMs = MAX_PARSE_MS, sliceMs = SLICE_MS, chunkChars = CHUNK_CHARS } = limits;
+  const handler = new builders.Handler();
+  const parser = new builders.Parser(handler);
+  let spent = 0;
+  let sliceStart = performance.now();
+  for (let at = 0; at < html.length; ) {
+    const end = Math.min(html.length, at + chunkChars);
+    parser.write(html.slice(at, end));
+    at = end;
+    if (handler.nodes > maxNodes) {
+      throw new ParseLimitError(`page has more than ${maxNodes} HTML nodes (elements, text runs, comments); parsing stopped after ${at} of ${html.length} characters`);
+    }
+    const now = performance.now();
+    if (now - sliceStart >= sliceMs) {
+      spent += now - sliceStart;
+      if (spent > maxParseMs) {
+        throw new ParseLimitError(`parsing took longer than ${maxParseMs} ms; stopped after ${at} of ${html.length} characters`);
+      }
+      await yieldToLoop();
+      sliceStart = performance.now();
+    }
+  }
+  parser.end();
+  return handler.root;
 }
 
 /** The parts of a domhandler node the walk reads. */
@@ -46,7 +185,8 @@ const BLOCK = new Set([
   'figure', 'footer', 'form', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'header', 'hr', 'li', 'main', 'nav',
   'ol', 'p', 'pre', 'section', 'table', 'td', 'th', 'tr', 'ul', 'option', 'button', 'label',
 ]);
-const BLOCK_END: DomNode = { type: 'block-end' };
+const BLOCK_FLAG = 1;
+const HEAD_FLAG = 2;
 const SKIP_HREF = /^\s*(?:#|mailto:|javascript:|tel:|data:|about:|blob:|sms:|ftp:|file:)/i;
 
 /** Counts words across text nodes; `inWord` carries over so `fo<b>ur</b>` is one word. */
@@ -54,9 +194,9 @@ class WordCounter {
   count = 0;
   inWord = false;
 
-  add(text: string): void {
+  add(text: string, from = 0, to = text.length): void {
     let { count, inWord } = this;
-    for (let i = 0; i < text.length; i++) {
+    for (let i = from; i < to; i++) {
       const c = text.charCodeAt(i);
       // ASCII whitespace, NBSP and the common Unicode spaces end a word.
       const space = c <= 32 || c === 160 || (c >= 0x2000 && c <= 0x200b) || c === 0x3000 || c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0xfeff;
@@ -76,25 +216,90 @@ class WordCounter {
   }
 }
 
+/**
+ * The walk yields after about this much work (a node is 1, a text node 1 per 256 characters), so
+ * a caller can hand the event loop a turn; longer texts are counted this many characters at a time.
+ */
+const STEP = 4096;
+const TEXT_PIECE = 256 * STEP;
+/** Longest title text or attribute read: past it, the rest cannot change a value kept to 1000 characters or a URL kept to 2048. */
+const MAX_VALUE_CHARS = 64 * 1024;
+
 function clean(text: string | undefined, max = 1000): string | null {
   if (text === undefined) return null;
-  const value = text.replace(/\s+/g, ' ').trim();
-  return value === '' ? null : value.slice(0, max);
+  const value = truncate(text, MAX_VALUE_CHARS).replace(/\s+/g, ' ').trim();
+  // Cut at a code-point boundary: half a surrogate pair is not text (and Postgres refuses it).
+  return value === '' ? null : truncate(value, max);
 }
 
-function textOf(node: DomNode): string {
-  if (node.type === 'text') return node.data ?? '';
+/** The text under `node` (the first {@link MAX_VALUE_CHARS} characters of it), in document order. */
+function* textOf(node: DomNode): Generator<void, string> {
   let out = '';
-  for (const child of node.children ?? []) out += textOf(child);
+  let work = 0;
+  // Open elements and the index of the next child to visit in each: an element with a million
+  // children costs no more up front than one with two.
+  const parents: DomNode[] = [{ type: 'root', children: [node] }];
+  const next: number[] = [0];
+  while (parents.length > 0 && out.length < MAX_VALUE_CHARS) {
+    if (++work >= STEP) {
+      work = 0;
+      yield;
+    }
+    const top = parents.length - 1;
+    const children = parents[top]!.children!;
+    const index = next[top]!;
+    if (index >= children.length) {
+      parents.pop();
+      next.pop();
+      continue;
+    }
+    next[top] = index + 1;
+    const child = children[index]!;
+    if (child.type === 'text') {
+      const data = child.data ?? '';
+      if (out.length + data.length > MAX_VALUE_CHARS) return out + truncate(data, MAX_VALUE_CHARS - out.length);
+      out += data;
+    } else if (child.children !== undefined) {
+      parents.push(child);
+      next.push(0);
+    }
+  }
   return out;
 }
 
 /**
  * Extracts from a loaded document. Links are resolved against `<base href>` (when valid) or the
- * page URL; fragments-only, `mailto:`, `javascript:`, `tel:`, `data:` and malformed hrefs are
- * skipped; at most `maxLinks` distinct links are kept.
+ * page URL; fragments-only, `mailto:`, `javascript:`, `tel:`, `data:`, malformed and absurdly long
+ * hrefs are skipped; at most `maxLinks` distinct links are kept. Runs to the end at once: see
+ * {@link extractPageAsync} for huge documents.
  */
 export function extractPage(document: object, pageUrl: string, maxLinks = Infinity): Extracted {
+  const steps = walk(document as DomNode, pageUrl, maxLinks);
+  for (;;) {
+    const step = steps.next();
+    if (step.done === true) return step.value;
+  }
+}
+
+/**
+ * {@link extractPage} in slices: yields to the event loop whenever `sliceMs` of work has passed, so
+ * that the walk over a document with a million nodes or a huge text does not hold the process.
+ */
+export async function extractPageAsync(document: object, pageUrl: string, maxLinks = Infinity, sliceMs = SLICE_MS): Promise<Extracted> {
+  const steps = walk(document as DomNode, pageUrl, maxLinks);
+  let sliceStart = performance.now();
+  for (;;) {
+    const step = steps.next();
+    if (step.done === true) return step.value;
+    if (performance.now() - sliceStart >= sliceMs) {
+      await yieldToLoop();
+      sliceStart = performance.now();
+    }
+  }
+}
+
+/** The extraction walk; it yields (with nothing) every {@link STEP} units of work. */
+function* walk(document: DomNode, pageUrl: string, maxLinks: number): Generator<void, Extracted> {
   let title: string | null = null;
   let description: string | null = null;
   let canonicalHref: string | null = null;
@@ -102,59 +307,87 @@ export function extractPage(document: object, pageUrl: string, maxLinks = Infini
   const hrefs: string[] = [];
   const rawCap = Number.isFinite(maxLinks) ? maxLinks * 10 + 100 : Infinity;
   const words = new WordCounter();
+  let work = 0;
 
-  const stack: DomNode[] = [document as DomNode];
-  while (stack.length > 0) {
-    const node = stack.pop()!;
-    if (node.type === 'text') {
-      if (node.data !== undefined) words.add(node.data);
+  // Open elements, the index of the next child to visit in each, and whether each is a block
+  // (a word break after its children) or <head> (whose own text is not page text). The document
+  // is visited as the child of a stand-in root, like any other node.
+  const parents: DomNode[] = [{ type: 'root', children: [document] }];
+  const next: number[] = [0];
+  const flags: number[] = [0];
+  while (parents.length > 0) {
+    if (++work >= STEP) {
+      work = 0;
+      yield;
+    }
+    const top = parents.length - 1;
+    const siblings = parents[top]!.children!;
+    const index = next[top]!;
+    if (index >= siblings.length) {
+      parents.pop();
+      next.pop();
+      if ((flags.pop()! & BLOCK_FLAG) !== 0) words.break();
       continue;
     }
-    if (node === BLOCK_END) {
-      words.break();
+    next[top] = index + 1;
+    const node = siblings[index]!;
+    if (node.type === 'text') {
+      const data = node.data;
+      if (data === undefined || (flags[top]! & HEAD_FLAG) !== 0) continue;
+      if (data.length <= TEXT_PIECE) {
+        words.add(data);
+        work += data.length >> 8;
+      } else {
+        for (let at = 0; at < data.length; at += TEXT_PIECE) {
+          words.add(data, at, Math.min(data.length, at + TEXT_PIECE));
+          yield;
+        }
+      }
       continue;
     }
     if (node.type !== 'tag' && node.type !== 'root' && node.type !== 'script' && node.type !== 'style') continue;
     const name = node.name;
     const attribs = node.attribs;
+    let flag = 0;
     if (name !== undefined && attribs !== undefined) {
       switch (name) {
         case 'a':
         case 'area':
           // Raw hrefs are kept up to a multiple of the cap, so a page with 100,000 links stays cheap.
-          if (attribs.href !== undefined && hrefs.length < rawCap) hrefs.push(attribs.href);
+          if (attribs.href !== undefined && hrefs.length < rawCap && attribs.href.length <= MAX_VALUE_CHARS) hrefs.push(attribs.href);
           break;
         case 'title':
-          if (title === null) title = clean(textOf(node));
+          if (title === null) title = clean(yield* textOf(node));
           continue;
         case 'meta':
-          if (description === null && attribs.name?.toLowerCase() === 'description') description = clean(attribs.content);
+          if (description === null && attribs.name?.length === 11 && attribs.name.toLowerCase() === 'description') description = clean(attribs.content);
           break;
         case 'link':
-          if (canonicalHref === null && attribs.href !== undefined && /(?:^|\s)canonical(?:\s|$)/i.test(attribs.rel ?? '')) {
+          if (canonicalHref === null && attribs.href !== undefined && attribs.href.length <= MAX_VALUE_CHARS && /(?:^|\s)canonical(?:\s|$)/i.test((attribs.rel ?? '').slice(0, MAX_VALUE_CHARS))) {
             canonicalHref = attribs.href;
           }
           break;
         case 'base':
-          if (baseHref === null && attribs.href !== undefined) baseHref = attribs.href;
+          if (baseHref === null && attribs.href !== undefined && attribs.href.length <= MAX_VALUE_CHARS) baseHref = attribs.href;
           break;
       }
       if (BLOCK.has(name)) {
-        // Break before the element's text and, via the marker popped after its children, after it.
+        // Break before the element's text and, when its children are done, after it.
         words.break();
-        stack.push(BLOCK_END);
+        flag = BLOCK_FLAG;
       }
-      if (SKIP_TEXT.has(name)) {
-        // Still look inside <head> for title/meta/link/base, but not at its text.
-        if (name === 'head') for (let i = (node.children?.length ?? 0) - 1; i >= 0; i--) {
-          const child = node.children![i]!;
-          if (child.type !== 'text') stack.push(child);
-        }
+      // Still look inside <head> for title/meta/link/base, but not at its text.
+      if (name === 'head') flag |= HEAD_FLAG;
+      else if (SKIP_TEXT.has(name)) {
+        if (flag !== 0) words.break();
         continue;
       }
     }
-    const children = node.children;
-    if (children !== undefined) for (let i = children.length - 1; i >= 0; i--) stack.push(children[i]!);
+    if (node.children !== undefined) {
+      parents.push(node);
+      next.push(0);
+      flags.push(flag);
+    } else if ((flag & BLOCK_FLAG) !== 0) words.break();
   }
 
   const base = (baseHref !== null && normalizeUrl(baseHref, pageUrl)) || pageUrl;
@@ -162,6 +395,11 @@ export function extractPage(document: object, pageUrl: string, maxLinks = Infini
   const seen = new Set<string>();
   for (const href of hrefs) {
     if (links.length >= maxLinks) break;
+    work += 16 + (href.length >> 6);
+    if (work >= STEP) {
+      work = 0;
+      yield;
+    }
     const trimmed = href.trim();
     if (trimmed === '' || SKIP_HREF.test(trimmed)) continue;
     const url = crawlableUrl(trimmed, base);

@@ -5,13 +5,13 @@
  * It keeps no state between runs, so any number of processes may run it at once.
  */
 import type { CheerioAPI } from 'cheerio/slim';
-import { extractPage, loadCheerio, parseHtml } from './extract.js';
+import { extractPage, extractPageAsync, loadCheerio, ParseLimitError, parseHtml } from './extract.js';
 import type { Fetcher } from './fetcher.js';
-import { emitAll, type CrawlEmitter } from './progress.js';
 import { parseRobots, robotsAllows, ROBOTS_MAX_BYTES } from './robots.js';
 import type { CrawlStorage, FrontierLink, Lease, RobotsRecord } from './storage.js';
-import type { ErrorInfo, Job, PageResult, RunReport } from './types.js';
+import type { ErrorInfo, Job, PageResult, ProgressEvent, RunReport } from './types.js';
 import { TERMINAL_STATUSES } from './types.js';
+import { repairJson, repairText } from './text.js';
 import { linkFilter, scopeMatcher } from './url.js';
 
 /** What a custom `extract` function receives for every HTML page. */
@@ -78,7 +78,8 @@ export interface ProcessorDeps {
   storage: CrawlStorage;
   userAgent: string;
   fetcher: () => Fetcher;
-  emitter: CrawlEmitter;
+  /** Hands stored events to in-process listeners (isolated: it never throws). */
+  emit: (events: readonly ProgressEvent[]) => void;
   leaseMs: number;
   retry: { baseDelayMs: number; maxDelayMs: number };
   maxLinksPerPage: number;
@@ -128,8 +129,36 @@ function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/** Longest stretch of synchronous work (link filtering) before yielding to the event loop. */
+const SLICE_MS = 10;
+/** Most time spent judging one page's links against the job's globs; links past it are dropped. */
+export const LINK_FILTER_BUDGET_MS = 2000;
+/**
+ * Pages parsed at once by one processor. Parsing is CPU work on this thread, so more at once only
+ * interleaves them, and multiplies the memory their documents hold (up to ~200 MB each for a page
+ * at the node cap).
+ */
+const MAX_PARSING = 2;
+
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 export function createProcessor(deps: ProcessorDeps): Processor {
-  const { storage, emitter, now } = deps;
+  const { storage, emit, now } = deps;
+
+  let parsing = 0;
+  const parseWaiters: Array<() => void> = [];
+  /** Runs `task` in one of MAX_PARSING slots; a freed slot goes straight to the next waiter. */
+  async function withParseSlot<T>(task: () => Promise<T>): Promise<T> {
+    if (parsing < MAX_PARSING) parsing++;
+    else await new Promise<void>((resolve) => parseWaiters.push(resolve));
+    try {
+      return await task();
+    } finally {
+      const next = parseWaiters.shift();
+      if (next !== undefined) next();
+      else parsing--;
+    }
+  }
 
   function jobContext(job: Job): JobContext {
     const follow = linkFilter({
@@ -221,9 +250,20 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     let extracted: ReturnType<typeof extractPage> | null = null;
     let data: unknown = null;
     if (error === null && fetched.html !== null) {
-      const document = await parseHtml(fetched.html);
-      extracted = extractPage(document, fetched.finalUrl, deps.maxLinksPerPage);
-      if (deps.extract !== undefined) {
+      // Parsing and the walk yield to the event loop as they go; a page past a parse bound is
+      // stored as failed (`too_complex`, not transient) rather than thrown, which would retry it.
+      const body = fetched.html;
+      const parsed = await withParseSlot(async () => {
+        const document = await parseHtml(body).catch((cause: unknown) => {
+          if (!(cause instanceof ParseLimitError)) throw cause;
+          error = { code: cause.code, message: cause.message };
+          return null;
+        });
+        return document === null ? null : { document, extracted: await extractPageAsync(document, fetched.finalUrl, deps.maxLinksPerPage) };
+      });
+      const document = parsed?.document ?? null;
+      extracted = parsed?.extracted ?? null;
+      if (document !== null && deps.extract !== undefined) {
         try {
           const $ = (await loadCheerio()).load(document);
           data = await deps.extract({
@@ -270,7 +310,17 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     const links: FrontierLink[] = [];
     if (error === null && extracted !== null && lease.depth < job.options.maxDepth) {
       const depth = lease.depth + 1;
+      // Globs come from whoever created the job and links from the site: their matching is linear
+      // but not free, so it yields to the event loop every few ms, and a page whose links take
+      // longer than LINK_FILTER_BUDGET_MS in all keeps the links judged so far.
+      const filterStarted = performance.now();
+      let slice = filterStarted;
       for (const url of extracted.links) {
+        if (performance.now() - slice > SLICE_MS) {
+          await yieldToEventLoop();
+          slice = performance.now();
+          if (slice - filterStarted > LINK_FILTER_BUDGET_MS) break;
+        }
         if (!ctx.follow(url)) continue;
         const href = url.href;
         links.push({ url: href, key: href, depth, host: url.hostname });
@@ -300,13 +350,41 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     };
   }
 
-  async function finish(lease: Lease, _ctx: JobContext, run: RunState, result: PageResult, links: FrontierLink[]): Promise<void> {
+  async function finish(lease: Lease, _ctx: JobContext, run: RunState, page: PageResult, found: FrontierLink[]): Promise<void> {
+    const { result, links } = storable(page, found);
     const stored = await storage.complete(lease, { result, links, now: now() });
     if (!stored.ok) return;
     if (result.ok) run.report.succeeded++;
     else if (result.error?.code === 'robots') run.report.skipped++;
     else run.report.failed++;
-    emitAll(emitter, stored.events);
+    emit(stored.events);
+  }
+
+  /**
+   * The result as every adapter can store it: strings from the page well-formed (a lone surrogate
+   * or a NUL becomes U+FFFD; Postgres jsonb refuses both), and `data` from a custom `extract`
+   * plain JSON. Data that cannot be stored fails the page with `extract_error` rather than
+   * failing the store, which would strand the lease and lose the page.
+   */
+  function storable(result: PageResult, links: FrontierLink[]): { result: PageResult; links: FrontierLink[] } {
+    const text = (value: string | null) => (value === null ? null : repairText(value));
+    const repaired: PageResult = {
+      ...result,
+      url: repairText(result.url),
+      finalUrl: repairText(result.finalUrl),
+      contentType: text(result.contentType),
+      title: text(result.title),
+      description: text(result.description),
+      canonical: text(result.canonical),
+      error: result.error === null ? null : { code: result.error.code, message: repairText(result.error.message) },
+    };
+    if (result.data === null || result.data === undefined) return { result: { ...repaired, data: null }, links };
+    try {
+      return { result: { ...repaired, data: repairJson(result.data) ?? null }, links };
+    } catch (error) {
+      const failed = { code: 'extract_error', message: `extract() returned a value that cannot be stored as JSON: ${message(error)}` };
+      return { result: { ...repaired, ok: false, data: null, error: repaired.error ?? failed }, links: [] };
+    }
   }
 
   type RobotsVerdict =
@@ -445,7 +523,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
           const claimed = await storage.claim({ limit: Math.max(concurrency - fetching, Math.ceil(concurrency / 4)), leaseMs: deps.leaseMs, now: now(), ...(options.jobId === undefined ? {} : { jobId: options.jobId }) });
           leases = claimed.leases;
           readyAt = claimed.nextReadyAt ?? null;
-          emitAll(emitter, claimed.events);
+          emit(claimed.events);
         } catch (error) {
           report.errors.push(`claim: ${message(error)}`);
           broken = true;

@@ -50,9 +50,49 @@ export interface ProgressApi {
 
 const PAGE = 500;
 
-export function emitAll(emitter: CrawlEmitter, events: readonly ProgressEvent[]): void {
+/** Where errors thrown by `engine.events` listeners go; they never reach the code that emitted. */
+export type ListenerErrorHandler = (error: unknown, event: ProgressEvent) => void;
+
+export const reportListenerError: ListenerErrorHandler = (error, event) => {
+  console.error(`[crawl-engine] an engine.events listener threw on ${event.type} (job ${event.jobId}):`, error);
+};
+
+/**
+ * Emits stored events to in-process listeners, each listener isolated: one that throws is
+ * reported to `onError` and the others still run, so a listener can never fail a claim or a
+ * store, strand a lease or skew a run's counts.
+ */
+export function emitAll(emitter: CrawlEmitter, events: readonly ProgressEvent[], onError: ListenerErrorHandler = reportListenerError): void {
   for (const event of events) {
-    if (event.type !== 'progress') emitter.emit(event.type, event);
+    if (event.type === 'progress') continue;
+    const typed = emitter.all.get(event.type);
+    if (typed !== undefined) {
+      for (const handler of [...typed]) {
+        try {
+          (handler as (event: ProgressEvent) => void)(event);
+        } catch (error) {
+          report(onError, error, event);
+        }
+      }
+    }
+    const any = emitter.all.get('*');
+    if (any !== undefined) {
+      for (const handler of [...any]) {
+        try {
+          (handler as (type: string, event: ProgressEvent) => void)(event.type, event);
+        } catch (error) {
+          report(onError, error, event);
+        }
+      }
+    }
+  }
+}
+
+function report(onError: ListenerErrorHandler, error: unknown, event: ProgressEvent): void {
+  try {
+    onError(error, event);
+  } catch {
+    // An onError that throws too has nowhere left to report to.
   }
 }
 

@@ -63,6 +63,8 @@ export interface Job {
 export type PageErrorCode =
   | 'timeout'
   | 'too_large'
+  /** Past a parse bound: more than 1,000,000 HTML nodes, or more than 10 s of parsing. */
+  | 'too_complex'
   | 'redirect_loop'
   | 'too_many_redirects'
   | 'bad_redirect'

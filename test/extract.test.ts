@@ -1,6 +1,6 @@
 import { parseDocument } from 'htmlparser2';
 import { describe, expect, test } from 'vitest';
-import { extractPage } from '../src/extract.js';
+import { extractPage, extractPageAsync } from '../src/extract.js';
 
 const page = 'http://example.com/dir/page';
 const extract = (html: string, url = page, max?: number) => {
@@ -52,5 +52,42 @@ describe('word count', () => {
     expect(extract('<p>fo<b>ur</b> five</p>').wordCount).toBe(2);
     expect(extract('<div>a</div>b<p>c</p>d').wordCount).toBe(4);
     expect(extract('<p>x&nbsp;y\u2003z</p>').wordCount).toBe(3);
+  });
+});
+
+describe('extractPageAsync()', () => {
+  test('gives exactly what extractPage gives', async () => {
+    const docs = [
+      `<!doctype html><html><head><title> T </title><meta name="description" content="d"><link rel="canonical" href="/c"><base href="/b/"></head>
+        <body><h1>One two</h1><p>three <b>fo</b>ur<a href="x">x</a></p><svg><title>not</title><a href="/svg">s</a></svg><p>five</p></body></html>`,
+      '<head>head text<title>t</title><div>div in head</div></head><p>a</p>b<br>c<area href="/area">',
+      `${'<div>'.repeat(600)}deep <a href="/deep">d</a>`,
+      '',
+    ];
+    for (const html of docs) {
+      const document = parseDocument(html);
+      for (const max of [undefined, 1]) expect(await extractPageAsync(document, page, max)).toEqual(extractPage(document, page, max));
+    }
+  });
+
+  test('counts words in a text of 20 million characters in slices, yielding to the event loop', async () => {
+    const document = parseDocument(`<p>${'word '.repeat(4_000_000)}</p>`);
+    let beats = 0;
+    const timer = setInterval(() => beats++, 1);
+    const got = await extractPageAsync(document, page, Infinity, 1);
+    clearInterval(timer);
+    expect(got.wordCount).toBe(4_000_000);
+    expect(beats).toBeGreaterThan(0);
+  });
+});
+
+describe('bounded values', () => {
+  test('reads at most 64k characters of a title or description and skips hrefs longer than that', () => {
+    const long = 'x'.repeat(70_000);
+    const got = extract(`<title>${' '.repeat(65_536)}late</title><meta name="description" content="${'d '.repeat(40_000)}"><a href="/${long}">l</a><a href="/ok">ok</a><link rel="canonical" href="/${long}">`);
+    expect(got.title).toBeNull();
+    expect(got.description).toBe('d '.repeat(500)); // kept to 1000 characters
+    expect(got.links).toEqual(['http://example.com/ok']);
+    expect(got.canonical).toBeNull();
   });
 });
