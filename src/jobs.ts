@@ -5,28 +5,42 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { CrawlEngineError, fieldErrors, invalid } from './errors.js';
 import type { CrawlStorage } from './storage.js';
+import { isWellFormed, jsonProblem } from './text.js';
 import type { Job, JobStatus, Paginated, PageResult, ProgressEvent } from './types.js';
 import { crawlableUrl, homographReason, MAX_URL_LENGTH, normalizeUrl } from './url.js';
 
-// NUL characters cannot be stored by Postgres (text, jsonb) and are never meaningful here.
+// NUL characters and lone surrogates cannot be stored by Postgres (text, jsonb) and are never
+// meaningful here: refused on every adapter alike.
 const noNul = (value: string) => !value.includes('\u0000');
+const NUL_MESSAGE = 'expected no NUL (\\u0000) characters';
+const SURROGATE_MESSAGE = 'expected well-formed Unicode text (no lone surrogates such as \\ud800)';
 
 const glob = z
   .string()
   .min(1, 'expected a non-empty glob')
   .max(1000, 'expected at most 1000 characters')
-  .refine(noNul, 'expected no NUL (\\u0000) characters');
+  .refine(noNul, NUL_MESSAGE)
+  .refine(isWellFormed, SURROGATE_MESSAGE);
 
-const metadata = z
-  .record(z.string(), z.unknown())
-  .refine((value) => JSON.stringify(value).length <= 16_384, 'expected at most 16 kB of JSON')
-  .refine((value) => !JSON.stringify(value).includes('\\u0000'), 'expected no NUL (\\u0000) characters in keys or values');
+/** Bounds of `metadata`, checked before anything recursive (JSON, storage) touches it. */
+export const METADATA_LIMITS = { maxBytes: 16_384, maxDepth: 20, maxKeys: 1000 } as const;
+
+const metadata = z.record(z.string(), z.unknown()).superRefine((value, ctx) => {
+  const found = jsonProblem(value, METADATA_LIMITS);
+  if (found !== null) {
+    ctx.addIssue({ code: 'custom', path: found.path === '' ? [] : found.path.split('.'), message: found.message });
+    return;
+  }
+  if (JSON.stringify(value).length > METADATA_LIMITS.maxBytes) ctx.addIssue({ code: 'custom', message: `expected at most ${METADATA_LIMITS.maxBytes / 1024} kB of JSON` });
+});
 
 /** The job input accepted by `jobs.create` and `POST /jobs`. Unknown fields are refused. */
 export const jobInputSchema = z.strictObject({
   url: z
     .string({ error: 'expected a string URL' })
     .max(MAX_URL_LENGTH, `expected at most ${MAX_URL_LENGTH} characters`)
+    .refine(noNul, NUL_MESSAGE)
+    .refine(isWellFormed, SURROGATE_MESSAGE)
     .refine((value) => normalizeUrl(value) !== null, 'expected an absolute http(s) URL')
     .refine((value) => !/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(value.trim()), 'expected a URL without credentials (user:password@)')
     .superRefine((value, ctx) => {

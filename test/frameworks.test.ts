@@ -112,7 +112,7 @@ describe('createNextHandlers', () => {
     const handlers: ReturnType<typeof createNextHandlers> = createNextHandlers(engine, {
       after: (task) => tasks.push(task),
       afterBudgetMs: 60,
-      cronSecret: 'cron',
+      cronSecret: 'cron-secret-0123456789',
       fetch: (async (input: RequestInfo | URL, init?: RequestInit) => {
         processCalls.push(String(input));
         return handlers.POST(new Request(input, init));

@@ -128,20 +128,20 @@ describe('job routes', () => {
 describe('the process route', () => {
   test('needs the cron secret as a bearer token (GET for Vercel Cron, and POST) and returns the run report', async () => {
     site = await startSite({ pages: 5, fanout: 2 });
-    const { call, post, engine } = setup({ cronSecret: 's3cret', processBudgetMs: 5000 });
+    const { call, post, engine } = setup({ cronSecret: 's3cret-0123456789abcdef', processBudgetMs: 5000 });
     const job = (await (await post('/jobs', { url: site.url, maxDepth: 3 })).json()) as Job;
     expect((await call('GET', '/process')).status).toBe(401);
     const wrong = await call('GET', '/process', { headers: { authorization: 'Bearer s3cre' } });
     expect(wrong.status).toBe(401);
     expect(wrong.headers.get('www-authenticate')).toBe('Bearer');
-    expect((await call('POST', '/process', { headers: { authorization: 'Bearer s3cret!' } })).status).toBe(401);
-    const ran = await call('GET', `/process?jobId=${job.id}`, { headers: { authorization: 'Bearer s3cret' } });
+    expect((await call('POST', '/process', { headers: { authorization: 'Bearer s3cret-0123456789abcdef!' } })).status).toBe(401);
+    const ran = await call('GET', `/process?jobId=${job.id}`, { headers: { authorization: 'Bearer s3cret-0123456789abcdef' } });
     expect(ran.status).toBe(200);
     const report = (await ran.json()) as RunReport;
     expect(report).toMatchObject({ claimed: 5, succeeded: 5, failed: 0 });
     expect((await engine.jobs.get(job.id))?.status).toBe('completed');
-    expect((await call('POST', '/process', { headers: { authorization: 'bearer s3cret' } })).status).toBe(200);
-    expect((await call('GET', '/process?jobId=../x', { headers: { authorization: 'Bearer s3cret' } })).status).toBe(400);
+    expect((await call('POST', '/process', { headers: { authorization: 'bearer s3cret-0123456789abcdef' } })).status).toBe(200);
+    expect((await call('GET', '/process?jobId=../x', { headers: { authorization: 'Bearer s3cret-0123456789abcdef' } })).status).toBe(400);
     await engine.close();
   });
 });

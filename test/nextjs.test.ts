@@ -10,7 +10,7 @@ import { readSse } from './helpers/sse.js';
 const app = fileURLToPath(new URL('../examples/nextjs/', import.meta.url));
 const next = `${app}node_modules/next/dist/bin/next`;
 // No telemetry or update checks: nothing may leave this machine.
-const env = { ...process.env, NEXT_TELEMETRY_DISABLED: '1', ALLOW_PRIVATE_NETWORK: '1', CRON_SECRET: 'test-cron', NODE_ENV: 'production', DATABASE_URL: '' };
+const env = { ...process.env, NEXT_TELEMETRY_DISABLED: '1', ALLOW_PRIVATE_NETWORK: '1', CRON_SECRET: 'test-cron-secret-0123456789', NODE_ENV: 'production', DATABASE_URL: '' };
 const run = existsSync(next) || process.env.CI ? describe : describe.skip;
 
 async function freePort(): Promise<number> {
@@ -64,7 +64,7 @@ run('the Next.js example (next build, next start)', () => {
 
   test('the cron route needs the secret; the page renders', async () => {
     expect((await fetch(`${origin}/api/crawl/process`)).status).toBe(401);
-    const ok = await fetch(`${origin}/api/crawl/process`, { headers: { authorization: 'Bearer test-cron' } });
+    const ok = await fetch(`${origin}/api/crawl/process`, { headers: { authorization: 'Bearer test-cron-secret-0123456789' } });
     expect(ok.status).toBe(200);
     expect(((await ok.json()) as RunReport).claimed).toBe(0);
     const page = await fetch(`${origin}/`);

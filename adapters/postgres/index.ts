@@ -170,17 +170,35 @@ export function postgresStorage(options: PostgresStorageOptions): PostgresStorag
     };
   }
 
+  /** Stops listening (UNLISTEN, connection released) once any start in flight has settled. */
+  function stopListening(): void {
+    const current = listening;
+    listening = null;
+    if (relistenTimer !== null) clearTimeout(relistenTimer);
+    relistenTimer = null;
+    void current?.then((stop) => stop?.()).catch(() => undefined);
+  }
+
+  /** Starts listening; a start that fails is retried later while anyone still watches. */
+  function listen(): void {
+    const started: Promise<(() => Promise<void>) | null> = startListening().catch(() => {
+      // Only if this start is still the current one (a stop and a new start may have followed).
+      if (listening === started) {
+        listening = null;
+        relisten();
+      }
+      return null;
+    });
+    listening = started;
+  }
+
   let relistenTimer: ReturnType<typeof setTimeout> | null = null;
   function relisten(): void {
     if (!isPool || relistenTimer !== null || closed) return;
     relistenTimer = setTimeout(() => {
       relistenTimer = null;
       if (listening !== null || listeners.size === 0 || closed) return;
-      listening = startListening().catch(() => {
-        listening = null;
-        relisten();
-        return null;
-      });
+      listen();
     }, 1000);
     relistenTimer.unref?.();
   }
@@ -321,14 +339,14 @@ export function postgresStorage(options: PostgresStorageOptions): PostgresStorag
             let set = listeners.get(jobId);
             if (set === undefined) listeners.set(jobId, (set = new Set()));
             set.add(listener);
-            listening ??= startListening().catch(() => {
-              listening = null;
-              relisten();
-              return null;
-            });
+            if (listening === null) listen();
             return () => {
               set.delete(listener);
               if (set.size === 0) listeners.delete(jobId);
+              // The last watcher left: give the LISTEN connection back to the pool, so that an idle
+              // instance holds no connection and pool.end() returns at once. The next watch()
+              // takes one again.
+              if (listeners.size === 0) stopListening();
             };
           },
         }

@@ -44,7 +44,10 @@ const engine = createCrawlEngine({
 const worker = engine.processor.start({ concurrency: 10, idleMs: 200 });
 
 const app = express();
-app.use('/api/crawl', createExpressRouter(engine));
+// Who may use the API. This demo is open to anyone who can reach it (`public: true`), which is what
+// you want on your machine; behind a login pass `authorize: (req, { action, jobId }) => …` instead.
+// In production (NODE_ENV=production) one of the two is required.
+app.use('/api/crawl', createExpressRouter(engine, { public: true }));
 app.get('/client.js', (_req, res) => {
   res.type('text/javascript');
   createReadStream(clientFile).pipe(res);

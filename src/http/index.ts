@@ -8,7 +8,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import type { CrawlEngine } from '../engine.js';
-import { CrawlEngineError, fieldErrors } from '../errors.js';
+import { CrawlEngineError, fieldErrors, invalid } from '../errors.js';
 import { JOB_ID_PATTERN } from '../jobs.js';
 import { TERMINAL_STATUSES, type Job } from '../types.js';
 import { problem } from './problem.js';
@@ -18,7 +18,7 @@ export { problem, type ProblemCode } from './problem.js';
 export { sseMessage } from './sse.js';
 
 /** What a request wants to do, for `authorize`. */
-export type CrawlAction = 'create' | 'list' | 'read' | 'cancel' | 'results' | 'events';
+export type CrawlAction = 'create' | 'list' | 'read' | 'cancel' | 'results' | 'events' | 'process';
 
 export interface CrawlHandlerOptions {
   /**
@@ -27,15 +27,25 @@ export interface CrawlHandlerOptions {
    */
   basePath?: string;
   /**
-   * Bearer secret required by the process route (`Authorization: Bearer <secret>`), compared in
-   * constant time. Vercel Cron sends `CRON_SECRET` this way. Without it the route is open.
+   * Bearer secret of the process route (`Authorization: Bearer <secret>`), compared in constant
+   * time; at least 16 characters. Vercel Cron sends `CRON_SECRET` this way. Without it the process
+   * route runs only when `authorize` allows the action `'process'`; with neither it answers 401.
    */
   cronSecret?: string;
   /**
-   * Your user auth for the job routes. Return true to allow, false for a 401, or a Response of
-   * your own (a 403, a redirect).
+   * Your user auth. Called for every route (the process route only when no `cronSecret` is set)
+   * with the action; return true to allow, false for a 401, or a Response of your own (a 403, a
+   * redirect).
    */
   authorize?: (req: Request, context: { action: CrawlAction; jobId?: string }) => boolean | Response | Promise<boolean | Response>;
+  /**
+   * Lets anyone create, list, read and cancel jobs when there is no `authorize`. Needed when
+   * `NODE_ENV` is `production`: a handler with neither `authorize` nor `public: true` is a
+   * configuration error there (in development everything is allowed without it). Does not open
+   * the process route, which always needs `cronSecret` or `authorize`.
+   * @default false
+   */
+  public?: boolean;
   /**
    * How long one SSE response stays open; the browser then reconnects and resumes.
    * @default 120000
@@ -159,7 +169,42 @@ const ROUTES: Array<{ pattern: RegExp; allow: string[] }> = [
 ];
 
 /** Creates the fetch-style handler of the crawl API. */
+/** Shortest `cronSecret` accepted: a guessable secret is no secret. */
+export const MIN_CRON_SECRET_LENGTH = 16;
+
+/** Throws `invalid_options` for settings that would leave the API open by mistake. */
+function checkOptions(options: CrawlHandlerOptions): void {
+  const errors: Array<{ path: string; message: string }> = [];
+  const secret = options.cronSecret as unknown;
+  if (secret !== undefined && (typeof secret !== 'string' || secret.length < MIN_CRON_SECRET_LENGTH)) {
+    errors.push({
+      path: 'cronSecret',
+      message: `expected a string of at least ${MIN_CRON_SECRET_LENGTH} characters (got ${typeof secret === 'string' ? `${secret.length}` : typeof secret}); leave it undefined to have no secret, e.g. generate one with \`openssl rand -hex 32\``,
+    });
+  }
+  if (options.authorize !== undefined && typeof options.authorize !== 'function') errors.push({ path: 'authorize', message: 'expected a function' });
+  if (options.public !== undefined && typeof options.public !== 'boolean') errors.push({ path: 'public', message: 'expected a boolean' });
+  if (options.authorize === undefined && options.public !== true && process.env.NODE_ENV === 'production') {
+    errors.push({
+      path: 'authorize',
+      message:
+        'expected an authorize(req, { action, jobId }) function when NODE_ENV is "production": without it anyone could create, list, read and cancel jobs. Pass authorize, or public: true to allow that on purpose',
+    });
+  }
+  if (errors.length > 0) throw invalid('invalid_options', 'crawl handler options', errors);
+}
+
+/** Decodes a path segment; null when its percent-encoding is malformed (`%ZZ`, a lone `%`). */
+function decodeSegment(segment: string): string | null {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return null;
+  }
+}
+
 export function createCrawlHandler(engine: CrawlEngine, options: CrawlHandlerOptions = {}): CrawlHandler {
+  checkOptions(options);
   const basePath = (options.basePath ?? '/api/crawl').replace(/\/+$/, '');
   const maxBodyBytes = options.maxBodyBytes ?? 64 * 1024;
   const onError = options.onError ?? ((error: unknown) => console.error('[crawl-engine] http handler error:', error));
@@ -189,7 +234,12 @@ export function createCrawlHandler(engine: CrawlEngine, options: CrawlHandlerOpt
         headers: { allow: match.allow.join(', ') },
       });
     }
-    const id = match.m![1] === undefined ? undefined : decodeURIComponent(match.m![1]);
+    const id = match.m![1] === undefined ? undefined : decodeSegment(match.m![1]);
+    if (id === null) {
+      return problem(400, 'invalid_input', `the job id in ${JSON.stringify(url.pathname.slice(0, 200))} has malformed percent-encoding`, {
+        errors: [{ path: 'id', message: 'expected a job id (letters, digits, _ and -)' }],
+      });
+    }
 
     if (match.pattern === ROUTES[0]!.pattern) {
       if (allowed === 'POST') {
@@ -217,6 +267,12 @@ export function createCrawlHandler(engine: CrawlEngine, options: CrawlHandlerOpt
         if (!sameSecret(given, options.cronSecret)) {
           return problem(401, 'unauthorized', 'the process route needs Authorization: Bearer <cronSecret>', { headers: { 'www-authenticate': 'Bearer' } });
         }
+      } else if (options.authorize !== undefined) {
+        await authorize(req, 'process');
+      } else {
+        return problem(401, 'unauthorized', 'the process route is closed: set cronSecret (e.g. process.env.CRON_SECRET), or an authorize function that allows the action "process"', {
+          headers: { 'www-authenticate': 'Bearer' },
+        });
       }
       const jobId = url.searchParams.get('jobId');
       if (jobId !== null && !JOB_ID_PATTERN.test(jobId)) return problem(400, 'invalid_input', 'jobId: expected a job id', { errors: [{ path: 'jobId', message: 'expected a job id' }] });

@@ -9,6 +9,10 @@ export const maxDuration = 60;
 
 export const { GET, POST, DELETE } = createNextHandlers(engine, {
   basePath: '/api/crawl',
-  cronSecret: process.env.CRON_SECRET,
+  // The process route (cron, and chaining long crawls) needs it: `openssl rand -hex 32`.
+  cronSecret: process.env.CRON_SECRET || undefined,
+  // Who may create, read and cancel jobs. This demo is open to anyone who can reach it; behind a
+  // login pass `authorize: (req, { action, jobId }) => …` instead. Production needs one of the two.
+  public: true,
   afterBudgetMs: 25_000,
 });
