@@ -5,7 +5,6 @@
  * heartbeat timer running and asserts the longest gap between beats; on the old code the parse is
  * one synchronous call, so the gap is the whole parse (and the test timeout only fires after it).
  */
-import { readFileSync } from 'node:fs';
 import { DomUtils, parseDocument } from 'htmlparser2';
 import { afterEach, beforeAll, describe, expect, test } from 'vitest';
 import {
@@ -19,6 +18,7 @@ import {
   parseHtml,
 } from '../src/extract.js';
 import { allResults, testEngine } from './helpers/engine.js';
+import { expectNoStall, heartbeat } from './helpers/heartbeat.js';
 import { serve, type TestServer } from './helpers/server.js';
 
 type Doc = Awaited<ReturnType<typeof parseHtml>>;
@@ -30,61 +30,8 @@ interface Node {
   children?: Node[];
 }
 
-/** Longest the event loop may be held at a time. */
-const MAX_GAP_MS = 100;
 const HOSTILE_TIMEOUT_MS = 60_000;
 const PAGE = 'http://example.com/dir/page';
-
-/**
- * How long this thread has waited for a CPU (runnable, not running), in ms, on Linux: the test
- * machine is shared, and time the scheduler gave to other processes is not time the parser held
- * the event loop. Null elsewhere (then gaps are plain wall time).
- */
-function runQueueMs(): number | null {
-  try {
-    return Number(readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[1]) / 1e6;
-  } catch {
-    return null;
-  }
-}
-
-/**
- * Runs `work` with a 5 ms interval timer and reports the longest time between two beats
- * (`maxGapMs`, less any time the thread waited for a CPU) and the plain wall-clock longest gap.
- */
-async function heartbeat<T>(work: () => Promise<T>): Promise<{ value: T; maxGapMs: number; maxWallGapMs: number }> {
-  let last = performance.now();
-  let lastWait = runQueueMs() ?? 0;
-  let maxGapMs = 0;
-  let maxWallGapMs = 0;
-  const beat = () => {
-    const now = performance.now();
-    const wait = runQueueMs() ?? 0;
-    maxWallGapMs = Math.max(maxWallGapMs, now - last);
-    maxGapMs = Math.max(maxGapMs, now - last - (wait - lastWait));
-    last = now;
-    lastWait = wait;
-  };
-  const timer = setInterval(beat, 5);
-  try {
-    await new Promise((resolve) => setTimeout(resolve, 15));
-    beat();
-    maxGapMs = 0;
-    maxWallGapMs = 0;
-    const value = await work();
-    beat(); // a parse that never yields shows up here, as one gap as long as itself
-    return { value, maxGapMs, maxWallGapMs };
-  } finally {
-    clearInterval(timer);
-  }
-}
-
-/** The event loop was never held for {@link MAX_GAP_MS} or more. */
-function expectNoStall(watched: { maxGapMs: number; maxWallGapMs: number }, what = ''): void {
-  const detail = `${what}longest gap ${Math.round(watched.maxGapMs)} ms (${Math.round(watched.maxWallGapMs)} ms of wall time, including waits for a CPU)`;
-  if (process.env.PARSE_BOUNDS_LOG !== undefined) console.log(expect.getState().currentTestName, detail);
-  expect(watched.maxGapMs, detail).toBeLessThan(MAX_GAP_MS);
-}
 
 /** Parses with a heartbeat; the document, or the ParseLimitError it failed with. */
 async function parseWatched(html: string): Promise<{ doc: Doc | null; error: ParseLimitError | null; maxGapMs: number; maxWallGapMs: number }> {
