@@ -37,8 +37,8 @@ for (const target of targets) {
     test('migrate() is idempotent and reports what it applied', async () => {
       const schema = freshSchema();
       const storage = postgresStorage({ client: target.client() as never, schema });
-      expect(await storage.migrate()).toEqual({ applied: [1], version: 1 });
-      expect(await storage.migrate()).toEqual({ applied: [], version: 1 });
+      expect(await storage.migrate()).toEqual({ applied: [1, 2], version: 2 });
+      expect(await storage.migrate()).toEqual({ applied: [], version: 2 });
       await Promise.all([storage.migrate(), storage.migrate()]);
       await target.client().query(`DROP SCHEMA "${schema}" CASCADE`);
     });

@@ -118,6 +118,9 @@ function parseCursor(cursor: string | null | undefined): number | null {
   return digits === null ? null : Number(digits);
 }
 
+/** Jobs one claim across all jobs looks at, at most. */
+const WINDOW = 50;
+
 export function kvStorage(options: KvStorageOptions): CrawlStorage {
   const client = options.client as unknown as { eval?: unknown; evalsha?: unknown } | undefined;
   const bad = [
@@ -142,7 +145,14 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
   const ttl = options.finishedTtlSeconds ?? 0;
   const run = runnerFor(options.client);
   const jobKey = (id: string) => `${prefix}{job:${id}}:job`;
-  const index = [`${prefix}{index}:jobs`, `${prefix}{index}:active`, `${prefix}{index}:ordinal`];
+  const index = [
+    `${prefix}{index}:jobs`,
+    `${prefix}{index}:active`,
+    `${prefix}{index}:ordinal`,
+    `${prefix}{index}:parked`,
+    `${prefix}{index}:waits`,
+    `${prefix}{index}:state:`,
+  ];
 
   async function call<T>(script: string, jobId: string, args: Array<string | number>): Promise<T> {
     try {
@@ -159,19 +169,40 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
       throw new CrawlEngineError('storage_error', `[crawl-engine] [kv] ${(error as Error).message}`, { cause: error });
     }
   }
-  const touch = (jobId: string, score: number) => indexCall(S.INDEX_TOUCH, [jobId, score]);
+  /**
+   * Index updates, applied in one round trip: `touch` (a job gave URLs: to the back of the line),
+   * `park` / `wake` with the job's version (applied only if newer than the index has seen), and
+   * `remove` (finished or cancelled).
+   */
+  type IndexOp = ['touch' | 'park' | 'wake' | 'remove', string, number, number, number];
+  async function applyIndex(ops: IndexOp[]): Promise<void> {
+    if (ops.length > 0) await indexCall(S.INDEX_APPLY, ops.flat());
+  }
 
-  async function claimJob(jobId: string, limit: number, query: ClaimQuery) {
-    const out = await call<{ leases: Lease[]; events: ProgressEvent[]; nextReadyAt: number | null; inactive?: boolean }>(S.CLAIM, jobId, [
+  interface ClaimReply {
+    leases: Lease[];
+    events: ProgressEvent[];
+    nextReadyAt: number | null;
+    inactive?: boolean;
+    park?: { v: number; at: number; wait: number };
+    wake?: number;
+  }
+
+  /** Claims from one job; queues what the index must learn in `ops`. */
+  async function claimJob(jobId: string, limit: number, query: ClaimQuery, force: 1 | 0 | -1, ops: IndexOp[]): Promise<ClaimReply> {
+    const out = await call<ClaimReply>(S.CLAIM, jobId, [
       limit,
       query.leaseMs,
       query.now,
       new Date(query.now).toISOString(),
       maxEvents,
       randomBytes(9).toString('base64url'),
+      force,
     ]);
-    if (out.inactive) await touch(jobId, -1);
-    else if (out.leases.length > 0) await touch(jobId, query.now);
+    if (out.inactive) ops.push(['remove', jobId, 0, 0, 0]);
+    else if (out.park !== undefined) ops.push(['park', jobId, out.park.v, out.park.at, out.park.wait]);
+    else if (out.wake !== undefined) ops.push(['wake', jobId, out.wake, query.now, 0]);
+    else if (out.leases.length > 0) ops.push(['touch', jobId, 0, query.now, 0]);
     return out;
   }
 
@@ -278,26 +309,39 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
     },
 
     async claim(query: ClaimQuery): Promise<ClaimResult> {
+      const ops: IndexOp[] = [];
       if (query.jobId !== undefined) {
-        const out = await claimJob(query.jobId, query.limit, query);
+        const out = await claimJob(query.jobId, query.limit, query, 0, ops);
+        await applyIndex(ops);
         return { leases: out.leases, events: out.events, nextReadyAt: out.leases.length < query.limit ? out.nextReadyAt : null };
       }
-      const ids = ((await indexCall(S.INDEX_ACTIVE, [50])) as unknown[]).map(String);
+      // Active jobs and parked ones whose time has come, longest idle first; parked jobs cost nothing.
+      const { next: waiting, ids } = parse<{ next: number | null; ids: string[] }>(await indexCall(S.INDEX_ACTIVE, [WINDOW, query.now]));
       const leases: Lease[] = [];
       const events: ProgressEvent[] = [];
-      let next: number | null = null;
-      // A fair share per job first, then whatever is left to whoever has more.
-      for (const pass of [1, 2]) {
-        for (const id of ids) {
-          const want = query.limit - leases.length;
-          if (want <= 0) break;
-          const share = pass === 1 ? Math.max(1, Math.ceil(query.limit / ids.length)) : want;
-          const out = await claimJob(id, Math.min(share, want), query);
-          leases.push(...out.leases);
-          events.push(...out.events);
-          if (out.nextReadyAt !== null && (next === null || out.nextReadyAt < next)) next = out.nextReadyAt;
+      let next = waiting;
+      const idle = new Set<string>();
+      try {
+        // A fair share per job first, then whatever is left to whoever has more.
+        for (const pass of [1, 2]) {
+          for (const id of ids) {
+            const want = query.limit - leases.length;
+            if (want <= 0) break;
+            if (idle.has(id)) continue;
+            const share = pass === 1 ? Math.max(1, Math.ceil(query.limit / ids.length)) : want;
+            // A job is parked only when this claim got nothing from it.
+            const out = await claimJob(id, Math.min(share, want), query, pass === 1 ? 1 : -1, ops);
+            leases.push(...out.leases);
+            events.push(...out.events);
+            if (out.leases.length === 0) idle.add(id);
+            if (out.nextReadyAt !== null && (next === null || out.nextReadyAt < next)) next = out.nextReadyAt;
+          }
         }
+      } finally {
+        await applyIndex(ops);
       }
+      // More jobs were eligible than one claim visits: the next claim sees the others at once.
+      if (ids.length >= WINDOW) next = query.now;
       return { leases, events, nextReadyAt: leases.length < query.limit ? next : null };
     },
 
@@ -317,27 +361,38 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
         ttl,
       ];
       for (const link of input.links) args.push(link.key, link.url, link.depth, link.host);
-      const out = await call<CompleteResult & { finished?: boolean }>(S.COMPLETE, lease.jobId, args);
-      if (out.finished) await touch(lease.jobId, -1);
+      const out = await call<CompleteResult & { finished?: boolean; wake?: number }>(S.COMPLETE, lease.jobId, args);
+      // Only a finish, or a wake of a parked job, costs a second round trip.
+      if (out.finished) await applyIndex([['remove', lease.jobId, 0, 0, 0]]);
+      else if (out.wake !== undefined) await applyIndex([['wake', lease.jobId, out.wake, input.now, 0]]);
       return { ok: out.ok, admitted: out.admitted, events: out.events };
     },
 
     async retry(lease: Lease, input: RetryInput) {
-      const reply = await run(S.RETRY, [jobKey(lease.jobId)], [lease.key, lease.token, input.notBefore, input.now]);
-      return Number(reply) === 1;
+      const out = await call<{ ok: boolean; wake?: number }>(S.RETRY, lease.jobId, [lease.key, lease.token, input.notBefore, input.now]);
+      if (out.wake !== undefined) await applyIndex([['wake', lease.jobId, out.wake, input.now, 0]]);
+      return out.ok;
     },
 
     async release(leases: Lease[]) {
       let released = 0;
-      for (const lease of leases) {
-        if (Number(await run(S.RELEASE, [jobKey(lease.jobId)], [lease.key, lease.token])) === 1) released++;
+      const ops: IndexOp[] = [];
+      try {
+        for (const lease of leases) {
+          const out = await call<{ ok: boolean; wake?: number }>(S.RELEASE, lease.jobId, [lease.key, lease.token]);
+          if (out.ok) released++;
+          // Released URLs are ready at once: the job goes to the front of the line.
+          if (out.wake !== undefined) ops.push(['wake', lease.jobId, out.wake, 0, 0]);
+        }
+      } finally {
+        await applyIndex(ops);
       }
       return released;
     },
 
     async cancelJob(id: string, now: number): Promise<CancelResult> {
       const out = await call<CancelResult>(S.CANCEL, id, [new Date(now).toISOString(), maxEvents, ttl]);
-      if (out.job !== null) await touch(id, -1);
+      if (out.job !== null) await applyIndex([['remove', id, 0, 0, 0]]);
       return out;
     },
 

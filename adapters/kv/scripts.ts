@@ -71,6 +71,12 @@ local function event(typ, at, urljson, errjson, maxev)
   return e
 end
 local function active() local s = getf('status') return s == 'queued' or s == 'running' end
+-- Unparks a parked job; returns the reply fragment that tells the index (with the new version).
+local function wakeup()
+  if getf('pk') ~= '1' then return '' end
+  redis.call('HSET', KEYS[1], 'pk', '0')
+  return ',"wake":' .. fmt(redis.call('HINCRBY', KEYS[1], 'pv', 1))
+end
 -- A finished job's keys expire after ttl seconds (0: kept).
 local function expire(ttl)
   if ttl <= 0 then return end
@@ -80,6 +86,9 @@ end
 `;
 
 const script = (body: string) => `${PRELUDE}\n${body}`;
+
+/** Parked until woken: a time no clock reaches. */
+export const PARK_FOREVER = 9_000_000_000_000_000;
 
 /** ARGV: doc, url, key, host, maxPages, perHostConcurrency, perHostDelayMs, createdAt, maxEvents, id, ordinal */
 export const CREATE = script(`
@@ -96,7 +105,19 @@ return '~{"job":' .. jobjson() .. ',"events":[' .. e .. ']}'
 
 export const READ_JOB = script(`return '~' .. jobjson()`);
 
-/** ARGV: limit, leaseMs, now, nowIso, maxEvents, tokenBase */
+/**
+ * ARGV: limit, leaseMs, now, nowIso, maxEvents, tokenBase, force.
+ *
+ * A claim that finds nothing ready parks the job: fields `pk` (1 while parked), `pat` (parked
+ * until: the earliest end of a host delay, a retry backoff or a live lease; a far sentinel when
+ * only a wake can help), `pwt` (the earliest end of a wait on the clock alone, 0 if none) and the
+ * version `pv`, bumped on every park and wake. The reply then carries `park` (or `wake` when a
+ * parked job gave URLs) for the index, which applies only versions newer than it has seen.
+ * `force`: 1 on a claim's first visit of the job (it may park it, and a park is always reported),
+ * 0 on a claim of this job alone (it visits the job anyway, so it never parks it: a park would only
+ * cost a wake on the next complete), -1 on a second visit of a job that already gave URLs in this
+ * claim (not parked).
+ */
 export const CLAIM = script(`
 local limit, leasems, now, maxev = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[5])
 if not active() then return '~{"leases":[],"events":[],"nextReadyAt":null,"inactive":true}' end
@@ -186,7 +207,25 @@ if took < limit then
 end
 local nr = 'null'
 if nextReady ~= nil then nr = fmt(nextReady) end
-return '~{"leases":[' .. table.concat(leases, ',') .. '],"events":[' .. table.concat(events, ',') .. '],"nextReadyAt":' .. nr .. '}'
+local parking = ''
+if took == 0 and limit > 0 and ARGV[7] == '1' then
+  -- Nothing ready: every host was looked at, so each pending URL waits on its host's delay, on its
+  -- backoff or on a host slot held by a live lease. Park the job until the earliest of those ends.
+  local at = nextReady
+  local held = redis.call('ZRANGE', J .. 'leased', '0', '0', 'WITHSCORES')
+  if #held >= 2 and (at == nil or tonumber(held[2]) < at) then at = tonumber(held[2]) end
+  if at == nil then at = ${PARK_FOREVER} end
+  local wait = 0
+  if nextReady ~= nil then wait = nextReady end
+  if at > now then
+    local v = redis.call('HINCRBY', KEYS[1], 'pv', 1)
+    redis.call('HSET', KEYS[1], 'pk', '1', 'pat', fmt(at), 'pwt', fmt(wait))
+    parking = ',"park":{"v":' .. fmt(v) .. ',"at":' .. fmt(at) .. ',"wait":' .. fmt(wait) .. '}'
+  end
+elseif took > 0 then
+  parking = wakeup()
+end
+return '~{"leases":[' .. table.concat(leases, ',') .. '],"events":[' .. table.concat(events, ',') .. '],"nextReadyAt":' .. nr .. parking .. '}'
 `);
 
 /** Shared by complete / retry / release: the current entry of a lease, or nil. */
@@ -257,34 +296,37 @@ if num(getf('queued')) == 0 and num(getf('inprog')) == 0 and active() then
   end
 end
 local fin = 'false'
-if finished then fin = 'true'; expire(tonumber(ARGV[10])) end
-return '~{"ok":true,"admitted":' .. fmt(admitted) .. ',"finished":' .. fin .. ',"events":[' .. table.concat(events, ',') .. ']}'
+local woke = ''
+if finished then fin = 'true'; expire(tonumber(ARGV[10]))
+-- A freed host slot or new links may make a parked job ready sooner.
+else woke = wakeup() end
+return '~{"ok":true,"admitted":' .. fmt(admitted) .. ',"finished":' .. fin .. woke .. ',"events":[' .. table.concat(events, ',') .. ']}'
 `);
 
-/** ARGV: key, token, notBefore, now */
+/** ARGV: key, token, notBefore, now. Wakes a parked job (the retry may be due before its park ends). */
 export const RETRY = script(`${CURRENT}
 local key = ARGV[1]
 local e = current(key, ARGV[2])
-if e == nil then return 0 end
+if e == nil then return '~{"ok":false}' end
 endlease(key, e, tonumber(ARGV[4]), true)
 e.st = 'p'; e.tok = ''; e.nb = math.max(tonumber(ARGV[3]), 1)
 redis.call('HSET', J .. 'u', key, enc(e))
 redis.call('ZADD', J .. 'delayed', fmt(e.nb), key)
 redis.call('HINCRBY', KEYS[1], 'queued', 1)
-return 1
+return '~{"ok":true' .. wakeup() .. '}'
 `);
 
-/** ARGV: key, token (one lease) */
+/** ARGV: key, token (one lease). Wakes a parked job (the URL is ready at once). */
 export const RELEASE = script(`${CURRENT}
 local key = ARGV[1]
 local e = current(key, ARGV[2])
-if e == nil then return 0 end
+if e == nil then return '~{"ok":false}' end
 endlease(key, e, 0, false)
 e.st = 'p'; e.tok = ''; e.att = math.max(0, e.att - 1); e.nb = 0
 redis.call('HSET', J .. 'u', key, enc(e))
 redis.call('LPUSH', J .. 'r:' .. e.host, key)
 redis.call('HINCRBY', KEYS[1], 'queued', 1)
-return 1
+return '~{"ok":true' .. wakeup() .. '}'
 `);
 
 /** ARGV: nowIso, maxEvents, ttl */
@@ -371,22 +413,105 @@ return '~' .. v
 `);
 
 /**
- * The global index (its own hash tag): KEYS[1] all jobs by ordinal, KEYS[2] active jobs by last
- * claim, KEYS[3] the ordinal counter.
+ * The global index (its own hash tag): KEYS[1] all jobs by ordinal, KEYS[2] active jobs that claims
+ * visit, by last claim (or wake), KEYS[3] the ordinal counter, KEYS[4] parked jobs by the time their
+ * park ends, KEYS[5] parked jobs by the time their first URL waiting on the clock is ready, and
+ * KEYS[6] the prefix of one small key per indexed job, `<version>|<where>|<in waits>`: the newest
+ * park/wake version applied, `a` (in KEYS[2]) or `p` (in KEYS[4]), and 1 when in KEYS[5].
  */
 export const INDEX_ADD = `local o = redis.call('INCR', KEYS[3])
 redis.call('ZADD', KEYS[1], o, ARGV[1])
 redis.call('ZADD', KEYS[2], 0, ARGV[1])
+redis.call('SET', KEYS[6] .. ARGV[1], '0|a|0')
 return o`;
-/** ARGV: limit — active job ids, least recently claimed first. */
-export const INDEX_ACTIVE = `return redis.call('ZRANGE', KEYS[2], 0, tonumber(ARGV[1]) - 1)`;
-/** ARGV: id, score (touch) or id, -1 (remove from active) */
-export const INDEX_TOUCH = `if tonumber(ARGV[2]) < 0 then return redis.call('ZREM', KEYS[2], ARGV[1]) end
-return redis.call('ZADD', KEYS[2], 'XX', ARGV[2], ARGV[1])`;
+/**
+ * ARGV: limit, now. Returns `~{"next":…,"ids":[…]}`: the earliest wait of a parked job still to
+ * come (null if none), and up to `limit` job ids to visit: active ones and parked ones whose time
+ * has come, longest idle first. (JSON, because ioredis-mock mangles tables built in Lua.)
+ */
+export const INDEX_ACTIVE = `local function jstr(s)
+  return '"' .. string.gsub(s, '[%c"\\\\]', function(c)
+    if c == '"' then return '\\\\"' elseif c == '\\\\' then return '\\\\\\\\' end
+    return string.format('\\\\u%04x', string.byte(c))
+  end) .. '"'
+end
+local limit = tonumber(ARGV[1])
+local act = redis.call('ZRANGE', KEYS[2], 0, limit - 1, 'WITHSCORES')
+local due = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', ARGV[2], 'WITHSCORES', 'LIMIT', 0, limit)
+local w = redis.call('ZRANGEBYSCORE', KEYS[5], '(' .. ARGV[2], '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+local out = {}
+local a, d = 1, 1
+while #out < limit and (a < #act or d < #due) do
+  if d >= #due or (a < #act and tonumber(act[a + 1]) <= tonumber(due[d + 1])) then
+    out[#out + 1] = jstr(act[a]); a = a + 2
+  else
+    out[#out + 1] = jstr(due[d]); d = d + 2
+  end
+end
+local head = 'null'
+if #w >= 2 then head = string.format('%.0f', tonumber(w[2])) end
+return '~{"next":' .. head .. ',"ids":[' .. table.concat(out, ',') .. ']}'`;
+/**
+ * ARGV: groups of op, id, version, score, wait. `touch`: a job that gave URLs moves to the back
+ * (if active). `park` / `wake`: moves the job between active and parked, if it is still indexed
+ * and the version is newer than the last applied (so a late write never undoes a newer decision).
+ * `remove`: the job finished or was cancelled.
+ */
+export const INDEX_APPLY = `local function absent(v) return v == false or v == nil or type(v) == 'userdata' end
+local i = 1
+while ARGV[i] do
+  local op, id, v, score, wait = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3], tonumber(ARGV[i + 4])
+  local state = KEYS[6] .. id
+  if op == 'touch' then
+    redis.call('ZADD', KEYS[2], 'XX', score, id)
+  elseif op == 'remove' then
+    redis.call('ZREM', KEYS[2], id)
+    redis.call('ZREM', KEYS[4], id)
+    redis.call('ZREM', KEYS[5], id)
+    redis.call('DEL', state)
+  else
+    local seen, where, waits = nil, nil, nil
+    local cur = redis.call('GET', state)
+    if not absent(cur) then
+      local a, b, c = string.match(cur, '^(%d+)|(%a)|(%d)$')
+      seen, where, waits = tonumber(a), b, c
+    elseif not absent(redis.call('ZSCORE', KEYS[2], id)) then
+      seen, where, waits = 0, 'a', '1'
+    elseif not absent(redis.call('ZSCORE', KEYS[4], id)) then
+      seen, where, waits = 0, 'p', '1'
+    end
+    -- Not indexed (finished, cancelled, or unknown): nothing to do.
+    if seen ~= nil and v > seen then
+      if op == 'park' then
+        if where == 'a' then redis.call('ZREM', KEYS[2], id) end
+        redis.call('ZADD', KEYS[4], score, id)
+        where = 'p'
+        if wait > 0 then
+          redis.call('ZADD', KEYS[5], wait, id)
+          waits = '1'
+        elseif waits == '1' then
+          redis.call('ZREM', KEYS[5], id)
+          waits = '0'
+        end
+      else
+        if where == 'p' then redis.call('ZREM', KEYS[4], id) end
+        if waits == '1' then redis.call('ZREM', KEYS[5], id) end
+        redis.call('ZADD', KEYS[2], score, id)
+        where, waits = 'a', '0'
+      end
+      redis.call('SET', state, ARGV[i + 2] .. '|' .. where .. '|' .. waits)
+    end
+  end
+  i = i + 5
+end
+return 1`;
 /** ARGV: beforeOrdinal (exclusive, or 'inf'), count — ids and ordinals, newest first. */
 export const INDEX_LIST = `local max = '(' .. ARGV[1]
 if ARGV[1] == 'inf' then max = '+inf' end
 return redis.call('ZREVRANGEBYSCORE', KEYS[1], max, '-inf', 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))`;
 /** ARGV: id — forgets a job whose data expired. */
 export const INDEX_DROP = `redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[4], ARGV[1])
+redis.call('ZREM', KEYS[5], ARGV[1])
+redis.call('DEL', KEYS[6] .. ARGV[1])
 return redis.call('ZREM', KEYS[1], ARGV[1])`;

@@ -79,6 +79,75 @@ interface JobState {
   trimmed: ProgressEvent | null;
   firstError: ErrorInfo | null;
   robots: Map<string, RobotsRecord>;
+  /**
+   * 0: claims visit the job. Otherwise the job is parked: a claim found nothing ready in it, and
+   * claims skip it until this time (the earliest a host delay, a retry backoff or a live lease
+   * ends; Infinity: until woken) or until something that can make it ready sooner wakes it
+   * (complete, retry, release, putRobots).
+   */
+  readyAt: number;
+  /** While parked: when the first URL waiting on the clock alone becomes ready (for nextReadyAt). */
+  waitAt: number | null;
+  /** Bumped on every park and wake; heap entries with an older stamp are stale. */
+  stamp: number;
+}
+
+interface HeapItem {
+  at: number;
+  js: JobState;
+  stamp: number;
+}
+
+/** A binary min-heap on `at`; stale items are dropped lazily when they reach the top. */
+class MinHeap {
+  private items: HeapItem[] = [];
+
+  get size(): number {
+    return this.items.length;
+  }
+
+  peek(): HeapItem | undefined {
+    return this.items[0];
+  }
+
+  push(item: HeapItem): void {
+    const items = this.items;
+    items.push(item);
+    let i = items.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (items[parent]!.at <= item.at) break;
+      items[i] = items[parent]!;
+      i = parent;
+    }
+    items[i] = item;
+  }
+
+  /** Drops the items `keep` refuses and restores the heap order. */
+  compact(keep: (item: HeapItem) => boolean): void {
+    const kept = this.items.filter(keep);
+    this.items = [];
+    for (const item of kept) this.push(item);
+  }
+
+  pop(): HeapItem | undefined {
+    const items = this.items;
+    const top = items[0];
+    const last = items.pop();
+    if (top === undefined || last === undefined || items.length === 0) return top;
+    let i = 0;
+    for (;;) {
+      const left = 2 * i + 1;
+      if (left >= items.length) break;
+      const right = left + 1;
+      const child = right < items.length && items[right]!.at < items[left]!.at ? right : left;
+      if (items[child]!.at >= last.at) break;
+      items[i] = items[child]!;
+      i = child;
+    }
+    items[i] = last;
+    return top;
+  }
 }
 
 const ACTIVE = new Set(['queued', 'running']);
@@ -115,9 +184,17 @@ export function memoryStorage(options: MemoryStorageOptions = {}): CrawlStorage 
   const jobs = new Map<string, JobState>();
   const order: JobState[] = [];
   const active = new Set<JobState>();
+  /**
+   * Active jobs that are not parked, least recently served first: a claim visits them in this
+   * order, and a job it got URLs from moves to the back.
+   */
+  const eligible = new Set<JobState>();
+  /** Parked jobs by the time their park ends (finite ones only). */
+  const parkedUntil = new MinHeap();
+  /** Parked jobs by the time their first URL waiting on the clock becomes ready. */
+  const waitingUntil = new MinHeap();
   const listeners = new Map<string, Set<() => void>>();
   let tokenSeq = 0;
-  let roundRobin = 0;
 
   function notify(jobId: string): void {
     const set = listeners.get(jobId);
@@ -154,7 +231,7 @@ export function memoryStorage(options: MemoryStorageOptions = {}): CrawlStorage 
     js.job.status = failed ? 'failed' : 'completed';
     js.job.finishedAt = new Date(now).toISOString();
     if (failed) js.job.error = js.firstError ?? { code: 'failed', message: 'no page could be fetched' };
-    active.delete(js);
+    deactivate(js);
     events.push(append(js, { type: failed ? 'job:failed' : 'job:completed', at: js.job.finishedAt, ...(failed ? { error: js.job.error! } : {}) }));
   }
 
@@ -233,6 +310,60 @@ export function memoryStorage(options: MemoryStorageOptions = {}): CrawlStorage 
     return next;
   }
 
+  /** The job left the active set (finished or cancelled): claims never see it again. */
+  function deactivate(js: JobState): void {
+    active.delete(js);
+    eligible.delete(js);
+    js.stamp++;
+  }
+
+  /**
+   * A claim found nothing ready in the job: skip it until the earliest time it could have work by
+   * the clock (a host delay or retry backoff ending, a live lease expiring), or until woken.
+   */
+  function park(js: JobState, now: number): void {
+    const waitAt = nextReadyAt(js, now);
+    let readyAt = waitAt ?? Infinity;
+    for (const entry of js.leased) if (entry.expiresAt < readyAt) readyAt = entry.expiresAt;
+    if (readyAt <= now) return;
+    js.readyAt = readyAt;
+    js.waitAt = waitAt;
+    const stamp = ++js.stamp;
+    eligible.delete(js);
+    if (readyAt !== Infinity) parkedUntil.push({ at: readyAt, js, stamp });
+    if (waitAt !== null) waitingUntil.push({ at: waitAt, js, stamp });
+    // Jobs parked and woken again and again leave stale items behind: sweep them now and then.
+    for (const heap of [parkedUntil, waitingUntil]) if (heap.size > 2 * active.size + 64) heap.compact(live);
+  }
+
+  /** Something may have made a parked job ready sooner: claims visit it again. */
+  function wake(js: JobState): void {
+    if (js.readyAt === 0) return;
+    js.readyAt = 0;
+    js.waitAt = null;
+    js.stamp++;
+    if (active.has(js)) eligible.add(js);
+  }
+
+  const live = (item: HeapItem) => item.stamp === item.js.stamp && active.has(item.js);
+
+  /** Wakes the parked jobs whose time has come by this clock. */
+  function wakeDue(now: number): void {
+    for (let top = parkedUntil.peek(); top !== undefined && (top.at <= now || !live(top)); top = parkedUntil.peek()) {
+      parkedUntil.pop();
+      if (live(top)) wake(top.js);
+    }
+  }
+
+  /** The earliest time a parked job's URL becomes ready by the clock, or null. */
+  function parkedWait(): number | null {
+    for (let top = waitingUntil.peek(); top !== undefined; top = waitingUntil.peek()) {
+      if (live(top)) return top.at;
+      waitingUntil.pop();
+    }
+    return null;
+  }
+
   function lease(js: JobState, entry: Entry, query: ClaimQuery): Lease {
     if (entry.state === 'pending') {
       js.job.counts.queued--;
@@ -297,11 +428,15 @@ export function memoryStorage(options: MemoryStorageOptions = {}): CrawlStorage 
         trimmed: null,
         firstError: null,
         robots: new Map(),
+        readyAt: 0,
+        waitAt: null,
+        stamp: 0,
       };
       addEntry(js, seed);
       jobs.set(job.id, js);
       order.push(js);
       active.add(js);
+      eligible.add(js);
       const events = [append(js, { type: 'job:created', at: job.createdAt, url: job.url })];
       notify(job.id);
       return { job: copyJob(js.job), events };
@@ -338,17 +473,53 @@ export function memoryStorage(options: MemoryStorageOptions = {}): CrawlStorage 
     async claim(query: ClaimQuery): Promise<ClaimResult> {
       const events: ProgressEvent[] = [];
       const leases: Lease[] = [];
-      let candidates: JobState[];
+      const { now } = query;
+      const take = (js: JobState, entry: Entry) => {
+        const starting = js.job.status === 'queued';
+        if (starting) {
+          js.job.status = 'running';
+          js.job.startedAt = new Date(now).toISOString();
+        }
+        leases.push(lease(js, entry, query));
+        if (starting) {
+          events.push(append(js, { type: 'job:started', at: js.job.startedAt! }));
+          notify(js.job.id);
+        }
+      };
+
       if (query.jobId !== undefined) {
+        // One job, visited whether it is parked or not.
         const js = jobs.get(query.jobId);
-        candidates = js !== undefined && active.has(js) ? [js] : [];
-      } else {
-        candidates = [...active];
-        // Rotate the starting job so that every job gets the first pick in turn.
-        const shift = roundRobin++ % Math.max(1, candidates.length);
-        candidates = candidates.slice(shift).concat(candidates.slice(0, shift));
+        if (js === undefined || !active.has(js)) return { leases, events, nextReadyAt: null };
+        const it = claimable(js, now);
+        while (leases.length < query.limit) {
+          const next = it.next();
+          if (next.done) break;
+          take(js, next.value);
+        }
+        if (leases.length > 0) wake(js);
+        else if (query.limit > 0) park(js, now);
+        return { leases, events, nextReadyAt: leases.length < query.limit ? nextReadyAt(js, now) : null };
       }
-      const sources = candidates.map((js) => ({ js, it: claimable(js, query.now) }));
+
+      wakeDue(now);
+      // First round: one URL from each job that is not parked, least recently served first; a job
+      // with nothing ready is parked, so that it costs the next claims nothing.
+      const sources: Array<{ js: JobState; it: Generator<Entry> }> = [];
+      const served: JobState[] = [];
+      for (const js of eligible) {
+        if (leases.length >= query.limit) break;
+        const it = claimable(js, now);
+        const next = it.next();
+        if (next.done) {
+          park(js, now);
+          continue;
+        }
+        take(js, next.value);
+        sources.push({ js, it });
+        served.push(js);
+      }
+      // Then round-robin over the jobs that had something, until the claim is full.
       while (leases.length < query.limit && sources.length > 0) {
         for (let i = 0; i < sources.length && leases.length < query.limit; ) {
           const { js, it } = sources[i]!;
@@ -357,21 +528,20 @@ export function memoryStorage(options: MemoryStorageOptions = {}): CrawlStorage 
             sources.splice(i, 1);
             continue;
           }
-          const starting = js.job.status === 'queued';
-          if (starting) {
-            js.job.status = 'running';
-            js.job.startedAt = new Date(query.now).toISOString();
-          }
-          leases.push(lease(js, next.value, query));
-          if (starting) events.push(append(js, { type: 'job:started', at: js.job.startedAt! }));
+          take(js, next.value);
           i++;
         }
       }
-      for (const js of candidates) if (events.some((e) => e.jobId === js.job.id)) notify(js.job.id);
+      // The jobs served go to the back of the line.
+      for (const js of served) {
+        eligible.delete(js);
+        eligible.add(js);
+      }
       let next: number | null = null;
       if (leases.length < query.limit) {
-        for (const js of candidates) {
-          const at = nextReadyAt(js, query.now);
+        next = parkedWait();
+        for (const js of served) {
+          const at = nextReadyAt(js, now);
           if (at !== null && (next === null || at < next)) next = at;
         }
       }
@@ -411,6 +581,8 @@ export function memoryStorage(options: MemoryStorageOptions = {}): CrawlStorage 
         }),
       ];
       finishIfDone(js, input.now, events);
+      // A freed host slot or new links may make a parked job ready sooner.
+      wake(js);
       notify(js.job.id);
       return { ok: true, admitted, events };
     },
@@ -424,6 +596,7 @@ export function memoryStorage(options: MemoryStorageOptions = {}): CrawlStorage 
       entry.notBefore = input.notBefore;
       js.job.counts.queued++;
       js.delayed.push(entry);
+      wake(js);
       return true;
     },
 
@@ -438,6 +611,7 @@ export function memoryStorage(options: MemoryStorageOptions = {}): CrawlStorage 
         entry.attempts = Math.max(0, entry.attempts - 1);
         js.job.counts.queued++;
         entry.host.front.push(entry);
+        wake(js);
         released++;
       }
       return released;
@@ -465,7 +639,7 @@ export function memoryStorage(options: MemoryStorageOptions = {}): CrawlStorage 
       }
       js.job.counts.queued = 0;
       js.job.counts.inProgress = 0;
-      active.delete(js);
+      deactivate(js);
       const events = [append(js, { type: 'job:cancelled', at: js.job.finishedAt })];
       notify(id);
       return { job: copyJob(js.job), events };
@@ -481,6 +655,8 @@ export function memoryStorage(options: MemoryStorageOptions = {}): CrawlStorage 
       if (js === undefined) throw new CrawlEngineError('not_found', `job ${JSON.stringify(jobId)} does not exist`);
       js.robots.set(record.origin, structuredClone(record));
       hostOf(js, new URL(record.origin).hostname).crawlDelayMs = record.crawlDelayMs ?? 0;
+      // A shorter Crawl-delay may give a host more slots at once.
+      wake(js);
     },
 
     async appendEvents(jobId: string, events: NewEvent[]): Promise<ProgressEvent[]> {

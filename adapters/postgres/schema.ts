@@ -355,4 +355,233 @@ export const MIGRATIONS: Migration[] = [
       ];
     },
   },
+  {
+    version: 2,
+    name: 'parked jobs: claims skip jobs with nothing ready until their time comes or they are woken',
+    statements: (n) => {
+      const t = (name: string) => qualified(n, name);
+      const active = `status IN ('queued', 'running')`;
+      const leaseJson = `jsonb_build_object('jobId', fr.job_id, 'url', fr.url, 'key', fr.url_key, 'depth', fr.depth, 'host', fr.host, 'token', fr.token, 'attempts', fr.attempts, 'expiresAt', fr.lease_until)`;
+      return [
+        // ready_at: 0 while claims visit the job; otherwise the job is parked (a claim found nothing
+        // ready in it) until then, or until woken by complete, retry or release (which reset it to
+        // 0). wait_at: while parked, when its first URL waiting on the clock alone (a host delay, a
+        // retry backoff) becomes ready, 0 if none; claims report the earliest as nextReadyAt.
+        `ALTER TABLE ${t('jobs')} ADD COLUMN ready_at bigint NOT NULL DEFAULT 0`,
+        `ALTER TABLE ${t('jobs')} ADD COLUMN wait_at bigint NOT NULL DEFAULT 0`,
+        `DROP INDEX IF EXISTS ${n.schema}."${n.prefix}jobs_active"`,
+        `CREATE INDEX "${n.prefix}jobs_eligible" ON ${t('jobs')} (last_claim, ordinal) WHERE ${active} AND ready_at = 0`,
+        `CREATE INDEX "${n.prefix}jobs_parked" ON ${t('jobs')} (ready_at) WHERE ${active} AND ready_at > 0`,
+        `CREATE INDEX "${n.prefix}jobs_waiting" ON ${t('jobs')} (wait_at) WHERE ${active} AND wait_at > 0`,
+
+        // Hands out ready URLs: expired leases first, then per host (rotating) within the host's
+        // concurrency and delay. Visits at most 100 jobs that are not parked (or whose park has
+        // ended), least recently claimed first, each getting a fair share; a job that has nothing
+        // ready is parked until the earliest time it could (a host delay or retry backoff ending,
+        // a live lease expiring), so parked jobs cost claims nothing however many there are.
+        `CREATE OR REPLACE FUNCTION ${t('claim')}(p_limit int, p_lease_ms bigint, p_now bigint, p_now_iso text, p_job text, p_max_events int)
+        RETURNS jsonb LANGUAGE plpgsql AS $fn$
+        DECLARE
+          leases jsonb := '[]'; events jsonb := '[]';
+          cands text[]; served text[] := '{}'; idle text[] := '{}';
+          jid text; j ${t('jobs')}; h ${t('hosts')}; f record;
+          remaining int := p_limit; share int; took int; fresh int; n_ready int; pass int;
+          slots int; delay int; tok text; next_ready bigint := NULL; busy boolean := false; w bigint; lj jsonb;
+          host_wait bigint; clock_wait bigint; lease_wait bigint; park_at bigint;
+        BEGIN
+          IF p_job IS NOT NULL THEN
+            SELECT coalesce(array_agg(id), '{}') INTO cands FROM ${t('jobs')} WHERE id = p_job AND ${active};
+          ELSE
+            SELECT coalesce(array_agg(c.id ORDER BY c.last_claim, c.ordinal), '{}') INTO cands FROM (
+              SELECT u.id, u.last_claim, u.ordinal FROM (
+                (SELECT id, last_claim, ordinal FROM ${t('jobs')} WHERE ${active} AND ready_at = 0 ORDER BY last_claim, ordinal LIMIT 100)
+                UNION ALL
+                (SELECT id, last_claim, ordinal FROM ${t('jobs')} WHERE ${active} AND ready_at > 0 AND ready_at <= p_now ORDER BY ready_at LIMIT 100)
+              ) u ORDER BY u.last_claim, u.ordinal LIMIT 100
+            ) c;
+          END IF;
+          n_ready := cardinality(cands);
+          FOR pass IN 1..2 LOOP
+            EXIT WHEN remaining <= 0 OR n_ready = 0;
+            share := CASE WHEN pass = 1 THEN greatest(1, ceil(p_limit::numeric / least(n_ready, p_limit))::int) ELSE remaining END;
+            FOREACH jid IN ARRAY cands LOOP
+              EXIT WHEN remaining <= 0;
+              -- Pass 1 found nothing in it: no need to look again.
+              CONTINUE WHEN pass = 2 AND jid = ANY(idle);
+              IF p_job IS NOT NULL THEN
+                SELECT * INTO j FROM ${t('jobs')} WHERE id = jid FOR UPDATE;
+              ELSE
+                SELECT * INTO j FROM ${t('jobs')} WHERE id = jid FOR UPDATE SKIP LOCKED;
+                IF NOT FOUND THEN busy := true; CONTINUE; END IF;
+              END IF;
+              CONTINUE WHEN j.status NOT IN ('queued', 'running');
+              -- Parked meanwhile (by pass 1, or by another claim): nothing to find here.
+              CONTINUE WHEN p_job IS NULL AND j.ready_at > p_now;
+              took := 0; fresh := 0; host_wait := NULL;
+              -- Expired leases: the processor that held them is gone.
+              FOR f IN SELECT url_key FROM ${t('frontier')} WHERE job_id = jid AND state = 'leased' AND lease_until <= p_now ORDER BY lease_until LIMIT least(share, remaining) FOR UPDATE SKIP LOCKED LOOP
+                tok := gen_random_uuid()::text;
+                UPDATE ${t('frontier')} fr SET token = tok, attempts = fr.attempts + 1, lease_until = p_now + p_lease_ms
+                  WHERE fr.job_id = jid AND fr.url_key = f.url_key
+                  RETURNING ${leaseJson} INTO lj;
+                leases := leases || jsonb_build_array(lj);
+                took := took + 1;
+              END LOOP;
+              -- Retries whose backoff has passed become ready.
+              UPDATE ${t('frontier')} SET not_before = 0, prio = -1 WHERE job_id = jid AND state = 'pending' AND not_before > 0 AND not_before <= p_now;
+              FOR h IN SELECT * FROM ${t('hosts')} WHERE job_id = jid ORDER BY last_pick, host LOOP
+                EXIT WHEN took >= share OR took >= remaining;
+                delay := greatest(j.per_host_delay_ms, h.crawl_delay_ms);
+                slots := CASE WHEN delay > 0 THEN 1 ELSE j.per_host_concurrency END;
+                CONTINUE WHEN h.in_flight >= slots;
+                IF h.next_at > p_now THEN
+                  IF EXISTS (SELECT 1 FROM ${t('frontier')} WHERE job_id = jid AND host = h.host AND state = 'pending' AND not_before = 0) THEN
+                    next_ready := least(coalesce(next_ready, h.next_at), h.next_at);
+                    host_wait := least(coalesce(host_wait, h.next_at), h.next_at);
+                  END IF;
+                  CONTINUE;
+                END IF;
+                w := 0;
+                FOR f IN SELECT url_key FROM ${t('frontier')} WHERE job_id = jid AND host = h.host AND state = 'pending' AND not_before = 0
+                         ORDER BY prio, seq LIMIT least(slots - h.in_flight, share - took, remaining - took) FOR UPDATE SKIP LOCKED LOOP
+                  tok := gen_random_uuid()::text;
+                  UPDATE ${t('frontier')} fr SET state = 'leased', token = tok, attempts = fr.attempts + 1, lease_until = p_now + p_lease_ms, prio = 0
+                    WHERE fr.job_id = jid AND fr.url_key = f.url_key
+                    RETURNING ${leaseJson} INTO lj;
+                  leases := leases || jsonb_build_array(lj);
+                  took := took + 1; fresh := fresh + 1; w := w + 1;
+                END LOOP;
+                IF w > 0 THEN
+                  UPDATE ${t('hosts')} SET in_flight = in_flight + w, last_pick = p_now WHERE job_id = jid AND host = h.host;
+                END IF;
+              END LOOP;
+              IF took > 0 THEN
+                UPDATE ${t('jobs')} SET queued = queued - fresh, in_progress = in_progress + fresh, last_claim = p_now, ready_at = 0, wait_at = 0,
+                  status = 'running', started_at = coalesce(started_at, p_now_iso) WHERE id = jid;
+                IF j.status = 'queued' THEN
+                  events := events || jsonb_build_array(${t('append_event')}(jid, 'job:started', p_now_iso, NULL, NULL, p_max_events));
+                END IF;
+                IF NOT jid = ANY(served) THEN served := served || jid; END IF;
+                remaining := remaining - took;
+              ELSIF NOT jid = ANY(served) THEN
+                idle := idle || jid;
+                -- Nothing ready (and nothing given by pass 1): every host of the job was looked at
+                -- (took stayed below share), so each pending URL waits on its host's delay, on its
+                -- backoff or on a host slot held by a live lease. Park the job until the earliest
+                -- of those ends.
+                SELECT min(not_before) INTO clock_wait FROM ${t('frontier')} WHERE job_id = jid AND state = 'pending' AND not_before > 0;
+                SELECT min(lease_until) INTO lease_wait FROM ${t('frontier')} WHERE job_id = jid AND state = 'leased';
+                clock_wait := least(host_wait, clock_wait);
+                -- With nothing waiting on the clock or a lease, only a wake ends the park.
+                park_at := coalesce(least(clock_wait, lease_wait), 9000000000000000);
+                IF park_at > p_now AND (j.ready_at <> park_at OR j.wait_at <> coalesce(clock_wait, 0)) THEN
+                  UPDATE ${t('jobs')} SET ready_at = park_at, wait_at = coalesce(clock_wait, 0) WHERE id = jid;
+                END IF;
+              END IF;
+            END LOOP;
+          END LOOP;
+          IF remaining > 0 THEN
+            -- Backoffs of the jobs that gave URLs; parked jobs (those of this claim too) keep theirs in wait_at.
+            IF cardinality(served) > 0 THEN
+              SELECT least(next_ready, min(fr.not_before)) INTO next_ready FROM ${t('frontier')} fr
+                WHERE fr.job_id = ANY(served) AND fr.state = 'pending' AND fr.not_before > 0 AND fr.not_before > p_now;
+            END IF;
+            SELECT least(next_ready, min(wait_at)) INTO next_ready FROM ${t('jobs')}
+              WHERE ${active} AND wait_at > 0 AND wait_at > p_now AND (p_job IS NULL OR id = p_job);
+            -- More jobs were eligible than one claim visits: the next claim sees the others at once.
+            IF p_job IS NULL AND n_ready >= 100 THEN next_ready := p_now; END IF;
+            IF busy THEN next_ready := least(coalesce(next_ready, p_now + 5), p_now + 5); END IF;
+          END IF;
+          RETURN jsonb_build_object('leases', leases, 'events', events, 'nextReadyAt', next_ready);
+        END $fn$`,
+
+        // As in version 1, and wakes a parked job: a freed host slot or new links may make it ready.
+        `CREATE OR REPLACE FUNCTION ${t('complete')}(p_lease jsonb, p_result jsonb, p_links jsonb, p_now bigint, p_now_iso text, p_max_events int)
+        RETURNS jsonb LANGUAGE plpgsql AS $fn$
+        DECLARE
+          j ${t('jobs')}; jid text := p_lease->>'jobId'; fr ${t('frontier')};
+          v_ok boolean := (p_result->>'ok')::boolean; v_skipped boolean; v_admitted int := 0; v_room int;
+          v_events jsonb := '[]'; v_kind text; v_failed_job boolean;
+        BEGIN
+          SELECT * INTO j FROM ${t('jobs')} WHERE id = jid FOR UPDATE;
+          IF NOT FOUND THEN RETURN jsonb_build_object('ok', false, 'admitted', 0, 'events', v_events); END IF;
+          SELECT * INTO fr FROM ${t('frontier')} WHERE job_id = jid AND url_key = p_lease->>'key';
+          IF NOT FOUND OR fr.state <> 'leased' OR fr.token IS DISTINCT FROM p_lease->>'token' THEN
+            RETURN jsonb_build_object('ok', false, 'admitted', 0, 'events', v_events);
+          END IF;
+          v_skipped := NOT v_ok AND (p_result->'error'->>'code') = 'robots';
+          UPDATE ${t('frontier')} SET state = CASE WHEN v_ok THEN 'done' ELSE 'failed' END, token = NULL WHERE job_id = jid AND url_key = fr.url_key;
+          PERFORM ${t('end_lease')}(jid, fr.host, p_now, NOT v_skipped, j.per_host_delay_ms);
+          INSERT INTO ${t('results')} (job_id, result) VALUES (jid, p_result);
+          v_room := j.max_pages - j.discovered;
+          IF v_room > 0 AND jsonb_array_length(p_links) > 0 THEN
+            WITH input AS (
+              SELECT DISTINCT ON (l->>'key') l->>'key' AS url_key, l->>'url' AS url, (l->>'depth')::int AS depth, l->>'host' AS host, ord
+              FROM jsonb_array_elements(p_links) WITH ORDINALITY AS e(l, ord) ORDER BY l->>'key', ord
+            ), fresh AS (
+              SELECT i.* FROM input i WHERE NOT EXISTS (SELECT 1 FROM ${t('frontier')} x WHERE x.job_id = jid AND x.url_key = i.url_key)
+              ORDER BY ord LIMIT v_room
+            ), added AS (
+              INSERT INTO ${t('frontier')} (job_id, url_key, url, depth, host)
+              SELECT jid, url_key, url, depth, host FROM fresh ORDER BY ord
+              RETURNING host
+            ), hosts AS (
+              INSERT INTO ${t('hosts')} (job_id, host) SELECT DISTINCT jid, host FROM added ON CONFLICT DO NOTHING
+            )
+            SELECT count(*) INTO v_admitted FROM added;
+          END IF;
+          UPDATE ${t('jobs')} SET
+            in_progress = in_progress - 1,
+            succeeded = succeeded + CASE WHEN v_ok THEN 1 ELSE 0 END,
+            failed = failed + CASE WHEN NOT v_ok AND NOT v_skipped THEN 1 ELSE 0 END,
+            skipped = skipped + CASE WHEN v_skipped THEN 1 ELSE 0 END,
+            discovered = discovered + v_admitted, queued = queued + v_admitted,
+            first_error = coalesce(first_error, CASE WHEN v_ok THEN NULL ELSE p_result->'error' END),
+            ready_at = 0, wait_at = 0
+          WHERE id = jid RETURNING * INTO j;
+          v_kind := CASE WHEN v_ok THEN 'page:done' WHEN v_skipped THEN 'page:skipped' ELSE 'page:failed' END;
+          v_events := v_events || jsonb_build_array(${t('append_event')}(jid, v_kind, p_now_iso, fr.url, CASE WHEN v_ok THEN NULL ELSE p_result->'error' END, p_max_events));
+          IF j.queued = 0 AND j.in_progress = 0 AND j.status IN ('queued', 'running') THEN
+            v_failed_job := j.succeeded = 0;
+            UPDATE ${t('jobs')} SET status = CASE WHEN v_failed_job THEN 'failed' ELSE 'completed' END, finished_at = p_now_iso,
+              error = CASE WHEN v_failed_job THEN coalesce(first_error, '{"code":"failed","message":"no page could be fetched"}'::jsonb) ELSE NULL END
+            WHERE id = jid RETURNING * INTO j;
+            v_events := v_events || jsonb_build_array(${t('append_event')}(jid, CASE WHEN v_failed_job THEN 'job:failed' ELSE 'job:completed' END, p_now_iso, NULL, j.error, p_max_events));
+          END IF;
+          RETURN jsonb_build_object('ok', true, 'admitted', v_admitted, 'events', v_events);
+        END $fn$`,
+
+        // As in version 1, and wakes a parked job: the retry may be due before the job's park ends.
+        `CREATE OR REPLACE FUNCTION ${t('retry')}(p_lease jsonb, p_not_before bigint, p_now bigint) RETURNS boolean LANGUAGE plpgsql AS $fn$
+        DECLARE j ${t('jobs')}; jid text := p_lease->>'jobId'; fr ${t('frontier')};
+        BEGIN
+          SELECT * INTO j FROM ${t('jobs')} WHERE id = jid FOR UPDATE;
+          IF NOT FOUND THEN RETURN false; END IF;
+          SELECT * INTO fr FROM ${t('frontier')} WHERE job_id = jid AND url_key = p_lease->>'key';
+          IF NOT FOUND OR fr.state <> 'leased' OR fr.token IS DISTINCT FROM p_lease->>'token' THEN RETURN false; END IF;
+          UPDATE ${t('frontier')} SET state = 'pending', token = NULL, not_before = greatest(p_not_before, 1), prio = -1 WHERE job_id = jid AND url_key = fr.url_key;
+          PERFORM ${t('end_lease')}(jid, fr.host, p_now, true, j.per_host_delay_ms);
+          UPDATE ${t('jobs')} SET in_progress = in_progress - 1, queued = queued + 1, ready_at = 0, wait_at = 0 WHERE id = jid;
+          RETURN true;
+        END $fn$`,
+
+        // As in version 1, and wakes a parked job: the released URL is ready at once.
+        `CREATE OR REPLACE FUNCTION ${t('release')}(p_leases jsonb) RETURNS int LANGUAGE plpgsql AS $fn$
+        DECLARE l jsonb; j ${t('jobs')}; fr ${t('frontier')}; n int := 0;
+        BEGIN
+          FOR l IN SELECT value FROM jsonb_array_elements(p_leases) ORDER BY value->>'jobId' LOOP
+            SELECT * INTO j FROM ${t('jobs')} WHERE id = l->>'jobId' FOR UPDATE;
+            CONTINUE WHEN NOT FOUND;
+            SELECT * INTO fr FROM ${t('frontier')} WHERE job_id = j.id AND url_key = l->>'key';
+            CONTINUE WHEN NOT FOUND OR fr.state <> 'leased' OR fr.token IS DISTINCT FROM l->>'token';
+            UPDATE ${t('frontier')} SET state = 'pending', token = NULL, attempts = greatest(0, attempts - 1), prio = -1 WHERE job_id = j.id AND url_key = fr.url_key;
+            PERFORM ${t('end_lease')}(j.id, fr.host, 0, false, 0);
+            UPDATE ${t('jobs')} SET in_progress = in_progress - 1, queued = queued + 1, ready_at = 0, wait_at = 0 WHERE id = j.id;
+            n := n + 1;
+          END LOOP;
+          RETURN n;
+        END $fn$`,
+      ];
+    },
+  },
 ];

@@ -456,6 +456,69 @@ export function runStorageConformance(options: ConformanceOptions): void {
       assert.fail('the small job got no claim in three rounds of four');
     });
 
+    it('a job whose hosts all wait on a delay does not hide other jobs from claims', async (s) => {
+      // More parked jobs than an adapter may look at in one claim: each stored its first page at T0
+      // and has one more URL, on a host that waits until T0 + 600 s.
+      const DELAY = 600_000;
+      const parked: Job[] = [];
+      for (let i = 0; i < 101; i++) parked.push(await seeded(s, { perHostDelayMs: DELAY }, [link('/next')]));
+      const fresh = makeJob({ maxPages: 100 });
+      await s.createJob(fresh, seedOf(fresh));
+      // Claims across all jobs hand out the new job's start URL, then the links it finds, at once.
+      const claimed: string[] = [];
+      let rounds = 0;
+      for (; rounds < 10 && claimed.length < 11; rounds++) {
+        const { leases } = await s.claim({ limit: 5, leaseMs: LEASE, now: T0 + 10 + rounds });
+        assert.deepEqual(leases.filter((l) => l.jobId !== fresh.id).map((l) => l.url), [], 'the parked jobs wait out their delay');
+        for (const lease of leases) {
+          claimed.push(lease.key);
+          const links = lease.depth === 0 ? Array.from({ length: 10 }, (_, i) => link(`/fresh${i}`)) : [];
+          assert.equal((await s.complete(lease, { result: result(lease), links, now: T0 + 10 + rounds })).ok, true);
+        }
+      }
+      assert.equal(claimed.length, 11, `the new job's 11 URLs were claimed (got ${claimed.length} in ${rounds} claims)`);
+      assert.equal((await s.getJob(fresh.id))?.status, 'completed');
+      // With nothing else to do, a claim says when the first parked job's host is free again.
+      let idle = await s.claim({ limit: 5, leaseMs: LEASE, now: T0 + 100 });
+      for (let i = 0; i < 5 && idle.leases.length === 0 && idle.nextReadyAt === T0 + 100; i++) idle = await s.claim({ limit: 5, leaseMs: LEASE, now: T0 + 100 });
+      assert.equal(idle.leases.length, 0);
+      assert.equal(idle.nextReadyAt, T0 + DELAY);
+      // Once the delay has passed, every parked job's URL is handed out.
+      const later = new Set<string>();
+      for (let i = 0; i < 10 && later.size < parked.length; i++) {
+        const { leases } = await s.claim({ limit: 50, leaseMs: LEASE, now: T0 + DELAY + i });
+        for (const lease of leases) later.add(lease.jobId);
+      }
+      assert.equal(later.size, parked.length, 'every parked job is claimed again after its delay');
+    });
+
+    it('a job parked while its only URL is in flight is claimable as soon as that page completes with new links', async (s) => {
+      const job = makeJob();
+      await s.createJob(job, seedOf(job));
+      const [lease] = (await s.claim({ limit: 5, leaseMs: LEASE, now: T0 })).leases;
+      assert.ok(lease);
+      const idle = await s.claim({ limit: 5, leaseMs: LEASE, now: T0 + 1 });
+      assert.equal(idle.leases.length, 0, 'nothing else is ready');
+      assert.equal(idle.nextReadyAt ?? null, null, 'nothing waits on the clock (a page in flight does not)');
+      await s.complete(lease, { result: result(lease), links: [link('/a'), link('/b')], now: T0 + 2 });
+      const next = await s.claim({ limit: 5, leaseMs: LEASE, now: T0 + 3 });
+      assert.deepEqual(next.leases.map((l) => l.key).sort(), [link('/a').key, link('/b').key]);
+      // Woken by retry() and release() too, and by a lease that expires.
+      const [a, b] = next.leases as [Lease, Lease];
+      assert.equal((await s.claim({ limit: 5, leaseMs: LEASE, now: T0 + 4 })).leases.length, 0);
+      assert.equal(await s.retry(a, { notBefore: T0 + 500, error: { code: 'timeout', message: 't' }, now: T0 + 5 }), true);
+      const waiting = await s.claim({ limit: 5, leaseMs: LEASE, now: T0 + 6 });
+      assert.equal(waiting.leases.length, 0);
+      assert.equal(waiting.nextReadyAt, T0 + 500);
+      assert.deepEqual((await s.claim({ limit: 5, leaseMs: LEASE, now: T0 + 500 })).leases.map((l) => l.key), [a.key]);
+      assert.equal(await s.release([b]), 1);
+      const [again] = (await s.claim({ limit: 5, leaseMs: 1000, now: T0 + 501 })).leases;
+      assert.equal(again?.key, b.key, 'a released URL is claimable at once');
+      assert.equal((await s.claim({ limit: 5, leaseMs: LEASE, now: T0 + 502 })).leases.length, 0);
+      const expired = await s.claim({ limit: 5, leaseMs: LEASE, now: T0 + 1501 });
+      assert.deepEqual(expired.leases.map((l) => [l.key, l.attempts]), [[b.key, 2]], 'an expired lease is claimed again');
+    });
+
     it('claim({ jobId }) claims only from that job', async (s) => {
       const a = await seeded(s, {}, [link('/a1'), link('/a2')]);
       const b = await seeded(s, {}, [link('/b1')]);
