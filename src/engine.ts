@@ -9,7 +9,7 @@ import { createFetcher, type Fetcher } from './fetcher.js';
 import { createJobsApi, type JobInput, type JobsApi } from './jobs.js';
 import { createAddressGuard, invalidAllowanceEntry } from './netguard.js';
 import { createProcessor, type ExtractFunction, type Processor } from './processor.js';
-import { createProgressApi, emitAll, reportListenerError, type CrawlEmitter, type CrawlEvents, type ListenerErrorHandler, type ProgressApi } from './progress.js';
+import { createProgressApi, emitAll, reportListenerError, settle, type CrawlEmitter, type CrawlEvents, type ListenerErrorHandler, type ProgressApi } from './progress.js';
 import type { CrawlStorage } from './storage.js';
 import type { Job, ProgressEvent } from './types.js';
 import { TERMINAL_STATUSES } from './types.js';
@@ -187,13 +187,14 @@ export function createCrawlEngine(options: CrawlEngineOptions): CrawlEngine {
     const early: ProgressEvent[] = [];
     const listener = (_type: keyof CrawlEvents, event: ProgressEvent) => {
       if (jobId === null) early.push(event);
-      else if (event.jobId === jobId) onEvent?.(event);
+      else if (event.jobId === jobId) return onEvent?.(event);
     };
     if (onEvent) emitter.on('*', listener);
     try {
       const job = await jobs.create(input);
       jobId = job.id;
-      for (const event of early.splice(0)) if (event.jobId === jobId) onEvent?.(event);
+      // Replayed with the same isolation as the listener itself: a throwing onEvent is reported.
+      for (const event of early.splice(0)) if (event.jobId === jobId) settle(onListenerError, event, () => onEvent?.(event));
       let idle = 0;
       for (;;) {
         if (signal?.aborted) return await jobs.cancel(job.id);

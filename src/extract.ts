@@ -37,6 +37,8 @@ export const loadParser = (): Promise<HtmlParser> => (parserModule ??= import('h
  * closes the deepest open element first, so it becomes its sibling instead of its child.
  */
 export const MAX_NESTING = 512;
+/** Attributes kept per element; further ones are dropped (a 5 MB tag of unique names stalls). */
+export const MAX_ATTRIBUTES = 1000;
 /** Most DOM nodes (elements, text runs, comments, ...) one page may have. */
 export const MAX_NODES = 1_000_000;
 /** Most time spent parsing one page, summed over its slices (time spent on other work between slices does not count). */
@@ -72,6 +74,12 @@ const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 /** The parser's private state that the nesting cap touches (htmlparser2 10.x; checked on load). */
 interface ParserInternals {
   stack: string[];
+  attribs: Record<string, string> | null;
+  attribvalue: string;
+  endIndex: number;
+  /** Ours: attributes seen on the element being opened. */
+  attributeCount: number;
+  onattribend(quote: unknown, endIndex: number): void;
   foreignContext: boolean[];
   cbs: { onclosetag?: (name: string, isImplied: boolean) => void };
   emitOpenTag(name: string): void;
@@ -105,8 +113,9 @@ function makeBuilders(mod: HtmlParser): Builders {
 
   const base = mod.Parser.prototype as unknown as ParserInternals;
   const emitOpenTag = base.emitOpenTag;
+  const onattribend = base.onattribend;
   const probe = new mod.Parser(null) as unknown as Partial<ParserInternals>;
-  const capped = typeof emitOpenTag === 'function' && Array.isArray(probe.stack) && Array.isArray(probe.foreignContext);
+  const capped = typeof emitOpenTag === 'function' && typeof onattribend === 'function' && Array.isArray(probe.stack) && Array.isArray(probe.foreignContext);
   class BoundedParser extends mod.Parser {}
   if (capped) {
     // `emitOpenTag` is private in htmlparser2's types, so it is replaced on the prototype.
@@ -119,10 +128,20 @@ function makeBuilders(mod: HtmlParser): Builders {
         this.cbs.onclosetag?.(deepest, true);
       }
       emitOpenTag.call(this, name);
+      this.attributeCount = 0;
       // The flag also grows when a foreign element is closed implicitly (`<div><svg></div>`):
       // forget the oldest entries, which only a run of as many close tags could reach.
       const flags = this.foreignContext;
       while (flags.length > MAX_NESTING + 1) flags.pop();
+    };
+    (BoundedParser.prototype as unknown as ParserInternals).onattribend = function (this: ParserInternals, quote: unknown, endIndex: number) {
+      if (this.attribs !== null && this.attributeCount >= MAX_ATTRIBUTES) {
+        this.endIndex = endIndex;
+        this.attribvalue = '';
+        return;
+      }
+      this.attributeCount++;
+      onattribend.call(this, quote, endIndex);
     };
   }
   return { Parser: BoundedParser, Handler: CountingHandler, capped };
@@ -148,7 +167,13 @@ export async function parseHtml(html: string, limits: ParseLimits = {}): Promise
   let spent = 0;
   let sliceStart = performance.now();
   for (let at = 0; at < html.length; ) {
-    const end = Math.min(html.length, at + chunkChars);
+    let end = Math.min(html.length, at + chunkChars);
+    // Cut just after a '>' when one is near: htmlparser2 misreads an abrupt comment (`<!-->`)
+    // split across two writes, and a tag boundary never splits one.
+    if (end < html.length) {
+      const close = html.indexOf('>', end - 1);
+      if (close !== -1 && close - end < chunkChars) end = close + 1;
+    }
     parser.write(html.slice(at, end));
     at = end;
     if (handler.nodes > maxNodes) {

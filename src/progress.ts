@@ -68,23 +68,27 @@ export function emitAll(emitter: CrawlEmitter, events: readonly ProgressEvent[],
     const typed = emitter.all.get(event.type);
     if (typed !== undefined) {
       for (const handler of [...typed]) {
-        try {
-          (handler as (event: ProgressEvent) => void)(event);
-        } catch (error) {
-          report(onError, error, event);
-        }
+        settle(onError, event, () => (handler as (event: ProgressEvent) => unknown)(event));
       }
     }
     const any = emitter.all.get('*');
     if (any !== undefined) {
       for (const handler of [...any]) {
-        try {
-          (handler as (type: string, event: ProgressEvent) => void)(event.type, event);
-        } catch (error) {
-          report(onError, error, event);
-        }
+        settle(onError, event, () => (handler as (type: string, event: ProgressEvent) => unknown)(event.type, event));
       }
     }
+  }
+}
+
+/** Calls a listener; a throw, or a rejection of the promise an async listener returns, is reported. */
+export function settle(onError: ListenerErrorHandler, event: ProgressEvent, call: () => unknown): void {
+  try {
+    const returned = call();
+    if (typeof (returned as PromiseLike<unknown> | null)?.then === 'function') {
+      (returned as PromiseLike<unknown>).then(undefined, (error: unknown) => report(onError, error, event));
+    }
+  } catch (error) {
+    report(onError, error, event);
   }
 }
 

@@ -3,6 +3,8 @@
  * with `*` and `$` where the longest match wins and a tie goes to Allow.
  */
 
+import { repairText } from './text.js';
+
 /** One rule of the group that applies to us. */
 export interface RobotsRule {
   allow: boolean;
@@ -28,7 +30,10 @@ export function productToken(userAgent: string): string {
 function normalisePath(path: string): string {
   let out = path.replace(/%[0-9a-f]{2}/gi, (m) => m.toUpperCase());
   // eslint-disable-next-line no-control-regex
-  if (/[^\x00-\x7f]/.test(out)) out = out.replace(/[^\x00-\x7f]+/g, (m) => encodeURIComponent(m));
+  if (/[^\x00-\x7f]/.test(out)) out = out.replace(/[^\x00-\x7f]+/g, (m) => encodeURIComponent(repairText(m)));
+  // Control characters (NUL included, which Postgres cannot store) as a URL path carries them.
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x1f\x7f]/.test(out)) out = out.replace(/[\x00-\x1f\x7f]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
   return out;
 }
 

@@ -56,6 +56,10 @@ export function repairJson(value: unknown, maxNodes = 1_000_000): unknown {
     else if (typeof v === 'boolean' || v === null) out = v;
     else if (typeof v === 'bigint') out = String(v);
     else if (typeof v === 'object') {
+      // Count the children before allocating anything for them: a sparse array of 1e8 slots
+      // must throw here, not exhaust the heap.
+      const width = Array.isArray(v) ? v.length : 0;
+      if (nodes + stack.length + width > maxNodes) throw new TypeError(`more than ${maxNodes} values (or a circular reference)`);
       if (Array.isArray(v)) {
         const arr: unknown[] = new Array<unknown>(v.length).fill(null);
         for (let i = v.length - 1; i >= 0; i--) stack.push({ from: v[i], into: arr, key: i });
@@ -63,6 +67,7 @@ export function repairJson(value: unknown, maxNodes = 1_000_000): unknown {
       } else {
         const obj: Record<string, unknown> = {};
         const entries = Object.entries(v as Record<string, unknown>);
+        if (nodes + stack.length + entries.length > maxNodes) throw new TypeError(`more than ${maxNodes} values (or a circular reference)`);
         for (let i = entries.length - 1; i >= 0; i--) {
           const [k, item] = entries[i]!;
           if (item === undefined || typeof item === 'function' || typeof item === 'symbol') continue;

@@ -11,6 +11,7 @@ import { createCrawlEngine } from '../src/engine.js';
 import { createExpressRouter } from '../src/express.js';
 import { createCrawlHandler } from '../src/http/index.js';
 import { createNextHandlers } from '../src/next.js';
+import { repairJson } from '../src/text.js';
 import type { Job } from '../src/types.js';
 import { allResults, testEngine } from './helpers/engine.js';
 import { closeAll } from './helpers/postgres.js';
@@ -58,6 +59,29 @@ describe.each(everyStorage)('hostile input (%s)', (_name, makeStorage) => {
       expect(home.description).toBe('d\uFFFDe');
       expect(home.data).toEqual({ lone: 'x\uFFFDy', 'k\uFFFD': ['\uFFFD', { deep: '\uFFFD' }] });
       expect(results.find((r) => r.url !== site.url)!.title).toBe('nul\uFFFDhere');
+      await engine.close();
+    } finally {
+      await site.close();
+    }
+  });
+
+  test('a NUL in a robots.txt rule is stored on every adapter (the host is crawled, the rule still applies)', async () => {
+    const site = await serve((req, res) => {
+      if (req.url === '/robots.txt') {
+        res.setHeader('content-type', 'text/plain');
+        return res.end('User-agent: *\nDisallow: /x\u0000y\nDisallow: /private\n');
+      }
+      res.setHeader('content-type', 'text/html');
+      res.end(req.url === '/' ? html('<a href="/a">a</a><a href="/private">p</a><a href="/x%00y">nul</a>') : html('<p>leaf</p>'));
+    });
+    try {
+      const engine = testEngine({}, await makeStorage());
+      const job = await engine.crawl({ url: site.url });
+      expect(job.status).toBe('completed');
+      const results = await allResults(engine, job.id);
+      const skipped = results.filter((r) => r.error?.code === 'robots').map((r) => new URL(r.url).pathname).sort();
+      expect(skipped).toEqual(['/private', '/x%00y']);
+      expect(results.filter((r) => r.ok)).toHaveLength(2);
       await engine.close();
     } finally {
       await site.close();
@@ -129,8 +153,8 @@ describe('handler configuration', () => {
   const engine = createCrawlEngine({ storage: memoryStorage() });
 
   test('cronSecret: \'\' no longer leaves /process open: an empty or short secret is a configuration error', () => {
-    for (const secret of ['', 'short', '123456789012345']) {
-      expect(() => createCrawlHandler(engine, { cronSecret: secret })).toThrow(/cronSecret: expected a string of at least 16 characters/);
+    for (const secret of ['', 'short', '123456789012345', ' '.repeat(16), 'a-long-enough-secret-0123\n', ' a-long-enough-secret-0123']) {
+      expect(() => createCrawlHandler(engine, { cronSecret: secret })).toThrow(/cronSecret: expected (a string of at least 16 characters|no leading or trailing whitespace)/);
       expect(() => createNextHandlers(engine, { cronSecret: secret })).toThrow(/cronSecret/);
       expect(() => createExpressRouter(engine, { cronSecret: secret })).toThrow(/cronSecret/);
     }
@@ -167,6 +191,28 @@ describe('handler configuration', () => {
     // Development stays frictionless.
     expect((await api(createCrawlHandler(engine)).call('GET', '/jobs')).status).toBe(200);
   });
+});
+
+test('a client that aborts mid-body gets a 400 and nothing is reported as a server error', async () => {
+  const errors: unknown[] = [];
+  const handler = createCrawlHandler(createCrawlEngine({ storage: memoryStorage() }), { onError: (error) => errors.push(error) });
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(new TextEncoder().encode('{"url":"https://exa'));
+    },
+    pull(controller) {
+      controller.error(new Error('socket hang up'));
+    },
+  });
+  const response = await handler(new Request(`${BASE}/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body, duplex: 'half' } as RequestInit));
+  expect(response.status).toBe(400);
+  expect(errors).toEqual([]);
+});
+
+test('repairJson refuses an enormous sparse array before allocating it', () => {
+  const sparse: unknown[] = [];
+  sparse.length = 1e8;
+  expect(() => repairJson({ items: sparse })).toThrow(/more than 1000000 values/);
 });
 
 describe('Express bridge errors', () => {
@@ -235,6 +281,34 @@ describe('listeners', () => {
       expect(done).toHaveLength(3);
       expect(reported).toContainEqual(['listener bug', 'job:started']);
       expect(reported.filter(([message]) => message === 'wildcard bug')).toHaveLength(3);
+      await engine.close();
+    } finally {
+      await site.close();
+    }
+  });
+
+  test('an async listener that rejects is reported too, and crawl()\'s onEvent is isolated from the first event on', async () => {
+    const site = await serve((_req, res) => {
+      res.setHeader('content-type', 'text/html');
+      res.end(html('<p>x</p>'));
+    });
+    try {
+      const reported: string[] = [];
+      const engine = testEngine({ onListenerError: (error, event) => reported.push(`${event.type}: ${(error as Error).message}`) });
+      engine.events.on('page:done', async () => {
+        await Promise.resolve();
+        throw new Error('async bug');
+      });
+      const job = await engine.crawl(
+        { url: site.url, respectRobots: false },
+        {
+          onEvent: (event) => {
+            if (event.type === 'job:created') throw new Error('onEvent bug');
+          },
+        },
+      );
+      expect(job.status).toBe('completed');
+      await expect.poll(() => reported).toEqual(expect.arrayContaining(['job:created: onEvent bug', 'page:done: async bug']));
       await engine.close();
     } finally {
       await site.close();

@@ -11,6 +11,7 @@ import {
   extractPage,
   extractPageAsync,
   loadCheerio,
+  MAX_ATTRIBUTES,
   MAX_NESTING,
   MAX_NODES,
   nestingCapped,
@@ -317,3 +318,24 @@ function normalPage(targetChars: number): string {
   parts.push('</main><footer>bye</footer></body></html>');
   return parts.join('');
 }
+
+describe('review findings', () => {
+  test('one element with 880,000 unique attributes keeps 1,000 of them and does not hold the event loop for 100 ms', { timeout: HOSTILE_TIMEOUT_MS }, async () => {
+    let attrs = '';
+    for (let i = 0; attrs.length < 5 * 1024 * 1024 - 16; i++) attrs += ` a${i}`;
+    const page = `<a${attrs} href="/x">x</a>`;
+    const watched = await heartbeat(() => parseHtml(page));
+    expectNoStall(watched, 'attributes: ');
+    const a = DomUtils.getElementsByTagName('a', watched.value.children, true)[0]!;
+    expect(Object.keys(a.attribs)).toHaveLength(MAX_ATTRIBUTES);
+  });
+
+  test('an abrupt comment (<!-->) at a chunk boundary parses as parseDocument parses it', async () => {
+    for (const comment of ['<!-->', '<!--->', '<!---->']) {
+      for (let pad = 4085; pad <= 4100; pad++) {
+        const page = `${'x'.repeat(pad)}${comment}<a href="/next">next</a><title>T</title>`;
+        expect(DomUtils.getOuterHTML((await parseHtml(page)).children), `${comment} at ${pad}`).toBe(DomUtils.getOuterHTML(parseDocument(page).children));
+      }
+    }
+  });
+});

@@ -58,6 +58,49 @@ describe.skipIf(!DATABASE_URL)('a held Postgres connection (real server, pg Pool
   });
 });
 
+describe.skipIf(!DATABASE_URL)('LISTEN handlers do not pile up (real server)', () => {
+  for (const kind of ['Client', 'Pool'] as const) {
+    test(`pg ${kind}: watch/unwatch cycles leave one notification handler, one call per notification, and a same-tick re-watch still hears`, async () => {
+      const client = kind === 'Client' ? new pg.Client({ connectionString: DATABASE_URL! }) : new pg.Pool({ connectionString: DATABASE_URL!, max: 2 });
+      if (client instanceof pg.Client) await client.connect();
+      const schema = freshSchema();
+      const storage = postgresStorage({ client, schema });
+      await storage.migrate();
+      const engine = createCrawlEngine({ storage });
+      const job = await engine.jobs.create({ url: 'https://example.com/' });
+      for (let i = 0; i < 12; i++) {
+        const stop = storage.watch!(job.id, () => undefined);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        stop();
+      }
+      // Unwatch and watch again in the same tick: the new LISTEN must come after the old UNLISTEN.
+      const first = storage.watch!(job.id, () => undefined);
+      first();
+      let calls = 0;
+      const stop = storage.watch!(job.id, () => calls++);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await engine.jobs.cancel(job.id);
+      await expect.poll(() => calls, { timeout: 3000 }).toBe(1);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(calls).toBe(1);
+      if (client instanceof pg.Client) {
+        expect(client.listenerCount('notification')).toBe(1);
+        expect(client.listenerCount('error')).toBeLessThanOrEqual(1);
+      }
+      stop();
+      await storage.close?.();
+      if (client instanceof pg.Client) {
+        await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+        expect(client.listenerCount('notification')).toBe(0);
+        await client.end();
+      } else {
+        await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+        await client.end();
+      }
+    });
+  }
+});
+
 describe('LISTEN on a single connection (PGlite)', () => {
   test('the channel is unlistened when the last watcher leaves and listened again by the next', async () => {
     const schema = freshSchema();

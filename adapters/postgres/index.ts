@@ -69,6 +69,8 @@ type Listener = () => void;
 interface NotificationSource {
   on?(event: 'notification', listener: (msg: { channel: string; payload?: string }) => void): unknown;
   on?(event: 'error', listener: (error: Error) => void): unknown;
+  off?(event: string, listener: (...args: never[]) => void): unknown;
+  removeListener?(event: string, listener: (...args: never[]) => void): unknown;
   query(text: string): Promise<unknown>;
   release?(error?: Error | boolean): void;
 }
@@ -129,7 +131,12 @@ export function postgresStorage(options: PostgresStorageOptions): PostgresStorag
   // Client listens on itself and, once dropped, stays down.
   const isPool = typeof (client as { connect?: unknown }).connect === 'function' && 'totalCount' in (client as object);
 
-  async function startListening(): Promise<(() => Promise<void>) | null> {
+  /** Bumped by every start and stop, so that a connection's late error only touches its own start. */
+  let generation = 0;
+  /** The previous stop (UNLISTEN, release): a new start waits for it, so they cannot cross. */
+  let stopped: Promise<void> = Promise.resolve();
+
+  async function startListening(gen: number): Promise<(() => Promise<void>) | null> {
     const c = client as unknown as {
       listen?: (channel: string, cb: (payload: string) => void) => Promise<() => Promise<void>>;
       connect?: () => Promise<NotificationSource>;
@@ -141,24 +148,39 @@ export function postgresStorage(options: PostgresStorageOptions): PostgresStorag
     if (isPool) source = await c.connect!();
     else if (typeof c.on === 'function') source = c as unknown as NotificationSource;
     else return null;
-    source.on!('notification', (msg: { channel: string; payload?: string }) => {
-      if (msg.channel === channel) dispatch(msg.payload);
-    });
     let dropped = false;
-    source.on!('error', (error: Error) => {
+    const onNotification = (msg: { channel: string; payload?: string }) => {
+      if (msg.channel === channel) dispatch(msg.payload);
+    };
+    const onConnectionError = (error: Error) => {
       // The connection dropped (a database restart, say): give it back to the pool as broken (a
       // pool waits for checked-out clients on end()), let subscribers poll meanwhile, and listen
       // again on a new connection while anyone is watching.
       if (dropped) return;
       dropped = true;
-      listening = null;
+      detach();
       if (source !== client) source.release?.(error);
-      relisten();
-    });
+      if (gen === generation) {
+        listening = null;
+        relisten();
+      }
+    };
+    // The handlers go when this listening ends: a pooled connection (or a single Client) is used
+    // again by the next start, which adds its own.
+    const detach = () => {
+      const off = (source.off ?? source.removeListener)?.bind(source);
+      off?.('notification', onNotification);
+      off?.('error', onConnectionError);
+    };
+    source.on!('notification', onNotification);
+    source.on!('error', onConnectionError);
     try {
       await source.query(`LISTEN "${channel}"`);
     } catch (error) {
-      if (!dropped && source !== client) source.release?.(error as Error);
+      if (!dropped) {
+        detach();
+        if (source !== client) source.release?.(error as Error);
+      }
       dropped = true;
       throw error;
     }
@@ -166,6 +188,7 @@ export function postgresStorage(options: PostgresStorageOptions): PostgresStorag
       if (dropped) return;
       dropped = true;
       await source.query(`UNLISTEN "${channel}"`).catch(() => undefined);
+      detach();
       source.release?.();
     };
   }
@@ -174,21 +197,25 @@ export function postgresStorage(options: PostgresStorageOptions): PostgresStorag
   function stopListening(): void {
     const current = listening;
     listening = null;
+    generation++;
     if (relistenTimer !== null) clearTimeout(relistenTimer);
     relistenTimer = null;
-    void current?.then((stop) => stop?.()).catch(() => undefined);
+    if (current !== null) stopped = current.then((stop) => stop?.()).catch(() => undefined);
   }
 
-  /** Starts listening; a start that fails is retried later while anyone still watches. */
+  /** Starts listening after any stop in flight; a start that fails is retried while anyone watches. */
   function listen(): void {
-    const started: Promise<(() => Promise<void>) | null> = startListening().catch(() => {
-      // Only if this start is still the current one (a stop and a new start may have followed).
-      if (listening === started) {
-        listening = null;
-        relisten();
-      }
-      return null;
-    });
+    const gen = ++generation;
+    const started: Promise<(() => Promise<void>) | null> = stopped
+      .then(() => startListening(gen))
+      .catch(() => {
+        // Only if this start is still the current one (a stop and a new start may have followed).
+        if (listening === started) {
+          listening = null;
+          relisten();
+        }
+        return null;
+      });
     listening = started;
   }
 

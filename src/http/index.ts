@@ -141,7 +141,14 @@ async function readJson(req: Request, maxBytes: number): Promise<unknown> {
   if (req.body !== null) {
     const reader = req.body.getReader();
     for (;;) {
-      const { done, value } = await reader.read();
+      let chunk: ReadableStreamReadResult<Uint8Array>;
+      try {
+        chunk = await reader.read();
+      } catch {
+        // The client went away mid-body, or sent a malformed one (a bad chunk, a short body).
+        throw new HttpProblem(problem(400, 'invalid_input', 'the request body could not be read (the client aborted or sent a malformed body)'));
+      }
+      const { done, value } = chunk;
       if (done) break;
       size += value.byteLength;
       if (size > maxBytes) {
@@ -176,7 +183,9 @@ export const MIN_CRON_SECRET_LENGTH = 16;
 function checkOptions(options: CrawlHandlerOptions): void {
   const errors: Array<{ path: string; message: string }> = [];
   const secret = options.cronSecret as unknown;
-  if (secret !== undefined && (typeof secret !== 'string' || secret.length < MIN_CRON_SECRET_LENGTH)) {
+  if (typeof secret === 'string' && secret.length >= MIN_CRON_SECRET_LENGTH && secret.trim() !== secret) {
+    errors.push({ path: 'cronSecret', message: 'expected no leading or trailing whitespace (a secret read from a file often ends with a newline): it could never match an Authorization header' });
+  } else if (secret !== undefined && (typeof secret !== 'string' || secret.length < MIN_CRON_SECRET_LENGTH)) {
     errors.push({
       path: 'cronSecret',
       message: `expected a string of at least ${MIN_CRON_SECRET_LENGTH} characters (got ${typeof secret === 'string' ? `${secret.length}` : typeof secret}); leave it undefined to have no secret, e.g. generate one with \`openssl rand -hex 32\``,
@@ -348,6 +357,8 @@ export function createCrawlHandler(engine: CrawlEngine, options: CrawlHandlerOpt
         if (error.code === 'not_found') return problem(404, 'not_found', error.message.replace(/^\[crawl-engine\] /, ''));
         if (error.code === 'conflict') return problem(409, 'conflict', error.message.replace(/^\[crawl-engine\] /, ''));
       }
+      // A client that went away is not a server fault: nobody reads the answer, nothing to log.
+      if (req.signal?.aborted === true) return problem(400, 'invalid_input', 'the client aborted the request');
       onError(error, req);
       return problem(500, 'internal', 'the crawl API failed to handle this request; see the server logs');
     }
