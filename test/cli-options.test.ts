@@ -1,0 +1,305 @@
+// The CLI's politeness and identity flags, Ctrl-C, progress output and error messages, against
+// sites served on 127.0.0.1 inside the test (nothing here reaches the internet).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, test } from 'vitest';
+import { html, serve, type TestServer } from './helpers/server.js';
+
+const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+
+interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+function run(args: string[], onSpawn?: (child: ChildProcess, output: { stderr: string }) => void): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const output = { stdout: '', stderr: '' };
+    child.stdout.on('data', (d: Buffer) => (output.stdout += d));
+    child.stderr.on('data', (d: Buffer) => (output.stderr += d));
+    child.on('close', (code, signal) => resolve({ code, signal, ...output }));
+    onSpawn?.(child, output);
+  });
+}
+
+const servers: Array<{ close(): Promise<void> }> = [];
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => s.close()));
+});
+
+/** A loopback site; `handler` answers everything but what `serve` logs. Closed after the test. */
+async function site(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<TestServer> {
+  const server = await serve(handler);
+  servers.push(server);
+  return server;
+}
+
+const links = (paths: string[]) => html(paths.map((p) => `<a href="${p}">${p}</a>`).join(' '));
+const page = (res: ServerResponse, body: string, status = 200) => {
+  res.writeHead(status, { 'content-type': status === 200 ? 'text/html; charset=utf-8' : 'text/plain' });
+  res.end(body);
+};
+
+/**
+ * A site whose start page links to /p/0 … /p/(n-1); those answer after `delayMs`. Counts the
+ * page requests in progress at once (robots.txt and / answer at once and are not counted).
+ */
+async function countingSite(n: number, delayMs: number) {
+  const stats = { active: 0, max: 0 };
+  const server = await site((req, res) => {
+    if (req.url === '/robots.txt') return page(res, 'not found', 404);
+    if (req.url === '/') return page(res, links(Array.from({ length: n }, (_, i) => `/p/${i}`)));
+    stats.active++;
+    stats.max = Math.max(stats.max, stats.active);
+    res.on('close', () => stats.active--);
+    setTimeout(() => page(res, html('<p>slow page</p>')), delayMs);
+  });
+  return { server, stats };
+}
+
+/** The numbers a progress line shows. */
+function progressOf(stderr: string) {
+  return stderr
+    .split('\n')
+    .map((line) => /^\[(#*)-*\] (\d+) fetched \/ (\d+) discovered \(max \d+\) · \d+ failed.* · (\d+) in flight/.exec(line))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({ filled: m[1]!.length, fetched: Number(m[2]), discovered: Number(m[3]), inFlight: Number(m[4]) }));
+}
+
+describe('politeness and identity flags', () => {
+  test('--per-host-concurrency N reaches N requests at once on one host, and the progress shows N in flight', async () => {
+    const { server, stats } = await countingSite(40, 300);
+    const { code, stderr } = await run(['crawl', server.url, '--max-pages', '41', '--per-host-concurrency', '6', '--allow-private-network']);
+    expect(code).toBe(0);
+    expect(stats.max).toBe(6);
+    // The in-flight figure is live (drawn on a timer), not the count as of the last page event,
+    // which always missed the page that had just finished.
+    expect(Math.max(...progressOf(stderr).map((p) => p.inFlight))).toBe(6);
+  });
+
+  test('without the flag one host gets 2 at once whatever --concurrency says; --concurrency caps below --per-host-concurrency', async () => {
+    const byDefault = await countingSite(8, 200);
+    expect((await run(['crawl', byDefault.server.url, '--max-pages', '9', '--concurrency', '20', '--allow-private-network', '--quiet'])).code).toBe(0);
+    expect(byDefault.stats.max).toBe(2);
+
+    const capped = await countingSite(12, 200);
+    expect((await run(['crawl', capped.server.url, '--max-pages', '13', '--concurrency', '3', '--per-host-concurrency', '6', '--allow-private-network', '--quiet'])).code).toBe(0);
+    expect(capped.stats.max).toBe(3);
+  });
+
+  test('--per-host-delay-ms spaces the requests to a host out', async () => {
+    const starts: number[] = [];
+    const server = await site((req, res) => {
+      if (req.url === '/robots.txt') return page(res, 'not found', 404);
+      starts.push(Date.now());
+      page(res, req.url === '/' ? links(['/a', '/b', '/c']) : html('<p>leaf</p>'));
+    });
+    const { code } = await run(['crawl', server.url, '--per-host-delay-ms', '250', '--per-host-concurrency', '4', '--allow-private-network', '--quiet']);
+    expect(code).toBe(0);
+    expect(starts).toHaveLength(4);
+    for (let i = 1; i < starts.length; i++) expect(starts[i]! - starts[i - 1]!).toBeGreaterThanOrEqual(240);
+  });
+
+  test('--no-robots fetches a path robots.txt disallows (and does not ask for robots.txt)', async () => {
+    const server = await site((req, res) => {
+      if (req.url === '/robots.txt') return page(res, 'User-agent: *\nDisallow: /private\n');
+      page(res, req.url === '/' ? links(['/private/page', '/public']) : html('<p>leaf</p>'));
+    });
+    const obeying = await run(['crawl', server.url, '--allow-private-network']);
+    expect(obeying.code).toBe(0);
+    expect(server.requests).not.toContain('/private/page');
+    expect(obeying.stderr).toMatch(/1 skipped by robots\.txt/);
+
+    server.requests.length = 0;
+    const ignoring = await run(['crawl', server.url, '--no-robots', '--allow-private-network']);
+    expect(ignoring.code).toBe(0);
+    expect(server.requests).toContain('/private/page');
+    expect(server.requests).not.toContain('/robots.txt');
+    const results = ignoring.stdout.trim().split('\n').map((l) => JSON.parse(l) as { url: string; ok: boolean });
+    expect(results.find((r) => r.url.endsWith('/private/page'))?.ok).toBe(true);
+  });
+
+  test('--user-agent is sent with every request and picks the robots.txt group', async () => {
+    const agents: Array<string | undefined> = [];
+    const server = await site((req, res) => {
+      agents.push(req.headers['user-agent']);
+      if (req.url === '/robots.txt') return page(res, 'User-agent: my-bot\nDisallow: /hidden\n\nUser-agent: *\nDisallow:\n');
+      page(res, req.url === '/' ? links(['/hidden', '/shown']) : html('<p>leaf</p>'));
+    });
+    const agent = 'my-bot/1.0 (+https://example.test/bot)';
+    const { code } = await run(['crawl', server.url, '--user-agent', agent, '--allow-private-network', '--quiet']);
+    expect(code).toBe(0);
+    expect(server.requests).toEqual(expect.arrayContaining(['/robots.txt', '/', '/shown']));
+    expect(server.requests).not.toContain('/hidden');
+    expect(new Set(agents)).toEqual(new Set([agent]));
+  });
+
+  test.each([
+    [['--per-host-concurrency', '0'], /^crawl-engine: --per-host-concurrency: expected an integer from 1 to 100, got "0"$/m],
+    [['--per-host-concurrency', '101'], /--per-host-concurrency: expected an integer from 1 to 100, got "101"/],
+    [['--per-host-concurrency', 'many'], /--per-host-concurrency: expected an integer from 1 to 100, got "many"/],
+    [['--per-host-delay-ms=-5'], /--per-host-delay-ms: expected an integer from 0 to 600000, got "-5"/],
+    [['--per-host-delay-ms', '1.5'], /--per-host-delay-ms: expected an integer from 0 to 600000, got "1\.5"/],
+    [['--user-agent', ''], /--user-agent: expected 1 to 512 printable ASCII characters, got ""/],
+    [['--user-agent', 'bot\r\nX-Evil: 1'], /--user-agent: expected 1 to 512 printable ASCII characters/],
+    [['--per-host-concurrency'], /--per-host-concurrency: expected a value/],
+    [['--max-depth', '-1'], /--max-depth: expected a value, got the option-like "-1" \(write --max-depth=-1 if that is the value\)/],
+    [['--no-robots=yes'], /--no-robots takes no value, got "yes"/],
+    [['--concurrency', '0'], /--concurrency: expected an integer from 1 to 1000, got "0"/],
+    [['--timeout-ms', '700000'], /--timeout-ms: expected an integer from 1 to 600000, got "700000"/],
+  ])('bad value %j: one line naming the flag, exit 2, no stack', async (flags, message) => {
+    const { code, stderr } = await run(['crawl', 'http://127.0.0.1:9/', ...flags]);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(message);
+    expect(stderr.split('\n')[0]).toMatch(/^crawl-engine: --/);
+    expect(stderr).not.toMatch(/\n {4}at /);
+  });
+});
+
+describe('Ctrl-C', () => {
+  test('prints "cancelling…" at once, aborts the fetches in flight, prints the summary and exits 130 within a second', async () => {
+    const stats = { active: 0, aborted: 0 };
+    const server = await site((req, res) => {
+      if (req.url === '/robots.txt') return page(res, 'not found', 404);
+      if (req.url === '/') return page(res, links(Array.from({ length: 20 }, (_, i) => `/p/${i}`)));
+      stats.active++;
+      res.on('close', () => {
+        stats.active--;
+        if (!res.writableFinished) stats.aborted++;
+      });
+      setTimeout(() => !res.destroyed && page(res, html('<p>slow</p>')), 10_000);
+    });
+    let sentAt = 0;
+    const result = await run(['crawl', server.url, '--allow-private-network'], (child) => {
+      const poll = setInterval(() => {
+        if (stats.active < 2) return;
+        clearInterval(poll);
+        sentAt = Date.now();
+        child.kill('SIGINT');
+      }, 10);
+    });
+    const elapsed = Date.now() - sentAt;
+    expect(sentAt).toBeGreaterThan(0);
+    expect(result.signal).toBeNull();
+    expect(result.code).toBe(130);
+    expect(elapsed).toBeLessThan(1500);
+    expect(result.stderr).toMatch(/^cancelling… \(Ctrl-C again to exit at once\)$/m);
+    expect(result.stderr).toMatch(/Job cancelled \(interrupted\): 1 page in .*, 1 ok, 0 failed\. Job job_/);
+    // The page fetched before Ctrl-C is written out.
+    expect(result.stdout.trim().split('\n')).toHaveLength(1);
+    // Both slow requests were aborted by the client, not left to run out.
+    await expect.poll(() => stats.aborted, { timeout: 500 }).toBe(2);
+  });
+
+  test('Ctrl-C while the storage is still connecting exits 130 at once', async () => {
+    // Accepts the connection and never answers, like a Redis server that hangs.
+    const sockets = new Set<Socket>();
+    const hanging: TcpServer = createTcpServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => hanging.listen(0, '127.0.0.1', resolve));
+    servers.push({
+      close: () =>
+        new Promise<void>((resolve) => {
+          for (const s of sockets) s.destroy();
+          hanging.close(() => resolve());
+        }),
+    });
+    const { port } = hanging.address() as AddressInfo;
+    let sentAt = 0;
+    const result = await run(['crawl', 'http://127.0.0.1:9/', '--allow-private-network', '--storage', `redis://127.0.0.1:${port}`], (child) => {
+      const poll = setInterval(() => {
+        if (sockets.size === 0) return;
+        clearInterval(poll);
+        sentAt = Date.now();
+        child.kill('SIGINT');
+      }, 10);
+    });
+    expect(result.signal).toBeNull();
+    expect(result.code).toBe(130);
+    expect(Date.now() - sentAt).toBeLessThan(1500);
+    expect(result.stderr).toMatch(/interrupted; exiting now/);
+  });
+});
+
+describe('progress output', () => {
+  test('the fetched count and the bar never go backwards while discovered jumps', async () => {
+    // / links to 3 pages, and /a to 30 more: discovered goes 1 → 4 → 34.
+    const server = await site((req, res) => {
+      if (req.url === '/robots.txt') return page(res, 'not found', 404);
+      const body = req.url === '/' ? links(['/a', '/b', '/c']) : req.url === '/a' ? links(Array.from({ length: 30 }, (_, i) => `/a/${i}`)) : html('<p>leaf</p>');
+      setTimeout(() => page(res, body), 150);
+    });
+    const { code, stderr } = await run(['crawl', server.url, '--max-pages', '100', '--per-host-concurrency', '2', '--allow-private-network']);
+    expect(code).toBe(0);
+    const lines = progressOf(stderr);
+    expect(lines.length).toBeGreaterThanOrEqual(4);
+    for (let i = 1; i < lines.length; i++) {
+      expect(lines[i]!.fetched).toBeGreaterThanOrEqual(lines[i - 1]!.fetched);
+      expect(lines[i]!.filled).toBeGreaterThanOrEqual(lines[i - 1]!.filled);
+      expect(lines[i]!.discovered).toBeGreaterThanOrEqual(lines[i - 1]!.discovered);
+    }
+    expect(lines.at(-1)).toEqual({ filled: 20, fetched: 34, discovered: 34, inFlight: 0 });
+    expect(stderr).toMatch(/Done: 34 pages in/);
+  });
+});
+
+describe('messages in CLI terms', () => {
+  test('an unknown option suggests the closest one and shows the usage, exit 2', async () => {
+    const { code, stderr } = await run(['crawl', 'http://127.0.0.1:9/', '--max-page', '3']);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/^crawl-engine: unknown option --max-page; did you mean --max-pages\?\n\nUsage: crawl-engine crawl <url>/);
+    expect(stderr).not.toMatch(/positional argument/);
+    expect((await run(['crawl', 'x', '--per-host-concurency', '4'])).stderr).toMatch(/unknown option --per-host-concurency; did you mean --per-host-concurrency\?/);
+    expect((await run(['crawl', 'x', '--no-robot'])).stderr).toMatch(/unknown option --no-robot; did you mean --no-robots\?/);
+    expect((await run(['migrate', '--storag', 'postgres://x'])).stderr).toMatch(/unknown option --storag; did you mean --storage\?/);
+    const far = await run(['crawl', 'x', '--zzzzzz']);
+    expect(far.code).toBe(2);
+    expect(far.stderr).toMatch(/^crawl-engine: unknown option --zzzzzz\n/);
+  });
+
+  test.each([
+    [['crawl', 'http://127.0.0.1:9/', '--storage', 'postgres://127.0.0.1:1/x'], 'crawl-engine: cannot reach Postgres at 127.0.0.1:1: connection refused'],
+    [['migrate', '--storage', 'postgres://127.0.0.1:1/x'], 'crawl-engine: cannot reach Postgres at 127.0.0.1:1: connection refused'],
+    [['crawl', 'http://127.0.0.1:9/', '--storage', 'redis://127.0.0.1:1'], 'crawl-engine: cannot reach Redis at 127.0.0.1:1: connection refused'],
+  ])('unreachable storage %j: one line, no stack, exit 3, no endless retries', async (args, line) => {
+    const started = Date.now();
+    const { code, stderr, stdout } = await run(args);
+    expect(code).toBe(3);
+    expect(stderr).toBe(`${line}\n`);
+    expect(stderr).not.toContain('    at ');
+    expect(stdout).toBe('');
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
+  test('without --allow-private-network the messages name the flag, not fetch.allowPrivateNetwork', async () => {
+    const server = await site((_req, res) => page(res, html('<p>local</p>')));
+    const literal = await run(['crawl', server.url]);
+    expect(literal.code).toBe(2);
+    expect(literal.stderr).toMatch(/^crawl-engine: url: .*127\.0\.0\.1, a loopback address; pass --allow-private-network to allow it\n$/);
+    expect(literal.stderr).not.toMatch(/allowPrivateNetwork/);
+
+    // A host name that resolves to loopback is refused when connecting: the job fails.
+    const named = await run(['crawl', server.url.replace('127.0.0.1', 'localhost')]);
+    expect(named.code).toBe(1);
+    expect(named.stderr).toMatch(/Job failed: .*blocked: localhost resolves to 127\.0\.0\.1, a loopback address; pass --allow-private-network to allow it\./);
+    expect(JSON.parse(named.stdout.trim()).error.message).toMatch(/pass --allow-private-network/);
+    expect(named.stdout + named.stderr).not.toMatch(/allowPrivateNetwork/);
+    expect(server.requests).toEqual([]);
+  });
+
+  test('--help explains how the concurrency flags combine and lists the exit codes', async () => {
+    const { code, stdout } = await run(['crawl', '--help']);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/--per-host-concurrency N +fetches in flight to any one host \(default 2/);
+    expect(stdout).toMatch(/min\(--concurrency, --per-host-concurrency\)/);
+    for (const exit of ['0 ', '1 ', '2 ', '3 ', '130', '143']) expect(stdout).toMatch(new RegExp(`^ {2}${exit} +\\S`, 'm'));
+  });
+});
