@@ -11,6 +11,7 @@
  * event loop; and a page past {@link MAX_NODES} nodes or {@link MAX_PARSE_MS} of parsing fails
  * with `too_complex` instead of holding the process.
  */
+import { SLICE_MS, yieldToLoop } from './slices.js';
 import { truncate } from './text.js';
 import { crawlableUrl, normalizeUrl } from './url.js';
 
@@ -43,8 +44,6 @@ export const MAX_ATTRIBUTES = 1000;
 export const MAX_NODES = 1_000_000;
 /** Most time spent parsing one page, summed over its slices (time spent on other work between slices does not count). */
 export const MAX_PARSE_MS = 10_000;
-/** Work done before yielding to the event loop. */
-const SLICE_MS = 10;
 /** Characters handed to the parser at a time; a chunk of the worst markup parses in a few ms. */
 const CHUNK_CHARS = 4 * 1024;
 
@@ -68,8 +67,6 @@ export interface ParseLimits {
   /** @internal chunk size handed to the parser (tests use tiny ones). */
   chunkChars?: number;
 }
-
-const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** The parser's private state that the nesting cap touches (htmlparser2 10.x; checked on load). */
 interface ParserInternals {

@@ -4,6 +4,7 @@
  * with exponential backoff and jitter, and releases whatever it claimed but did not start.
  * It keeps no state between runs, so any number of processes may run it at once.
  */
+import { SLICE_MS, yieldToLoop } from './slices.js';
 import type { CheerioAPI } from 'cheerio/slim';
 import { extractPage, extractPageAsync, loadCheerio, ParseLimitError, parseHtml } from './extract.js';
 import type { Fetcher } from './fetcher.js';
@@ -129,8 +130,6 @@ function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** Longest stretch of synchronous work (link filtering) before yielding to the event loop. */
-const SLICE_MS = 10;
 /** Most time spent judging one page's links against the job's globs; links past it are dropped. */
 export const LINK_FILTER_BUDGET_MS = 2000;
 /**
@@ -139,8 +138,6 @@ export const LINK_FILTER_BUDGET_MS = 2000;
  * at the node cap).
  */
 const MAX_PARSING = 2;
-
-const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export function createProcessor(deps: ProcessorDeps): Processor {
   const { storage, emit, now } = deps;
@@ -313,13 +310,16 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       // Globs come from whoever created the job and links from the site: their matching is linear
       // but not free, so it yields to the event loop every few ms, and a page whose links take
       // longer than LINK_FILTER_BUDGET_MS in all keeps the links judged so far.
-      const filterStarted = performance.now();
-      let slice = filterStarted;
+      // Only this page's own work counts against the budget, not the turns spent waiting.
+      let spent = 0;
+      let slice = performance.now();
       for (const url of extracted.links) {
-        if (performance.now() - slice > SLICE_MS) {
-          await yieldToEventLoop();
+        const elapsed = performance.now() - slice;
+        if (elapsed > SLICE_MS) {
+          spent += elapsed;
+          if (spent > LINK_FILTER_BUDGET_MS) break;
+          await yieldToLoop();
           slice = performance.now();
-          if (slice - filterStarted > LINK_FILTER_BUDGET_MS) break;
         }
         if (!ctx.follow(url)) continue;
         const href = url.href;

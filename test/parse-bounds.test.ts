@@ -339,3 +339,15 @@ describe('review findings', () => {
     }
   });
 });
+
+describe('shared time slices', () => {
+  test('several pages parsed at once resume one per turn of the event loop, so their slices do not add up into one stall', { timeout: HOSTILE_TIMEOUT_MS }, async () => {
+    // Each parse alone holds the loop for at most one slice. Resumed together in one turn (each
+    // waiter on its own setImmediate), six of them held it for six slices at a time.
+    const pages = Array.from({ length: 6 }, () => '<div>'.repeat(60_000));
+    const watched = await heartbeat(() => Promise.all(pages.map((page) => parseHtml(page, { sliceMs: 20 }))));
+    expect(watched.value).toHaveLength(6);
+    // One 20 ms slice per turn; six at once would be 120 ms or more.
+    expect(watched.maxGapMs - watched.gcInMaxGapMs).toBeLessThan(80);
+  });
+});
