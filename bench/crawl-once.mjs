@@ -69,7 +69,9 @@ async function bare(startUrl, maxPages) {
  * Several: on memory, that many `processor.run()` loops in this process (memory cannot be shared
  * between processes); on shared storage, that many processes (bench/processor.mjs).
  */
+/** @type {Awaited<ReturnType<typeof startProcessors>> | null} */
 let processes = null;
+/** @type {Awaited<ReturnType<typeof openStorage>> | null} */
 let opened = null;
 async function engine(startUrl, maxPages) {
   if (opened === null || kind === 'memory') opened = await openStorage(kind);

@@ -72,7 +72,7 @@ const out = { kind, sizes: {} };
 for (const size of SIZES) {
   const opened = await openStorage(kind, { adapter: { maxEventsPerJob: MAX_EVENTS } });
   const id = `job_scale_${size}_${process.pid}`;
-  let t = performance.now();
+  const t = performance.now();
   await fill(opened.storage, id, size);
   const fillMs = performance.now() - t;
   if (kind === 'postgres') await opened.pool.query(`ANALYZE "${opened.namespace}".crawl_frontier`);

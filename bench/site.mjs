@@ -90,7 +90,10 @@ export async function startSite(options = {}) {
         return;
       }
       let body = bodies.get(i);
-      if (body === undefined) bodies.set(i, (body = Buffer.from(pageHtml(i, opts))));
+      if (body === undefined) {
+        body = Buffer.from(pageHtml(i, opts));
+        bodies.set(i, body);
+      }
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': body.length });
       res.end(body);
     };

@@ -44,6 +44,7 @@ export type NextRouteHandler = (req: Request, context?: NextRouteContext) => Pro
 
 async function nextAfter(): Promise<(task: () => Promise<void>) => void> {
   // A literal specifier, so Next's bundler resolves it; next is an optional peer without types here.
+  // biome-ignore lint/suspicious/noTsIgnore: next may or may not be installed where this compiles, so @ts-expect-error would fail one way
   // @ts-ignore
   const server = (await import('next/server')) as { after: (task: () => Promise<void>) => void };
   return server.after;

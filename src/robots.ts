@@ -29,10 +29,10 @@ export function productToken(userAgent: string): string {
 /** Upper-cases percent escapes and percent-encodes what is not ASCII, so both sides compare. */
 function normalisePath(path: string): string {
   let out = path.replace(/%[0-9a-f]{2}/gi, (m) => m.toUpperCase());
-  // eslint-disable-next-line no-control-regex
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the ASCII range, NUL included, on purpose
   if (/[^\x00-\x7f]/.test(out)) out = out.replace(/[^\x00-\x7f]+/g, (m) => encodeURIComponent(repairText(m)));
   // Control characters (NUL included, which Postgres cannot store) as a URL path carries them.
-  // eslint-disable-next-line no-control-regex
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this escapes
   if (/[\x00-\x1f\x7f]/.test(out)) out = out.replace(/[\x00-\x1f\x7f]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
   return out;
 }

@@ -8,6 +8,7 @@
 /** A lone surrogate (a high one not followed by a low one, or a low one not after a high one). */
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const LONE_SURROGATES = new RegExp(LONE_SURROGATE.source, 'g');
+// biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is what Postgres cannot store
 const NUL = /\u0000/g;
 
 /** True when `value` has no lone surrogate (what `String.prototype.isWellFormed` answers). */
@@ -117,6 +118,7 @@ export function jsonProblem(value: unknown, limits: { maxDepth: number; maxKeys:
     for (const [key, item] of entries) {
       if (typeof key === 'string') {
         const bad = badText(key);
+        // biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is one of the characters replaced
         if (bad !== null) return { path: join(path, key.replace(/[\uD800-\uDFFF\u0000]/g, '\uFFFD')), message: `key: ${bad}` };
       }
       stack.push({ v: item, depth: depth + 1, path: join(path, key) });

@@ -374,6 +374,7 @@ export function homographReason(hostname: string): string | null {
   if (!hostname.includes('xn--')) return null;
   const unicode = domainToUnicode(hostname);
   const labels = unicode.split('.');
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the whole ASCII range, NUL included
   const asciiTld = /^[\x00-\x7f]*$/.test(labels.at(-1) ?? '');
   for (const label of labels) {
     const scripts = SCRIPTS.filter(([, re]) => [...label].some((c) => re.test(c))).map(([name]) => name);

@@ -2,7 +2,7 @@ import { describe, expectTypeOf, test } from 'vitest';
 import { memoryStorage } from '../adapters/memory/index.js';
 import {
   createCrawlEngine,
-  CrawlEngineError,
+  type CrawlEngineError,
   type CrawlStorage,
   type Job,
   type JobInput,

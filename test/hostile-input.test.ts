@@ -43,7 +43,7 @@ describe.each(everyStorage)('hostile input (%s)', (_name, makeStorage) => {
       } else res.end(html('<p>x</p>', '<title>nul\u0000here</title>'));
     });
     try {
-      const engine = testEngine({ extract: () => ({ lone: 'x\ud800y', [`k\udc00`]: ['\u0000', { deep: '\udbff' }] }) }, await makeStorage());
+      const engine = testEngine({ extract: () => ({ lone: 'x\ud800y', 'k\udc00': ['\u0000', { deep: '\udbff' }] }) }, await makeStorage());
       const job = await engine.crawl({ url: site.url, respectRobots: false });
       expect(job.status).toBe('completed');
       const results = await allResults(engine, job.id);
@@ -167,7 +167,11 @@ describe('handler configuration', () => {
     expect(closed.status).toBe(401);
     expect(((await closed.json()) as { detail: string }).detail).toMatch(/set cronSecret .* or an authorize function/);
     const actions: string[] = [];
-    const allowed = api(createCrawlHandler(engine, { authorize: (_req, { action }) => (actions.push(action), action === 'process') }));
+    const allowed = api(createCrawlHandler(engine, { authorize: (_req, { action }) => {
+          actions.push(action);
+          return action === 'process';
+        },
+      }));
     expect((await allowed.call('POST', '/process')).status).toBe(200);
     expect((await allowed.call('GET', '/jobs')).status).toBe(401);
     expect(actions).toEqual(['process', 'list']);

@@ -115,7 +115,10 @@ describe('glob backtracking', () => {
     };
     const pick = <T>(weighted: readonly (readonly [T, number])[]): T => {
       let r = random() * weighted.reduce((sum, [, weight]) => sum + weight, 0);
-      for (const [value, weight] of weighted) if ((r -= weight) < 0) return value;
+      for (const [value, weight] of weighted) {
+        r -= weight;
+        if (r < 0) return value;
+      }
       return weighted[weighted.length - 1]![0];
     };
     // Globs of wildcards and the URLs' most common characters, so that most literal runs occur.

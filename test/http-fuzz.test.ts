@@ -20,13 +20,13 @@ const RUNS: Record<string, number> = { memory: 10_000 };
 const BASE = 'http://app.test/api/crawl';
 const STACK = /\n\s+at |node_modules|\.[cm]?[jt]s:\d+/;
 
-const escape = fc.oneof(
+const escapes = fc.oneof(
   fc.constantFrom('%', '%Z', '%ZZ', '%E0%A4%A', '%ED%A0%80', '%C0%AF', '%00', '%2F', '%2e%2e', '%25', '%u0041', '%F0%9F%98%80', '%FF'),
   fc.integer({ min: 0, max: 255 }).map((b) => `%${b.toString(16).padStart(2, '0')}`),
 );
 const segment = fc.oneof(
   { weight: 4, arbitrary: fc.constantFrom('jobs', 'results', 'events', 'process', '', '.', '..', 'job_x', 'job_AAAAAAAAAAAAAAAAAAAAAAAA') },
-  { weight: 2, arbitrary: fc.array(fc.oneof(fc.string({ maxLength: 6 }), escape), { maxLength: 4 }).map((parts) => parts.join('')) },
+  { weight: 2, arbitrary: fc.array(fc.oneof(fc.string({ maxLength: 6 }), escapes), { maxLength: 4 }).map((parts) => parts.join('')) },
   { weight: 1, arbitrary: fc.string({ unit: 'grapheme', maxLength: 12 }).map(encodeURIComponent) },
 );
 const routed = fc
@@ -36,7 +36,7 @@ const path = fc.oneof({ weight: 4, arbitrary: routed }, { weight: 1, arbitrary: 
 const query = fc.option(
   fc
     .array(
-      fc.tuple(fc.constantFrom('limit', 'cursor', 'status', 'after', 'jobId', 'x'), fc.oneof(fc.string({ maxLength: 8 }), escape, fc.integer().map(String))),
+      fc.tuple(fc.constantFrom('limit', 'cursor', 'status', 'after', 'jobId', 'x'), fc.oneof(fc.string({ maxLength: 8 }), escapes, fc.integer().map(String))),
       { maxLength: 3 },
     )
     .map((pairs) => `?${pairs.map(([k, v]) => `${k}=${v}`).join('&')}`),

@@ -30,7 +30,7 @@ describe('a hostile site with robots rules and a Crawl-delay', () => {
           return page('User-agent: *\nDisallow: /private\nCrawl-delay: 0.15\n', 'text/plain');
         case '/': {
           const links = ['/a', '/private/secret', '/private-too', '/hang', '/slow-body', '/big', '/gzip-bomb', '/br-bomb', '/loop1', '/chain/0', '/bad-location', '/image', '/notype', '/bad-utf8', '/win1252', '/malformed', '/links', '/redirect-off'];
-          return page(html(links.map((l) => `<a href="${l}">${l}</a>`).join('') + `<a href="${other.origin}/offsite">off</a>`));
+          return page(html(`${links.map((l) => `<a href="${l}">${l}</a>`).join('')}<a href="${other.origin}/offsite">off</a>`));
         }
         case '/a':
           return page(html('<p>fine</p>'));

@@ -22,6 +22,12 @@ afterEach(async () => {
   await new Promise((r) => (server ? server.close(r) : r(null)));
 });
 
+/** Records every state the hook returns. */
+function Probe({ id, options, states }: { id: string; options: Parameters<typeof useCrawlJob>[1]; states: CrawlJobState[] }) {
+  states.push(useCrawlJob(id, options));
+  return null;
+}
+
 test('useCrawlJob() loads a job and follows its progress to the end', async () => {
   site = await startSite({ pages: 12, fanout: 3, latencyMs: 10 });
   const engine = createCrawlEngine({ storage: memoryStorage(), fetch: { allowPrivateNetwork: true } });
@@ -41,12 +47,8 @@ test('useCrawlJob() loads a job and follows its progress to the end', async () =
     }
   }
   const options = { baseUrl, fetch: undiciFetch as unknown as typeof fetch, EventSource: NodeEventSource as never, recent: 5 };
-  function Probe() {
-    states.push(useCrawlJob(job.id, options));
-    return null;
-  }
   const root = createRoot(document.createElement('div'));
-  await act(async () => root.render(createElement(Probe)));
+  await act(async () => root.render(createElement(Probe, { id: job.id, options, states })));
   await act(async () => {
     for (let i = 0; i < 100 && states.at(-1)!.job === null; i++) await new Promise((r) => setTimeout(r, 10));
   });
