@@ -8,8 +8,21 @@
  * @module crawl-engine/next
  */
 import type { CrawlEngine } from './engine.js';
+import { invalid } from './errors.js';
 import { createCrawlHandler, type CrawlHandlerOptions } from './http/index.js';
 import type { Job, RunReport } from './types.js';
+
+/** The origin of an absolute http(s) URL, or `invalid_options` naming `origin`. */
+function checkOrigin(value: unknown): string {
+  const url = typeof value === 'string' && URL.canParse(value) ? new URL(value) : null;
+  if (url === null || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    throw invalid('invalid_options', 'Next.js handler options', [{ path: 'origin', message: `expected an absolute http(s) URL such as https://app.example.com (got ${JSON.stringify(value)})` }]);
+  }
+  return url.origin;
+}
+
+/** Hosts naming this machine, where the request's own origin is safe to call back. */
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 
 export interface NextHandlersOptions extends Omit<CrawlHandlerOptions, 'onJobCreated'> {
   /**
@@ -33,6 +46,14 @@ export interface NextHandlersOptions extends Omit<CrawlHandlerOptions, 'onJobCre
   after?: (task: () => Promise<void>) => void;
   /** Used to call the process route when chaining. @default globalThis.fetch */
   fetch?: typeof fetch;
+  /**
+   * Where chaining calls the process route (with the cron secret), e.g. `https://app.example.com`.
+   * The Host of the request that ran the job comes from the client, so it is trusted only on
+   * Vercel (which routes a request only for the project's own domains) and when it names this
+   * machine (`localhost`, `127.0.0.1`, `[::1]`: `next dev`, `next start`). Anywhere else, set
+   * this, or nothing chains (cron still continues the job) and `onError` says so once.
+   */
+  origin?: string;
 }
 
 /** Next 15/16 route context (`params` is a Promise); the handler reads the path from the URL. */
@@ -54,15 +75,31 @@ export function createNextHandlers(engine: CrawlEngine, options: NextHandlersOpt
   const basePath = (options.basePath ?? '/api/crawl').replace(/\/+$/, '');
   const chain = options.chain ?? true;
   const budgetMs = options.afterBudgetMs ?? 25_000;
+  const origin = options.origin === undefined ? undefined : checkOrigin(options.origin);
   const onError = options.onError ?? ((error: unknown) => console.error('[crawl-engine] next handler error:', error));
   const schedule = async (task: () => Promise<void>) => (options.after ?? (await nextAfter()))(task);
+
+  let warned = false;
+  /** The origin chaining may send the cron secret to, or null (said once through onError). */
+  function processOrigin(req: Request): string | null {
+    if (origin !== undefined) return origin;
+    const requested = new URL(req.url);
+    if (process.env.VERCEL !== undefined || LOOPBACK_HOSTS.has(requested.hostname)) return requested.origin;
+    if (!warned) {
+      warned = true;
+      onError(new Error(`crawl-engine: not chaining the next run through ${requested.host}: the Host header comes from the client; set the origin option of createNextHandlers (cron still continues the job)`), req);
+    }
+    return null;
+  }
 
   /** Asks for another run in a fresh invocation, when this one ended with work left. */
   async function continueIfNeeded(jobId: string, report: RunReport, req: Request): Promise<void> {
     if (!chain || options.cronSecret === undefined || report.claimed === 0) return;
     const job = await engine.jobs.get(jobId);
     if (job === null || (job.status !== 'running' && job.status !== 'queued')) return;
-    const url = new URL(`${basePath}/process?jobId=${encodeURIComponent(jobId)}`, req.url);
+    const base = processOrigin(req);
+    if (base === null) return;
+    const url = new URL(`${basePath}/process?jobId=${encodeURIComponent(jobId)}`, base);
     // Wait only until the next invocation has the request; it then runs on its own budget.
     await (options.fetch ?? fetch)(url, {
       method: 'POST',

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { EventSource } from 'eventsource';
 import express from 'express';
 import express4 from 'express4';
-import { afterEach, describe, expect, test } from 'vitest';
+import { afterEach, describe, expect, test, vi } from 'vitest';
 import { memoryStorage } from '../adapters/memory/index.js';
 import { startSite, type Site } from '../bench/site.mjs';
 import { createCrawlClient, CrawlClientError, watchJob } from '../src/client.js';
@@ -113,6 +113,7 @@ describe('createNextHandlers', () => {
       after: (task) => tasks.push(task),
       afterBudgetMs: 60,
       cronSecret: 'cron-secret-0123456789',
+      origin: 'http://app.test/anything?x',
       fetch: (async (input: RequestInfo | URL, init?: RequestInit) => {
         processCalls.push(String(input));
         return handlers.POST(new Request(input, init));
@@ -132,6 +133,68 @@ describe('createNextHandlers', () => {
     const del = await handlers.DELETE(new Request(`http://app.test/api/crawl/jobs/${job.id}`, { method: 'DELETE' }));
     expect(del.status).toBe(409);
     await engine.close();
+  });
+
+  test('chaining sends the cron secret only to the configured origin, to this machine, or on Vercel: never to a Host the client chose', async () => {
+    site = await startSite({ pages: 30, fanout: 3, latencyMs: 20 });
+    const calls: Array<{ url: string; authorization: string | null }> = [];
+    const errors: string[] = [];
+    const make = (extra: Partial<Parameters<typeof createNextHandlers>[1]> = {}) => {
+      const engine = newEngine();
+      const tasks: Array<() => Promise<void>> = [];
+      const handlers = createNextHandlers(engine, {
+        after: (task) => tasks.push(task),
+        afterBudgetMs: 30,
+        cronSecret: 'cron-secret-0123456789',
+        onError: (error) => errors.push(String(error)),
+        fetch: (async (input: RequestInfo | URL, init?: RequestInit) => {
+          calls.push({ url: String(input), authorization: new Headers(init?.headers).get('authorization') });
+          return new Response('{}', { status: 200 });
+        }) as typeof fetch,
+        ...extra,
+      });
+      return {
+        engine,
+        /** Creates a job through a request to `origin`, runs its after() task, and says which URLs were called back. */
+        async create(origin: string): Promise<string[]> {
+          calls.length = 0;
+          const res = await handlers.POST(new Request(`${origin}/api/crawl/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ url: site.url, maxDepth: 6 }) }));
+          expect(res.status).toBe(201);
+          while (tasks.length > 0) await tasks.shift()!();
+          return calls.map((call) => call.url);
+        },
+      };
+    };
+    const plain = make();
+    // A forged Host: nothing is sent there, and the operator is told once how to chain.
+    expect(await plain.create('http://attacker.example')).toEqual([]);
+    expect(await plain.create('http://attacker.example')).toEqual([]);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatch(/not chaining .*attacker\.example.*set the origin option/);
+    // This machine (next dev, next start): its own origin.
+    const local = await plain.create('http://127.0.0.1:3000');
+    expect(local).toHaveLength(1);
+    expect(local[0]).toMatch(/^http:\/\/127\.0\.0\.1:3000\/api\/crawl\/process\?jobId=/);
+    expect(calls[0]!.authorization).toBe('Bearer cron-secret-0123456789');
+    expect((await plain.create('http://localhost:3000'))[0]).toMatch(/^http:\/\/localhost:3000\//);
+    // The configured origin wins over whatever Host the request names.
+    const configured = make({ origin: 'https://app.example.com' });
+    expect((await configured.create('http://attacker.example'))[0]).toMatch(/^https:\/\/app\.example\.com\/api\/crawl\/process\?jobId=/);
+    // On Vercel the platform routes only the project's own domains to it.
+    vi.stubEnv('VERCEL', '1');
+    try {
+      expect((await make().create('https://my-app.vercel.app'))[0]).toMatch(/^https:\/\/my-app\.vercel\.app\//);
+    } finally {
+      vi.unstubAllEnvs();
+    }
+    await plain.engine.close();
+    await configured.engine.close();
+  });
+
+  test('a bad origin is refused at creation, naming the field', () => {
+    for (const origin of ['app.example.com', 'ftp://app.example.com', '', 42]) {
+      expect(() => createNextHandlers(newEngine(), { origin: origin as string })).toThrow(expect.objectContaining({ code: 'invalid_options', errors: [expect.objectContaining({ path: 'origin' })] }));
+    }
   });
 
   test('without a cron secret nothing chains, and processOnCreate: false leaves the job to cron', async () => {
