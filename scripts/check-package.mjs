@@ -9,9 +9,10 @@
 //    to the right JavaScript and the right types (.d.ts for import, .d.cts for require) under
 //    node16 from ESM, node16 from CJS and bundler resolution. node10 (moduleResolution "node") is
 //    not checked: it ignores the exports map, so it cannot see the subpaths at all.
-// Exits non-zero on the first failure. The tarball is written to a temporary folder and removed.
+// Exits non-zero on the first failure. The tarball is written to a temporary folder and removed;
+// `--keep-tarball FILE` copies it to FILE first (CI hands it to `check:readme --tarball FILE`).
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,6 +28,13 @@ function run(what, command, args) {
     console.error(`\ncheck:package: FAILED: ${what} (exit ${result.status ?? result.signal})`);
     process.exit(1);
   }
+}
+
+const keepAt = process.argv.indexOf('--keep-tarball');
+const keep = keepAt === -1 ? null : process.argv[keepAt + 1];
+if (keepAt !== -1 && !keep) {
+  console.error('check:package: --keep-tarball needs a file path');
+  process.exit(2);
 }
 
 const out = mkdtempSync(join(tmpdir(), 'crawl-engine-pack-'));
@@ -50,7 +58,8 @@ try {
   }
   run('publint --strict', bin('publint'), ['run', tarball, '--strict']);
   run('attw --profile node16', bin('attw'), [tarball, '--profile', 'node16', '--no-emoji', '--no-color']);
-  console.log('\ncheck:package: OK');
+  if (keep) copyFileSync(tarball, keep);
+  console.log(`\ncheck:package: OK${keep ? ` (tarball kept at ${keep})` : ''}`);
 } finally {
   rmSync(out, { recursive: true, force: true });
 }

@@ -13,13 +13,23 @@ export interface FieldError {
   message: string;
 }
 
+/** Marks every CrawlEngineError, whichever copy of the library made it (see hasInstance). */
+const BRAND = Symbol.for('crawl-engine.error');
+
 /**
  * The one error class crawl-engine throws on purpose. `code` is stable and safe to branch on;
  * `errors` lists each bad field for `invalid_input` / `invalid_options`.
+ *
+ * `instanceof CrawlEngineError` holds for errors from any copy of the library in the process (the
+ * ESM and CJS builds loaded side by side, or a bundled copy next to one in node_modules).
  */
 export class CrawlEngineError extends Error {
   readonly code: CrawlEngineErrorCode;
   readonly errors: FieldError[] | undefined;
+
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return typeof value === 'object' && value !== null && (value as { [BRAND]?: unknown })[BRAND] === true;
+  }
 
   constructor(
     code: CrawlEngineErrorCode,
@@ -30,6 +40,7 @@ export class CrawlEngineError extends Error {
       cause: options.cause,
     });
     this.name = this.constructor.name;
+    Object.defineProperty(this, BRAND, { value: true });
     this.code = code;
     this.errors = options.errors;
   }

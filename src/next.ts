@@ -21,10 +21,19 @@ function checkOrigin(value: unknown): string {
   return url.origin;
 }
 
+/** The process route's run: under a 60 s maxDuration with a 15 s fetch timeout to spare. */
+const DEFAULT_PROCESS_BUDGET_MS = 40_000;
+
 /** Hosts naming this machine, where the request's own origin is safe to call back. */
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 
 export interface NextHandlersOptions extends Omit<CrawlHandlerOptions, 'onJobCreated'> {
+  /**
+   * Budget of a run of the process route (cron, chaining); keep it under your route's
+   * `maxDuration` less one fetch timeout.
+   * @default 40000 (the plain HTTP handler's default is 50000)
+   */
+  processBudgetMs?: number;
   /**
    * Start processing a new job with `after()` once the 201 is sent.
    * @default true
@@ -80,6 +89,7 @@ export function createNextHandlers(engine: CrawlEngine, options: NextHandlersOpt
   const schedule = async (task: () => Promise<void>) => (options.after ?? (await nextAfter()))(task);
 
   let warned = false;
+  let warnedNoSecret = false;
   /** The origin chaining may send the cron secret to, or null (said once through onError). */
   function processOrigin(req: Request): string | null {
     if (origin !== undefined) return origin;
@@ -94,9 +104,16 @@ export function createNextHandlers(engine: CrawlEngine, options: NextHandlersOpt
 
   /** Asks for another run in a fresh invocation, when this one ended with work left. */
   async function continueIfNeeded(jobId: string, report: RunReport, req: Request): Promise<void> {
-    if (!chain || options.cronSecret === undefined || report.claimed === 0) return;
+    if (!chain || report.claimed === 0) return;
     const job = await engine.jobs.get(jobId);
     if (job === null || (job.status !== 'running' && job.status !== 'queued')) return;
+    if (options.cronSecret === undefined) {
+      if (!warnedNoSecret) {
+        warnedNoSecret = true;
+        onError(new Error(`crawl-engine: job ${jobId} has work left after its run and no cronSecret is set, so it is not chained: only a worker (processor.start()) or an authorized call of the process route continues it`), req);
+      }
+      return;
+    }
     const base = processOrigin(req);
     if (base === null) return;
     const url = new URL(`${basePath}/process?jobId=${encodeURIComponent(jobId)}`, base);
@@ -121,6 +138,7 @@ export function createNextHandlers(engine: CrawlEngine, options: NextHandlersOpt
 
   const handler = createCrawlHandler(engine, {
     ...options,
+    processBudgetMs: options.processBudgetMs ?? DEFAULT_PROCESS_BUDGET_MS,
     onJobCreated: async (job: Job, req: Request) => {
       if (options.processOnCreate ?? true) await runAfter(job.id, req);
       await options.onJobCreated?.(job, req);

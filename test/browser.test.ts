@@ -1,35 +1,30 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { startSite, type Site } from '../bench/site.mjs';
+import type { Job, PageResult, Paginated } from '../src/types.js';
+import { crawlPage, hasChromium, launchBrowser, shots, waitFor } from './helpers/browser.js';
+import { type DocsSite, startDocsSite } from './helpers/docs-site.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const root = fileURLToPath(new URL('..', import.meta.url));
-const shots = `${root}test-results/screenshots/`;
 // In CI a missing browser is a failure (.ci/run installs Debian's chromium); on a laptop, a skip.
-const run = existsSync(CHROMIUM) || process.env.CI ? describe : describe.skip;
-
-async function waitFor<T>(what: string, probe: () => Promise<T | null | false>, timeoutMs = 30_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== null && value !== false) return value;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const run = hasChromium || process.env.CI ? describe : describe.skip;
 
 run('the Express example in a browser', () => {
   let server: ChildProcess;
   let appUrl = '';
   let browser: Browser;
   let page: Page;
-  const sites: Site[] = [];
+  let ui: ReturnType<typeof crawlPage>;
+  const sites: DocsSite[] = [];
+  const api = async <T>(path: string) => (await (await fetch(`${appUrl}api/crawl${path}`)).json()) as T;
+  const site = async (options: Parameters<typeof startDocsSite>[0]) => {
+    const s = await startDocsSite(options);
+    sites.push(s);
+    return s;
+  };
 
   beforeAll(async () => {
-    mkdirSync(shots, { recursive: true });
     console.log(`screenshots: ${shots}`);
     server = spawn(process.execPath, [`${root}examples/express/server.mjs`], {
       env: { ...process.env, PORT: '0', HOST: '127.0.0.1', ALLOW_PRIVATE_NETWORK: '1', DATABASE_URL: '', REDIS_URL: '' },
@@ -42,22 +37,9 @@ run('the Express example in a browser', () => {
       });
       server.once('exit', (code) => reject(new Error(`example exited with ${code}`)));
     });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        // Nothing but loopback resolves: the browser cannot reach any other host.
-        '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1',
-      ],
-    });
-    page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+    browser = await launchBrowser();
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    ui = crawlPage(page);
   }, 60_000);
 
   afterAll(async () => {
@@ -66,64 +48,125 @@ run('the Express example in a browser', () => {
     await Promise.all(sites.map((s) => s.close()));
   });
 
-  const rows = () => page.locator('#pages tr').count();
-  const percent = async () => Number(await page.locator('.bar').getAttribute('aria-valuenow'));
-  const status = () => page.locator('#status').textContent();
-
-  async function startCrawl(url: string, maxPages: number, maxDepth: number) {
-    await page.fill('input[name=url]', url);
-    await page.fill('input[name=maxPages]', String(maxPages));
-    await page.fill('input[name=maxDepth]', String(maxDepth));
-    await page.click('button[type=submit]');
-    await waitFor('the job panel', async () => (await page.locator('#job-id').textContent()) !== '' && (await page.isVisible('#job')));
-  }
-
-  test('a crawl fills the progress bar to 100% and the pages table', async () => {
-    const site = await startSite({ pages: 40, fanout: 3, latencyMs: 30 });
-    sites.push(site);
+  test('a crawl with broken links: live progress, newest first, failures with their code, no overflow at 400 and 1280 px', async () => {
+    const docs = await site({ pages: 60, fanout: 3, latencyMs: 120 });
     await page.goto(appUrl);
-    await startCrawl(site.url, 40, 6);
-    const seen = new Set<number>();
-    await waitFor('100%', async () => {
-      seen.add(await percent());
-      return (await percent()) === 100 && (await status()) === 'completed';
-    });
-    expect(await rows()).toBe(40);
-    expect([...seen].some((p) => p > 0 && p < 100)).toBe(true);
-    expect(await page.locator('#counts').textContent()).toContain('40 of 40 pages');
-    await page.screenshot({ path: `${shots}1-completed.png`, fullPage: true });
+    await ui.shootAtBothWidths('express-0-empty');
+    const id = await ui.start(docs.url, 80, 6);
+    expect(new URL(page.url()).searchParams.get('job')).toBe(id);
+
+    // Mid-crawl: a failure row, counters moving, at both widths.
+    await waitFor('a failure row mid-crawl', async () => (await page.locator('#pages tr.fail').count()) > 0 && (await ui.status()) === 'running');
+    const mid = await ui.percent();
+    expect(mid).toBeLessThan(100);
+    await waitFor('the speed and the elapsed time', async () => (await page.locator('#stat-rate').textContent())!.includes('pages/s'));
+    await ui.shootAtBothWidths('express-1-running');
+
+    await ui.finished();
+    await page.waitForTimeout(1200); // the last results read fills in titles and HTTP statuses
+    const job = await api<Job>(`/jobs/${id}`);
+    const results = await api<Paginated<PageResult>>(`/jobs/${id}/results?limit=1000`);
+    const finished = job.counts.succeeded + job.counts.failed + job.counts.skipped;
+    expect(job.counts.failed).toBeGreaterThan(0);
+
+    // Newest first: the table is the stored order, reversed.
+    const urls = await ui.rowUrls();
+    expect(urls).toEqual(results.items.map((r) => r.url).reverse());
+    expect(urls).toHaveLength(finished);
+
+    // A failure shows its error code and HTTP status; an ok row its title and status.
+    const failure = results.items.find((r) => !r.ok)!;
+    const failRow = page.locator(`#pages tr[data-url="${failure.url}"]`);
+    expect(await failRow.getAttribute('class')).toContain('fail');
+    expect(await failRow.locator('.code').textContent()).toBe('http_error');
+    expect(await failRow.locator('.http').textContent()).toBe('HTTP 404');
+    const ok = results.items.find((r) => r.ok && r.title !== null)!;
+    const okRow = page.locator(`#pages tr[data-url="${ok.url}"]`);
+    expect(await okRow.locator('.page-title').textContent()).toBe(ok.title);
+    expect(await okRow.locator('.code').textContent()).toBe('200');
+    expect(await page.locator('#stat-failed').textContent()).toBe(String(job.counts.failed));
+    expect(await page.locator('#stat-elapsed').textContent()).toMatch(/^\d+:\d\d$/);
+    expect(await page.locator('#stat-rate').textContent()).toMatch(/^\d+\.\d pages\/s$/);
+    expect(await page.isDisabled('#cancel')).toBe(true);
+    // The page with the long URL and title is in the table, cut short rather than widening it.
+    expect(urls).toContain(`${docs.origin}${docs.longPath}`);
+    await ui.shootAtBothWidths('express-2-completed');
+    await page.setViewportSize({ width: 400, height: 900 });
+    await page.locator(`#pages tr[data-url="${docs.origin}${docs.longPath}"]`).screenshot({ path: `${shots}express-2-long-row-400.png` });
+    await page
+      .locator('#pages tr.fail')
+      .first()
+      .screenshot({ path: `${shots}express-2-failure-row-400.png` });
+    await page.setViewportSize({ width: 1280, height: 900 });
   }, 60_000);
 
-  test('the cancel button stops a second job', async () => {
-    const slow = await startSite({ pages: 300, fanout: 4, latencyMs: 250 });
-    sites.push(slow);
-    await startCrawl(slow.url, 300, 6);
-    await waitFor('a few pages', async () => (await rows()) >= 3);
+  test('a double click on Crawl makes one job; the button is disabled while the request is pending', async () => {
+    const docs = await site({ pages: 10, fanout: 3 });
+    // Hold the create request a moment, so the second click lands while it is pending.
+    await page.route('**/api/crawl/jobs', async (route) => {
+      if (route.request().method() === 'POST') await new Promise((r) => setTimeout(r, 400));
+      await route.continue();
+    });
+    const before = (await api<Paginated<Job>>('/jobs?limit=100')).items.length;
+    const previous = await ui.jobId();
+    await ui.fill(docs.url, 10, 3);
+    await page.dblclick('#crawl');
+    expect(await page.isDisabled('#crawl')).toBe(true);
+    await waitFor('the new job', async () => (await ui.jobId()) !== previous);
+    await ui.finished();
+    await page.waitForTimeout(300);
+    expect(await page.isDisabled('#crawl')).toBe(false);
+    expect((await api<Paginated<Job>>('/jobs?limit=100')).items.length).toBe(before + 1);
+    await page.unroute('**/api/crawl/jobs');
+  }, 30_000);
+
+  test('the cancel button stops a job', async () => {
+    const slow = await site({ pages: 300, fanout: 4, latencyMs: 250 });
+    await ui.start(slow.url, 300, 6);
+    await waitFor('a few pages', async () => (await ui.rows()) >= 3);
     await page.click('#cancel');
-    await waitFor('cancelled', async () => (await status()) === 'cancelled');
-    const after = await rows();
+    await ui.finished('cancelled', 'cancelled');
+    const rows = await ui.rows();
     const requests = slow.requests.length;
     await new Promise((r) => setTimeout(r, 1000));
-    expect(await rows()).toBe(after);
+    expect(await ui.rows()).toBe(rows);
     expect(slow.requests.length).toBe(requests);
     expect(await page.isDisabled('#cancel')).toBe(true);
-    await page.screenshot({ path: `${shots}2-cancelled.png`, fullPage: true });
-  }, 60_000);
+    await page.screenshot({ path: `${shots}express-3-cancelled-1280.png` });
+  }, 30_000);
 
-  test('reloading mid-crawl resumes the progress and the table', async () => {
-    const site = await startSite({ pages: 60, fanout: 3, latencyMs: 80 });
-    sites.push(site);
-    await startCrawl(site.url, 60, 6);
-    await waitFor('some pages', async () => (await rows()) >= 6);
-    const before = await percent();
-    expect(before).toBeLessThan(100);
+  test('a start URL that answers 404 fails the job, and the page says why; long URLs do not squeeze the buttons', async () => {
+    const docs = await site({ pages: 5 });
+    await page.goto(appUrl);
+    await ui.start(`${docs.origin}/docs/removed-and-never-coming-back-${'x'.repeat(80)}`, 10, 2);
+    await ui.finished('failed', 'failed');
+    expect(await page.locator('#counts').textContent()).toContain('job failed: HTTP 404');
+    expect(await page.locator('#pages tr.fail .code').textContent()).toBe('http_error');
+    await ui.shootAtBothWidths('express-5-failed');
+  }, 30_000);
+
+  test('reloading mid-crawl picks the job up again: progress, clock and table', async () => {
+    const docs = await site({ pages: 60, fanout: 3, latencyMs: 100 });
+    const id = await ui.start(docs.url, 60, 6);
+    const started = Date.now();
+    await waitFor('some pages and a second', async () => (await ui.rows()) >= 6 && Date.now() - started > 1100);
+    expect(await ui.percent()).toBeLessThan(100);
     await page.reload();
-    await waitFor('the table to be rebuilt', async () => (await rows()) >= 6);
-    await page.screenshot({ path: `${shots}3-reloaded.png`, fullPage: true });
-    await waitFor('100% after the reload', async () => (await percent()) === 100 && (await status()) === 'completed');
-    const urls = await page.locator('#pages tr td:nth-child(2)').allTextContents();
-    expect(urls).toHaveLength(60);
-    expect(new Set(urls).size).toBe(60);
-    await page.screenshot({ path: `${shots}4-reloaded-completed.png`, fullPage: true });
-  }, 60_000);
+    expect(new URL(page.url()).searchParams.get('job')).toBe(id);
+    await waitFor('the table to be rebuilt', async () => (await ui.rows()) >= 6);
+    expect(await ui.jobId()).toBe(id);
+    expect(await page.locator('#stat-elapsed').textContent()).not.toBe('0:00');
+    await ui.finished('100% after the reload');
+    const urls = await ui.rowUrls();
+    expect(new Set(urls).size).toBe(urls.length);
+    const results = await api<Paginated<PageResult>>(`/jobs/${id}/results?limit=1000`);
+    expect(urls).toEqual(results.items.map((r) => r.url).reverse());
+    await page.screenshot({ path: `${shots}express-4-reloaded-completed-1280.png` });
+
+    // An address with a job the server does not know: a message, and the form still works.
+    await page.goto(`${appUrl}?job=job_doesnotexist`);
+    await waitFor('the message', async () => (await page.locator('#error').textContent())!.includes('does not exist'));
+    expect(await page.isVisible('#job')).toBe(false);
+    expect(new URL(page.url()).searchParams.get('job')).toBeNull();
+  }, 30_000);
 });

@@ -158,7 +158,7 @@ describe('createNextHandlers', () => {
         /** Creates a job through a request to `origin`, runs its after() task, and says which URLs were called back. */
         async create(origin: string): Promise<string[]> {
           calls.length = 0;
-          const res = await handlers.POST(new Request(`${origin}/api/crawl/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ url: site.url, maxDepth: 6 }) }));
+          const res = await handlers.POST(new Request(`${origin}/api/crawl/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ url: site!.url, maxDepth: 6 }) }));
           expect(res.status).toBe(201);
           while (tasks.length > 0) await tasks.shift()!();
           return calls.map((call) => call.url);
@@ -195,6 +195,32 @@ describe('createNextHandlers', () => {
     for (const origin of ['app.example.com', 'ftp://app.example.com', '', 42]) {
       expect(() => createNextHandlers(newEngine(), { origin: origin as string })).toThrow(expect.objectContaining({ code: 'invalid_options', errors: [expect.objectContaining({ path: 'origin' })] }));
     }
+  });
+
+  test('without a cron secret a job with work left is not chained, and onError says so once', async () => {
+    site = await startSite({ pages: 30, fanout: 3, latencyMs: 20 });
+    const engine = newEngine();
+    const tasks: Array<() => Promise<void>> = [];
+    const errors: string[] = [];
+    let calls = 0;
+    const { POST } = createNextHandlers(engine, {
+      after: (task) => tasks.push(task),
+      afterBudgetMs: 30,
+      onError: (error) => errors.push(String(error)),
+      fetch: (async () => {
+        calls++;
+        return new Response('{}');
+      }) as unknown as typeof fetch,
+    });
+    for (let i = 0; i < 2; i++) {
+      const res = await POST(new Request('http://127.0.0.1:3000/api/crawl/jobs', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ url: site.url, maxDepth: 6 }) }));
+      expect(res.status).toBe(201);
+      while (tasks.length > 0) await tasks.shift()!();
+    }
+    expect(calls).toBe(0);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatch(/has work left after its run and no cronSecret is set/);
+    await engine.close();
   });
 
   test('without a cron secret nothing chains, and processOnCreate: false leaves the job to cron', async () => {

@@ -27,6 +27,33 @@ function node(args: string[]): string {
 }
 
 describe('the built package', () => {
+  test('an error from one copy of the library is a CrawlEngineError to another, and their HTTP handler answers it 400, not 500', () => {
+    // The ESM and CJS builds in one process are two copies (as is a bundled copy next to the one in
+    // node_modules): each has its own CrawlEngineError class.
+    const script = `
+      import { createRequire } from 'node:module';
+      import { CrawlEngineError, createCrawlEngine } from 'crawl-engine';
+      import { createCrawlHandler } from 'crawl-engine/http';
+      import { memoryStorage } from 'crawl-engine/adapters/memory';
+      const cjs = createRequire(import.meta.url)('crawl-engine');
+      const foreign = new cjs.CrawlEngineError('invalid_input', 'bad', { errors: [{ path: 'url', message: 'expected a URL' }] });
+      const engine = cjs.createCrawlEngine({ storage: memoryStorage() });
+      const handler = createCrawlHandler(engine, { public: true });
+      const res = await handler(new Request('http://app.test/api/crawl/jobs', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"url":"nope"}' }));
+      console.log(JSON.stringify({
+        classes: cjs.CrawlEngineError !== CrawlEngineError,
+        foreign: foreign instanceof CrawlEngineError,
+        own: new CrawlEngineError('conflict', 'x') instanceof cjs.CrawlEngineError,
+        plain: new Error('x') instanceof CrawlEngineError,
+        lookalike: Object.assign(new Error('x'), { code: 'invalid_input' }) instanceof CrawlEngineError,
+        status: res.status,
+      }));
+      await engine.close();
+    `;
+    const seen = JSON.parse(node(['--input-type=module', '-e', script])) as Record<string, unknown>;
+    expect(seen).toEqual({ classes: true, foreign: true, own: true, plain: false, lookalike: false, status: 400 });
+  });
+
   test('every subpath named in API.md so far is exported', () => {
     expect(subpaths.sort()).toEqual(Object.keys(expected).sort());
   });

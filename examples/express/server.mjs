@@ -1,5 +1,6 @@
 // crawl-engine with Express: the crawl API under /api/crawl, a worker loop in this process, and a
-// page to start, watch and cancel crawls. `npm start`, then open http://127.0.0.1:3000/.
+// page to start, watch and cancel crawls. `npm run example:express` at the repository root (or
+// `npm start` here), then open http://127.0.0.1:3000/.
 import { createReadStream } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import express from 'express';
@@ -25,7 +26,7 @@ async function chooseStorage() {
     return storage;
   }
   if (process.env.REDIS_URL) {
-    const { default: Redis } = await import('ioredis');
+    const { Redis } = await import('ioredis');
     const { kvStorage } = await import('crawl-engine/adapters/kv');
     const redis = new Redis(process.env.REDIS_URL);
     redis.on('error', (error) => console.warn('redis:', error.message));
@@ -54,8 +55,13 @@ app.get('/client.js', (_req, res) => {
 });
 app.use(express.static(fileURLToPath(new URL('./public/', import.meta.url))));
 
-const server = app.listen(port, host, () => {
-  const { port: actual } = server.address();
+const server = app.listen(port, host, (/** @type {NodeJS.ErrnoException | undefined} */ error) => {
+  if (error) {
+    const hint = error.code === 'EADDRINUSE' ? ` (in use: set another port, e.g. PORT=${port + 1})` : '';
+    console.error(`cannot listen on ${host}:${port}: ${error.message}${hint}`);
+    process.exit(1);
+  }
+  const { port: actual } = /** @type {import('node:net').AddressInfo} */ (server.address());
   console.log(`crawl-engine example listening on http://${host}:${actual}/`);
 });
 

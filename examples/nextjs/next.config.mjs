@@ -5,7 +5,9 @@ const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 
 /** @type {import('next').NextConfig} */
 const nextConfig = {
-  // Loaded by Node at run time rather than bundled: it imports undici, cheerio and htmlparser2 lazily.
+  // Loaded by Node from node_modules at run time rather than bundled (it imports undici, cheerio and
+  // htmlparser2 lazily) when crawl-engine is installed from npm. Linked from this repository
+  // (file:../..), its real path is outside node_modules and Turbopack bundles it.
   serverExternalPackages: ['crawl-engine'],
   outputFileTracingRoot: repoRoot,
   turbopack: { root: repoRoot },

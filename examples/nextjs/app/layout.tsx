@@ -1,9 +1,13 @@
-export const metadata = { title: 'crawl-engine · Next.js example' };
+import type { Metadata, Viewport } from 'next';
+import './globals.css';
+
+export const metadata: Metadata = { title: 'crawl-engine · Next.js example' };
+export const viewport: Viewport = { width: 'device-width', initialScale: 1 };
 
 export default function RootLayout({ children }: { children: React.ReactNode }) {
   return (
     <html lang="en">
-      <body style={{ font: '15px/1.5 system-ui, sans-serif', maxWidth: 960, margin: '2rem auto', padding: '0 1rem' }}>{children}</body>
+      <body>{children}</body>
     </html>
   );
 }

@@ -23,10 +23,11 @@ function storage(): CrawlStorage {
   return postgresStorage({ client: pool });
 }
 
-export const engine: CrawlEngine =
-  globalForEngine.crawlEngine ??
-  (globalForEngine.crawlEngine = createCrawlEngine({
-    storage: storage(),
-    // Crawling your own machine needs this; keep it off in production.
-    fetch: { allowPrivateNetwork: process.env.ALLOW_PRIVATE_NETWORK === '1' },
-  }));
+// Kept on globalThis: `next dev` re-evaluates modules on every change, and the engine (with the
+// local worker working on it, lib/local-worker.ts) must stay one per server process.
+globalForEngine.crawlEngine ??= createCrawlEngine({
+  storage: storage(),
+  // Crawling your own machine needs this; keep it off in production.
+  fetch: { allowPrivateNetwork: process.env.ALLOW_PRIVATE_NETWORK === '1' },
+});
+export const engine: CrawlEngine = globalForEngine.crawlEngine;
