@@ -27,7 +27,9 @@ export class CrawlEngineError extends Error {
   readonly code: CrawlEngineErrorCode;
   readonly errors: FieldError[] | undefined;
 
-  static override [Symbol.hasInstance](value: unknown): boolean {
+  static override [Symbol.hasInstance](this: unknown, value: unknown): boolean {
+    // Subclasses keep the ordinary prototype check.
+    if (this !== CrawlEngineError) return Function.prototype[Symbol.hasInstance].call(this, value);
     return typeof value === 'object' && value !== null && (value as { [BRAND]?: unknown })[BRAND] === true;
   }
 

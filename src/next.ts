@@ -15,14 +15,19 @@ import type { Job, RunReport } from './types.js';
 /** The origin of an absolute http(s) URL, or `invalid_options` naming `origin`. */
 function checkOrigin(value: unknown): string {
   const url = typeof value === 'string' && URL.canParse(value) ? new URL(value) : null;
-  if (url === null || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
-    throw invalid('invalid_options', 'Next.js handler options', [{ path: 'origin', message: `expected an absolute http(s) URL such as https://app.example.com (got ${JSON.stringify(value)})` }]);
+  if (url === null || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.pathname !== '/' || url.search !== '' || url.username !== '') {
+    throw invalid('invalid_options', 'Next.js handler options', [
+      { path: 'origin', message: `expected an origin (scheme, host and port, no path: basePath says where the routes are) such as https://app.example.com (got ${JSON.stringify(value)})` },
+    ]);
   }
   return url.origin;
 }
 
 /** The process route's run: under a 60 s maxDuration with a 15 s fetch timeout to spare. */
 const DEFAULT_PROCESS_BUDGET_MS = 40_000;
+
+/** How long chaining waits for the next invocation to answer before leaving it to run. */
+const CHAIN_WAIT_MS = 2000;
 
 /** Hosts naming this machine, where the request's own origin is safe to call back. */
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
@@ -94,7 +99,11 @@ export function createNextHandlers(engine: CrawlEngine, options: NextHandlersOpt
   function processOrigin(req: Request): string | null {
     if (origin !== undefined) return origin;
     const requested = new URL(req.url);
-    if (process.env.VERCEL !== undefined || LOOPBACK_HOSTS.has(requested.hostname)) return requested.origin;
+    if (process.env.VERCEL !== undefined) return requested.origin;
+    // This machine: plain http (the scheme of req.url follows X-Forwarded-Proto, which a TLS proxy
+    // in front sets to https) at the port the server listens on (next start and next dev set PORT),
+    // not one the request named.
+    if (LOOPBACK_HOSTS.has(requested.hostname)) return `http://${requested.hostname}:${process.env.PORT || requested.port || '80'}`;
     if (!warned) {
       warned = true;
       onError(new Error(`crawl-engine: not chaining the next run through ${requested.host}: the Host header comes from the client; set the origin option of createNextHandlers (cron still continues the job)`), req);
@@ -117,12 +126,21 @@ export function createNextHandlers(engine: CrawlEngine, options: NextHandlersOpt
     const base = processOrigin(req);
     if (base === null) return;
     const url = new URL(`${basePath}/process?jobId=${encodeURIComponent(jobId)}`, base);
-    // Wait only until the next invocation has the request; it then runs on its own budget.
-    await (options.fetch ?? fetch)(url, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${options.cronSecret}` },
-      signal: AbortSignal.timeout(2000),
-    }).catch(() => undefined);
+    // Wait only until the next invocation has the request; it then runs on its own budget (so a
+    // timeout here is the normal case). A refusal or an error answer is the operator's to fix.
+    try {
+      const res = await (options.fetch ?? fetch)(url, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${options.cronSecret}` },
+        signal: AbortSignal.timeout(CHAIN_WAIT_MS),
+      });
+      await res.body?.cancel().catch(() => undefined);
+      if (!res.ok) onError(new Error(`crawl-engine: chaining job ${jobId} through ${url.origin}${basePath}/process got HTTP ${res.status}; check cronSecret, basePath and origin (cron still continues the job)`), req);
+    } catch (error) {
+      if (!(error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError'))) {
+        onError(new Error(`crawl-engine: chaining job ${jobId} through ${url.origin}${basePath}/process failed: ${error instanceof Error ? error.message : String(error)} (cron still continues the job)`, { cause: error }), req);
+      }
+    }
   }
 
   const runAfter = async (jobId: string, req: Request) => {

@@ -9,6 +9,8 @@
 /** Longest stretch of synchronous work before yielding to the event loop. */
 export const SLICE_MS = 10;
 
+/** Taken at load, so that a test faking timers for a moment cannot strand every later waiter. */
+const immediate = setImmediate;
 const waiting: Array<() => void> = [];
 let scheduled = false;
 
@@ -16,7 +18,7 @@ function resumeNext(): void {
   const next = waiting.shift();
   scheduled = waiting.length > 0;
   // Scheduled before `next` runs: an immediate queued while immediates run waits for the next turn.
-  if (scheduled) setImmediate(resumeNext);
+  if (scheduled) immediate(resumeNext);
   next?.();
 }
 
@@ -26,7 +28,7 @@ export function yieldToLoop(): Promise<void> {
     waiting.push(resolve);
     if (!scheduled) {
       scheduled = true;
-      setImmediate(resumeNext);
+      immediate(resumeNext);
     }
   });
 }

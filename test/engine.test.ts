@@ -97,6 +97,21 @@ describe('engine.crawl()', () => {
   });
 });
 
+describe('CrawlEngineError', () => {
+  test('instanceof: any copy of the class matches its errors, subclasses match only their own, lookalikes never', () => {
+    class Narrower extends CrawlEngineError {}
+    const base = new CrawlEngineError('conflict', 'x');
+    expect(base).toBeInstanceOf(CrawlEngineError);
+    expect(new Narrower('conflict', 'y')).toBeInstanceOf(CrawlEngineError);
+    expect(new Narrower('conflict', 'y')).toBeInstanceOf(Narrower);
+    expect(base instanceof Narrower).toBe(false);
+    expect(Object.assign(new Error('x'), { code: 'conflict', name: 'CrawlEngineError' }) instanceof CrawlEngineError).toBe(false);
+    expect(JSON.parse(JSON.stringify(base)) instanceof CrawlEngineError).toBe(false);
+    expect(new Error('x')).not.toBeInstanceOf(CrawlEngineError);
+    expect(null instanceof CrawlEngineError).toBe(false);
+  });
+});
+
 describe('engine.jobs', () => {
   const engine = createCrawlEngine({ storage: memoryStorage() });
 

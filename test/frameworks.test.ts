@@ -113,7 +113,7 @@ describe('createNextHandlers', () => {
       after: (task) => tasks.push(task),
       afterBudgetMs: 60,
       cronSecret: 'cron-secret-0123456789',
-      origin: 'http://app.test/anything?x',
+      origin: 'http://app.test/',
       fetch: (async (input: RequestInfo | URL, init?: RequestInit) => {
         processCalls.push(String(input));
         return handlers.POST(new Request(input, init));
@@ -177,6 +177,34 @@ describe('createNextHandlers', () => {
     expect(local[0]).toMatch(/^http:\/\/127\.0\.0\.1:3000\/api\/crawl\/process\?jobId=/);
     expect(calls[0]!.authorization).toBe('Bearer cron-secret-0123456789');
     expect((await plain.create('http://localhost:3000'))[0]).toMatch(/^http:\/\/localhost:3000\//);
+    // Behind a TLS proxy req.url says https (X-Forwarded-Proto), and a Host may name another port:
+    // the call goes to this server, in plain http, at the port it listens on.
+    vi.stubEnv('PORT', '3000');
+    try {
+      expect((await plain.create('https://localhost:6379'))[0]).toMatch(/^http:\/\/localhost:3000\/api\/crawl\/process\?jobId=/);
+    } finally {
+      vi.unstubAllEnvs();
+    }
+    // A chain call refused or answered with an error is reported (a timeout is the normal case).
+    errors.length = 0;
+    const refused = make({ fetch: (async () => new Response('no', { status: 401 })) as unknown as typeof fetch });
+    await refused.create('http://127.0.0.1:3000');
+    expect(errors).toEqual([expect.stringMatching(/chaining job .* got HTTP 401; check cronSecret/)]);
+    errors.length = 0;
+    const timedOut = make({
+      fetch: (async () => {
+        throw new DOMException('timed out', 'TimeoutError');
+      }) as unknown as typeof fetch,
+    });
+    await timedOut.create('http://127.0.0.1:3000');
+    expect(errors).toEqual([]);
+    const down = make({
+      fetch: (async () => {
+        throw new TypeError('fetch failed');
+      }) as unknown as typeof fetch,
+    });
+    await down.create('http://127.0.0.1:3000');
+    expect(errors).toEqual([expect.stringMatching(/chaining job .* failed: fetch failed/)]);
     // The configured origin wins over whatever Host the request names.
     const configured = make({ origin: 'https://app.example.com' });
     expect((await configured.create('http://attacker.example'))[0]).toMatch(/^https:\/\/app\.example\.com\/api\/crawl\/process\?jobId=/);
@@ -192,7 +220,7 @@ describe('createNextHandlers', () => {
   });
 
   test('a bad origin is refused at creation, naming the field', () => {
-    for (const origin of ['app.example.com', 'ftp://app.example.com', '', 42]) {
+    for (const origin of ['app.example.com', 'ftp://app.example.com', '', 42, 'https://app.example.com/app', 'https://app.example.com/?x=1', 'https://u:p@app.example.com']) {
       expect(() => createNextHandlers(newEngine(), { origin: origin as string })).toThrow(expect.objectContaining({ code: 'invalid_options', errors: [expect.objectContaining({ path: 'origin' })] }));
     }
   });

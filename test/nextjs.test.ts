@@ -24,7 +24,7 @@ const base = {
   DATABASE_URL: '',
   CRAWL_AFTER_BUDGET_MS: '1000',
 };
-// As a newcomer runs it: no CRON_SECRET, nothing set up; the local worker (instrumentation.ts) continues crawls.
+// As a newcomer runs it: no CRON_SECRET, nothing set up; the local worker (lib/local-worker.ts, started by the route handlers) continues crawls.
 const newcomerEnv = { ...base, CRON_SECRET: '' };
 // As on Vercel: CRON_SECRET set, no local worker; crawls continue by chaining through /api/crawl/process.
 const chainEnv = { ...base, CRON_SECRET: SECRET, CRAWL_LOCAL_WORKER: '0', CRAWL_PROCESS_BUDGET_MS: '1000' };

@@ -6,7 +6,7 @@
  * one synchronous call, so the gap is the whole parse (and the test timeout only fires after it).
  */
 import { DomUtils, parseDocument } from 'htmlparser2';
-import { afterEach, beforeAll, describe, expect, test } from 'vitest';
+import { afterEach, beforeAll, describe, expect, test, vi } from 'vitest';
 import {
   extractPage,
   extractPageAsync,
@@ -18,6 +18,7 @@ import {
   ParseLimitError,
   parseHtml,
 } from '../src/extract.js';
+import { yieldToLoop } from '../src/slices.js';
 import { allResults, testEngine } from './helpers/engine.js';
 import { expectNoStall, heartbeat } from './helpers/heartbeat.js';
 import { serve, type TestServer } from './helpers/server.js';
@@ -349,5 +350,14 @@ describe('shared time slices', () => {
     expect(watched.value).toHaveLength(6);
     // One 20 ms slice per turn; six at once would be 120 ms or more.
     expect(watched.maxGapMs - watched.gcInMaxGapMs).toBeLessThan(80);
+  });
+
+  test('a yield made while a test fakes the timers still resumes, and does not strand the yields after it', async () => {
+    vi.useFakeTimers();
+    const early = yieldToLoop();
+    vi.useRealTimers();
+    const late = yieldToLoop();
+    const outcome = await Promise.race([Promise.all([early, late]).then(() => 'resumed'), new Promise((resolve) => setTimeout(resolve, 1000, 'stuck'))]);
+    expect(outcome).toBe('resumed');
   });
 });
