@@ -113,7 +113,9 @@ const fetched = await crawl(url, pages);
 const ms = performance.now() - started;
 const cpu = process.cpuUsage(cpu0);
 const cpuMs = (cpu.user + cpu.system) / 1000;
-process.stdout.write(`${JSON.stringify({ pages: fetched, ms, cpuMs, rssMb: process.memoryUsage().rss / 1048576, maxRssMb: process.resourceUsage().maxRSS / 1024 })}\n`);
+process.stdout.write(
+  `${JSON.stringify({ pages: fetched, ms, cpuMs, rssMb: process.memoryUsage().rss / 1048576, maxRssMb: process.resourceUsage().maxRSS / 1024 })}\n`,
+);
 await processes?.stop();
 await opened?.close({ drop: true });
 process.exit(0); // the REST server's own Redis connection would keep the process alive

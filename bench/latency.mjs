@@ -40,7 +40,9 @@ if (kind === 'memory') {
   })();
 } else {
   subscriber = 'other process';
-  const child = spawn(process.execPath, [fileURLToPath(new URL('./subscriber.mjs', import.meta.url)), kind, opened.namespace, job.id], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [fileURLToPath(new URL('./subscriber.mjs', import.meta.url)), kind, opened.namespace, job.id], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let out = '';
   child.stdout.on('data', (chunk) => (out += chunk));
   while (!out.includes('ready\n')) await once(child.stdout, 'data');

@@ -19,7 +19,13 @@ const out = { pages: BIG };
 
 // Asynchronously: the site answers from this process.
 const crawlOnce = async (kind) =>
-  JSON.parse((await promisify(execFile)(process.execPath, [fileURLToPath(new URL('./crawl-once.mjs', import.meta.url)), kind, site.url, String(BIG), '20'], { encoding: 'utf8' })).stdout);
+  JSON.parse(
+    (
+      await promisify(execFile)(process.execPath, [fileURLToPath(new URL('./crawl-once.mjs', import.meta.url)), kind, site.url, String(BIG), '20'], {
+        encoding: 'utf8',
+      })
+    ).stdout,
+  );
 for (const kind of ['bare', 'memory']) {
   const r = await crawlOnce(kind);
   if (r.pages !== BIG) throw new Error(`${kind} fetched ${r.pages} pages, expected ${BIG}`);

@@ -38,7 +38,8 @@ const print = (line = '') => {
   console.log(line);
 };
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const json = async (script, args) => JSON.parse((await exec(process.execPath, [here(script), ...args], { encoding: 'utf8', maxBuffer: 1 << 24 })).stdout.trim().split('\n').at(-1));
+const json = async (script, args) =>
+  JSON.parse((await exec(process.execPath, [here(script), ...args], { encoding: 'utf8', maxBuffer: 1 << 24 })).stdout.trim().split('\n').at(-1));
 const table = (header, rows) => {
   print(`| ${header.join(' | ')} |`);
   print(`|${header.map(() => '---').join('|')}|`);
@@ -47,7 +48,12 @@ const table = (header, rows) => {
 const fmt = (n) => Math.round(n).toLocaleString('en-US');
 
 async function machine() {
-  const facts = [`Node ${process.version}`, `${cpus().length} × ${cpus()[0]?.model?.trim() ?? 'cpu'}`, `${Math.round(totalmem() / 2 ** 30)} GiB RAM`, `Linux ${release()}`];
+  const facts = [
+    `Node ${process.version}`,
+    `${cpus().length} × ${cpus()[0]?.model?.trim() ?? 'cpu'}`,
+    `${Math.round(totalmem() / 2 ** 30)} GiB RAM`,
+    `Linux ${release()}`,
+  ];
   if (process.env.DATABASE_URL) {
     const pg = (await import('pg')).default;
     const client = new pg.Client({ connectionString: process.env.DATABASE_URL });
@@ -74,7 +80,9 @@ async function throughput() {
   const configs = [['bare', 1], ...PROCESSORS.flatMap((p) => KINDS.map((k) => [k, p]))];
   print(`### Throughput: pages/s, median of ${RUNS}`);
   print();
-  print(`${fmt(PAGES)}-page loopback site (site.mjs in its own process), concurrency ${CONCURRENCY} per processor. One processor: \`crawl()\` in one process. Four: four processes on shared storage (four \`processor.run()\` loops in one process for memory, which cannot be shared). The bare loop is one process at concurrency ${CONCURRENCY}; every ratio is against it.`);
+  print(
+    `${fmt(PAGES)}-page loopback site (site.mjs in its own process), concurrency ${CONCURRENCY} per processor. One processor: \`crawl()\` in one process. Four: four processes on shared storage (four \`processor.run()\` loops in one process for memory, which cannot be shared). The bare loop is one process at concurrency ${CONCURRENCY}; every ratio is against it.`,
+  );
   print();
   const rows = [];
   for (const latency of LATENCIES) {
@@ -123,7 +131,9 @@ async function ops() {
 async function latency() {
   print('### Latency, milliseconds');
   print();
-  print('Job creation: 300 sequential `jobs.create()`. Progress: a 600-page crawl while a subscriber (`progress.subscribe()`, as behind SSE) follows the job; per page, arrival at the subscriber minus `event.at` (taken just before the page is stored). Postgres pushes with LISTEN/NOTIFY, KV on ioredis with pub/sub; KV over REST cannot subscribe and polls every 250 ms (the default `pollMs`).');
+  print(
+    'Job creation: 300 sequential `jobs.create()`. Progress: a 600-page crawl while a subscriber (`progress.subscribe()`, as behind SSE) follows the job; per page, arrival at the subscriber minus `event.at` (taken just before the page is stored). Postgres pushes with LISTEN/NOTIFY, KV on ioredis with pub/sub; KV over REST cannot subscribe and polls every 250 ms (the default `pollMs`).',
+  );
   print();
   const rows = [];
   for (const kind of KINDS) {
@@ -138,13 +148,16 @@ async function memory() {
   const r = await json('./rss.mjs', []);
   print('### Peak memory (maxRSS)');
   print();
-  print(`A ${fmt(r.pages)}-page loopback crawl at concurrency 20 in one process; and one processor process on Postgres working a ${fmt(r.pages / 10)}-page job, then (a fresh process) a ${fmt(r.pages)}-page job.`);
+  print(
+    `A ${fmt(r.pages)}-page loopback crawl at concurrency 20 in one process; and one processor process on Postgres working a ${fmt(r.pages / 10)}-page job, then (a fresh process) a ${fmt(r.pages)}-page job.`,
+  );
   print();
   const rows = [
     [`bare undici + cheerio loop, ${fmt(r.pages)} pages`, `${r.bare.maxRssMb} MiB`],
     [`engine, memory adapter (holds the whole job: frontier, results, events), ${fmt(r.pages)} pages`, `${r.memory.maxRssMb} MiB`],
   ];
-  for (const [pages, f] of Object.entries(r.postgresProcessor ?? {})) rows.push([`one processor process on Postgres, ${fmt(Number(pages))}-page job`, `${f.maxRssMb} MiB`]);
+  for (const [pages, f] of Object.entries(r.postgresProcessor ?? {}))
+    rows.push([`one processor process on Postgres, ${fmt(Number(pages))}-page job`, `${f.maxRssMb} MiB`]);
   table(['process', 'peak RSS'], rows);
   print();
 }
@@ -152,22 +165,36 @@ async function memory() {
 async function scale() {
   print('### Scale: one job, frontiers of 1,000 to 100,000 URLs');
   print();
-  print('Filled through the storage contract (complete() admitting 1,000 links at a time), then 50 × claim(10) + 10 complete(), after 10 warm-up rounds. The event log limit is set to 500 (`maxEventsPerJob`); the log is trimmed in steps, so it holds at most limit + 2 × max(16, limit / 8).');
+  print(
+    'Filled through the storage contract (complete() admitting 1,000 links at a time), then 50 × claim(10) + 10 complete(), after 10 warm-up rounds. The event log limit is set to 500 (`maxEventsPerJob`); the log is trimmed in steps, so it holds at most limit + 2 × max(16, limit / 8).',
+  );
   print();
   const rows = [];
   let plans = null;
   for (const kind of SCALE_KINDS) {
     const r = await json('./scale.mjs', [kind]);
     for (const [size, f] of Object.entries(r.sizes)) {
-      rows.push([kind === 'kv' ? 'Redis' : 'Postgres', fmt(Number(size)), f.claim10.p50, f.claim10.p99, f.complete.p50, f.complete.p99, `${fmt(f.events.appended)} / ${fmt(f.events.stored)}`]);
+      rows.push([
+        kind === 'kv' ? 'Redis' : 'Postgres',
+        fmt(Number(size)),
+        f.claim10.p50,
+        f.claim10.p99,
+        f.complete.p50,
+        f.complete.p99,
+        `${fmt(f.events.appended)} / ${fmt(f.events.stored)}`,
+      ]);
       if (f.plans) plans = f.plans;
     }
   }
   table(['storage', 'frontier URLs', 'claim(10) p50 ms', 'p99 ms', 'complete p50 ms', 'p99 ms', 'events appended / kept'], rows);
   print();
   if (plans?.available) {
-    const scans = Object.entries(plans.scans).map(([k, n]) => `${k} × ${n}`).join('; ');
-    print(`Postgres plans at 100,000 URLs (auto_explain of the ${plans.statements} statements run inside claim, complete, readEvents and getJob): ${scans}. Sequential scans of the frontier: **${plans.frontierSeqScans}**.`);
+    const scans = Object.entries(plans.scans)
+      .map(([k, n]) => `${k} × ${n}`)
+      .join('; ');
+    print(
+      `Postgres plans at 100,000 URLs (auto_explain of the ${plans.statements} statements run inside claim, complete, readEvents and getJob): ${scans}. Sequential scans of the frontier: **${plans.frontierSeqScans}**.`,
+    );
   } else if (plans) print(`Postgres plans: not available (${plans.reason}).`);
   print();
 }

@@ -51,7 +51,9 @@ async function postgresPlans(namespace, fn) {
   const plans = [];
   try {
     await client.query(`LOAD 'auto_explain'`);
-    await client.query(`SET auto_explain.log_min_duration = 0; SET auto_explain.log_nested_statements = on; SET auto_explain.log_level = 'notice'; SET client_min_messages = 'notice'`);
+    await client.query(
+      `SET auto_explain.log_min_duration = 0; SET auto_explain.log_nested_statements = on; SET auto_explain.log_level = 'notice'; SET client_min_messages = 'notice'`,
+    );
   } catch (error) {
     await client.end();
     return { available: false, reason: error.message };
@@ -65,7 +67,14 @@ async function postgresPlans(namespace, fn) {
     const key = `${m[1]}${m[2] ? ` using ${m[2]}` : ''} on ${m[3].replace(/^.*\./, '')}`;
     scans[key] = (scans[key] ?? 0) + 1;
   }
-  return { available: true, statements: plans.length, scans, frontierSeqScans: Object.entries(scans).filter(([k]) => /^Seq Scan on .*frontier$/.test(k)).reduce((n, [, c]) => n + c, 0) };
+  return {
+    available: true,
+    statements: plans.length,
+    scans,
+    frontierSeqScans: Object.entries(scans)
+      .filter(([k]) => /^Seq Scan on .*frontier$/.test(k))
+      .reduce((n, [, c]) => n + c, 0),
+  };
 }
 
 const out = { kind, sizes: {} };

@@ -4,7 +4,10 @@
 // (fragments, mailto:, javascript:, tel:), so a crawl has to filter and deduplicate.
 import { createServer } from 'node:http';
 
-const WORDS = 'crawl engine durable job frontier lease token budget serverless progress event page link depth scope robots fetch parse store claim complete retry release cancel'.split(' ');
+const WORDS =
+  'crawl engine durable job frontier lease token budget serverless progress event page link depth scope robots fetch parse store claim complete retry release cancel'.split(
+    ' ',
+  );
 
 /** The page indexes page `i` links to (in document order), within a site of `pages` pages. */
 export function linksOf(i, { pages, fanout }) {
@@ -121,7 +124,12 @@ export async function startSite(options = {}) {
 
 // `node bench/site.mjs pages=3000 latencyMs=20` serves a site and prints its URL (for the bench).
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const opts = Object.fromEntries(process.argv.slice(2).map((a) => a.split('=')).map(([k, v]) => [k, Number.isNaN(Number(v)) ? v : Number(v)]));
+  const opts = Object.fromEntries(
+    process.argv
+      .slice(2)
+      .map((a) => a.split('='))
+      .map(([k, v]) => [k, Number.isNaN(Number(v)) ? v : Number(v)]),
+  );
   const site = await startSite(opts);
   process.stdout.write(`${site.url}\n`);
   process.on('SIGTERM', () => site.close().then(() => process.exit(0)));

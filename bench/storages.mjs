@@ -10,7 +10,8 @@ export function availableKinds() {
   return ['memory', ...(process.env.DATABASE_URL ? ['postgres'] : []), ...(process.env.REDIS_URL ? ['kv', 'rest'] : [])];
 }
 
-export const newNamespace = (kind) => (kind === 'postgres' ? `bench_${process.pid}_${Date.now().toString(36)}` : `bench${process.pid}_${Date.now().toString(36)}:`);
+export const newNamespace = (kind) =>
+  kind === 'postgres' ? `bench_${process.pid}_${Date.now().toString(36)}` : `bench${process.pid}_${Date.now().toString(36)}:`;
 
 /**
  * Opens `kind`. With `namespace` it joins storage another process made (no migration); without, it
@@ -99,7 +100,17 @@ export async function createStorageJob(storage, id, maxPages, host = 'bench.test
       id,
       status: 'queued',
       url: url(0),
-      options: { maxPages, maxDepth: 5, scope: 'same-hostname', include: [], exclude: [], respectRobots: false, maxRetries: 0, perHostConcurrency: 1000, perHostDelayMs: 0 },
+      options: {
+        maxPages,
+        maxDepth: 5,
+        scope: 'same-hostname',
+        include: [],
+        exclude: [],
+        respectRobots: false,
+        maxRetries: 0,
+        perHostConcurrency: 1000,
+        perHostDelayMs: 0,
+      },
       counts: { discovered: 1, queued: 1, inProgress: 0, succeeded: 0, failed: 0, skipped: 0 },
       createdAt: new Date().toISOString(),
       startedAt: null,
@@ -109,6 +120,23 @@ export async function createStorageJob(storage, id, maxPages, host = 'bench.test
     },
     { url: url(0), key: url(0), depth: 0, host },
   );
-  const result = (lease) => ({ url: lease.url, finalUrl: lease.url, depth: lease.depth, status: 200, ok: true, contentType: 'text/html', title: 't', description: null, canonical: null, links: 0, wordCount: 1, error: null, attempts: lease.attempts, durationMs: 1, fetchedAt: new Date().toISOString(), data: null });
+  const result = (lease) => ({
+    url: lease.url,
+    finalUrl: lease.url,
+    depth: lease.depth,
+    status: 200,
+    ok: true,
+    contentType: 'text/html',
+    title: 't',
+    description: null,
+    canonical: null,
+    links: 0,
+    wordCount: 1,
+    error: null,
+    attempts: lease.attempts,
+    durationMs: 1,
+    fetchedAt: new Date().toISOString(),
+    data: null,
+  });
   return { url, result, link: (i) => ({ url: url(i), key: url(i), depth: 1, host }) };
 }

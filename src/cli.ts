@@ -170,7 +170,13 @@ async function openStorage(url: string | undefined, schema: string | undefined, 
       connectTimeout?: number;
       retryStrategy?: (times: number) => number | null;
     }
-    type RedisClient = { status: string; connect(): Promise<void>; quit(): Promise<unknown>; disconnect(): void; on(e: 'error', cb: (error: unknown) => void): void };
+    type RedisClient = {
+      status: string;
+      connect(): Promise<void>;
+      quit(): Promise<unknown>;
+      disconnect(): void;
+      on(e: 'error', cb: (error: unknown) => void): void;
+    };
     let Redis: new (url: string, options?: RedisOptions) => RedisClient;
     try {
       const specifier = 'ioredis';
@@ -222,7 +228,12 @@ function storageFailure(error: unknown, opened: OpenedStorage): unknown {
   return error;
 }
 
-const MIGRATE_OPTIONS = { storage: { type: 'string' }, schema: { type: 'string' }, 'table-prefix': { type: 'string' }, help: { type: 'boolean', short: 'h' } } as const;
+const MIGRATE_OPTIONS = {
+  storage: { type: 'string' },
+  schema: { type: 'string' },
+  'table-prefix': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
 
 async function migrateCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseOptions(argv, MIGRATE_OPTIONS);
@@ -235,7 +246,11 @@ async function migrateCommand(argv: string[]): Promise<number> {
   const opened = await openStorage(values.storage, values.schema, values['table-prefix']);
   try {
     const { applied, version } = await (opened.storage as ReturnType<typeof postgresStorage>).migrate();
-    process.stderr.write(applied.length === 0 ? `Schema is up to date (version ${version}).\n` : `Applied migration${applied.length === 1 ? '' : 's'} ${applied.join(', ')}; schema is at version ${version}.\n`);
+    process.stderr.write(
+      applied.length === 0
+        ? `Schema is up to date (version ${version}).\n`
+        : `Applied migration${applied.length === 1 ? '' : 's'} ${applied.join(', ')}; schema is at version ${version}.\n`,
+    );
     return 0;
   } catch (error) {
     throw storageFailure(error, opened);
@@ -289,7 +304,9 @@ function parseOptions<T extends OptionSpec>(argv: string[], options: T) {
       if (spec.type === 'string' && token.value === undefined) throw new UsageError(`--${token.name}: expected a value`);
       if (spec.type === 'string' && token.inlineValue === false && token.value?.startsWith('-')) {
         // strict parsing refuses `--max-depth -1`: the value looks like an option.
-        throw new UsageError(`--${token.name}: expected a value, got the option-like ${JSON.stringify(token.value)} (write --${token.name}=${token.value} if that is the value)`);
+        throw new UsageError(
+          `--${token.name}: expected a value, got the option-like ${JSON.stringify(token.value)} (write --${token.name}=${token.value} if that is the value)`,
+        );
       }
       if (spec.type === 'boolean' && token.value !== undefined) throw new UsageError(`--${token.name} takes no value, got ${JSON.stringify(token.value)}`);
     }
@@ -464,7 +481,9 @@ async function crawlCommand(argv: string[]): Promise<number> {
   if (scope !== undefined && !scopes.includes(scope)) throw new UsageError(`--scope: expected one of ${scopes.join(', ')}, got ${JSON.stringify(scope)}`);
   const userAgent = values['user-agent'];
   if (userAgent !== undefined && (!/^[\x20-\x7e]{1,512}$/.test(userAgent) || userAgent.trim() === '')) {
-    throw new UsageError(`--user-agent: expected 1 to 512 printable ASCII characters, got ${JSON.stringify(userAgent.length > 60 ? `${userAgent.slice(0, 60)}…` : userAgent)}`);
+    throw new UsageError(
+      `--user-agent: expected 1 to 512 printable ASCII characters, got ${JSON.stringify(userAgent.length > 60 ? `${userAgent.slice(0, 60)}…` : userAgent)}`,
+    );
   }
   const settings: CrawlSettings = {
     url: positionals[0]!,

@@ -8,7 +8,17 @@
 import type { JobInput } from './jobs.js';
 import type { Job, JobStatus, Paginated, PageResult, ProgressEvent, ProgressEventType } from './types.js';
 
-const EVENT_TYPES: ProgressEventType[] = ['job:created', 'job:started', 'page:done', 'page:failed', 'page:skipped', 'job:completed', 'job:cancelled', 'job:failed', 'progress'];
+const EVENT_TYPES: ProgressEventType[] = [
+  'job:created',
+  'job:started',
+  'page:done',
+  'page:failed',
+  'page:skipped',
+  'job:completed',
+  'job:cancelled',
+  'job:failed',
+  'progress',
+];
 const TERMINAL = new Set<ProgressEventType>(['job:completed', 'job:cancelled', 'job:failed']);
 
 /** The EventSource constructor to use (the browser's, or e.g. the `eventsource` package in Node). */
@@ -127,6 +137,7 @@ export function createCrawlClient(options: CrawlClientOptions = {}): CrawlClient
     listJobs: (q = {}) => call('GET', `/jobs${query(q)}`),
     results: (id, q = {}) => call('GET', `${job(id)}/results${query(q)}`),
     eventsUrl: (id) => `${base}${job(id)}/events`,
-    watch: (id, watchOptions) => watchJob(`${base}${job(id)}/events`, { ...watchOptions, ...(options.EventSource ? { EventSource: options.EventSource } : {}) }),
+    watch: (id, watchOptions) =>
+      watchJob(`${base}${job(id)}/events`, { ...watchOptions, ...(options.EventSource ? { EventSource: options.EventSource } : {}) }),
   };
 }

@@ -9,7 +9,16 @@ import { createFetcher, type Fetcher } from './fetcher.js';
 import { createJobsApi, type JobInput, type JobsApi } from './jobs.js';
 import { createAddressGuard, invalidAllowanceEntry } from './netguard.js';
 import { createProcessor, type ExtractFunction, type Processor } from './processor.js';
-import { createProgressApi, emitAll, reportListenerError, settle, type CrawlEmitter, type CrawlEvents, type ListenerErrorHandler, type ProgressApi } from './progress.js';
+import {
+  createProgressApi,
+  emitAll,
+  reportListenerError,
+  settle,
+  type CrawlEmitter,
+  type CrawlEvents,
+  type ListenerErrorHandler,
+  type ProgressApi,
+} from './progress.js';
 import type { CrawlStorage } from './storage.js';
 import type { Job, ProgressEvent } from './types.js';
 import { TERMINAL_STATUSES } from './types.js';
@@ -102,7 +111,11 @@ const int = (min: number, max: number) => z.int().min(min).max(max);
 const optionsSchema = z
   .object({
     storage: z.custom<CrawlStorage>(
-      (value) => typeof value === 'object' && value !== null && typeof (value as CrawlStorage).claim === 'function' && typeof (value as CrawlStorage).complete === 'function',
+      (value) =>
+        typeof value === 'object' &&
+        value !== null &&
+        typeof (value as CrawlStorage).claim === 'function' &&
+        typeof (value as CrawlStorage).complete === 'function',
       'expected a CrawlStorage such as memoryStorage()',
     ),
     fetch: z

@@ -1,11 +1,5 @@
 /** Stable error codes carried by every {@link CrawlEngineError}. */
-export type CrawlEngineErrorCode =
-  | 'invalid_input'
-  | 'invalid_options'
-  | 'not_found'
-  | 'conflict'
-  | 'storage_error'
-  | 'unsupported';
+export type CrawlEngineErrorCode = 'invalid_input' | 'invalid_options' | 'not_found' | 'conflict' | 'storage_error' | 'unsupported';
 
 /** One problem with an input, named by its field path (`maxPages`, `include.2`). */
 export interface FieldError {
@@ -28,16 +22,13 @@ export class CrawlEngineError extends Error {
   readonly errors: FieldError[] | undefined;
 
   static override [Symbol.hasInstance](this: unknown, value: unknown): boolean {
-    // Subclasses keep the ordinary prototype check.
+    // Subclasses keep the ordinary prototype check (`this` is the class on the right of instanceof).
+    // biome-ignore lint/complexity/noThisInStatic: which class is asked is the point
     if (this !== CrawlEngineError) return Function.prototype[Symbol.hasInstance].call(this, value);
     return typeof value === 'object' && value !== null && (value as { [BRAND]?: unknown })[BRAND] === true;
   }
 
-  constructor(
-    code: CrawlEngineErrorCode,
-    message: string,
-    options: { cause?: unknown; errors?: FieldError[] } = {},
-  ) {
+  constructor(code: CrawlEngineErrorCode, message: string, options: { cause?: unknown; errors?: FieldError[] } = {}) {
     super(message.startsWith('[crawl-engine]') ? message : `[crawl-engine] ${message}`, {
       cause: options.cause,
     });
@@ -49,20 +40,14 @@ export class CrawlEngineError extends Error {
 }
 
 /** Turns zod issues into field errors with dotted paths (`fetch.timeoutMs`). */
-export function fieldErrors(
-  issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }>,
-): FieldError[] {
+export function fieldErrors(issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }>): FieldError[] {
   return issues.map((issue) => ({
     path: issue.path.map(String).join('.') || '(root)',
     message: issue.message,
   }));
 }
 
-export function invalid(
-  code: 'invalid_input' | 'invalid_options',
-  what: string,
-  errors: FieldError[],
-): CrawlEngineError {
+export function invalid(code: 'invalid_input' | 'invalid_options', what: string, errors: FieldError[]): CrawlEngineError {
   const detail = errors.map((e) => `${e.path}: ${e.message}`).join('; ');
   return new CrawlEngineError(code, `invalid ${what}: ${detail}`, { errors });
 }

@@ -46,7 +46,10 @@ export function createExpressRouter(engine: CrawlEngine, options: ExpressRouterO
       // Requests that a fetch Request cannot represent (TRACE, CONNECT, a malformed Host) are
       // answered here, as the handler would: problem+json, never a stack trace.
       if (FORBIDDEN_METHODS.has(req.method.toUpperCase())) {
-        await sendResponse(out, problem(405, 'method_not_allowed', `${req.method} is not allowed; use GET, POST or DELETE`, { headers: { allow: 'GET, POST, DELETE' } }));
+        await sendResponse(
+          out,
+          problem(405, 'method_not_allowed', `${req.method} is not allowed; use GET, POST or DELETE`, { headers: { allow: 'GET, POST, DELETE' } }),
+        );
         return;
       }
       let request: Request;
@@ -59,7 +62,11 @@ export function createExpressRouter(engine: CrawlEngine, options: ExpressRouterO
           const origin = `${(req as { protocol?: string }).protocol ?? 'http'}://${headers.get('host') ?? 'localhost'}`;
           const body = typeof incoming.body === 'string' ? incoming.body : JSON.stringify(incoming.body ?? null);
           headers.delete('content-length');
-          request = new Request(new URL(incoming.originalUrl, origin), { method: req.method, headers, ...(req.method === 'GET' || req.method === 'HEAD' ? {} : { body }) });
+          request = new Request(new URL(incoming.originalUrl, origin), {
+            method: req.method,
+            headers,
+            ...(req.method === 'GET' || req.method === 'HEAD' ? {} : { body }),
+          });
         } else {
           const relative = incoming.url;
           incoming.url = incoming.originalUrl;
@@ -70,7 +77,14 @@ export function createExpressRouter(engine: CrawlEngine, options: ExpressRouterO
           }
         }
       } catch (error) {
-        await sendResponse(out, problem(400, 'invalid_input', `the request could not be read: ${error instanceof Error ? error.message.slice(0, 200) : 'malformed request'} (check the method, the Host header and the URL)`));
+        await sendResponse(
+          out,
+          problem(
+            400,
+            'invalid_input',
+            `the request could not be read: ${error instanceof Error ? error.message.slice(0, 200) : 'malformed request'} (check the method, the Host header and the URL)`,
+          ),
+        );
         return;
       }
       const response = await handlerFor(incoming.baseUrl)(request);
@@ -80,7 +94,18 @@ export function createExpressRouter(engine: CrawlEngine, options: ExpressRouterO
       // while the response was sent) is reported, and the client gets no stack trace.
       onError(error, req as unknown as Request);
       if (!res.headersSent) {
-        res.status(500).type('application/problem+json').send(JSON.stringify({ type: 'urn:crawl-engine:problem:internal', title: 'Internal error', status: 500, code: 'internal', detail: 'the crawl API failed to handle this request; see the server logs' }));
+        res
+          .status(500)
+          .type('application/problem+json')
+          .send(
+            JSON.stringify({
+              type: 'urn:crawl-engine:problem:internal',
+              title: 'Internal error',
+              status: 500,
+              code: 'internal',
+              detail: 'the crawl API failed to handle this request; see the server logs',
+            }),
+          );
       } else res.destroy();
     });
   });

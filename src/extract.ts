@@ -174,7 +174,9 @@ export async function parseHtml(html: string, limits: ParseLimits = {}): Promise
     parser.write(html.slice(at, end));
     at = end;
     if (handler.nodes > maxNodes) {
-      throw new ParseLimitError(`page has more than ${maxNodes} HTML nodes (elements, text runs, comments); parsing stopped after ${at} of ${html.length} characters`);
+      throw new ParseLimitError(
+        `page has more than ${maxNodes} HTML nodes (elements, text runs, comments); parsing stopped after ${at} of ${html.length} characters`,
+      );
     }
     const now = performance.now();
     if (now - sliceStart >= sliceMs) {
@@ -203,9 +205,43 @@ interface DomNode {
 const SKIP_TEXT = new Set(['script', 'style', 'noscript', 'template', 'head', 'svg', 'iframe', 'object']);
 /** Elements that separate words, so `<p>a</p><p>b</p>` counts two. */
 const BLOCK = new Set([
-  'address', 'article', 'aside', 'blockquote', 'br', 'dd', 'div', 'dl', 'dt', 'fieldset', 'figcaption',
-  'figure', 'footer', 'form', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'header', 'hr', 'li', 'main', 'nav',
-  'ol', 'p', 'pre', 'section', 'table', 'td', 'th', 'tr', 'ul', 'option', 'button', 'label',
+  'address',
+  'article',
+  'aside',
+  'blockquote',
+  'br',
+  'dd',
+  'div',
+  'dl',
+  'dt',
+  'fieldset',
+  'figcaption',
+  'figure',
+  'footer',
+  'form',
+  'h1',
+  'h2',
+  'h3',
+  'h4',
+  'h5',
+  'h6',
+  'header',
+  'hr',
+  'li',
+  'main',
+  'nav',
+  'ol',
+  'p',
+  'pre',
+  'section',
+  'table',
+  'td',
+  'th',
+  'tr',
+  'ul',
+  'option',
+  'button',
+  'label',
 ]);
 const BLOCK_FLAG = 1;
 const HEAD_FLAG = 2;
@@ -221,7 +257,8 @@ class WordCounter {
     for (let i = from; i < to; i++) {
       const c = text.charCodeAt(i);
       // ASCII whitespace, NBSP and the common Unicode spaces end a word.
-      const space = c <= 32 || c === 160 || (c >= 0x2000 && c <= 0x200b) || c === 0x3000 || c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0xfeff;
+      const space =
+        c <= 32 || c === 160 || (c >= 0x2000 && c <= 0x200b) || c === 0x3000 || c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0xfeff;
       if (space) inWord = false;
       else if (!inWord) {
         inWord = true;
@@ -385,7 +422,12 @@ function* walk(document: DomNode, pageUrl: string, maxLinks: number): Generator<
           if (description === null && attribs.name?.length === 11 && attribs.name.toLowerCase() === 'description') description = clean(attribs.content);
           break;
         case 'link':
-          if (canonicalHref === null && attribs.href !== undefined && attribs.href.length <= MAX_VALUE_CHARS && /(?:^|\s)canonical(?:\s|$)/i.test((attribs.rel ?? '').slice(0, MAX_VALUE_CHARS))) {
+          if (
+            canonicalHref === null &&
+            attribs.href !== undefined &&
+            attribs.href.length <= MAX_VALUE_CHARS &&
+            /(?:^|\s)canonical(?:\s|$)/i.test((attribs.rel ?? '').slice(0, MAX_VALUE_CHARS))
+          ) {
             canonicalHref = attribs.href;
           }
           break;

@@ -78,13 +78,28 @@ export function parseRetryAfter(value: string | null, now = Date.now()): number 
 
 /** Code points of bytes 0x80–0x9F in windows-1252 (Node decodes them as C1 controls). */
 const CP1252 = [
-  0x20ac, 0x81, 0x201a, 0x192, 0x201e, 0x2026, 0x2020, 0x2021, 0x2c6, 0x2030, 0x160, 0x2039, 0x152, 0x8d, 0x17d, 0x8f,
-  0x90, 0x2018, 0x2019, 0x201c, 0x201d, 0x2022, 0x2013, 0x2014, 0x2dc, 0x2122, 0x161, 0x203a, 0x153, 0x9d, 0x17e, 0x178,
+  0x20ac, 0x81, 0x201a, 0x192, 0x201e, 0x2026, 0x2020, 0x2021, 0x2c6, 0x2030, 0x160, 0x2039, 0x152, 0x8d, 0x17d, 0x8f, 0x90, 0x2018, 0x2019, 0x201c, 0x201d,
+  0x2022, 0x2013, 0x2014, 0x2dc, 0x2122, 0x161, 0x203a, 0x153, 0x9d, 0x17e, 0x178,
 ];
 /** WHATWG labels of windows-1252 (latin1 and ASCII included, as browsers do). */
 const WINDOWS_1252 = new Set([
-  'windows-1252', 'cp1252', 'x-cp1252', 'latin1', 'l1', 'iso-8859-1', 'iso8859-1', 'iso88591', 'iso_8859-1',
-  'iso_8859-1:1987', 'iso-ir-100', 'ibm819', 'cp819', 'csisolatin1', 'ascii', 'us-ascii', 'ansi_x3.4-1968',
+  'windows-1252',
+  'cp1252',
+  'x-cp1252',
+  'latin1',
+  'l1',
+  'iso-8859-1',
+  'iso8859-1',
+  'iso88591',
+  'iso_8859-1',
+  'iso_8859-1:1987',
+  'iso-ir-100',
+  'ibm819',
+  'cp819',
+  'csisolatin1',
+  'ascii',
+  'us-ascii',
+  'ansi_x3.4-1968',
 ]);
 
 function decodeWindows1252(bytes: Uint8Array): string {
@@ -208,113 +223,111 @@ export function createFetcher(options: FetcherOptions): Fetcher {
     'accept-encoding': 'gzip, deflate, br',
   };
 
-  async function get(
-    startUrl: string,
-    allowHop: (url: string) => string | null,
-    text: { maxBytes: number } | null,
-    hopDelayMs = 0,
-  ): Promise<FetchResult> {
-      const undici = await loadUndici();
-      agent ??= new undici.Agent({
-        keepAliveTimeout: 10_000,
-        headersTimeout: options.timeoutMs,
-        bodyTimeout: options.timeoutMs,
-        ...(guard.lookup === undefined ? {} : { connect: { lookup: guard.lookup } }),
-      });
-      // A plain timer, cleared when done: AbortSignal.timeout() keeps signals alive for the GC.
-      // It is paused while a redirect waits out the host's delay, which is not request time.
-      const controller = new AbortController();
-      const { signal } = controller;
-      let remaining = options.timeoutMs;
-      let armedAt = Date.now();
-      let timer = setTimeout(() => controller.abort(), remaining);
-      const pauseFor = async (ms: number) => {
-        clearTimeout(timer);
-        remaining -= Date.now() - armedAt;
-        await new Promise((resolve) => setTimeout(resolve, ms));
-        armedAt = Date.now();
-        timer = setTimeout(() => controller.abort(), Math.max(0, remaining));
-      };
-      const seen = new Set<string>([startUrl]);
-      let url = startUrl;
-      let status: number | null = null;
-      let contentType: string | null = null;
-      let headers: Record<string, string> = {};
-      const fail = (code: PageErrorCode, message: string, transient = false, retryAfterMs: number | null = null): FetchResult => ({
-        finalUrl: url,
-        status,
-        contentType,
-        headers,
-        html: null,
-        error: { code, message, transient, retryAfterMs },
-      });
-      try {
-        for (let hop = 0; ; hop++) {
-          const refused = guard.checkHost(new URL(url).hostname);
-          if (refused !== null) return fail('blocked', `refused to connect: ${refused}`);
-          const response = await undici.request(url, {
-            dispatcher: agent,
-            method: 'GET',
-            headers: requestHeaders,
-            signal,
-          });
-          status = response.statusCode;
-          contentType = header(response.headers, 'content-type');
-          headers = flatHeaders(response.headers);
+  async function get(startUrl: string, allowHop: (url: string) => string | null, text: { maxBytes: number } | null, hopDelayMs = 0): Promise<FetchResult> {
+    const undici = await loadUndici();
+    agent ??= new undici.Agent({
+      keepAliveTimeout: 10_000,
+      headersTimeout: options.timeoutMs,
+      bodyTimeout: options.timeoutMs,
+      ...(guard.lookup === undefined ? {} : { connect: { lookup: guard.lookup } }),
+    });
+    // A plain timer, cleared when done: AbortSignal.timeout() keeps signals alive for the GC.
+    // It is paused while a redirect waits out the host's delay, which is not request time.
+    const controller = new AbortController();
+    const { signal } = controller;
+    let remaining = options.timeoutMs;
+    let armedAt = Date.now();
+    let timer = setTimeout(() => controller.abort(), remaining);
+    const pauseFor = async (ms: number) => {
+      clearTimeout(timer);
+      remaining -= Date.now() - armedAt;
+      await new Promise((resolve) => setTimeout(resolve, ms));
+      armedAt = Date.now();
+      timer = setTimeout(() => controller.abort(), Math.max(0, remaining));
+    };
+    const seen = new Set<string>([startUrl]);
+    let url = startUrl;
+    let status: number | null = null;
+    let contentType: string | null = null;
+    let headers: Record<string, string> = {};
+    const fail = (code: PageErrorCode, message: string, transient = false, retryAfterMs: number | null = null): FetchResult => ({
+      finalUrl: url,
+      status,
+      contentType,
+      headers,
+      html: null,
+      error: { code, message, transient, retryAfterMs },
+    });
+    try {
+      for (let hop = 0; ; hop++) {
+        const refused = guard.checkHost(new URL(url).hostname);
+        if (refused !== null) return fail('blocked', `refused to connect: ${refused}`);
+        const response = await undici.request(url, {
+          dispatcher: agent,
+          method: 'GET',
+          headers: requestHeaders,
+          signal,
+        });
+        status = response.statusCode;
+        contentType = header(response.headers, 'content-type');
+        headers = flatHeaders(response.headers);
 
-          if (REDIRECTS.has(status)) {
-            await response.body.dump({ limit: 64 * 1024 }).catch(() => undefined);
-            const location = header(response.headers, 'location');
-            const next = location === null ? null : normalizeUrl(location, url);
-            if (next === null) {
-              return fail('bad_redirect', `HTTP ${status} with ${location === null ? 'no' : 'an invalid'} Location header${location === null ? '' : ` ${JSON.stringify(location.slice(0, 200))}`}`);
-            }
-            if (seen.has(next)) return fail('redirect_loop', `redirect loop: ${url} -> ${next} was already visited`);
-            if (hop + 1 > options.maxRedirects) {
-              return fail('too_many_redirects', `more than maxRedirects (${options.maxRedirects}) redirects`);
-            }
-            const refusal = allowHop(next);
-            if (refusal !== null) return fail('blocked', `redirect to ${next} refused: ${refusal}`);
-            seen.add(next);
-            if (hopDelayMs > 0 && new URL(next).hostname === new URL(url).hostname) await pauseFor(hopDelayMs);
-            url = next;
-            continue;
+        if (REDIRECTS.has(status)) {
+          await response.body.dump({ limit: 64 * 1024 }).catch(() => undefined);
+          const location = header(response.headers, 'location');
+          const next = location === null ? null : normalizeUrl(location, url);
+          if (next === null) {
+            return fail(
+              'bad_redirect',
+              `HTTP ${status} with ${location === null ? 'no' : 'an invalid'} Location header${location === null ? '' : ` ${JSON.stringify(location.slice(0, 200))}`}`,
+            );
           }
-
-          if (status < 200 || status > 299) {
-            await response.body.dump({ limit: 64 * 1024 }).catch(() => undefined);
-            const transient = TRANSIENT_STATUS.has(status) || status >= 500;
-            const retryAfter = transient ? parseRetryAfter(header(response.headers, 'retry-after')) : null;
-            return fail('http_error', `HTTP ${status}`, transient, retryAfter === null ? null : Math.min(retryAfter, options.maxRetryAfterMs));
+          if (seen.has(next)) return fail('redirect_loop', `redirect loop: ${url} -> ${next} was already visited`);
+          if (hop + 1 > options.maxRedirects) {
+            return fail('too_many_redirects', `more than maxRedirects (${options.maxRedirects}) redirects`);
           }
-
-          const declared = Number(header(response.headers, 'content-length') ?? NaN);
-          const encoding = header(response.headers, 'content-encoding');
-          if (text !== null) {
-            const bytes = await decompress(await readCapped(response.body, text.maxBytes, true), encoding, options.maxBytes);
-            return { finalUrl: url, status, contentType, headers, html: bytes.subarray(0, text.maxBytes).toString('utf8'), error: null };
-          }
-          if (contentType !== null && !isHtmlType(contentType)) {
-            discard(response.body);
-            return fail('not_html', `content-type ${contentType.split(';', 1)[0]} is not HTML; body not parsed`);
-          }
-          if (declared > options.maxBytes) {
-            discard(response.body);
-            return fail('too_large', `content-length ${declared} is larger than maxBytes (${options.maxBytes} bytes)`);
-          }
-          const bytes = await decompress(await readCapped(response.body, options.maxBytes), encoding, options.maxBytes);
-          if (contentType === null && !/^\s*</.test(bytes.subarray(0, 256).toString('latin1'))) {
-            return fail('not_html', 'no content-type and the body does not look like HTML');
-          }
-          return { finalUrl: url, status, contentType, headers, html: decodeHtml(bytes, contentType), error: null };
+          const refusal = allowHop(next);
+          if (refusal !== null) return fail('blocked', `redirect to ${next} refused: ${refusal}`);
+          seen.add(next);
+          if (hopDelayMs > 0 && new URL(next).hostname === new URL(url).hostname) await pauseFor(hopDelayMs);
+          url = next;
+          continue;
         }
-      } catch (error) {
-        if (signal.aborted) return fail('timeout', `no complete response within timeoutMs (${options.timeoutMs} ms)`, true);
-        const failure = classifyNetworkError(error);
-        return fail(failure.code, failure.message, failure.transient);
-      } finally {
-        clearTimeout(timer);
+
+        if (status < 200 || status > 299) {
+          await response.body.dump({ limit: 64 * 1024 }).catch(() => undefined);
+          const transient = TRANSIENT_STATUS.has(status) || status >= 500;
+          const retryAfter = transient ? parseRetryAfter(header(response.headers, 'retry-after')) : null;
+          return fail('http_error', `HTTP ${status}`, transient, retryAfter === null ? null : Math.min(retryAfter, options.maxRetryAfterMs));
+        }
+
+        const declared = Number(header(response.headers, 'content-length') ?? NaN);
+        const encoding = header(response.headers, 'content-encoding');
+        if (text !== null) {
+          const bytes = await decompress(await readCapped(response.body, text.maxBytes, true), encoding, options.maxBytes);
+          return { finalUrl: url, status, contentType, headers, html: bytes.subarray(0, text.maxBytes).toString('utf8'), error: null };
+        }
+        if (contentType !== null && !isHtmlType(contentType)) {
+          discard(response.body);
+          return fail('not_html', `content-type ${contentType.split(';', 1)[0]} is not HTML; body not parsed`);
+        }
+        if (declared > options.maxBytes) {
+          discard(response.body);
+          return fail('too_large', `content-length ${declared} is larger than maxBytes (${options.maxBytes} bytes)`);
+        }
+        const bytes = await decompress(await readCapped(response.body, options.maxBytes), encoding, options.maxBytes);
+        if (contentType === null && !/^\s*</.test(bytes.subarray(0, 256).toString('latin1'))) {
+          return fail('not_html', 'no content-type and the body does not look like HTML');
+        }
+        return { finalUrl: url, status, contentType, headers, html: decodeHtml(bytes, contentType), error: null };
       }
+    } catch (error) {
+      if (signal.aborted) return fail('timeout', `no complete response within timeoutMs (${options.timeoutMs} ms)`, true);
+      const failure = classifyNetworkError(error);
+      return fail(failure.code, failure.message, failure.transient);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   return {

@@ -17,7 +17,10 @@ function checkOrigin(value: unknown): string {
   const url = typeof value === 'string' && URL.canParse(value) ? new URL(value) : null;
   if (url === null || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.pathname !== '/' || url.search !== '' || url.username !== '') {
     throw invalid('invalid_options', 'Next.js handler options', [
-      { path: 'origin', message: `expected an origin (scheme, host and port, no path: basePath says where the routes are) such as https://app.example.com (got ${JSON.stringify(value)})` },
+      {
+        path: 'origin',
+        message: `expected an origin (scheme, host and port, no path: basePath says where the routes are) such as https://app.example.com (got ${JSON.stringify(value)})`,
+      },
     ]);
   }
   return url.origin;
@@ -85,7 +88,10 @@ async function nextAfter(): Promise<(task: () => Promise<void>) => void> {
   return server.after;
 }
 
-export function createNextHandlers(engine: CrawlEngine, options: NextHandlersOptions = {}): { GET: NextRouteHandler; POST: NextRouteHandler; DELETE: NextRouteHandler } {
+export function createNextHandlers(
+  engine: CrawlEngine,
+  options: NextHandlersOptions = {},
+): { GET: NextRouteHandler; POST: NextRouteHandler; DELETE: NextRouteHandler } {
   const basePath = (options.basePath ?? '/api/crawl').replace(/\/+$/, '');
   const chain = options.chain ?? true;
   const budgetMs = options.afterBudgetMs ?? 25_000;
@@ -106,7 +112,12 @@ export function createNextHandlers(engine: CrawlEngine, options: NextHandlersOpt
     if (LOOPBACK_HOSTS.has(requested.hostname)) return `http://${requested.hostname}:${process.env.PORT || requested.port || '80'}`;
     if (!warned) {
       warned = true;
-      onError(new Error(`crawl-engine: not chaining the next run through ${requested.host}: the Host header comes from the client; set the origin option of createNextHandlers (cron still continues the job)`), req);
+      onError(
+        new Error(
+          `crawl-engine: not chaining the next run through ${requested.host}: the Host header comes from the client; set the origin option of createNextHandlers (cron still continues the job)`,
+        ),
+        req,
+      );
     }
     return null;
   }
@@ -119,7 +130,12 @@ export function createNextHandlers(engine: CrawlEngine, options: NextHandlersOpt
     if (options.cronSecret === undefined) {
       if (!warnedNoSecret) {
         warnedNoSecret = true;
-        onError(new Error(`crawl-engine: job ${jobId} has work left after its run and no cronSecret is set, so it is not chained: only a worker (processor.start()) or an authorized call of the process route continues it`), req);
+        onError(
+          new Error(
+            `crawl-engine: job ${jobId} has work left after its run and no cronSecret is set, so it is not chained: only a worker (processor.start()) or an authorized call of the process route continues it`,
+          ),
+          req,
+        );
       }
       return;
     }
@@ -135,10 +151,22 @@ export function createNextHandlers(engine: CrawlEngine, options: NextHandlersOpt
         signal: AbortSignal.timeout(CHAIN_WAIT_MS),
       });
       await res.body?.cancel().catch(() => undefined);
-      if (!res.ok) onError(new Error(`crawl-engine: chaining job ${jobId} through ${url.origin}${basePath}/process got HTTP ${res.status}; check cronSecret, basePath and origin (cron still continues the job)`), req);
+      if (!res.ok)
+        onError(
+          new Error(
+            `crawl-engine: chaining job ${jobId} through ${url.origin}${basePath}/process got HTTP ${res.status}; check cronSecret, basePath and origin (cron still continues the job)`,
+          ),
+          req,
+        );
     } catch (error) {
       if (!(error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError'))) {
-        onError(new Error(`crawl-engine: chaining job ${jobId} through ${url.origin}${basePath}/process failed: ${error instanceof Error ? error.message : String(error)} (cron still continues the job)`, { cause: error }), req);
+        onError(
+          new Error(
+            `crawl-engine: chaining job ${jobId} through ${url.origin}${basePath}/process failed: ${error instanceof Error ? error.message : String(error)} (cron still continues the job)`,
+            { cause: error },
+          ),
+          req,
+        );
       }
     }
   }

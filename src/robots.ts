@@ -62,7 +62,10 @@ export function parseRobots(text: string, userAgent: string): RobotsRules {
   const groups: Group[] = [];
   let current: Group | null = null;
   let lastWasAgent = false;
-  for (const raw of text.slice(0, ROBOTS_MAX_BYTES).replace(LEADING_BOM, '').split(/\r\n|\r|\n/)) {
+  for (const raw of text
+    .slice(0, ROBOTS_MAX_BYTES)
+    .replace(LEADING_BOM, '')
+    .split(/\r\n|\r|\n/)) {
     const line = raw.replace(/#.*$/, '').trim();
     const colon = line.indexOf(':');
     if (colon <= 0) continue;

@@ -44,7 +44,9 @@ export function repairJson(value: unknown, maxNodes = 1_000_000): unknown {
   if (typeof value === 'string') return repairText(value);
   if (typeof value !== 'object' || value === null) return value;
   const root: { v: unknown } = { v: undefined };
-  const stack: Array<{ from: unknown; into: Record<string, unknown> | unknown[]; key: string | number }> = [{ from: value, into: root as unknown as Record<string, unknown>, key: 'v' }];
+  const stack: Array<{ from: unknown; into: Record<string, unknown> | unknown[]; key: string | number }> = [
+    { from: value, into: root as unknown as Record<string, unknown>, key: 'v' },
+  ];
   let nodes = 0;
   while (stack.length > 0) {
     if (++nodes > maxNodes) throw new TypeError(`more than ${maxNodes} values (or a circular reference)`);
@@ -101,7 +103,11 @@ export function jsonProblem(value: unknown, limits: { maxDepth: number; maxKeys:
   const stack: Array<{ v: unknown; depth: number; path: string }> = [{ v: value, depth: 0, path: '' }];
   const join = (path: string, key: string | number) => (path === '' ? String(key) : `${path}.${key}`);
   const badText = (text: string) =>
-    text.includes('\u0000') ? 'expected no NUL (\\u0000) characters' : !isWellFormed(text) ? 'expected well-formed Unicode text (no lone surrogates such as \\ud800)' : null;
+    text.includes('\u0000')
+      ? 'expected no NUL (\\u0000) characters'
+      : !isWellFormed(text)
+        ? 'expected well-formed Unicode text (no lone surrogates such as \\ud800)'
+        : null;
   let keys = 0;
   while (stack.length > 0) {
     const { v, depth, path } = stack.pop()!;

@@ -66,8 +66,7 @@ export function scopeMatcher(startUrl: string, scope: CrawlScope): (url: URL) =>
       return (url) => url.hostname === start.hostname;
     case 'same-domain': {
       const domain = registrableDomain(start.hostname);
-      return (url) =>
-        url.hostname === start.hostname || registrableDomain(url.hostname) === domain;
+      return (url) => url.hostname === start.hostname || registrableDomain(url.hostname) === domain;
     }
   }
 }
@@ -83,9 +82,7 @@ export function scopeMatcher(startUrl: string, scope: CrawlScope): (url: URL) =>
  */
 export function compileGlob(glob: string): (url: URL) => boolean {
   const match = globMatcher(glob);
-  return glob.startsWith('/')
-    ? (url) => match(url.pathname + url.search)
-    : (url) => match(url.href);
+  return glob.startsWith('/') ? (url) => match(url.pathname + url.search) : (url) => match(url.href);
 }
 
 const SLASH = 0x2f;
@@ -337,12 +334,7 @@ class GlobAutomaton {
 }
 
 /** Builds the filter a job applies to every discovered link. */
-export function linkFilter(options: {
-  startUrl: string;
-  scope: CrawlScope;
-  include: readonly string[];
-  exclude: readonly string[];
-}): (url: URL) => boolean {
+export function linkFilter(options: { startUrl: string; scope: CrawlScope; include: readonly string[]; exclude: readonly string[] }): (url: URL) => boolean {
   const inScope = scopeMatcher(options.startUrl, options.scope);
   const include = options.include.map(compileGlob);
   const exclude = options.exclude.map(compileGlob);
@@ -355,8 +347,36 @@ export function linkFilter(options: {
 
 /** Cyrillic and Greek letters that look like Latin ones, with the Latin letter they imitate. */
 const LOOKALIKES: Readonly<Record<string, string>> = {
-  а: 'a', е: 'e', о: 'o', р: 'p', с: 'c', у: 'y', х: 'x', і: 'i', ј: 'j', ѕ: 's', ԁ: 'd', һ: 'h', ӏ: 'l', ԛ: 'q', ԝ: 'w', ү: 'y', к: 'k', ь: 'b', п: 'n', г: 'r',
-  ο: 'o', α: 'a', ν: 'v', ι: 'i', κ: 'k', ρ: 'p', υ: 'u', χ: 'x', ε: 'e', τ: 't',
+  а: 'a',
+  е: 'e',
+  о: 'o',
+  р: 'p',
+  с: 'c',
+  у: 'y',
+  х: 'x',
+  і: 'i',
+  ј: 'j',
+  ѕ: 's',
+  ԁ: 'd',
+  һ: 'h',
+  ӏ: 'l',
+  ԛ: 'q',
+  ԝ: 'w',
+  ү: 'y',
+  к: 'k',
+  ь: 'b',
+  п: 'n',
+  г: 'r',
+  ο: 'o',
+  α: 'a',
+  ν: 'v',
+  ι: 'i',
+  κ: 'k',
+  ρ: 'p',
+  υ: 'u',
+  χ: 'x',
+  ε: 'e',
+  τ: 't',
 };
 const SCRIPTS = [
   ['Latin', /\p{Script=Latin}/u],
@@ -378,7 +398,8 @@ export function homographReason(hostname: string): string | null {
   const asciiTld = /^[\x00-\x7f]*$/.test(labels.at(-1) ?? '');
   for (const label of labels) {
     const scripts = SCRIPTS.filter(([, re]) => [...label].some((c) => re.test(c))).map(([name]) => name);
-    if (scripts.length > 1) return `the host name ${JSON.stringify(unicode)} (${hostname}) mixes ${scripts.join(' and ')} letters, as look-alike (homograph) domains do`;
+    if (scripts.length > 1)
+      return `the host name ${JSON.stringify(unicode)} (${hostname}) mixes ${scripts.join(' and ')} letters, as look-alike (homograph) domains do`;
     const letters = [...label].filter((c) => /\p{L}/u.test(c));
     if (asciiTld && (scripts[0] === 'Cyrillic' || scripts[0] === 'Greek') && letters.length > 0 && letters.every((c) => c in LOOKALIKES)) {
       const imitated = [...label].map((c) => LOOKALIKES[c] ?? c).join('');

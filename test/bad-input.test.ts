@@ -82,9 +82,23 @@ describe.each(storages)('bad input on the HTTP API (%s)', (_name, makeStorage) =
       JSON.stringify({ url: 'https://' }),
       // IP literals the processors would refuse: loopback, private, link-local (cloud metadata),
       // unspecified, IPv6 and IPv4-inside-IPv6 forms.
-      ...['http://127.0.0.1/', 'http://[::1]/', 'http://[::ffff:127.0.0.1]/', 'http://[::ffff:a9fe:a9fe]/latest/meta-data/', 'http://169.254.169.254/', 'http://10.0.0.1:8080/', 'http://[fd00::1]/', 'http://[fe80::1]/', 'http://0.0.0.0/', 'http://2130706433/', 'http://0x7f.1/'].map((url) => JSON.stringify({ url })),
+      ...[
+        'http://127.0.0.1/',
+        'http://[::1]/',
+        'http://[::ffff:127.0.0.1]/',
+        'http://[::ffff:a9fe:a9fe]/latest/meta-data/',
+        'http://169.254.169.254/',
+        'http://10.0.0.1:8080/',
+        'http://[fd00::1]/',
+        'http://[fe80::1]/',
+        'http://0.0.0.0/',
+        'http://2130706433/',
+        'http://0x7f.1/',
+      ].map((url) => JSON.stringify({ url })),
       // Homographs: a Cyrillic letter inside a Latin name, and a name of Cyrillic look-alikes only.
-      ...['https://pаypal.com/', 'https://xn--pypal-4ve.com/login', 'https://аррӏе.com/', 'https://www.xn--80ak6aa92e.com/'].map((url) => JSON.stringify({ url })),
+      ...['https://pаypal.com/', 'https://xn--pypal-4ve.com/login', 'https://аррӏе.com/', 'https://www.xn--80ak6aa92e.com/'].map((url) =>
+        JSON.stringify({ url }),
+      ),
       JSON.stringify({ url: `https://example.com/${META}`.replace(/ /g, ' ') }).replace('"url"', '"url" '),
     ];
     for (const body of bodies) {
@@ -132,7 +146,12 @@ describe.each(storages)('bad input on the HTTP API (%s)', (_name, makeStorage) =
   test('metacharacters in metadata, globs and ids round-trip intact', async () => {
     const storage = await makeStorage();
     const engine = createCrawlEngine({ storage });
-    const job = await engine.jobs.create({ url: 'https://example.com/', include: [`/${META}/**`], exclude: [META], metadata: { [META]: META, nested: { q: META } } });
+    const job = await engine.jobs.create({
+      url: 'https://example.com/',
+      include: [`/${META}/**`],
+      exclude: [META],
+      metadata: { [META]: META, nested: { q: META } },
+    });
     const again = await engine.jobs.get(job.id);
     expect(again?.metadata).toEqual({ [META]: META, nested: { q: META } });
     expect(again?.options.include).toEqual([`/${META}/**`]);

@@ -89,7 +89,10 @@ describe('politeness and identity flags', () => {
     expect(byDefault.stats.max).toBe(2);
 
     const capped = await countingSite(12, 200);
-    expect((await run(['crawl', capped.server.url, '--max-pages', '13', '--concurrency', '3', '--per-host-concurrency', '6', '--allow-private-network', '--quiet'])).code).toBe(0);
+    expect(
+      (await run(['crawl', capped.server.url, '--max-pages', '13', '--concurrency', '3', '--per-host-concurrency', '6', '--allow-private-network', '--quiet']))
+        .code,
+    ).toBe(0);
     expect(capped.stats.max).toBe(3);
   });
 
@@ -121,7 +124,10 @@ describe('politeness and identity flags', () => {
     expect(ignoring.code).toBe(0);
     expect(server.requests).toContain('/private/page');
     expect(server.requests).not.toContain('/robots.txt');
-    const results = ignoring.stdout.trim().split('\n').map((l) => JSON.parse(l) as { url: string; ok: boolean });
+    const results = ignoring.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { url: string; ok: boolean });
     expect(results.find((r) => r.url.endsWith('/private/page'))?.ok).toBe(true);
   });
 
@@ -234,7 +240,8 @@ describe('progress output', () => {
     // / links to 3 pages, and /a to 30 more: discovered goes 1 → 4 → 34.
     const server = await site((req, res) => {
       if (req.url === '/robots.txt') return page(res, 'not found', 404);
-      const body = req.url === '/' ? links(['/a', '/b', '/c']) : req.url === '/a' ? links(Array.from({ length: 30 }, (_, i) => `/a/${i}`)) : html('<p>leaf</p>');
+      const body =
+        req.url === '/' ? links(['/a', '/b', '/c']) : req.url === '/a' ? links(Array.from({ length: 30 }, (_, i) => `/a/${i}`)) : html('<p>leaf</p>');
       setTimeout(() => page(res, body), 150);
     });
     const { code, stderr } = await run(['crawl', server.url, '--max-pages', '100', '--per-host-concurrency', '2', '--allow-private-network']);
@@ -257,7 +264,9 @@ describe('messages in CLI terms', () => {
     expect(code).toBe(2);
     expect(stderr).toMatch(/^crawl-engine: unknown option --max-page; did you mean --max-pages\?\n\nUsage: crawl-engine crawl <url>/);
     expect(stderr).not.toMatch(/positional argument/);
-    expect((await run(['crawl', 'x', '--per-host-concurency', '4'])).stderr).toMatch(/unknown option --per-host-concurency; did you mean --per-host-concurrency\?/);
+    expect((await run(['crawl', 'x', '--per-host-concurency', '4'])).stderr).toMatch(
+      /unknown option --per-host-concurency; did you mean --per-host-concurrency\?/,
+    );
     expect((await run(['crawl', 'x', '--no-robot'])).stderr).toMatch(/unknown option --no-robot; did you mean --no-robots\?/);
     expect((await run(['migrate', '--storag', 'postgres://x'])).stderr).toMatch(/unknown option --storag; did you mean --storage\?/);
     const far = await run(['crawl', 'x', '--zzzzzz']);

@@ -108,7 +108,7 @@ describe('CrawlEngineError', () => {
     expect(Object.assign(new Error('x'), { code: 'conflict', name: 'CrawlEngineError' }) instanceof CrawlEngineError).toBe(false);
     expect(JSON.parse(JSON.stringify(base)) instanceof CrawlEngineError).toBe(false);
     expect(new Error('x')).not.toBeInstanceOf(CrawlEngineError);
-    expect(null instanceof CrawlEngineError).toBe(false);
+    expect((null as unknown) instanceof CrawlEngineError).toBe(false);
   });
 });
 
@@ -130,7 +130,17 @@ describe('engine.jobs', () => {
     expect(job).toMatchObject({
       status: 'queued',
       url: 'http://example.com/a',
-      options: { maxPages: 50, maxDepth: 2, scope: 'same-hostname', include: [], exclude: [], respectRobots: true, maxRetries: 2, perHostConcurrency: 2, perHostDelayMs: 0 },
+      options: {
+        maxPages: 50,
+        maxDepth: 2,
+        scope: 'same-hostname',
+        include: [],
+        exclude: [],
+        respectRobots: true,
+        maxRetries: 2,
+        perHostConcurrency: 2,
+        perHostDelayMs: 0,
+      },
       counts: { discovered: 1, queued: 1, inProgress: 0, succeeded: 0, failed: 0, skipped: 0 },
       startedAt: null,
       finishedAt: null,

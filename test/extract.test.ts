@@ -84,7 +84,9 @@ describe('extractPageAsync()', () => {
 describe('bounded values', () => {
   test('reads at most 64k characters of a title or description and skips hrefs longer than that', () => {
     const long = 'x'.repeat(70_000);
-    const got = extract(`<title>${' '.repeat(65_536)}late</title><meta name="description" content="${'d '.repeat(40_000)}"><a href="/${long}">l</a><a href="/ok">ok</a><link rel="canonical" href="/${long}">`);
+    const got = extract(
+      `<title>${' '.repeat(65_536)}late</title><meta name="description" content="${'d '.repeat(40_000)}"><a href="/${long}">l</a><a href="/ok">ok</a><link rel="canonical" href="/${long}">`,
+    );
     expect(got.title).toBeNull();
     expect(got.description).toBe('d '.repeat(500)); // kept to 1000 characters
     expect(got.links).toEqual(['http://example.com/ok']);

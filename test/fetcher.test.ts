@@ -7,7 +7,14 @@ import { html, serve, type TestServer } from './helpers/server.js';
 /** Compressed once: compressing 50 MB inside the request took longer than a loaded machine's fetch timeout. */
 const GZIP_BOMB = gzipSync(Buffer.alloc(50 * 1024 * 1024, 0x20));
 
-const fetcher = createFetcher({ userAgent: 'test-agent/1', timeoutMs: 500, maxBytes: 64 * 1024, maxRedirects: 3, maxRetryAfterMs: 10_000, allowPrivateNetwork: ['127.0.0.1'] });
+const fetcher = createFetcher({
+  userAgent: 'test-agent/1',
+  timeoutMs: 500,
+  maxBytes: 64 * 1024,
+  maxRedirects: 3,
+  maxRetryAfterMs: 10_000,
+  allowPrivateNetwork: ['127.0.0.1'],
+});
 const allowAll = () => null;
 let site: TestServer;
 

@@ -18,7 +18,15 @@ const servers: Server[] = [];
 afterEach(async () => {
   await site?.close();
   site = null;
-  await Promise.all(servers.splice(0).map((s) => new Promise((r) => { s.closeAllConnections(); s.close(r); })));
+  await Promise.all(
+    servers.splice(0).map(
+      (s) =>
+        new Promise((r) => {
+          s.closeAllConnections();
+          s.close(r);
+        }),
+    ),
+  );
 });
 
 const newEngine = () => createCrawlEngine({ storage: memoryStorage(), fetch: { allowPrivateNetwork: true }, retry: { baseDelayMs: 10, maxDelayMs: 50 } });
@@ -44,7 +52,11 @@ describe.each(['express5', 'express4', 'parsed-body'] as const)('createExpressRo
     site = await startSite({ pages: 30, fanout: 3, latencyMs: 10 });
     const engine = newEngine();
     const origin = await expressApp(engine, flavour);
-    const created = await fetch(`${origin}/api/crawl/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ url: site.url, maxDepth: 5, maxPages: 30 }) });
+    const created = await fetch(`${origin}/api/crawl/jobs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ url: site.url, maxDepth: 5, maxPages: 30 }),
+    });
     expect(created.status).toBe(201);
     const job = (await created.json()) as Job;
     expect(created.headers.get('location')).toBe(`/api/crawl/jobs/${job.id}`);
@@ -120,7 +132,14 @@ describe('createNextHandlers', () => {
       }) as typeof fetch,
     });
     const params = Promise.resolve({ path: ['jobs'] });
-    const res = await handlers.POST(new Request('http://app.test/api/crawl/jobs', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ url: site.url, maxDepth: 6, maxPages: 40 }) }), { params });
+    const res = await handlers.POST(
+      new Request('http://app.test/api/crawl/jobs', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ url: site.url, maxDepth: 6, maxPages: 40 }),
+      }),
+      { params },
+    );
     expect(res.status).toBe(201);
     const job = (await res.json()) as Job;
     expect(tasks).toHaveLength(1);
@@ -158,7 +177,13 @@ describe('createNextHandlers', () => {
         /** Creates a job through a request to `origin`, runs its after() task, and says which URLs were called back. */
         async create(origin: string): Promise<string[]> {
           calls.length = 0;
-          const res = await handlers.POST(new Request(`${origin}/api/crawl/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ url: site!.url, maxDepth: 6 }) }));
+          const res = await handlers.POST(
+            new Request(`${origin}/api/crawl/jobs`, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json' },
+              body: JSON.stringify({ url: site!.url, maxDepth: 6 }),
+            }),
+          );
           expect(res.status).toBe(201);
           while (tasks.length > 0) await tasks.shift()!();
           return calls.map((call) => call.url);
@@ -220,8 +245,18 @@ describe('createNextHandlers', () => {
   });
 
   test('a bad origin is refused at creation, naming the field', () => {
-    for (const origin of ['app.example.com', 'ftp://app.example.com', '', 42, 'https://app.example.com/app', 'https://app.example.com/?x=1', 'https://u:p@app.example.com']) {
-      expect(() => createNextHandlers(newEngine(), { origin: origin as string })).toThrow(expect.objectContaining({ code: 'invalid_options', errors: [expect.objectContaining({ path: 'origin' })] }));
+    for (const origin of [
+      'app.example.com',
+      'ftp://app.example.com',
+      '',
+      42,
+      'https://app.example.com/app',
+      'https://app.example.com/?x=1',
+      'https://u:p@app.example.com',
+    ]) {
+      expect(() => createNextHandlers(newEngine(), { origin: origin as string })).toThrow(
+        expect.objectContaining({ code: 'invalid_options', errors: [expect.objectContaining({ path: 'origin' })] }),
+      );
     }
   });
 
@@ -241,7 +276,13 @@ describe('createNextHandlers', () => {
       }) as unknown as typeof fetch,
     });
     for (let i = 0; i < 2; i++) {
-      const res = await POST(new Request('http://127.0.0.1:3000/api/crawl/jobs', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ url: site.url, maxDepth: 6 }) }));
+      const res = await POST(
+        new Request('http://127.0.0.1:3000/api/crawl/jobs', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ url: site.url, maxDepth: 6 }),
+        }),
+      );
       expect(res.status).toBe(201);
       while (tasks.length > 0) await tasks.shift()!();
     }
@@ -255,7 +296,13 @@ describe('createNextHandlers', () => {
     const engine = newEngine();
     const tasks: Array<() => Promise<void>> = [];
     const { POST } = createNextHandlers(engine, { after: (task) => tasks.push(task), processOnCreate: false });
-    const res = await POST(new Request('http://app.test/api/crawl/jobs', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ url: 'https://example.com/' }) }));
+    const res = await POST(
+      new Request('http://app.test/api/crawl/jobs', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ url: 'https://example.com/' }),
+      }),
+    );
     expect(res.status).toBe(201);
     expect(tasks).toHaveLength(0);
   });

@@ -39,9 +39,9 @@ describe('URL normalisation (property)', () => {
 describe('robots.txt matcher (property)', () => {
   const segment = fc.constantFrom('a', 'b', 'shop', 'x.pdf', '%7E', 'é', '', '?', '=', '$');
   const path = fc.array(segment, { maxLength: 6 }).map((parts) => `/${parts.join('/')}`);
-  const pattern = fc.array(fc.oneof(segment, fc.constant('*')), { minLength: 1, maxLength: 5 }).chain((parts) =>
-    fc.boolean().map((anchored) => `/${parts.join('/')}${anchored ? '$' : ''}`),
-  );
+  const pattern = fc
+    .array(fc.oneof(segment, fc.constant('*')), { minLength: 1, maxLength: 5 })
+    .chain((parts) => fc.boolean().map((anchored) => `/${parts.join('/')}${anchored ? '$' : ''}`));
 
   test('never throws on arbitrary robots.txt text', () => {
     fc.assert(
@@ -83,7 +83,31 @@ describe('robots.txt matcher (property)', () => {
 });
 
 describe('HTML extractor (property)', () => {
-  const tag = fc.constantFrom('<a href="', '">', '<a href=', '</a>', '<base href="', '<title>', '</title>', '<p>', '</p>', '<meta name="description" content="', '<link rel="canonical" href="', '<script>', '</script>', '<!--', '-->', '<', '>', '"', "'", '&amp;', '&#x0;', '<svg>', '<![CDATA[');
+  const tag = fc.constantFrom(
+    '<a href="',
+    '">',
+    '<a href=',
+    '</a>',
+    '<base href="',
+    '<title>',
+    '</title>',
+    '<p>',
+    '</p>',
+    '<meta name="description" content="',
+    '<link rel="canonical" href="',
+    '<script>',
+    '</script>',
+    '<!--',
+    '-->',
+    '<',
+    '>',
+    '"',
+    "'",
+    '&amp;',
+    '&#x0;',
+    '<svg>',
+    '<![CDATA[',
+  );
   const html = fc.array(fc.oneof(tag, anyHref, fc.string({ maxLength: 10 })), { maxLength: 60 }).map((parts) => parts.join(''));
 
   test('never throws; links are distinct http(s) URLs within the cap; counts are sane', () => {

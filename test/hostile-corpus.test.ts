@@ -41,7 +41,10 @@ const PAGES: Record<string, { body: () => string | Buffer; headers?: Record<stri
     headers: { 'content-encoding': 'br' },
     expect: { ok: false, code: LARGE },
   },
-  '/bad-utf8': { body: () => Buffer.concat([Buffer.from('<title>bad '), Buffer.from([0xff, 0xfe, 0xed, 0xa0, 0x80]), Buffer.from('</title>')]), expect: { ok: true } },
+  '/bad-utf8': {
+    body: () => Buffer.concat([Buffer.from('<title>bad '), Buffer.from([0xff, 0xfe, 0xed, 0xa0, 0x80]), Buffer.from('</title>')]),
+    expect: { ok: true },
+  },
   '/hang': { body: () => '', expect: { ok: false, code: 'timeout' } },
   '/loop1': { body: () => '', expect: { ok: false, code: 'redirect_loop' } },
   '/to-private': { body: () => '', expect: { ok: false, code: 'blocked' } },
@@ -66,7 +69,13 @@ describe.each(storages)('the hostile corpus (%s)', (_name, makeStorage) => {
       }
       if (path === '/') {
         res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-        return res.end(html(Object.keys(PAGES).map((p) => `<a href="${p}">${p}</a>`).join('')));
+        return res.end(
+          html(
+            Object.keys(PAGES)
+              .map((p) => `<a href="${p}">${p}</a>`)
+              .join(''),
+          ),
+        );
       }
       if (path === '/hang') return; // never answers
       if (path === '/loop1' || path === '/loop2') {

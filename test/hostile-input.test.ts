@@ -79,7 +79,10 @@ describe.each(everyStorage)('hostile input (%s)', (_name, makeStorage) => {
       const job = await engine.crawl({ url: site.url });
       expect(job.status).toBe('completed');
       const results = await allResults(engine, job.id);
-      const skipped = results.filter((r) => r.error?.code === 'robots').map((r) => new URL(r.url).pathname).sort();
+      const skipped = results
+        .filter((r) => r.error?.code === 'robots')
+        .map((r) => new URL(r.url).pathname)
+        .sort();
       expect(skipped).toEqual(['/private', '/x%00y']);
       expect(results.filter((r) => r.ok)).toHaveLength(2);
       await engine.close();
@@ -125,7 +128,10 @@ describe.each(everyStorage)('hostile input (%s)', (_name, makeStorage) => {
       const response = await post(body);
       expect(response.status, body).toBe(400);
       const problem = (await response.json()) as { errors: Array<{ path: string; message: string }> };
-      expect(problem.errors.map((e) => e.path), body).toContain(path);
+      expect(
+        problem.errors.map((e) => e.path),
+        body,
+      ).toContain(path);
       expect(problem.errors.find((e) => e.path === path)!.message).toMatch(/well-formed Unicode/);
     }
     expect(((await (await call('GET', '/jobs')).json()) as { items: Job[] }).items).toEqual([]);
@@ -152,9 +158,11 @@ describe.each(everyStorage)('hostile input (%s)', (_name, makeStorage) => {
 describe('handler configuration', () => {
   const engine = createCrawlEngine({ storage: memoryStorage() });
 
-  test('cronSecret: \'\' no longer leaves /process open: an empty or short secret is a configuration error', () => {
+  test("cronSecret: '' no longer leaves /process open: an empty or short secret is a configuration error", () => {
     for (const secret of ['', 'short', '123456789012345', ' '.repeat(16), 'a-long-enough-secret-0123\n', ' a-long-enough-secret-0123']) {
-      expect(() => createCrawlHandler(engine, { cronSecret: secret })).toThrow(/cronSecret: expected (a string of at least 16 characters|no leading or trailing whitespace)/);
+      expect(() => createCrawlHandler(engine, { cronSecret: secret })).toThrow(
+        /cronSecret: expected (a string of at least 16 characters|no leading or trailing whitespace)/,
+      );
       expect(() => createNextHandlers(engine, { cronSecret: secret })).toThrow(/cronSecret/);
       expect(() => createExpressRouter(engine, { cronSecret: secret })).toThrow(/cronSecret/);
     }
@@ -167,11 +175,14 @@ describe('handler configuration', () => {
     expect(closed.status).toBe(401);
     expect(((await closed.json()) as { detail: string }).detail).toMatch(/set cronSecret .* or an authorize function/);
     const actions: string[] = [];
-    const allowed = api(createCrawlHandler(engine, { authorize: (_req, { action }) => {
+    const allowed = api(
+      createCrawlHandler(engine, {
+        authorize: (_req, { action }) => {
           actions.push(action);
           return action === 'process';
         },
-      }));
+      }),
+    );
     expect((await allowed.call('POST', '/process')).status).toBe(200);
     expect((await allowed.call('GET', '/jobs')).status).toBe(401);
     expect(actions).toEqual(['process', 'list']);
@@ -208,7 +219,9 @@ test('a client that aborts mid-body gets a 400 and nothing is reported as a serv
       controller.error(new Error('socket hang up'));
     },
   });
-  const response = await handler(new Request(`${BASE}/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body, duplex: 'half' } as RequestInit));
+  const response = await handler(
+    new Request(`${BASE}/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body, duplex: 'half' } as RequestInit),
+  );
   expect(response.status).toBe(400);
   expect(errors).toEqual([]);
 });
@@ -291,7 +304,7 @@ describe('listeners', () => {
     }
   });
 
-  test('an async listener that rejects is reported too, and crawl()\'s onEvent is isolated from the first event on', async () => {
+  test("an async listener that rejects is reported too, and crawl()'s onEvent is isolated from the first event on", async () => {
     const site = await serve((_req, res) => {
       res.setHeader('content-type', 'text/html');
       res.end(html('<p>x</p>'));

@@ -62,7 +62,9 @@ describe('glob backtracking', () => {
     const largeUrl = url(pathOf(600));
     const smallMs = msPerCall(() => small(smallUrl), 2000, 5);
     const largeMs = msPerCall(() => large(largeUrl), 200, 5);
-    console.log(`glob /**a…**b: ${(smallMs * 1000).toFixed(1)} µs (10 stars, 60 chars), ${(largeMs * 1000).toFixed(1)} µs (100 stars, 600 chars), ×${(largeMs / smallMs).toFixed(1)}`);
+    console.log(
+      `glob /**a…**b: ${(smallMs * 1000).toFixed(1)} µs (10 stars, 60 chars), ${(largeMs * 1000).toFixed(1)} µs (100 stars, 600 chars), ×${(largeMs / smallMs).toFixed(1)}`,
+    );
     // Linear growth is ×10 and quadratic ×100; a backtracking matcher never gets this far.
     expect(largeMs / smallMs).toBeLessThan(40);
   });
@@ -98,7 +100,10 @@ describe('glob backtracking', () => {
       const [match, u] = at(full);
       expect(make(full, fill)[0].length).toBeGreaterThanOrEqual(999);
       expect(u.href.length).toBe(2048);
-      worst = Math.max(worst, msPerCall(() => match(u), 20, 5));
+      worst = Math.max(
+        worst,
+        msPerCall(() => match(u), 20, 5),
+      );
     }
     console.log(`glob worst case found: ${(worst * 1000).toFixed(0)} µs for one 1000-character glob against one 2048-character URL`);
     expect(worst).toBeLessThan(5);
@@ -124,23 +129,42 @@ describe('glob backtracking', () => {
     // Globs of wildcards and the URLs' most common characters, so that most literal runs occur.
     const globs = Array.from({ length: 100 }, () => {
       let glob = '/';
-      while (glob.length < 1000) glob += pick([['a', 30], ['?', 20], ['*', 20], ['**', 10], ['b', 10], ['/', 5], ['-', 5]] as const);
+      while (glob.length < 1000)
+        glob += pick([
+          ['a', 30],
+          ['?', 20],
+          ['*', 20],
+          ['**', 10],
+          ['b', 10],
+          ['/', 5],
+          ['-', 5],
+        ] as const);
       return glob.slice(0, 1000);
     });
     const base = 'https://example.com/';
     const paths = Array.from({ length: 1000 }, () => {
       let path = '';
-      while (path.length < 2048 - base.length) path += pick([['a', 60], ['b', 20], ['/', 10], ['-', 10]] as const);
+      while (path.length < 2048 - base.length)
+        path += pick([
+          ['a', 60],
+          ['b', 20],
+          ['/', 10],
+          ['-', 10],
+        ] as const);
       return path;
     });
     // Cut-down globs against cut-down URLs first, so that a slow matcher fails early.
-    expectEachUnder(200, ramp(1000).map((size) => Math.max(size, 4)), (size) => {
-      const matchers = globs.map((glob) => compileGlob(glob.slice(0, size)));
-      for (const path of paths.slice(0, 10)) {
-        const u = new URL(base + path.slice(0, 2 * size));
-        for (const match of matchers) match(u);
-      }
-    });
+    expectEachUnder(
+      200,
+      ramp(1000).map((size) => Math.max(size, 4)),
+      (size) => {
+        const matchers = globs.map((glob) => compileGlob(glob.slice(0, size)));
+        for (const path of paths.slice(0, 10)) {
+          const u = new URL(base + path.slice(0, 2 * size));
+          for (const match of matchers) match(u);
+        }
+      },
+    );
 
     const urls = paths.map((path) => new URL(base + path));
     expect(urls.every((u) => u.href.length === 2048)).toBe(true);
@@ -153,7 +177,9 @@ describe('glob backtracking', () => {
     const filterStarted = performance.now();
     const followed = urls.filter(follow).length;
     const filterMs = performance.now() - filterStarted;
-    console.log(`glob throughput: 100 globs × 1000 URLs = 100000 pairs in ${pairsMs.toFixed(0)} ms (${matched} matched); linkFilter over the 1000 URLs with 100 include + 100 exclude globs: ${filterMs.toFixed(0)} ms (${followed} followed)`);
+    console.log(
+      `glob throughput: 100 globs × 1000 URLs = 100000 pairs in ${pairsMs.toFixed(0)} ms (${matched} matched); linkFilter over the 1000 URLs with 100 include + 100 exclude globs: ${filterMs.toFixed(0)} ms (${followed} followed)`,
+    );
     expect(pairsMs).toBeLessThan(3000);
     expect(filterMs).toBeLessThan(3000);
   });
@@ -183,7 +209,9 @@ describe('robots.txt backtracking', () => {
     const largePath = pathOf(600);
     const smallMs = msPerCall(() => robotsAllows(small, smallPath), 2000, 5);
     const largeMs = msPerCall(() => robotsAllows(large, largePath), 200, 5);
-    console.log(`robots.txt /*a…*b: ${(smallMs * 1000).toFixed(1)} µs (10 stars, 60 chars), ${(largeMs * 1000).toFixed(1)} µs (100 stars, 600 chars), ×${(largeMs / smallMs).toFixed(1)}`);
+    console.log(
+      `robots.txt /*a…*b: ${(smallMs * 1000).toFixed(1)} µs (10 stars, 60 chars), ${(largeMs * 1000).toFixed(1)} µs (100 stars, 600 chars), ×${(largeMs / smallMs).toFixed(1)}`,
+    );
     expect(largeMs / smallMs).toBeLessThan(40);
   });
 

@@ -30,7 +30,10 @@ const segment = fc.oneof(
   { weight: 1, arbitrary: fc.string({ unit: 'grapheme', maxLength: 12 }).map(encodeURIComponent) },
 );
 const routed = fc
-  .tuple(fc.constantFrom('/jobs', '/jobs/', '/jobs/{id}', '/jobs/{id}/', '/jobs/{id}/results', '/jobs/{id}/events', '/process', '/process/'), fc.oneof(fc.constant('SEED'), segment))
+  .tuple(
+    fc.constantFrom('/jobs', '/jobs/', '/jobs/{id}', '/jobs/{id}/', '/jobs/{id}/results', '/jobs/{id}/events', '/process', '/process/'),
+    fc.oneof(fc.constant('SEED'), segment),
+  )
   .map(([template, id]) => template.replace('{id}', id));
 const path = fc.oneof({ weight: 4, arbitrary: routed }, { weight: 1, arbitrary: fc.array(segment, { maxLength: 4 }).map((parts) => `/${parts.join('/')}`) });
 const query = fc.option(
@@ -42,16 +45,26 @@ const query = fc.option(
     .map((pairs) => `?${pairs.map(([k, v]) => `${k}=${v}`).join('&')}`),
   { nil: '' },
 );
-const method = fc.oneof({ weight: 6, arbitrary: fc.constantFrom('GET', 'POST', 'DELETE', 'HEAD') }, { weight: 1, arbitrary: fc.constantFrom('PUT', 'PATCH', 'OPTIONS', 'PROPFIND', 'X') });
+const method = fc.oneof(
+  { weight: 6, arbitrary: fc.constantFrom('GET', 'POST', 'DELETE', 'HEAD') },
+  { weight: 1, arbitrary: fc.constantFrom('PUT', 'PATCH', 'OPTIONS', 'PROPFIND', 'X') },
+);
 const jobShaped = fc
   .record(
     {
-      url: fc.oneof(fc.constantFrom('https://example.com/', 'http://127.0.0.1/', 'http://[::ffff:0:7f00:1]/', 'ftp://x/', 'https://exa\ud800mple.com/'), fc.webUrl(), fc.string()),
+      url: fc.oneof(
+        fc.constantFrom('https://example.com/', 'http://127.0.0.1/', 'http://[::ffff:0:7f00:1]/', 'ftp://x/', 'https://exa\ud800mple.com/'),
+        fc.webUrl(),
+        fc.string(),
+      ),
       maxPages: fc.oneof(fc.integer(), fc.double(), fc.string()),
       maxDepth: fc.oneof(fc.integer({ min: -2, max: 2000 }), fc.constant(null)),
       scope: fc.oneof(fc.constantFrom('same-origin', 'same-hostname', 'same-domain', 'any'), fc.string()),
       include: fc.array(fc.oneof(fc.string(), fc.constant('/**a**a**a**b'), fc.constant('\ud800')), { maxLength: 3 }),
-      metadata: fc.oneof(fc.jsonValue({ maxDepth: 4 }), fc.dictionary(fc.string({ unit: 'binary', maxLength: 4 }), fc.string({ unit: 'binary', maxLength: 6 }))),
+      metadata: fc.oneof(
+        fc.jsonValue({ maxDepth: 4 }),
+        fc.dictionary(fc.string({ unit: 'binary', maxLength: 4 }), fc.string({ unit: 'binary', maxLength: 6 })),
+      ),
     },
     { requiredKeys: [] },
   )
@@ -70,13 +83,29 @@ const body = fc.oneof(
   { weight: 2, arbitrary: fc.jsonValue({ maxDepth: 6 }).map((value) => JSON.stringify(value) ?? 'null') },
   { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 200 }) },
   { weight: 1, arbitrary: fc.uint8Array({ maxLength: 200 }) },
-  { weight: 1, arbitrary: fc.integer({ min: 1, max: 4000 }).map((depth) => `{"url":"https://example.com/","metadata":{"a":${'['.repeat(depth)}${']'.repeat(depth)}}}`) },
+  {
+    weight: 1,
+    arbitrary: fc.integer({ min: 1, max: 4000 }).map((depth) => `{"url":"https://example.com/","metadata":{"a":${'['.repeat(depth)}${']'.repeat(depth)}}}`),
+  },
 );
 const headers = fc.record(
   {
-    'content-type': fc.constantFrom('application/json', 'application/json; charset=utf-8', 'text/plain', 'application/x+json', '', 'multipart/form-data; boundary=x'),
-    authorization: fc.oneof(fc.constantFrom('Bearer ', 'Bearer x', 'Basic Zm9vOmJhcg=='), fc.string({ maxLength: 30 }).map((s) => `Bearer ${s.replace(/[^\x20-\x7e]/g, '')}`)),
-    'last-event-id': fc.oneof(fc.constantFrom('1', '0', '-1', '99999999999999999999999', 'abc'), fc.string({ maxLength: 10 }).map((s) => s.replace(/[^\x20-\x7e]/g, ''))),
+    'content-type': fc.constantFrom(
+      'application/json',
+      'application/json; charset=utf-8',
+      'text/plain',
+      'application/x+json',
+      '',
+      'multipart/form-data; boundary=x',
+    ),
+    authorization: fc.oneof(
+      fc.constantFrom('Bearer ', 'Bearer x', 'Basic Zm9vOmJhcg=='),
+      fc.string({ maxLength: 30 }).map((s) => `Bearer ${s.replace(/[^\x20-\x7e]/g, '')}`),
+    ),
+    'last-event-id': fc.oneof(
+      fc.constantFrom('1', '0', '-1', '99999999999999999999999', 'abc'),
+      fc.string({ maxLength: 10 }).map((s) => s.replace(/[^\x20-\x7e]/g, '')),
+    ),
     'content-length': fc.constantFrom('0', '1', '999999999', 'x'),
   },
   { requiredKeys: [] },
@@ -157,6 +186,8 @@ describe.each(everyStorage)('HTTP fuzz (%s)', (name) => {
     expect(list.status).toBe(200);
     const one = await handler(new Request(`${BASE}/jobs/${seed.id}`));
     expect(one.status).toBe(200);
-    console.log(`[http fuzz] ${name}: ${runs} cases, statuses ${JSON.stringify(Object.fromEntries([...statuses].sort((a, b) => a[0] - b[0])))}, then ${Math.ceil(runs / 5)} creations (${created} stored)`);
+    console.log(
+      `[http fuzz] ${name}: ${runs} cases, statuses ${JSON.stringify(Object.fromEntries([...statuses].sort((a, b) => a[0] - b[0])))}, then ${Math.ceil(runs / 5)} creations (${created} stored)`,
+    );
   });
 });

@@ -55,7 +55,10 @@ describe('job routes', () => {
     const { post, call } = setup({ maxBodyBytes: 100 });
     expect(await problemOf(await post('/jobs', '{"url": '))).toMatchObject({ status: 400, code: 'invalid_json' });
     expect(await problemOf(await post('/jobs', ''))).toMatchObject({ status: 400, code: 'invalid_json' });
-    expect(await problemOf(await call('POST', '/jobs', { body: 'url=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } }))).toMatchObject({ status: 415, code: 'unsupported_media_type' });
+    expect(await problemOf(await call('POST', '/jobs', { body: 'url=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } }))).toMatchObject({
+      status: 415,
+      code: 'unsupported_media_type',
+    });
     expect(await problemOf(await post('/jobs', { url: `https://example.com/${'a'.repeat(200)}` }))).toMatchObject({ status: 413, code: 'payload_too_large' });
   });
 
@@ -174,7 +177,9 @@ describe('GET /jobs/:id/events (SSE)', () => {
     await engine.close();
     const all = (await readSse((await call('GET', `/jobs/${job.id}/events`)).body!)).filter((m) => m.id);
     const firstPart = all.slice(0, 4);
-    const resumed = (await readSse((await call('GET', `/jobs/${job.id}/events`, { headers: { 'last-event-id': firstPart.at(-1)!.id! } })).body!)).filter((m) => m.id);
+    const resumed = (await readSse((await call('GET', `/jobs/${job.id}/events`, { headers: { 'last-event-id': firstPart.at(-1)!.id! } })).body!)).filter(
+      (m) => m.id,
+    );
     expect([...firstPart, ...resumed].map((m) => m.id)).toEqual(all.map((m) => m.id));
     const viaQuery = (await readSse((await call('GET', `/jobs/${job.id}/events?after=${all[5]!.id}`)).body!)).filter((m) => m.id);
     expect(viaQuery.map((m) => m.id)).toEqual(all.slice(6).map((m) => m.id));
@@ -233,7 +238,9 @@ describe('GET /jobs/:id/events (SSE)', () => {
     const handler = createCrawlHandler(engine);
     const job = await engine.crawl({ url: site.url, maxDepth: 6, maxPages: 40 });
     await engine.close();
-    const messages = (await readSse((await handler(new Request(`${BASE}/jobs/${job.id}/events`, { headers: { 'last-event-id': '1' } }))).body!)).filter((m) => m.event);
+    const messages = (await readSse((await handler(new Request(`${BASE}/jobs/${job.id}/events`, { headers: { 'last-event-id': '1' } }))).body!)).filter(
+      (m) => m.event,
+    );
     expect(messages[0]!.event).toBe('progress');
     expect(messages.at(-1)!.event).toBe('job:completed');
     const ids = messages.map((m) => Number(m.id));

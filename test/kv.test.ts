@@ -82,7 +82,13 @@ if (REDIS_URL) {
     const server = createServer(createRequestListener((req) => app.fetch(req)));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
-    afterAll(() => new Promise((r) => { server.closeAllConnections(); server.close(r); }));
+    afterAll(
+      () =>
+        new Promise((r) => {
+          server.closeAllConnections();
+          server.close(r);
+        }),
+    );
     const upstash = new UpstashRedis({ url, token: 'test-token', enableTelemetry: false });
 
     runStorageConformance({
@@ -97,7 +103,28 @@ if (REDIS_URL) {
       const { createClient } = await import('@vercel/kv');
       const vercelKv = createClient({ url, token: 'test-token', enableTelemetry: false } as never);
       const storage = kvStorage({ client: vercelKv as never, prefix: freshPrefix() });
-      const job = { id: 'job_vercel_kv', status: 'queued' as const, url: 'http://a.test/', options: { maxPages: 5, maxDepth: 1, scope: 'any' as const, include: [], exclude: [], respectRobots: false, maxRetries: 0, perHostConcurrency: 2, perHostDelayMs: 0 }, counts: { discovered: 1, queued: 1, inProgress: 0, succeeded: 0, failed: 0, skipped: 0 }, createdAt: new Date().toISOString(), startedAt: null, finishedAt: null, error: null, metadata: {} };
+      const job = {
+        id: 'job_vercel_kv',
+        status: 'queued' as const,
+        url: 'http://a.test/',
+        options: {
+          maxPages: 5,
+          maxDepth: 1,
+          scope: 'any' as const,
+          include: [],
+          exclude: [],
+          respectRobots: false,
+          maxRetries: 0,
+          perHostConcurrency: 2,
+          perHostDelayMs: 0,
+        },
+        counts: { discovered: 1, queued: 1, inProgress: 0, succeeded: 0, failed: 0, skipped: 0 },
+        createdAt: new Date().toISOString(),
+        startedAt: null,
+        finishedAt: null,
+        error: null,
+        metadata: {},
+      };
       await storage.createJob(job, { url: job.url, key: job.url, depth: 0, host: 'a.test' });
       const { leases } = await storage.claim({ limit: 5, leaseMs: 1000, now: Date.now(), jobId: job.id });
       expect(leases.map((l) => l.url)).toEqual(['http://a.test/']);
@@ -106,7 +133,28 @@ if (REDIS_URL) {
 
     test('Upstash replies are not mangled by its automatic JSON parsing (a result with JSON-looking strings)', async () => {
       const storage = kvStorage({ client: upstash as never, prefix: freshPrefix() });
-      const job = { id: 'job_upstash_json', status: 'queued' as const, url: 'http://a.test/', options: { maxPages: 5, maxDepth: 1, scope: 'any' as const, include: [], exclude: [], respectRobots: false, maxRetries: 0, perHostConcurrency: 2, perHostDelayMs: 0 }, counts: { discovered: 1, queued: 1, inProgress: 0, succeeded: 0, failed: 0, skipped: 0 }, createdAt: new Date().toISOString(), startedAt: null, finishedAt: null, error: null, metadata: { nested: { n: 1 }, text: '{"not":"parsed"}' } };
+      const job = {
+        id: 'job_upstash_json',
+        status: 'queued' as const,
+        url: 'http://a.test/',
+        options: {
+          maxPages: 5,
+          maxDepth: 1,
+          scope: 'any' as const,
+          include: [],
+          exclude: [],
+          respectRobots: false,
+          maxRetries: 0,
+          perHostConcurrency: 2,
+          perHostDelayMs: 0,
+        },
+        counts: { discovered: 1, queued: 1, inProgress: 0, succeeded: 0, failed: 0, skipped: 0 },
+        createdAt: new Date().toISOString(),
+        startedAt: null,
+        finishedAt: null,
+        error: null,
+        metadata: { nested: { n: 1 }, text: '{"not":"parsed"}' },
+      };
       await storage.createJob(job, { url: job.url, key: job.url, depth: 0, host: 'a.test' });
       expect((await storage.getJob(job.id))?.metadata).toEqual({ nested: { n: 1 }, text: '{"not":"parsed"}' });
     });
@@ -118,7 +166,28 @@ describe('finishedTtlSeconds', () => {
     const client = new RedisMock();
     const prefix = freshPrefix();
     const storage = kvStorage({ client: client as never, prefix, finishedTtlSeconds: 60 });
-    const job = { id: 'job_ttl', status: 'queued' as const, url: 'http://a.test/', options: { maxPages: 5, maxDepth: 1, scope: 'any' as const, include: [], exclude: [], respectRobots: false, maxRetries: 0, perHostConcurrency: 2, perHostDelayMs: 0 }, counts: { discovered: 1, queued: 1, inProgress: 0, succeeded: 0, failed: 0, skipped: 0 }, createdAt: new Date().toISOString(), startedAt: null, finishedAt: null, error: null, metadata: {} };
+    const job = {
+      id: 'job_ttl',
+      status: 'queued' as const,
+      url: 'http://a.test/',
+      options: {
+        maxPages: 5,
+        maxDepth: 1,
+        scope: 'any' as const,
+        include: [],
+        exclude: [],
+        respectRobots: false,
+        maxRetries: 0,
+        perHostConcurrency: 2,
+        perHostDelayMs: 0,
+      },
+      counts: { discovered: 1, queued: 1, inProgress: 0, succeeded: 0, failed: 0, skipped: 0 },
+      createdAt: new Date().toISOString(),
+      startedAt: null,
+      finishedAt: null,
+      error: null,
+      metadata: {},
+    };
     await storage.createJob(job, { url: job.url, key: job.url, depth: 0, host: 'a.test' });
     expect(await client.ttl(`${prefix}{job:job_ttl}:job`)).toBe(-1);
     await storage.cancelJob(job.id, Date.now());

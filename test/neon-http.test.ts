@@ -25,7 +25,14 @@ async function startNeonHttp(pool: pg.Pool) {
       pool.query({ text: query, values: params, rowMode: 'array', types: raw as never }).then(
         (result) => {
           res.writeHead(200, { 'content-type': 'application/json' });
-          res.end(JSON.stringify({ fields: result.fields.map((f) => ({ name: f.name, dataTypeID: f.dataTypeID })), rows: result.rows, command: result.command, rowCount: result.rowCount }));
+          res.end(
+            JSON.stringify({
+              fields: result.fields.map((f) => ({ name: f.name, dataTypeID: f.dataTypeID })),
+              rows: result.rows,
+              command: result.command,
+              rowCount: result.rowCount,
+            }),
+          );
         },
         (error: { message: string; code?: string }) => {
           res.writeHead(400, { 'content-type': 'application/json' });

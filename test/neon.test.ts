@@ -10,7 +10,6 @@ import { runStorageConformance } from '../src/testing/index.js';
 import { allResults } from './helpers/engine.js';
 import { DATABASE_URL, freshSchema } from './helpers/postgres.js';
 
-
 /**
  * A WebSocket-to-TCP proxy like Neon's wsproxy, on loopback: each WebSocket carries one Postgres
  * connection to the address in `?address=`, which must be the local server.

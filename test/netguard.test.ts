@@ -4,7 +4,15 @@ import { afterEach, describe, expect, test, vi } from 'vitest';
 import { memoryStorage } from '../adapters/memory/index.js';
 import { createCrawlEngine } from '../src/engine.js';
 import { createFetcher } from '../src/fetcher.js';
-import { BLOCKED_CODE, createAddressGuard, embeddedIPv4, invalidAllowanceEntry, privateAddressKind, SPECIAL_PURPOSE_RANGES, type SpecialPurposeRange } from '../src/netguard.js';
+import {
+  BLOCKED_CODE,
+  createAddressGuard,
+  embeddedIPv4,
+  invalidAllowanceEntry,
+  privateAddressKind,
+  SPECIAL_PURPOSE_RANGES,
+  type SpecialPurposeRange,
+} from '../src/netguard.js';
 import { allResults } from './helpers/engine.js';
 import { html, serve, type TestServer } from './helpers/server.js';
 
@@ -51,7 +59,19 @@ describe('privateAddressKind()', () => {
     expect(privateAddressKind(address)).toBe(kind);
   });
 
-  test.each(['8.8.8.8', '1.1.1.1', '172.32.0.1', '100.128.0.1', '2606:4700:4700::1111', '2001:4860:4860::8888', '::ffff:8.8.8.8', '::ffff:0:808:808', '64:ff9b::808:808', '2002:808:808::1', '2001:200::1'])('%s is public', (address) => {
+  test.each([
+    '8.8.8.8',
+    '1.1.1.1',
+    '172.32.0.1',
+    '100.128.0.1',
+    '2606:4700:4700::1111',
+    '2001:4860:4860::8888',
+    '::ffff:8.8.8.8',
+    '::ffff:0:808:808',
+    '64:ff9b::808:808',
+    '2002:808:808::1',
+    '2001:200::1',
+  ])('%s is public', (address) => {
     expect(privateAddressKind(address)).toBeNull();
   });
 
@@ -75,7 +95,10 @@ const resolver = (answers: Record<string, string[]>) =>
   ((host: string, _options: unknown, callback: (e: Error | null, a?: dns.LookupAddress[]) => void) => {
     const list = answers[host];
     if (!list) return callback(Object.assign(new Error('ENOTFOUND'), { code: 'ENOTFOUND' }));
-    callback(null, list.map((address) => ({ address, family: address.includes(':') ? 6 : 4 })));
+    callback(
+      null,
+      list.map((address) => ({ address, family: address.includes(':') ? 6 : 4 })),
+    );
   }) as unknown as typeof dns.lookup;
 
 const lookup = (guard: ReturnType<typeof createAddressGuard>, host: string, all = false) =>
@@ -100,7 +123,10 @@ describe('createAddressGuard()', () => {
   });
 
   test('an allow-list lifts the guard for those hosts, IPs and CIDRs alone', async () => {
-    const guard = createAddressGuard(['intranet.example', '10.1.0.0/16', '127.0.0.1'], resolver({ 'intranet.example': ['10.0.0.5'], 'db.example': ['10.1.2.3'], 'other.example': ['10.2.0.1'] }));
+    const guard = createAddressGuard(
+      ['intranet.example', '10.1.0.0/16', '127.0.0.1'],
+      resolver({ 'intranet.example': ['10.0.0.5'], 'db.example': ['10.1.2.3'], 'other.example': ['10.2.0.1'] }),
+    );
     expect((await lookup(guard, 'intranet.example')).error).toBeNull();
     expect((await lookup(guard, 'db.example')).error).toBeNull();
     expect((await lookup(guard, 'other.example')).error?.code).toBe('ERR_CRAWL_ENGINE_BLOCKED');
@@ -141,9 +167,23 @@ describe('the guard in a crawl (loopback only)', () => {
     servers.push(server);
     const storage = memoryStorage();
     const engine = createCrawlEngine({ storage });
-    for (const url of [server.url, server.url.replace('127.0.0.1', '[::ffff:127.0.0.1]'), 'http://[::1]/', 'http://169.254.169.254/latest/meta-data/', 'http://[fe80::1]/']) {
+    for (const url of [
+      server.url,
+      server.url.replace('127.0.0.1', '[::ffff:127.0.0.1]'),
+      'http://[::1]/',
+      'http://169.254.169.254/latest/meta-data/',
+      'http://[fe80::1]/',
+    ]) {
       const error = await engine.jobs.create({ url }).catch((e: unknown) => e);
-      expect(error, url).toMatchObject({ code: 'invalid_input', errors: [{ path: 'url', message: expect.stringMatching(/^expected an address the processors may fetch: .*(loopback|link-local).*; set fetch\.allowPrivateNetwork/) }] });
+      expect(error, url).toMatchObject({
+        code: 'invalid_input',
+        errors: [
+          {
+            path: 'url',
+            message: expect.stringMatching(/^expected an address the processors may fetch: .*(loopback|link-local).*; set fetch\.allowPrivateNetwork/),
+          },
+        ],
+      });
     }
     expect((await storage.listJobs({ limit: 10 })).items).toEqual([]);
     // A public IPv6 literal is a valid start URL (created only: no processor runs here).
@@ -247,9 +287,9 @@ const rangeLists = new Map(
 );
 /** The most specific table range holding `address` (per BlockList), or undefined. */
 const holder = (address: string): SpecialPurposeRange | undefined =>
-  SPECIAL_PURPOSE_RANGES.filter((range) => isV4(range.cidr) === !address.includes(':') && rangeLists.get(range)!.check(address, isV4(range.cidr) ? 'ipv4' : 'ipv6')).sort(
-    (a, b) => Number(b.cidr.split('/')[1]) - Number(a.cidr.split('/')[1]),
-  )[0];
+  SPECIAL_PURPOSE_RANGES.filter(
+    (range) => isV4(range.cidr) === !address.includes(':') && rangeLists.get(range)!.check(address, isV4(range.cidr) ? 'ipv4' : 'ipv6'),
+  ).sort((a, b) => Number(b.cidr.split('/')[1]) - Number(a.cidr.split('/')[1]))[0];
 
 const REFUSED = SPECIAL_PURPOSE_RANGES.filter((range) => range.handling.action === 'refuse');
 const EMBEDDING = SPECIAL_PURPOSE_RANGES.filter((range) => range.handling.action === 'check-embedded-ipv4');
@@ -276,10 +316,42 @@ describe('the special-purpose table', () => {
   test('covers every range of the IANA registries that is not globally reachable, plus multicast', () => {
     const cidrs = SPECIAL_PURPOSE_RANGES.map((range) => range.cidr);
     for (const cidr of [
-      '0.0.0.0/8', '10.0.0.0/8', '100.64.0.0/10', '127.0.0.0/8', '169.254.0.0/16', '172.16.0.0/12', '192.0.0.0/24', '192.0.2.0/24',
-      '192.88.99.0/24', '192.168.0.0/16', '198.18.0.0/15', '198.51.100.0/24', '203.0.113.0/24', '224.0.0.0/4', '240.0.0.0/4', '255.255.255.255/32',
-      '::/128', '::1/128', '::/96', '::ffff:0:0/96', '::ffff:0:0:0/96', '64:ff9b::/96', '64:ff9b:1::/48', '100::/64', '100:0:0:1::/64',
-      '2001::/23', '2001::/32', '2001:2::/48', '2001:db8::/32', '2002::/16', '3fff::/20', '5f00::/16', 'fc00::/7', 'fe80::/10', 'fec0::/10', 'ff00::/8',
+      '0.0.0.0/8',
+      '10.0.0.0/8',
+      '100.64.0.0/10',
+      '127.0.0.0/8',
+      '169.254.0.0/16',
+      '172.16.0.0/12',
+      '192.0.0.0/24',
+      '192.0.2.0/24',
+      '192.88.99.0/24',
+      '192.168.0.0/16',
+      '198.18.0.0/15',
+      '198.51.100.0/24',
+      '203.0.113.0/24',
+      '224.0.0.0/4',
+      '240.0.0.0/4',
+      '255.255.255.255/32',
+      '::/128',
+      '::1/128',
+      '::/96',
+      '::ffff:0:0/96',
+      '::ffff:0:0:0/96',
+      '64:ff9b::/96',
+      '64:ff9b:1::/48',
+      '100::/64',
+      '100:0:0:1::/64',
+      '2001::/23',
+      '2001::/32',
+      '2001:2::/48',
+      '2001:db8::/32',
+      '2002::/16',
+      '3fff::/20',
+      '5f00::/16',
+      'fc00::/7',
+      'fe80::/10',
+      'fec0::/10',
+      'ff00::/8',
     ]) {
       expect(cidrs, cidr).toContain(cidr);
     }
@@ -377,7 +449,10 @@ describe('guard gap: IPv4-translated and local-use NAT64 addresses', () => {
     const engine = createCrawlEngine({ storage });
     for (const url of GAP_URLS) {
       const error = await engine.jobs.create({ url }).catch((e: unknown) => e);
-      expect.soft(error, url).toMatchObject({ code: 'invalid_input', errors: [{ path: 'url', message: expect.stringMatching(/^expected an address the processors may fetch: .*; set fetch\.allowPrivateNetwork/) }] });
+      expect.soft(error, url).toMatchObject({
+        code: 'invalid_input',
+        errors: [{ path: 'url', message: expect.stringMatching(/^expected an address the processors may fetch: .*; set fetch\.allowPrivateNetwork/) }],
+      });
     }
     expect((await storage.listJobs({ limit: 10 })).items).toEqual([]);
     await engine.close();
@@ -390,7 +465,14 @@ describe('guard gap: IPv4-translated and local-use NAT64 addresses', () => {
     const connect = vi.spyOn(Socket.prototype, 'connect').mockImplementation(() => {
       throw new Error('tripwire: the fetcher tried to open a socket');
     });
-    const fetcher = createFetcher({ userAgent: 'test-agent/1', timeoutMs: 500, maxBytes: 64 * 1024, maxRedirects: 3, maxRetryAfterMs: 10_000, allowPrivateNetwork: [new URL(server.url).hostname] });
+    const fetcher = createFetcher({
+      userAgent: 'test-agent/1',
+      timeoutMs: 500,
+      maxBytes: 64 * 1024,
+      maxRedirects: 3,
+      maxRetryAfterMs: 10_000,
+      allowPrivateNetwork: [new URL(server.url).hostname],
+    });
     try {
       for (const url of GAP_URLS) {
         // Precondition: fetch only what the guard refuses, so a regression cannot connect anywhere.

@@ -88,7 +88,9 @@ describe('the built package', () => {
   });
 
   test('npm pack ships dist and nothing from src or test', () => {
-    const [packed] = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8' })) as [{ files: { path: string }[] }];
+    const [packed] = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8' })) as [
+      { files: { path: string }[] },
+    ];
     const files = packed.files.map((f) => f.path);
     expect(files).toContain('dist/index.js');
     expect(files).toContain('dist/adapters/memory.cjs');

@@ -36,7 +36,9 @@ const HOSTILE_TIMEOUT_MS = 60_000;
 const PAGE = 'http://example.com/dir/page';
 
 /** Parses with a heartbeat; the document, or the ParseLimitError it failed with. */
-async function parseWatched(html: string): Promise<{ doc: Doc | null; error: ParseLimitError | null; maxGapMs: number; maxWallGapMs: number; gcInMaxGapMs: number }> {
+async function parseWatched(
+  html: string,
+): Promise<{ doc: Doc | null; error: ParseLimitError | null; maxGapMs: number; maxWallGapMs: number; gcInMaxGapMs: number }> {
   const { value, maxGapMs, maxWallGapMs, gcInMaxGapMs } = await heartbeat(async () => {
     try {
       return { doc: await parseHtml(html), error: null };
@@ -168,7 +170,15 @@ describe('parseHtml()', () => {
       const $ = load(await parseHtml(html));
       const $expected = load(expected);
       expect($.html()).toBe($expected.html());
-      expect($('a').map((_, a) => $(a).attr('href')).get()).toEqual($expected('a').map((_, a) => $expected(a).attr('href')).get());
+      expect(
+        $('a')
+          .map((_, a) => $(a).attr('href'))
+          .get(),
+      ).toEqual(
+        $expected('a')
+          .map((_, a) => $expected(a).attr('href'))
+          .get(),
+      );
       expect($('title').text()).toBe($expected('title').text());
     }
   });
@@ -246,10 +256,19 @@ describe('parseHtml()', () => {
 
   test('a parse past its time bound fails with too_complex naming the bound', async () => {
     // (Not the document itself when it parses: printing a 2 MB DOM in a failure message overflows.)
-    const error = await parseHtml(normalPage(2 * 1024 * 1024), { maxParseMs: 20, sliceMs: 5 }).then(() => 'parsed to the end', (e: unknown) => e);
+    const error = await parseHtml(normalPage(2 * 1024 * 1024), { maxParseMs: 20, sliceMs: 5 }).then(
+      () => 'parsed to the end',
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(ParseLimitError);
-    expect(error).toMatchObject({ code: 'too_complex', message: expect.stringMatching(/^parsing took longer than 20 ms; stopped after \d+ of \d+ characters$/) });
-    await expect(parseHtml('<p>x</p>'.repeat(10), { maxNodes: 5 }).then(() => 'parsed to the end')).rejects.toMatchObject({ code: 'too_complex', message: expect.stringMatching(/more than 5 HTML nodes/) });
+    expect(error).toMatchObject({
+      code: 'too_complex',
+      message: expect.stringMatching(/^parsing took longer than 20 ms; stopped after \d+ of \d+ characters$/),
+    });
+    await expect(parseHtml('<p>x</p>'.repeat(10), { maxNodes: 5 }).then(() => 'parsed to the end')).rejects.toMatchObject({
+      code: 'too_complex',
+      message: expect.stringMatching(/more than 5 HTML nodes/),
+    });
   });
 });
 
@@ -260,18 +279,25 @@ describe('end to end through the processor', () => {
     server = null;
   });
 
-  test('a crawl meeting a 4.8 MB deep page and a 5 MB <a> page finishes, records both, and never holds the event loop for 100 ms', { timeout: 120_000 }, async () => {
+  test('a crawl meeting a 4.8 MB deep page and a 5 MB <a> page finishes, records both, and never holds the event loop for 100 ms', {
+    timeout: 120_000,
+  }, async () => {
     const deep = `<!doctype html><title>Deep</title>${'<div>'.repeat(960_000)}<a href="/after-deep">after</a>`;
     const many = '<a>'.repeat(1_600_000); // 4.8 MB, 1.6M elements: past the node bound
     const nested = `${'<div>'.repeat(1000)}<a href="/z">z</a>`;
     server = await serve((req, res) => {
       const body =
-        req.url === '/' ? '<a href="/deep">d</a><a href="/many">m</a><a href="/nested">n</a>'
-        : req.url === '/deep' ? deep
-        : req.url === '/many' ? many
-        : req.url === '/nested' ? nested
-        : req.url === '/robots.txt' ? null
-        : '<p>small</p>';
+        req.url === '/'
+          ? '<a href="/deep">d</a><a href="/many">m</a><a href="/nested">n</a>'
+          : req.url === '/deep'
+            ? deep
+            : req.url === '/many'
+              ? many
+              : req.url === '/nested'
+                ? nested
+                : req.url === '/robots.txt'
+                  ? null
+                  : '<p>small</p>';
       if (body === null) {
         res.writeHead(404);
         res.end();
@@ -296,7 +322,12 @@ describe('end to end through the processor', () => {
     const byPath = new Map((await allResults(engine, job.id)).map((r) => [new URL(r.url).pathname, r]));
     expect(byPath.get('/deep')).toMatchObject({ ok: true, title: 'Deep', links: 1, error: null });
     expect(byPath.get('/after-deep')).toMatchObject({ ok: true });
-    expect(byPath.get('/many')).toMatchObject({ ok: false, attempts: 1, status: 200, error: { code: 'too_complex', message: expect.stringMatching(/more than 1000000 HTML nodes/) } });
+    expect(byPath.get('/many')).toMatchObject({
+      ok: false,
+      attempts: 1,
+      status: 200,
+      error: { code: 'too_complex', message: expect.stringMatching(/more than 1000000 HTML nodes/) },
+    });
     expect(byPath.get('/nested')).toMatchObject({ ok: true, links: 1, data: { divs: 1000, links: 1 } });
     expect(byPath.get('/z')).toMatchObject({ ok: true });
     expect(job.counts).toMatchObject({ succeeded: 5, failed: 1 });
@@ -321,7 +352,9 @@ function normalPage(targetChars: number): string {
 }
 
 describe('review findings', () => {
-  test('one element with 880,000 unique attributes keeps 1,000 of them and does not hold the event loop for 100 ms', { timeout: HOSTILE_TIMEOUT_MS }, async () => {
+  test('one element with 880,000 unique attributes keeps 1,000 of them and does not hold the event loop for 100 ms', {
+    timeout: HOSTILE_TIMEOUT_MS,
+  }, async () => {
     let attrs = '';
     for (let i = 0; attrs.length < 5 * 1024 * 1024 - 16; i++) attrs += ` a${i}`;
     const page = `<a${attrs} href="/x">x</a>`;
@@ -342,7 +375,9 @@ describe('review findings', () => {
 });
 
 describe('shared time slices', () => {
-  test('several pages parsed at once resume one per turn of the event loop, so their slices do not add up into one stall', { timeout: HOSTILE_TIMEOUT_MS }, async () => {
+  test('several pages parsed at once resume one per turn of the event loop, so their slices do not add up into one stall', {
+    timeout: HOSTILE_TIMEOUT_MS,
+  }, async () => {
     // Each parse alone holds the loop for at most one slice. Resumed together in one turn (each
     // waiter on its own setImmediate), six of them held it for six slices at a time.
     const pages = Array.from({ length: 6 }, () => '<div>'.repeat(60_000));

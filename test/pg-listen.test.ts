@@ -106,7 +106,7 @@ describe('LISTEN on a single connection (PGlite)', () => {
     const schema = freshSchema();
     const storage = postgresStorage({ client: pglite() as never, schema });
     await storage.migrate();
-    const channels = async () => ((await pglite().query<{ c: string }>('SELECT pg_listening_channels() AS c')).rows).map((r) => r.c);
+    const channels = async () => (await pglite().query<{ c: string }>('SELECT pg_listening_channels() AS c')).rows.map((r) => r.c);
     const a = storage.watch!('job_a', () => undefined);
     const b = storage.watch!('job_b', () => undefined);
     await expect.poll(channels).toContain('crawl_events');

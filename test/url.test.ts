@@ -129,10 +129,15 @@ describe('globs', () => {
   test('compileGlob matches exactly what the old RegExp translation matched (property)', () => {
     // Small globs and URLs, where the backtracking RegExp is still quick.
     const token = fc.constantFrom('a', 'b', '/', '.', '-', '?', '*', '*', '**', '***', '+', '(', '[', '$', '%41', 'é');
-    const glob = fc.tuple(fc.constantFrom('/', '', 'https://h.test/', '**', 'http'), fc.array(token, { maxLength: 8 })).map(([head, parts]) => head + parts.join(''));
+    const glob = fc
+      .tuple(fc.constantFrom('/', '', 'https://h.test/', '**', 'http'), fc.array(token, { maxLength: 8 }))
+      .map(([head, parts]) => head + parts.join(''));
     const path = fc.array(fc.constantFrom('a', 'b', '/', '.', '-', '?', '=', '&', '%41', '(', '+', 'é', '$'), { maxLength: 14 }).map((parts) => parts.join(''));
     const origin = fc.constantFrom('https://h.test/', 'http://h.test:8080/', 'https://a.b.h.test/');
-    fc.assert(fc.property(glob, origin, path, (g, o, p) => agreesWithRegex(g, new URL(o + p))), { numRuns: 3000 });
+    fc.assert(
+      fc.property(glob, origin, path, (g, o, p) => agreesWithRegex(g, new URL(o + p))),
+      { numRuns: 3000 },
+    );
   });
 
   test('compileGlob matches exactly what the old RegExp translation matched, on URLs made to fit the glob (property)', () => {
@@ -149,14 +154,25 @@ describe('globs', () => {
     const pair = fc
       .tuple(fc.array(plain, { minLength: 1, maxLength: 70, size: 'max' }), fc.array(fc.tuple(fc.nat(), star), { maxLength: 4 }))
       .map(([pieces, stars]) => stars.reduce((all, [at, s]) => all.toSpliced(at % (all.length + 1), 0, s), pieces))
-      .chain((pieces) => fc.tuple(fc.constant(pieces.map(([g]) => g).join('')), fc.tuple(...pieces.map(([, text]) => text)).map((texts) => texts.join(''))))
+      .chain((pieces) =>
+        fc.tuple(
+          fc.constant(pieces.map(([g]) => g).join('')),
+          fc.tuple(...pieces.map(([, text]) => text)).map((texts) => texts.join('')),
+        ),
+      )
       .chain(([g, p]) =>
         fc.tuple(
           fc.constant(`/${g}`),
-          fc.oneof(fc.constant(p), fc.tuple(fc.nat(p.length), fc.constantFrom('a', 'b', '/', '-')).map(([i, c]) => p.slice(0, i) + c + p.slice(i + 1))),
+          fc.oneof(
+            fc.constant(p),
+            fc.tuple(fc.nat(p.length), fc.constantFrom('a', 'b', '/', '-')).map(([i, c]) => p.slice(0, i) + c + p.slice(i + 1)),
+          ),
         ),
       );
-    fc.assert(fc.property(pair, ([g, p]) => agreesWithRegex(g, new URL(`https://h.test/${p}`))), { numRuns: 3000 });
+    fc.assert(
+      fc.property(pair, ([g, p]) => agreesWithRegex(g, new URL(`https://h.test/${p}`))),
+      { numRuns: 3000 },
+    );
   });
 });
 
@@ -171,11 +187,15 @@ describe('homographReason()', () => {
     expect(homographReason(host)).toMatch(message);
   });
 
-  test.each(['example.com', 'xn--bcher-kva.example', domainToASCII('пример.рф'), domainToASCII('ελληνικά.gr'), domainToASCII('例え.jp'), domainToASCII('münchen.de'), domainToASCII('москва.com')])(
-    '%s passes',
-    (host) => {
-      expect(homographReason(host)).toBeNull();
-    },
-  );
+  test.each([
+    'example.com',
+    'xn--bcher-kva.example',
+    domainToASCII('пример.рф'),
+    domainToASCII('ελληνικά.gr'),
+    domainToASCII('例え.jp'),
+    domainToASCII('münchen.de'),
+    domainToASCII('москва.com'),
+  ])('%s passes', (host) => {
+    expect(homographReason(host)).toBeNull();
+  });
 });
-

@@ -132,7 +132,9 @@ function queryOf<S extends z.ZodType>(schema: S, url: URL): z.output<S> {
 async function readJson(req: Request, maxBytes: number): Promise<unknown> {
   const type = (req.headers.get('content-type') ?? '').split(';', 1)[0]!.trim().toLowerCase();
   if (type !== 'application/json' && !/^application\/[\w.+-]+\+json$/.test(type)) {
-    throw new HttpProblem(problem(415, 'unsupported_media_type', `expected a JSON body (content-type: application/json), got ${type === '' ? 'none' : JSON.stringify(type)}`));
+    throw new HttpProblem(
+      problem(415, 'unsupported_media_type', `expected a JSON body (content-type: application/json), got ${type === '' ? 'none' : JSON.stringify(type)}`),
+    );
   }
   const declared = Number(req.headers.get('content-length') ?? NaN);
   if (declared > maxBytes) throw new HttpProblem(problem(413, 'payload_too_large', `body is ${declared} bytes; at most ${maxBytes} are accepted`));
@@ -184,7 +186,10 @@ function checkOptions(options: CrawlHandlerOptions): void {
   const errors: Array<{ path: string; message: string }> = [];
   const secret = options.cronSecret as unknown;
   if (typeof secret === 'string' && secret.length >= MIN_CRON_SECRET_LENGTH && secret.trim() !== secret) {
-    errors.push({ path: 'cronSecret', message: 'expected no leading or trailing whitespace (a secret read from a file often ends with a newline): it could never match an Authorization header' });
+    errors.push({
+      path: 'cronSecret',
+      message: 'expected no leading or trailing whitespace (a secret read from a file often ends with a newline): it could never match an Authorization header',
+    });
   } else if (secret !== undefined && (typeof secret !== 'string' || secret.length < MIN_CRON_SECRET_LENGTH)) {
     errors.push({
       path: 'cronSecret',
@@ -279,12 +284,18 @@ export function createCrawlHandler(engine: CrawlEngine, options: CrawlHandlerOpt
       } else if (options.authorize !== undefined) {
         await authorize(req, 'process');
       } else {
-        return problem(401, 'unauthorized', 'the process route is closed: set cronSecret (e.g. process.env.CRON_SECRET), or an authorize function that allows the action "process"', {
-          headers: { 'www-authenticate': 'Bearer' },
-        });
+        return problem(
+          401,
+          'unauthorized',
+          'the process route is closed: set cronSecret (e.g. process.env.CRON_SECRET), or an authorize function that allows the action "process"',
+          {
+            headers: { 'www-authenticate': 'Bearer' },
+          },
+        );
       }
       const jobId = url.searchParams.get('jobId');
-      if (jobId !== null && !JOB_ID_PATTERN.test(jobId)) return problem(400, 'invalid_input', 'jobId: expected a job id', { errors: [{ path: 'jobId', message: 'expected a job id' }] });
+      if (jobId !== null && !JOB_ID_PATTERN.test(jobId))
+        return problem(400, 'invalid_input', 'jobId: expected a job id', { errors: [{ path: 'jobId', message: 'expected a job id' }] });
       const report = await engine.processor.run({
         budgetMs: options.processBudgetMs ?? 50_000,
         concurrency: options.processConcurrency ?? 20,
@@ -320,7 +331,10 @@ export function createCrawlHandler(engine: CrawlEngine, options: CrawlHandlerOpt
     let after: string | null = null;
     if (rawAfter !== null && rawAfter !== '') {
       const parsed = afterParam.safeParse(rawAfter);
-      if (!parsed.success) return problem(400, 'invalid_input', `after: expected an event id (digits), got ${JSON.stringify(rawAfter.slice(0, 40))}`, { errors: [{ path: 'after', message: 'expected an event id (digits)' }] });
+      if (!parsed.success)
+        return problem(400, 'invalid_input', `after: expected an event id (digits), got ${JSON.stringify(rawAfter.slice(0, 40))}`, {
+          errors: [{ path: 'after', message: 'expected an event id (digits)' }],
+        });
       after = parsed.data;
     }
     const job = await existingJob(jobId);
@@ -353,7 +367,8 @@ export function createCrawlHandler(engine: CrawlEngine, options: CrawlHandlerOpt
     } catch (error) {
       if (error instanceof HttpProblem) return error.response;
       if (error instanceof CrawlEngineError) {
-        if (error.code === 'invalid_input') return problem(400, 'invalid_input', error.message.replace(/^\[crawl-engine\] /, ''), error.errors ? { errors: error.errors } : {});
+        if (error.code === 'invalid_input')
+          return problem(400, 'invalid_input', error.message.replace(/^\[crawl-engine\] /, ''), error.errors ? { errors: error.errors } : {});
         if (error.code === 'not_found') return problem(404, 'not_found', error.message.replace(/^\[crawl-engine\] /, ''));
         if (error.code === 'conflict') return problem(409, 'conflict', error.message.replace(/^\[crawl-engine\] /, ''));
       }

@@ -27,12 +27,7 @@ const TITLES: Record<ProblemCode, string> = {
 };
 
 /** An RFC 9457 problem+json response with a stable `code`. */
-export function problem(
-  status: number,
-  code: ProblemCode,
-  detail: string,
-  extra: { errors?: FieldError[]; headers?: Record<string, string> } = {},
-): Response {
+export function problem(status: number, code: ProblemCode, detail: string, extra: { errors?: FieldError[]; headers?: Record<string, string> } = {}): Response {
   const body = {
     type: `urn:crawl-engine:problem:${code}`,
     title: TITLES[code],

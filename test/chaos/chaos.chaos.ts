@@ -131,7 +131,13 @@ async function chaosCrawl(name: string, setup: () => Promise<Chaos>): Promise<vo
   const chaos = await setup();
   const engine: CrawlEngine = createCrawlEngine({ storage: chaos.storage, fetch: { allowPrivateNetwork: true } });
   const started = Date.now();
-  const job = await engine.jobs.create({ url: site.url, maxPages: PLAN.maxPages, maxDepth: 100, maxRetries: PLAN.maxRetries, perHostConcurrency: PLAN.perHostConcurrency });
+  const job = await engine.jobs.create({
+    url: site.url,
+    maxPages: PLAN.maxPages,
+    maxDepth: 100,
+    maxRetries: PLAN.maxRetries,
+    perHostConcurrency: PLAN.perHostConcurrency,
+  });
 
   // A subscriber in this process follows the job through everything, resuming after the last
   // event id whenever its storage read fails (as an SSE client does with Last-Event-ID).

@@ -78,4 +78,3 @@ export function expectNoStall(watched: { maxGapMs: number; maxWallGapMs: number;
   expect(watched.maxGapMs - (watched.gcInMaxGapMs ?? 0), detail).toBeLessThan(MAX_GAP_MS);
   expect(watched.maxGapMs, detail).toBeLessThan(MAX_GAP_WITH_GC_MS);
 }
-

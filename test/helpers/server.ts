@@ -10,10 +10,7 @@ export interface TestServer {
 }
 
 /** An HTTP server on 127.0.0.1 with a free port; `handler` answers every request. */
-export async function serve(
-  handler: (req: IncomingMessage, res: ServerResponse) => void,
-  host = '127.0.0.1',
-): Promise<TestServer> {
+export async function serve(handler: (req: IncomingMessage, res: ServerResponse) => void, host = '127.0.0.1'): Promise<TestServer> {
   const requests: string[] = [];
   const server = createServer((req, res) => {
     requests.push(req.url ?? '/');
@@ -34,5 +31,4 @@ export async function serve(
   };
 }
 
-export const html = (body: string, head = '') =>
-  `<!doctype html><html><head><meta charset="utf-8">${head}</head><body>${body}</body></html>`;
+export const html = (body: string, head = '') => `<!doctype html><html><head><meta charset="utf-8">${head}</head><body>${body}</body></html>`;
