@@ -595,7 +595,7 @@ async function crawlWith(opened: OpenedStorage, settings: CrawlSettings): Promis
         jobId = event.jobId;
         const c = event.counts;
         seen.events = true;
-        seen.fetched = Math.max(seen.fetched, c.succeeded + c.failed + c.skipped);
+        seen.fetched = Math.max(seen.fetched, c.succeeded + c.failed);
         seen.discovered = Math.max(seen.discovered, c.discovered);
         seen.failed = Math.max(seen.failed, c.failed);
         seen.skipped = Math.max(seen.skipped, c.skipped);
@@ -645,7 +645,7 @@ async function crawlWith(opened: OpenedStorage, settings: CrawlSettings): Promis
   }
   if (TERMINAL_STATUSES.has(job.status)) {
     const c = job.counts;
-    seen.fetched = Math.max(seen.fetched, c.succeeded + c.failed + c.skipped);
+    seen.fetched = Math.max(seen.fetched, c.succeeded + c.failed);
     seen.discovered = Math.max(seen.discovered, c.discovered);
     seen.failed = Math.max(seen.failed, c.failed);
     seen.skipped = Math.max(seen.skipped, c.skipped);

@@ -11,7 +11,7 @@
  * event loop; and a page past {@link MAX_NODES} nodes or {@link MAX_PARSE_MS} of parsing fails
  * with `too_complex` instead of holding the process.
  */
-import { SLICE_MS, yieldToLoop } from './slices.js';
+import { SLICE_MS, sliceUsed, yieldToLoop } from './slices.js';
 import { truncate } from './text.js';
 import { crawlableUrl, normalizeUrl } from './url.js';
 
@@ -161,8 +161,9 @@ export async function parseHtml(html: string, limits: ParseLimits = {}): Promise
   const { maxNodes = MAX_NODES, maxParseMs = MAX_PARSE_MS, sliceMs = SLICE_MS, chunkChars = CHUNK_CHARS } = limits;
   const handler = new builders.Handler();
   const parser = new builders.Parser(handler);
+  // This page's own parsing time, summed over its slices, for maxParseMs.
   let spent = 0;
-  let sliceStart = performance.now();
+  let ownStart = performance.now();
   for (let at = 0; at < html.length; ) {
     let end = Math.min(html.length, at + chunkChars);
     // Cut just after a '>' when one is near: htmlparser2 misreads an abrupt comment (`<!-->`)
@@ -178,14 +179,13 @@ export async function parseHtml(html: string, limits: ParseLimits = {}): Promise
         `page has more than ${maxNodes} HTML nodes (elements, text runs, comments); parsing stopped after ${at} of ${html.length} characters`,
       );
     }
-    const now = performance.now();
-    if (now - sliceStart >= sliceMs) {
-      spent += now - sliceStart;
+    if (at < html.length && sliceUsed(sliceMs)) {
+      spent += performance.now() - ownStart;
       if (spent > maxParseMs) {
         throw new ParseLimitError(`parsing took longer than ${maxParseMs} ms; stopped after ${at} of ${html.length} characters`);
       }
       await yieldToLoop();
-      sliceStart = performance.now();
+      ownStart = performance.now();
     }
   }
   parser.end();
@@ -346,14 +346,10 @@ export function extractPage(document: object, pageUrl: string, maxLinks = Infini
  */
 export async function extractPageAsync(document: object, pageUrl: string, maxLinks = Infinity, sliceMs = SLICE_MS): Promise<Extracted> {
   const steps = walk(document as DomNode, pageUrl, maxLinks);
-  let sliceStart = performance.now();
   for (;;) {
     const step = steps.next();
     if (step.done === true) return step.value;
-    if (performance.now() - sliceStart >= sliceMs) {
-      await yieldToLoop();
-      sliceStart = performance.now();
-    }
+    if (sliceUsed(sliceMs)) await yieldToLoop();
   }
 }
 

@@ -24,6 +24,7 @@ export type {
   ListResultsQuery,
   NewEvent,
   RetryInput,
+  SkippedLink,
   StorageCapabilities,
 } from './storage.js';
 export { TERMINAL_EVENTS, TERMINAL_STATUSES } from './types.js';

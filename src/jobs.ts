@@ -31,7 +31,8 @@ const metadata = z.record(z.string(), z.unknown()).superRefine((value, ctx) => {
     ctx.addIssue({ code: 'custom', path: found.path === '' ? [] : found.path.split('.'), message: found.message });
     return;
   }
-  if (JSON.stringify(value).length > METADATA_LIMITS.maxBytes) ctx.addIssue({ code: 'custom', message: `expected at most ${METADATA_LIMITS.maxBytes / 1024} kB of JSON` });
+  if (JSON.stringify(value).length > METADATA_LIMITS.maxBytes)
+    ctx.addIssue({ code: 'custom', message: `expected at most ${METADATA_LIMITS.maxBytes / 1024} kB of JSON` });
 });
 
 /** The job input accepted by `jobs.create` and `POST /jobs`. Unknown fields are refused. */
@@ -48,6 +49,12 @@ export const jobInputSchema = z.strictObject({
       const reason = url === null ? null : homographReason(url.hostname);
       if (reason !== null) ctx.addIssue({ code: 'custom', message: `expected a host name that is not a look-alike: ${reason}` });
     }),
+  /**
+   * The most pages the job fetches (1–1,000,000; default 50), and exactly that many when it can
+   * reach more. Fetched means a processor tried: every result but a robots.txt skip counts, whatever
+   * the outcome (any HTTP status, a timeout, a network error). URLs robots.txt disallows are not
+   * fetched and do not count; up to `maxPages` of them are recorded as skipped results.
+   */
   maxPages: z.int().min(1).max(1_000_000).default(50),
   maxDepth: z.int().min(0).max(1000).default(2),
   scope: z.enum(['same-origin', 'same-hostname', 'same-domain', 'any']).default('same-hostname'),

@@ -4,12 +4,12 @@
  * with exponential backoff and jitter, and releases whatever it claimed but did not start.
  * It keeps no state between runs, so any number of processes may run it at once.
  */
-import { SLICE_MS, yieldToLoop } from './slices.js';
+import { sliceUsed, yieldToLoop } from './slices.js';
 import type { CheerioAPI } from 'cheerio/slim';
-import { extractPage, extractPageAsync, loadCheerio, ParseLimitError, parseHtml } from './extract.js';
+import { type extractPage, extractPageAsync, loadCheerio, ParseLimitError, parseHtml } from './extract.js';
 import type { Fetcher } from './fetcher.js';
 import { parseRobots, robotsAllows, ROBOTS_MAX_BYTES } from './robots.js';
-import type { CrawlStorage, FrontierLink, Lease, RobotsRecord } from './storage.js';
+import type { CrawlStorage, FrontierLink, Lease, RobotsRecord, SkippedLink } from './storage.js';
 import type { ErrorInfo, Job, PageResult, ProgressEvent, RunReport } from './types.js';
 import { TERMINAL_STATUSES } from './types.js';
 import { repairJson, repairText } from './text.js';
@@ -93,6 +93,18 @@ interface RunState {
   deadline: number;
   /** robots.txt records looked up in this run, per job and origin. */
   robots: Map<string, Promise<{ record: RobotsRecord; fetchedBy: string | null }>>;
+  /**
+   * Stored robots.txt records of the origins of links, per job and origin, looked up to judge
+   * links; never fetched for that.
+   */
+  linkRobots: Map<string, StoredRobots>;
+}
+
+interface StoredRobots {
+  at: number;
+  record: Promise<RobotsRecord | null>;
+  /** Resolved to null: no processor had stored the origin's robots.txt yet. */
+  missing: boolean;
 }
 
 interface JobContext {
@@ -130,8 +142,25 @@ function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** Most time spent judging one page's links against the job's globs; links past it are dropped. */
+/**
+ * Most time spent judging one page's links against the job's globs and robots.txt rules; links
+ * past it are dropped.
+ */
 export const LINK_FILTER_BUDGET_MS = 2000;
+/** Most wall time judging one page's links may take, waits for the event loop included. */
+export const LINK_FILTER_WALL_MS = 10_000;
+/**
+ * Most origins of one page's links whose stored robots.txt is looked up; links to the others are
+ * admitted with their robots.txt unknown.
+ */
+const MAX_LINK_ORIGINS = 8;
+/** An origin whose robots.txt was not stored yet is looked up again after this long. */
+const LINK_ROBOTS_RECHECK_MS = 2000;
+/**
+ * Longest wait for a robots.txt this run is fetching for a lease before judging links to its origin
+ * (past it, they are admitted as unknown), so that a slow robots.txt cannot hold a page's store.
+ */
+const LINK_ROBOTS_WAIT_MS = 2000;
 /**
  * Pages parsed at once by one processor. Parsing is CPU work on this thread, so more at once only
  * interleaves them, and multiplies the memory their documents hold (up to ~200 MB each for a page
@@ -228,7 +257,14 @@ export function createProcessor(deps: ProcessorDeps): Processor {
         const error = { code: 'robots', message: verdict.message };
         if (verdict.kind === 'unreachable' && lease.attempts <= job.options.maxRetries) {
           const at = now();
-          if (await storage.retry(lease, { notBefore: Math.max(verdict.retryAt, at + backoffMs(lease.attempts, deps.retry.baseDelayMs, deps.retry.maxDelayMs)), error, now: at })) report.retried++;
+          if (
+            await storage.retry(lease, {
+              notBefore: Math.max(verdict.retryAt, at + backoffMs(lease.attempts, deps.retry.baseDelayMs, deps.retry.maxDelayMs)),
+              error,
+              now: at,
+            })
+          )
+            report.retried++;
           return;
         }
         await finish(lease, ctx, run, { ...emptyResult(lease, startedAt), error }, []);
@@ -237,11 +273,9 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       hopDelayMs = Math.max(hopDelayMs, verdict.crawlDelayMs);
     }
 
-    const fetched = await deps.fetcher().fetch(
-      lease.url,
-      (hop) => (ctx.inScope(hop) ? null : `outside the job's scope (${job.options.scope})`),
-      { hopDelayMs },
-    );
+    const fetched = await deps
+      .fetcher()
+      .fetch(lease.url, (hop) => (ctx.inScope(hop) ? null : `outside the job's scope (${job.options.scope})`), { hopDelayMs });
     fetchDone();
     let error: (ErrorInfo & { transient?: boolean; retryAfterMs?: number | null }) | null = fetched.error;
     let extracted: ReturnType<typeof extractPage> | null = null;
@@ -305,28 +339,116 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       data,
     };
     const links: FrontierLink[] = [];
+    const skipped: SkippedLink[] = [];
     if (error === null && extracted !== null && lease.depth < job.options.maxDepth) {
       const depth = lease.depth + 1;
-      // Globs come from whoever created the job and links from the site: their matching is linear
-      // but not free, so it yields to the event loop every few ms, and a page whose links take
-      // longer than LINK_FILTER_BUDGET_MS in all keeps the links judged so far.
+      // Globs come from whoever created the job, and links and robots.txt rules from the site: their
+      // matching is linear but not free, so it yields to the event loop every few ms, and a page
+      // whose links take longer than LINK_FILTER_BUDGET_MS in all keeps the links judged so far.
       // Only this page's own work counts against the budget, not the turns spent waiting.
+      // Waiting is bounded apart (LINK_FILTER_WALL_MS), so a crowd of such pages cannot outlast a run.
       let spent = 0;
       let slice = performance.now();
+      const filterStarted = slice;
+      const withinBudget = async () => {
+        if (!sliceUsed()) return true;
+        const at = performance.now();
+        spent += at - slice;
+        if (spent > LINK_FILTER_BUDGET_MS || at - filterStarted > LINK_FILTER_WALL_MS) return false;
+        await yieldToLoop();
+        slice = performance.now();
+        return true;
+      };
+      const followed: URL[] = [];
       for (const url of extracted.links) {
-        const elapsed = performance.now() - slice;
-        if (elapsed > SLICE_MS) {
-          spent += elapsed;
-          if (spent > LINK_FILTER_BUDGET_MS) break;
-          await yieldToLoop();
-          slice = performance.now();
-        }
-        if (!ctx.follow(url)) continue;
+        if (!(await withinBudget())) break;
+        if (ctx.follow(url)) followed.push(url);
+      }
+      // Links robots.txt disallows, by the rules of their origin this processor knows, are
+      // recorded as skipped rather than admitted, so that they take no place under maxPages.
+      const rules = job.options.respectRobots ? await linkRobots(job.id, followed, run) : null;
+      slice = performance.now();
+      const at = now();
+      for (const url of followed) {
+        if (!(await withinBudget())) break;
         const href = url.href;
-        links.push({ url: href, key: href, depth, host: url.hostname });
+        const link: FrontierLink = { url: href, key: href, depth, host: url.hostname };
+        const verdict = rules === null ? { robots: 'allowed' as const } : judgeLink(url, rules.get(url.origin) ?? null, at);
+        if (verdict.robots === 'disallowed') skipped.push({ link, result: skippedResult(link, verdict.message, at) });
+        else links.push({ ...link, robots: verdict.robots });
       }
     }
-    await finish(lease, ctx, run, result, links);
+    await finish(lease, ctx, run, result, links, skipped);
+  }
+
+  /**
+   * The robots.txt records this run knows for the origins of `urls`: looked up for a lease (and
+   * fetched if need be) in this run, waited for at most LINK_ROBOTS_WAIT_MS, or else as stored
+   * (looked up once per run, again after a while when none was stored yet, never fetched here).
+   * Origins past MAX_LINK_ORIGINS, and any whose lookup fails, have none.
+   */
+  async function linkRobots(jobId: string, urls: readonly URL[], run: RunState): Promise<Map<string, RobotsRecord | null>> {
+    const origins = [...new Set(urls.map((url) => url.origin))].slice(0, MAX_LINK_ORIGINS);
+    const records = await Promise.all(
+      origins.map((origin) => {
+        const key = `${jobId} ${origin}`;
+        const known = run.robots.get(key);
+        if (known !== undefined) {
+          return new Promise<RobotsRecord | null>((resolve) => {
+            const timer = setTimeout(() => resolve(null), LINK_ROBOTS_WAIT_MS);
+            known
+              .then(
+                (entry) => resolve(entry.record),
+                () => resolve(null),
+              )
+              .finally(() => clearTimeout(timer));
+          });
+        }
+        let stored = run.linkRobots.get(key);
+        if (stored === undefined || (stored.missing && now() - stored.at >= LINK_ROBOTS_RECHECK_MS)) {
+          const entry: StoredRobots = { at: now(), record: storage.getRobots(jobId, origin).catch(() => null), missing: false };
+          void entry.record.then((record) => {
+            entry.missing = record === null;
+          });
+          run.linkRobots.set(key, entry);
+          stored = entry;
+        }
+        return stored.record;
+      }),
+    );
+    return new Map(origins.map((origin, i) => [origin, records[i]!]));
+  }
+
+  /**
+   * A link against the robots.txt record of its origin: `disallowed` only by fresh rules that
+   * disallow it; `unknown` without a fresh record, or while the host's robots.txt is unreachable.
+   */
+  function judgeLink(url: URL, record: RobotsRecord | null, at: number): { robots: 'allowed' | 'unknown' } | { robots: 'disallowed'; message: string } {
+    if (record === null || record.expiresAt <= at || record.status === 'unreachable') return { robots: 'unknown' };
+    const verdict = robotsAllows(record.rules, url.pathname + url.search);
+    if (verdict.allowed) return { robots: 'allowed' };
+    return { robots: 'disallowed', message: `disallowed by robots.txt (Disallow: ${verdict.rule!.pattern})` };
+  }
+
+  function skippedResult(link: FrontierLink, message: string, at: number): PageResult {
+    return {
+      url: link.url,
+      finalUrl: link.url,
+      depth: link.depth,
+      status: null,
+      ok: false,
+      contentType: null,
+      title: null,
+      description: null,
+      canonical: null,
+      links: 0,
+      wordCount: 0,
+      error: { code: 'robots', message },
+      attempts: 0,
+      durationMs: 0,
+      fetchedAt: new Date(at).toISOString(),
+      data: null,
+    };
   }
 
   function emptyResult(lease: Lease, startedAt: number): PageResult {
@@ -350,13 +472,14 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     };
   }
 
-  async function finish(lease: Lease, _ctx: JobContext, run: RunState, page: PageResult, found: FrontierLink[]): Promise<void> {
-    const { result, links } = storable(page, found);
-    const stored = await storage.complete(lease, { result, links, now: now() });
+  async function finish(lease: Lease, _ctx: JobContext, run: RunState, page: PageResult, found: FrontierLink[], disallowed: SkippedLink[] = []): Promise<void> {
+    const { result, links, skipped } = storable(page, found, disallowed);
+    const stored = await storage.complete(lease, { result, links, ...(skipped.length > 0 ? { skipped } : {}), now: now() });
     if (!stored.ok) return;
     if (result.ok) run.report.succeeded++;
-    else if (result.error?.code === 'robots') run.report.skipped++;
-    else run.report.failed++;
+    else if (result.error?.code !== 'robots') run.report.failed++;
+    // The page itself when robots.txt disallowed it, and the disallowed links recorded with it.
+    run.report.skipped += stored.events.filter((event) => event.type === 'page:skipped').length;
     emit(stored.events);
   }
 
@@ -366,7 +489,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
    * plain JSON. Data that cannot be stored fails the page with `extract_error` rather than
    * failing the store, which would strand the lease and lose the page.
    */
-  function storable(result: PageResult, links: FrontierLink[]): { result: PageResult; links: FrontierLink[] } {
+  function storable(result: PageResult, links: FrontierLink[], skipped: SkippedLink[]): { result: PageResult; links: FrontierLink[]; skipped: SkippedLink[] } {
     const text = (value: string | null) => (value === null ? null : repairText(value));
     const repaired: PageResult = {
       ...result,
@@ -378,12 +501,12 @@ export function createProcessor(deps: ProcessorDeps): Processor {
       canonical: text(result.canonical),
       error: result.error === null ? null : { code: result.error.code, message: repairText(result.error.message) },
     };
-    if (result.data === null || result.data === undefined) return { result: { ...repaired, data: null }, links };
+    if (result.data === null || result.data === undefined) return { result: { ...repaired, data: null }, links, skipped };
     try {
-      return { result: { ...repaired, data: repairJson(result.data) ?? null }, links };
+      return { result: { ...repaired, data: repairJson(result.data) ?? null }, links, skipped };
     } catch (error) {
       const failed = { code: 'extract_error', message: `extract() returned a value that cannot be stored as JSON: ${message(error)}` };
-      return { result: { ...repaired, ok: false, data: null, error: repaired.error ?? failed }, links: [] };
+      return { result: { ...repaired, ok: false, data: null, error: repaired.error ?? failed }, links: [], skipped: [] };
     }
   }
 
@@ -445,13 +568,14 @@ export function createProcessor(deps: ProcessorDeps): Processor {
     const budgetMs = options.budgetMs ?? 50_000;
     const concurrency = options.concurrency ?? 20;
     if (!Number.isFinite(budgetMs) || budgetMs < 0) throw new RangeError(`[crawl-engine] run(): budgetMs: expected a number >= 0, got ${String(budgetMs)}`);
-    if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError(`[crawl-engine] run(): concurrency: expected an integer >= 1, got ${String(concurrency)}`);
+    if (!Number.isInteger(concurrency) || concurrency < 1)
+      throw new RangeError(`[crawl-engine] run(): concurrency: expected an integer >= 1, got ${String(concurrency)}`);
     const started = now();
     const deadline = started + budgetMs;
     const { signal } = options;
     const report: RunReport = { claimed: 0, succeeded: 0, failed: 0, skipped: 0, retried: 0, released: 0, durationMs: 0, jobsTouched: [], errors: [] };
     const touched = new Set<string>();
-    const state: RunState = { report, deadline, robots: new Map() };
+    const state: RunState = { report, deadline, robots: new Map(), linkRobots: new Map() };
     const contexts = new Map<string, Promise<JobContext | null>>();
     const buffer: Lease[] = [];
     // `concurrency` bounds fetches in flight. A page's parse and store run after its fetch slot is
@@ -520,7 +644,12 @@ export function createProcessor(deps: ProcessorDeps): Processor {
         try {
           // Claim at least a quarter of the concurrency at a time: fewer round trips to shared
           // storage; what is claimed but not started when the run ends is released.
-          const claimed = await storage.claim({ limit: Math.max(concurrency - fetching, Math.ceil(concurrency / 4)), leaseMs: deps.leaseMs, now: now(), ...(options.jobId === undefined ? {} : { jobId: options.jobId }) });
+          const claimed = await storage.claim({
+            limit: Math.max(concurrency - fetching, Math.ceil(concurrency / 4)),
+            leaseMs: deps.leaseMs,
+            now: now(),
+            ...(options.jobId === undefined ? {} : { jobId: options.jobId }),
+          });
           leases = claimed.leases;
           readyAt = claimed.nextReadyAt ?? null;
           emit(claimed.events);
@@ -572,7 +701,19 @@ export function createProcessor(deps: ProcessorDeps): Processor {
           budgetMs: options.budgetMs ?? 30_000,
           concurrency: options.concurrency ?? 20,
           signal: controller.signal,
-        }).catch((error: unknown): RunReport => ({ claimed: 0, succeeded: 0, failed: 0, skipped: 0, retried: 0, released: 0, durationMs: 0, jobsTouched: [], errors: [message(error)] }));
+        }).catch(
+          (error: unknown): RunReport => ({
+            claimed: 0,
+            succeeded: 0,
+            failed: 0,
+            skipped: 0,
+            retried: 0,
+            released: 0,
+            durationMs: 0,
+            jobsTouched: [],
+            errors: [message(error)],
+          }),
+        );
         options.onRun?.(report);
         if (report.claimed === 0 || report.errors.length > 0) await sleep(idleMs, controller.signal);
       }

@@ -1,9 +1,10 @@
 /**
  * Cooperative time slicing for CPU work on the event-loop thread (parsing, the extraction walk,
- * link filtering). Each run of such work holds the loop for at most {@link SLICE_MS} and then calls
- * {@link yieldToLoop}. Waiters resume one per turn of the event loop, so that several pages being
- * worked on at once do not add their slices up into one long turn: between two slices the loop
- * always gets to run timers and I/O.
+ * link filtering). Such work checks {@link sliceUsed} between small units and, once it is true,
+ * calls {@link yieldToLoop}. The slice is shared: waiters resume one per turn of the event loop,
+ * and each resumption starts the turn's one slice, so that several pages worked on at once do not
+ * add their slices up into one long turn. Work that starts in a turn nobody was resumed in (an I/O
+ * callback) finds the slice used up after its first unit, and queues like the rest.
  */
 
 /** Longest stretch of synchronous work before yielding to the event loop. */
@@ -12,6 +13,13 @@ export const SLICE_MS = 10;
 /** Taken at load, so that a test faking timers for a moment cannot strand every later waiter. */
 const immediate = setImmediate;
 const waiting: Array<() => void> = [];
+/** When the current turn's slice began (the last resumption). */
+let sliceStartedAt = Number.NEGATIVE_INFINITY;
+
+/** Whether this turn's shared slice of `sliceMs` is used up, so the caller should yield. */
+export function sliceUsed(sliceMs: number = SLICE_MS): boolean {
+  return performance.now() - sliceStartedAt >= sliceMs;
+}
 let scheduled = false;
 
 function resumeNext(): void {
@@ -19,6 +27,7 @@ function resumeNext(): void {
   scheduled = waiting.length > 0;
   // Scheduled before `next` runs: an immediate queued while immediates run waits for the next turn.
   if (scheduled) immediate(resumeNext);
+  sliceStartedAt = performance.now();
   next?.();
 }
 

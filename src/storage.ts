@@ -15,6 +15,21 @@ export interface FrontierLink {
   depth: number;
   /** The URL's hostname, the unit of politeness (per-host concurrency and delay). */
   host: string;
+  /**
+   * What the processor knew of the URL's robots.txt when it found the link: `allowed` (the rules
+   * of its origin were known and allow it, or the job ignores robots.txt) or `unknown` (they were
+   * not known yet). An `unknown` URL may still be skipped for robots.txt once claimed, which
+   * refunds its charge against `maxPages`, so storage keeps spare links to stand in for such URLs
+   * (see `CrawlStorage.complete`). Absent means `unknown`.
+   */
+  robots?: 'allowed' | 'unknown';
+}
+
+/** A link the processor knows robots.txt disallows: recorded with its result, never fetched. */
+export interface SkippedLink {
+  link: FrontierLink;
+  /** Its result: error code `robots`, `status` null, `attempts` 0. */
+  result: PageResult;
 }
 
 /** A claimed URL. Only the holder of the current `token` may finish it (fencing). */
@@ -71,15 +86,21 @@ export interface RobotsRecord {
 
 export interface CompleteInput {
   result: PageResult;
-  /** Links found on the page, already filtered by depth, scope and globs. */
+  /** Links found on the page, already filtered by depth, scope and globs, that may be fetched. */
   links: FrontierLink[];
+  /**
+   * Links found on the page (filtered as `links` are) that robots.txt disallows, as the processor
+   * knows from the rules of their origin. They are recorded as skipped at once and never fetched;
+   * they are not charged against `maxPages`.
+   */
+  skipped?: SkippedLink[];
   now: number;
 }
 
 export interface CompleteResult {
   /** False when the lease was no longer current (expired and re-claimed, cancelled, finished). */
   ok: boolean;
-  /** How many links were new and fitted under `maxPages`. */
+  /** How many `links` were new and fitted under `maxPages` (spares and `skipped` links not included). */
   admitted: number;
   events: ProgressEvent[];
 }
@@ -145,9 +166,24 @@ export interface CrawlStorage {
   claim(query: ClaimQuery): Promise<ClaimResult>;
   /**
    * Only if the lease token still matches: stores the result (a result whose error code is
-   * `robots` counts as skipped), marks the URL done or failed,
-   * admits new links (deduplicated per job, capped by `maxPages`), updates counters, appends
-   * events, and finishes the job exactly once when nothing is queued or in progress.
+   * `robots` counts as skipped), marks the URL done or failed, admits new links, records skipped
+   * links, updates counters, appends events (the page's own first, then one `page:skipped` per
+   * skipped link recorded), and finishes the job exactly once when nothing is queued or in progress.
+   *
+   * `maxPages` bounds the pages fetched: every admitted URL is charged against it, and a charge is
+   * kept by any result but `robots`. Links (`links` and `skipped` alike) are deduplicated per job
+   * and within the call; among the new ones, in order:
+   * - `links` are admitted (claimable, counted in `discovered` and `queued`) while fewer than
+   *   `maxPages` admitted URLs hold a charge. Once none fits, they are kept as spares (not
+   *   claimable, not counted, but taken for dedup) while the job has fewer spares than unfinished
+   *   admitted URLs whose `robots` is `unknown`, and no more than refunds it has left; others are
+   *   dropped.
+   * - `skipped` links are recorded as finished at once: their result stored, `discovered` and
+   *   `skipped` counted, a `page:skipped` event each; no charge. At most `maxPages` per job, past
+   *   which they are dropped.
+   * - A leased URL whose result is `robots` (robots.txt learned only after it was admitted) gives
+   *   its charge back, at most `maxPages` times per job: the oldest spare is admitted in its place,
+   *   or, without spares, there is room for one more link.
    */
   complete(lease: Lease, input: CompleteInput): Promise<CompleteResult>;
   /** Back to pending with a not-before time. False when the lease was no longer current. */

@@ -6,7 +6,16 @@ export type CrawlScope = 'same-origin' | 'same-hostname' | 'same-domain' | 'any'
 
 /** A job's options after validation and defaults. */
 export interface JobOptions {
-  /** The most URLs the job will ever fetch, failed ones included. */
+  /**
+   * The most pages the job fetches, and exactly that many when it can reach more. A page counts as
+   * fetched when a processor tried to fetch it: every result except a robots.txt skip, whatever
+   * the outcome (any HTTP status, a timeout, a network error, a refused address, a page abandoned
+   * after its attempts ran out); `succeeded + failed` never exceeds it. URLs robots.txt disallows
+   * are not fetched and do not count: up to `maxPages` of them found as links are recorded as
+   * skipped (error `robots`), and up to `maxPages` admitted before their robots.txt was known give
+   * their place back when skipped. Past those bounds, or when a site changes its robots.txt during
+   * the job, fewer than `maxPages` may be fetched; never more.
+   */
   maxPages: number;
   /** Link hops from the start URL (depth 0) that are still fetched. */
   maxDepth: number;
@@ -27,17 +36,30 @@ export interface JobOptions {
   perHostDelayMs: number;
 }
 
-/** Counters kept by storage, updated atomically with every state change. */
+/**
+ * Counters kept by storage, updated atomically with every state change. They add up:
+ * `discovered = queued + inProgress + succeeded + failed + skipped`.
+ */
 export interface JobCounts {
-  /** URLs admitted to the job's frontier (the start URL included); never above `maxPages`. */
+  /**
+   * URLs admitted to the job (the start URL included), skipped ones too: at most `maxPages` to
+   * fetch, plus the robots.txt-disallowed ones recorded without a charge (at most `maxPages` found
+   * as links, and at most `maxPages` refunded when skipped after admission), so never above
+   * 3 × `maxPages`.
+   */
   discovered: number;
   /** Waiting to be fetched (including ones waiting out a retry backoff). */
   queued: number;
   /** Claimed by a processor and not yet finished. */
   inProgress: number;
+  /** Fetched, and stored without error. `succeeded + failed` (pages fetched) never exceeds `maxPages`. */
   succeeded: number;
+  /** Fetched (or tried), and failed: any error code but `robots`. */
   failed: number;
-  /** Not fetched because robots.txt disallows them. */
+  /**
+   * Not fetched because robots.txt disallows them (error code `robots`); they do not use up
+   * `maxPages`, within the bounds described there.
+   */
   skipped: number;
 }
 
@@ -125,11 +147,7 @@ export interface ProgressEvent {
 }
 
 /** The event types that end a job's event stream. */
-export const TERMINAL_EVENTS: ReadonlySet<ProgressEventType> = new Set([
-  'job:completed',
-  'job:cancelled',
-  'job:failed',
-]);
+export const TERMINAL_EVENTS: ReadonlySet<ProgressEventType> = new Set(['job:completed', 'job:cancelled', 'job:failed']);
 
 export const TERMINAL_STATUSES: ReadonlySet<JobStatus> = new Set(['completed', 'cancelled', 'failed']);
 
@@ -144,6 +162,7 @@ export interface RunReport {
   claimed: number;
   succeeded: number;
   failed: number;
+  /** Pages skipped for robots.txt: claimed ones, and disallowed links recorded with the pages stored. */
   skipped: number;
   retried: number;
   released: number;

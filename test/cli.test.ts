@@ -29,7 +29,10 @@ describe('crawl-engine crawl', () => {
   test('crawls, writes one JSON line per page to stdout, prints progress lines and a summary, exits 0', async () => {
     const { code, stdout, stderr } = await run(['crawl', site.url, '--max-pages', '500', '--max-depth', '2', '--allow-private-network']);
     expect(code).toBe(0);
-    const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as { url: string; ok: boolean; depth: number });
+    const lines = stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { url: string; ok: boolean; depth: number });
     expect(lines).toHaveLength(pagesWithin(2, site.opts).size);
     expect(lines.every((l) => l.ok)).toBe(true);
     expect(stderr).toMatch(/\] \d+ fetched \/ \d+ discovered \(max 500\) · 0 failed · \d+ in flight · [\d.]+ pages\/s/);
@@ -71,7 +74,7 @@ describe.runIf(Boolean(process.env.DATABASE_URL))('the CLI on Postgres', () => {
     const url = process.env.DATABASE_URL!;
     const first = await run(['migrate', '--storage', url, '--schema', schema]);
     expect(first.code).toBe(0);
-    expect(first.stderr).toMatch(/Applied migrations 1, 2; schema is at version 2/);
+    expect(first.stderr).toMatch(/Applied migrations 1, 2, 3; schema is at version 3/);
     expect((await run(['migrate', '--storage', url, '--schema', schema])).stderr).toMatch(/Schema is up to date/);
     const crawl = await run(['crawl', site.url, '--storage', url, '--schema', schema, '--max-pages', '12', '--allow-private-network', '--quiet']);
     expect(crawl.code).toBe(0);
@@ -94,7 +97,18 @@ describe.runIf(Boolean(process.env.DATABASE_URL))('the CLI on Postgres', () => {
 describe.runIf(Boolean(process.env.REDIS_URL))('the CLI on Redis', () => {
   test('crawl --storage redis:// stores the crawl under the key prefix', async () => {
     const prefix = `cli${Date.now().toString(36)}:`;
-    const crawl = await run(['crawl', site.url, '--storage', process.env.REDIS_URL!, '--table-prefix', prefix, '--max-pages', '9', '--allow-private-network', '--quiet']);
+    const crawl = await run([
+      'crawl',
+      site.url,
+      '--storage',
+      process.env.REDIS_URL!,
+      '--table-prefix',
+      prefix,
+      '--max-pages',
+      '9',
+      '--allow-private-network',
+      '--quiet',
+    ]);
     expect(crawl.code).toBe(0);
     expect(crawl.stdout.trim().split('\n')).toHaveLength(9);
     const { default: Redis } = await import('ioredis');

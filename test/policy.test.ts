@@ -29,7 +29,26 @@ describe('a hostile site with robots rules and a Crawl-delay', () => {
         case '/robots.txt':
           return page('User-agent: *\nDisallow: /private\nCrawl-delay: 0.15\n', 'text/plain');
         case '/': {
-          const links = ['/a', '/private/secret', '/private-too', '/hang', '/slow-body', '/big', '/gzip-bomb', '/br-bomb', '/loop1', '/chain/0', '/bad-location', '/image', '/notype', '/bad-utf8', '/win1252', '/malformed', '/links', '/redirect-off'];
+          const links = [
+            '/a',
+            '/private/secret',
+            '/private-too',
+            '/hang',
+            '/slow-body',
+            '/big',
+            '/gzip-bomb',
+            '/br-bomb',
+            '/loop1',
+            '/chain/0',
+            '/bad-location',
+            '/image',
+            '/notype',
+            '/bad-utf8',
+            '/win1252',
+            '/malformed',
+            '/links',
+            '/redirect-off',
+          ];
           return page(html(`${links.map((l) => `<a href="${l}">${l}</a>`).join('')}<a href="${other.origin}/offsite">off</a>`));
         }
         case '/a':
@@ -135,12 +154,15 @@ describe('a hostile site with robots rules and a Crawl-delay', () => {
     expect(get('/redirect-off').error?.message).toMatch(/outside the job's scope/);
     expect(results.some((r) => r.url.includes('offsite') || r.url.includes('from-image'))).toBe(false);
 
-    // Counts agree with the stored results; the disallowed ones are skipped, not failed.
+    // Counts agree with the stored results; the disallowed ones are skipped, not failed, and do not
+    // use up maxPages: the 17 pages fetched, and maxPages of the 1,002 disallowed links (the rest
+    // are not recorded).
     const c = job.counts;
-    expect(c.discovered).toBe(60);
+    expect(c.discovered).toBe(results.length);
     expect(c.succeeded + c.failed + c.skipped).toBe(results.length);
     expect(c.skipped).toBe(results.filter((r) => r.error?.code === 'robots').length);
-    expect(c.skipped).toBeGreaterThan(30);
+    expect(c.succeeded + c.failed).toBe(17);
+    expect(c.skipped).toBe(60);
 
     // The server never saw a disallowed path, nor anything on the other address.
     expect(arrivals.filter((a) => a.path.startsWith('/private'))).toEqual([]);
@@ -178,7 +200,7 @@ describe('politeness across processors', () => {
     const a = testEngine({}, storage);
     const b = testEngine({}, storage);
     const job = await a.jobs.create({ url: site.url, maxPages: 40, maxDepth: 10, perHostConcurrency: 2 });
-    for (let round = 0; round < 20 && (await a.jobs.get(job.id))?.status === 'running' || round === 0; round++) {
+    for (let round = 0; (round < 20 && (await a.jobs.get(job.id))?.status === 'running') || round === 0; round++) {
       await Promise.all([a.processor.run({ concurrency: 10 }), b.processor.run({ concurrency: 10 })]);
     }
     await Promise.all([a.close(), b.close()]);

@@ -1,8 +1,10 @@
 import { afterAll, describe, expect, test } from 'vitest';
 import { postgresStorage } from '../adapters/postgres/index.js';
+import { MIGRATIONS } from '../adapters/postgres/schema.js';
 import { startSite } from '../bench/site.mjs';
 import { createCrawlEngine } from '../src/engine.js';
-import type { CrawlStorage } from '../src/storage.js';
+import type { CrawlStorage, Lease } from '../src/storage.js';
+import type { Job, PageResult } from '../src/types.js';
 import { runStorageConformance } from '../src/testing/index.js';
 import { allResults } from './helpers/engine.js';
 import { closeAll, DATABASE_URL, freshSchema, migratedStorage, pglite, realPool } from './helpers/postgres.js';
@@ -10,7 +12,9 @@ import { closeAll, DATABASE_URL, freshSchema, migratedStorage, pglite, realPool 
 afterAll(closeAll);
 
 const schemaOf = new WeakMap<CrawlStorage, string>();
-const targets: Array<{ name: string; client: () => { query(text: string, params?: unknown[]): Promise<unknown> } }> = [{ name: 'postgres on PGlite', client: pglite }];
+const targets: Array<{ name: string; client: () => { query(text: string, params?: unknown[]): Promise<unknown> } }> = [
+  { name: 'postgres on PGlite', client: pglite },
+];
 if (DATABASE_URL) targets.push({ name: 'postgres on the real server (pg Pool)', client: realPool });
 
 for (const target of targets) {
@@ -37,10 +41,97 @@ for (const target of targets) {
     test('migrate() is idempotent and reports what it applied', async () => {
       const schema = freshSchema();
       const storage = postgresStorage({ client: target.client() as never, schema });
-      expect(await storage.migrate()).toEqual({ applied: [1, 2], version: 2 });
-      expect(await storage.migrate()).toEqual({ applied: [], version: 2 });
+      expect(await storage.migrate()).toEqual({ applied: [1, 2, 3], version: 3 });
+      expect(await storage.migrate()).toEqual({ applied: [], version: 3 });
       await Promise.all([storage.migrate(), storage.migrate()]);
       await target.client().query(`DROP SCHEMA "${schema}" CASCADE`);
+    });
+
+    test('a database at version 2 with a job in flight upgrades to version 3; the job goes on, and the version 2 complete() still works', async () => {
+      const schema = freshSchema();
+      const client = target.client();
+      const names = { schema: `"${schema}"`, prefix: 'crawl_' };
+      // Version 2 as the previous release left it.
+      await client.query(`CREATE SCHEMA "${schema}"`);
+      await client.query(
+        `CREATE TABLE "${schema}".crawl_migrations (version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
+      );
+      for (const migration of MIGRATIONS.filter((m) => m.version <= 2)) {
+        for (const sql of migration.statements(names)) await client.query(sql);
+        await client.query(`INSERT INTO "${schema}".crawl_migrations (version, name) VALUES ($1, $2)`, [migration.version, migration.name]);
+      }
+      const storage = postgresStorage({ client: client as never, schema, listen: false });
+      const T = Date.UTC(2030, 0, 1);
+      const url = (path: string) => `http://upgrade.test${path}`;
+      const link = (path: string) => ({ url: url(path), key: url(path), depth: 1, host: 'upgrade.test' });
+      const page = (lease: Lease, code: string | null = null): PageResult => ({
+        url: lease.url,
+        finalUrl: lease.url,
+        depth: lease.depth,
+        status: code === null ? 200 : null,
+        ok: code === null,
+        contentType: null,
+        title: null,
+        description: null,
+        canonical: null,
+        links: 0,
+        wordCount: 0,
+        error: code === null ? null : { code, message: code },
+        attempts: lease.attempts,
+        durationMs: 1,
+        fetchedAt: new Date(T).toISOString(),
+        data: null,
+      });
+      // What a processor of the previous version calls.
+      const completeV2 = async (lease: Lease, result: PageResult, links: unknown[]) => {
+        const sql = `SELECT "${schema}".crawl_complete($1::jsonb, $2::jsonb, $3::jsonb, $4::bigint, $5::text, $6::int) AS r`;
+        const params = [JSON.stringify(lease), JSON.stringify(result), JSON.stringify(links), T, new Date(T).toISOString(), 100];
+        return ((await client.query(sql, params)) as { rows: Array<{ r: { ok: boolean; admitted: number } }> }).rows[0]!.r;
+      };
+      const job: Job = {
+        id: 'job_upgrade',
+        status: 'queued',
+        url: url('/'),
+        options: {
+          maxPages: 3,
+          maxDepth: 5,
+          scope: 'same-hostname',
+          include: [],
+          exclude: [],
+          respectRobots: true,
+          maxRetries: 2,
+          perHostConcurrency: 10,
+          perHostDelayMs: 0,
+        },
+        counts: { discovered: 1, queued: 1, inProgress: 0, succeeded: 0, failed: 0, skipped: 0 },
+        createdAt: new Date(T).toISOString(),
+        startedAt: null,
+        finishedAt: null,
+        error: null,
+        metadata: {},
+      };
+      try {
+        await storage.createJob(job, { url: job.url, key: job.url, depth: 0, host: 'upgrade.test' });
+        const [seed] = (await storage.claim({ limit: 1, leaseMs: 60_000, now: T, jobId: job.id })).leases;
+        expect(await completeV2(seed!, page(seed!), [link('/a'), link('/b'), link('/c')])).toMatchObject({ ok: true, admitted: 2 });
+        expect(await storage.migrate()).toEqual({ applied: [3], version: 3 });
+        const leases = (await storage.claim({ limit: 10, leaseMs: 60_000, now: T + 1, jobId: job.id })).leases;
+        expect(leases.map((l) => l.key).sort()).toEqual([url('/a'), url('/b')]);
+        const [a, b] = leases as [Lease, Lease];
+        // Admitted under version 2 and skipped for robots.txt under version 3: its charge comes back.
+        expect((await storage.complete(a, { result: page(a, 'robots'), links: [], now: T + 2 })).ok).toBe(true);
+        const x = { link: link('/x'), result: { ...page(b, 'robots'), url: url('/x'), finalUrl: url('/x'), attempts: 0 } };
+        expect((await storage.complete(b, { result: page(b), links: [link('/c'), link('/d')], skipped: [x], now: T + 3 })).admitted).toBe(1);
+        const [c] = (await storage.claim({ limit: 10, leaseMs: 60_000, now: T + 4, jobId: job.id })).leases;
+        expect(c?.key).toBe(url('/c'));
+        // A processor of the previous version, still running during the upgrade.
+        expect(await completeV2(c!, page(c!), [link('/e')])).toMatchObject({ ok: true, admitted: 0 });
+        const after = await storage.getJob(job.id);
+        expect(after?.status).toBe('completed');
+        expect(after?.counts).toEqual({ discovered: 5, queued: 0, inProgress: 0, succeeded: 3, failed: 0, skipped: 2 });
+      } finally {
+        await client.query(`DROP SCHEMA "${schema}" CASCADE`);
+      }
     });
 
     test('an operation on an unmigrated schema says to run migrate()', async () => {
@@ -120,9 +211,47 @@ for (const target of targets) {
       await storage.migrate();
       const host = 'plans.test';
       const url = (i: number) => `http://${host}/p/${i}`;
-      const job = { id: 'job_plans', status: 'queued' as const, url: url(0), options: { maxPages: 20_001, maxDepth: 5, scope: 'same-hostname' as const, include: [], exclude: [], respectRobots: false, maxRetries: 2, perHostConcurrency: 1000, perHostDelayMs: 0 }, counts: { discovered: 1, queued: 1, inProgress: 0, succeeded: 0, failed: 0, skipped: 0 }, createdAt: new Date().toISOString(), startedAt: null, finishedAt: null, error: null, metadata: {} };
+      const job = {
+        id: 'job_plans',
+        status: 'queued' as const,
+        url: url(0),
+        options: {
+          maxPages: 20_001,
+          maxDepth: 5,
+          scope: 'same-hostname' as const,
+          include: [],
+          exclude: [],
+          respectRobots: false,
+          maxRetries: 2,
+          perHostConcurrency: 1000,
+          perHostDelayMs: 0,
+        },
+        counts: { discovered: 1, queued: 1, inProgress: 0, succeeded: 0, failed: 0, skipped: 0 },
+        createdAt: new Date().toISOString(),
+        startedAt: null,
+        finishedAt: null,
+        error: null,
+        metadata: {},
+      };
       await storage.createJob(job, { url: url(0), key: url(0), depth: 0, host });
-      const result = (lease: { url: string; depth: number; attempts: number }) => ({ url: lease.url, finalUrl: lease.url, depth: lease.depth, status: 200, ok: true, contentType: 'text/html', title: null, description: null, canonical: null, links: 0, wordCount: 0, error: null, attempts: lease.attempts, durationMs: 1, fetchedAt: new Date().toISOString(), data: null });
+      const result = (lease: { url: string; depth: number; attempts: number }) => ({
+        url: lease.url,
+        finalUrl: lease.url,
+        depth: lease.depth,
+        status: 200,
+        ok: true,
+        contentType: 'text/html',
+        title: null,
+        description: null,
+        canonical: null,
+        links: 0,
+        wordCount: 0,
+        error: null,
+        attempts: lease.attempts,
+        durationMs: 1,
+        fetchedAt: new Date().toISOString(),
+        data: null,
+      });
       for (let next = 1; next <= 20_000; next += 2000) {
         const [lease] = (await storage.claim({ limit: 1, leaseMs: 60_000, now: Date.now(), jobId: job.id })).leases;
         const links = Array.from({ length: 2000 }, (_, i) => ({ url: url(next + i), key: url(next + i), depth: 1, host }));
@@ -139,16 +268,28 @@ for (const target of targets) {
       const plans: string[] = [];
       client.on('notice', (notice) => plans.push(notice.message ?? ''));
       const { leases } = await storage.claim({ limit: 10, leaseMs: 60_000, now: Date.now(), jobId: job.id });
-      await storage.complete(leases[0]!, { result: result(leases[0]!), links: [{ url: url(99_999), key: url(99_999), depth: 2, host }], now: Date.now() });
+      // The job is at maxPages: the new link is kept as a spare, the skipped one recorded; then a
+      // page skipped for robots.txt gives its charge to the spare.
+      const robots = { ok: false, error: { code: 'robots', message: 'r' } };
+      const skipped = {
+        link: { url: url(99_998), key: url(99_998), depth: 2, host },
+        result: { ...result({ url: url(99_998), depth: 2, attempts: 0 }), ...robots },
+      };
+      const spare = { url: url(99_999), key: url(99_999), depth: 2, host };
+      await storage.complete(leases[0]!, { result: result(leases[0]!), links: [spare], skipped: [skipped], now: Date.now() });
+      await storage.complete(leases[2]!, { result: { ...result(leases[2]!), ...robots }, links: [], now: Date.now() });
       await storage.retry(leases[1]!, { notBefore: Date.now() + 1, error: { code: 'timeout', message: 't' }, now: Date.now() });
-      await storage.release(leases.slice(2));
+      await storage.release(leases.slice(3));
       await storage.claim({ limit: 10, leaseMs: 60_000, now: Date.now() + 10, jobId: job.id });
       await storage.readEvents(job.id, '1', 50);
       await storage.getJob(job.id);
       await client.query(`SET auto_explain.log_min_duration = -1`);
       const text = plans.join('\n');
       expect(text).toMatch(/Index Scan using crawl_frontier_ready/);
+      expect(text).toMatch(/Index Scan using crawl_frontier_spare/);
       expect(text).not.toMatch(/Seq Scan on (\S+\.)?crawl_frontier\b/);
+      const after = await storage.getJob(job.id);
+      expect(after?.counts).toMatchObject({ discovered: 20_003, skipped: 2 });
     } finally {
       await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
       await client.end();

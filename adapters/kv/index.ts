@@ -78,7 +78,10 @@ function runnerFor(client: KvStorageOptions['client']): Runner {
   const shas = new Map<string, string>();
   const sha = (script: string) => {
     let found = shas.get(script);
-    if (found === undefined) shas.set(script, (found = createHash('sha1').update(script).digest('hex')));
+    if (found === undefined) {
+      found = createHash('sha1').update(script).digest('hex');
+      shas.set(script, found);
+    }
     return found;
   };
   const isNoScript = (error: unknown) => /NOSCRIPT/i.test(String((error as Error)?.message ?? error));
@@ -127,7 +130,9 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
     ...(client && typeof client.eval === 'function' && typeof client.evalsha === 'function'
       ? []
       : [{ path: 'client', message: 'expected an @upstash/redis or @vercel/kv client, or ioredis' }]),
-    ...(options.prefix === undefined || /^[\w:.-]{0,64}$/.test(options.prefix) ? [] : [{ path: 'prefix', message: 'expected up to 64 letters, digits, _ : . or -' }]),
+    ...(options.prefix === undefined || /^[\w:.-]{0,64}$/.test(options.prefix)
+      ? []
+      : [{ path: 'prefix', message: 'expected up to 64 letters, digits, _ : . or -' }]),
     ...(options.maxEventsPerJob === undefined || (Number.isInteger(options.maxEventsPerJob) && options.maxEventsPerJob >= 1)
       ? []
       : [{ path: 'maxEventsPerJob', message: 'expected an integer >= 1' }]),
@@ -139,7 +144,8 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
       ? []
       : [{ path: 'finishedTtlSeconds', message: 'expected an integer >= 0' }]),
   ];
-  if (bad.length > 0) throw new CrawlEngineError('invalid_options', `invalid kvStorage options: ${bad.map((e) => `${e.path}: ${e.message}`).join('; ')}`, { errors: bad });
+  if (bad.length > 0)
+    throw new CrawlEngineError('invalid_options', `invalid kvStorage options: ${bad.map((e) => `${e.path}: ${e.message}`).join('; ')}`, { errors: bad });
   const prefix = options.prefix ?? 'crawl:';
   const maxEvents = options.maxEventsPerJob ?? 10_000;
   const ttl = options.finishedTtlSeconds ?? 0;
@@ -234,9 +240,12 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
             const channel = channelOf(jobId);
             let set = watchers.get(channel);
             if (set === undefined) {
-              watchers.set(channel, (set = new Set()));
+              set = new Set();
+              watchers.set(channel, set);
               // A failed SUBSCRIBE leaves the subscriber polling, which it does anyway as a safety net.
-              subscriberFor().subscribe(channel).catch(() => undefined);
+              subscriberFor()
+                .subscribe(channel)
+                .catch(() => undefined);
             }
             set.add(listener);
             return () => {
@@ -263,7 +272,23 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
     async createJob(job: Job, seed: FrontierLink) {
       const ordinal = Number(await indexCall(S.INDEX_ADD, [job.id]));
       const doc = JSON.stringify({ id: job.id, url: job.url, options: job.options, createdAt: job.createdAt, metadata: job.metadata });
-      const reply = await run(S.CREATE, [jobKey(job.id)], [doc, seed.url, seed.key, seed.host, job.options.maxPages, job.options.perHostConcurrency, job.options.perHostDelayMs, job.createdAt, maxEvents, job.id, ordinal]);
+      const reply = await run(
+        S.CREATE,
+        [jobKey(job.id)],
+        [
+          doc,
+          seed.url,
+          seed.key,
+          seed.host,
+          job.options.maxPages,
+          job.options.perHostConcurrency,
+          job.options.perHostDelayMs,
+          job.createdAt,
+          maxEvents,
+          job.id,
+          ordinal,
+        ],
+      );
       if (reply === '~exists') throw new CrawlEngineError('conflict', `job ${job.id} already exists`);
       return parse<{ job: Job; events: ProgressEvent[] }>(reply);
     },
@@ -359,8 +384,12 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
         new Date(input.now).toISOString(),
         maxEvents,
         ttl,
+        input.links.length,
       ];
-      for (const link of input.links) args.push(link.key, link.url, link.depth, link.host);
+      for (const link of input.links) args.push(link.key, link.url, link.depth, link.host, link.robots === 'allowed' ? '0' : '1');
+      for (const { link, result: skippedResult } of input.skipped ?? []) {
+        args.push(link.key, link.url, link.depth, link.host, JSON.stringify(skippedResult), skippedResult.error ? JSON.stringify(skippedResult.error) : '');
+      }
       const out = await call<CompleteResult & { finished?: boolean; wake?: number }>(S.COMPLETE, lease.jobId, args);
       // Only a finish, or a wake of a parked job, costs a second round trip.
       if (out.finished) await applyIndex([['remove', lease.jobId, 0, 0, 0]]);

@@ -80,7 +80,7 @@ end
 -- A finished job's keys expire after ttl seconds (0: kept).
 local function expire(ttl)
   if ttl <= 0 then return end
-  local names = { 'job', 'u', 'ev', 'res', 'robots', 'hosts', 'hostlist', 'leased', 'delayed' }
+  local names = { 'job', 'u', 'ev', 'res', 'robots', 'hosts', 'hostlist', 'leased', 'delayed', 'spares', 'unsure' }
   for x = 1, #names do redis.call('EXPIRE', J .. names[x], fmt(ttl)) end
 end
 `;
@@ -249,7 +249,18 @@ local function endlease(key, e, now, started)
 end
 `;
 
-/** ARGV: key, token, ok, skipped, resultJson, errorJson, now, nowIso, maxEvents, ttl, then key/url/depth/host per link */
+/**
+ * ARGV: key, token, ok, skipped, resultJson, errorJson, now, nowIso, maxEvents, ttl, number of
+ * links, then key/url/depth/host/unsure ('1' when its robots.txt was unknown) per link, then
+ * key/url/depth/host/resultJson/errorJson per skipped link (robots.txt disallows it).
+ *
+ * The charges of maxPages: job fields `rfree` (skipped links recorded without a charge) and `refd`
+ * (charges given back by URLs skipped for robots.txt after admission), each at most maxp; the
+ * charged URLs are disc - rfree - refd. The set `unsure` holds the unfinished admitted URLs whose
+ * robots.txt was unknown, and the list `spares` the links kept past maxp (entries in state `r`),
+ * each as '1' or '0' (unsure or not) followed by its key. Jobs of an older version have none of
+ * these, which is how they were counted.
+ */
 export const COMPLETE = script(`${CURRENT}
 local key, ok, skipped, now, maxev = ARGV[1], ARGV[3] == '1', ARGV[4] == '1', tonumber(ARGV[7]), tonumber(ARGV[9])
 local e = current(key, ARGV[2])
@@ -257,24 +268,58 @@ if e == nil then return '~{"ok":false,"admitted":0,"events":[]}' end
 e.st = 'd'; e.tok = ''
 if not ok then e.st = 'f' end
 redis.call('HSET', J .. 'u', key, enc(e))
+redis.call('SREM', J .. 'unsure', key)
 endlease(key, e, now, not skipped)
 redis.call('RPUSH', J .. 'res', ARGV[5])
 if ok then redis.call('HINCRBY', KEYS[1], 'succ', 1)
 elseif skipped then redis.call('HINCRBY', KEYS[1], 'skip', 1)
 else redis.call('HINCRBY', KEYS[1], 'fail', 1) end
 if not ok and missing(getf('firsterr')) then redis.call('HSET', KEYS[1], 'firsterr', ARGV[6]) end
-local admitted = 0
-local room = num(getf('maxp')) - num(getf('disc'))
-local i = 11
-while ARGV[i] and room > 0 do
-  local lkey, lurl, ldepth, lhost = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  if redis.call('HSETNX', J .. 'u', lkey, enc({ st = 'p', tok = '', att = 0, lu = 0, nb = 0, dp = tonumber(ldepth), host = lhost, url = lurl })) == 1 then
-    redis.call('RPUSH', J .. 'r:' .. lhost, lkey)
-    if redis.call('HSETNX', J .. 'hosts', lhost, henc(hdec(false))) == 1 then redis.call('RPUSH', J .. 'hostlist', lhost) end
-    admitted = admitted + 1
-    room = room - 1
+local maxp = num(getf('maxp'))
+local refd = num(getf('refd'))
+-- Skipped for robots.txt after it was admitted: its charge goes to the oldest spare, or frees room.
+if skipped and refd < maxp then
+  refd = refd + 1
+  redis.call('HSET', KEYS[1], 'refd', fmt(refd))
+  local item = redis.call('LPOP', J .. 'spares')
+  if not missing(item) then
+    local skey = string.sub(item, 2)
+    local s = dec(redis.call('HGET', J .. 'u', skey))
+    s.st = 'p'
+    redis.call('HSET', J .. 'u', skey, enc(s))
+    redis.call('RPUSH', J .. 'r:' .. s.host, skey)
+    if redis.call('HSETNX', J .. 'hosts', s.host, henc(hdec(false))) == 1 then redis.call('RPUSH', J .. 'hostlist', s.host) end
+    if string.sub(item, 1, 1) == '1' then redis.call('SADD', J .. 'unsure', skey) end
+    redis.call('HINCRBY', KEYS[1], 'disc', 1)
+    redis.call('HINCRBY', KEYS[1], 'queued', 1)
   end
-  i = i + 4
+end
+local admitted = 0
+local room = maxp - (num(getf('disc')) - num(getf('rfree')) - refd)
+local spareRoom = nil
+local nlinks = tonumber(ARGV[11])
+for x = 0, nlinks - 1 do
+  local i = 12 + x * 5
+  local lkey, lurl, ldepth, lhost, lunsure = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  if room > 0 then
+    if redis.call('HSETNX', J .. 'u', lkey, enc({ st = 'p', tok = '', att = 0, lu = 0, nb = 0, dp = tonumber(ldepth), host = lhost, url = lurl })) == 1 then
+      redis.call('RPUSH', J .. 'r:' .. lhost, lkey)
+      if redis.call('HSETNX', J .. 'hosts', lhost, henc(hdec(false))) == 1 then redis.call('RPUSH', J .. 'hostlist', lhost) end
+      if lunsure == '1' then redis.call('SADD', J .. 'unsure', lkey) end
+      admitted = admitted + 1
+      room = room - 1
+    end
+  else
+    -- No room left: spares, as many as unfinished unsure URLs (which may yet be refunded) and refunds left.
+    if spareRoom == nil then
+      spareRoom = math.min(redis.call('SCARD', J .. 'unsure'), maxp - refd) - redis.call('LLEN', J .. 'spares')
+    end
+    if spareRoom <= 0 then break end
+    if redis.call('HSETNX', J .. 'u', lkey, enc({ st = 'r', tok = '', att = 0, lu = 0, nb = 0, dp = tonumber(ldepth), host = lhost, url = lurl })) == 1 then
+      redis.call('RPUSH', J .. 'spares', lunsure .. lkey)
+      spareRoom = spareRoom - 1
+    end
+  end
 end
 redis.call('HINCRBY', KEYS[1], 'disc', fmt(admitted))
 redis.call('HINCRBY', KEYS[1], 'queued', fmt(admitted))
@@ -282,6 +327,21 @@ local kind = 'page:done'
 local err = ''
 if not ok then err = ARGV[6]; if skipped then kind = 'page:skipped' else kind = 'page:failed' end end
 local events = { event(kind, ARGV[8], jstr(e.url), err, maxev) }
+-- Links robots.txt disallows: recorded as skipped at once, new ones only, at most maxp per job.
+local rfree = num(getf('rfree'))
+local i = 12 + nlinks * 5
+while ARGV[i] and rfree < maxp do
+  local skey, surl, sdepth, shost = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  if redis.call('HSETNX', J .. 'u', skey, enc({ st = 'f', tok = '', att = 0, lu = 0, nb = 0, dp = tonumber(sdepth), host = shost, url = surl })) == 1 then
+    redis.call('RPUSH', J .. 'res', ARGV[i + 4])
+    redis.call('HINCRBY', KEYS[1], 'disc', 1)
+    redis.call('HINCRBY', KEYS[1], 'skip', 1)
+    rfree = rfree + 1
+    redis.call('HSET', KEYS[1], 'rfree', fmt(rfree))
+    events[#events + 1] = event('page:skipped', ARGV[8], jstr(surl), ARGV[i + 5], maxev)
+  end
+  i = i + 6
+end
 local finished = false
 if num(getf('queued')) == 0 and num(getf('inprog')) == 0 and active() then
   finished = true
@@ -345,7 +405,7 @@ for x = 1, #hosts do
   local h = hdec(redis.call('HGET', J .. 'hosts', host)); h.inf = 0
   redis.call('HSET', J .. 'hosts', host, henc(h))
 end
-redis.call('DEL', J .. 'leased', J .. 'delayed')
+redis.call('DEL', J .. 'leased', J .. 'delayed', J .. 'spares', J .. 'unsure')
 redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finished', ARGV[1], 'queued', 0, 'inprog', 0)
 local e = event('job:cancelled', ARGV[1], '', '', tonumber(ARGV[2]))
 expire(tonumber(ARGV[3]))

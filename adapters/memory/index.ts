@@ -32,7 +32,8 @@ export interface MemoryStorageOptions {
   maxEventsPerJob?: number;
 }
 
-type EntryState = 'pending' | 'leased' | 'done' | 'failed' | 'cancelled';
+/** `spare`: a link kept past `maxPages` to stand in for an admitted URL that gets refunded. */
+type EntryState = 'pending' | 'leased' | 'done' | 'failed' | 'cancelled' | 'spare';
 
 interface Entry {
   url: string;
@@ -44,6 +45,8 @@ interface Entry {
   attempts: number;
   expiresAt: number;
   notBefore: number;
+  /** Admitted with robots.txt unknown, and not finished: it may still be refunded. */
+  unsure: boolean;
 }
 
 /** One host of one job: its queue of ready URLs and its politeness state. */
@@ -71,6 +74,15 @@ interface JobState {
   hostCursor: number;
   /** Pending entries waiting out a retry backoff. */
   delayed: Entry[];
+  /** Spare links, oldest first (from `spareHead`). */
+  spares: Entry[];
+  spareHead: number;
+  /** Skipped links recorded without a charge against maxPages. */
+  free: number;
+  /** Charges given back by URLs skipped for robots.txt after they were admitted. */
+  refunds: number;
+  /** Unfinished admitted entries whose robots.txt was unknown when they were found. */
+  unsure: number;
   leased: Set<Entry>;
   results: PageResult[];
   events: ProgressEvent[];
@@ -399,12 +411,51 @@ export function memoryStorage(options: MemoryStorageOptions = {}): CrawlStorage 
     }
   }
 
+  function entryOf(link: FrontierLink, host: HostState, state: EntryState, unsure: boolean): Entry {
+    return { url: link.url, key: link.key, depth: link.depth, host, state, token: null, attempts: 0, expiresAt: 0, notBefore: 0, unsure };
+  }
+
+  /** A host not registered with the job (claims never see it): for entries that are not claimable. */
+  const detachedHost = (name: string): HostState => ({ name, queue: [], head: 0, front: [], inFlight: 0, nextAt: 0, crawlDelayMs: 0 });
+
   function addEntry(js: JobState, link: FrontierLink): Entry {
     const host = hostOf(js, link.host);
-    const entry: Entry = { url: link.url, key: link.key, depth: link.depth, host, state: 'pending', token: null, attempts: 0, expiresAt: 0, notBefore: 0 };
+    const entry = entryOf(link, host, 'pending', link.robots !== 'allowed');
     js.entries.set(link.key, entry);
     host.queue.push(entry);
+    if (entry.unsure) js.unsure++;
     return entry;
+  }
+
+  /** Kept for dedup and as a stand-in; its host is registered only when it is admitted. */
+  function addSpare(js: JobState, link: FrontierLink): void {
+    const entry = entryOf(link, detachedHost(link.host), 'spare', link.robots !== 'allowed');
+    js.entries.set(link.key, entry);
+    js.spares.push(entry);
+  }
+
+  /** Admits the oldest spare in place of a refunded URL; false when there is none. */
+  function admitSpare(js: JobState): boolean {
+    const entry = js.spares[js.spareHead];
+    if (entry === undefined) return false;
+    js.spares[js.spareHead++] = undefined as unknown as Entry;
+    if (js.spareHead > 1024 && js.spareHead * 2 > js.spares.length) {
+      js.spares = js.spares.slice(js.spareHead);
+      js.spareHead = 0;
+    }
+    const host = hostOf(js, entry.host.name);
+    entry.host = host;
+    entry.state = 'pending';
+    host.queue.push(entry);
+    if (entry.unsure) js.unsure++;
+    js.job.counts.discovered++;
+    js.job.counts.queued++;
+    return true;
+  }
+
+  /** Records a link robots.txt disallows as skipped, without a lease and without a charge. */
+  function addSkipped(js: JobState, link: FrontierLink): void {
+    js.entries.set(link.key, entryOf(link, detachedHost(link.host), 'failed', false));
   }
 
   const storage: CrawlStorage = {
@@ -421,6 +472,11 @@ export function memoryStorage(options: MemoryStorageOptions = {}): CrawlStorage 
         hostList: [],
         hostCursor: 0,
         delayed: [],
+        spares: [],
+        spareHead: 0,
+        free: 0,
+        refunds: 0,
+        unsure: 0,
         leased: new Set(),
         results: [],
         events: [],
@@ -557,19 +613,35 @@ export function memoryStorage(options: MemoryStorageOptions = {}): CrawlStorage 
       const skipped = !ok && input.result.error !== null && SKIP_CODES.has(input.result.error.code);
       endLease(js, entry, input.now, !skipped);
       entry.state = ok ? 'done' : 'failed';
+      if (entry.unsure) {
+        entry.unsure = false;
+        js.unsure--;
+      }
       if (ok) counts.succeeded++;
       else if (skipped) counts.skipped++;
       else counts.failed++;
       if (!ok) js.firstError ??= input.result.error;
       js.results.push({ ...input.result });
+      const { maxPages } = options;
+      // Skipped for robots.txt after it was admitted: its charge goes to the oldest spare, or frees room.
+      if (skipped && js.refunds < maxPages) {
+        js.refunds++;
+        admitSpare(js);
+      }
+      const charged = () => counts.discovered - js.free - js.refunds;
       let admitted = 0;
       for (const link of input.links) {
-        if (counts.discovered >= options.maxPages) break;
         if (js.entries.has(link.key)) continue;
-        addEntry(js, link);
-        counts.discovered++;
-        counts.queued++;
-        admitted++;
+        if (charged() < maxPages) {
+          addEntry(js, link);
+          counts.discovered++;
+          counts.queued++;
+          admitted++;
+        } else if (js.spares.length - js.spareHead < Math.min(js.unsure, maxPages - js.refunds)) {
+          addSpare(js, link);
+        } else {
+          break;
+        }
       }
       const at = new Date(input.now).toISOString();
       const events = [
@@ -580,6 +652,16 @@ export function memoryStorage(options: MemoryStorageOptions = {}): CrawlStorage 
           ...(input.result.error ? { error: input.result.error } : {}),
         }),
       ];
+      for (const { link, result } of input.skipped ?? []) {
+        if (js.free >= maxPages) break;
+        if (js.entries.has(link.key)) continue;
+        addSkipped(js, link);
+        js.free++;
+        counts.discovered++;
+        counts.skipped++;
+        js.results.push({ ...result });
+        events.push(append(js, { type: 'page:skipped', at, url: link.url, ...(result.error ? { error: result.error } : {}) }));
+      }
       finishIfDone(js, input.now, events);
       // A freed host slot or new links may make a parked job ready sooner.
       wake(js);
@@ -631,6 +713,8 @@ export function memoryStorage(options: MemoryStorageOptions = {}): CrawlStorage 
       }
       js.leased.clear();
       js.delayed = [];
+      js.spares = [];
+      js.spareHead = 0;
       for (const host of js.hostList) {
         host.queue = [];
         host.head = 0;
@@ -686,7 +770,10 @@ export function memoryStorage(options: MemoryStorageOptions = {}): CrawlStorage 
 
     watch(jobId: string, listener: () => void): () => void {
       let set = listeners.get(jobId);
-      if (set === undefined) listeners.set(jobId, (set = new Set()));
+      if (set === undefined) {
+        set = new Set();
+        listeners.set(jobId, set);
+      }
       set.add(listener);
       return () => {
         set.delete(listener);

@@ -107,7 +107,11 @@ export function postgresStorage(options: PostgresStorageOptions): PostgresStorag
     } catch (error) {
       const code = (error as { code?: string }).code;
       if (code === '42P01' || code === '42883' || code === '3F000') {
-        throw new CrawlEngineError('storage_error', `[crawl-engine] [postgres] table ${prefix}jobs or its functions are missing in schema ${schema}: run storage.migrate() first`, { cause: error });
+        throw new CrawlEngineError(
+          'storage_error',
+          `[crawl-engine] [postgres] table ${prefix}jobs or its functions are missing in schema ${schema}: run storage.migrate() first`,
+          { cause: error },
+        );
       }
       throw new CrawlEngineError('storage_error', `[crawl-engine] [postgres] ${(error as Error).message}`, { cause: error });
     }
@@ -238,7 +242,8 @@ export function postgresStorage(options: PostgresStorageOptions): PostgresStorag
     async migrate() {
       const lock = `${schema}.${prefix}`;
       const blocks = MIGRATIONS.map((m) => {
-        const statements = m.statements(names)
+        const statements = m
+          .statements(names)
           .map((sql, i) => `EXECUTE $m${m.version}_${i}$${sql}$m${m.version}_${i}$;`)
           .join('\n');
         return `IF NOT EXISTS (SELECT 1 FROM ${t('migrations')} WHERE version = ${m.version}) THEN
@@ -246,9 +251,7 @@ export function postgresStorage(options: PostgresStorageOptions): PostgresStorag
           INSERT INTO ${t('migrations')} (version, name) VALUES (${m.version}, '${m.name.replace(/'/g, "''")}');
         END IF;`;
       });
-      const before = await run<{ version: number }>(
-        `SELECT version FROM ${t('migrations')}`,
-      ).catch(() => [] as Array<{ version: number }>);
+      const before = await run<{ version: number }>(`SELECT version FROM ${t('migrations')}`).catch(() => [] as Array<{ version: number }>);
       await run(`DO $migrate$
         BEGIN
           PERFORM pg_advisory_xact_lock(hashtext('crawl-engine:${lock}'));
@@ -262,12 +265,15 @@ export function postgresStorage(options: PostgresStorageOptions): PostgresStorag
     },
 
     async createJob(job: Job, seed: FrontierLink) {
-      const out = await one<{ job: Job; events: ProgressEvent[] }>(`SELECT ${t('create_job')}($1::jsonb, $2::jsonb, $3::int) AS r`, [JSON.stringify(job), JSON.stringify(seed), maxEvents]).catch(
-        (error: CrawlEngineError) => {
-          if ((error.cause as { code?: string } | undefined)?.code === '23505') throw new CrawlEngineError('conflict', `job ${job.id} already exists`, { cause: error });
-          throw error;
-        },
-      );
+      const out = await one<{ job: Job; events: ProgressEvent[] }>(`SELECT ${t('create_job')}($1::jsonb, $2::jsonb, $3::int) AS r`, [
+        JSON.stringify(job),
+        JSON.stringify(seed),
+        maxEvents,
+      ]).catch((error: CrawlEngineError) => {
+        if ((error.cause as { code?: string } | undefined)?.code === '23505')
+          throw new CrawlEngineError('conflict', `job ${job.id} already exists`, { cause: error });
+        throw error;
+      });
       return out;
     },
 
@@ -308,10 +314,11 @@ export function postgresStorage(options: PostgresStorageOptions): PostgresStorag
     },
 
     async complete(lease: Lease, input: CompleteInput): Promise<CompleteResult> {
-      return one<CompleteResult>(`SELECT ${t('complete')}($1::jsonb, $2::jsonb, $3::jsonb, $4::bigint, $5::text, $6::int) AS r`, [
+      return one<CompleteResult>(`SELECT ${t('complete')}($1::jsonb, $2::jsonb, $3::jsonb, $4::jsonb, $5::bigint, $6::text, $7::int) AS r`, [
         JSON.stringify(lease),
         JSON.stringify(input.result),
         JSON.stringify(input.links),
+        JSON.stringify(input.skipped ?? []),
         input.now,
         new Date(input.now).toISOString(),
         maxEvents,
@@ -349,7 +356,11 @@ export function postgresStorage(options: PostgresStorageOptions): PostgresStorag
     },
 
     async appendEvents(jobId: string, events: NewEvent[]) {
-      const out = await one<ProgressEvent[] | null>(`SELECT ${t('append_events')}($1::text, $2::jsonb, $3::int) AS r`, [jobId, JSON.stringify(events), maxEvents]);
+      const out = await one<ProgressEvent[] | null>(`SELECT ${t('append_events')}($1::text, $2::jsonb, $3::int) AS r`, [
+        jobId,
+        JSON.stringify(events),
+        maxEvents,
+      ]);
       if (out === null) throw new CrawlEngineError('not_found', `job ${JSON.stringify(jobId)} does not exist`);
       return out;
     },
@@ -364,7 +375,10 @@ export function postgresStorage(options: PostgresStorageOptions): PostgresStorag
       ? {
           watch(jobId: string, listener: Listener) {
             let set = listeners.get(jobId);
-            if (set === undefined) listeners.set(jobId, (set = new Set()));
+            if (set === undefined) {
+              set = new Set();
+              listeners.set(jobId, set);
+            }
             set.add(listener);
             if (listening === null) listen();
             return () => {

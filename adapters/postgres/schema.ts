@@ -584,4 +584,142 @@ export const MIGRATIONS: Migration[] = [
       ];
     },
   },
+  {
+    version: 3,
+    name: 'maxPages counts pages fetched: robots.txt skips recorded without a charge, refunds, spare links',
+    statements: (n) => {
+      const t = (name: string) => qualified(n, name);
+      return [
+        // robots_free: skipped links recorded without a charge (at most max_pages). refunds: charges
+        // given back by URLs skipped for robots.txt after they were admitted (at most max_pages).
+        // The charged URLs are discovered - robots_free - refunds (at most max_pages). unsure:
+        // unfinished admitted URLs whose robots.txt was unknown when found (they may be refunded).
+        // spares: links kept past max_pages (state 'spare') to stand in for refunded URLs. Jobs of
+        // an older version start at 0, which is how they were counted.
+        `ALTER TABLE ${t('jobs')} ADD COLUMN robots_free int NOT NULL DEFAULT 0`,
+        `ALTER TABLE ${t('jobs')} ADD COLUMN refunds int NOT NULL DEFAULT 0`,
+        `ALTER TABLE ${t('jobs')} ADD COLUMN unsure int NOT NULL DEFAULT 0`,
+        `ALTER TABLE ${t('jobs')} ADD COLUMN spares int NOT NULL DEFAULT 0`,
+        `ALTER TABLE ${t('frontier')} ADD COLUMN unsure boolean NOT NULL DEFAULT false`,
+        `CREATE INDEX "${n.prefix}frontier_spare" ON ${t('frontier')} (job_id, seq) WHERE state = 'spare'`,
+
+        // As in version 2, with skipped links and the charges of maxPages: a URL admitted from
+        // p_links is charged; a leased URL whose result is robots gives its charge back (to the
+        // oldest spare, or as room); p_skipped links are recorded as skipped results at once.
+        `CREATE FUNCTION ${t('complete')}(p_lease jsonb, p_result jsonb, p_links jsonb, p_skipped jsonb, p_now bigint, p_now_iso text, p_max_events int)
+        RETURNS jsonb LANGUAGE plpgsql AS $fn$
+        DECLARE
+          j ${t('jobs')}; jid text := p_lease->>'jobId'; fr ${t('frontier')}; s jsonb;
+          v_ok boolean := (p_result->>'ok')::boolean; v_skipped boolean; v_refund int := 0; v_room int;
+          v_admitted int := 0; v_admitted_unsure int := 0; v_promoted int := 0; v_promoted_unsure int := 0;
+          v_spared int := 0; v_spare_room int; v_recorded int := 0;
+          v_events jsonb := '[]'; v_kind text; v_failed_job boolean;
+        BEGIN
+          SELECT * INTO j FROM ${t('jobs')} WHERE id = jid FOR UPDATE;
+          IF NOT FOUND THEN RETURN jsonb_build_object('ok', false, 'admitted', 0, 'events', v_events); END IF;
+          SELECT * INTO fr FROM ${t('frontier')} WHERE job_id = jid AND url_key = p_lease->>'key';
+          IF NOT FOUND OR fr.state <> 'leased' OR fr.token IS DISTINCT FROM p_lease->>'token' THEN
+            RETURN jsonb_build_object('ok', false, 'admitted', 0, 'events', v_events);
+          END IF;
+          v_skipped := NOT v_ok AND (p_result->'error'->>'code') = 'robots';
+          UPDATE ${t('frontier')} SET state = CASE WHEN v_ok THEN 'done' ELSE 'failed' END, token = NULL, unsure = false WHERE job_id = jid AND url_key = fr.url_key;
+          PERFORM ${t('end_lease')}(jid, fr.host, p_now, NOT v_skipped, j.per_host_delay_ms);
+          INSERT INTO ${t('results')} (job_id, result) VALUES (jid, p_result);
+          -- Skipped for robots.txt after it was admitted: its charge goes to the oldest spare, or frees room.
+          IF v_skipped AND j.refunds < j.max_pages THEN
+            v_refund := 1;
+            IF j.spares > 0 THEN
+              WITH spare AS (
+                SELECT url_key FROM ${t('frontier')} WHERE job_id = jid AND state = 'spare' ORDER BY seq LIMIT 1
+              ), admitted AS (
+                UPDATE ${t('frontier')} f SET state = 'pending' FROM spare WHERE f.job_id = jid AND f.url_key = spare.url_key
+                RETURNING f.host, f.unsure
+              ), hosts AS (
+                INSERT INTO ${t('hosts')} (job_id, host) SELECT jid, host FROM admitted ON CONFLICT DO NOTHING
+              )
+              SELECT count(*), count(*) FILTER (WHERE unsure) INTO v_promoted, v_promoted_unsure FROM admitted;
+            END IF;
+          END IF;
+          v_room := j.max_pages - (j.discovered + v_promoted - j.robots_free - j.refunds - v_refund);
+          IF v_room > 0 AND jsonb_array_length(p_links) > 0 THEN
+            WITH input AS (
+              SELECT DISTINCT ON (l->>'key') l->>'key' AS url_key, l->>'url' AS url, (l->>'depth')::int AS depth, l->>'host' AS host,
+                coalesce(l->>'robots', 'unknown') <> 'allowed' AS unsure, ord
+              FROM jsonb_array_elements(p_links) WITH ORDINALITY AS e(l, ord) ORDER BY l->>'key', ord
+            ), fresh AS (
+              SELECT i.* FROM input i WHERE NOT EXISTS (SELECT 1 FROM ${t('frontier')} x WHERE x.job_id = jid AND x.url_key = i.url_key)
+              ORDER BY ord LIMIT v_room
+            ), added AS (
+              INSERT INTO ${t('frontier')} (job_id, url_key, url, depth, host, unsure)
+              SELECT jid, url_key, url, depth, host, unsure FROM fresh ORDER BY ord
+              RETURNING host, unsure
+            ), hosts AS (
+              INSERT INTO ${t('hosts')} (job_id, host) SELECT DISTINCT jid, host FROM added ON CONFLICT DO NOTHING
+            )
+            SELECT count(*), count(*) FILTER (WHERE unsure) INTO v_admitted, v_admitted_unsure FROM added;
+          END IF;
+          -- No room left: spares, as many as unfinished unsure URLs (which may yet be refunded) and refunds left.
+          v_spare_room := least(j.unsure - CASE WHEN fr.unsure THEN 1 ELSE 0 END + v_promoted_unsure + v_admitted_unsure, j.max_pages - j.refunds - v_refund)
+            - (j.spares - v_promoted);
+          IF v_room - v_admitted <= 0 AND v_spare_room > 0 AND jsonb_array_length(p_links) > v_admitted THEN
+            WITH input AS (
+              SELECT DISTINCT ON (l->>'key') l->>'key' AS url_key, l->>'url' AS url, (l->>'depth')::int AS depth, l->>'host' AS host,
+                coalesce(l->>'robots', 'unknown') <> 'allowed' AS unsure, ord
+              FROM jsonb_array_elements(p_links) WITH ORDINALITY AS e(l, ord) ORDER BY l->>'key', ord
+            ), fresh AS (
+              SELECT i.* FROM input i WHERE NOT EXISTS (SELECT 1 FROM ${t('frontier')} x WHERE x.job_id = jid AND x.url_key = i.url_key)
+              ORDER BY ord LIMIT v_spare_room
+            ), added AS (
+              INSERT INTO ${t('frontier')} (job_id, url_key, url, depth, host, unsure, state)
+              SELECT jid, url_key, url, depth, host, unsure, 'spare' FROM fresh ORDER BY ord
+              RETURNING 1
+            )
+            SELECT count(*) INTO v_spared FROM added;
+          END IF;
+          UPDATE ${t('jobs')} SET
+            in_progress = in_progress - 1,
+            succeeded = succeeded + CASE WHEN v_ok THEN 1 ELSE 0 END,
+            failed = failed + CASE WHEN NOT v_ok AND NOT v_skipped THEN 1 ELSE 0 END,
+            skipped = skipped + CASE WHEN v_skipped THEN 1 ELSE 0 END,
+            discovered = discovered + v_admitted + v_promoted, queued = queued + v_admitted + v_promoted,
+            refunds = refunds + v_refund,
+            unsure = unsure - CASE WHEN fr.unsure THEN 1 ELSE 0 END + v_promoted_unsure + v_admitted_unsure,
+            spares = spares - v_promoted + v_spared,
+            first_error = coalesce(first_error, CASE WHEN v_ok THEN NULL ELSE p_result->'error' END),
+            ready_at = 0, wait_at = 0
+          WHERE id = jid RETURNING * INTO j;
+          v_kind := CASE WHEN v_ok THEN 'page:done' WHEN v_skipped THEN 'page:skipped' ELSE 'page:failed' END;
+          v_events := v_events || jsonb_build_array(${t('append_event')}(jid, v_kind, p_now_iso, fr.url, CASE WHEN v_ok THEN NULL ELSE p_result->'error' END, p_max_events));
+          -- Links robots.txt disallows: recorded as skipped at once, new ones only, at most max_pages per job.
+          IF p_skipped IS NOT NULL AND jsonb_array_length(p_skipped) > 0 AND j.robots_free < j.max_pages THEN
+            FOR s IN SELECT value FROM jsonb_array_elements(p_skipped) WITH ORDINALITY AS x(value, ord) ORDER BY ord LOOP
+              EXIT WHEN j.robots_free + v_recorded >= j.max_pages;
+              INSERT INTO ${t('frontier')} (job_id, url_key, url, depth, host, state)
+              VALUES (jid, s->'link'->>'key', s->'link'->>'url', (s->'link'->>'depth')::int, s->'link'->>'host', 'failed')
+              ON CONFLICT DO NOTHING;
+              CONTINUE WHEN NOT FOUND;
+              INSERT INTO ${t('results')} (job_id, result) VALUES (jid, s->'result');
+              UPDATE ${t('jobs')} SET discovered = discovered + 1, skipped = skipped + 1, robots_free = robots_free + 1 WHERE id = jid;
+              v_recorded := v_recorded + 1;
+              v_events := v_events || jsonb_build_array(${t('append_event')}(jid, 'page:skipped', p_now_iso, s->'link'->>'url', s->'result'->'error', p_max_events));
+            END LOOP;
+          END IF;
+          IF j.queued = 0 AND j.in_progress = 0 AND j.status IN ('queued', 'running') THEN
+            v_failed_job := j.succeeded = 0;
+            UPDATE ${t('jobs')} SET status = CASE WHEN v_failed_job THEN 'failed' ELSE 'completed' END, finished_at = p_now_iso,
+              error = CASE WHEN v_failed_job THEN coalesce(first_error, '{"code":"failed","message":"no page could be fetched"}'::jsonb) ELSE NULL END
+            WHERE id = jid RETURNING * INTO j;
+            v_events := v_events || jsonb_build_array(${t('append_event')}(jid, CASE WHEN v_failed_job THEN 'job:failed' ELSE 'job:completed' END, p_now_iso, NULL, j.error, p_max_events));
+          END IF;
+          RETURN jsonb_build_object('ok', true, 'admitted', v_admitted, 'events', v_events);
+        END $fn$`,
+
+        // The version 2 signature, for processors of an older version still running during an upgrade.
+        `CREATE OR REPLACE FUNCTION ${t('complete')}(p_lease jsonb, p_result jsonb, p_links jsonb, p_now bigint, p_now_iso text, p_max_events int)
+        RETURNS jsonb LANGUAGE sql AS $fn$
+          SELECT ${t('complete')}(p_lease, p_result, p_links, '[]'::jsonb, p_now, p_now_iso, p_max_events)
+        $fn$`,
+      ];
+    },
+  },
 ];

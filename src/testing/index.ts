@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import type { CrawlStorage, FrontierLink, Lease } from '../storage.js';
+import type { CrawlStorage, FrontierLink, Lease, SkippedLink } from '../storage.js';
 import type { Job, JobOptions, PageResult } from '../types.js';
 
 /** A runner's `test(name, fn, timeout?)`. */
@@ -75,6 +75,35 @@ const link = (path: string, depth = 1, host = 'example.test'): FrontierLink => {
 };
 
 const seedOf = (job: Job): FrontierLink => ({ url: job.url, key: job.url, depth: 0, host: new URL(job.url).hostname });
+
+/** A link whose robots.txt the processor knew to allow it. */
+const allowed = (found: FrontierLink): FrontierLink => ({ ...found, robots: 'allowed' });
+/** A link whose robots.txt was not known when it was found. */
+const unknown = (found: FrontierLink): FrontierLink => ({ ...found, robots: 'unknown' });
+
+function robotsResult(url: string, depth: number, attempts: number): PageResult {
+  return {
+    url,
+    finalUrl: url,
+    depth,
+    status: null,
+    ok: false,
+    contentType: null,
+    title: null,
+    description: null,
+    canonical: null,
+    links: 0,
+    wordCount: 0,
+    error: { code: 'robots', message: 'disallowed by robots.txt (Disallow: /)' },
+    attempts,
+    durationMs: 0,
+    fetchedAt: new Date(T0).toISOString(),
+    data: null,
+  };
+}
+
+/** A link robots.txt disallows, as the processor hands it to complete(). */
+const disallowed = (found: FrontierLink): SkippedLink => ({ link: found, result: robotsResult(found.url, found.depth, 0) });
 
 function result(lease: Lease, ok = true): PageResult {
   return {
@@ -145,7 +174,10 @@ export function runStorageConformance(options: ConformanceOptions): void {
       const job = makeJob();
       const created = await s.createJob(job, seedOf(job));
       assert.equal(created.job.id, job.id);
-      assert.deepEqual(created.events.map((e) => e.type), ['job:created']);
+      assert.deepEqual(
+        created.events.map((e) => e.type),
+        ['job:created'],
+      );
       const stored = await s.getJob(job.id);
       assert.ok(stored);
       assert.equal(stored.status, 'queued');
@@ -153,7 +185,10 @@ export function runStorageConformance(options: ConformanceOptions): void {
       assert.deepEqual(stored.metadata, { suite: 'conformance' });
       assert.deepEqual(stored.counts, { discovered: 1, queued: 1, inProgress: 0, succeeded: 0, failed: 0, skipped: 0 });
       const { leases } = await s.claim({ limit: 10, leaseMs: LEASE, now: T0, jobId: job.id });
-      assert.deepEqual(leases.map((l) => [l.url, l.depth]), [[job.url, 0]]);
+      assert.deepEqual(
+        leases.map((l) => [l.url, l.depth]),
+        [[job.url, 0]],
+      );
       assert.equal(await s.getJob('job_conf_missing'), null);
     });
 
@@ -167,7 +202,10 @@ export function runStorageConformance(options: ConformanceOptions): void {
       assert.equal(lease!.expiresAt, T0 + LEASE);
       assert.equal(typeof lease!.token, 'string');
       assert.ok(lease!.token.length > 0);
-      assert.deepEqual(first.events.map((e) => e.type), ['job:started']);
+      assert.deepEqual(
+        first.events.map((e) => e.type),
+        ['job:started'],
+      );
       const stored = await s.getJob(job.id);
       assert.equal(stored?.status, 'running');
       assert.equal(stored?.startedAt, new Date(T0).toISOString());
@@ -231,12 +269,12 @@ export function runStorageConformance(options: ConformanceOptions): void {
       assert.equal((await s.getJob(job.id))?.counts.inProgress, 1);
     });
 
-    it("complete() refuses a stale lease after the URL was re-claimed, and accepts the current one", async (s) => {
+    it('complete() refuses a stale lease after the URL was re-claimed, and accepts the current one', async (s) => {
       const job = makeJob();
       await s.createJob(job, seedOf(job));
       const [stale] = (await s.claim({ limit: 1, leaseMs: 1000, now: T0, jobId: job.id })).leases;
       const [fresh] = (await s.claim({ limit: 1, leaseMs: 1000, now: T0 + 5000, jobId: job.id })).leases;
-      const refused = await s.complete(stale!, { result: result(stale!), links: [link('/x')], now: T0 + 5001 });
+      const refused = await s.complete(stale!, { result: result(stale!), links: [link('/x')], skipped: [disallowed(link('/s'))], now: T0 + 5001 });
       assert.deepEqual(refused, { ok: false, admitted: 0, events: [] });
       assert.equal((await s.listResults(job.id, { limit: 10 })).items.length, 0);
       assert.equal(await s.retry(stale!, { notBefore: T0, error: { code: 'x', message: 'x' }, now: T0 }), false);
@@ -268,10 +306,17 @@ export function runStorageConformance(options: ConformanceOptions): void {
       assert.equal((await s.getJob(job.id))?.counts.discovered, 3);
       const leases = (await s.claim({ limit: 10, leaseMs: LEASE, now: T0 + 1, jobId: job.id })).leases;
       assert.deepEqual(leases.map((l) => l.key).sort(), [link('/a').key, link('/b').key]);
-      const done = await s.complete(leases[0]!, { result: result(leases[0]!), links: [link('/a', 2), link('/b', 2), link('/', 2), link('/c', 2)], now: T0 + 2 });
+      const done = await s.complete(leases[0]!, {
+        result: result(leases[0]!),
+        links: [link('/a', 2), link('/b', 2), link('/', 2), link('/c', 2)],
+        now: T0 + 2,
+      });
       assert.equal(done.admitted, 1, 'only /c is new');
       const next = (await s.claim({ limit: 10, leaseMs: LEASE, now: T0 + 3, jobId: job.id })).leases;
-      assert.deepEqual(next.map((l) => [l.key, l.depth]), [[link('/c').key, 2]]);
+      assert.deepEqual(
+        next.map((l) => [l.key, l.depth]),
+        [[link('/c').key, 2]],
+      );
       assertCountsAddUp(await s.getJob(job.id));
     });
 
@@ -284,7 +329,10 @@ export function runStorageConformance(options: ConformanceOptions): void {
           s.complete(lease, { result: result(lease), links: Array.from({ length: 10 }, (_, j) => link(`/n${i * 5 + j}`, 2)), now: T0 + 2 }),
         ),
       );
-      assert.equal(outcomes.reduce((sum, o) => sum + o.admitted, 0), 6);
+      assert.equal(
+        outcomes.reduce((sum, o) => sum + o.admitted, 0),
+        6,
+      );
       const after = await s.getJob(job.id);
       assert.equal(after?.counts.discovered, 10);
       assertCountsAddUp(after);
@@ -293,8 +341,159 @@ export function runStorageConformance(options: ConformanceOptions): void {
       assert.equal(new Set(rest.map((l) => l.key)).size, 6);
     });
 
+    it('complete() records skipped links (robots.txt disallows them) at once, past maxPages and without a charge, at most maxPages of them', async (s) => {
+      const job = makeJob({ maxPages: 3 });
+      await s.createJob(job, seedOf(job));
+      const [seed] = (await s.claim({ limit: 1, leaseMs: LEASE, now: T0, jobId: job.id })).leases;
+      const done = await s.complete(seed!, {
+        result: result(seed!),
+        links: [link('/a'), link('/b'), link('/c')].map(allowed),
+        skipped: [link('/x1'), link('/x2'), link('/x1'), link('/a')].map(disallowed),
+        now: T0 + 1,
+      });
+      assert.equal(done.admitted, 2, 'the links fill maxPages');
+      assert.deepEqual(
+        done.events.map((e) => [e.type, e.url]),
+        [
+          ['page:done', job.url],
+          ['page:skipped', link('/x1').url],
+          ['page:skipped', link('/x2').url],
+        ],
+        'each new skipped link is recorded once, after the page; one already admitted is not',
+      );
+      assert.deepEqual(done.events[1]!.error, { code: 'robots', message: 'disallowed by robots.txt (Disallow: /)' });
+      assert.deepEqual(done.events[2]!.counts, { discovered: 5, queued: 2, inProgress: 0, succeeded: 1, failed: 0, skipped: 2 });
+      assert.deepEqual((await s.getJob(job.id))?.counts, { discovered: 5, queued: 2, inProgress: 0, succeeded: 1, failed: 0, skipped: 2 });
+      assert.deepEqual((await s.listResults(job.id, { limit: 10 })).items, [result(seed!), disallowed(link('/x1')).result, disallowed(link('/x2')).result]);
+      const leases = (await s.claim({ limit: 10, leaseMs: LEASE, now: T0 + 2, jobId: job.id })).leases;
+      assert.deepEqual(leases.map((l) => l.key).sort(), [link('/a').key, link('/b').key], 'skipped links are never claimed');
+      // At most maxPages skipped links are recorded; past that they are dropped.
+      const more = await s.complete(leases[0]!, {
+        result: result(leases[0]!),
+        links: [],
+        skipped: [link('/x2'), link('/x3'), link('/x4')].map(disallowed),
+        now: T0 + 3,
+      });
+      assert.deepEqual(
+        more.events.map((e) => [e.type, e.url]),
+        [
+          ['page:done', leases[0]!.url],
+          ['page:skipped', link('/x3').url],
+        ],
+      );
+      const last = await s.complete(leases[1]!, { result: result(leases[1]!), links: [], skipped: [disallowed(link('/x5'))], now: T0 + 4 });
+      assert.deepEqual(
+        last.events.map((e) => e.type),
+        ['page:done', 'job:completed'],
+      );
+      const after = await s.getJob(job.id);
+      assert.equal(after?.status, 'completed');
+      assert.deepEqual(after?.counts, { discovered: 6, queued: 0, inProgress: 0, succeeded: 3, failed: 0, skipped: 3 });
+      assert.equal((await s.listResults(job.id, { limit: 10 })).items.length, 6);
+    });
+
+    it('a URL skipped for robots.txt after it was admitted gives its charge back, so a later link is admitted', async (s) => {
+      // Their robots.txt was known to allow them: no spare is kept.
+      const job = await seeded(s, { maxPages: 3 }, [link('/a'), link('/b'), link('/c')].map(allowed));
+      const leases = (await s.claim({ limit: 10, leaseMs: LEASE, now: T0 + 1, jobId: job.id })).leases;
+      assert.deepEqual(leases.map((l) => l.key).sort(), [link('/a').key, link('/b').key]);
+      const [a, b] = [leases.find((l) => l.key === link('/a').key)!, leases.find((l) => l.key === link('/b').key)!];
+      // The rules learned after admission disallow /a.
+      const skipped = await s.complete(a, { result: robotsResult(a.url, a.depth, a.attempts), links: [], now: T0 + 2 });
+      assert.deepEqual(
+        skipped.events.map((e) => e.type),
+        ['page:skipped'],
+      );
+      assert.equal((await s.claim({ limit: 10, leaseMs: LEASE, now: T0 + 3, jobId: job.id })).leases.length, 0, 'nothing stands in for it yet');
+      const done = await s.complete(b, { result: result(b), links: [link('/c', 2), link('/d', 2)].map(allowed), now: T0 + 4 });
+      assert.equal(done.admitted, 1, 'the refunded charge admits one link');
+      const [c] = (await s.claim({ limit: 10, leaseMs: LEASE, now: T0 + 5, jobId: job.id })).leases;
+      assert.equal(c?.key, link('/c').key);
+      const end = await s.complete(c!, { result: result(c!), links: [link('/e', 3)].map(allowed), now: T0 + 6 });
+      assert.equal(end.admitted, 0, 'maxPages pages fetched: no more room');
+      const after = await s.getJob(job.id);
+      assert.equal(after?.status, 'completed');
+      assert.deepEqual(after?.counts, { discovered: 4, queued: 0, inProgress: 0, succeeded: 3, failed: 0, skipped: 1 });
+    });
+
+    it('a refunded charge goes to the oldest spare: links kept past maxPages while URLs of unknown robots.txt are unfinished', async (s) => {
+      const job = await seeded(s, { maxPages: 3 }, [link('/a'), link('/b'), link('/c'), link('/d'), link('/e')].map(unknown));
+      // Two URLs of unknown robots.txt are unfinished: two spares (/c, /d), not claimable, not counted.
+      assert.deepEqual((await s.getJob(job.id))?.counts, { discovered: 3, queued: 2, inProgress: 0, succeeded: 1, failed: 0, skipped: 0 });
+      const leases = (await s.claim({ limit: 10, leaseMs: LEASE, now: T0 + 1, jobId: job.id })).leases;
+      assert.deepEqual(leases.map((l) => l.key).sort(), [link('/a').key, link('/b').key]);
+      const byKey = (path: string) => leases.find((l) => l.key === link(path).key)!;
+      await s.complete(byKey('/a'), { result: robotsResult(byKey('/a').url, 1, 1), links: [], now: T0 + 2 });
+      const [c] = (await s.claim({ limit: 10, leaseMs: LEASE, now: T0 + 3, jobId: job.id })).leases;
+      assert.equal(c?.key, link('/c').key, 'the oldest spare is admitted in place of the refunded URL, at once');
+      await s.complete(byKey('/b'), { result: robotsResult(byKey('/b').url, 1, 1), links: [], now: T0 + 4 });
+      const [d] = (await s.claim({ limit: 10, leaseMs: LEASE, now: T0 + 5, jobId: job.id })).leases;
+      assert.equal(d?.key, link('/d').key);
+      assert.deepEqual((await s.getJob(job.id))?.counts, { discovered: 5, queued: 0, inProgress: 2, succeeded: 1, failed: 0, skipped: 2 });
+      await s.complete(c!, { result: result(c!), links: [unknown(link('/e'))], now: T0 + 6 });
+      const done = await s.complete(d!, { result: result(d!), links: [], now: T0 + 7 });
+      assert.deepEqual(
+        done.events.map((e) => e.type),
+        ['page:done', 'job:completed'],
+      );
+      const after = await s.getJob(job.id);
+      assert.deepEqual(after?.counts, { discovered: 5, queued: 0, inProgress: 0, succeeded: 3, failed: 0, skipped: 2 }, 'maxPages pages fetched');
+      const urls = (await s.listResults(job.id, { limit: 10 })).items.map((r) => r.url);
+      assert.ok(!urls.includes(link('/e').url), 'a link past maxPages and past the spares is dropped');
+    });
+
+    it('maxPages holds under concurrent complete() calls that refund charges, admit spares and record skipped links', async (s) => {
+      const first = Array.from({ length: 9 }, (_, i) => unknown(link(`/p${i}`)));
+      const spares = Array.from({ length: 9 }, (_, i) => unknown(link(`/q${i}`)));
+      const job = await seeded(s, { maxPages: 10 }, [...first, ...spares]);
+      const leases = (await s.claim({ limit: 20, leaseMs: LEASE, now: T0 + 1, jobId: job.id })).leases;
+      assert.deepEqual(leases.map((l) => l.key).sort(), first.map((l) => l.key).sort());
+      const outcomes = await Promise.all(
+        leases.map((lease, i) =>
+          i < 4
+            ? s.complete(lease, { result: robotsResult(lease.url, 1, 1), links: [], now: T0 + 2 })
+            : s.complete(lease, {
+                result: result(lease),
+                links: Array.from({ length: 5 }, (_, j) => unknown(link(`/n${i}_${j}`, 2))),
+                skipped: Array.from({ length: 3 }, (_, j) => disallowed(link(`/s${i}_${j}`, 2))),
+                now: T0 + 2,
+              }),
+        ),
+      );
+      assert.ok(outcomes.every((o) => o.ok));
+      assert.equal(
+        outcomes.reduce((sum, o) => sum + o.admitted, 0),
+        0,
+        'no room for new links: the refunds went to spares',
+      );
+      const after = await s.getJob(job.id);
+      assertCountsAddUp(after);
+      const c = after!.counts;
+      assert.equal(c.succeeded + c.failed + c.queued + c.inProgress, 10, `fetched or to be fetched: exactly maxPages (${JSON.stringify(c)})`);
+      assert.equal(c.skipped, 4 + 10, 'four refunded, and maxPages skipped links recorded of the fifteen');
+      const log = await s.readEvents(job.id, null, 1000);
+      assert.equal(log.filter((e) => e.type === 'page:skipped').length, 14);
+      const rest = (await s.claim({ limit: 50, leaseMs: LEASE, now: T0 + 3, jobId: job.id })).leases;
+      assert.deepEqual(
+        rest.map((l) => l.key).sort(),
+        spares
+          .slice(0, 4)
+          .map((l) => l.key)
+          .sort(),
+        'the four oldest spares, once each',
+      );
+      for (const lease of rest) await s.complete(lease, { result: result(lease), links: [], now: T0 + 4 });
+      const end = await s.getJob(job.id);
+      assert.equal(end?.status, 'completed');
+      assert.deepEqual(end?.counts, { discovered: 24, queued: 0, inProgress: 0, succeeded: 10, failed: 0, skipped: 14 });
+    });
+
     it('a job completes exactly once when concurrent completes finish its last URLs', async (s) => {
-      const job = await seeded(s, {}, Array.from({ length: 8 }, (_, i) => link(`/last${i}`)));
+      const job = await seeded(
+        s,
+        {},
+        Array.from({ length: 8 }, (_, i) => link(`/last${i}`)),
+      );
       const leases = (await s.claim({ limit: 10, leaseMs: LEASE, now: T0 + 1, jobId: job.id })).leases;
       const outcomes = await Promise.all(leases.map((lease, i) => s.complete(lease, { result: result(lease, i % 3 !== 0), links: [], now: T0 + 2 })));
       const completions = outcomes.flatMap((o) => o.events).filter((e) => e.type === 'job:completed');
@@ -314,7 +513,10 @@ export function runStorageConformance(options: ConformanceOptions): void {
       await s.createJob(job, seedOf(job));
       const [lease] = (await s.claim({ limit: 1, leaseMs: LEASE, now: T0, jobId: job.id })).leases;
       const done = await s.complete(lease!, { result: result(lease!, false), links: [], now: T0 + 1 });
-      assert.deepEqual(done.events.map((e) => e.type), ['page:failed', 'job:failed']);
+      assert.deepEqual(
+        done.events.map((e) => e.type),
+        ['page:failed', 'job:failed'],
+      );
       const after = await s.getJob(job.id);
       assert.equal(after?.status, 'failed');
       assert.deepEqual(after?.error, { code: 'http_error', message: 'HTTP 404' });
@@ -338,8 +540,17 @@ export function runStorageConformance(options: ConformanceOptions): void {
       assert.equal(await s.release(leases.slice(0, 2)), 0, 'a second release is a no-op');
       assert.deepEqual((await s.getJob(job.id))?.counts, { discovered: 4, queued: 2, inProgress: 1, succeeded: 1, failed: 0, skipped: 0 });
       const again = (await s.claim({ limit: 3, leaseMs: LEASE, now: T0 + 2, jobId: job.id })).leases;
-      assert.deepEqual(again.map((l) => l.key).sort(), leases.slice(0, 2).map((l) => l.key).sort());
-      assert.deepEqual(again.map((l) => l.attempts), [1, 1]);
+      assert.deepEqual(
+        again.map((l) => l.key).sort(),
+        leases
+          .slice(0, 2)
+          .map((l) => l.key)
+          .sort(),
+      );
+      assert.deepEqual(
+        again.map((l) => l.attempts),
+        [1, 1],
+      );
     });
 
     it('cancelJob() stops a job: nothing is claimed again, live leases are refused, and it is idempotent', async (s) => {
@@ -348,7 +559,10 @@ export function runStorageConformance(options: ConformanceOptions): void {
       const cancelled = await s.cancelJob(job.id, T0 + 2);
       assert.equal(cancelled.job?.status, 'cancelled');
       assert.equal(cancelled.job?.finishedAt, new Date(T0 + 2).toISOString());
-      assert.deepEqual(cancelled.events.map((e) => e.type), ['job:cancelled']);
+      assert.deepEqual(
+        cancelled.events.map((e) => e.type),
+        ['job:cancelled'],
+      );
       assert.equal(cancelled.job?.counts.queued, 0);
       assert.equal(cancelled.job?.counts.inProgress, 0);
       assert.equal((await s.claim({ limit: 10, leaseMs: LEASE, now: T0 + LEASE * 10 })).leases.filter((l) => l.jobId === job.id).length, 0);
@@ -372,7 +586,11 @@ export function runStorageConformance(options: ConformanceOptions): void {
       const links = [...Array.from({ length: 6 }, (_, i) => link(`/a${i}`, 1, 'a.test')), ...Array.from({ length: 6 }, (_, i) => link(`/b${i}`, 1, 'b.test'))];
       const job = await seeded(s, { perHostConcurrency: 2 }, links);
       const first = (await s.claim({ limit: 10, leaseMs: LEASE, now: T0 + 1, jobId: job.id })).leases;
-      const perHost = (leases: Lease[]) => leases.reduce<Record<string, number>>((acc, l) => ({ ...acc, [l.host]: (acc[l.host] ?? 0) + 1 }), {});
+      const perHost = (leases: Lease[]) => {
+        const counts: Record<string, number> = {};
+        for (const l of leases) counts[l.host] = (counts[l.host] ?? 0) + 1;
+        return counts;
+      };
       assert.deepEqual(perHost(first), { 'a.test': 2, 'b.test': 2 });
       assert.equal((await s.claim({ limit: 10, leaseMs: LEASE, now: T0 + 2, jobId: job.id })).leases.length, 0, 'both hosts are full');
       const a = first.find((l) => l.host === 'a.test')!;
@@ -385,7 +603,11 @@ export function runStorageConformance(options: ConformanceOptions): void {
     });
 
     it('a host with a delay gets one request at a time, the next only after the delay since the last ended', async (s) => {
-      const job = await seeded(s, { perHostConcurrency: 5, perHostDelayMs: 1000 }, Array.from({ length: 4 }, (_, i) => link(`/d${i}`)));
+      const job = await seeded(
+        s,
+        { perHostConcurrency: 5, perHostDelayMs: 1000 },
+        Array.from({ length: 4 }, (_, i) => link(`/d${i}`)),
+      );
       // The seed finished at T0, so the host is free again at T0 + 1000.
       const blocked = await s.claim({ limit: 10, leaseMs: LEASE, now: T0 + 999, jobId: job.id });
       assert.equal(blocked.leases.length, 0);
@@ -412,7 +634,11 @@ export function runStorageConformance(options: ConformanceOptions): void {
     });
 
     it("putRobots() stores a job's robots.txt record and its Crawl-delay throttles that host", async (s) => {
-      const job = await seeded(s, { perHostConcurrency: 4 }, Array.from({ length: 4 }, (_, i) => link(`/c${i}`)));
+      const job = await seeded(
+        s,
+        { perHostConcurrency: 4 },
+        Array.from({ length: 4 }, (_, i) => link(`/c${i}`)),
+      );
       const record = {
         origin: 'http://example.test',
         status: 'ok' as const,
@@ -438,14 +664,21 @@ export function runStorageConformance(options: ConformanceOptions): void {
       const [lease] = (await s.claim({ limit: 1, leaseMs: LEASE, now: T0 + 1, jobId: job.id })).leases;
       const skipped = { ...result(lease!, false), status: null, error: { code: 'robots', message: 'disallowed by robots.txt' } };
       const done = await s.complete(lease!, { result: skipped, links: [], now: T0 + 2 });
-      assert.deepEqual(done.events.map((e) => e.type), ['page:skipped', 'job:completed']);
+      assert.deepEqual(
+        done.events.map((e) => e.type),
+        ['page:skipped', 'job:completed'],
+      );
       const after = await s.getJob(job.id);
       assert.deepEqual(after?.counts, { discovered: 2, queued: 0, inProgress: 0, succeeded: 1, failed: 0, skipped: 1 });
       assert.equal(after?.status, 'completed');
     });
 
     it('claim() is fair across jobs: a small job is not starved by a large one', async (s) => {
-      const big = await seeded(s, { maxPages: 500 }, Array.from({ length: 200 }, (_, i) => link(`/big${i}`)));
+      const big = await seeded(
+        s,
+        { maxPages: 500 },
+        Array.from({ length: 200 }, (_, i) => link(`/big${i}`)),
+      );
       const small = makeJob();
       await s.createJob(small, seedOf(small));
       for (let round = 0; round < 3; round++) {
@@ -469,7 +702,11 @@ export function runStorageConformance(options: ConformanceOptions): void {
       let rounds = 0;
       for (; rounds < 10 && claimed.length < 11; rounds++) {
         const { leases } = await s.claim({ limit: 5, leaseMs: LEASE, now: T0 + 10 + rounds });
-        assert.deepEqual(leases.filter((l) => l.jobId !== fresh.id).map((l) => l.url), [], 'the parked jobs wait out their delay');
+        assert.deepEqual(
+          leases.filter((l) => l.jobId !== fresh.id).map((l) => l.url),
+          [],
+          'the parked jobs wait out their delay',
+        );
         for (const lease of leases) {
           claimed.push(lease.key);
           const links = lease.depth === 0 ? Array.from({ length: 10 }, (_, i) => link(`/fresh${i}`)) : [];
@@ -480,7 +717,8 @@ export function runStorageConformance(options: ConformanceOptions): void {
       assert.equal((await s.getJob(fresh.id))?.status, 'completed');
       // With nothing else to do, a claim says when the first parked job's host is free again.
       let idle = await s.claim({ limit: 5, leaseMs: LEASE, now: T0 + 100 });
-      for (let i = 0; i < 5 && idle.leases.length === 0 && idle.nextReadyAt === T0 + 100; i++) idle = await s.claim({ limit: 5, leaseMs: LEASE, now: T0 + 100 });
+      for (let i = 0; i < 5 && idle.leases.length === 0 && idle.nextReadyAt === T0 + 100; i++)
+        idle = await s.claim({ limit: 5, leaseMs: LEASE, now: T0 + 100 });
       assert.equal(idle.leases.length, 0);
       assert.equal(idle.nextReadyAt, T0 + DELAY);
       // Once the delay has passed, every parked job's URL is handed out.
@@ -510,20 +748,30 @@ export function runStorageConformance(options: ConformanceOptions): void {
       const waiting = await s.claim({ limit: 5, leaseMs: LEASE, now: T0 + 6 });
       assert.equal(waiting.leases.length, 0);
       assert.equal(waiting.nextReadyAt, T0 + 500);
-      assert.deepEqual((await s.claim({ limit: 5, leaseMs: LEASE, now: T0 + 500 })).leases.map((l) => l.key), [a.key]);
+      assert.deepEqual(
+        (await s.claim({ limit: 5, leaseMs: LEASE, now: T0 + 500 })).leases.map((l) => l.key),
+        [a.key],
+      );
       assert.equal(await s.release([b]), 1);
       const [again] = (await s.claim({ limit: 5, leaseMs: 1000, now: T0 + 501 })).leases;
       assert.equal(again?.key, b.key, 'a released URL is claimable at once');
       assert.equal((await s.claim({ limit: 5, leaseMs: LEASE, now: T0 + 502 })).leases.length, 0);
       const expired = await s.claim({ limit: 5, leaseMs: LEASE, now: T0 + 1501 });
-      assert.deepEqual(expired.leases.map((l) => [l.key, l.attempts]), [[b.key, 2]], 'an expired lease is claimed again');
+      assert.deepEqual(
+        expired.leases.map((l) => [l.key, l.attempts]),
+        [[b.key, 2]],
+        'an expired lease is claimed again',
+      );
     });
 
     it('claim({ jobId }) claims only from that job', async (s) => {
       const a = await seeded(s, {}, [link('/a1'), link('/a2')]);
       const b = await seeded(s, {}, [link('/b1')]);
       const { leases } = await s.claim({ limit: 10, leaseMs: LEASE, now: T0 + 1, jobId: b.id });
-      assert.deepEqual(leases.map((l) => l.jobId), [b.id]);
+      assert.deepEqual(
+        leases.map((l) => l.jobId),
+        [b.id],
+      );
       assert.equal((await s.getJob(a.id))?.counts.queued, 2);
     });
 
@@ -535,7 +783,10 @@ export function runStorageConformance(options: ConformanceOptions): void {
       assert.equal(appended.length, 1);
       await s.complete(leases[1]!, { result: result(leases[1]!, false), links: [], now: T0 + 3 });
       const all = await s.readEvents(job.id, null, 100);
-      assert.deepEqual(all.map((e) => e.type), ['job:created', 'job:started', 'page:done', 'page:done', 'page:done', 'page:failed', 'job:completed']);
+      assert.deepEqual(
+        all.map((e) => e.type),
+        ['job:created', 'job:started', 'page:done', 'page:done', 'page:done', 'page:failed', 'job:completed'],
+      );
       const ids = all.map((e) => BigInt(e.id));
       for (let i = 1; i < ids.length; i++) assert.ok(ids[i]! > ids[i - 1]!, 'ids increase');
       assert.ok(all.every((e) => e.jobId === job.id));
@@ -543,9 +794,15 @@ export function runStorageConformance(options: ConformanceOptions): void {
       assert.deepEqual(all[all.length - 1]!.counts, { discovered: 3, queued: 0, inProgress: 0, succeeded: 2, failed: 1, skipped: 0 });
       assert.deepEqual(all[5]!.error, { code: 'http_error', message: 'HTTP 404' });
       const tail = await s.readEvents(job.id, all[3]!.id, 100);
-      assert.deepEqual(tail.map((e) => e.id), all.slice(4).map((e) => e.id));
+      assert.deepEqual(
+        tail.map((e) => e.id),
+        all.slice(4).map((e) => e.id),
+      );
       const page = await s.readEvents(job.id, null, 2);
-      assert.deepEqual(page.map((e) => e.id), all.slice(0, 2).map((e) => e.id));
+      assert.deepEqual(
+        page.map((e) => e.id),
+        all.slice(0, 2).map((e) => e.id),
+      );
       assert.deepEqual(await s.readEvents(job.id, all[all.length - 1]!.id, 100), []);
       assert.deepEqual(await s.readEvents('job_conf_missing', null, 100), []);
     });
@@ -597,7 +854,11 @@ export function runStorageConformance(options: ConformanceOptions): void {
 
     it('listResults() pages in the order results were stored', async (s) => {
       // Twelve results in pages of five: cursors past 9 catch ordering by text instead of number.
-      const job = await seeded(s, {}, Array.from({ length: 11 }, (_, i) => link(`/r${i}`)));
+      const job = await seeded(
+        s,
+        {},
+        Array.from({ length: 11 }, (_, i) => link(`/r${i}`)),
+      );
       const leases = (await s.claim({ limit: 11, leaseMs: LEASE, now: T0 + 1, jobId: job.id })).leases;
       for (const lease of leases) await s.complete(lease, { result: result(lease), links: [], now: T0 + 2 });
       const urls: string[] = [];

@@ -11,9 +11,14 @@ export interface WorkerProcess {
   progress(): number;
 }
 
-/** Starts a processor in its own process on shared storage (`postgres://…` or `redis://…`). */
-export function startWorker(storageUrl: string, namespace: string, jobId: string, leaseMs: number): WorkerProcess {
-  const child = spawn(process.execPath, [worker, storageUrl, namespace, jobId, String(leaseMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
+/**
+ * Starts a processor in its own process on shared storage (`postgres://…` or `redis://…`), with a
+ * request timeout of `fetchTimeoutMs` (1 s unless given).
+ */
+export function startWorker(storageUrl: string, namespace: string, jobId: string, leaseMs: number, fetchTimeoutMs = 1000): WorkerProcess {
+  const child = spawn(process.execPath, [worker, storageUrl, namespace, jobId, String(leaseMs), String(fetchTimeoutMs)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let last = 0;
   let summary: Record<string, number> = {};
   child.stdout!.on('data', (chunk: Buffer) => {
