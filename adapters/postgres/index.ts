@@ -344,12 +344,16 @@ export function postgresStorage(options: PostgresStorageOptions): PostgresStorag
     },
 
     async putRobots(jobId: string, record: RobotsRecord) {
+      // The job row first, as every function that writes a job's rows takes it: a hosts row taken
+      // before it deadlocked with complete() admitting links on the same host.
       await run(
-        `WITH r AS (
-           INSERT INTO ${t('robots')} (job_id, origin, record) VALUES ($1, $2, $3::jsonb)
+        `WITH job AS (
+           SELECT id FROM ${t('jobs')} WHERE id = $1 FOR UPDATE
+         ), r AS (
+           INSERT INTO ${t('robots')} (job_id, origin, record) SELECT id, $2, $3::jsonb FROM job
            ON CONFLICT (job_id, origin) DO UPDATE SET record = EXCLUDED.record
          )
-         INSERT INTO ${t('hosts')} (job_id, host, crawl_delay_ms) VALUES ($1, $4, $5)
+         INSERT INTO ${t('hosts')} (job_id, host, crawl_delay_ms) SELECT id, $4, $5 FROM job
          ON CONFLICT (job_id, host) DO UPDATE SET crawl_delay_ms = EXCLUDED.crawl_delay_ms`,
         [jobId, record.origin, JSON.stringify(record), new URL(record.origin).hostname, record.crawlDelayMs ?? 0],
       );
