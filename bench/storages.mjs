@@ -2,6 +2,7 @@
 // through ioredis, a key prefix per run) and `rest` (@upstash/redis through a loopback
 // Upstash-protocol REST server in front of REDIS_URL, as a serverless function talks to Upstash).
 import { memoryStorage } from '../dist/adapters/memory.js';
+import { jobRecord } from '../dist/testing.js';
 
 export const SHARED_KINDS = ['postgres', 'kv', 'rest'];
 
@@ -95,31 +96,12 @@ export function percentile(xs, p) {
  */
 export async function createStorageJob(storage, id, maxPages, host = 'bench.test') {
   const url = (i) => `http://${host}/p/${i}`;
-  await storage.createJob(
-    {
-      id,
-      status: 'queued',
-      url: url(0),
-      options: {
-        maxPages,
-        maxDepth: 5,
-        scope: 'same-hostname',
-        include: [],
-        exclude: [],
-        respectRobots: false,
-        maxRetries: 0,
-        perHostConcurrency: 1000,
-        perHostDelayMs: 0,
-      },
-      counts: { discovered: 1, queued: 1, inProgress: 0, succeeded: 0, failed: 0, skipped: 0 },
-      createdAt: new Date().toISOString(),
-      startedAt: null,
-      finishedAt: null,
-      error: null,
-      metadata: {},
-    },
-    { url: url(0), key: url(0), depth: 0, host },
-  );
+  await storage.createJob(jobRecord({ id, url: url(0), options: { maxPages, respectRobots: false, maxRetries: 0, perHostConcurrency: 1000 } }), {
+    url: url(0),
+    key: url(0),
+    depth: 0,
+    host,
+  });
   const result = (lease) => ({
     url: lease.url,
     finalUrl: lease.url,

@@ -3,7 +3,7 @@ import RedisMock from 'ioredis-mock';
 import { afterAll, describe, expect, test } from 'vitest';
 import { kvStorage } from '../adapters/kv/index.js';
 import { createCrawlEngine } from '../src/engine.js';
-import { runStorageConformance } from '../src/testing/index.js';
+import { jobRecord, runStorageConformance } from '../src/testing/index.js';
 
 const REDIS_URL = process.env.REDIS_URL || null;
 let counter = 0;
@@ -103,28 +103,11 @@ if (REDIS_URL) {
       const { createClient } = await import('@vercel/kv');
       const vercelKv = createClient({ url, token: 'test-token', enableTelemetry: false } as never);
       const storage = kvStorage({ client: vercelKv as never, prefix: freshPrefix() });
-      const job = {
+      const job = jobRecord({
         id: 'job_vercel_kv',
-        status: 'queued' as const,
         url: 'http://a.test/',
-        options: {
-          maxPages: 5,
-          maxDepth: 1,
-          scope: 'any' as const,
-          include: [],
-          exclude: [],
-          respectRobots: false,
-          maxRetries: 0,
-          perHostConcurrency: 2,
-          perHostDelayMs: 0,
-        },
-        counts: { discovered: 1, queued: 1, inProgress: 0, succeeded: 0, failed: 0, skipped: 0 },
-        createdAt: new Date().toISOString(),
-        startedAt: null,
-        finishedAt: null,
-        error: null,
-        metadata: {},
-      };
+        options: { maxPages: 5, maxDepth: 1, scope: 'any', respectRobots: false, maxRetries: 0, perHostConcurrency: 2 },
+      });
       await storage.createJob(job, { url: job.url, key: job.url, depth: 0, host: 'a.test' });
       const { leases } = await storage.claim({ limit: 5, leaseMs: 1000, now: Date.now(), jobId: job.id });
       expect(leases.map((l) => l.url)).toEqual(['http://a.test/']);
@@ -133,28 +116,12 @@ if (REDIS_URL) {
 
     test('Upstash replies are not mangled by its automatic JSON parsing (a result with JSON-looking strings)', async () => {
       const storage = kvStorage({ client: upstash as never, prefix: freshPrefix() });
-      const job = {
+      const job = jobRecord({
         id: 'job_upstash_json',
-        status: 'queued' as const,
         url: 'http://a.test/',
-        options: {
-          maxPages: 5,
-          maxDepth: 1,
-          scope: 'any' as const,
-          include: [],
-          exclude: [],
-          respectRobots: false,
-          maxRetries: 0,
-          perHostConcurrency: 2,
-          perHostDelayMs: 0,
-        },
-        counts: { discovered: 1, queued: 1, inProgress: 0, succeeded: 0, failed: 0, skipped: 0 },
-        createdAt: new Date().toISOString(),
-        startedAt: null,
-        finishedAt: null,
-        error: null,
         metadata: { nested: { n: 1 }, text: '{"not":"parsed"}' },
-      };
+        options: { maxPages: 5, maxDepth: 1, scope: 'any', respectRobots: false, maxRetries: 0, perHostConcurrency: 2 },
+      });
       await storage.createJob(job, { url: job.url, key: job.url, depth: 0, host: 'a.test' });
       expect((await storage.getJob(job.id))?.metadata).toEqual({ nested: { n: 1 }, text: '{"not":"parsed"}' });
     });
@@ -166,28 +133,11 @@ describe('finishedTtlSeconds', () => {
     const client = new RedisMock();
     const prefix = freshPrefix();
     const storage = kvStorage({ client: client as never, prefix, finishedTtlSeconds: 60 });
-    const job = {
+    const job = jobRecord({
       id: 'job_ttl',
-      status: 'queued' as const,
       url: 'http://a.test/',
-      options: {
-        maxPages: 5,
-        maxDepth: 1,
-        scope: 'any' as const,
-        include: [],
-        exclude: [],
-        respectRobots: false,
-        maxRetries: 0,
-        perHostConcurrency: 2,
-        perHostDelayMs: 0,
-      },
-      counts: { discovered: 1, queued: 1, inProgress: 0, succeeded: 0, failed: 0, skipped: 0 },
-      createdAt: new Date().toISOString(),
-      startedAt: null,
-      finishedAt: null,
-      error: null,
-      metadata: {},
-    };
+      options: { maxPages: 5, maxDepth: 1, scope: 'any', respectRobots: false, maxRetries: 0, perHostConcurrency: 2 },
+    });
     await storage.createJob(job, { url: job.url, key: job.url, depth: 0, host: 'a.test' });
     expect(await client.ttl(`${prefix}{job:job_ttl}:job`)).toBe(-1);
     await storage.cancelJob(job.id, Date.now());

@@ -19,7 +19,7 @@ const expected: Record<string, string[]> = {
   './express': ['createExpressRouter'],
   './client': ['watchJob', 'createCrawlClient', 'CrawlClientError'],
   './react': ['useCrawlJob'],
-  './testing': ['runStorageConformance'],
+  './testing': ['runStorageConformance', 'jobRecord'],
 };
 
 function node(args: string[]): string {

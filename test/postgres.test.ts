@@ -5,7 +5,7 @@ import { startSite } from '../bench/site.mjs';
 import { createCrawlEngine } from '../src/engine.js';
 import type { CrawlStorage, Lease } from '../src/storage.js';
 import type { Job, PageResult } from '../src/types.js';
-import { runStorageConformance } from '../src/testing/index.js';
+import { jobRecord, runStorageConformance } from '../src/testing/index.js';
 import { allResults } from './helpers/engine.js';
 import { closeAll, DATABASE_URL, freshSchema, migratedStorage, pglite, realPool } from './helpers/postgres.js';
 
@@ -88,28 +88,7 @@ for (const target of targets) {
         const params = [JSON.stringify(lease), JSON.stringify(result), JSON.stringify(links), T, new Date(T).toISOString(), 100];
         return ((await client.query(sql, params)) as { rows: Array<{ r: { ok: boolean; admitted: number } }> }).rows[0]!.r;
       };
-      const job: Job = {
-        id: 'job_upgrade',
-        status: 'queued',
-        url: url('/'),
-        options: {
-          maxPages: 3,
-          maxDepth: 5,
-          scope: 'same-hostname',
-          include: [],
-          exclude: [],
-          respectRobots: true,
-          maxRetries: 2,
-          perHostConcurrency: 10,
-          perHostDelayMs: 0,
-        },
-        counts: { discovered: 1, queued: 1, inProgress: 0, succeeded: 0, failed: 0, skipped: 0 },
-        createdAt: new Date(T).toISOString(),
-        startedAt: null,
-        finishedAt: null,
-        error: null,
-        metadata: {},
-      };
+      const job: Job = jobRecord({ id: 'job_upgrade', url: url('/'), createdAt: new Date(T).toISOString(), options: { maxPages: 3, perHostConcurrency: 10 } });
       try {
         await storage.createJob(job, { url: job.url, key: job.url, depth: 0, host: 'upgrade.test' });
         const [seed] = (await storage.claim({ limit: 1, leaseMs: 60_000, now: T, jobId: job.id })).leases;
@@ -211,28 +190,7 @@ for (const target of targets) {
       await storage.migrate();
       const host = 'plans.test';
       const url = (i: number) => `http://${host}/p/${i}`;
-      const job = {
-        id: 'job_plans',
-        status: 'queued' as const,
-        url: url(0),
-        options: {
-          maxPages: 20_001,
-          maxDepth: 5,
-          scope: 'same-hostname' as const,
-          include: [],
-          exclude: [],
-          respectRobots: false,
-          maxRetries: 2,
-          perHostConcurrency: 1000,
-          perHostDelayMs: 0,
-        },
-        counts: { discovered: 1, queued: 1, inProgress: 0, succeeded: 0, failed: 0, skipped: 0 },
-        createdAt: new Date().toISOString(),
-        startedAt: null,
-        finishedAt: null,
-        error: null,
-        metadata: {},
-      };
+      const job = jobRecord({ id: 'job_plans', url: url(0), options: { maxPages: 20_001, respectRobots: false, perHostConcurrency: 1000 } });
       await storage.createJob(job, { url: url(0), key: url(0), depth: 0, host });
       const result = (lease: { url: string; depth: number; attempts: number }) => ({
         url: lease.url,

@@ -11,6 +11,7 @@ import { memoryStorage } from '../adapters/memory/index.js';
 import { postgresStorage } from '../adapters/postgres/index.js';
 import { startSite } from '../bench/site.mjs';
 import type { CrawlStorage, Lease } from '../src/storage.js';
+import { jobRecord } from '../src/testing/index.js';
 import type { Job, PageResult } from '../src/types.js';
 import { testEngine } from './helpers/engine.js';
 import { closeAll, DATABASE_URL, freshSchema, pglite, realPool } from './helpers/postgres.js';
@@ -66,28 +67,11 @@ const targets: Target[] = [
 
 function parkedJob(i: number): Job {
   const url = `http://parked-${i}.invalid/`;
-  return {
+  return jobRecord({
     id: `job_parked_${i}_${Date.now().toString(36)}`,
-    status: 'queued',
     url,
-    options: {
-      maxPages: 10,
-      maxDepth: 3,
-      scope: 'same-hostname',
-      include: [],
-      exclude: [],
-      respectRobots: false,
-      maxRetries: 2,
-      perHostConcurrency: 2,
-      perHostDelayMs: DELAY_MS,
-    },
-    counts: { discovered: 1, queued: 1, inProgress: 0, succeeded: 0, failed: 0, skipped: 0 },
-    createdAt: new Date().toISOString(),
-    startedAt: null,
-    finishedAt: null,
-    error: null,
-    metadata: {},
-  };
+    options: { maxPages: 10, maxDepth: 3, respectRobots: false, perHostConcurrency: 2, perHostDelayMs: DELAY_MS },
+  });
 }
 
 const pageResult = (lease: Lease): PageResult => ({

@@ -43,11 +43,23 @@ function jobId(): string {
   return `job_conf_${randomBytes(8).toString('hex')}`;
 }
 
-function makeJob(options: Partial<JobOptions> = {}, id = jobId()): Job {
+/**
+ * A job record as `jobs.create()` would store it (queued, counts of a job with its start URL
+ * admitted), for tests that call a storage adapter directly. Options default to those below.
+ */
+export function jobRecord(overrides: Partial<Omit<Job, 'options'>> & { options?: Partial<JobOptions> } = {}): Job {
+  const { options, ...rest } = overrides;
   return {
-    id,
+    id: jobId(),
     status: 'queued',
     url: 'http://example.test/',
+    counts: { discovered: 1, queued: 1, inProgress: 0, succeeded: 0, failed: 0, skipped: 0 },
+    createdAt: new Date().toISOString(),
+    startedAt: null,
+    finishedAt: null,
+    error: null,
+    metadata: {},
+    ...rest,
     options: {
       maxPages: 100,
       maxDepth: 5,
@@ -60,13 +72,11 @@ function makeJob(options: Partial<JobOptions> = {}, id = jobId()): Job {
       perHostDelayMs: 0,
       ...options,
     },
-    counts: { discovered: 1, queued: 1, inProgress: 0, succeeded: 0, failed: 0, skipped: 0 },
-    createdAt: new Date(T0).toISOString(),
-    startedAt: null,
-    finishedAt: null,
-    error: null,
-    metadata: { suite: 'conformance' },
   };
+}
+
+function makeJob(options: Partial<JobOptions> = {}, id = jobId()): Job {
+  return jobRecord({ id, options, createdAt: new Date(T0).toISOString(), metadata: { suite: 'conformance' } });
 }
 
 const link = (path: string, depth = 1, host = 'example.test'): FrontierLink => {
