@@ -8,9 +8,9 @@ export default defineConfig([
       'adapters/postgres': 'adapters/postgres/index.ts',
       'adapters/kv': 'adapters/kv/index.ts',
       http: 'src/http/index.ts',
-      next: 'src/next.ts',
-      express: 'src/express.ts',
-      client: 'src/client.ts',
+      next: 'src/http/next.ts',
+      express: 'src/http/express.ts',
+      client: 'src/browser/client.ts',
       testing: 'src/testing/index.ts',
     },
     format: ['esm', 'cjs'],
@@ -25,7 +25,7 @@ export default defineConfig([
   },
   {
     // The React hook is a client component: its own build, so the directive stays at the top.
-    entry: { react: 'src/react.ts' },
+    entry: { react: 'src/browser/react.ts' },
     format: ['esm', 'cjs'],
     dts: true,
     clean: false,
@@ -37,7 +37,7 @@ export default defineConfig([
     banner: { js: "'use client';" },
   },
   {
-    entry: { cli: 'src/cli.ts' },
+    entry: { cli: 'src/cli/index.ts' },
     format: ['esm'],
     dts: false,
     clean: false,

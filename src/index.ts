@@ -3,14 +3,14 @@
  *
  * @module crawl-engine
  */
-export { createCrawlEngine, DEFAULT_USER_AGENT } from './engine.js';
-export type { CrawlEngine, CrawlEngineOptions, CrawlOptions, FetchSettings } from './engine.js';
-export { CrawlEngineError } from './errors.js';
-export type { CrawlEngineErrorCode, FieldError } from './errors.js';
-export { jobInputSchema, JOB_ID_PATTERN } from './jobs.js';
-export type { JobInput, JobsApi, ListJobsOptions, ListResultsOptions } from './jobs.js';
-export type { ExtractContext, ExtractFunction, Processor, RunOptions, StartOptions, Worker } from './processor.js';
-export type { CrawlEmitter, CrawlEvents, ProgressApi, SubscribeOptions } from './progress.js';
+export { createCrawlEngine, DEFAULT_USER_AGENT } from './core/engine.js';
+export type { CrawlEngine, CrawlEngineOptions, CrawlOptions, FetchSettings } from './core/engine.js';
+export { CrawlEngineError } from './core/errors.js';
+export type { CrawlEngineErrorCode, FieldError } from './core/errors.js';
+export { jobInputSchema, JOB_ID_PATTERN } from './core/jobs.js';
+export type { JobInput, JobsApi, ListJobsOptions, ListResultsOptions } from './core/jobs.js';
+export type { ExtractContext, ExtractFunction, Processor, RunOptions, StartOptions, Worker } from './core/processor.js';
+export type { CrawlEmitter, CrawlEvents, ProgressApi, SubscribeOptions } from './core/progress.js';
 export type {
   CancelResult,
   ClaimQuery,
@@ -26,8 +26,8 @@ export type {
   RetryInput,
   SkippedLink,
   StorageCapabilities,
-} from './storage.js';
-export { TERMINAL_EVENTS, TERMINAL_STATUSES } from './types.js';
+} from './core/storage.js';
+export { TERMINAL_EVENTS, TERMINAL_STATUSES } from './core/types.js';
 export type {
   CrawlScope,
   ErrorInfo,
@@ -41,5 +41,5 @@ export type {
   ProgressEvent,
   ProgressEventType,
   RunReport,
-} from './types.js';
-export { normalizeUrl } from './url.js';
+} from './core/types.js';
+export { normalizeUrl } from './crawl/url.js';

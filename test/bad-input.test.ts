@@ -3,10 +3,10 @@ import { afterAll, describe, expect, test } from 'vitest';
 import { kvStorage } from '../adapters/kv/index.js';
 import { memoryStorage } from '../adapters/memory/index.js';
 import { postgresStorage } from '../adapters/postgres/index.js';
-import { createCrawlEngine } from '../src/engine.js';
+import { createCrawlEngine } from '../src/core/engine.js';
 import { createCrawlHandler } from '../src/http/index.js';
-import type { CrawlStorage } from '../src/storage.js';
-import type { Job } from '../src/types.js';
+import type { CrawlStorage } from '../src/core/storage.js';
+import type { Job } from '../src/core/types.js';
 import { closeAll, DATABASE_URL, freshSchema, pglite, realPool } from './helpers/postgres.js';
 
 afterAll(closeAll);

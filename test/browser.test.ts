@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { Job, PageResult, Paginated } from '../src/types.js';
+import type { Job, PageResult, Paginated } from '../src/core/types.js';
 import { crawlPage, hasChromium, launchBrowser, shots, waitFor } from './helpers/browser.js';
 import { type DocsSite, startDocsSite } from './helpers/docs-site.js';
 

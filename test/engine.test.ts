@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, test } from 'vitest';
 import { memoryStorage } from '../adapters/memory/index.js';
 import { pagesWithin, startSite, type Site } from '../bench/site.mjs';
-import { createCrawlEngine } from '../src/engine.js';
-import { CrawlEngineError } from '../src/errors.js';
-import type { ProgressEvent } from '../src/types.js';
+import { createCrawlEngine } from '../src/core/engine.js';
+import { CrawlEngineError } from '../src/core/errors.js';
+import type { ProgressEvent } from '../src/core/types.js';
 import { allResults, testEngine } from './helpers/engine.js';
 
 let site: Site | null = null;

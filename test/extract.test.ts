@@ -1,6 +1,6 @@
 import { parseDocument } from 'htmlparser2';
 import { describe, expect, test } from 'vitest';
-import { extractPage, extractPageAsync } from '../src/extract.js';
+import { extractPage, extractPageAsync } from '../src/crawl/extract.js';
 
 const page = 'http://example.com/dir/page';
 const extract = (html: string, url = page, max?: number) => {

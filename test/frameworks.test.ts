@@ -6,11 +6,11 @@ import express4 from 'express4';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import { memoryStorage } from '../adapters/memory/index.js';
 import { startSite, type Site } from '../bench/site.mjs';
-import { createCrawlClient, CrawlClientError, watchJob } from '../src/client.js';
-import { createCrawlEngine, type CrawlEngine } from '../src/engine.js';
-import { createExpressRouter } from '../src/express.js';
-import { createNextHandlers } from '../src/next.js';
-import type { Job, ProgressEvent } from '../src/types.js';
+import { createCrawlClient, CrawlClientError, watchJob } from '../src/browser/client.js';
+import { createCrawlEngine, type CrawlEngine } from '../src/core/engine.js';
+import { createExpressRouter } from '../src/http/express.js';
+import { createNextHandlers } from '../src/http/next.js';
+import type { Job, ProgressEvent } from '../src/core/types.js';
 import { readSse } from './helpers/sse.js';
 
 let site: Site | null = null;

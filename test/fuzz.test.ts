@@ -1,9 +1,9 @@
 import fc from 'fast-check';
 import { parseDocument } from 'htmlparser2';
 import { describe, expect, test } from 'vitest';
-import { extractPage } from '../src/extract.js';
-import { parseRobots, robotsAllows } from '../src/robots.js';
-import { normalizeUrl } from '../src/url.js';
+import { extractPage } from '../src/crawl/extract.js';
+import { parseRobots, robotsAllows } from '../src/crawl/robots.js';
+import { normalizeUrl } from '../src/crawl/url.js';
 
 const RUNS = { numRuns: 500 };
 

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
-import { parseRobots, robotsAllows } from '../src/robots.js';
-import { compileGlob, linkFilter } from '../src/url.js';
+import { parseRobots, robotsAllows } from '../src/crawl/robots.js';
+import { compileGlob, linkFilter } from '../src/crawl/url.js';
 
 /**
  * Globs and robots.txt patterns from hostile hands. A backtracking matcher takes exponential time

@@ -6,7 +6,7 @@
  */
 import fc from 'fast-check';
 import { afterAll, describe, expect, test } from 'vitest';
-import { createCrawlEngine } from '../src/engine.js';
+import { createCrawlEngine } from '../src/core/engine.js';
 import { createCrawlHandler } from '../src/http/index.js';
 import { closeAll } from './helpers/postgres.js';
 import { closeRedis, everyStorage } from './helpers/storages.js';

@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, test } from 'vitest';
 import { memoryStorage } from '../adapters/memory/index.js';
 import { startSite, type Site } from '../bench/site.mjs';
-import { createCrawlEngine } from '../src/engine.js';
+import { createCrawlEngine } from '../src/core/engine.js';
 import { createCrawlHandler } from '../src/http/index.js';
-import type { Job, ProgressEvent, RunReport } from '../src/types.js';
+import type { Job, ProgressEvent, RunReport } from '../src/core/types.js';
 import { readSse } from './helpers/sse.js';
 
 const BASE = 'http://app.test/api/crawl';

@@ -2,7 +2,7 @@ import Redis from 'ioredis';
 import { afterAll, describe, expect, test } from 'vitest';
 import { kvStorage } from '../adapters/kv/index.js';
 import { startSite } from '../bench/site.mjs';
-import { createCrawlEngine } from '../src/engine.js';
+import { createCrawlEngine } from '../src/core/engine.js';
 import { allResults } from './helpers/engine.js';
 import { startWorker } from './helpers/workers.js';
 import { fourProcessesWithRobots } from './helpers/max-pages-processes.js';

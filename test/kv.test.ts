@@ -2,7 +2,7 @@ import Redis from 'ioredis';
 import RedisMock from 'ioredis-mock';
 import { afterAll, describe, expect, test } from 'vitest';
 import { kvStorage } from '../adapters/kv/index.js';
-import { createCrawlEngine } from '../src/engine.js';
+import { createCrawlEngine } from '../src/core/engine.js';
 import { jobRecord, runStorageConformance } from '../src/testing/index.js';
 
 const REDIS_URL = process.env.REDIS_URL || null;

@@ -3,7 +3,7 @@
  * storage, whether the processor knew the rules when it found the links or learned them after.
  */
 import { afterAll, describe, expect, test } from 'vitest';
-import type { PageResult } from '../src/types.js';
+import type { PageResult } from '../src/core/types.js';
 import { allResults, testEngine } from './helpers/engine.js';
 import { closeAll } from './helpers/postgres.js';
 import { html, serve, type TestServer } from './helpers/server.js';

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { memoryStorage } from '../adapters/memory/index.js';
-import { CrawlEngineError } from '../src/errors.js';
+import { CrawlEngineError } from '../src/core/errors.js';
 import { runStorageConformance } from '../src/testing/index.js';
 
 runStorageConformance({

@@ -5,7 +5,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { postgresStorage } from '../adapters/postgres/index.js';
 import { startSite } from '../bench/site.mjs';
-import { createCrawlEngine } from '../src/engine.js';
+import { createCrawlEngine } from '../src/core/engine.js';
 import { runStorageConformance } from '../src/testing/index.js';
 import { allResults } from './helpers/engine.js';
 import { DATABASE_URL, freshSchema } from './helpers/postgres.js';

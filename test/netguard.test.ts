@@ -2,8 +2,8 @@ import type dns from 'node:dns';
 import { BlockList, Socket } from 'node:net';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import { memoryStorage } from '../adapters/memory/index.js';
-import { createCrawlEngine } from '../src/engine.js';
-import { createFetcher } from '../src/fetcher.js';
+import { createCrawlEngine } from '../src/core/engine.js';
+import { createFetcher } from '../src/crawl/fetcher.js';
 import {
   BLOCKED_CODE,
   createAddressGuard,
@@ -12,7 +12,7 @@ import {
   privateAddressKind,
   SPECIAL_PURPOSE_RANGES,
   type SpecialPurposeRange,
-} from '../src/netguard.js';
+} from '../src/crawl/netguard.js';
 import { allResults } from './helpers/engine.js';
 import { html, serve, type TestServer } from './helpers/server.js';
 
@@ -250,7 +250,7 @@ describe('the guard in a crawl (loopback only)', () => {
   });
 });
 
-// Address arithmetic for the table-driven tests, written independently of src/netguard.ts; which
+// Address arithmetic for the table-driven tests, written independently of src/crawl/netguard.ts; which
 // range holds an address is decided by node:net's BlockList.
 const isV4 = (cidr: string) => !cidr.includes(':');
 const width = (cidr: string) => (isV4(cidr) ? 32 : 128);

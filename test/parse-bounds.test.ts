@@ -17,8 +17,8 @@ import {
   nestingCapped,
   ParseLimitError,
   parseHtml,
-} from '../src/extract.js';
-import { yieldToLoop } from '../src/slices.js';
+} from '../src/crawl/extract.js';
+import { yieldToLoop } from '../src/crawl/slices.js';
 import { allResults, testEngine } from './helpers/engine.js';
 import { expectNoStall, heartbeat } from './helpers/heartbeat.js';
 import { serve, type TestServer } from './helpers/server.js';

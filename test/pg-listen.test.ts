@@ -6,7 +6,7 @@
 import pg from 'pg';
 import { afterAll, describe, expect, test } from 'vitest';
 import { postgresStorage } from '../adapters/postgres/index.js';
-import { createCrawlEngine } from '../src/engine.js';
+import { createCrawlEngine } from '../src/core/engine.js';
 import { closeAll, DATABASE_URL, dropSchema, freshSchema, pglite } from './helpers/postgres.js';
 
 afterAll(closeAll);

@@ -2,8 +2,8 @@ import { performance } from 'node:perf_hooks';
 import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, test } from 'vitest';
 import { memoryStorage } from '../adapters/memory/index.js';
-import { createCrawlEngine } from '../src/engine.js';
-import type { PageResult } from '../src/types.js';
+import { createCrawlEngine } from '../src/core/engine.js';
+import type { PageResult } from '../src/core/types.js';
 import { allResults, testEngine } from './helpers/engine.js';
 import { html, serve, type TestServer } from './helpers/server.js';
 

@@ -2,7 +2,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { postgresStorage, type PostgresStorage } from '../adapters/postgres/index.js';
 import { startSite, type Site } from '../bench/site.mjs';
-import { createCrawlEngine } from '../src/engine.js';
+import { createCrawlEngine } from '../src/core/engine.js';
 import { allResults } from './helpers/engine.js';
 import { startWorker } from './helpers/workers.js';
 import { DATABASE_URL, freshSchema } from './helpers/postgres.js';

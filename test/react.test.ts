@@ -9,9 +9,9 @@ import { fetch as undiciFetch } from 'undici';
 import { afterEach, expect, test } from 'vitest';
 import { memoryStorage } from '../adapters/memory/index.js';
 import { startSite, type Site } from '../bench/site.mjs';
-import { createCrawlEngine } from '../src/engine.js';
-import { createExpressRouter } from '../src/express.js';
-import { useCrawlJob, type CrawlJobState } from '../src/react.js';
+import { createCrawlEngine } from '../src/core/engine.js';
+import { createExpressRouter } from '../src/http/express.js';
+import { useCrawlJob, type CrawlJobState } from '../src/browser/react.js';
 
 (globalThis as { IS_REACT_ACT_ENVIRONMENT?: boolean }).IS_REACT_ACT_ENVIRONMENT = true;
 let site: Site | null = null;

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { parseRobots, productToken, robotsAllows } from '../src/robots.js';
+import { parseRobots, productToken, robotsAllows } from '../src/crawl/robots.js';
 
 const UA = 'crawl-engine/0.1 (+https://www.npmjs.com/package/crawl-engine)';
 const allows = (text: string, path: string, ua = UA) => robotsAllows(parseRobots(text, ua).rules, path).allowed;

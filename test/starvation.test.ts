@@ -10,9 +10,9 @@ import { kvStorage } from '../adapters/kv/index.js';
 import { memoryStorage } from '../adapters/memory/index.js';
 import { postgresStorage } from '../adapters/postgres/index.js';
 import { startSite } from '../bench/site.mjs';
-import type { CrawlStorage, Lease } from '../src/storage.js';
+import type { CrawlStorage, Lease } from '../src/core/storage.js';
 import { jobRecord } from '../src/testing/index.js';
-import type { Job, PageResult } from '../src/types.js';
+import type { Job, PageResult } from '../src/core/types.js';
 import { testEngine } from './helpers/engine.js';
 import { closeAll, DATABASE_URL, freshSchema, pglite, realPool } from './helpers/postgres.js';
 

@@ -1,7 +1,7 @@
 import { domainToASCII } from 'node:url';
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { compileGlob, homographReason, linkFilter, normalizeUrl, registrableDomain, scopeMatcher } from '../src/url.js';
+import { compileGlob, homographReason, linkFilter, normalizeUrl, registrableDomain, scopeMatcher } from '../src/crawl/url.js';
 
 describe('normalizeUrl()', () => {
   test.each([

@@ -6,7 +6,7 @@
  * @module crawl-engine/adapters/kv
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { CrawlEngineError, parseDigitsCursor } from '../../src/errors.js';
+import { CrawlEngineError, parseDigitsCursor } from '../../src/core/errors.js';
 import type {
   CancelResult,
   ClaimQuery,
@@ -21,8 +21,8 @@ import type {
   NewEvent,
   RetryInput,
   RobotsRecord,
-} from '../../src/storage.js';
-import { SKIP_CODES, type Job, type Paginated, type PageResult, type ProgressEvent } from '../../src/types.js';
+} from '../../src/core/storage.js';
+import { SKIP_CODES, type Job, type Paginated, type PageResult, type ProgressEvent } from '../../src/core/types.js';
 import * as S from './scripts.js';
 
 /** ioredis (and ioredis-mock): `eval(script, numKeys, ...keys, ...args)`. */

@@ -5,7 +5,7 @@
  *
  * @module crawl-engine/adapters/memory
  */
-import { CrawlEngineError, parseDigitsCursor } from '../../src/errors.js';
+import { CrawlEngineError, parseDigitsCursor } from '../../src/core/errors.js';
 import type {
   CancelResult,
   ClaimQuery,
@@ -20,8 +20,8 @@ import type {
   NewEvent,
   RetryInput,
   RobotsRecord,
-} from '../../src/storage.js';
-import { SKIP_CODES, type ErrorInfo, type Job, type Paginated, type PageResult, type ProgressEvent } from '../../src/types.js';
+} from '../../src/core/storage.js';
+import { SKIP_CODES, type ErrorInfo, type Job, type Paginated, type PageResult, type ProgressEvent } from '../../src/core/types.js';
 
 export interface MemoryStorageOptions {
   /**

@@ -6,7 +6,7 @@
  *
  * @module crawl-engine/adapters/postgres
  */
-import { CrawlEngineError, parseDigitsCursor } from '../../src/errors.js';
+import { CrawlEngineError, parseDigitsCursor } from '../../src/core/errors.js';
 import type {
   CancelResult,
   ClaimQuery,
@@ -21,8 +21,8 @@ import type {
   NewEvent,
   RetryInput,
   RobotsRecord,
-} from '../../src/storage.js';
-import type { Job, Paginated, PageResult, ProgressEvent } from '../../src/types.js';
+} from '../../src/core/storage.js';
+import type { Job, Paginated, PageResult, ProgressEvent } from '../../src/core/types.js';
 import { MIGRATIONS, qualified, type Names } from './schema.js';
 
 /** Anything with `query(text, params)`: pg Pool/Client, Neon Pool/Client, PGlite. */

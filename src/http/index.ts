@@ -7,10 +7,10 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
-import type { CrawlEngine } from '../engine.js';
-import { CrawlEngineError, fieldErrors, invalid } from '../errors.js';
-import { JOB_ID_PATTERN } from '../jobs.js';
-import { TERMINAL_STATUSES, type Job } from '../types.js';
+import type { CrawlEngine } from '../core/engine.js';
+import { CrawlEngineError, fieldErrors, invalid } from '../core/errors.js';
+import { JOB_ID_PATTERN } from '../core/jobs.js';
+import { TERMINAL_STATUSES, type Job } from '../core/types.js';
 import { problem } from './problem.js';
 import { progressStream } from './sse.js';
 

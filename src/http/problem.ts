@@ -1,4 +1,4 @@
-import type { FieldError } from '../errors.js';
+import type { FieldError } from '../core/errors.js';
 
 /** Stable codes of HTTP problems. */
 export type ProblemCode =

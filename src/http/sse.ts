@@ -1,5 +1,5 @@
-import type { CrawlEngine } from '../engine.js';
-import { TERMINAL_EVENTS, type ProgressEvent } from '../types.js';
+import type { CrawlEngine } from '../core/engine.js';
+import { TERMINAL_EVENTS, type ProgressEvent } from '../core/types.js';
 
 export interface SseOptions {
   after: string | null;

@@ -7,8 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import type { CrawlStorage, FrontierLink, Lease, SkippedLink } from '../storage.js';
-import type { Job, JobOptions, PageResult } from '../types.js';
+import type { CrawlStorage, FrontierLink, Lease, SkippedLink } from '../core/storage.js';
+import type { Job, JobOptions, PageResult } from '../core/types.js';
 
 /** A runner's `test(name, fn, timeout?)`. */
 export type ConformanceTestFn = (name: string, fn: () => Promise<void>, timeout?: number) => unknown;

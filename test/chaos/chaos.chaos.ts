@@ -15,9 +15,9 @@ import { describe, expect, test } from 'vitest';
 import { kvStorage } from '../../adapters/kv/index.js';
 import { postgresStorage } from '../../adapters/postgres/index.js';
 import { startSite } from '../../bench/site.mjs';
-import { createCrawlEngine, type CrawlEngine } from '../../src/engine.js';
-import type { CrawlStorage } from '../../src/storage.js';
-import type { PageResult } from '../../src/types.js';
+import { createCrawlEngine, type CrawlEngine } from '../../src/core/engine.js';
+import type { CrawlStorage } from '../../src/core/storage.js';
+import type { PageResult } from '../../src/core/types.js';
 import { allResults } from '../helpers/engine.js';
 import { freshSchema } from '../helpers/postgres.js';
 

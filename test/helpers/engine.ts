@@ -1,7 +1,7 @@
 import { memoryStorage } from '../../adapters/memory/index.js';
-import { createCrawlEngine, type CrawlEngine, type CrawlEngineOptions } from '../../src/engine.js';
-import type { CrawlStorage } from '../../src/storage.js';
-import type { PageResult } from '../../src/types.js';
+import { createCrawlEngine, type CrawlEngine, type CrawlEngineOptions } from '../../src/core/engine.js';
+import type { CrawlStorage } from '../../src/core/storage.js';
+import type { PageResult } from '../../src/core/types.js';
 
 /** An engine for loopback test sites, with quick retries. */
 export function testEngine(options: Partial<CrawlEngineOptions> = {}, storage: CrawlStorage = memoryStorage()): CrawlEngine {

@@ -6,8 +6,8 @@
  * on a storage error.
  */
 import { expect } from 'vitest';
-import { createCrawlEngine } from '../../src/engine.js';
-import type { CrawlStorage } from '../../src/storage.js';
+import { createCrawlEngine } from '../../src/core/engine.js';
+import type { CrawlStorage } from '../../src/core/storage.js';
 import { allResults } from './engine.js';
 import { startRobotsSite } from './robots-site.js';
 import { startWorker } from './workers.js';

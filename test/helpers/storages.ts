@@ -3,7 +3,7 @@ import RedisMock from 'ioredis-mock';
 import { kvStorage } from '../../adapters/kv/index.js';
 import { memoryStorage } from '../../adapters/memory/index.js';
 import { postgresStorage } from '../../adapters/postgres/index.js';
-import type { CrawlStorage } from '../../src/storage.js';
+import type { CrawlStorage } from '../../src/core/storage.js';
 import { DATABASE_URL, freshSchema, pglite, realPool } from './postgres.js';
 
 const REDIS_URL = process.env.REDIS_URL || null;

@@ -10,8 +10,8 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import express, { type Router } from 'express';
-import type { CrawlEngine } from './engine.js';
-import { createCrawlHandler, problem, type CrawlHandler, type CrawlHandlerOptions } from './http/index.js';
+import type { CrawlEngine } from '../core/engine.js';
+import { createCrawlHandler, problem, type CrawlHandler, type CrawlHandlerOptions } from './index.js';
 
 export type ExpressRouterOptions = Omit<CrawlHandlerOptions, 'basePath'>;
 

@@ -8,14 +8,14 @@ import { subscribe } from 'node:diagnostics_channel';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import type { Socket } from 'node:net';
 import { parseArgs } from 'node:util';
-import { memoryStorage } from '../adapters/memory/index.js';
-import { kvStorage } from '../adapters/kv/index.js';
-import { postgresStorage } from '../adapters/postgres/index.js';
-import type { CrawlStorage, Lease } from './storage.js';
-import { createCrawlEngine, type CrawlEngine } from './engine.js';
-import { CrawlEngineError } from './errors.js';
-import type { CrawlScope, Job, PageResult, ProgressEvent } from './types.js';
-import { SKIP_CODES, TERMINAL_EVENTS, TERMINAL_STATUSES } from './types.js';
+import { memoryStorage } from '../../adapters/memory/index.js';
+import { kvStorage } from '../../adapters/kv/index.js';
+import { postgresStorage } from '../../adapters/postgres/index.js';
+import type { CrawlStorage, Lease } from '../core/storage.js';
+import { createCrawlEngine, type CrawlEngine } from '../core/engine.js';
+import { CrawlEngineError } from '../core/errors.js';
+import type { CrawlScope, Job, PageResult, ProgressEvent } from '../core/types.js';
+import { SKIP_CODES, TERMINAL_EVENTS, TERMINAL_STATUSES } from '../core/types.js';
 
 /** Exit codes, as documented in --help. */
 const EXIT = { completed: 0, jobFailed: 1, usage: 2, storage: 3, interrupted: 130, terminated: 143 } as const;

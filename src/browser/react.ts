@@ -5,7 +5,7 @@
  */
 import { useEffect, useState } from 'react';
 import { createCrawlClient, type CrawlClientOptions } from './client.js';
-import type { Job, JobCounts, JobStatus, ProgressEvent } from './types.js';
+import type { Job, JobCounts, JobStatus, ProgressEvent } from '../core/types.js';
 
 export interface UseCrawlJobOptions extends CrawlClientOptions {
   /**

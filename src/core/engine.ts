@@ -5,9 +5,9 @@
 import mitt from 'mitt';
 import { z } from 'zod';
 import { fieldErrors, invalid } from './errors.js';
-import { createFetcher, type Fetcher } from './fetcher.js';
+import { createFetcher, type Fetcher } from '../crawl/fetcher.js';
 import { createJobsApi, type JobInput, type JobsApi } from './jobs.js';
-import { createAddressGuard, invalidAllowanceEntry } from './netguard.js';
+import { createAddressGuard, invalidAllowanceEntry } from '../crawl/netguard.js';
 import { createProcessor, type ExtractFunction, type Processor } from './processor.js';
 import {
   createProgressApi,

@@ -4,7 +4,7 @@
  */
 import { domainToUnicode } from 'node:url';
 import { getDomain } from 'tldts';
-import type { CrawlScope } from './types.js';
+import type { CrawlScope } from '../core/types.js';
 
 /** URLs longer than this (after normalisation) are not crawled. */
 export const MAX_URL_LENGTH = 2048;

@@ -4,16 +4,16 @@
  * with exponential backoff and jitter, and releases whatever it claimed but did not start.
  * It keeps no state between runs, so any number of processes may run it at once.
  */
-import { sliceUsed, yieldToLoop } from './slices.js';
+import { sliceUsed, yieldToLoop } from '../crawl/slices.js';
 import type { CheerioAPI } from 'cheerio/slim';
-import { type extractPage, extractPageAsync, loadCheerio, ParseLimitError, parseHtml } from './extract.js';
-import type { Fetcher } from './fetcher.js';
-import { parseRobots, robotsAllows, ROBOTS_MAX_BYTES } from './robots.js';
+import { type extractPage, extractPageAsync, loadCheerio, ParseLimitError, parseHtml } from '../crawl/extract.js';
+import type { Fetcher } from '../crawl/fetcher.js';
+import { parseRobots, robotsAllows, ROBOTS_MAX_BYTES } from '../crawl/robots.js';
 import type { CrawlStorage, FrontierLink, Lease, RobotsRecord, SkippedLink } from './storage.js';
 import type { ErrorInfo, Job, PageResult, ProgressEvent, RunReport } from './types.js';
 import { TERMINAL_STATUSES } from './types.js';
-import { repairJson, repairText } from './text.js';
-import { linkFilter, scopeMatcher } from './url.js';
+import { repairJson, repairText } from '../crawl/text.js';
+import { linkFilter, scopeMatcher } from '../crawl/url.js';
 
 /** What a custom `extract` function receives for every HTML page. */
 export interface ExtractContext {

@@ -5,8 +5,8 @@
  *
  * @module crawl-engine/client
  */
-import type { JobInput } from './jobs.js';
-import type { Job, JobStatus, Paginated, PageResult, ProgressEvent, ProgressEventType } from './types.js';
+import type { JobInput } from '../core/jobs.js';
+import type { Job, JobStatus, Paginated, PageResult, ProgressEvent, ProgressEventType } from '../core/types.js';
 
 const EVENT_TYPES: ProgressEventType[] = [
   'job:created',

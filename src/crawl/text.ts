@@ -2,7 +2,7 @@
  * Well-formed text. Everything crawl-engine stores must survive every adapter: Postgres `jsonb`
  * refuses lone UTF-16 surrogates and NUL characters, and a JSON encoder of another language may
  * choke on them too. Strings that come from pages are repaired (U+FFFD); strings that come from
- * callers are refused (see `jobs.ts`).
+ * callers are refused (see `core/jobs.ts`).
  */
 
 /** A lone surrogate (a high one not followed by a low one, or a low one not after a high one). */

@@ -5,9 +5,9 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { CrawlEngineError, fieldErrors, invalid } from './errors.js';
 import type { CrawlStorage } from './storage.js';
-import { isWellFormed, jsonProblem } from './text.js';
+import { isWellFormed, jsonProblem } from '../crawl/text.js';
 import type { Job, JobStatus, Paginated, PageResult, ProgressEvent } from './types.js';
-import { crawlableUrl, homographReason, MAX_URL_LENGTH, normalizeUrl } from './url.js';
+import { crawlableUrl, homographReason, MAX_URL_LENGTH, normalizeUrl } from '../crawl/url.js';
 
 // NUL characters and lone surrogates cannot be stored by Postgres (text, jsonb) and are never
 // meaningful here: refused on every adapter alike.

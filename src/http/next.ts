@@ -7,10 +7,10 @@
  *
  * @module crawl-engine/next
  */
-import type { CrawlEngine } from './engine.js';
-import { invalid } from './errors.js';
-import { createCrawlHandler, type CrawlHandlerOptions } from './http/index.js';
-import type { Job, RunReport } from './types.js';
+import type { CrawlEngine } from '../core/engine.js';
+import { invalid } from '../core/errors.js';
+import { createCrawlHandler, type CrawlHandlerOptions } from './index.js';
+import type { Job, RunReport } from '../core/types.js';
 
 /** The origin of an absolute http(s) URL, or `invalid_options` naming `origin`. */
 function checkOrigin(value: unknown): string {

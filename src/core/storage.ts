@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { RobotsRule } from './robots.js';
+import type { RobotsRule } from '../crawl/robots.js';
 import type { ErrorInfo, Job, JobStatus, Paginated, PageResult, ProgressEvent } from './types.js';
 
 /** A URL to add to a job's frontier. `key` is the normalised URL used for dedup. */

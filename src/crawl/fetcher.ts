@@ -8,7 +8,7 @@ import { promisify, TextDecoder } from 'node:util';
 import zlib from 'node:zlib';
 import type { Agent, Dispatcher } from 'undici';
 import { BLOCKED_CODE, createAddressGuard, type PrivateNetworkAllowance } from './netguard.js';
-import type { PageErrorCode } from './types.js';
+import type { PageErrorCode } from '../core/types.js';
 import { normalizeUrl } from './url.js';
 
 export interface FetcherOptions {
