@@ -1,8 +1,10 @@
+import { type CRAWL_SCOPES, type JOB_STATUSES, type PROGRESS_EVENT_TYPES, SKIP_CODE_LIST, TERMINAL_EVENT_LIST, TERMINAL_STATUS_LIST } from './constants.js';
+
 /** Lifecycle of a crawl job. `completed`, `cancelled` and `failed` are terminal. */
-export type JobStatus = 'queued' | 'running' | 'completed' | 'cancelled' | 'failed';
+export type JobStatus = (typeof JOB_STATUSES)[number];
 
 /** Which discovered links a job may follow, compared with its start URL. */
-export type CrawlScope = 'same-origin' | 'same-hostname' | 'same-domain' | 'any';
+export type CrawlScope = (typeof CRAWL_SCOPES)[number];
 
 /** A job's options after validation and defaults. */
 export interface JobOptions {
@@ -100,7 +102,7 @@ export type PageErrorCode =
   | 'abandoned';
 
 /** Error codes that count a page as skipped rather than failed. */
-export const SKIP_CODES: ReadonlySet<string> = new Set(['robots']);
+export const SKIP_CODES: ReadonlySet<string> = new Set(SKIP_CODE_LIST);
 
 export interface PageResult {
   url: string;
@@ -124,16 +126,7 @@ export interface PageResult {
 }
 
 /** Progress event types; `progress` is a snapshot sent in place of trimmed history. */
-export type ProgressEventType =
-  | 'job:created'
-  | 'job:started'
-  | 'page:done'
-  | 'page:failed'
-  | 'page:skipped'
-  | 'job:completed'
-  | 'job:cancelled'
-  | 'job:failed'
-  | 'progress';
+export type ProgressEventType = (typeof PROGRESS_EVENT_TYPES)[number];
 
 export interface ProgressEvent {
   /** Increases per job; usable as an SSE `id` / `Last-Event-ID`. */
@@ -147,9 +140,10 @@ export interface ProgressEvent {
 }
 
 /** The event types that end a job's event stream. */
-export const TERMINAL_EVENTS: ReadonlySet<ProgressEventType> = new Set(['job:completed', 'job:cancelled', 'job:failed']);
+export const TERMINAL_EVENTS: ReadonlySet<ProgressEventType> = new Set(TERMINAL_EVENT_LIST);
 
-export const TERMINAL_STATUSES: ReadonlySet<JobStatus> = new Set(['completed', 'cancelled', 'failed']);
+/** The statuses a job never leaves. */
+export const TERMINAL_STATUSES: ReadonlySet<JobStatus> = new Set(TERMINAL_STATUS_LIST);
 
 /** A page of a cursor-paginated listing. */
 export interface Paginated<T> {
