@@ -291,37 +291,75 @@ function clean(text: string | undefined, max = 1000): string | null {
   return value === '' ? null : truncate(value, max);
 }
 
+/** What {@link TreeCursor.next} returns when the children of the current element are done. */
+const LEFT: unique symbol = Symbol('left');
+
+/**
+ * Depth-first traversal in document order without recursion, shared by the page walk and the
+ * text of `<title>`: a stack of open elements with the index of the next child to visit in each,
+ * so an element with a million children costs no more up front than one with two, and nesting
+ * depth costs no call stack. Each open element carries a frame of the caller's (`F`), handed back
+ * when its children are done.
+ */
+class TreeCursor<F> {
+  private readonly parents: DomNode[];
+  private readonly indexes: number[];
+  private readonly frames: F[];
+  /** The frame of the element whose children were just done (after `next()` returned {@link LEFT}). */
+  left: F | undefined;
+
+  /** Visits `root` itself first, as the only child of a stand-in root with `rootFrame`. */
+  constructor(root: DomNode, rootFrame: F) {
+    this.parents = [{ type: 'root', children: [root] }];
+    this.indexes = [0];
+    this.frames = [rootFrame];
+  }
+
+  /** The frame of the element whose children are being visited. */
+  get frame(): F {
+    return this.frames[this.frames.length - 1]!;
+  }
+
+  /** The next node, {@link LEFT} when the current element's children are done, or null at the end. */
+  next(): DomNode | typeof LEFT | null {
+    const top = this.parents.length - 1;
+    if (top < 0) return null;
+    const children = this.parents[top]!.children!;
+    const index = this.indexes[top]!;
+    if (index >= children.length) {
+      this.parents.pop();
+      this.indexes.pop();
+      this.left = this.frames.pop();
+      return LEFT;
+    }
+    this.indexes[top] = index + 1;
+    return children[index]!;
+  }
+
+  /** Visits the children of `node` (the node `next()` just returned) next, with `frame`. */
+  descend(node: DomNode, frame: F): void {
+    this.parents.push(node);
+    this.indexes.push(0);
+    this.frames.push(frame);
+  }
+}
+
 /** The text under `node` (the first {@link MAX_VALUE_CHARS} characters of it), in document order. */
 function* textOf(node: DomNode): Generator<void, string> {
   let out = '';
   let work = 0;
-  // Open elements and the index of the next child to visit in each: an element with a million
-  // children costs no more up front than one with two.
-  const parents: DomNode[] = [{ type: 'root', children: [node] }];
-  const next: number[] = [0];
-  while (parents.length > 0 && out.length < MAX_VALUE_CHARS) {
+  const cursor = new TreeCursor<null>(node, null);
+  for (let child = cursor.next(); child !== null && out.length < MAX_VALUE_CHARS; child = cursor.next()) {
     if (++work >= STEP) {
       work = 0;
       yield;
     }
-    const top = parents.length - 1;
-    const children = parents[top]!.children!;
-    const index = next[top]!;
-    if (index >= children.length) {
-      parents.pop();
-      next.pop();
-      continue;
-    }
-    next[top] = index + 1;
-    const child = children[index]!;
+    if (child === LEFT) continue;
     if (child.type === 'text') {
       const data = child.data ?? '';
       if (out.length + data.length > MAX_VALUE_CHARS) return out + truncate(data, MAX_VALUE_CHARS - out.length);
       out += data;
-    } else if (child.children !== undefined) {
-      parents.push(child);
-      next.push(0);
-    }
+    } else if (child.children !== undefined) cursor.descend(child, null);
   }
   return out;
 }
@@ -364,31 +402,21 @@ function* walk(document: DomNode, pageUrl: string, maxLinks: number): Generator<
   const words = new WordCounter();
   let work = 0;
 
-  // Open elements, the index of the next child to visit in each, and whether each is a block
-  // (a word break after its children) or <head> (whose own text is not page text). The document
-  // is visited as the child of a stand-in root, like any other node.
-  const parents: DomNode[] = [{ type: 'root', children: [document] }];
-  const next: number[] = [0];
-  const flags: number[] = [0];
-  while (parents.length > 0) {
+  // Each open element's frame says whether it is a block (a word break after its children) or
+  // <head> (whose own text is not page text). The document itself is visited like any other node.
+  const cursor = new TreeCursor<number>(document, 0);
+  for (let node = cursor.next(); node !== null; node = cursor.next()) {
     if (++work >= STEP) {
       work = 0;
       yield;
     }
-    const top = parents.length - 1;
-    const siblings = parents[top]!.children!;
-    const index = next[top]!;
-    if (index >= siblings.length) {
-      parents.pop();
-      next.pop();
-      if ((flags.pop()! & BLOCK_FLAG) !== 0) words.break();
+    if (node === LEFT) {
+      if ((cursor.left! & BLOCK_FLAG) !== 0) words.break();
       continue;
     }
-    next[top] = index + 1;
-    const node = siblings[index]!;
     if (node.type === 'text') {
       const data = node.data;
-      if (data === undefined || (flags[top]! & HEAD_FLAG) !== 0) continue;
+      if (data === undefined || (cursor.frame & HEAD_FLAG) !== 0) continue;
       if (data.length <= TEXT_PIECE) {
         words.add(data);
         work += data.length >> 8;
@@ -443,11 +471,8 @@ function* walk(document: DomNode, pageUrl: string, maxLinks: number): Generator<
         continue;
       }
     }
-    if (node.children !== undefined) {
-      parents.push(node);
-      next.push(0);
-      flags.push(flag);
-    } else if ((flag & BLOCK_FLAG) !== 0) words.break();
+    if (node.children !== undefined) cursor.descend(node, flag);
+    else if ((flag & BLOCK_FLAG) !== 0) words.break();
   }
 
   const base = (baseHref !== null && normalizeUrl(baseHref, pageUrl)) || pageUrl;
