@@ -1,7 +1,8 @@
 import { createServer } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createFetcher, decodeHtml, parseRetryAfter } from '../src/crawl/fetcher.js';
+import { decodeHtml } from '../src/crawl/charset.js';
+import { createFetcher, parseRetryAfter } from '../src/crawl/fetcher.js';
 import { html, serve, type TestServer } from './helpers/server.js';
 
 /** Compressed once: compressing 50 MB inside the request took longer than a loaded machine's fetch timeout. */

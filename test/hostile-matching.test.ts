@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { parseRobots, robotsAllows } from '../src/crawl/robots.js';
-import { compileGlob, linkFilter } from '../src/crawl/url.js';
+import { compileGlob } from '../src/crawl/glob.js';
+import { linkFilter } from '../src/crawl/url.js';
 
 /**
  * Globs and robots.txt patterns from hostile hands. A backtracking matcher takes exponential time

@@ -1,7 +1,8 @@
 import { domainToASCII } from 'node:url';
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { compileGlob, homographReason, linkFilter, normalizeUrl, registrableDomain, scopeMatcher } from '../src/crawl/url.js';
+import { compileGlob } from '../src/crawl/glob.js';
+import { homographReason, linkFilter, normalizeUrl, registrableDomain, scopeMatcher } from '../src/crawl/url.js';
 
 describe('normalizeUrl()', () => {
   test.each([

@@ -4,12 +4,13 @@
  * and charset-aware decoding. undici is imported on first use so that code which only creates
  * jobs or streams progress never loads it.
  */
-import { promisify, TextDecoder } from 'node:util';
+import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import type { Agent, Dispatcher } from 'undici';
 import { BLOCKED_CODE, createAddressGuard, type PrivateNetworkAllowance } from './netguard.js';
 import type { PageErrorCode } from '../core/types.js';
 import { normalizeUrl } from './url.js';
+import { decodeHtml } from './charset.js';
 
 export interface FetcherOptions {
   userAgent: string;
@@ -38,7 +39,6 @@ const loadUndici = (): Promise<Undici> => (undiciModule ??= import('undici'));
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const TRANSIENT_STATUS = new Set([408, 425, 429]);
 const PERMANENT_NETWORK = new Set(['ENOTFOUND', 'ERR_INVALID_URL', 'UND_ERR_INVALID_ARG']);
-const decoders = new Map<string, TextDecoder>();
 
 const inflate = {
   gzip: promisify(zlib.gunzip),
@@ -74,70 +74,6 @@ export function parseRetryAfter(value: string | null, now = Date.now()): number 
   if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
   const date = Date.parse(trimmed);
   return Number.isNaN(date) ? null : Math.max(0, date - now);
-}
-
-/** Code points of bytes 0x80–0x9F in windows-1252 (Node decodes them as C1 controls). */
-const CP1252 = [
-  0x20ac, 0x81, 0x201a, 0x192, 0x201e, 0x2026, 0x2020, 0x2021, 0x2c6, 0x2030, 0x160, 0x2039, 0x152, 0x8d, 0x17d, 0x8f, 0x90, 0x2018, 0x2019, 0x201c, 0x201d,
-  0x2022, 0x2013, 0x2014, 0x2dc, 0x2122, 0x161, 0x203a, 0x153, 0x9d, 0x17e, 0x178,
-];
-/** WHATWG labels of windows-1252 (latin1 and ASCII included, as browsers do). */
-const WINDOWS_1252 = new Set([
-  'windows-1252',
-  'cp1252',
-  'x-cp1252',
-  'latin1',
-  'l1',
-  'iso-8859-1',
-  'iso8859-1',
-  'iso88591',
-  'iso_8859-1',
-  'iso_8859-1:1987',
-  'iso-ir-100',
-  'ibm819',
-  'cp819',
-  'csisolatin1',
-  'ascii',
-  'us-ascii',
-  'ansi_x3.4-1968',
-]);
-
-function decodeWindows1252(bytes: Uint8Array): string {
-  let out = '';
-  for (let start = 0; start < bytes.length; start += 8192) {
-    const end = Math.min(start + 8192, bytes.length);
-    const codes = new Array<number>(end - start);
-    for (let i = start; i < end; i++) {
-      const b = bytes[i]!;
-      codes[i - start] = b >= 0x80 && b <= 0x9f ? CP1252[b - 0x80]! : b;
-    }
-    out += String.fromCharCode(...codes);
-  }
-  return out;
-}
-
-function decoder(label: string): TextDecoder {
-  let found = decoders.get(label);
-  if (found === undefined) {
-    try {
-      found = new TextDecoder(label);
-    } catch {
-      found = decoders.get('utf-8') ?? new TextDecoder('utf-8');
-    }
-    decoders.set(label, found);
-  }
-  return found;
-}
-
-/** Decodes with the header's charset, else a `<meta charset>` in the first 1 kB, else UTF-8. */
-export function decodeHtml(bytes: Uint8Array, contentType: string | null): string {
-  let charset = contentType ? /charset\s*=\s*"?([\w.:-]+)/i.exec(contentType)?.[1] : undefined;
-  if (charset === undefined) {
-    const head = Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.byteLength, 1024)).toString('latin1');
-    charset = /<meta[^>]+charset\s*=\s*["']?\s*([\w.:-]+)/i.exec(head)?.[1];
-  }
-  const label = (charset ?? 'utf-8').toLowerCase();
-  return WINDOWS_1252.has(label) ? decodeWindows1252(bytes) : decoder(label).decode(bytes);
 }
 
 /** Drops a body we will not read; its abort error has no other listener. */
