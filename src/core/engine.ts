@@ -8,7 +8,7 @@ import { fieldErrors, invalid } from './errors.js';
 import { createFetcher, type Fetcher } from '../crawl/fetcher.js';
 import { createJobsApi, type JobInput, type JobsApi } from './jobs.js';
 import { createAddressGuard, invalidAllowanceEntry } from '../crawl/netguard.js';
-import { createProcessor, type ExtractFunction, type Processor } from './processor.js';
+import { createProcessor, type ExtractFunction, type Processor } from './processor/index.js';
 import {
   createProgressApi,
   emitAll,

@@ -1,0 +1,24 @@
+/**
+ * The processor: claims URLs, fetches them with bounded concurrency inside a time budget,
+ * stores each outcome through the storage's fenced `complete`, retries transient failures
+ * with exponential backoff and jitter, and releases whatever it claimed but did not start.
+ * It keeps no state between runs, so any number of processes may run it at once.
+ *
+ * Parts: `robots-policy` (robots.txt records and verdicts), `pipeline` (one lease from fetch to
+ * stored outcome), `run` (the scheduler behind `run()`), `worker` (the loop behind `start()`).
+ */
+import { createPipeline } from './pipeline.js';
+import { createRobotsPolicy } from './robots-policy.js';
+import { runScheduler } from './run.js';
+import type { Processor, ProcessorDeps, RunOptions, StartOptions } from './types.js';
+import { startWorker } from './worker.js';
+
+export { backoffMs, LINK_FILTER_BUDGET_MS, LINK_FILTER_WALL_MS } from './pipeline.js';
+export { MAX_CRAWL_DELAY_MS } from './robots-policy.js';
+export type { ExtractContext, ExtractFunction, Processor, ProcessorDeps, RunOptions, StartOptions, Worker } from './types.js';
+
+export function createProcessor(deps: ProcessorDeps): Processor {
+  const pipeline = createPipeline(deps, createRobotsPolicy(deps));
+  const run = (options: RunOptions = {}) => runScheduler(deps, pipeline, options);
+  return { run, start: (options: StartOptions = {}) => startWorker(run, options) };
+}

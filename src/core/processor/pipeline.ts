@@ -1,0 +1,271 @@
+/**
+ * The page pipeline: one lease's work, from the robots.txt verdict through fetch, parse and
+ * extract to its outcome (a retry, or a stored result with the links it admits and the links
+ * robots.txt disallows).
+ */
+import { type extractPage, extractPageAsync, loadCheerio, ParseLimitError, parseHtml } from '../../crawl/extract.js';
+import { sliceUsed, yieldToLoop } from '../../crawl/slices.js';
+import { linkFilter, scopeMatcher } from '../../crawl/url.js';
+import type { FrontierLink, Lease, SkippedLink } from '../storage.js';
+import type { ErrorInfo, Job, PageResult, RunReport } from '../types.js';
+import { SKIP_CODES } from '../types.js';
+import { emptyResult, skippedResult, storable } from './results.js';
+import { judgeLink, ROBOTS_SKIP_CODE, type RobotsPolicy, type RobotsRunCache } from './robots-policy.js';
+import { message } from './shared.js';
+import type { ProcessorDeps } from './types.js';
+
+/** What one run shares with every lease it works on. */
+export interface RunState {
+  report: RunReport;
+  deadline: number;
+  robots: RobotsRunCache;
+}
+
+/** A job as the pipeline judges URLs by it. */
+export interface JobContext {
+  job: Job;
+  follow: (url: URL) => boolean;
+  inScope: (url: string) => boolean;
+}
+
+export interface Pipeline {
+  /** Fetches, parses and stores one URL; `fetchDone()` is called once the network part is over. */
+  work(lease: Lease, ctx: JobContext, run: RunState, fetchDone: () => void): Promise<void>;
+}
+
+/**
+ * Most time spent judging one page's links against the job's globs and robots.txt rules; links
+ * past it are dropped.
+ */
+export const LINK_FILTER_BUDGET_MS = 2000;
+/** Most wall time judging one page's links may take, waits for the event loop included. */
+export const LINK_FILTER_WALL_MS = 10_000;
+/**
+ * Pages parsed at once by one processor. Parsing is CPU work on this thread, so more at once only
+ * interleaves them, and multiplies the memory their documents hold (up to ~200 MB each for a page
+ * at the node cap).
+ */
+const MAX_PARSING = 2;
+
+/** Exponential backoff with jitter: base * 2^(attempt-1), capped, then scaled by 0.5–1. */
+export function backoffMs(attempt: number, baseDelayMs: number, maxDelayMs: number): number {
+  const ceiling = Math.min(maxDelayMs, baseDelayMs * 2 ** Math.max(0, attempt - 1));
+  return Math.round(ceiling * (0.5 + Math.random() * 0.5));
+}
+
+export function jobContext(job: Job): JobContext {
+  const follow = linkFilter({
+    startUrl: job.url,
+    scope: job.options.scope,
+    include: job.options.include,
+    exclude: job.options.exclude,
+  });
+  const scope = scopeMatcher(job.url, job.options.scope);
+  return {
+    job,
+    follow,
+    inScope: (href) => {
+      try {
+        return scope(new URL(href));
+      } catch {
+        return false;
+      }
+    },
+  };
+}
+
+/** The pipeline of one processor; its parse slots are shared by all its runs. */
+export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipeline {
+  const { storage, emit, now } = deps;
+
+  let parsing = 0;
+  const parseWaiters: Array<() => void> = [];
+  /** Runs `task` in one of MAX_PARSING slots; a freed slot goes straight to the next waiter. */
+  async function withParseSlot<T>(task: () => Promise<T>): Promise<T> {
+    if (parsing < MAX_PARSING) parsing++;
+    else await new Promise<void>((resolve) => parseWaiters.push(resolve));
+    try {
+      return await task();
+    } finally {
+      const next = parseWaiters.shift();
+      if (next !== undefined) next();
+      else parsing--;
+    }
+  }
+
+  async function work(lease: Lease, ctx: JobContext, run: RunState, fetchDone: () => void): Promise<void> {
+    const { job } = ctx;
+    const { report } = run;
+    const startedAt = now();
+    let hopDelayMs = job.options.perHostDelayMs;
+
+    // Every claim counts an attempt. A lease whose earlier attempts ended without a result (their
+    // processor was killed, or lost its lease) and that is past 1 + maxRetries is not fetched
+    // again: the URL fails, so no page is requested more than 1 + maxRetries times.
+    if (lease.attempts > job.options.maxRetries + 1) {
+      fetchDone();
+      const error = {
+        code: 'abandoned',
+        message: `not fetched again: ${lease.attempts - 1} earlier attempts ended without a result (processor stopped or lease expired) and maxRetries is ${job.options.maxRetries}`,
+      };
+      await finish(lease, run, { ...emptyResult(lease, startedAt, now), error }, []);
+      return;
+    }
+
+    if (job.options.respectRobots) {
+      const verdict = await robots.verdict(lease, run.robots, run.deadline);
+      if (verdict.kind === 'release') {
+        if (await storage.release([lease])) report.released++;
+        return;
+      }
+      if (verdict.kind === 'skip' || verdict.kind === 'unreachable') {
+        fetchDone();
+        const error = { code: ROBOTS_SKIP_CODE, message: verdict.message };
+        if (verdict.kind === 'unreachable' && lease.attempts <= job.options.maxRetries) {
+          const at = now();
+          if (
+            await storage.retry(lease, {
+              notBefore: Math.max(verdict.retryAt, at + backoffMs(lease.attempts, deps.retry.baseDelayMs, deps.retry.maxDelayMs)),
+              error,
+              now: at,
+            })
+          )
+            report.retried++;
+          return;
+        }
+        await finish(lease, run, { ...emptyResult(lease, startedAt, now), error }, []);
+        return;
+      }
+      hopDelayMs = Math.max(hopDelayMs, verdict.crawlDelayMs);
+    }
+
+    const fetched = await deps
+      .fetcher()
+      .fetch(lease.url, (hop) => (ctx.inScope(hop) ? null : `outside the job's scope (${job.options.scope})`), { hopDelayMs });
+    fetchDone();
+    let error: (ErrorInfo & { transient?: boolean; retryAfterMs?: number | null }) | null = fetched.error;
+    let extracted: ReturnType<typeof extractPage> | null = null;
+    let data: unknown = null;
+    if (error === null && fetched.html !== null) {
+      // Parsing and the walk yield to the event loop as they go; a page past a parse bound is
+      // stored as failed (`too_complex`, not transient) rather than thrown, which would retry it.
+      const body = fetched.html;
+      const parsed = await withParseSlot(async () => {
+        const document = await parseHtml(body).catch((cause: unknown) => {
+          if (!(cause instanceof ParseLimitError)) throw cause;
+          error = { code: cause.code, message: cause.message };
+          return null;
+        });
+        return document === null ? null : { document, extracted: await extractPageAsync(document, fetched.finalUrl, deps.maxLinksPerPage) };
+      });
+      const document = parsed?.document ?? null;
+      extracted = parsed?.extracted ?? null;
+      if (document !== null && deps.extract !== undefined) {
+        try {
+          const $ = (await loadCheerio()).load(document);
+          data = await deps.extract({
+            url: lease.url,
+            finalUrl: fetched.finalUrl,
+            depth: lease.depth,
+            status: fetched.status!,
+            headers: fetched.headers,
+            html: fetched.html,
+            $,
+            job,
+          });
+        } catch (cause) {
+          error = { code: 'extract_error', message: `extract() threw: ${message(cause)}` };
+        }
+      }
+    }
+
+    if (error?.transient === true && lease.attempts <= job.options.maxRetries) {
+      const delay = error.retryAfterMs ?? backoffMs(lease.attempts, deps.retry.baseDelayMs, deps.retry.maxDelayMs);
+      const at = now();
+      if (await storage.retry(lease, { notBefore: at + delay, error: { code: error.code, message: error.message }, now: at })) {
+        report.retried++;
+      }
+      return;
+    }
+
+    const finishedAt = now();
+    const result: PageResult = {
+      ...emptyResult(lease, startedAt, now),
+      finalUrl: fetched.finalUrl,
+      status: fetched.status,
+      ok: error === null,
+      contentType: fetched.contentType,
+      title: extracted?.title ?? null,
+      description: extracted?.description ?? null,
+      canonical: extracted?.canonical ?? null,
+      links: extracted?.links.length ?? 0,
+      wordCount: extracted?.wordCount ?? 0,
+      error: error === null ? null : { code: error.code, message: error.message },
+      durationMs: finishedAt - startedAt,
+      data,
+    };
+    if (error === null && extracted !== null && lease.depth < job.options.maxDepth) {
+      const { links, skipped } = await judgeLinks(extracted.links, lease.depth + 1, ctx, run);
+      await finish(lease, run, result, links, skipped);
+    } else {
+      await finish(lease, run, result, []);
+    }
+  }
+
+  /** A page's links at `depth`: those to follow, and those robots.txt disallows (recorded as skipped). */
+  async function judgeLinks(found: readonly URL[], depth: number, ctx: JobContext, run: RunState): Promise<{ links: FrontierLink[]; skipped: SkippedLink[] }> {
+    const { job } = ctx;
+    const links: FrontierLink[] = [];
+    const skipped: SkippedLink[] = [];
+    // Globs come from whoever created the job, and links and robots.txt rules from the site: their
+    // matching is linear but not free, so it yields to the event loop every few ms, and a page
+    // whose links take longer than LINK_FILTER_BUDGET_MS in all keeps the links judged so far.
+    // Only this page's own work counts against the budget, not the turns spent waiting.
+    // Waiting is bounded apart (LINK_FILTER_WALL_MS), so a crowd of such pages cannot outlast a run.
+    let spent = 0;
+    let slice = performance.now();
+    const filterStarted = slice;
+    const withinBudget = async () => {
+      if (!sliceUsed()) return true;
+      const at = performance.now();
+      spent += at - slice;
+      if (spent > LINK_FILTER_BUDGET_MS || at - filterStarted > LINK_FILTER_WALL_MS) return false;
+      await yieldToLoop();
+      slice = performance.now();
+      return true;
+    };
+    const followed: URL[] = [];
+    for (const url of found) {
+      if (!(await withinBudget())) break;
+      if (ctx.follow(url)) followed.push(url);
+    }
+    // Links robots.txt disallows, by the rules of their origin this processor knows, are
+    // recorded as skipped rather than admitted, so that they take no place under maxPages.
+    const rules = job.options.respectRobots ? await robots.linkRecords(job.id, followed, run.robots) : null;
+    slice = performance.now();
+    const at = now();
+    for (const url of followed) {
+      if (!(await withinBudget())) break;
+      const href = url.href;
+      const link: FrontierLink = { url: href, key: href, depth, host: url.hostname };
+      const verdict = rules === null ? { robots: 'allowed' as const } : judgeLink(url, rules.get(url.origin) ?? null, at);
+      if (verdict.robots === 'disallowed') skipped.push({ link, result: skippedResult(link, verdict.message, at) });
+      else links.push({ ...link, robots: verdict.robots });
+    }
+    return { links, skipped };
+  }
+
+  /** Stores the page's outcome through the fenced `complete`, counts it and emits its events. */
+  async function finish(lease: Lease, run: RunState, page: PageResult, found: FrontierLink[], disallowed: SkippedLink[] = []): Promise<void> {
+    const { result, links, skipped } = storable(page, found, disallowed);
+    const stored = await storage.complete(lease, { result, links, ...(skipped.length > 0 ? { skipped } : {}), now: now() });
+    if (!stored.ok) return;
+    if (result.ok) run.report.succeeded++;
+    else if (!SKIP_CODES.has(result.error?.code ?? '')) run.report.failed++;
+    // The page itself when robots.txt disallowed it, and the disallowed links recorded with it.
+    run.report.skipped += stored.events.filter((event) => event.type === 'page:skipped').length;
+    emit(stored.events);
+  }
+
+  return { work };
+}

@@ -1,0 +1,81 @@
+/**
+ * The processor's public option and interface types, and the dependencies the engine hands it.
+ * Kept apart from `index.ts` so that the parts can import them without an import cycle.
+ */
+import type { CheerioAPI } from 'cheerio/slim';
+import type { Fetcher } from '../../crawl/fetcher.js';
+import type { CrawlStorage } from '../storage.js';
+import type { Job, ProgressEvent, RunReport } from '../types.js';
+
+/** What a custom `extract` function receives for every HTML page. */
+export interface ExtractContext {
+  url: string;
+  finalUrl: string;
+  depth: number;
+  status: number;
+  headers: Record<string, string>;
+  html: string;
+  /** The parsed document (cheerio, htmlparser2 build). */
+  $: CheerioAPI;
+  job: Job;
+}
+
+export type ExtractFunction = (page: ExtractContext) => unknown;
+
+export interface RunOptions {
+  /**
+   * Time after which no new fetch starts; fetches in flight then finish within one fetch
+   * timeout, so a run returns within `budgetMs + fetch.timeoutMs` (plus a final store).
+   * @default 50000
+   */
+  budgetMs?: number;
+  /**
+   * Fetches in flight at once.
+   * @default 20
+   */
+  concurrency?: number;
+  /** Work only on this job. */
+  jobId?: string;
+  /** Stops starting new fetches; the run then releases what it holds and returns. */
+  signal?: AbortSignal;
+}
+
+export interface StartOptions {
+  /** @default 20 */
+  concurrency?: number;
+  /**
+   * Wait between runs that found nothing to do.
+   * @default 1000
+   */
+  idleMs?: number;
+  /**
+   * Budget of each run inside the loop.
+   * @default 30000
+   */
+  budgetMs?: number;
+  /** Called with each run's report (e.g. to log storage errors). */
+  onRun?: (report: RunReport) => void;
+}
+
+export interface Worker {
+  /** Stops starting fetches and resolves when the current run has released and returned. */
+  stop(): Promise<void>;
+}
+
+export interface Processor {
+  run(options?: RunOptions): Promise<RunReport>;
+  start(options?: StartOptions): Worker;
+}
+
+export interface ProcessorDeps {
+  storage: CrawlStorage;
+  userAgent: string;
+  fetcher: () => Fetcher;
+  /** Hands stored events to in-process listeners (isolated: it never throws). */
+  emit: (events: readonly ProgressEvent[]) => void;
+  leaseMs: number;
+  retry: { baseDelayMs: number; maxDelayMs: number };
+  maxLinksPerPage: number;
+  extract: ExtractFunction | undefined;
+  now: () => number;
+}
