@@ -73,6 +73,31 @@ describe('job routes', () => {
     expect(outside.status).toBe(404);
   });
 
+  test('every route answers an unknown method with 405 and its own Allow; HEAD is served as GET', async () => {
+    const { call, post } = setup({ cronSecret: 'a-secret-of-16-chars!' });
+    const cases: Array<[string, string, string]> = [
+      ['PATCH', '/jobs/', 'GET, POST'],
+      ['PUT', '/jobs/job_x', 'GET, DELETE'],
+      ['DELETE', '/jobs/job_x/results', 'GET'],
+      ['POST', '/jobs/job_x/events/', 'GET'],
+      ['DELETE', '/process', 'GET, POST'],
+    ];
+    for (const [method, path, allow] of cases) {
+      const res = await call(method, path);
+      expect(res.status, `${method} ${path}`).toBe(405);
+      expect(res.headers.get('allow'), `${method} ${path}`).toBe(allow);
+      expect((await problemOf(res)).detail).toBe(`${method} is not allowed on /api/crawl${path}; use ${allow.split(', ').join(' or ')}`);
+    }
+    // Known methods on unknown or over-long paths stay 404, and a malformed id's escape a 400 naming `id`.
+    expect((await call('GET', '/jobs/job_x/results/extra')).status).toBe(404);
+    expect((await call('PUT', '/jobs//')).status).toBe(404);
+    expect(await problemOf(await call('GET', '/jobs/%ZZ/events'))).toMatchObject({ status: 400, errors: [{ path: 'id' }] });
+    const job = (await (await post('/jobs', { url: 'https://example.com/' })).json()) as Job;
+    const head = await call('HEAD', `/jobs/${job.id}`);
+    expect(head.status).toBe(200);
+    expect(head.headers.get('content-type')).toMatch(/application\/json/);
+  });
+
   test('unknown or malformed job ids are 404 on every job route', async () => {
     const { call } = setup();
     for (const path of ['/jobs/job_missing', '/jobs/..%2F..%2Fetc/results', '/jobs/job_missing/events', '/jobs/%00']) {
@@ -185,6 +210,20 @@ describe('GET /jobs/:id/events (SSE)', () => {
     expect(viaQuery.map((m) => m.id)).toEqual(all.slice(6).map((m) => m.id));
     expect((await call('GET', `/jobs/${job.id}/events`, { headers: { 'last-event-id': all.at(-1)!.id! } })).status).toBe(204);
     expect((await call('GET', `/jobs/${job.id}/events?after=abc`)).status).toBe(400);
+  });
+
+  test('engine.progress.hasEventsAfter(), which decides that 204, says whether a reader has events left', async () => {
+    const { engine, post } = setup();
+    const job = (await (await post('/jobs', { url: 'https://example.com/' })).json()) as Job;
+    await engine.jobs.cancel(job.id);
+    const ids: string[] = [];
+    for await (const event of engine.progress.subscribe(job.id)) ids.push(event.id);
+    expect(ids).toHaveLength(2);
+    expect(await engine.progress.hasEventsAfter(job.id, null)).toBe(true);
+    expect(await engine.progress.hasEventsAfter(job.id, ids[0]!)).toBe(true);
+    expect(await engine.progress.hasEventsAfter(job.id, ids[1]!)).toBe(false);
+    expect(await engine.progress.hasEventsAfter('job_missing', null)).toBe(false);
+    await expect(engine.progress.hasEventsAfter(job.id, 7 as never)).rejects.toMatchObject({ code: 'invalid_input', errors: [{ path: 'after' }] });
   });
 
   test('sends heartbeats while idle, ends at maxStreamMs, and releases the subscription when the client goes away', async () => {

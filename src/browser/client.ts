@@ -5,21 +5,12 @@
  *
  * @module crawl-engine/client
  */
+// Only types and the dependency-free constants module: nothing else of the library reaches the browser.
+import { PROGRESS_EVENT_TYPES, TERMINAL_EVENT_LIST } from '../core/constants.js';
 import type { JobInput } from '../core/jobs.js';
 import type { Job, JobStatus, Paginated, PageResult, ProgressEvent, ProgressEventType } from '../core/types.js';
 
-const EVENT_TYPES: ProgressEventType[] = [
-  'job:created',
-  'job:started',
-  'page:done',
-  'page:failed',
-  'page:skipped',
-  'job:completed',
-  'job:cancelled',
-  'job:failed',
-  'progress',
-];
-const TERMINAL = new Set<ProgressEventType>(['job:completed', 'job:cancelled', 'job:failed']);
+const TERMINAL: ReadonlySet<ProgressEventType> = new Set(TERMINAL_EVENT_LIST);
 
 /** The EventSource constructor to use (the browser's, or e.g. the `eventsource` package in Node). */
 export type EventSourceConstructor = new (url: string, init?: { withCredentials?: boolean }) => EventSource;
@@ -62,7 +53,7 @@ export function watchJob(url: string, options: WatchJobOptions): Promise<Progres
       options.onEvent(event);
       if (TERMINAL.has(event.type)) finish(event);
     };
-    for (const type of EVENT_TYPES) source.addEventListener(type, onMessage as EventListener);
+    for (const type of PROGRESS_EVENT_TYPES) source.addEventListener(type, onMessage as EventListener);
     source.addEventListener('error', (event) => {
       // CLOSED after an error means the server refused to go on (204, 404): stop.
       if (source.readyState === 2) finish(null);

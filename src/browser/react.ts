@@ -5,7 +5,8 @@
  */
 import { useEffect, useState } from 'react';
 import { createCrawlClient, type CrawlClientOptions } from './client.js';
-import type { Job, JobCounts, JobStatus, ProgressEvent } from '../core/types.js';
+import { TERMINAL_EVENT_LIST, TERMINAL_STATUS_LIST } from '../core/constants.js';
+import type { Job, JobCounts, JobStatus, ProgressEvent, ProgressEventType } from '../core/types.js';
 
 export interface UseCrawlJobOptions extends CrawlClientOptions {
   /**
@@ -27,7 +28,8 @@ export interface CrawlJobState {
   error: Error | null;
 }
 
-const STATUS_OF: Partial<Record<ProgressEvent['type'], JobStatus>> = {
+/** The job status each event implies; null (a `progress` snapshot) keeps the one known. Every event type must be listed. */
+const STATUS_OF: Record<ProgressEventType, JobStatus | null> = {
   'job:created': 'queued',
   'job:started': 'running',
   'page:done': 'running',
@@ -36,7 +38,10 @@ const STATUS_OF: Partial<Record<ProgressEvent['type'], JobStatus>> = {
   'job:completed': 'completed',
   'job:cancelled': 'cancelled',
   'job:failed': 'failed',
+  progress: null,
 };
+const TERMINAL_STATUSES: ReadonlySet<JobStatus> = new Set(TERMINAL_STATUS_LIST);
+const TERMINAL_EVENTS: ReadonlySet<ProgressEventType> = new Set(TERMINAL_EVENT_LIST);
 
 const EMPTY: CrawlJobState = { job: null, status: null, counts: null, pages: [], progress: 0, done: false, error: null };
 
@@ -73,7 +78,7 @@ export function useCrawlJob(jobId: string | null, options: UseCrawlJobOptions = 
           status: s.status ?? job.status,
           counts: s.counts ?? job.counts,
           progress: s.counts ? s.progress : progressOf(job.counts),
-          done: s.done || ['completed', 'cancelled', 'failed'].includes(job.status),
+          done: s.done || TERMINAL_STATUSES.has(job.status),
         }));
       })
       .catch(fail);
@@ -84,7 +89,7 @@ export function useCrawlJob(jobId: string | null, options: UseCrawlJobOptions = 
           setState((s) => {
             const isPage = event.type.startsWith('page:');
             const status = STATUS_OF[event.type] ?? s.status;
-            const done = s.done || event.type === 'job:completed' || event.type === 'job:cancelled' || event.type === 'job:failed';
+            const done = s.done || TERMINAL_EVENTS.has(event.type);
             return {
               ...s,
               status,

@@ -2,7 +2,6 @@
  * `createCrawlEngine`: validates options and wires storage, the fetcher, the processor, the
  * in-process emitter and the durable progress API together.
  */
-import mitt from 'mitt';
 import { z } from 'zod';
 import { fieldErrors, invalid } from './errors.js';
 import { createFetcher, type Fetcher } from '../crawl/fetcher.js';
@@ -10,8 +9,8 @@ import { createJobsApi, type JobInput, type JobsApi } from './jobs.js';
 import { createAddressGuard, invalidAllowanceEntry } from '../crawl/netguard.js';
 import { createProcessor, type ExtractFunction, type Processor } from './processor/index.js';
 import {
+  createEventHub,
   createProgressApi,
-  emitAll,
   reportListenerError,
   settle,
   type CrawlEmitter,
@@ -165,9 +164,8 @@ export function createCrawlEngine(options: CrawlEngineOptions): CrawlEngine {
   const settings = parsed.data;
   const storage = settings.storage;
   const now = Date.now;
-  const emitter: CrawlEmitter = mitt<CrawlEvents>();
   const onListenerError = settings.onListenerError ?? reportListenerError;
-  const emit = (events: readonly ProgressEvent[]) => emitAll(emitter, events, onListenerError);
+  const { emitter, emit } = createEventHub(onListenerError);
 
   let fetcher: Fetcher | null = null;
   const getFetcher = () =>

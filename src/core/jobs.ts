@@ -3,6 +3,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
+import { CRAWL_SCOPES, DEFAULT_SCOPE, JOB_STATUSES } from './constants.js';
 import { CrawlEngineError, fieldErrors, invalid } from './errors.js';
 import type { CrawlStorage } from './storage.js';
 import { isWellFormed, jsonProblem } from '../crawl/text.js';
@@ -57,7 +58,7 @@ export const jobInputSchema = z.strictObject({
    */
   maxPages: z.int().min(1).max(1_000_000).default(50),
   maxDepth: z.int().min(0).max(1000).default(2),
-  scope: z.enum(['same-origin', 'same-hostname', 'same-domain', 'any']).default('same-hostname'),
+  scope: z.enum(CRAWL_SCOPES).default(DEFAULT_SCOPE),
   include: z.array(glob).max(100).default([]),
   exclude: z.array(glob).max(100).default([]),
   respectRobots: z.boolean().default(true),
@@ -83,7 +84,7 @@ export interface ListResultsOptions {
   cursor?: string | null;
 }
 
-const statusSchema = z.enum(['queued', 'running', 'completed', 'cancelled', 'failed']);
+const statusSchema = z.enum(JOB_STATUSES);
 const cursorSchema = z.string().max(200).nullable().optional();
 const listJobsSchema = z.strictObject({
   status: statusSchema.optional(),

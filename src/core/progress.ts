@@ -1,8 +1,10 @@
 /**
- * Progress: the typed in-process event map (mitt) and `subscribe()`, which reads the storage's
- * durable event log so that any process can follow a job and resume after a given event id.
+ * Progress: the typed in-process event map (mitt) with its isolated `emit`, and the durable
+ * progress API (`subscribe()`, `hasEventsAfter()`), which reads the storage's event log so that any
+ * process can follow a job and resume after a given event id.
  */
-import type { Emitter } from 'mitt';
+import mitt, { type Emitter } from 'mitt';
+import { invalid } from './errors.js';
 import type { CrawlStorage } from './storage.js';
 import { TERMINAL_EVENTS, TERMINAL_STATUSES, type ProgressEvent } from './types.js';
 
@@ -46,6 +48,13 @@ export interface ProgressApi {
    * stored, ending after the terminal event (or when `signal` aborts). Works across processes.
    */
   subscribe(jobId: string, options?: SubscribeOptions): AsyncIterable<ProgressEvent>;
+  /**
+   * Whether the job's log holds an event with an id greater than `after` (null: any event), in
+   * one read. With a finished job it tells a reader that has seen everything (false: nothing left
+   * to send, e.g. answer an SSE reconnect with 204) from one that still has events to replay.
+   * An unknown job has no events. Throws `invalid_input` naming the field for a non-string id.
+   */
+  hasEventsAfter(jobId: string, after: string | null): Promise<boolean>;
 }
 
 const PAGE = 500;
@@ -57,12 +66,21 @@ export const reportListenerError: ListenerErrorHandler = (error, event) => {
   console.error(`[crawl-engine] an engine.events listener threw on ${event.type} (job ${event.jobId}):`, error);
 };
 
+/** Delivers stored events to the in-process listeners of `engine.events`. */
+export type EmitFunction = (events: readonly ProgressEvent[]) => void;
+
 /**
- * Emits stored events to in-process listeners, each listener isolated: one that throws is
- * reported to `onError` and the others still run, so a listener can never fail a claim or a
- * store, strand a lease or skew a run's counts.
+ * The in-process event hub: the `emitter` listeners subscribe to, and the one `emit` that delivers
+ * stored events to them. Each listener is isolated: one that throws is reported to `onError` and
+ * the others still run, so a listener can never fail a claim or a store, strand a lease or skew a
+ * run's counts.
  */
-export function emitAll(emitter: CrawlEmitter, events: readonly ProgressEvent[], onError: ListenerErrorHandler = reportListenerError): void {
+export function createEventHub(onError: ListenerErrorHandler = reportListenerError): { emitter: CrawlEmitter; emit: EmitFunction } {
+  const emitter: CrawlEmitter = mitt<CrawlEvents>();
+  return { emitter, emit: (events) => deliver(emitter, events, onError) };
+}
+
+function deliver(emitter: CrawlEmitter, events: readonly ProgressEvent[], onError: ListenerErrorHandler): void {
   for (const event of events) {
     if (event.type === 'progress') continue;
     const typed = emitter.all.get(event.type);
@@ -153,6 +171,15 @@ export function createProgressApi(storage: CrawlStorage): ProgressApi {
           }
         },
       };
+    },
+
+    async hasEventsAfter(jobId, after) {
+      const errors = [
+        ...(typeof jobId === 'string' ? [] : [{ path: 'jobId', message: `expected a job id string, got ${typeof jobId}` }]),
+        ...(after === null || typeof after === 'string' ? [] : [{ path: 'after', message: `expected an event id string or null, got ${typeof after}` }]),
+      ];
+      if (errors.length > 0) throw invalid('invalid_input', 'hasEventsAfter() arguments', errors);
+      return (await storage.readEvents(jobId, after, 1)).length > 0;
     },
   };
 }

@@ -7,6 +7,7 @@
  *
  * @module crawl-engine/next
  */
+import { BUDGETS } from '../core/constants.js';
 import type { CrawlEngine } from '../core/engine.js';
 import { invalid } from '../core/errors.js';
 import { createCrawlHandler, type CrawlHandlerOptions } from './index.js';
@@ -25,9 +26,6 @@ function checkOrigin(value: unknown): string {
   }
   return url.origin;
 }
-
-/** The process route's run: under a 60 s maxDuration with a 15 s fetch timeout to spare. */
-const DEFAULT_PROCESS_BUDGET_MS = 40_000;
 
 /** How long chaining waits for the next invocation to answer before leaving it to run. */
 const CHAIN_WAIT_MS = 2000;
@@ -94,7 +92,7 @@ export function createNextHandlers(
 ): { GET: NextRouteHandler; POST: NextRouteHandler; DELETE: NextRouteHandler } {
   const basePath = (options.basePath ?? '/api/crawl').replace(/\/+$/, '');
   const chain = options.chain ?? true;
-  const budgetMs = options.afterBudgetMs ?? 25_000;
+  const budgetMs = options.afterBudgetMs ?? BUDGETS.nextAfterMs;
   const origin = options.origin === undefined ? undefined : checkOrigin(options.origin);
   const onError = options.onError ?? ((error: unknown) => console.error('[crawl-engine] next handler error:', error));
   const schedule = async (task: () => Promise<void>) => (options.after ?? (await nextAfter()))(task);
@@ -184,7 +182,8 @@ export function createNextHandlers(
 
   const handler = createCrawlHandler(engine, {
     ...options,
-    processBudgetMs: options.processBudgetMs ?? DEFAULT_PROCESS_BUDGET_MS,
+    // The process route's run: under a 60 s maxDuration with a 15 s fetch timeout to spare.
+    processBudgetMs: options.processBudgetMs ?? BUDGETS.nextProcessMs,
     onJobCreated: async (job: Job, req: Request) => {
       if (options.processOnCreate ?? true) await runAfter(job.id, req);
       await options.onJobCreated?.(job, req);
