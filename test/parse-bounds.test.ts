@@ -7,17 +7,8 @@
  */
 import { DomUtils, parseDocument } from 'htmlparser2';
 import { afterEach, beforeAll, describe, expect, test, vi } from 'vitest';
-import {
-  extractPage,
-  extractPageAsync,
-  loadCheerio,
-  MAX_ATTRIBUTES,
-  MAX_NESTING,
-  MAX_NODES,
-  nestingCapped,
-  ParseLimitError,
-  parseHtml,
-} from '../src/crawl/extract.js';
+import { extractPage, extractPageAsync } from '../src/crawl/extract.js';
+import { loadCheerio, MAX_ATTRIBUTES, MAX_NESTING, MAX_NODES, nestingCapped, ParseLimitError, parseHtml } from '../src/crawl/parse.js';
 import { yieldToLoop } from '../src/crawl/slices.js';
 import { allResults, testEngine } from './helpers/engine.js';
 import { expectNoStall, heartbeat } from './helpers/heartbeat.js';

@@ -3,7 +3,8 @@
  * extract to its outcome (a retry, or a stored result with the links it admits and the links
  * robots.txt disallows).
  */
-import { type extractPage, extractPageAsync, loadCheerio, ParseLimitError, parseHtml } from '../../crawl/extract.js';
+import { type extractPage, extractPageAsync } from '../../crawl/extract.js';
+import { loadCheerio, ParseLimitError, parseHtml } from '../../crawl/parse.js';
 import { sliceUsed, yieldToLoop } from '../../crawl/slices.js';
 import { linkFilter, scopeMatcher } from '../../crawl/url.js';
 import type { FrontierLink, Lease, SkippedLink } from '../storage.js';
