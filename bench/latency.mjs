@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { createCrawlEngine } from '../dist/index.js';
-import { startSite } from './site.mjs';
+import { startSite } from '../test/fixtures/site.mjs';
 import { openStorage, percentile } from './storages.mjs';
 
 const [kind] = process.argv.slice(2);

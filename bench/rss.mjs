@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { createCrawlEngine } from '../dist/index.js';
 import { startProcessors } from './processes.mjs';
-import { startSite } from './site.mjs';
+import { startSite } from '../test/fixtures/site.mjs';
 import { openStorage } from './storages.mjs';
 
 const BIG = Number(process.env.BENCH_RSS_PAGES ?? 20_000);

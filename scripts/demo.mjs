@@ -2,7 +2,7 @@
 // the whole thing can be watched with no network.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { startSite } from '../bench/site.mjs';
+import { startSite } from '../test/fixtures/site.mjs';
 
 const site = await startSite({ pages: 400, fanout: 6, latencyMs: 15 });
 const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { pagesWithin, startSite, type Site } from '../bench/site.mjs';
+import { pagesWithin, startSite, type Site } from './fixtures/site.mjs';
 
 const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 

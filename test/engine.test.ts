@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, test } from 'vitest';
 import { memoryStorage } from '../adapters/memory/index.js';
-import { pagesWithin, startSite, type Site } from '../bench/site.mjs';
+import { pagesWithin, startSite, type Site } from './fixtures/site.mjs';
 import { createCrawlEngine } from '../src/core/engine.js';
 import { CrawlEngineError } from '../src/core/errors.js';
 import type { ProgressEvent } from '../src/core/types.js';

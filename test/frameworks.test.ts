@@ -5,7 +5,7 @@ import express from 'express';
 import express4 from 'express4';
 import { afterEach, describe, expect, test, vi } from 'vitest';
 import { memoryStorage } from '../adapters/memory/index.js';
-import { startSite, type Site } from '../bench/site.mjs';
+import { startSite, type Site } from './fixtures/site.mjs';
 import { createCrawlClient, CrawlClientError, watchJob } from '../src/browser/client.js';
 import { createCrawlEngine, type CrawlEngine } from '../src/core/engine.js';
 import { createExpressRouter } from '../src/http/express.js';

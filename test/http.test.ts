@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, test } from 'vitest';
 import { memoryStorage } from '../adapters/memory/index.js';
-import { startSite, type Site } from '../bench/site.mjs';
+import { startSite, type Site } from './fixtures/site.mjs';
 import { createCrawlEngine } from '../src/core/engine.js';
 import { createCrawlHandler } from '../src/http/index.js';
 import type { Job, ProgressEvent, RunReport } from '../src/core/types.js';

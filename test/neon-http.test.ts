@@ -4,7 +4,7 @@ import { neon, neonConfig } from '@neondatabase/serverless';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { postgresStorage } from '../adapters/postgres/index.js';
-import { startSite } from '../bench/site.mjs';
+import { startSite } from './fixtures/site.mjs';
 import { createCrawlEngine } from '../src/core/engine.js';
 import { runStorageConformance } from '../src/testing/index.js';
 import { allResults } from './helpers/engine.js';

@@ -4,7 +4,7 @@ import { neonConfig, Pool as NeonPool } from '@neondatabase/serverless';
 import ws, { WebSocketServer } from 'ws';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { postgresStorage } from '../adapters/postgres/index.js';
-import { startSite } from '../bench/site.mjs';
+import { startSite } from './fixtures/site.mjs';
 import { createCrawlEngine } from '../src/core/engine.js';
 import { runStorageConformance } from '../src/testing/index.js';
 import { allResults } from './helpers/engine.js';

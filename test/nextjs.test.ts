@@ -4,7 +4,7 @@ import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type Site, startSite } from '../bench/site.mjs';
+import { type Site, startSite } from './fixtures/site.mjs';
 import type { Job, PageResult, Paginated, RunReport } from '../src/core/types.js';
 import { crawlPage, hasChromium, launchBrowser, shots, waitFor } from './helpers/browser.js';
 import { type DocsSite, startDocsSite } from './helpers/docs-site.js';

@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, test } from 'vitest';
 import { postgresStorage } from '../adapters/postgres/index.js';
 import { MIGRATIONS } from '../adapters/postgres/schema.js';
-import { startSite } from '../bench/site.mjs';
+import { startSite } from './fixtures/site.mjs';
 import { createCrawlEngine } from '../src/core/engine.js';
 import type { CrawlStorage, Lease } from '../src/core/storage.js';
 import type { Job, PageResult } from '../src/core/types.js';

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, test } from 'vitest';
 import { memoryStorage } from '../adapters/memory/index.js';
-import { startSite, type Site } from '../bench/site.mjs';
+import { startSite, type Site } from './fixtures/site.mjs';
 import { createCrawlEngine, DEFAULT_USER_AGENT } from '../src/core/engine.js';
 import { backoffMs } from '../src/core/processor/index.js';
 import type { ProgressEvent } from '../src/core/types.js';

@@ -8,7 +8,7 @@ import { createRoot } from 'react-dom/client';
 import { fetch as undiciFetch } from 'undici';
 import { afterEach, expect, test } from 'vitest';
 import { memoryStorage } from '../adapters/memory/index.js';
-import { startSite, type Site } from '../bench/site.mjs';
+import { startSite, type Site } from './fixtures/site.mjs';
 import { createCrawlEngine } from '../src/core/engine.js';
 import { createExpressRouter } from '../src/http/express.js';
 import { useCrawlJob, type CrawlJobState } from '../src/browser/react.js';

@@ -9,7 +9,7 @@ import { afterAll, describe, expect, test } from 'vitest';
 import { kvStorage } from '../adapters/kv/index.js';
 import { memoryStorage } from '../adapters/memory/index.js';
 import { postgresStorage } from '../adapters/postgres/index.js';
-import { startSite } from '../bench/site.mjs';
+import { startSite } from './fixtures/site.mjs';
 import type { CrawlStorage, Lease } from '../src/core/storage.js';
 import { jobRecord } from '../src/testing/index.js';
 import type { Job, PageResult } from '../src/core/types.js';

@@ -14,7 +14,7 @@ import pg from 'pg';
 import { describe, expect, test } from 'vitest';
 import { kvStorage } from '../../adapters/kv/index.js';
 import { postgresStorage } from '../../adapters/postgres/index.js';
-import { startSite } from '../../bench/site.mjs';
+import { startSite } from '../fixtures/site.mjs';
 import { createCrawlEngine, type CrawlEngine } from '../../src/core/engine.js';
 import type { CrawlStorage } from '../../src/core/storage.js';
 import type { PageResult } from '../../src/core/types.js';

@@ -1,4 +1,4 @@
-import { linksOf } from '../../bench/site.mjs';
+import { linksOf } from '../fixtures/site.mjs';
 import { html, serve, type TestServer } from './server.js';
 
 export interface RobotsSite {

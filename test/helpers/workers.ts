@@ -12,8 +12,8 @@ export interface WorkerProcess {
 }
 
 /**
- * Starts a processor in its own process on shared storage (`postgres://…` or `redis://…`), with a
- * request timeout of `fetchTimeoutMs` (1 s unless given).
+ * Starts a processor in its own process on shared storage (a URL whose scheme test/fixtures/worker.mjs
+ * opens: `postgres://…`, `redis://…`), with a request timeout of `fetchTimeoutMs` (1 s unless given).
  */
 export function startWorker(storageUrl: string, namespace: string, jobId: string, leaseMs: number, fetchTimeoutMs = 1000): WorkerProcess {
   const child = spawn(process.execPath, [worker, storageUrl, namespace, jobId, String(leaseMs), String(fetchTimeoutMs)], {
