@@ -1,4 +1,5 @@
 import { defineConfig } from 'tsup';
+import { luaEsbuildPlugin } from './scripts/lua.mjs';
 
 export default defineConfig([
   {
@@ -12,6 +13,7 @@ export default defineConfig([
       express: 'src/http/express.ts',
       client: 'src/browser/client.ts',
       testing: 'src/testing/index.ts',
+      storage: 'src/storage/index.ts',
     },
     format: ['esm', 'cjs'],
     dts: true,
@@ -22,6 +24,7 @@ export default defineConfig([
     target: 'node20',
     platform: 'node',
     treeshake: true,
+    esbuildPlugins: [luaEsbuildPlugin()], // adapters/kv imports its Lua scripts as strings
   },
   {
     // The React hook is a client component: its own build, so the directive stays at the top.
@@ -46,5 +49,6 @@ export default defineConfig([
     target: 'node20',
     platform: 'node',
     banner: { js: '#!/usr/bin/env node' },
+    esbuildPlugins: [luaEsbuildPlugin()], // the CLI bundles adapters/kv
   },
 ]);

@@ -1,6 +1,8 @@
 import { defineConfig } from 'vitest/config';
+import { luaVitePlugin } from './scripts/lua.mjs';
 
 export default defineConfig({
+  plugins: [luaVitePlugin()], // adapters/kv imports its Lua scripts as strings
   test: {
     include: ['test/**/*.test.ts'],
     testTimeout: 30_000,

@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { defineConfig } from 'vitest/config';
+import { luaVitePlugin } from './scripts/lua.mjs';
 
 // `npm run test:unit`: the inner loop. Tests that import the sources directly and need no database
 // or Redis server, no browser, no `npm run build` and no examples; about 20 s on 2 cores.
@@ -15,6 +16,7 @@ import { defineConfig } from 'vitest/config';
 //   parse-bounds, hostile-matching
 // - the type tests (test/*.test-d.ts): `npm run typecheck` or `npm test`
 export default defineConfig({
+  plugins: [luaVitePlugin()], // adapters/kv imports its Lua scripts as strings
   test: {
     include: [
       'test/memory.test.ts',

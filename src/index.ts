@@ -24,6 +24,7 @@ export type {
   ListResultsQuery,
   NewEvent,
   RetryInput,
+  RobotsRecord,
   SkippedLink,
   StorageCapabilities,
 } from './core/storage.js';
@@ -42,4 +43,5 @@ export type {
   ProgressEventType,
   RunReport,
 } from './core/types.js';
+export type { RobotsRule } from './crawl/robots.js';
 export { normalizeUrl } from './crawl/url.js';

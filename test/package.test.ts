@@ -20,6 +20,7 @@ const expected: Record<string, string[]> = {
   './client': ['watchJob', 'createCrawlClient', 'CrawlClientError'],
   './react': ['useCrawlJob'],
   './testing': ['runStorageConformance', 'jobRecord'],
+  './storage': ['CrawlEngineError', 'parseDigitsCursor', 'SKIP_CODES', 'SKIP_CODE_LIST', 'TERMINAL_STATUSES', 'TERMINAL_EVENTS'],
 };
 
 function node(args: string[]): string {

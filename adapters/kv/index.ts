@@ -6,23 +6,29 @@
  * @module crawl-engine/adapters/kv
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { CrawlEngineError, parseDigitsCursor } from '../../src/core/errors.js';
-import type {
-  CancelResult,
-  ClaimQuery,
-  ClaimResult,
-  CompleteInput,
-  CompleteResult,
-  CrawlStorage,
-  FrontierLink,
-  Lease,
-  ListJobsQuery,
-  ListResultsQuery,
-  NewEvent,
-  RetryInput,
-  RobotsRecord,
-} from '../../src/core/storage.js';
-import { SKIP_CODES, type Job, type Paginated, type PageResult, type ProgressEvent } from '../../src/core/types.js';
+import {
+  type CancelResult,
+  type ClaimQuery,
+  type ClaimResult,
+  type CompleteInput,
+  type CompleteResult,
+  CrawlEngineError,
+  type CrawlStorage,
+  type FrontierLink,
+  type Job,
+  type Lease,
+  type ListJobsQuery,
+  type ListResultsQuery,
+  type NewEvent,
+  type Paginated,
+  type PageResult,
+  type ProgressEvent,
+  parseDigitsCursor,
+  type RetryInput,
+  type RobotsRecord,
+  SKIP_CODES,
+} from '../../src/storage/index.js';
+import { indexKeys, jobKeys, pushChannel } from './keys.js';
 import * as S from './scripts.js';
 
 /** ioredis (and ioredis-mock): `eval(script, numKeys, ...keys, ...args)`. */
@@ -72,7 +78,8 @@ interface Subscriber {
   disconnect(): void;
 }
 
-type Runner = (script: string, keys: string[], args: Array<string | number>) => Promise<unknown>;
+/** Runs a script: EVALSHA first, EVAL when the server does not have it yet (NOSCRIPT). */
+type Runner = (script: S.ScriptCall, args: Array<string | number>) => Promise<unknown>;
 
 function runnerFor(client: KvStorageOptions['client']): Runner {
   const shas = new Map<string, string>();
@@ -87,23 +94,23 @@ function runnerFor(client: KvStorageOptions['client']): Runner {
   const isNoScript = (error: unknown) => /NOSCRIPT/i.test(String((error as Error)?.message ?? error));
   if (typeof (client as IoredisLikeClient).defineCommand === 'function') {
     const c = client as IoredisLikeClient;
-    return async (script, keys, args) => {
+    return async ({ lua, keys }, args) => {
       try {
-        return await c.evalsha(sha(script), keys.length, ...keys, ...args);
+        return await c.evalsha(sha(lua), keys.length, ...keys, ...args);
       } catch (error) {
         if (!isNoScript(error)) throw error;
-        return c.eval(script, keys.length, ...keys, ...args);
+        return c.eval(lua, keys.length, ...keys, ...args);
       }
     };
   }
   const c = client as UpstashLikeClient;
-  return async (script, keys, args) => {
+  return async ({ lua, keys }, args) => {
     const strings = args.map(String);
     try {
-      return await c.evalsha(sha(script), keys, strings);
+      return await c.evalsha(sha(lua), keys, strings);
     } catch (error) {
       if (!isNoScript(error)) throw error;
-      return c.eval(script, keys, strings);
+      return c.eval(lua, keys, strings);
     }
   };
 }
@@ -150,27 +157,20 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
   const maxEvents = options.maxEventsPerJob ?? 10_000;
   const ttl = options.finishedTtlSeconds ?? 0;
   const run = runnerFor(options.client);
-  const jobKey = (id: string) => `${prefix}{job:${id}}:job`;
-  const index = [
-    `${prefix}{index}:jobs`,
-    `${prefix}{index}:active`,
-    `${prefix}{index}:ordinal`,
-    `${prefix}{index}:parked`,
-    `${prefix}{index}:waits`,
-    `${prefix}{index}:state:`,
-  ];
+  const keysOf = (jobId: string) => jobKeys(prefix, jobId);
+  const ix = indexKeys(prefix);
 
-  async function call<T>(script: string, jobId: string, args: Array<string | number>): Promise<T> {
+  async function call<T>(script: S.JobScript, jobId: string, args: Array<string | number>): Promise<T> {
     try {
-      return parse<T>(await run(script, [jobKey(jobId)], args));
+      return parse<T>(await run(script(keysOf(jobId)), args));
     } catch (error) {
       if (error instanceof CrawlEngineError) throw error;
       throw new CrawlEngineError('storage_error', `[crawl-engine] [kv] ${(error as Error).message}`, { cause: error });
     }
   }
-  async function indexCall(script: string, args: Array<string | number>): Promise<unknown> {
+  async function indexCall(script: S.ScriptCall, args: Array<string | number>): Promise<unknown> {
     try {
-      return await run(script, index, args);
+      return await run(script, args);
     } catch (error) {
       throw new CrawlEngineError('storage_error', `[crawl-engine] [kv] ${(error as Error).message}`, { cause: error });
     }
@@ -182,7 +182,7 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
    */
   type IndexOp = ['touch' | 'park' | 'wake' | 'remove', string, number, number, number];
   async function applyIndex(ops: IndexOp[]): Promise<void> {
-    if (ops.length > 0) await indexCall(S.INDEX_APPLY, ops.flat());
+    if (ops.length > 0) await indexCall(S.INDEX_APPLY(ix), ops.flat());
   }
 
   interface ClaimReply {
@@ -215,7 +215,7 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
   // Pub/sub: one extra connection while anything is watched, one channel per watched job.
   const duplicate = (options.client as { duplicate?: () => Subscriber }).duplicate;
   const canListen = options.listen ?? typeof duplicate === 'function';
-  const channelOf = (jobId: string) => `${prefix}{job:${jobId}}:push`;
+  const channelOf = (jobId: string) => pushChannel(prefix, jobId);
   /** Listeners by channel. */
   const watchers = new Map<string, Set<() => void>>();
   let subscriber: Subscriber | null = null;
@@ -270,25 +270,21 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
       : {}),
 
     async createJob(job: Job, seed: FrontierLink) {
-      const ordinal = Number(await indexCall(S.INDEX_ADD, [job.id]));
+      const ordinal = Number(await indexCall(S.INDEX_ADD(ix, job.id), [job.id]));
       const doc = JSON.stringify({ id: job.id, url: job.url, options: job.options, createdAt: job.createdAt, metadata: job.metadata });
-      const reply = await run(
-        S.CREATE,
-        [jobKey(job.id)],
-        [
-          doc,
-          seed.url,
-          seed.key,
-          seed.host,
-          job.options.maxPages,
-          job.options.perHostConcurrency,
-          job.options.perHostDelayMs,
-          job.createdAt,
-          maxEvents,
-          job.id,
-          ordinal,
-        ],
-      );
+      const reply = await run(S.CREATE(keysOf(job.id), seed.host), [
+        doc,
+        seed.url,
+        seed.key,
+        seed.host,
+        job.options.maxPages,
+        job.options.perHostConcurrency,
+        job.options.perHostDelayMs,
+        job.createdAt,
+        maxEvents,
+        job.id,
+        ordinal,
+      ]);
       if (reply === '~exists') throw new CrawlEngineError('conflict', `job ${job.id} already exists`);
       return parse<{ job: Job; events: ProgressEvent[] }>(reply);
     },
@@ -304,7 +300,7 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
       let more = false;
       // Walk the index newest first; a status filter reads a few extra pages.
       for (let page = 0; page < 50 && !more; page++) {
-        const flat = (await indexCall(S.INDEX_LIST, [before === null ? 'inf' : before, 100])) as Array<string | number>;
+        const flat = (await indexCall(S.INDEX_LIST(ix), [before === null ? 'inf' : before, 100])) as Array<string | number>;
         if (flat.length === 0) break;
         for (let i = 0; i < flat.length; i += 2) {
           const id = String(flat[i]);
@@ -312,7 +308,7 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
           before = ordinal;
           const job = await storage.getJob(id);
           // A job whose data expired (finishedTtlSeconds) leaves the index as it is found.
-          if (job === null) await indexCall(S.INDEX_DROP, [id]);
+          if (job === null) await indexCall(S.INDEX_DROP(ix, id), [id]);
           if (job === null || (query.status !== undefined && job.status !== query.status)) continue;
           if (items.length === query.limit) {
             more = true;
@@ -341,7 +337,7 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
         return { leases: out.leases, events: out.events, nextReadyAt: out.leases.length < query.limit ? out.nextReadyAt : null };
       }
       // Active jobs and parked ones whose time has come, longest idle first; parked jobs cost nothing.
-      const { next: waiting, ids } = parse<{ next: number | null; ids: string[] }>(await indexCall(S.INDEX_ACTIVE, [WINDOW, query.now]));
+      const { next: waiting, ids } = parse<{ next: number | null; ids: string[] }>(await indexCall(S.INDEX_ACTIVE(ix), [WINDOW, query.now]));
       const leases: Lease[] = [];
       const events: ProgressEvent[] = [];
       let next = waiting;
@@ -430,7 +426,7 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
     },
 
     async putRobots(jobId: string, record: RobotsRecord) {
-      await run(S.PUT_ROBOTS, [jobKey(jobId)], [record.origin, JSON.stringify(record), new URL(record.origin).hostname, record.crawlDelayMs ?? 0]);
+      await run(S.PUT_ROBOTS(keysOf(jobId)), [record.origin, JSON.stringify(record), new URL(record.origin).hostname, record.crawlDelayMs ?? 0]);
     },
 
     async appendEvents(jobId: string, events: NewEvent[]) {

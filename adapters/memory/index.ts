@@ -5,23 +5,29 @@
  *
  * @module crawl-engine/adapters/memory
  */
-import { CrawlEngineError, parseDigitsCursor } from '../../src/core/errors.js';
-import type {
-  CancelResult,
-  ClaimQuery,
-  ClaimResult,
-  CompleteInput,
-  CompleteResult,
-  CrawlStorage,
-  FrontierLink,
-  Lease,
-  ListJobsQuery,
-  ListResultsQuery,
-  NewEvent,
-  RetryInput,
-  RobotsRecord,
-} from '../../src/core/storage.js';
-import { SKIP_CODES, type ErrorInfo, type Job, type Paginated, type PageResult, type ProgressEvent } from '../../src/core/types.js';
+import {
+  type CancelResult,
+  type ClaimQuery,
+  type ClaimResult,
+  type CompleteInput,
+  type CompleteResult,
+  CrawlEngineError,
+  type CrawlStorage,
+  type ErrorInfo,
+  type FrontierLink,
+  type Job,
+  type Lease,
+  type ListJobsQuery,
+  type ListResultsQuery,
+  type NewEvent,
+  type Paginated,
+  type PageResult,
+  type ProgressEvent,
+  parseDigitsCursor,
+  type RetryInput,
+  type RobotsRecord,
+  SKIP_CODES,
+} from '../../src/storage/index.js';
 
 export interface MemoryStorageOptions {
   /**

@@ -6,23 +6,27 @@
  *
  * @module crawl-engine/adapters/postgres
  */
-import { CrawlEngineError, parseDigitsCursor } from '../../src/core/errors.js';
-import type {
-  CancelResult,
-  ClaimQuery,
-  ClaimResult,
-  CompleteInput,
-  CompleteResult,
-  CrawlStorage,
-  FrontierLink,
-  Lease,
-  ListJobsQuery,
-  ListResultsQuery,
-  NewEvent,
-  RetryInput,
-  RobotsRecord,
-} from '../../src/core/storage.js';
-import type { Job, Paginated, PageResult, ProgressEvent } from '../../src/core/types.js';
+import {
+  type CancelResult,
+  type ClaimQuery,
+  type ClaimResult,
+  type CompleteInput,
+  type CompleteResult,
+  CrawlEngineError,
+  type CrawlStorage,
+  type FrontierLink,
+  type Job,
+  type Lease,
+  type ListJobsQuery,
+  type ListResultsQuery,
+  type NewEvent,
+  type Paginated,
+  type PageResult,
+  type ProgressEvent,
+  parseDigitsCursor,
+  type RetryInput,
+  type RobotsRecord,
+} from '../../src/storage/index.js';
 import { MIGRATIONS, qualified, type Names } from './schema.js';
 
 /** Anything with `query(text, params)`: pg Pool/Client, Neon Pool/Client, PGlite. */

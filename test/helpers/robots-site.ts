@@ -13,7 +13,7 @@ export interface RobotsSite {
 }
 
 /**
- * The tree of bench/site.mjs (`fanout` children per page, the next page and the parent), where
+ * The tree of test/fixtures/site.mjs (`fanout` children per page, the next page and the parent), where
  * page i also links /private/i (disallowed on its own origin) and, from page `otherFrom` on, the
  * other origin's /q/i (disallowed there: a processor learns it only when it first claims such a
  * URL; the other origin takes `otherRobotsDelayMs` to answer for its robots.txt, and the first

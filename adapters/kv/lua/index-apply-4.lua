@@ -1,0 +1,75 @@
+-- Applies index updates from claims and completes, in one round trip:
+--   touch   a job that gave URLs moves to the back of the active line (if active)
+--   park    the job moves from active to parked (and to waits when it waits on the clock)
+--   wake    the job moves back to active
+--   remove  the job finished or was cancelled: it leaves the index's sets (not `jobs`)
+-- park and wake apply only when the job is still indexed and the version is newer than the last
+-- one applied, so a late write never undoes a newer decision.
+--
+-- KEYS (adapters/kv/keys.ts; the index keys share the hash tag {index}):
+--   KEYS[1]  active  sorted set: job ids claims visit, by last claim or wake (ms epoch)
+--   KEYS[2]  parked  sorted set: parked job ids by park end (ms epoch)
+--   KEYS[3]  waits   sorted set: parked job ids by the end of their first wait on the clock (ms epoch)
+--   KEYS[4]  state   key prefix of the per-job index states; a job's is KEYS[4] .. id. Exception to
+--                    "every key in KEYS": one call carries a variable number of jobs.
+--
+-- Index state, a string `<version>|<where>|<in waits>`: the newest park/wake version applied
+-- (integer), `a` (in active) or `p` (in parked), and '1' when in waits, else '0'. Jobs indexed by
+-- an older version have none: their place is read from the sets.
+--
+-- ARGV: groups of 5, one per update: op (touch | park | wake | remove), job id, version (integer,
+-- the job's `pv`), score (ms epoch: the new place in active or parked), wait (ms epoch, 0 if none).
+--
+-- Returns 1.
+--
+--- @include "includes/values"
+
+local activeKey, parkedKey, waitsKey, statePrefix = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+
+local i = 1
+while ARGV[i] do
+  local op, id, v, score, wait = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3], tonumber(ARGV[i + 4])
+  local state = statePrefix .. id
+  if op == 'touch' then
+    redis.call('ZADD', activeKey, 'XX', score, id)
+  elseif op == 'remove' then
+    redis.call('ZREM', activeKey, id)
+    redis.call('ZREM', parkedKey, id)
+    redis.call('ZREM', waitsKey, id)
+    redis.call('DEL', state)
+  else
+    local seen, where, waits = nil, nil, nil
+    local cur = redis.call('GET', state)
+    if not missing(cur) then
+      local a, b, c = string.match(cur, '^(%d+)|(%a)|(%d)$')
+      seen, where, waits = tonumber(a), b, c
+    elseif not missing(redis.call('ZSCORE', activeKey, id)) then
+      seen, where, waits = 0, 'a', '1'
+    elseif not missing(redis.call('ZSCORE', parkedKey, id)) then
+      seen, where, waits = 0, 'p', '1'
+    end
+    -- Not indexed (finished, cancelled, or unknown): nothing to do.
+    if seen ~= nil and v > seen then
+      if op == 'park' then
+        if where == 'a' then redis.call('ZREM', activeKey, id) end
+        redis.call('ZADD', parkedKey, score, id)
+        where = 'p'
+        if wait > 0 then
+          redis.call('ZADD', waitsKey, wait, id)
+          waits = '1'
+        elseif waits == '1' then
+          redis.call('ZREM', waitsKey, id)
+          waits = '0'
+        end
+      else
+        if where == 'p' then redis.call('ZREM', parkedKey, id) end
+        if waits == '1' then redis.call('ZREM', waitsKey, id) end
+        redis.call('ZADD', activeKey, score, id)
+        where, waits = 'a', '0'
+      end
+      redis.call('SET', state, ARGV[i + 2] .. '|' .. where .. '|' .. waits)
+    end
+  end
+  i = i + 5
+end
+return 1
