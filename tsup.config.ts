@@ -8,6 +8,7 @@ export default defineConfig([
       'adapters/memory': 'adapters/memory/index.ts',
       'adapters/postgres': 'adapters/postgres/index.ts',
       'adapters/kv': 'adapters/kv/index.ts',
+      'adapters/sqlite': 'adapters/sqlite/index.ts',
       http: 'src/http/index.ts',
       next: 'src/http/next.ts',
       express: 'src/http/express.ts',

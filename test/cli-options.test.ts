@@ -4,6 +4,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, test } from 'vitest';
 import { html, serve, type TestServer } from './helpers/server.js';
@@ -310,5 +313,90 @@ describe('messages in CLI terms', () => {
     expect(stdout).toMatch(/--per-host-concurrency N +fetches in flight to any one host \(default 2/);
     expect(stdout).toMatch(/min\(--concurrency, --per-host-concurrency\)/);
     for (const exit of ['0 ', '1 ', '2 ', '3 ', '130', '143']) expect(stdout).toMatch(new RegExp(`^ {2}${exit} +\\S`, 'm'));
+  });
+});
+
+/** node:sqlite works without a flag from Node.js 22.13 and 23.4. */
+const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
+const hasNodeSqlite = major > 23 || (major === 23 && minor >= 4) || (major === 22 && minor >= 13);
+
+describe('durable storage and resume: arguments', () => {
+  test.each([
+    [
+      ['crawl', 'http://127.0.0.1:9/', '--storage', 'sqlite:'],
+      /^crawl-engine: --storage sqlite:FILE: expected a file path after sqlite:, e\.g\. sqlite:crawl\.db\n/,
+    ],
+    [['crawl', 'http://127.0.0.1:9/', '--storage', 'sqlite://'], /^crawl-engine: --storage sqlite:FILE: expected a file path after sqlite:/],
+    [
+      ['crawl', 'http://127.0.0.1:9/', '--storage', 'pglite: '],
+      /^crawl-engine: --storage pglite:DIR: expected a folder path after pglite:, e\.g\. pglite:crawl\n/,
+    ],
+    [
+      ['crawl', 'http://127.0.0.1:9/', '--storage', 'sqlite::memory:'],
+      /^crawl-engine: --storage sqlite::memory: keeps nothing after the crawl: use --storage memory/,
+    ],
+    [
+      ['crawl', 'http://127.0.0.1:9/', '--storage', 'mysql://x'],
+      /^crawl-engine: --storage: expected memory, sqlite:FILE, pglite:DIR, postgres:\/\/… or redis:\/\/…, got "mysql:\/\/x"/,
+    ],
+    [['migrate', '--storage', 'sqlite:'], /^crawl-engine: --storage sqlite:FILE: expected a file path/],
+    [['resume'], /^crawl-engine: resume: missing <jobId>\n/],
+    [['resume', 'job_a', 'job_b', '--storage', 'sqlite:x.db'], /^crawl-engine: resume: expected one <jobId>, got 2\n/],
+    [
+      ['resume', 'job_x'],
+      /^crawl-engine: resume: --storage is required: the sqlite:FILE, pglite:DIR, postgres:\/\/… or redis:\/\/… the job was crawled with\n/,
+    ],
+    [['resume', 'job_x', '--storage', 'memory'], /^crawl-engine: resume: --storage is required/],
+    [['resume', 'job x', '--storage', 'sqlite:x.db'], /^crawl-engine: resume: <jobId>: expected a job id such as job_…, got "job x"\n/],
+    [['resume', 'job_x', '--storage', 'sqlite:x.db', '--max-pages', '3'], /^crawl-engine: unknown option --max-pages\b/],
+    [['resume', 'job_x', '--storage', 'sqlite:x.db', '--concurrency', '0'], /^crawl-engine: --concurrency: expected an integer from 1 to 1000, got "0"\n/],
+  ])('%j: a usage error naming the option, exit 2, nothing written', async (args, message) => {
+    const { code, stderr, stdout } = await run(args);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(message);
+    expect(stderr).toMatch(/\n\nUsage: crawl-engine crawl <url>/);
+    expect(stdout).toBe('');
+  });
+
+  test.runIf(!hasNodeSqlite)('--storage sqlite:FILE on a Node.js without node:sqlite is a usage error naming the version it needs, exit 2', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'crawl-cli-sqlite-'));
+    const { code, stderr } = await run(['crawl', 'http://127.0.0.1:9/', '--storage', `sqlite:${join(dir, 'x.db')}`, '--allow-private-network']);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(
+      /^crawl-engine: --storage sqlite:FILE needs Node\.js >= 22\.13 \(node:sqlite\), this is \d+\.\d+\.\d+: upgrade Node\.js, or use --storage pglite:DIR/,
+    );
+    expect(existsSync(join(dir, 'x.db'))).toBe(false);
+  });
+
+  test.runIf(hasNodeSqlite)(
+    'resume of a job the storage does not have, and a SQLite file that cannot be opened (node:sqlite needs Node.js >= 22.13)',
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'crawl-cli-sqlite-'));
+      const file = join(dir, 'crawl.db');
+      const missing = await run(['resume', 'job_nope', '--storage', `sqlite:${file}`]);
+      expect(missing.code).toBe(2);
+      expect(missing.stderr).toMatch(
+        new RegExp(`^crawl-engine: resume: no job job_nope in SQLite at ${file.replaceAll('.', '\\.')} \\(check --storage and --table-prefix\\)\\n`),
+      );
+      const unopenable = await run(['crawl', 'http://127.0.0.1:9/', '--storage', `sqlite:${join(dir, 'no', 'such', 'dir', 'x.db')}`]);
+      expect(unopenable.code).toBe(3);
+      expect(unopenable.stderr).toMatch(/^crawl-engine: cannot open SQLite file .*x\.db: unable to open database file\n$/);
+      const migrated = await run(['migrate', '--storage', `sqlite:${join(dir, 'm.db')}`]);
+      expect(migrated.code).toBe(0);
+      expect(migrated.stderr).toBe('Applied migration 1; schema is at version 1.\n');
+      expect((await run(['migrate', '--storage', `sqlite:${join(dir, 'm.db')}`])).stderr).toBe('Schema is up to date (version 1).\n');
+    },
+  );
+
+  test('a PGlite folder in use by another live process is refused at once, exit 3, and its lock is left alone', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'crawl-cli-pglite-'));
+    const lock = join(dir, 'crawl-engine.lock');
+    writeFileSync(lock, String(process.pid));
+    const { code, stderr } = await run(['crawl', 'http://127.0.0.1:9/', '--storage', `pglite:${dir}`, '--allow-private-network']);
+    expect(code).toBe(3);
+    expect(stderr).toBe(
+      `crawl-engine: PGlite folder ${dir} is in use by another process (pid ${process.pid}); PGlite serves one process at a time (use sqlite:FILE or postgres:// to share)\n`,
+    );
+    expect(readFileSync(lock, 'utf8')).toBe(String(process.pid));
   });
 });

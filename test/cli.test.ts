@@ -1,5 +1,5 @@
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,7 +8,7 @@ import { pagesWithin, startSite, type Site } from './fixtures/site.mjs';
 
 const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function run(args: string[], onSpawn?: (child: ChildProcess) => void): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -16,6 +16,7 @@ function run(args: string[]): Promise<{ code: number | null; stdout: string; std
     child.stdout.on('data', (d: Buffer) => (stdout += d));
     child.stderr.on('data', (d: Buffer) => (stderr += d));
     child.on('close', (code) => resolve({ code, stdout, stderr }));
+    onSpawn?.(child);
   });
 }
 
@@ -118,4 +119,85 @@ describe.runIf(Boolean(process.env.REDIS_URL))('the CLI on Redis', () => {
     await redis.del(...keys);
     redis.disconnect();
   });
+});
+
+/** node:sqlite works without a flag from Node.js 22.13 and 23.4. */
+const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
+const hasNodeSqlite = major > 23 || (major === 23 && minor >= 4) || (major === 22 && minor >= 13);
+
+/** The arguments of a command line printed by the CLI (words, or 'quoted' ones). */
+const shellWords = (line: string) => [...line.matchAll(/'((?:[^']|'\\'')*)'|(\S+)/g)].map((m) => (m[1] === undefined ? m[2]! : m[1].replaceAll("'\\''", "'")));
+
+describe.each([
+  ['pglite', 'pglite:', true],
+  ['sqlite', 'sqlite:', hasNodeSqlite],
+] as const)('resume on %s storage', (name, scheme, available) => {
+  test.skipIf(!available)(
+    `a crawl stopped by Ctrl-C (SIGINT) continues with the printed resume command; every page is stored exactly once${name === 'sqlite' ? ' (node:sqlite needs Node.js >= 22.13)' : ''}`,
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), `crawl-cli-${name}-`));
+      const slow = await startSite({ pages: 300, fanout: 4, latencyMs: 40 });
+      try {
+        const storage = `${scheme}${join(dir, name === 'sqlite' ? 'crawl.db' : 'pg')}`;
+        const args = [
+          'crawl',
+          slow.url,
+          '--max-pages',
+          '60',
+          '--max-depth',
+          '20',
+          '--per-host-concurrency',
+          '3',
+          '--storage',
+          storage,
+          '--allow-private-network',
+        ];
+        const first = await run(args, (child) => {
+          const poll = setInterval(() => {
+            if (slow.requests.length < 12) return;
+            clearInterval(poll);
+            child.kill('SIGINT');
+          }, 10);
+        });
+        expect(first.code).toBe(130);
+        expect(first.stderr).toMatch(/^stopping… \(Ctrl-C again to exit at once\)$/m);
+        expect(first.stderr).toMatch(/^Stopped \(interrupted\): \d+ pages? in /m);
+        const command = /^To continue: crawl-engine (resume job_\S+ .*)$/m.exec(first.stderr)?.[1];
+        expect(command, first.stderr).toBeDefined();
+        const resumeArgs = shellWords(command!);
+        expect(resumeArgs.slice(2)).toEqual(['--storage', storage, '--allow-private-network']);
+        const before = first.stdout.trim().split('\n').filter(Boolean);
+        expect(before.length).toBeGreaterThan(0);
+        expect(before.length).toBeLessThan(60);
+
+        const second = await run(resumeArgs);
+        expect(second.code, second.stderr).toBe(0);
+        expect(second.stderr).toMatch(
+          new RegExp(`^Job ${resumeArgs[1]} \\(${slow.url.replaceAll('.', '\\.')}\\), resuming: ${before.length} fetched / \\d+ discovered \\(max 60\\)`, 'm'),
+        );
+        expect(second.stderr).toMatch(new RegExp(`^Done: 60 pages \\(${60 - before.length} in this run\\) in `, 'm'));
+        const results = second.stdout
+          .trim()
+          .split('\n')
+          .map((line) => JSON.parse(line) as { url: string; ok: boolean });
+        expect(results).toHaveLength(60);
+        expect(new Set(results.map((r) => r.url)).size).toBe(60);
+        expect(results.every((r) => r.ok)).toBe(true);
+        // The pages of the first run come first, as they were stored.
+        expect(results.slice(0, before.length).map((r) => r.url)).toEqual(before.map((line) => (JSON.parse(line) as { url: string }).url));
+        // A page is requested again only if it was in flight at Ctrl-C (its lease was given back).
+        const twice = [...slow.hits.entries()].filter(([path, n]) => path !== '/robots.txt' && n > 1);
+        expect(twice.length).toBeLessThanOrEqual(3);
+
+        // Resuming a finished job writes its pages again and exits as crawl did.
+        const again = await run([...resumeArgs, '--quiet']);
+        expect(again.code).toBe(0);
+        expect(again.stdout.trim().split('\n')).toHaveLength(60);
+      } finally {
+        await slow.close();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+    120_000,
+  );
 });

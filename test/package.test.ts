@@ -14,6 +14,7 @@ const expected: Record<string, string[]> = {
   './adapters/memory': ['memoryStorage'],
   './adapters/postgres': ['postgresStorage'],
   './adapters/kv': ['kvStorage'],
+  './adapters/sqlite': ['sqliteStorage'],
   './http': ['createCrawlHandler', 'problem'],
   './next': ['createNextHandlers'],
   './express': ['createExpressRouter'],

@@ -1,0 +1,266 @@
+/**
+ * `sqliteStorage({ database })`: the storage contract in one SQLite file, for the CLI, scripts and
+ * single-machine apps; several processes may share the file. Takes a file path (opened with
+ * node:sqlite, Node.js >= 22.13) or an open connection: node:sqlite's `DatabaseSync` or a
+ * better-sqlite3 `Database`. Each operation is one short transaction (`BEGIN IMMEDIATE` for
+ * writes), so each is atomic, also across processes; the tables are created on first use.
+ *
+ * @module crawl-engine/adapters/sqlite
+ */
+import { CrawlEngineError, type CrawlStorage, type FieldError, parseDigitsCursor } from '../../src/storage/index.js';
+import { claim } from './claim.js';
+import { complete, release, retry } from './complete.js';
+import { Connection, openFile, type SqliteDatabase } from './driver.js';
+import { appendEvents, cancelJob, createJob, getRobots, listJobs, listResults, putRobots, readEvents } from './jobs.js';
+import { type Ctx, jobJson, jobRow } from './rows.js';
+import { LATEST, migrate, tables } from './schema.js';
+
+export type { SqliteDatabase, SqliteStatement, SqlValue } from './driver.js';
+
+export interface SqliteStorageOptions {
+  /**
+   * A file path (created if missing; opened with node:sqlite in WAL mode), or an open connection:
+   * node:sqlite `DatabaseSync`, better-sqlite3 `Database`, or anything with the same
+   * `exec(sql)` and `prepare(sql).run/get/all`. A connection you pass stays yours: set its
+   * journal mode yourself (WAL lets readers run while another process writes) and close it.
+   */
+  database: string | SqliteDatabase;
+  /**
+   * Prefix of every table name.
+   * @default 'crawl_'
+   */
+  tablePrefix?: string;
+  /**
+   * Events kept per job; older ones are trimmed and a late reader gets a `progress` snapshot.
+   * @default 10000
+   */
+  maxEventsPerJob?: number;
+  /**
+   * How long an operation waits for another process's write lock before failing with `storage_error`.
+   * The wait is mostly asynchronous: SQLite itself blocks the thread for at most 50 ms at a time.
+   * @default 10000
+   */
+  busyTimeoutMs?: number;
+  /**
+   * How often `watch()` looks for events stored by other connections to the file (other
+   * processes); events stored through this storage wake watchers at once.
+   * @default 100
+   */
+  watchIntervalMs?: number;
+}
+
+export interface SqliteStorage extends CrawlStorage {
+  /** Creates or upgrades the tables (every operation does it first anyway); safe from many processes at once. */
+  migrate(): Promise<{ applied: number[]; version: number }>;
+}
+
+const IDENT = /^[a-z_][a-z0-9_]{0,40}$/;
+const SYNC_BUSY_MS = 50;
+
+function validate(options: SqliteStorageOptions): FieldError[] {
+  const bad: FieldError[] = [];
+  const db = options?.database as unknown;
+  const isConnection =
+    typeof db === 'object' && db !== null && typeof (db as SqliteDatabase).prepare === 'function' && typeof (db as SqliteDatabase).exec === 'function';
+  if (!(typeof db === 'string' && db.trim() !== '') && !isConnection) {
+    bad.push({ path: 'database', message: 'expected a file path, or an open node:sqlite DatabaseSync or better-sqlite3 Database' });
+  }
+  if (options?.tablePrefix !== undefined && options.tablePrefix !== '' && !IDENT.test(options.tablePrefix)) {
+    bad.push({ path: 'tablePrefix', message: 'expected lower-case letters, digits and _' });
+  }
+  const ints: Array<[keyof SqliteStorageOptions, number]> = [
+    ['maxEventsPerJob', 1],
+    ['busyTimeoutMs', 0],
+    ['watchIntervalMs', 1],
+  ];
+  for (const [key, min] of ints) {
+    const value = options?.[key];
+    if (value !== undefined && !(Number.isInteger(value) && (value as number) >= min)) bad.push({ path: key, message: `expected an integer >= ${min}` });
+  }
+  return bad;
+}
+
+export function sqliteStorage(options: SqliteStorageOptions): SqliteStorage {
+  const bad = validate(options);
+  if (bad.length > 0) {
+    throw new CrawlEngineError('invalid_options', `invalid sqliteStorage options: ${bad.map((e) => `${e.path}: ${e.message}`).join('; ')}`, { errors: bad });
+  }
+  const prefix = options.tablePrefix ?? 'crawl_';
+  const t = tables(prefix);
+  const maxEvents = options.maxEventsPerJob ?? 10_000;
+  const busyTimeoutMs = options.busyTimeoutMs ?? 10_000;
+  const ownsDatabase = typeof options.database === 'string';
+  let closed = false;
+
+  // Opened by the first operation (loading node:sqlite is asynchronous), which also creates or
+  // upgrades the tables; migrate() reports what it applied itself.
+  let opening: Promise<Ctx> | null = null;
+  let current: Ctx | null = null;
+  let migrating: Promise<number[]> | null = null;
+  const connect = () =>
+    (opening ??= (async () => {
+      const db = typeof options.database === 'string' ? await openFile(options.database) : options.database;
+      const c = new Connection(db, busyTimeoutMs);
+      if (ownsDatabase) {
+        db.exec(`PRAGMA busy_timeout = ${SYNC_BUSY_MS}`);
+        // WAL: readers never wait for the writer; NORMAL is durable against a crash of the process.
+        await c.retrying(() => db.exec('PRAGMA journal_mode = WAL'));
+        db.exec('PRAGMA synchronous = NORMAL');
+      }
+      current = { c, t, maxEvents };
+      return current;
+    })());
+  const schema = (x: Ctx) => x.c.transaction('write', () => migrate(x.c, t, prefix));
+  const ctx = async () => {
+    if (closed) throw new CrawlEngineError('storage_error', '[crawl-engine] [sqlite] the storage was closed');
+    const x = await connect();
+    migrating ??= schema(x);
+    await migrating;
+    return x;
+  };
+  const write = async <T>(body: (x: Ctx) => T): Promise<T> => {
+    const x = await ctx();
+    return x.c.transaction('write', () => body(x));
+  };
+  const read = async <T>(body: (x: Ctx) => T): Promise<T> => {
+    const x = await ctx();
+    return x.c.transaction('read', () => body(x));
+  };
+
+  // watch(): listeners of this process, woken after each commit that appended events to their job;
+  // events other connections (processes) store are noticed by polling PRAGMA data_version.
+  const listeners = new Map<string, Set<() => void>>();
+  const notify = (jobId: string) => {
+    const set = listeners.get(jobId);
+    if (set === undefined || set.size === 0) return;
+    queueMicrotask(() => {
+      for (const listener of [...set]) listener();
+    });
+  };
+  /** Wakes the watchers of the jobs these events (stored through this storage) belong to. */
+  const notifyEvents = <T extends { events: Array<{ jobId: string; id: string }> }>(out: T): T => {
+    for (const event of out.events) {
+      // Not a change of another process's for watchOthers() to report.
+      const seen = seqs.get(event.jobId);
+      if (seen !== undefined) seqs.set(event.jobId, Math.max(seen, Number(event.id)));
+    }
+    for (const jobId of new Set(out.events.map((e) => e.jobId))) notify(jobId);
+    return out;
+  };
+  let poll: ReturnType<typeof setInterval> | null = null;
+  let dataVersion: number | null = null;
+  /** The last event id seen of each watched job: a change made by another connection wakes its watchers. */
+  const seqs = new Map<string, number>();
+  const readVersion = (x: Ctx) => Number(x.c.get<{ data_version: number }>('PRAGMA data_version')!.data_version);
+  const eventSeq = (x: Ctx, jobId: string) => x.c.get<{ event_seq: number }>(`SELECT event_seq FROM ${t.jobs} WHERE id = ?`, jobId)?.event_seq ?? 0;
+  const watchOthers = async () => {
+    const x = await ctx().catch(() => null);
+    if (x === null || listeners.size === 0) return;
+    try {
+      const version = readVersion(x);
+      // Another connection committed since the last look (the first look only takes the baselines).
+      const changed = dataVersion !== null && version !== dataVersion;
+      dataVersion = version;
+      for (const jobId of listeners.keys()) {
+        if (!changed && seqs.has(jobId)) continue;
+        const seq = eventSeq(x, jobId);
+        if (changed && seqs.has(jobId) && seqs.get(jobId) !== seq) notify(jobId);
+        seqs.set(jobId, seq);
+      }
+    } catch {
+      // Locked for a moment (WAL recovery): the next tick looks again.
+    }
+  };
+
+  const storage: SqliteStorage = {
+    name: 'sqlite',
+    capabilities: { push: true, shared: true },
+
+    async migrate() {
+      if (closed) await ctx(); // throws
+      const x = await connect();
+      const run = schema(x);
+      migrating ??= run;
+      return { applied: await run, version: LATEST };
+    },
+
+    createJob: (job, seed) => write((x) => createJob(x, job, seed)).then(notifyEvents),
+    getJob: (id) => read((x) => jobRow(x, id)).then((row) => (row === undefined ? null : jobJson(row))),
+
+    async listJobs(query) {
+      const before = parseDigitsCursor(query.cursor, 18);
+      return read((x) => listJobs(x, query.status ?? null, before === null ? null : BigInt(before), query.limit));
+    },
+
+    async listResults(jobId, query) {
+      const after = BigInt(parseDigitsCursor(query.cursor, 18) ?? '0');
+      return read((x) => listResults(x, jobId, after, query.limit));
+    },
+
+    claim: (query) => write((x) => claim(x, query)).then(notifyEvents),
+    complete: (lease, input) => write((x) => complete(x, lease, input)).then(notifyEvents),
+    retry: (lease, input) => write((x) => retry(x, lease, input.notBefore, input.now)),
+    release: async (leases) => (leases.length === 0 ? 0 : write((x) => release(x, leases))),
+    cancelJob: (id, now) => write((x) => cancelJob(x, id, now)).then(notifyEvents),
+    getRobots: (jobId, origin) => read((x) => getRobots(x, jobId, origin)),
+    putRobots: (jobId, record) => write((x) => putRobots(x, jobId, record)),
+
+    async appendEvents(jobId, events) {
+      const stored = await write((x) => appendEvents(x, jobId, events));
+      notifyEvents({ events: stored });
+      return stored;
+    },
+
+    async readEvents(jobId, afterId, limit) {
+      if (limit <= 0) return [];
+      const after = afterId !== null && /^\d{1,18}$/.test(afterId) ? Number(afterId) : 0;
+      return read((x) => readEvents(x, jobId, after, limit));
+    },
+
+    watch(jobId, listener) {
+      let set = listeners.get(jobId);
+      if (set === undefined) {
+        set = new Set();
+        listeners.set(jobId, set);
+      }
+      set.add(listener);
+      // The baseline now, when the file is open: an event another process stores from here on wakes the listener.
+      if (current !== null && !seqs.has(jobId)) {
+        try {
+          dataVersion ??= readVersion(current);
+          seqs.set(jobId, eventSeq(current, jobId));
+        } catch {
+          // Locked for a moment: the first tick takes the baseline.
+        }
+      }
+      if (poll === null && !closed) {
+        poll = setInterval(() => void watchOthers(), options.watchIntervalMs ?? 100);
+        poll.unref?.();
+      }
+      return () => {
+        set.delete(listener);
+        if (set.size === 0) {
+          listeners.delete(jobId);
+          seqs.delete(jobId);
+        }
+        if (listeners.size === 0 && poll !== null) {
+          clearInterval(poll);
+          poll = null;
+        }
+      };
+    },
+
+    async close() {
+      if (closed) return;
+      closed = true;
+      current = null;
+      if (poll !== null) clearInterval(poll);
+      poll = null;
+      listeners.clear();
+      if (!ownsDatabase || opening === null) return;
+      const x = await opening.catch(() => null);
+      x?.c.db.close?.();
+    },
+  };
+  return storage;
+}

@@ -1,0 +1,203 @@
+/** Command-line parsing: the usage text, the option specs, and flag checks whose errors name the flag. */
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { UsageError } from './errors.js';
+
+export const DEFAULT_MAX_PAGES = 50;
+
+export const USAGE = `Usage: crawl-engine crawl <url> [options]
+       crawl-engine resume <jobId> --storage sqlite:FILE|pglite:DIR|postgres://…|redis://… [options]
+       crawl-engine migrate --storage postgres://…|sqlite:FILE|pglite:DIR [--schema S] [--table-prefix P]
+
+Options:
+  --max-pages N               most URLs to fetch (default 50)
+  --max-depth D               link hops from the start URL (default 2)
+  --scope S                   same-origin | same-hostname | same-domain | any (default same-hostname)
+  --include GLOB              only follow matching URLs (repeatable)
+  --exclude GLOB              never follow matching URLs (repeatable)
+  --concurrency N             fetches in flight overall, all hosts together (default 20,
+                              at most 1000)
+  --per-host-concurrency N    fetches in flight to any one host (default 2, at most 100)
+  --per-host-delay-ms N       pause between requests to one host (default 0); above 0 it
+                              also means one request at a time to that host
+  --timeout-ms N              per-request timeout (default 15000)
+  --user-agent STR            User-Agent header, also matched against robots.txt groups
+                              (default crawl-engine/0.1 (+https://www.npmjs.com/package/crawl-engine))
+  --no-robots                 ignore robots.txt (default: obey it, Crawl-delay included)
+  --out FILE                  write one JSON line per page to FILE (default: stdout)
+  --storage S                 where the job lives:
+                                memory         (default) gone when the process ends
+                                sqlite:FILE    a SQLite file (Node.js >= 22.13), resumable
+                                pglite:DIR     Postgres in a folder (needs @electric-sql/pglite),
+                                               resumable, one process at a time
+                                postgres://…   needs pg; migrates the schema first
+                                redis://…      needs ioredis
+  --schema S, --table-prefix P   Postgres schema and table prefix (default public, crawl_);
+                              with sqlite:, the table prefix; with redis://, the key prefix
+                              (default crawl:)
+  --allow-private-network     allow loopback and private addresses (for local sites)
+  --quiet                     no progress output and no summary
+  -h, --help                  show this help
+
+resume <jobId> continues a job stopped by Ctrl-C or a crash, from the same --storage: it
+prints the progress so far, crawls to the end and writes every page of the job, like crawl.
+It takes the crawl options that are not stored with the job (--concurrency, --timeout-ms,
+--user-agent, --allow-private-network, --out, --quiet); Ctrl-C prints the exact command.
+
+Concurrency: one host never sees more than min(--concurrency, --per-host-concurrency)
+requests at once, so a single site is fetched 2 at a time by default; raise
+--per-host-concurrency for that (e.g. 10). --concurrency caps the total across hosts
+and matters when the crawl spans several (--scope same-domain or any).
+
+Exit codes:
+  0    the job completed
+  1    the job failed or was cancelled by someone else (the summary says why),
+       or an unexpected error
+  2    bad arguments (the message names the option)
+  3    the storage could not be reached or failed (the message names it, with host and port)
+  130  interrupted (Ctrl-C): with memory storage prints "cancelling…" and cancels the job;
+       with a durable one prints "stopping…", leaves the job to resume and prints the
+       resume command; either way it aborts the fetches in flight, writes the pages stored
+       so far and the summary; a second Ctrl-C exits at once
+  143  terminated (SIGTERM), handled like Ctrl-C`;
+
+/** Levenshtein distance, for "did you mean". */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
+}
+
+type OptionSpec = Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }>;
+type Parsed<T extends OptionSpec> = ReturnType<typeof parseArgs<{ args: string[]; allowPositionals: true; strict: true; options: T }>>;
+
+/**
+ * parseArgs, with its errors turned into CLI messages: an unknown option names the closest known
+ * one, a missing value names the option.
+ */
+export function parseOptions<T extends OptionSpec>(argv: string[], options: T): Parsed<T> {
+  try {
+    return parseArgs({ args: argv, allowPositionals: true, strict: true, options });
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code !== 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && code !== 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') throw error;
+    // Parse again leniently to find the offending argument.
+    const { tokens } = parseArgs({ args: argv, allowPositionals: true, strict: false, tokens: true, options });
+    for (const token of tokens) {
+      if (token.kind !== 'option') continue;
+      const spec = options[token.name];
+      const raw = argv[token.index]!.split('=', 1)[0]!;
+      if (spec === undefined) {
+        const typed = raw.replace(/^-+/, '');
+        let best: string | null = null;
+        let bestDistance = Infinity;
+        for (const name of Object.keys(options)) {
+          const distance = editDistance(typed, name);
+          if (distance < bestDistance) [best, bestDistance] = [name, distance];
+        }
+        const close = best !== null && bestDistance <= Math.max(2, Math.floor(typed.length / 3));
+        throw new UsageError(`unknown option ${raw}${close ? `; did you mean --${best}?` : ''}`);
+      }
+      if (spec.type === 'string' && token.value === undefined) throw new UsageError(`--${token.name}: expected a value`);
+      if (spec.type === 'string' && token.inlineValue === false && token.value?.startsWith('-')) {
+        // strict parsing refuses `--max-depth -1`: the value looks like an option.
+        throw new UsageError(
+          `--${token.name}: expected a value, got the option-like ${JSON.stringify(token.value)} (write --${token.name}=${token.value} if that is the value)`,
+        );
+      }
+      if (spec.type === 'boolean' && token.value !== undefined) throw new UsageError(`--${token.name} takes no value, got ${JSON.stringify(token.value)}`);
+    }
+    throw new UsageError((error as Error).message.split('\n', 1)[0]!);
+  }
+}
+
+/** An integer flag within bounds, or undefined when absent; anything else is a UsageError naming the flag. */
+export function intFlag(flag: string, value: string | undefined, min: number, max?: number): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value) || Number(value) < min || (max !== undefined && Number(value) > max)) {
+    throw new UsageError(`${flag}: expected an integer ${max === undefined ? `>= ${min}` : `from ${min} to ${max}`}, got ${JSON.stringify(value)}`);
+  }
+  return Number(value);
+}
+
+export const STORAGE_OPTIONS = {
+  storage: { type: 'string' },
+  schema: { type: 'string' },
+  'table-prefix': { type: 'string' },
+} as const;
+
+/** Options of how this process fetches: given to crawl and to resume alike (a job does not store them). */
+export const RUN_OPTIONS = {
+  concurrency: { type: 'string' },
+  'timeout-ms': { type: 'string' },
+  'user-agent': { type: 'string' },
+  out: { type: 'string' },
+  ...STORAGE_OPTIONS,
+  'allow-private-network': { type: 'boolean' },
+  quiet: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/** In the order of --help (which "did you mean" follows on a tie). */
+export const CRAWL_OPTIONS = {
+  'max-pages': { type: 'string' },
+  'max-depth': { type: 'string' },
+  scope: { type: 'string' },
+  include: { type: 'string', multiple: true },
+  exclude: { type: 'string', multiple: true },
+  concurrency: { type: 'string' },
+  'per-host-concurrency': { type: 'string' },
+  'per-host-delay-ms': { type: 'string' },
+  'timeout-ms': { type: 'string' },
+  'user-agent': { type: 'string' },
+  'no-robots': { type: 'boolean' },
+  out: { type: 'string' },
+  ...STORAGE_OPTIONS,
+  'allow-private-network': { type: 'boolean' },
+  quiet: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies Record<keyof typeof RUN_OPTIONS, unknown> & OptionSpec;
+
+/** How this process fetches and reports; `args` are the flags that say so again (for the resume command). */
+export interface RunSettings {
+  concurrency: number;
+  timeoutMs: number | undefined;
+  userAgent: string | undefined;
+  allowPrivateNetwork: boolean;
+  out: string | undefined;
+  quiet: boolean;
+  args: string[];
+}
+
+type RunValues = { [K in keyof typeof RUN_OPTIONS]?: (typeof RUN_OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
+
+export function runSettings(values: RunValues): RunSettings {
+  const userAgent = values['user-agent'];
+  if (userAgent !== undefined && (!/^[\x20-\x7e]{1,512}$/.test(userAgent) || userAgent.trim() === '')) {
+    throw new UsageError(
+      `--user-agent: expected 1 to 512 printable ASCII characters, got ${JSON.stringify(userAgent.length > 60 ? `${userAgent.slice(0, 60)}…` : userAgent)}`,
+    );
+  }
+  const concurrency = intFlag('--concurrency', values.concurrency, 1, 1000);
+  const timeoutMs = intFlag('--timeout-ms', values['timeout-ms'], 1, 600_000);
+  const allowPrivateNetwork = values['allow-private-network'] === true;
+  const args = [
+    ...(concurrency === undefined ? [] : ['--concurrency', String(concurrency)]),
+    ...(timeoutMs === undefined ? [] : ['--timeout-ms', String(timeoutMs)]),
+    ...(userAgent === undefined ? [] : ['--user-agent', userAgent]),
+    ...(allowPrivateNetwork ? ['--allow-private-network'] : []),
+    ...(values.out === undefined ? [] : ['--out', resolve(values.out)]),
+  ];
+  return { concurrency: concurrency ?? 20, timeoutMs, userAgent, allowPrivateNetwork, out: values.out, quiet: values.quiet === true, args };
+}
+
+/** A command line as a shell would take it back: arguments quoted where needed. */
+export function shellCommand(args: string[]): string {
+  return args.map((arg) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`)).join(' ');
+}

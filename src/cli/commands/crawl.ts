@@ -1,0 +1,48 @@
+/** `crawl-engine crawl <url>`: creates a job and works it to the end in this process. */
+import { CRAWL_SCOPES } from '../../core/constants.js';
+import type { CrawlScope } from '../../core/types.js';
+import { CRAWL_OPTIONS, DEFAULT_MAX_PAGES, intFlag, parseOptions, runSettings, USAGE } from '../args.js';
+import { storageFailure, UsageError } from '../errors.js';
+import { interrupt, within } from '../interrupt.js';
+import { runJob } from '../run.js';
+import { openStorage } from '../storage.js';
+
+export async function crawlCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseOptions(argv, CRAWL_OPTIONS);
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? 'missing <url>' : `expected one <url>, got ${positionals.length}`);
+  const scope = values.scope as CrawlScope | undefined;
+  if (scope !== undefined && !(CRAWL_SCOPES as readonly string[]).includes(scope)) {
+    throw new UsageError(`--scope: expected one of ${CRAWL_SCOPES.join(', ')}, got ${JSON.stringify(scope)}`);
+  }
+  const maxPages = intFlag('--max-pages', values['max-pages'], 1, 1_000_000);
+  const maxDepth = intFlag('--max-depth', values['max-depth'], 0, 1000);
+  const perHostConcurrency = intFlag('--per-host-concurrency', values['per-host-concurrency'], 1, 100);
+  const perHostDelayMs = intFlag('--per-host-delay-ms', values['per-host-delay-ms'], 0, 600_000);
+  const settings = runSettings(values);
+  const input = {
+    url: positionals[0]!,
+    ...(maxPages === undefined ? {} : { maxPages }),
+    ...(maxDepth === undefined ? {} : { maxDepth }),
+    ...(scope === undefined ? {} : { scope }),
+    ...(values.include ? { include: values.include } : {}),
+    ...(values.exclude ? { exclude: values.exclude } : {}),
+    ...(perHostConcurrency === undefined ? {} : { perHostConcurrency }),
+    ...(perHostDelayMs === undefined ? {} : { perHostDelayMs }),
+    respectRobots: values['no-robots'] !== true,
+  };
+
+  const opened = await openStorage(values);
+  try {
+    return await runJob(opened, settings, { start: (engine) => engine.jobs.create(input), resumed: null, maxPages: maxPages ?? DEFAULT_MAX_PAGES });
+  } catch (error) {
+    throw storageFailure(error, opened);
+  } finally {
+    const closing = opened.close().catch(() => undefined);
+    if (interrupt.signal === null) await closing;
+    else await within(closing, 1000, undefined);
+  }
+}

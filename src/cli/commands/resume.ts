@@ -1,0 +1,51 @@
+/** `crawl-engine resume <jobId> --storage …`: continues a stored job to the end, as `crawl` would have. */
+import { JOB_ID_PATTERN } from '../../core/jobs.js';
+import type { Job } from '../../core/types.js';
+import { TERMINAL_STATUSES } from '../../core/types.js';
+import { parseOptions, RUN_OPTIONS, runSettings, USAGE } from '../args.js';
+import { storageFailure, UsageError } from '../errors.js';
+import { interrupt, within } from '../interrupt.js';
+import { countsLine } from '../render.js';
+import { runJob } from '../run.js';
+import { openStorage } from '../storage.js';
+
+export async function resumeCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseOptions(argv, RUN_OPTIONS);
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (positionals.length !== 1)
+    throw new UsageError(positionals.length === 0 ? 'resume: missing <jobId>' : `resume: expected one <jobId>, got ${positionals.length}`);
+  const jobId = positionals[0]!;
+  if (!JOB_ID_PATTERN.test(jobId)) throw new UsageError(`resume: <jobId>: expected a job id such as job_…, got ${JSON.stringify(jobId.slice(0, 80))}`);
+  if (values.storage === undefined || values.storage === 'memory') {
+    throw new UsageError('resume: --storage is required: the sqlite:FILE, pglite:DIR, postgres://… or redis://… the job was crawled with');
+  }
+  const settings = runSettings(values);
+  const opened = await openStorage(values);
+  try {
+    if ('migrate' in opened.storage) await (opened.storage as { migrate(): Promise<unknown> }).migrate();
+    const job: Job | null = await opened.storage.getJob(jobId);
+    if (job === null)
+      throw new UsageError(
+        `resume: no job ${jobId} in ${opened.kind} at ${opened.where} (check --storage${opened.kind === 'Postgres' || opened.kind === 'PGlite' ? ', --schema' : ''} and --table-prefix)`,
+      );
+    if (!settings.quiet) {
+      const state = TERMINAL_STATUSES.has(job.status) ? `already ${job.status}` : 'resuming';
+      process.stderr.write(`Job ${job.id} (${job.url}), ${state}: ${countsLine(job)}.\n`);
+      if (job.counts.inProgress > 0 && !TERMINAL_STATUSES.has(job.status)) {
+        process.stderr.write(
+          `${job.counts.inProgress} of its pages are leased, by another process or by a run that stopped without giving them back: those are fetched again once their leases run out (a minute, or --timeout-ms if longer).\n`,
+        );
+      }
+    }
+    return await runJob(opened, settings, { start: async () => job, resumed: job, maxPages: job.options.maxPages });
+  } catch (error) {
+    throw storageFailure(error, opened);
+  } finally {
+    const closing = opened.close().catch(() => undefined);
+    if (interrupt.signal === null) await closing;
+    else await within(closing, 1000, undefined);
+  }
+}

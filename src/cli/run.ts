@@ -1,0 +1,238 @@
+/**
+ * Works one job to the end in this process, for `crawl` (a new job) and `resume` (a stored one):
+ * progress, Ctrl-C, the results (one JSON line per page of the job) and the summary.
+ */
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { createCrawlEngine, type CrawlEngine } from '../core/engine.js';
+import type { CrawlStorage, Lease } from '../core/storage.js';
+import type { Job, PageResult, ProgressEvent } from '../core/types.js';
+import { SKIP_CODES, TERMINAL_STATUSES } from '../core/types.js';
+import { type RunSettings, shellCommand } from './args.js';
+import { cliWording, EXIT } from './errors.js';
+import { abortHttpRequests, exitCodeOf, interrupt, within } from './interrupt.js';
+import { createProgress } from './render.js';
+import type { OpenedStorage } from './storage.js';
+
+/**
+ * The storage, keeping the leases this process holds: claimed and not yet completed, retried or
+ * released. Their number is the URLs being fetched (or stored) right now, which the job's counts
+ * in the last event cannot tell; on Ctrl-C with a durable storage they are released.
+ */
+function trackLeases(storage: CrawlStorage): { storage: CrawlStorage; held: () => Lease[] } {
+  const held = new Map<string, Lease>();
+  const drop = (lease: Lease) => held.delete(lease.token);
+  const wrapped = new Proxy(storage, {
+    get(target, property) {
+      if (property === 'claim') {
+        return async (...args: Parameters<CrawlStorage['claim']>) => {
+          const claimed = await target.claim(...args);
+          for (const lease of claimed.leases) held.set(lease.token, lease);
+          return claimed;
+        };
+      }
+      if (property === 'complete' || property === 'retry') {
+        return async (lease: Lease, input: never) => {
+          try {
+            return await (target[property] as (lease: Lease, input: never) => Promise<unknown>)(lease, input);
+          } finally {
+            drop(lease);
+          }
+        };
+      }
+      if (property === 'release') {
+        return async (leases: Lease[]) => {
+          try {
+            return await target.release(leases);
+          } finally {
+            for (const lease of leases) drop(lease);
+          }
+        };
+      }
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+  return { storage: wrapped, held: () => [...held.values()] };
+}
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    const stop = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    signal.addEventListener('abort', stop, { once: true });
+  });
+
+/**
+ * Runs the job until it is finished (its final state) or the signal aborts (null). Unlike
+ * `engine.crawl()`, an abort leaves the job as it is: the caller cancels it, or leaves it to resume.
+ */
+async function drive(engine: CrawlEngine, jobId: string, concurrency: number, signal: AbortSignal): Promise<Job | null> {
+  let idle = 0;
+  for (;;) {
+    if (signal.aborted) return null;
+    const report = await engine.processor.run({ jobId, budgetMs: 60_000, concurrency, signal });
+    if (report.errors.length > 0 && report.claimed === 0) throw new Error(`[crawl-engine] crawl(): storage failed: ${report.errors.join('; ')}`);
+    const current = await engine.jobs.get(jobId);
+    if (current === null || TERMINAL_STATUSES.has(current.status)) return current;
+    if (signal.aborted) return null;
+    // Waiting out a retry backoff, a host delay or an expired lease: poll gently.
+    idle = report.claimed === 0 ? Math.min(idle + 50, 500) : 0;
+    if (idle > 0) await sleep(idle, signal);
+  }
+}
+
+export interface RunInput {
+  /** Creates the job (crawl) or returns the stored one (resume). */
+  start(engine: CrawlEngine): Promise<Job>;
+  /** The job as stored when `resume` took it over; null for a new job. */
+  resumed: Job | null;
+  maxPages: number;
+}
+
+export async function runJob(opened: OpenedStorage, settings: RunSettings, input: RunInput): Promise<number> {
+  if ('migrate' in opened.storage) await (opened.storage as { migrate(): Promise<unknown> }).migrate();
+  const { timeoutMs, quiet } = settings;
+  const leases = trackLeases(opened.storage);
+  const engine: CrawlEngine = createCrawlEngine({
+    storage: leases.storage,
+    fetch: {
+      ...(timeoutMs === undefined ? {} : { timeoutMs }),
+      ...(settings.userAgent === undefined ? {} : { userAgent: settings.userAgent }),
+      allowPrivateNetwork: settings.allowPrivateNetwork,
+    },
+    ...(timeoutMs === undefined ? {} : { leaseMs: Math.max(60_000, timeoutMs) }),
+  });
+  const err = process.stderr;
+  const progress = createProgress({ quiet, maxPages: input.maxPages, before: input.resumed?.counts ?? null, inFlight: () => leases.held().length });
+  const resumeCommand = (id: string) => `crawl-engine resume ${shellCommand([id, ...opened.args, ...settings.args])}`;
+
+  let jobId: string | null = input.resumed?.id ?? null;
+  const early: ProgressEvent[] = [];
+  const onEvent = (_type: unknown, event: ProgressEvent) => {
+    if (jobId === null) early.push(event);
+    else if (event.jobId === jobId) progress.onEvent(event, interrupt.signal !== null);
+  };
+  engine.events.on('*', onEvent);
+
+  const controller = new AbortController();
+  let onInterrupted: () => void = () => undefined;
+  const interrupted = new Promise<'interrupted'>((resolve) => (onInterrupted = () => resolve('interrupted')));
+  interrupt.onFirst = () => {
+    // Written at once, before anything is awaited.
+    progress.stop();
+    err.write(`${progress.clearLine()}${opened.durable ? 'stopping' : 'cancelling'}… (Ctrl-C again to exit at once)\n`);
+    controller.abort();
+    onInterrupted();
+  };
+
+  const crawling = (async () => {
+    const job = await input.start(engine);
+    jobId = job.id;
+    if (opened.durable) {
+      interrupt.resumeHint = `To continue: ${resumeCommand(job.id)}`;
+      // Before the first progress line: after a crash, this is where the job id is found.
+      if (!quiet && input.resumed === null)
+        err.write(`Job ${job.id} is stored in ${opened.kind} at ${opened.where}; if it stops, continue it with: ${resumeCommand(job.id)}\n`);
+    }
+    for (const event of early.splice(0)) if (event.jobId === jobId) progress.onEvent(event, interrupt.signal !== null);
+    return drive(engine, job.id, settings.concurrency, controller.signal);
+  })();
+  crawling.catch(() => undefined); // awaited below, or abandoned after an interrupt
+  let job: Job | null = null;
+  let settled = true;
+  try {
+    const first = await Promise.race([crawling, interrupted]);
+    if (first !== 'interrupted') job = first;
+    else if (!opened.durable) {
+      // The processor stops starting fetches when the signal aborts, but waits for those in
+      // flight: cancel the job in storage (no URL of it is fetched again, by any process), then
+      // abort the requests in flight, and give the crawl a moment to wind down.
+      const cancelled = jobId === null ? null : await within(engine.jobs.cancel(jobId), 2000, null);
+      abortHttpRequests();
+      const ended = await within(
+        crawling.then((final) => ({ final })),
+        500,
+        null,
+      );
+      settled = ended !== null;
+      job = ended?.final ?? cancelled ?? (jobId === null ? null : await within(engine.jobs.get(jobId), 1000, null));
+    } else {
+      // The job stays as it is for `resume`: give back the URLs in flight first (their pages are
+      // fetched again then; a complete() arriving after this is refused), then abort the requests.
+      await within(leases.storage.release(leases.held()), 2000, 0);
+      abortHttpRequests();
+      settled =
+        (await within(
+          crawling.then(() => true),
+          500,
+          false,
+        )) === true;
+      // Claims that were on their way when the first release ran.
+      if (leases.held().length > 0) await within(leases.storage.release(leases.held()), 1000, 0);
+      job = jobId === null ? null : await within(engine.jobs.get(jobId), 1000, null);
+    }
+  } finally {
+    interrupt.onFirst = null;
+    engine.events.off('*', onEvent);
+    progress.stop();
+    // engine.close() waits for requests in flight; after an interrupt they were aborted.
+    if (settled) await engine.close();
+    else void engine.close().catch(() => undefined);
+  }
+  if (!settled) interrupt.forceExit = true;
+  if (job === null) {
+    // Only after an interrupt, when the storage did not answer in time.
+    const what = opened.durable ? 'confirm that it stopped' : 'confirm the cancellation';
+    err.write(
+      jobId === null
+        ? 'Interrupted before the job started.\n'
+        : `Job ${jobId}: ${opened.kind} at ${opened.where} did not ${what} in time; the job may still be stored as running.\n${opened.durable ? `To continue: ${resumeCommand(jobId)}\n` : ''}`,
+    );
+    interrupt.forceExit = true;
+    return exitCodeOf(interrupt.signal ?? 'SIGINT');
+  }
+  if (TERMINAL_STATUSES.has(job.status)) progress.absorb(job);
+  progress.finish();
+
+  const failures = await writeResults(engine, job.id, settings.out);
+  const stopped = interrupt.signal !== null && !TERMINAL_STATUSES.has(job.status);
+  if (!quiet) {
+    const status =
+      job.status === 'completed'
+        ? 'Done'
+        : stopped
+          ? 'Stopped (interrupted)'
+          : `Job ${job.status}${interrupt.signal !== null && job.status === 'cancelled' ? ' (interrupted)' : ''}`;
+    err.write(`${progress.summary(job, status, failures, settings.out)}\n`);
+  }
+  if (stopped && opened.durable) err.write(`To continue: ${resumeCommand(job.id)}\n`);
+  if (job.status === 'completed') return EXIT.completed;
+  if (interrupt.signal !== null) {
+    interrupt.forceExit = true;
+    return exitCodeOf(interrupt.signal);
+  }
+  return EXIT.jobFailed;
+}
+
+/** Writes every result of the job, one JSON line each; returns the failures by error code. */
+async function writeResults(engine: CrawlEngine, jobId: string, file: string | undefined): Promise<Map<string, number>> {
+  const out: WriteStream | NodeJS.WriteStream = file ? createWriteStream(file) : process.stdout;
+  const failures = new Map<string, number>();
+  let cursor: string | null = null;
+  do {
+    const page = await engine.jobs.results(jobId, { limit: 1000, cursor });
+    let chunk = '';
+    for (const stored of page.items) {
+      const result: PageResult = stored.error === null ? stored : { ...stored, error: { ...stored.error, message: cliWording(stored.error.message) } };
+      chunk += `${JSON.stringify(result)}\n`;
+      if (result.error && !SKIP_CODES.has(result.error.code)) failures.set(result.error.code, (failures.get(result.error.code) ?? 0) + 1);
+    }
+    if (!out.write(chunk)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
+    cursor = page.nextCursor;
+  } while (cursor !== null);
+  if (out !== process.stdout) await new Promise<void>((resolve, reject) => (out as WriteStream).end((e?: Error | null) => (e ? reject(e) : resolve())));
+  return failures;
+}

@@ -1,0 +1,238 @@
+/**
+ * `--storage`: memory, a SQLite file, a PGlite folder, Postgres or Redis, opened and checked before
+ * anything else. Drivers are loaded only when asked for, with an install hint when missing.
+ */
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { kvStorage } from '../../adapters/kv/index.js';
+import { memoryStorage } from '../../adapters/memory/index.js';
+import { postgresStorage } from '../../adapters/postgres/index.js';
+import { sqliteStorage } from '../../adapters/sqlite/index.js';
+import type { CrawlStorage } from '../core/storage.js';
+import { describeCause, type StorageIdentity, StorageError, UsageError } from './errors.js';
+
+export interface OpenedStorage extends StorageIdentity {
+  storage: CrawlStorage;
+  close(): Promise<void>;
+  /** Jobs outlive this process: an interrupted crawl is left to be resumed, not cancelled. */
+  durable: boolean;
+  /** The arguments that open this storage again (`--storage …` and its options), for the resume command. */
+  args: string[];
+  /** What opening it migrated (SQLite creates its tables as it opens). */
+  migrated?: { applied: number[]; version: number };
+}
+
+export interface StorageFlags {
+  storage?: string | undefined;
+  schema?: string | undefined;
+  'table-prefix'?: string | undefined;
+}
+
+const EXPECTED = 'expected memory, sqlite:FILE, pglite:DIR, postgres://… or redis://…';
+
+/** Loads an optional dependency, or says how to install it. */
+async function load<T>(name: string, flag: string): Promise<T> {
+  try {
+    const specifier = name; // a variable: bundlers leave the import alone
+    return (await import(specifier)) as T;
+  } catch {
+    throw new UsageError(`--storage ${flag} needs the ${name} package: npm install ${name}`);
+  }
+}
+
+/** host:port of a storage URL, with the default port filled in. */
+function hostPort(url: string, defaultPort: number, defaultHost = 'localhost'): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new UsageError(`--storage: ${EXPECTED}, got ${JSON.stringify(url)}`);
+  }
+  return `${parsed.hostname || defaultHost}:${parsed.port || defaultPort}`;
+}
+
+/** The path of `sqlite:FILE` / `pglite:DIR` (also `sqlite://FILE`), absolute. */
+function pathOf(spec: string, scheme: 'sqlite' | 'pglite', what: string): string {
+  const path = spec.slice(scheme.length + 1).replace(/^\/\//, '');
+  if (path.trim() === '')
+    throw new UsageError(
+      `--storage ${scheme}:${what}: expected a ${what === 'FILE' ? 'file' : 'folder'} path after ${scheme}:, e.g. ${scheme}:crawl${what === 'FILE' ? '.db' : ''}`,
+    );
+  if (path === ':memory:')
+    throw new UsageError(
+      `--storage ${scheme}::memory: keeps nothing after the crawl: use --storage memory, or give a ${what === 'FILE' ? 'file' : 'folder'} path`,
+    );
+  return resolve(path);
+}
+
+/** A password in a URL, hidden in the resume command printed to the terminal. */
+const hidePassword = (url: string) => url.replace(/^([a-z]+:\/\/[^/:@]*:)[^/@]*@/i, '$1<password>@');
+
+/** Opens the storage named by --storage and checks that it answers before anything else. */
+export async function openStorage(flags: StorageFlags): Promise<OpenedStorage> {
+  const spec = flags.storage;
+  const schema = flags.schema;
+  const tablePrefix = flags['table-prefix'];
+  const extraArgs = [...(schema === undefined ? [] : ['--schema', schema]), ...(tablePrefix === undefined ? [] : ['--table-prefix', tablePrefix])];
+  if (spec === undefined || spec === 'memory')
+    return { storage: memoryStorage(), close: async () => undefined, kind: 'memory', where: 'memory', durable: false, args: [] };
+  if (spec.startsWith('sqlite:')) return openSqlite(pathOf(spec, 'sqlite', 'FILE'), tablePrefix);
+  if (spec.startsWith('pglite:')) return openPglite(pathOf(spec, 'pglite', 'DIR'), schema, tablePrefix, extraArgs);
+  if (/^postgres(ql)?:\/\//.test(spec)) {
+    const where = hostPort(spec, 5432, process.env.PGHOST || 'localhost');
+    type Pool = { end(): Promise<void>; on(e: 'error', cb: () => void): void; query(t: string, p?: unknown[]): Promise<{ rows: unknown[] }> };
+    type PgModule = { Pool: new (options: { connectionString: string; max?: number; connectionTimeoutMillis?: number }) => Pool };
+    const loaded = await load<{ default?: PgModule } & PgModule>('pg', 'postgres://…');
+    const pool = new (loaded.default ?? loaded).Pool({ connectionString: spec, max: 10, connectionTimeoutMillis: 10_000 });
+    pool.on('error', () => undefined);
+    try {
+      await pool.query('SELECT 1');
+    } catch (error) {
+      await pool.end().catch(() => undefined);
+      throw new StorageError(`cannot reach Postgres at ${where}: ${describeCause(error)}`);
+    }
+    const storage = postgresStorage({ client: pool, ...(schema ? { schema } : {}), ...(tablePrefix !== undefined ? { tablePrefix } : {}) });
+    return { storage, close: () => pool.end(), kind: 'Postgres', where, durable: true, args: ['--storage', hidePassword(spec), ...extraArgs] };
+  }
+  if (/^rediss?:\/\//.test(spec)) return openRedis(spec, tablePrefix);
+  throw new UsageError(`--storage: ${EXPECTED}, got ${JSON.stringify(spec)}`);
+}
+
+/** node:sqlite prints an ExperimentalWarning when loaded: noise on the CLI's stderr. */
+function quietSqliteWarning(): void {
+  const emit = process.emitWarning;
+  process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+    if (/SQLite is an experimental feature/.test(typeof warning === 'string' ? warning : warning.message)) return;
+    return (emit as (...args: unknown[]) => void).call(process, warning, ...rest);
+  }) as typeof process.emitWarning;
+}
+
+async function openSqlite(file: string, tablePrefix: string | undefined): Promise<OpenedStorage> {
+  quietSqliteWarning();
+  const storage = sqliteStorage({ database: file, ...(tablePrefix !== undefined ? { tablePrefix } : {}) });
+  let migrated: { applied: number[]; version: number };
+  try {
+    migrated = await storage.migrate();
+  } catch (error) {
+    if ((error as { code?: unknown }).code === 'unsupported') {
+      throw new UsageError(
+        `--storage sqlite:FILE needs Node.js >= 22.13 (node:sqlite), this is ${process.versions.node}: upgrade Node.js, or use --storage pglite:DIR (npm install @electric-sql/pglite)`,
+      );
+    }
+    throw new StorageError(`cannot open SQLite file ${file}: ${describeCause(error).replace(/^cannot open ".*?": /, '')}`);
+  }
+  const args = ['--storage', `sqlite:${file}`, ...(tablePrefix === undefined ? [] : ['--table-prefix', tablePrefix])];
+  return { storage, close: async () => storage.close?.(), kind: 'SQLite', where: file, durable: true, args, migrated };
+}
+
+/**
+ * PGlite keeps one Postgres in a folder, for one process at a time (two would corrupt it, and
+ * PGlite does not check): a lock file with the holder's pid guards it; a dead holder's lock is taken over.
+ */
+function lockFolder(dir: string): () => void {
+  mkdirSync(dir, { recursive: true });
+  const lock = join(dir, 'crawl-engine.lock');
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(lock, 'wx');
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      // Also when the process exits at once (a second Ctrl-C).
+      const unlock = () => rmSync(lock, { force: true });
+      process.once('exit', unlock);
+      return () => {
+        process.off('exit', unlock);
+        unlock();
+      };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw new StorageError(`cannot open PGlite folder ${dir}: ${describeCause(error)}`);
+      const pid = Number(readFileSync(lock, 'utf8'));
+      let alive = false;
+      try {
+        alive = Number.isInteger(pid) && pid > 0 && process.kill(pid, 0);
+      } catch (e) {
+        alive = (e as NodeJS.ErrnoException).code === 'EPERM';
+      }
+      if (alive) {
+        throw new StorageError(
+          `PGlite folder ${dir} is in use by another process (pid ${pid}); PGlite serves one process at a time (use sqlite:FILE or postgres:// to share)`,
+        );
+      }
+      rmSync(lock, { force: true });
+    }
+  }
+  throw new StorageError(`cannot lock PGlite folder ${dir}`);
+}
+
+async function openPglite(dir: string, schema: string | undefined, tablePrefix: string | undefined, extraArgs: string[]): Promise<OpenedStorage> {
+  type PGliteModule = {
+    PGlite: new (
+      dataDir: string,
+    ) => { waitReady: Promise<void>; close(): Promise<void>; query(text: string, params?: unknown[]): Promise<{ rows: unknown[] }> };
+  };
+  const { PGlite } = await load<PGliteModule>('@electric-sql/pglite', 'pglite:DIR');
+  const unlock = lockFolder(dir);
+  let db: InstanceType<PGliteModule['PGlite']>;
+  try {
+    db = new PGlite(dir);
+    await db.waitReady;
+  } catch (error) {
+    unlock();
+    throw new StorageError(`cannot open PGlite folder ${dir}: ${describeCause(error)}`);
+  }
+  const storage = postgresStorage({ client: db, ...(schema ? { schema } : {}), ...(tablePrefix !== undefined ? { tablePrefix } : {}) });
+  const close = async () => {
+    try {
+      await storage.close?.();
+      await db.close();
+    } finally {
+      unlock();
+    }
+  };
+  return { storage, close, kind: 'PGlite', where: dir, durable: true, args: ['--storage', `pglite:${dir}`, ...extraArgs] };
+}
+
+async function openRedis(url: string, tablePrefix: string | undefined): Promise<OpenedStorage> {
+  const where = hostPort(url, 6379);
+  interface RedisOptions {
+    lazyConnect?: boolean;
+    maxRetriesPerRequest?: number;
+    connectTimeout?: number;
+    retryStrategy?: (times: number) => number | null;
+  }
+  type RedisClient = {
+    status: string;
+    connect(): Promise<void>;
+    quit(): Promise<unknown>;
+    disconnect(): void;
+    on(e: 'error', cb: (error: unknown) => void): void;
+  };
+  type RedisConstructor = new (url: string, options?: RedisOptions) => RedisClient;
+  const loaded = await load<{ default?: RedisConstructor; Redis?: RedisConstructor }>('ioredis', 'redis://…');
+  const Redis = (loaded.default ?? loaded.Redis)!;
+  // ioredis reconnects forever by default. Here the first connection gets one try (so an
+  // unreachable server is reported at once), and a connection lost later gets a few.
+  let connected = false;
+  let lastError: unknown = null;
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 3,
+    connectTimeout: 10_000,
+    retryStrategy: (times) => (connected && times <= 5 ? times * 200 : null),
+  });
+  redis.on('error', (error) => {
+    lastError = error;
+  });
+  try {
+    await redis.connect();
+    connected = true;
+  } catch (error) {
+    throw new StorageError(`cannot reach Redis at ${where}: ${describeCause(lastError ?? error)}`);
+  }
+  const storage = kvStorage({ client: redis as never, ...(tablePrefix !== undefined ? { prefix: tablePrefix } : {}) });
+  const close = async () => {
+    await redis.quit().catch(() => redis.disconnect());
+  };
+  const args = ['--storage', hidePassword(url), ...(tablePrefix === undefined ? [] : ['--table-prefix', tablePrefix])];
+  return { storage, close, kind: 'Redis', where, durable: true, args, connectionError: () => (redis.status === 'ready' ? null : lastError) };
+}
