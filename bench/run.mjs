@@ -71,7 +71,9 @@ async function machine() {
 }
 
 async function startSiteProcess(latencyMs) {
-  const child = spawn(process.execPath, [here('../test/fixtures/site.mjs'), `pages=${PAGES}`, 'fanout=8', `latencyMs=${latencyMs}`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [here('../test/fixtures/site.mjs'), `pages=${PAGES}`, 'fanout=8', `latencyMs=${latencyMs}`], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const [chunk] = await once(child.stdout, 'data');
   return { url: String(chunk).trim(), stop: () => child.kill('SIGTERM') };
 }

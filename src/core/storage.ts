@@ -3,6 +3,9 @@
  * Every method is atomic on its own, so a processor may die between any two calls without
  * losing or doubling work.
  *
+ * Public as `crawl-engine/storage`. The invariants an implementation keeps, each with the
+ * conformance tests that check it, are in docs/adapters.md (I1–I19 there).
+ *
  * @module
  */
 import type { RobotsRule } from '../crawl/robots.js';
@@ -138,22 +141,33 @@ export interface ListResultsQuery {
 
 /** What an adapter can do beyond the contract, so the engine can pick the best path. */
 export interface StorageCapabilities {
-  /** `watch()` wakes subscribers when events are appended (else the engine polls). */
+  /** `watch()` wakes subscribers when events are appended (else the engine polls `readEvents`). */
   push: boolean;
-  /** State is shared between processes (false for the memory adapter). */
-  shared: boolean;
+  /**
+   * State is shared between processes (false for the memory adapter).
+   * @deprecated Never read by the engine; adapters need not set it. Kept so that existing code
+   * that reads it from a built-in adapter still compiles.
+   */
+  shared?: boolean;
 }
 
 export interface CrawlStorage {
   readonly name: string;
   readonly capabilities: StorageCapabilities;
 
-  /** Stores the job row and its first frontier entry together, and appends `job:created`. */
+  /**
+   * Stores the job row and its first frontier entry together, and appends `job:created`. A job id
+   * that exists already is refused with a `CrawlEngineError` of code `conflict`.
+   */
   createJob(job: Job, seed: FrontierLink): Promise<{ job: Job; events: ProgressEvent[] }>;
+  /** The job as stored, or null when there is none with that id. */
   getJob(id: string): Promise<Job | null>;
-  /** Newest first. */
+  /**
+   * Newest first. `nextCursor` is an opaque string (null on the last page); a cursor the adapter
+   * did not hand out is refused with `invalid_input` naming `cursor` (see `parseDigitsCursor`).
+   */
   listJobs(query: ListJobsQuery): Promise<Paginated<Job>>;
-  /** In the order results were stored. */
+  /** In the order results were stored; cursors as for `listJobs`. An unknown job has no results. */
   listResults(jobId: string, query: ListResultsQuery): Promise<Paginated<PageResult>>;
 
   /**
@@ -198,14 +212,26 @@ export interface CrawlStorage {
   /** Stores (replaces) a robots.txt record; its `crawlDelayMs` becomes the host's delay. */
   putRobots(jobId: string, record: RobotsRecord): Promise<void>;
 
-  appendEvents(jobId: string, events: NewEvent[]): Promise<ProgressEvent[]>;
   /**
-   * Events with an id greater than `afterId` (all when null), oldest first. When `afterId` is
-   * older than the retained log, a `progress` snapshot comes first.
+   * Appends events of the caller's choosing to a job's log.
+   * @deprecated Never called by the engine: every event is appended by the operation that causes
+   * it (`createJob`, `claim`, `complete`, `cancelJob`). Adapters need not implement it; the
+   * built-in ones keep it for existing callers.
+   */
+  appendEvents?(jobId: string, events: NewEvent[]): Promise<ProgressEvent[]>;
+  /**
+   * Events with an id greater than `afterId` (all when null), oldest first, at most `limit`. Ids
+   * are decimal integers, increasing per job. When `afterId` is older than the retained log, a
+   * `progress` snapshot comes first: the newest trimmed event, retyped, with its id. An unknown
+   * job has no events.
    */
   readEvents(jobId: string, afterId: string | null, limit: number): Promise<ProgressEvent[]>;
 
-  /** With `capabilities.push`: calls `listener` whenever events are appended to the job. */
+  /**
+   * With `capabilities.push`: calls `listener` (no arguments, possibly more often than needed)
+   * after events are appended to the job, from any process; returns the unsubscribe function.
+   * The engine then reads them with `readEvents`.
+   */
   watch?(jobId: string, listener: () => void): () => void;
   /** Releases connections the adapter opened itself. */
   close?(): Promise<void>;
