@@ -1,11 +1,15 @@
 // Several OS processes sharing one storage, the same assertions for every backend that can be
 // shared between processes. Adding one is one entry in BACKENDS (plus its URL scheme in
 // test/fixtures/worker.mjs, which opens the storage in each worker process).
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import Redis from 'ioredis';
 import pg from 'pg';
 import { afterAll, describe, expect, test } from 'vitest';
 import { kvStorage } from '../adapters/kv/index.js';
 import { postgresStorage } from '../adapters/postgres/index.js';
+import { type SqliteStorage, sqliteStorage } from '../adapters/sqlite/index.js';
 import { createCrawlEngine } from '../src/core/engine.js';
 import type { CrawlStorage } from '../src/core/storage.js';
 import { startSite } from './fixtures/site.mjs';
@@ -137,13 +141,30 @@ function redisBackend(url: string | null): Backend {
   };
 }
 
-const BACKENDS: Backend[] = [
-  postgresBackend(DATABASE_URL),
-  redisBackend(process.env.REDIS_URL || null),
-  // SQLite (adapters/sqlite, node:sqlite: Node.js >= 22.13, else url null): url `sqlite:<file>`, which
-  // test/fixtures/worker.mjs opens with the namespace as tablePrefix; fresh() a new tablePrefix on
-  // that file; no `server`.
-];
+/** One SQLite file shared by the processes (node:sqlite: Node.js >= 22.13 or 23.4, else skipped); a namespace is a table prefix. */
+function sqliteBackend(): Backend {
+  const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
+  const available = major > 23 || (major === 23 && minor >= 4) || (major === 22 && minor >= 13);
+  const dir = available ? mkdtempSync(join(tmpdir(), 'crawl-processes-')) : null;
+  const file = dir === null ? '' : join(dir, 'shared.db');
+  const opened: SqliteStorage[] = [];
+  return {
+    name: 'SQLite (one file)',
+    url: dir === null ? null : `sqlite:${file}`,
+    async fresh() {
+      const namespace = `p${opened.length}_`;
+      const storage = sqliteStorage({ database: file, tablePrefix: namespace });
+      opened.push(storage);
+      return { storage, namespace };
+    },
+    async cleanup() {
+      for (const storage of opened) await storage.close?.();
+      if (dir !== null) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+const BACKENDS: Backend[] = [postgresBackend(DATABASE_URL), redisBackend(process.env.REDIS_URL || null), sqliteBackend()];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function waitFor(check: () => Promise<boolean> | boolean, what: string, ms = 10_000): Promise<void> {

@@ -8,7 +8,6 @@ import { CrawlEngineError } from '../src/core/errors.js';
 import type { CrawlStorage, FrontierLink } from '../src/core/storage.js';
 import { jobRecord, runStorageConformance } from '../src/testing/index.js';
 import { allResults } from './helpers/engine.js';
-import { fourProcessesWithRobots } from './helpers/max-pages-processes.js';
 import { startSite } from './fixtures/site.mjs';
 
 const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
@@ -188,9 +187,4 @@ describe.skipIf(!hasNodeSqlite)('SQLite (node:sqlite needs Node.js >= 22.13)', (
       await site.close();
     }
   });
-
-  test('four processes on one job on one SQLite file, pages also linking robots.txt-disallowed URLs, maxPages 1500: exactly 1,500 pages fetched, none twice, never a disallowed one', async () => {
-    const file = freshFile();
-    await fourProcessesWithRobots('sqlite', open(file, { tablePrefix: 'mp_' }), `sqlite:${file}`, 'mp_');
-  }, 180_000);
 });

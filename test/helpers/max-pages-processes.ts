@@ -1,5 +1,5 @@
 /**
- * The four-process maxPages check shared by the Postgres and KV process tests: four worker
+ * The four-process maxPages check of test/processes.test.ts, for every shared backend: four worker
  * processes on one job whose pages also link robots.txt-disallowed URLs (on the same origin, and
  * on another whose rules they learn only after admitting its URLs), with maxPages 1500. Exactly
  * 1,500 pages are fetched, none without a counted attempt, never a disallowed one, and no run ends
