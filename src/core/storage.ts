@@ -145,8 +145,8 @@ export interface StorageCapabilities {
   push: boolean;
   /**
    * State is shared between processes (false for the memory adapter).
-   * @deprecated Never read by the engine; adapters need not set it. Kept so that existing code
-   * that reads it from a built-in adapter still compiles.
+   * @deprecated Never read by the engine; adapters need not set it. The built-in adapters still
+   * do, but the member is optional now: code that reads it must handle `undefined`.
    */
   shared?: boolean;
 }
