@@ -1,5 +1,6 @@
 // The CLI's politeness and identity flags, Ctrl-C, progress output and error messages, against
 // sites served on 127.0.0.1 inside the test (nothing here reaches the internet).
+// Over 300 lines in one file: every test spawns the built CLI through run(), most against a site served by site() with one shared cleanup.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';

@@ -1,3 +1,4 @@
+// Over 300 lines in one file: the Express, Next.js and browser-client tests share the loopback site fixture, the server cleanup and newEngine() below.
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { EventSource } from 'eventsource';

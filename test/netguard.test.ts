@@ -1,3 +1,4 @@
+// Over 300 lines in one file: every test is about the network guard (src/crawl/netguard.ts); the range-table tests, most of it, share the CIDR helpers and resolver stub.
 import type dns from 'node:dns';
 import { BlockList, Socket } from 'node:net';
 import { afterEach, describe, expect, test, vi } from 'vitest';

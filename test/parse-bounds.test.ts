@@ -4,6 +4,7 @@
  * megabyte of `<div>` held the event loop for tens of seconds. Each test here parses with a
  * heartbeat timer running and asserts the longest gap between beats; on the old code the parse is
  * one synchronous call, so the gap is the whole parse (and the test timeout only fires after it).
+ * Over 300 lines in one file: the tests share parseWatched(), measure() and the ordinary and hostile pages built here.
  */
 import { DomUtils, parseDocument } from 'htmlparser2';
 import { afterEach, beforeAll, describe, expect, test, vi } from 'vitest';

@@ -1,6 +1,7 @@
 // Several OS processes sharing one storage, the same assertions for every backend that can be
 // shared between processes. Adding one is one entry in BACKENDS (plus its URL scheme in
 // test/fixtures/worker.mjs, which opens the storage in each worker process).
+// Over 300 lines in one file: every test runs once per entry of BACKENDS, so the backends and the tests looping over them stay together.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -3,9 +3,11 @@
  * Upstash Redis, Vercel KV (`createClient()` or `kv`) and ioredis (and ioredis-mock in tests).
  * Every read-and-write operation is one script; no blocking commands, no Streams, no cjson.
  *
+ * The parts: client.ts (running scripts on either kind of client), claim.ts, push.ts (`watch()`
+ * over pub/sub), scripts.ts and lua/ (the scripts), keys.ts (every key and field).
+ *
  * @module crawl-engine/adapters/kv
  */
-import { createHash, randomBytes } from 'node:crypto';
 import {
   type CancelResult,
   type ClaimQuery,
@@ -28,20 +30,12 @@ import {
   type RobotsRecord,
   SKIP_CODES,
 } from '../../src/storage/index.js';
-import { indexKeys, jobKeys, pushChannel } from './keys.js';
+import { claim } from './claim.js';
+import { contextFor, type IndexOp, type IoredisLikeClient, parse, type UpstashLikeClient } from './client.js';
+import { canDuplicate, pubSub } from './push.js';
 import * as S from './scripts.js';
 
-/** ioredis (and ioredis-mock): `eval(script, numKeys, ...keys, ...args)`. */
-export interface IoredisLikeClient {
-  eval(script: string, numKeys: number, ...rest: Array<string | number>): Promise<unknown>;
-  evalsha(sha: string, numKeys: number, ...rest: Array<string | number>): Promise<unknown>;
-  defineCommand: unknown;
-}
-/** @upstash/redis and @vercel/kv: `eval(script, keys, args)`. */
-export interface UpstashLikeClient {
-  eval(script: string, keys: string[], args: unknown[]): Promise<unknown>;
-  evalsha(sha: string, keys: string[], args: unknown[]): Promise<unknown>;
-}
+export type { IoredisLikeClient, UpstashLikeClient } from './client.js';
 
 export interface KvStorageOptions {
   client: IoredisLikeClient | UpstashLikeClient;
@@ -69,67 +63,10 @@ export interface KvStorageOptions {
   listen?: boolean;
 }
 
-/** The part of an ioredis connection that pub/sub uses. */
-interface Subscriber {
-  subscribe(channel: string): Promise<unknown>;
-  unsubscribe(channel: string): Promise<unknown>;
-  on(event: 'message', listener: (channel: string, message: string) => void): unknown;
-  on(event: 'error', listener: (error: Error) => void): unknown;
-  disconnect(): void;
-}
-
-/** Runs a script: EVALSHA first, EVAL when the server does not have it yet (NOSCRIPT). */
-type Runner = (script: S.ScriptCall, args: Array<string | number>) => Promise<unknown>;
-
-function runnerFor(client: KvStorageOptions['client']): Runner {
-  const shas = new Map<string, string>();
-  const sha = (script: string) => {
-    let found = shas.get(script);
-    if (found === undefined) {
-      found = createHash('sha1').update(script).digest('hex');
-      shas.set(script, found);
-    }
-    return found;
-  };
-  const isNoScript = (error: unknown) => /NOSCRIPT/i.test(String((error as Error)?.message ?? error));
-  if (typeof (client as IoredisLikeClient).defineCommand === 'function') {
-    const c = client as IoredisLikeClient;
-    return async ({ lua, keys }, args) => {
-      try {
-        return await c.evalsha(sha(lua), keys.length, ...keys, ...args);
-      } catch (error) {
-        if (!isNoScript(error)) throw error;
-        return c.eval(lua, keys.length, ...keys, ...args);
-      }
-    };
-  }
-  const c = client as UpstashLikeClient;
-  return async ({ lua, keys }, args) => {
-    const strings = args.map(String);
-    try {
-      return await c.evalsha(sha(lua), keys, strings);
-    } catch (error) {
-      if (!isNoScript(error)) throw error;
-      return c.eval(lua, keys, strings);
-    }
-  };
-}
-
-/** Replies start with `~` so that Upstash's automatic JSON parsing leaves them alone. */
-function parse<T>(reply: unknown): T {
-  if (typeof reply !== 'string' || !reply.startsWith('~')) {
-    throw new CrawlEngineError('storage_error', `[crawl-engine] [kv] unexpected script reply ${JSON.stringify(reply)?.slice(0, 200)}`);
-  }
-  return JSON.parse(reply.slice(1)) as T;
-}
-
 function parseCursor(cursor: string | null | undefined): number | null {
   const digits = parseDigitsCursor(cursor, 15);
   return digits === null ? null : Number(digits);
 }
-
-/** Jobs one claim across all jobs looks at, at most. */
-const WINDOW = 50;
 
 export function kvStorage(options: KvStorageOptions): CrawlStorage {
   const client = options.client as unknown as { eval?: unknown; evalsha?: unknown } | undefined;
@@ -144,7 +81,7 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
       ? []
       : [{ path: 'maxEventsPerJob', message: 'expected an integer >= 1' }]),
     ...(options.listen === undefined || typeof options.listen === 'boolean' ? [] : [{ path: 'listen', message: 'expected a boolean' }]),
-    ...(options.listen === true && typeof (options.client as { duplicate?: unknown }).duplicate !== 'function'
+    ...(options.listen === true && !canDuplicate(options.client)
       ? [{ path: 'listen', message: 'needs a client with duplicate() (ioredis); REST clients cannot subscribe' }]
       : []),
     ...(options.finishedTtlSeconds === undefined || (Number.isInteger(options.finishedTtlSeconds) && options.finishedTtlSeconds >= 0)
@@ -156,118 +93,16 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
   const prefix = options.prefix ?? 'crawl:';
   const maxEvents = options.maxEventsPerJob ?? 10_000;
   const ttl = options.finishedTtlSeconds ?? 0;
-  const run = runnerFor(options.client);
-  const keysOf = (jobId: string) => jobKeys(prefix, jobId);
-  const ix = indexKeys(prefix);
-
-  async function call<T>(script: S.JobScript, jobId: string, args: Array<string | number>): Promise<T> {
-    try {
-      return parse<T>(await run(script(keysOf(jobId)), args));
-    } catch (error) {
-      if (error instanceof CrawlEngineError) throw error;
-      throw new CrawlEngineError('storage_error', `[crawl-engine] [kv] ${(error as Error).message}`, { cause: error });
-    }
-  }
-  async function indexCall(script: S.ScriptCall, args: Array<string | number>): Promise<unknown> {
-    try {
-      return await run(script, args);
-    } catch (error) {
-      throw new CrawlEngineError('storage_error', `[crawl-engine] [kv] ${(error as Error).message}`, { cause: error });
-    }
-  }
-  /**
-   * Index updates, applied in one round trip: `touch` (a job gave URLs: to the back of the line),
-   * `park` / `wake` with the job's version (applied only if newer than the index has seen), and
-   * `remove` (finished or cancelled).
-   */
-  type IndexOp = ['touch' | 'park' | 'wake' | 'remove', string, number, number, number];
-  async function applyIndex(ops: IndexOp[]): Promise<void> {
-    if (ops.length > 0) await indexCall(S.INDEX_APPLY(ix), ops.flat());
-  }
-
-  interface ClaimReply {
-    leases: Lease[];
-    events: ProgressEvent[];
-    nextReadyAt: number | null;
-    inactive?: boolean;
-    park?: { v: number; at: number; wait: number };
-    wake?: number;
-  }
-
-  /** Claims from one job; queues what the index must learn in `ops`. */
-  async function claimJob(jobId: string, limit: number, query: ClaimQuery, force: 1 | 0 | -1, ops: IndexOp[]): Promise<ClaimReply> {
-    const out = await call<ClaimReply>(S.CLAIM, jobId, [
-      limit,
-      query.leaseMs,
-      query.now,
-      new Date(query.now).toISOString(),
-      maxEvents,
-      randomBytes(9).toString('base64url'),
-      force,
-    ]);
-    if (out.inactive) ops.push(['remove', jobId, 0, 0, 0]);
-    else if (out.park !== undefined) ops.push(['park', jobId, out.park.v, out.park.at, out.park.wait]);
-    else if (out.wake !== undefined) ops.push(['wake', jobId, out.wake, query.now, 0]);
-    else if (out.leases.length > 0) ops.push(['touch', jobId, 0, query.now, 0]);
-    return out;
-  }
-
-  // Pub/sub: one extra connection while anything is watched, one channel per watched job.
-  const duplicate = (options.client as { duplicate?: () => Subscriber }).duplicate;
-  const canListen = options.listen ?? typeof duplicate === 'function';
-  const channelOf = (jobId: string) => pushChannel(prefix, jobId);
-  /** Listeners by channel. */
-  const watchers = new Map<string, Set<() => void>>();
-  let subscriber: Subscriber | null = null;
-  const subscriberFor = () => {
-    if (subscriber === null) {
-      subscriber = duplicate!.call(options.client);
-      subscriber.on('error', () => undefined); // ioredis reconnects and subscribes again by itself
-      subscriber.on('message', (channel) => {
-        for (const listener of watchers.get(channel) ?? []) listener();
-      });
-    }
-    return subscriber;
-  };
+  const ctx = contextFor(options.client, prefix, maxEvents, ttl);
+  const { run, keysOf, ix, call, indexCall, applyIndex } = ctx;
+  const canListen = options.listen ?? canDuplicate(options.client);
 
   const storage: CrawlStorage = {
     name: 'kv',
     capabilities: { push: canListen, shared: true },
 
-    ...(canListen
-      ? {
-          watch(jobId: string, listener: () => void) {
-            const channel = channelOf(jobId);
-            let set = watchers.get(channel);
-            if (set === undefined) {
-              set = new Set();
-              watchers.set(channel, set);
-              // A failed SUBSCRIBE leaves the subscriber polling, which it does anyway as a safety net.
-              subscriberFor()
-                .subscribe(channel)
-                .catch(() => undefined);
-            }
-            set.add(listener);
-            return () => {
-              set.delete(listener);
-              if (set.size > 0 || watchers.get(channel) !== set) return;
-              watchers.delete(channel);
-              if (watchers.size > 0) {
-                subscriber?.unsubscribe(channel).catch(() => undefined);
-              } else {
-                // Nobody watches: close the extra connection, so that it never keeps a process alive.
-                subscriber?.disconnect();
-                subscriber = null;
-              }
-            };
-          },
-          async close() {
-            watchers.clear();
-            subscriber?.disconnect();
-            subscriber = null;
-          },
-        }
-      : {}),
+    // Pub/sub: one extra connection while anything is watched, one channel per watched job.
+    ...(canListen ? pubSub(options.client, prefix) : {}),
 
     async createJob(job: Job, seed: FrontierLink) {
       const ordinal = Number(await indexCall(S.INDEX_ADD(ix, job.id), [job.id]));
@@ -330,40 +165,7 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
     },
 
     async claim(query: ClaimQuery): Promise<ClaimResult> {
-      const ops: IndexOp[] = [];
-      if (query.jobId !== undefined) {
-        const out = await claimJob(query.jobId, query.limit, query, 0, ops);
-        await applyIndex(ops);
-        return { leases: out.leases, events: out.events, nextReadyAt: out.leases.length < query.limit ? out.nextReadyAt : null };
-      }
-      // Active jobs and parked ones whose time has come, longest idle first; parked jobs cost nothing.
-      const { next: waiting, ids } = parse<{ next: number | null; ids: string[] }>(await indexCall(S.INDEX_ACTIVE(ix), [WINDOW, query.now]));
-      const leases: Lease[] = [];
-      const events: ProgressEvent[] = [];
-      let next = waiting;
-      const idle = new Set<string>();
-      try {
-        // A fair share per job first, then whatever is left to whoever has more.
-        for (const pass of [1, 2]) {
-          for (const id of ids) {
-            const want = query.limit - leases.length;
-            if (want <= 0) break;
-            if (idle.has(id)) continue;
-            const share = pass === 1 ? Math.max(1, Math.ceil(query.limit / ids.length)) : want;
-            // A job is parked only when this claim got nothing from it.
-            const out = await claimJob(id, Math.min(share, want), query, pass === 1 ? 1 : -1, ops);
-            leases.push(...out.leases);
-            events.push(...out.events);
-            if (out.leases.length === 0) idle.add(id);
-            if (out.nextReadyAt !== null && (next === null || out.nextReadyAt < next)) next = out.nextReadyAt;
-          }
-        }
-      } finally {
-        await applyIndex(ops);
-      }
-      // More jobs were eligible than one claim visits: the next claim sees the others at once.
-      if (ids.length >= WINDOW) next = query.now;
-      return { leases, events, nextReadyAt: leases.length < query.limit ? next : null };
+      return claim(ctx, query);
     },
 
     async complete(lease: Lease, input: CompleteInput): Promise<CompleteResult> {

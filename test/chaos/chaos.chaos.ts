@@ -5,6 +5,7 @@
 // have exactly one result, maxPages must hold, the job must have completed exactly once, no page
 // may have been requested more than 1 + maxRetries times and the event log must have no gaps,
 // both as stored and as seen live by a subscriber in this process.
+// Over 300 lines in one file: the Postgres and the Redis test run one harness (PLAN, processors, chaosCrawl()); only the storage and its disruption differ.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';

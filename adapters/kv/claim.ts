@@ -1,0 +1,76 @@
+/**
+ * `claim()` of the KV adapter: one script per job (lua/claim-9.lua), over the jobs the index says
+ * are active and not parked, a fair share each first; what the index must learn (a job parked,
+ * woken, served or gone) is queued and applied in one round trip at the end.
+ */
+import { randomBytes } from 'node:crypto';
+import type { ClaimQuery, ClaimResult, Lease, ProgressEvent } from '../../src/storage/index.js';
+import { type Ctx, type IndexOp, parse } from './client.js';
+import * as S from './scripts.js';
+
+/** Jobs one claim across all jobs looks at, at most. */
+const WINDOW = 50;
+
+interface ClaimReply {
+  leases: Lease[];
+  events: ProgressEvent[];
+  nextReadyAt: number | null;
+  inactive?: boolean;
+  park?: { v: number; at: number; wait: number };
+  wake?: number;
+}
+
+/** Claims from one job; queues what the index must learn in `ops`. */
+async function claimJob(ctx: Ctx, jobId: string, limit: number, query: ClaimQuery, force: 1 | 0 | -1, ops: IndexOp[]): Promise<ClaimReply> {
+  const out = await ctx.call<ClaimReply>(S.CLAIM, jobId, [
+    limit,
+    query.leaseMs,
+    query.now,
+    new Date(query.now).toISOString(),
+    ctx.maxEvents,
+    randomBytes(9).toString('base64url'),
+    force,
+  ]);
+  if (out.inactive) ops.push(['remove', jobId, 0, 0, 0]);
+  else if (out.park !== undefined) ops.push(['park', jobId, out.park.v, out.park.at, out.park.wait]);
+  else if (out.wake !== undefined) ops.push(['wake', jobId, out.wake, query.now, 0]);
+  else if (out.leases.length > 0) ops.push(['touch', jobId, 0, query.now, 0]);
+  return out;
+}
+
+export async function claim(ctx: Ctx, query: ClaimQuery): Promise<ClaimResult> {
+  const ops: IndexOp[] = [];
+  if (query.jobId !== undefined) {
+    const out = await claimJob(ctx, query.jobId, query.limit, query, 0, ops);
+    await ctx.applyIndex(ops);
+    return { leases: out.leases, events: out.events, nextReadyAt: out.leases.length < query.limit ? out.nextReadyAt : null };
+  }
+  // Active jobs and parked ones whose time has come, longest idle first; parked jobs cost nothing.
+  const { next: waiting, ids } = parse<{ next: number | null; ids: string[] }>(await ctx.indexCall(S.INDEX_ACTIVE(ctx.ix), [WINDOW, query.now]));
+  const leases: Lease[] = [];
+  const events: ProgressEvent[] = [];
+  let next = waiting;
+  const idle = new Set<string>();
+  try {
+    // A fair share per job first, then whatever is left to whoever has more.
+    for (const pass of [1, 2]) {
+      for (const id of ids) {
+        const want = query.limit - leases.length;
+        if (want <= 0) break;
+        if (idle.has(id)) continue;
+        const share = pass === 1 ? Math.max(1, Math.ceil(query.limit / ids.length)) : want;
+        // A job is parked only when this claim got nothing from it.
+        const out = await claimJob(ctx, id, Math.min(share, want), query, pass === 1 ? 1 : -1, ops);
+        leases.push(...out.leases);
+        events.push(...out.events);
+        if (out.leases.length === 0) idle.add(id);
+        if (out.nextReadyAt !== null && (next === null || out.nextReadyAt < next)) next = out.nextReadyAt;
+      }
+    }
+  } finally {
+    await ctx.applyIndex(ops);
+  }
+  // More jobs were eligible than one claim visits: the next claim sees the others at once.
+  if (ids.length >= WINDOW) next = query.now;
+  return { leases, events, nextReadyAt: leases.length < query.limit ? next : null };
+}

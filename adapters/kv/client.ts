@@ -1,0 +1,115 @@
+/**
+ * How the KV adapter talks to Redis: client detection (ioredis's `eval(script, numKeys, ...)` or
+ * Upstash / Vercel KV's `eval(script, keys, args)`), EVALSHA with an EVAL fallback, reply parsing,
+ * errors wrapped as `storage_error`, and the index updates claims and completions queue.
+ */
+import { createHash } from 'node:crypto';
+import { CrawlEngineError } from '../../src/storage/index.js';
+import { type IndexKeys, indexKeys, type JobKeys, jobKeys } from './keys.js';
+import * as S from './scripts.js';
+
+/** ioredis (and ioredis-mock): `eval(script, numKeys, ...keys, ...args)`. */
+export interface IoredisLikeClient {
+  eval(script: string, numKeys: number, ...rest: Array<string | number>): Promise<unknown>;
+  evalsha(sha: string, numKeys: number, ...rest: Array<string | number>): Promise<unknown>;
+  defineCommand: unknown;
+}
+/** @upstash/redis and @vercel/kv: `eval(script, keys, args)`. */
+export interface UpstashLikeClient {
+  eval(script: string, keys: string[], args: unknown[]): Promise<unknown>;
+  evalsha(sha: string, keys: string[], args: unknown[]): Promise<unknown>;
+}
+
+/** Runs a script: EVALSHA first, EVAL when the server does not have it yet (NOSCRIPT). */
+export type Runner = (script: S.ScriptCall, args: Array<string | number>) => Promise<unknown>;
+
+function runnerFor(client: IoredisLikeClient | UpstashLikeClient): Runner {
+  const shas = new Map<string, string>();
+  const sha = (script: string) => {
+    let found = shas.get(script);
+    if (found === undefined) {
+      found = createHash('sha1').update(script).digest('hex');
+      shas.set(script, found);
+    }
+    return found;
+  };
+  const isNoScript = (error: unknown) => /NOSCRIPT/i.test(String((error as Error)?.message ?? error));
+  if (typeof (client as IoredisLikeClient).defineCommand === 'function') {
+    const c = client as IoredisLikeClient;
+    return async ({ lua, keys }, args) => {
+      try {
+        return await c.evalsha(sha(lua), keys.length, ...keys, ...args);
+      } catch (error) {
+        if (!isNoScript(error)) throw error;
+        return c.eval(lua, keys.length, ...keys, ...args);
+      }
+    };
+  }
+  const c = client as UpstashLikeClient;
+  return async ({ lua, keys }, args) => {
+    const strings = args.map(String);
+    try {
+      return await c.evalsha(sha(lua), keys, strings);
+    } catch (error) {
+      if (!isNoScript(error)) throw error;
+      return c.eval(lua, keys, strings);
+    }
+  };
+}
+
+/** Replies start with `~` so that Upstash's automatic JSON parsing leaves them alone. */
+export function parse<T>(reply: unknown): T {
+  if (typeof reply !== 'string' || !reply.startsWith('~')) {
+    throw new CrawlEngineError('storage_error', `[crawl-engine] [kv] unexpected script reply ${JSON.stringify(reply)?.slice(0, 200)}`);
+  }
+  return JSON.parse(reply.slice(1)) as T;
+}
+
+/**
+ * Index updates, applied in one round trip: `touch` (a job gave URLs: to the back of the line),
+ * `park` / `wake` with the job's version (applied only if newer than the index has seen), and
+ * `remove` (finished or cancelled).
+ */
+export type IndexOp = ['touch' | 'park' | 'wake' | 'remove', string, number, number, number];
+
+/** One `kvStorage()`'s connection to its keys: what its operations run scripts through. */
+export interface Ctx {
+  /** Runs a script as it is: errors and replies are the caller's. */
+  run: Runner;
+  keysOf(jobId: string): JobKeys;
+  ix: IndexKeys;
+  maxEvents: number;
+  /** `finishedTtlSeconds`. */
+  ttl: number;
+  /** Runs a script on one job's keys and parses its reply; errors become `storage_error`. */
+  call<T>(script: S.JobScript, jobId: string, args: Array<string | number>): Promise<T>;
+  /** Runs a script on the index; errors become `storage_error`. */
+  indexCall(script: S.ScriptCall, args: Array<string | number>): Promise<unknown>;
+  applyIndex(ops: IndexOp[]): Promise<void>;
+}
+
+export function contextFor(client: IoredisLikeClient | UpstashLikeClient, prefix: string, maxEvents: number, ttl: number): Ctx {
+  const run = runnerFor(client);
+  const keysOf = (jobId: string) => jobKeys(prefix, jobId);
+  const ix = indexKeys(prefix);
+
+  async function call<T>(script: S.JobScript, jobId: string, args: Array<string | number>): Promise<T> {
+    try {
+      return parse<T>(await run(script(keysOf(jobId)), args));
+    } catch (error) {
+      if (error instanceof CrawlEngineError) throw error;
+      throw new CrawlEngineError('storage_error', `[crawl-engine] [kv] ${(error as Error).message}`, { cause: error });
+    }
+  }
+  async function indexCall(script: S.ScriptCall, args: Array<string | number>): Promise<unknown> {
+    try {
+      return await run(script, args);
+    } catch (error) {
+      throw new CrawlEngineError('storage_error', `[crawl-engine] [kv] ${(error as Error).message}`, { cause: error });
+    }
+  }
+  async function applyIndex(ops: IndexOp[]): Promise<void> {
+    if (ops.length > 0) await indexCall(S.INDEX_APPLY(ix), ops.flat());
+  }
+  return { run, keysOf, ix, maxEvents, ttl, call, indexCall, applyIndex };
+}

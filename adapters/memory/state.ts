@@ -1,0 +1,172 @@
+/**
+ * The state behind one `memoryStorage()`: each job's URLs (entries), hosts, results, events and
+ * park state, and the store that holds the jobs and the claim order. Plain data; the operations
+ * live in ready.ts, claim.ts, complete.ts, events.ts and listing.ts.
+ */
+import type { ErrorInfo, Job, PageResult, ProgressEvent, RobotsRecord } from '../../src/storage/index.js';
+import { MinHeap } from './heap.js';
+
+/** `spare`: a link kept past `maxPages` to stand in for an admitted URL that gets refunded. */
+export type EntryState = 'pending' | 'leased' | 'done' | 'failed' | 'cancelled' | 'spare';
+
+export interface Entry {
+  url: string;
+  key: string;
+  depth: number;
+  host: HostState;
+  state: EntryState;
+  token: string | null;
+  attempts: number;
+  expiresAt: number;
+  notBefore: number;
+  /** Admitted with robots.txt unknown, and not finished: it may still be refunded. */
+  unsure: boolean;
+}
+
+/** One host of one job: its queue of ready URLs and its politeness state. */
+export interface HostState {
+  name: string;
+  /** Ready entries in discovery order (BFS). */
+  queue: Entry[];
+  head: number;
+  /** Released or retried entries, handed out before the queue. */
+  front: Entry[];
+  inFlight: number;
+  /** Epoch ms before which no URL of this host is handed out. */
+  nextAt: number;
+  /** From robots.txt `Crawl-delay`. */
+  crawlDelayMs: number;
+}
+
+export interface JobState {
+  ordinal: number;
+  job: Job;
+  entries: Map<string, Entry>;
+  hosts: Map<string, HostState>;
+  /** Hosts in first-seen order; claims rotate through them. */
+  hostList: HostState[];
+  hostCursor: number;
+  /** Pending entries waiting out a retry backoff. */
+  delayed: Entry[];
+  /** Spare links, oldest first (from `spareHead`). */
+  spares: Entry[];
+  spareHead: number;
+  /** Skipped links recorded without a charge against maxPages. */
+  free: number;
+  /** Charges given back by URLs skipped for robots.txt after they were admitted. */
+  refunds: number;
+  /** Unfinished admitted entries whose robots.txt was unknown when they were found. */
+  unsure: number;
+  leased: Set<Entry>;
+  results: PageResult[];
+  events: ProgressEvent[];
+  eventSeq: number;
+  /** The newest event that was trimmed away; the snapshot a late reader gets. */
+  trimmed: ProgressEvent | null;
+  firstError: ErrorInfo | null;
+  robots: Map<string, RobotsRecord>;
+  /**
+   * 0: claims visit the job. Otherwise the job is parked: a claim found nothing ready in it, and
+   * claims skip it until this time (the earliest a host delay, a retry backoff or a live lease
+   * ends; Infinity: until woken) or until something that can make it ready sooner wakes it
+   * (complete, retry, release, putRobots).
+   */
+  readyAt: number;
+  /** While parked: when the first URL waiting on the clock alone becomes ready (for nextReadyAt). */
+  waitAt: number | null;
+  /** Bumped on every park and wake; heap entries with an older stamp are stale. */
+  stamp: number;
+}
+
+export interface HeapItem {
+  at: number;
+  js: JobState;
+  stamp: number;
+}
+
+/** Everything one `memoryStorage()` holds. */
+export interface Store {
+  /** Events kept per job. */
+  maxEvents: number;
+  jobs: Map<string, JobState>;
+  /** Jobs in creation order (`ordinal`). */
+  order: JobState[];
+  active: Set<JobState>;
+  /**
+   * Active jobs that are not parked, least recently served first: a claim visits them in this
+   * order, and a job it got URLs from moves to the back.
+   */
+  eligible: Set<JobState>;
+  /** Parked jobs by the time their park ends (finite ones only). */
+  parkedUntil: MinHeap<HeapItem>;
+  /** Parked jobs by the time their first URL waiting on the clock becomes ready. */
+  waitingUntil: MinHeap<HeapItem>;
+  listeners: Map<string, Set<() => void>>;
+  /** The last lease token handed out. */
+  tokenSeq: number;
+}
+
+export const ACTIVE = new Set(['queued', 'running']);
+
+export function newStore(maxEvents: number): Store {
+  return {
+    maxEvents,
+    jobs: new Map(),
+    order: [],
+    active: new Set(),
+    eligible: new Set(),
+    parkedUntil: new MinHeap(),
+    waitingUntil: new MinHeap(),
+    listeners: new Map(),
+    tokenSeq: 0,
+  };
+}
+
+/** A new job's state, with no URLs yet; `job` is copied. */
+export function newJobState(job: Job, ordinal: number): JobState {
+  return {
+    ordinal,
+    job: copyJob(job),
+    entries: new Map(),
+    hosts: new Map(),
+    hostList: [],
+    hostCursor: 0,
+    delayed: [],
+    spares: [],
+    spareHead: 0,
+    free: 0,
+    refunds: 0,
+    unsure: 0,
+    leased: new Set(),
+    results: [],
+    events: [],
+    eventSeq: 0,
+    trimmed: null,
+    firstError: null,
+    robots: new Map(),
+    readyAt: 0,
+    waitAt: null,
+    stamp: 0,
+  };
+}
+
+export function copyJob(job: Job): Job {
+  return {
+    ...job,
+    options: { ...job.options, include: [...job.options.include], exclude: [...job.options.exclude] },
+    counts: { ...job.counts },
+    error: job.error && { ...job.error },
+    metadata: structuredClone(job.metadata),
+  };
+}
+
+/** The job's host of that name, registered (claims rotate through it) on first use. */
+export function hostOf(js: JobState, name: string): HostState {
+  let host = js.hosts.get(name);
+  if (host === undefined) {
+    host = { name, queue: [], head: 0, front: [], inFlight: 0, nextAt: 0, crawlDelayMs: 0 };
+    js.hosts.set(name, host);
+    js.hostList.push(host);
+  }
+  return host;
+}
