@@ -3,6 +3,8 @@
  * document that {@link parseHtml} builds (./parse.ts), without the cost of wrapping it in a
  * cheerio `$` that only a custom `extract` function needs. The walk runs in slices that yield to
  * the event loop, so a document with a million nodes or a huge text does not hold the process.
+ *
+ * Over 300 lines because the walk, its word counter and its element tables change together.
  */
 import { SLICE_MS, sliceUsed, yieldToLoop } from './slices.js';
 import { truncate } from './text.js';
