@@ -2,9 +2,11 @@
 // script's source with every `--- @include "includes/x"` line replaced by includes/x.lua (resolved
 // from the including file's folder, `.lua` optional). Each file is included at most once per script
 // (later includes of it are dropped, so shared helpers are defined once); a missing include or an
-// include cycle is a build error. Whole-line `--` comments and blank lines are dropped from the
-// emitted string: the headers are for readers, Redis gets the code. The string is inlined into the
-// bundle, so nothing reads a file at run time (serverless and edge bundles have no source tree).
+// include cycle is a build error, and so is any other comment line mentioning @include (a mistyped
+// include would be dropped as a comment and fail only in Redis). Whole-line `--` comments and blank
+// lines are dropped from the emitted string: the headers are for readers, Redis gets the code. The
+// string is inlined into the bundle, so nothing reads a file at run time (serverless and edge
+// bundles have no source tree).
 //
 // Used by tsup (`luaEsbuildPlugin()`, esbuild) and vitest (`luaVitePlugin()`, Vite).
 import { existsSync, readFileSync } from 'node:fs';
@@ -41,6 +43,9 @@ export function expandLua(file) {
       const code = line.trimStart();
       // Block comments would survive half-stripped: keep to line comments.
       if (code.startsWith('--[')) throw new Error(`[lua] ${path}:${i + 1}: block comments (--[[ ]]) are not supported, use -- lines`);
+      if (code.startsWith('--') && code.includes('@include')) {
+        throw new Error(`[lua] ${path}:${i + 1}: malformed include ${JSON.stringify(line.trim())}: expected the whole line to be --- @include "path"`);
+      }
       if (code === '' || code.startsWith('--')) return;
       lines.push(line.trimEnd());
     });

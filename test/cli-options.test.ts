@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -317,6 +317,9 @@ describe('messages in CLI terms', () => {
   });
 });
 
+/** A path as a literal part of a RegExp. */
+const reLiteral = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
 /** node:sqlite works without a flag from Node.js 22.13 and 23.4. */
 const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
 const hasNodeSqlite = major > 23 || (major === 23 && minor >= 4) || (major === 22 && minor >= 13);
@@ -374,11 +377,35 @@ describe('durable storage and resume: arguments', () => {
     async () => {
       const dir = mkdtempSync(join(tmpdir(), 'crawl-cli-sqlite-'));
       const file = join(dir, 'crawl.db');
+      expect((await run(['migrate', '--storage', `sqlite:${file}`])).code).toBe(0);
       const missing = await run(['resume', 'job_nope', '--storage', `sqlite:${file}`]);
       expect(missing.code).toBe(2);
       expect(missing.stderr).toMatch(
         new RegExp(`^crawl-engine: resume: no job job_nope in SQLite at ${file.replaceAll('.', '\\.')} \\(check --storage and --table-prefix\\)\\n`),
       );
+      // resume creates nothing: not a missing file, nor the tables of a mistyped --table-prefix.
+      const typo = join(dir, 'crwal.db');
+      const noFile = await run(['resume', 'job_nope', '--storage', `sqlite:${typo}`]);
+      expect(noFile.code).toBe(2);
+      expect(noFile.stderr).toMatch(
+        new RegExp(
+          `^crawl-engine: resume: --storage sqlite:${reLiteral(typo)}: no such file: expected the SQLite file the job was crawled with \\(resume creates nothing\\)\n`,
+        ),
+      );
+      expect(existsSync(typo)).toBe(false);
+      const noTables = await run(['resume', 'job_nope', '--storage', `sqlite:${file}`, '--table-prefix', 'typo_']);
+      expect(noTables.code).toBe(2);
+      expect(noTables.stderr).toMatch(
+        new RegExp(
+          `^crawl-engine: resume: SQLite file ${reLiteral(file)} has no table typo_jobs: expected the --storage and --table-prefix the job was crawled with \\(resume creates nothing\\)\n`,
+        ),
+      );
+      const { DatabaseSync } = (await import('node:sqlite' as string)) as {
+        DatabaseSync: new (path: string) => { prepare(sql: string): { all(): unknown[] }; close(): void };
+      };
+      const db = new DatabaseSync(file);
+      expect(db.prepare(`SELECT name FROM sqlite_master WHERE name LIKE 'typo%'`).all()).toEqual([]);
+      db.close();
       const unopenable = await run(['crawl', 'http://127.0.0.1:9/', '--storage', `sqlite:${join(dir, 'no', 'such', 'dir', 'x.db')}`]);
       expect(unopenable.code).toBe(3);
       expect(unopenable.stderr).toMatch(/^crawl-engine: cannot open SQLite file .*x\.db: unable to open database file\n$/);
@@ -396,8 +423,81 @@ describe('durable storage and resume: arguments', () => {
     const { code, stderr } = await run(['crawl', 'http://127.0.0.1:9/', '--storage', `pglite:${dir}`, '--allow-private-network']);
     expect(code).toBe(3);
     expect(stderr).toBe(
-      `crawl-engine: PGlite folder ${dir} is in use by another process (pid ${process.pid}); PGlite serves one process at a time (use sqlite:FILE or postgres:// to share)\n`,
+      `crawl-engine: PGlite folder ${dir} is in use by another process (pid ${process.pid}); PGlite serves one process at a time (use sqlite:FILE or postgres:// to share). Lock file: ${lock}; delete it if no crawl-engine process uses the folder\n`,
     );
     expect(readFileSync(lock, 'utf8')).toBe(String(process.pid));
   });
+
+  test('a PGlite folder locked by a live crawl-engine is refused, naming the lock file; the lock goes when the holder exits', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'crawl-cli-pglite-'));
+    const lock = join(dir, 'crawl-engine.lock');
+    const hanging = await site((req, res) => {
+      if (req.url === '/robots.txt') return page(res, 'not found', 404);
+      setTimeout(() => !res.destroyed && page(res, html('<p>slow</p>')), 20_000);
+    });
+    let holder: ChildProcess | undefined;
+    const held = run(['crawl', hanging.url, '--storage', `pglite:${dir}`, '--allow-private-network', '--quiet'], (child) => {
+      holder = child;
+    });
+    try {
+      await expect.poll(() => existsSync(lock), { timeout: 10_000, interval: 20 }).toBe(true);
+      const { code, stderr } = await run(['crawl', hanging.url, '--storage', `pglite:${dir}`, '--allow-private-network']);
+      expect(code).toBe(3);
+      expect(stderr).toBe(
+        `crawl-engine: PGlite folder ${dir} is in use by another process (pid ${holder!.pid}); PGlite serves one process at a time (use sqlite:FILE or postgres:// to share). Lock file: ${lock}; delete it if no crawl-engine process uses the folder\n`,
+      );
+      expect(JSON.parse(readFileSync(lock, 'utf8'))).toMatchObject({ pid: holder!.pid });
+    } finally {
+      holder?.kill('SIGINT');
+      const stopped = await held;
+      expect(stopped.code).toBe(130);
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(existsSync(lock)).toBe(false);
+  }, 60_000);
+
+  test('resume never creates a PGlite folder: a missing folder, one that is not PGlite, or a wrong --schema is a usage error naming --storage', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'crawl-cli-pglite-'));
+    try {
+      const missing = join(root, 'typo');
+      const gone = await run(['resume', 'job_nope', '--storage', `pglite:${missing}`]);
+      expect(gone.code).toBe(2);
+      expect(gone.stderr).toMatch(
+        new RegExp(
+          `^crawl-engine: resume: --storage pglite:${reLiteral(missing)}: no such folder: expected the PGlite folder the job was crawled with \\(resume creates nothing\\)\n`,
+        ),
+      );
+      expect(existsSync(missing)).toBe(false);
+
+      const empty = join(root, 'empty');
+      mkdirSync(empty);
+      const notPglite = await run(['resume', 'job_nope', '--storage', `pglite:${empty}`]);
+      expect(notPglite.code).toBe(2);
+      expect(notPglite.stderr).toMatch(
+        new RegExp(`^crawl-engine: resume: --storage pglite:${reLiteral(empty)}: not a PGlite folder \\(no PG_VERSION in it\\)`),
+      );
+      expect(readdirSync(empty)).toEqual([]);
+
+      const real = join(root, 'pg');
+      expect((await run(['migrate', '--storage', `pglite:${real}`])).code).toBe(0);
+      const wrongSchema = await run(['resume', 'job_nope', '--storage', `pglite:${real}`, '--schema', 'typo']);
+      expect(wrongSchema.code).toBe(2);
+      expect(wrongSchema.stderr).toMatch(
+        new RegExp(
+          `^crawl-engine: resume: PGlite folder ${reLiteral(real)} has no table typo\\.crawl_jobs: expected the --storage, --schema and --table-prefix the job was crawled with \\(resume creates nothing\\)\n`,
+        ),
+      );
+      const noJob = await run(['resume', 'job_nope', '--storage', `pglite:${real}`]);
+      expect(noJob.code).toBe(2);
+      expect(noJob.stderr).toMatch(/^crawl-engine: resume: no job job_nope in PGlite at /);
+      const { PGlite } = await import('@electric-sql/pglite');
+      const db = new PGlite(real);
+      const { rows } = await db.query(`SELECT nspname FROM pg_namespace WHERE nspname = 'typo'`);
+      await db.close();
+      expect(rows).toEqual([]);
+      expect(existsSync(join(real, 'crawl-engine.lock'))).toBe(false);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

@@ -88,6 +88,47 @@ describe.runIf(Boolean(process.env.DATABASE_URL))('the CLI on Postgres', () => {
     await pool.end();
   });
 
+  test('resume with a mistyped --schema or --table-prefix is a usage error naming them, and creates no schema or table', async () => {
+    const url = process.env.DATABASE_URL!;
+    const schema = `cli_typo_${Date.now().toString(36)}`;
+    const noSchema = await run(['resume', 'job_nope', '--storage', url, '--schema', schema]);
+    expect(noSchema.code).toBe(2);
+    expect(noSchema.stderr).toMatch(
+      new RegExp(
+        `^crawl-engine: resume: Postgres at [^ ]+ has no table ${schema}\\.crawl_jobs: expected the --storage, --schema and --table-prefix the job was crawled with \\(resume creates nothing\\)\n`,
+      ),
+    );
+    const noPrefix = await run(['resume', 'job_nope', '--storage', url, '--table-prefix', 'cli_typo_']);
+    expect(noPrefix.code).toBe(2);
+    expect(noPrefix.stderr).toMatch(/^crawl-engine: resume: Postgres at \S+ has no table public\.cli_typo_jobs: /);
+    const pg = await import('pg');
+    const pool = new pg.default.Pool({ connectionString: url });
+    try {
+      expect((await pool.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema])).rows).toEqual([]);
+      expect((await pool.query(`SELECT 1 FROM pg_class WHERE relname LIKE 'cli\\_typo\\_%'`)).rows).toEqual([]);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  test('the resume command printed for a crawl shows no password, in the userinfo (up to its last @) or in the query', async () => {
+    const schema = `cli_mask_${Date.now().toString(36)}`;
+    const base = new URL(process.env.DATABASE_URL!);
+    // The server trusts the user: the passwords are not checked, only never to be printed.
+    const url = `postgres://${base.username || 'postgres'}:pa@ss3cret@${base.host}${base.pathname}?password=s3cret&sslmode=disable&application_name=cli`;
+    const crawl = await run(['crawl', site.url, '--storage', url, '--schema', schema, '--max-pages', '2', '--allow-private-network']);
+    expect(crawl.code, crawl.stderr).toBe(0);
+    const command = /continue it with: (crawl-engine resume .*)$/m.exec(crawl.stderr)?.[1];
+    expect(command).toBe(
+      `crawl-engine resume ${/job_\S+/.exec(command ?? '')?.[0]} --storage 'postgres://${base.username || 'postgres'}:<password>@${base.host}${base.pathname}?password=<password>&sslmode=disable&application_name=cli' --schema ${schema} --allow-private-network`,
+    );
+    expect(crawl.stderr).not.toMatch(/s3cret/);
+    const pg = await import('pg');
+    const pool = new pg.default.Pool({ connectionString: process.env.DATABASE_URL });
+    await pool.query(`DROP SCHEMA "${schema}" CASCADE`);
+    await pool.end();
+  });
+
   test('migrate without a postgres URL is a usage error', async () => {
     const { code, stderr } = await run(['migrate']);
     expect(code).toBe(2);

@@ -34,6 +34,23 @@ describe('expandLua (scripts/lua.mjs)', () => {
     write('block.lua', '--[[ no ]]\n');
     expect(() => expandLua(join(dir, 'block.lua'))).toThrow(/block comments/);
   });
+
+  test.each([
+    `--- @include 'includes/h'`,
+    `--- @include "includes/h" -- note`,
+    `-- @include "includes/h"`,
+    `--- @include includes/h`,
+    `  ---@include"includes/h"`,
+    `-- see @include "includes/h" below`,
+  ])('a comment line mentioning @include that is not the strict form is a build error naming the file and line: %s', (line) => {
+    write('h.lua', 'local function h() return 1 end\n');
+    write('typo.lua', `-- header\n${line}\nreturn h()\n`);
+    expect(() => expandLua(join(dir, 'typo.lua'))).toThrow(
+      new RegExp(
+        `\\[lua\\] .*typo\\.lua:2: malformed include ${JSON.stringify(line.trim()).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: expected the whole line to be --- @include "path"`,
+      ),
+    );
+  });
 });
 
 describe('the KV Lua scripts', () => {

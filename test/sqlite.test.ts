@@ -104,6 +104,36 @@ describe.skipIf(!hasNodeSqlite)('SQLite (node:sqlite needs Node.js >= 22.13)', (
     );
   });
 
+  test.each([
+    ['delete', 'getJob'],
+    ['wal', 'getJob'],
+    ['wal', 'migrate'],
+  ] as const)(
+    'a first operation that fails while another process holds the write lock (%s journal, %s) does not fail the next ones',
+    async (journal, first) => {
+      const file = freshFile();
+      const { DatabaseSync } = (await import('node:sqlite' as string)) as { DatabaseSync: new (path: string) => SqliteDatabase & { close(): void } };
+      const holder = new DatabaseSync(file);
+      // delete: switching the file to WAL waits for the lock (opening fails); wal: creating the tables does (migrating fails).
+      holder.exec(`PRAGMA journal_mode = ${journal}`);
+      holder.exec('CREATE TABLE other (x INTEGER)');
+      holder.exec('BEGIN IMMEDIATE');
+      holder.exec('INSERT INTO other VALUES (1)');
+      const storage = sqliteStorage({ database: file, busyTimeoutMs: 300 });
+      opened.push(storage);
+      const error = await (first === 'migrate' ? storage.migrate() : storage.getJob('job_x')).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(CrawlEngineError);
+      expect((error as CrawlEngineError).code).toBe('storage_error');
+      expect((error as Error).message).toMatch(/stayed locked by another connection for 300 ms/);
+      holder.exec('COMMIT');
+      holder.close();
+      expect(await storage.getJob('job_x')).toBeNull();
+      const job = jobRecord();
+      await storage.createJob(job, seedOf(job.url));
+      expect((await storage.getJob(job.id))?.id).toBe(job.id);
+    },
+  );
+
   test('an open DatabaseSync is used as it is and stays open after close()', async () => {
     const { DatabaseSync } = (await import('node:sqlite' as string)) as { DatabaseSync: new (path: string) => SqliteDatabase & { close(): void } };
     const db = new DatabaseSync(':memory:');

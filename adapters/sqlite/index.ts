@@ -93,29 +93,55 @@ export function sqliteStorage(options: SqliteStorageOptions): SqliteStorage {
   let closed = false;
 
   // Opened by the first operation (loading node:sqlite is asynchronous), which also creates or
-  // upgrades the tables; migrate() reports what it applied itself.
+  // upgrades the tables; migrate() reports what it applied itself. Both are shared by the
+  // operations waiting for them, and forgotten when they fail (say, another process held the
+  // write lock longer than busyTimeoutMs), so that the next operation tries again.
   let opening: Promise<Ctx> | null = null;
   let current: Ctx | null = null;
   let migrating: Promise<number[]> | null = null;
-  const connect = () =>
-    (opening ??= (async () => {
-      const db = typeof options.database === 'string' ? await openFile(options.database) : options.database;
-      const c = new Connection(db, busyTimeoutMs);
-      if (ownsDatabase) {
+  const openConnection = async (): Promise<Ctx> => {
+    const db = typeof options.database === 'string' ? await openFile(options.database) : options.database;
+    const c = new Connection(db, busyTimeoutMs);
+    if (ownsDatabase) {
+      try {
         db.exec(`PRAGMA busy_timeout = ${SYNC_BUSY_MS}`);
         // WAL: readers never wait for the writer; NORMAL is durable against a crash of the process.
         await c.retrying(() => db.exec('PRAGMA journal_mode = WAL'));
         db.exec('PRAGMA synchronous = NORMAL');
+      } catch (error) {
+        db.close?.();
+        throw error;
       }
-      current = { c, t, maxEvents };
-      return current;
-    })());
+    }
+    current = { c, t, maxEvents };
+    return current;
+  };
+  const connect = (): Promise<Ctx> => {
+    if (opening === null) {
+      const attempt: Promise<Ctx> = openConnection().catch((error: unknown) => {
+        if (opening === attempt) opening = null;
+        throw error;
+      });
+      opening = attempt;
+    }
+    return opening;
+  };
   const schema = (x: Ctx) => x.c.transaction('write', () => migrate(x.c, t, prefix));
+  /** The migration every operation waits for: `run` (or a new one) unless one is under way or done. */
+  const migrated = (x: Ctx, run?: Promise<number[]>): Promise<number[]> => {
+    if (migrating === null) {
+      const attempt: Promise<number[]> = (run ?? schema(x)).catch((error: unknown) => {
+        if (migrating === attempt) migrating = null;
+        throw error;
+      });
+      migrating = attempt;
+    }
+    return migrating;
+  };
   const ctx = async () => {
     if (closed) throw new CrawlEngineError('storage_error', '[crawl-engine] [sqlite] the storage was closed');
     const x = await connect();
-    migrating ??= schema(x);
-    await migrating;
+    await migrated(x);
     return x;
   };
   const write = async <T>(body: (x: Ctx) => T): Promise<T> => {
@@ -180,7 +206,7 @@ export function sqliteStorage(options: SqliteStorageOptions): SqliteStorage {
       if (closed) await ctx(); // throws
       const x = await connect();
       const run = schema(x);
-      migrating ??= run;
+      void migrated(x, run).catch(() => {}); // its failure is reported below
       return { applied: await run, version: LATEST };
     },
 

@@ -1,15 +1,19 @@
 /**
  * `--storage`: memory, a SQLite file, a PGlite folder, Postgres or Redis, opened and checked before
- * anything else. Drivers are loaded only when asked for, with an install hint when missing.
+ * anything else. Drivers are loaded only when asked for, with an install hint when missing. For
+ * `resume`, only what exists is opened: no file, folder, schema or table is created.
  */
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { kvStorage } from '../../adapters/kv/index.js';
 import { memoryStorage } from '../../adapters/memory/index.js';
 import { postgresStorage } from '../../adapters/postgres/index.js';
+import { openFile } from '../../adapters/sqlite/driver.js';
 import { sqliteStorage } from '../../adapters/sqlite/index.js';
 import type { CrawlStorage } from '../core/storage.js';
 import { describeCause, type StorageIdentity, StorageError, UsageError } from './errors.js';
+import { lockFolder } from './folder-lock.js';
+import { redactUrl } from './redact.js';
 
 export interface OpenedStorage extends StorageIdentity {
   storage: CrawlStorage;
@@ -26,6 +30,14 @@ export interface StorageFlags {
   storage?: string | undefined;
   schema?: string | undefined;
   'table-prefix'?: string | undefined;
+}
+
+export interface OpenOptions {
+  /**
+   * For `resume`: open only a storage that exists, with its tables (a mistyped --storage,
+   * --schema or --table-prefix is a usage error naming them, and nothing is created).
+   */
+  existing?: boolean;
 }
 
 const EXPECTED = 'expected memory, sqlite:FILE, pglite:DIR, postgres://… or redis://…';
@@ -65,19 +77,38 @@ function pathOf(spec: string, scheme: 'sqlite' | 'pglite', what: string): string
   return resolve(path);
 }
 
-/** A password in a URL, hidden in the resume command printed to the terminal. */
-const hidePassword = (url: string) => url.replace(/^([a-z]+:\/\/[^/:@]*:)[^/@]*@/i, '$1<password>@');
+/** `--storage URL` for the printed resume command, with its secrets replaced. */
+const storageArg = (url: string) => ['--storage', redactUrl(url) ?? '<the same URL you used>'];
+
+/** The table a storage's jobs live in, looked up without creating anything. */
+async function requireJobsTable(
+  client: { query(text: string, params?: unknown[]): Promise<{ rows: unknown[] }> },
+  schema: string,
+  prefix: string,
+  what: string,
+): Promise<void> {
+  const { rows } = await client.query(
+    'SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2',
+    [schema, `${prefix}jobs`],
+  );
+  if (rows.length === 0) {
+    throw new UsageError(
+      `resume: ${what} has no table ${schema}.${prefix}jobs: expected the --storage, --schema and --table-prefix the job was crawled with (resume creates nothing)`,
+    );
+  }
+}
 
 /** Opens the storage named by --storage and checks that it answers before anything else. */
-export async function openStorage(flags: StorageFlags): Promise<OpenedStorage> {
+export async function openStorage(flags: StorageFlags, options: OpenOptions = {}): Promise<OpenedStorage> {
+  const existing = options.existing === true;
   const spec = flags.storage;
   const schema = flags.schema;
   const tablePrefix = flags['table-prefix'];
   const extraArgs = [...(schema === undefined ? [] : ['--schema', schema]), ...(tablePrefix === undefined ? [] : ['--table-prefix', tablePrefix])];
   if (spec === undefined || spec === 'memory')
     return { storage: memoryStorage(), close: async () => undefined, kind: 'memory', where: 'memory', durable: false, args: [] };
-  if (spec.startsWith('sqlite:')) return openSqlite(pathOf(spec, 'sqlite', 'FILE'), tablePrefix);
-  if (spec.startsWith('pglite:')) return openPglite(pathOf(spec, 'pglite', 'DIR'), schema, tablePrefix, extraArgs);
+  if (spec.startsWith('sqlite:')) return openSqlite(pathOf(spec, 'sqlite', 'FILE'), tablePrefix, existing);
+  if (spec.startsWith('pglite:')) return openPglite(pathOf(spec, 'pglite', 'DIR'), schema, tablePrefix, extraArgs, existing);
   if (/^postgres(ql)?:\/\//.test(spec)) {
     const where = hostPort(spec, 5432, process.env.PGHOST || 'localhost');
     type Pool = { end(): Promise<void>; on(e: 'error', cb: () => void): void; query(t: string, p?: unknown[]): Promise<{ rows: unknown[] }> };
@@ -91,8 +122,15 @@ export async function openStorage(flags: StorageFlags): Promise<OpenedStorage> {
       await pool.end().catch(() => undefined);
       throw new StorageError(`cannot reach Postgres at ${where}: ${describeCause(error)}`);
     }
-    const storage = postgresStorage({ client: pool, ...(schema ? { schema } : {}), ...(tablePrefix !== undefined ? { tablePrefix } : {}) });
-    return { storage, close: () => pool.end(), kind: 'Postgres', where, durable: true, args: ['--storage', hidePassword(spec), ...extraArgs] };
+    try {
+      const storage = postgresStorage({ client: pool, ...(schema ? { schema } : {}), ...(tablePrefix !== undefined ? { tablePrefix } : {}) });
+      if (existing) await requireJobsTable(pool, schema || 'public', tablePrefix ?? 'crawl_', `Postgres at ${where}`);
+      return { storage, close: () => pool.end(), kind: 'Postgres', where, durable: true, args: [...storageArg(spec), ...extraArgs] };
+    } catch (error) {
+      await pool.end().catch(() => undefined);
+      if (error instanceof UsageError || (error as { code?: unknown }).code === 'invalid_options') throw error;
+      throw new StorageError(`Postgres at ${where} failed: ${describeCause(error)}`);
+    }
   }
   if (/^rediss?:\/\//.test(spec)) return openRedis(spec, tablePrefix);
   throw new UsageError(`--storage: ${EXPECTED}, got ${JSON.stringify(spec)}`);
@@ -107,71 +145,91 @@ function quietSqliteWarning(): void {
   }) as typeof process.emitWarning;
 }
 
-async function openSqlite(file: string, tablePrefix: string | undefined): Promise<OpenedStorage> {
+const sqliteUnsupported = () =>
+  new UsageError(
+    `--storage sqlite:FILE needs Node.js >= 22.13 (node:sqlite), this is ${process.versions.node}: upgrade Node.js, or use --storage pglite:DIR (npm install @electric-sql/pglite)`,
+  );
+const sqliteFailure = (file: string, error: unknown) =>
+  new StorageError(`cannot open SQLite file ${file}: ${describeCause(error).replace(/^cannot open ".*?": /, '')}`);
+
+/** For resume: the file must exist and hold the jobs table of the prefix (opening a missing file would create it). */
+async function requireSqliteTables(file: string, prefix: string): Promise<void> {
+  if (!existsSync(file)) {
+    throw new UsageError(`resume: --storage sqlite:${file}: no such file: expected the SQLite file the job was crawled with (resume creates nothing)`);
+  }
+  let found: unknown;
+  try {
+    const db = await openFile(file);
+    try {
+      found = db.prepare(`SELECT 1 AS found FROM sqlite_master WHERE type = 'table' AND name = ?`).get(`${prefix}jobs`);
+    } finally {
+      db.close?.();
+    }
+  } catch (error) {
+    if ((error as { code?: unknown }).code === 'unsupported') throw sqliteUnsupported();
+    throw sqliteFailure(file, error);
+  }
+  if (found === undefined || found === null) {
+    throw new UsageError(
+      `resume: SQLite file ${file} has no table ${prefix}jobs: expected the --storage and --table-prefix the job was crawled with (resume creates nothing)`,
+    );
+  }
+}
+
+async function openSqlite(file: string, tablePrefix: string | undefined, existing: boolean): Promise<OpenedStorage> {
   quietSqliteWarning();
   const storage = sqliteStorage({ database: file, ...(tablePrefix !== undefined ? { tablePrefix } : {}) });
+  if (existing) await requireSqliteTables(file, tablePrefix ?? 'crawl_');
   let migrated: { applied: number[]; version: number };
   try {
     migrated = await storage.migrate();
   } catch (error) {
-    if ((error as { code?: unknown }).code === 'unsupported') {
-      throw new UsageError(
-        `--storage sqlite:FILE needs Node.js >= 22.13 (node:sqlite), this is ${process.versions.node}: upgrade Node.js, or use --storage pglite:DIR (npm install @electric-sql/pglite)`,
-      );
-    }
-    throw new StorageError(`cannot open SQLite file ${file}: ${describeCause(error).replace(/^cannot open ".*?": /, '')}`);
+    if ((error as { code?: unknown }).code === 'unsupported') throw sqliteUnsupported();
+    throw sqliteFailure(file, error);
   }
   const args = ['--storage', `sqlite:${file}`, ...(tablePrefix === undefined ? [] : ['--table-prefix', tablePrefix])];
   return { storage, close: async () => storage.close?.(), kind: 'SQLite', where: file, durable: true, args, migrated };
 }
 
-/**
- * PGlite keeps one Postgres in a folder, for one process at a time (two would corrupt it, and
- * PGlite does not check): a lock file with the holder's pid guards it; a dead holder's lock is taken over.
- */
-function lockFolder(dir: string): () => void {
-  mkdirSync(dir, { recursive: true });
-  const lock = join(dir, 'crawl-engine.lock');
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fd = openSync(lock, 'wx');
-      writeSync(fd, String(process.pid));
-      closeSync(fd);
-      // Also when the process exits at once (a second Ctrl-C).
-      const unlock = () => rmSync(lock, { force: true });
-      process.once('exit', unlock);
-      return () => {
-        process.off('exit', unlock);
-        unlock();
-      };
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw new StorageError(`cannot open PGlite folder ${dir}: ${describeCause(error)}`);
-      const pid = Number(readFileSync(lock, 'utf8'));
-      let alive = false;
-      try {
-        alive = Number.isInteger(pid) && pid > 0 && process.kill(pid, 0);
-      } catch (e) {
-        alive = (e as NodeJS.ErrnoException).code === 'EPERM';
-      }
-      if (alive) {
-        throw new StorageError(
-          `PGlite folder ${dir} is in use by another process (pid ${pid}); PGlite serves one process at a time (use sqlite:FILE or postgres:// to share)`,
-        );
-      }
-      rmSync(lock, { force: true });
-    }
+/** For resume: the folder must exist and be a Postgres data folder (PGlite would create one). */
+function requirePgliteFolder(dir: string): void {
+  let isFolder = false;
+  try {
+    isFolder = statSync(dir).isDirectory();
+  } catch {
+    // Missing: below.
   }
-  throw new StorageError(`cannot lock PGlite folder ${dir}`);
+  if (!isFolder)
+    throw new UsageError(`resume: --storage pglite:${dir}: no such folder: expected the PGlite folder the job was crawled with (resume creates nothing)`);
+  if (!existsSync(join(dir, 'PG_VERSION'))) {
+    throw new UsageError(
+      `resume: --storage pglite:${dir}: not a PGlite folder (no PG_VERSION in it): expected the PGlite folder the job was crawled with (resume creates nothing)`,
+    );
+  }
 }
 
-async function openPglite(dir: string, schema: string | undefined, tablePrefix: string | undefined, extraArgs: string[]): Promise<OpenedStorage> {
+async function openPglite(
+  dir: string,
+  schema: string | undefined,
+  tablePrefix: string | undefined,
+  extraArgs: string[],
+  existing: boolean,
+): Promise<OpenedStorage> {
   type PGliteModule = {
     PGlite: new (
       dataDir: string,
     ) => { waitReady: Promise<void>; close(): Promise<void>; query(text: string, params?: unknown[]): Promise<{ rows: unknown[] }> };
   };
   const { PGlite } = await load<PGliteModule>('@electric-sql/pglite', 'pglite:DIR');
-  const unlock = lockFolder(dir);
+  if (existing) requirePgliteFolder(dir);
+  else {
+    try {
+      mkdirSync(dir, { recursive: true });
+    } catch (error) {
+      throw new StorageError(`cannot open PGlite folder ${dir}: ${describeCause(error)}`);
+    }
+  }
+  const unlock = await lockFolder(dir);
   let db: InstanceType<PGliteModule['PGlite']>;
   try {
     db = new PGlite(dir);
@@ -180,7 +238,16 @@ async function openPglite(dir: string, schema: string | undefined, tablePrefix: 
     unlock();
     throw new StorageError(`cannot open PGlite folder ${dir}: ${describeCause(error)}`);
   }
-  const storage = postgresStorage({ client: db, ...(schema ? { schema } : {}), ...(tablePrefix !== undefined ? { tablePrefix } : {}) });
+  let storage: CrawlStorage;
+  try {
+    storage = postgresStorage({ client: db, ...(schema ? { schema } : {}), ...(tablePrefix !== undefined ? { tablePrefix } : {}) });
+    if (existing) await requireJobsTable(db, schema || 'public', tablePrefix ?? 'crawl_', `PGlite folder ${dir}`);
+  } catch (error) {
+    await db.close().catch(() => undefined);
+    unlock();
+    if (error instanceof UsageError || (error as { code?: unknown }).code === 'invalid_options') throw error;
+    throw new StorageError(`PGlite folder ${dir} failed: ${describeCause(error)}`);
+  }
   const close = async () => {
     try {
       await storage.close?.();
@@ -233,6 +300,6 @@ async function openRedis(url: string, tablePrefix: string | undefined): Promise<
   const close = async () => {
     await redis.quit().catch(() => redis.disconnect());
   };
-  const args = ['--storage', hidePassword(url), ...(tablePrefix === undefined ? [] : ['--table-prefix', tablePrefix])];
+  const args = [...storageArg(url), ...(tablePrefix === undefined ? [] : ['--table-prefix', tablePrefix])];
   return { storage, close, kind: 'Redis', where, durable: true, args, connectionError: () => (redis.status === 'ready' ? null : lastError) };
 }

@@ -23,7 +23,8 @@ export async function resumeCommand(argv: string[]): Promise<number> {
     throw new UsageError('resume: --storage is required: the sqlite:FILE, pglite:DIR, postgres://… or redis://… the job was crawled with');
   }
   const settings = runSettings(values);
-  const opened = await openStorage(values);
+  // Only what exists: a mistyped --storage, --schema or --table-prefix must not create a storage.
+  const opened = await openStorage(values, { existing: true });
   try {
     if ('migrate' in opened.storage) await (opened.storage as { migrate(): Promise<unknown> }).migrate();
     const job: Job | null = await opened.storage.getJob(jobId);
