@@ -12,7 +12,6 @@ export default defineConfig([
       http: 'src/http/index.ts',
       next: 'src/http/next.ts',
       express: 'src/http/express.ts',
-      client: 'src/browser/client.ts',
       testing: 'src/testing/index.ts',
       storage: 'src/storage/index.ts',
     },
@@ -26,6 +25,18 @@ export default defineConfig([
     platform: 'node',
     treeshake: true,
     esbuildPlugins: [luaEsbuildPlugin()], // adapters/kv imports its Lua scripts as strings
+  },
+  {
+    // The browser client is one dependency-free ES module (the Express example serves the file as
+    // it is): its own build without shared chunks, so the constants it uses are inlined.
+    entry: { client: 'src/browser/client.ts' },
+    format: ['esm', 'cjs'],
+    dts: true,
+    clean: false,
+    splitting: false,
+    sourcemap: true,
+    target: 'es2022',
+    platform: 'browser',
   },
   {
     // The React hook is a client component: its own build, so the directive stays at the top.

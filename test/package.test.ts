@@ -83,6 +83,14 @@ describe('the built package', () => {
     expect(out.trim()).toBe('true');
   });
 
+  test('the browser client and the React hook are single files that import nothing of their own (a page can load dist/client.js as it is)', () => {
+    for (const file of ['client.js', 'client.cjs', 'react.js', 'react.cjs']) {
+      const code = readFileSync(`${root}dist/${file}`, 'utf8');
+      const local = [...code.matchAll(/(?:from\s*|import\s*\(?\s*|require\s*\(\s*)['"](\.[^'"]*)['"]/g)].map((m) => m[1]);
+      expect(local, `dist/${file} imports`).toEqual([]);
+    }
+  });
+
   test('the CLI bin is built with a shebang and answers --help', () => {
     const bin = `${root}${pkg.bin['crawl-engine']}`;
     expect(readFileSync(bin, 'utf8').startsWith('#!/usr/bin/env node')).toBe(true);
