@@ -1,10 +1,18 @@
+// Over 300 lines: the script build checks and the differential test of complete-many against complete share the script fixtures.
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import Redis from 'ioredis';
+import RedisMock from 'ioredis-mock';
 import { afterAll, describe, expect, test } from 'vitest';
+import { kvStorage } from '../adapters/kv/index.js';
 import { HOST_STATE, indexKeys, JOB_FIELDS, jobKeys, URL_ENTRY } from '../adapters/kv/keys.js';
 import * as S from '../adapters/kv/scripts.js';
+import type { CompleteResult, FrontierLink, Lease } from '../src/core/storage.js';
+import type { PageResult } from '../src/core/types.js';
+import { jobRecord } from '../src/testing/index.js';
 import { expandLua } from '../scripts/lua.mjs';
 
 const LUA = fileURLToPath(new URL('../adapters/kv/lua/', import.meta.url));
@@ -58,9 +66,20 @@ describe('the KV Lua scripts', () => {
   const ix = indexKeys('p:');
   const calls = [
     S.CREATE(k, 'h'),
-    ...[S.READ_JOB, S.CLAIM, S.COMPLETE, S.RETRY, S.RELEASE, S.CANCEL, S.APPEND_EVENTS, S.READ_EVENTS, S.READ_RESULTS, S.PUT_ROBOTS, S.GET_ROBOTS].map((s) =>
-      s(k),
-    ),
+    ...[
+      S.READ_JOB,
+      S.CLAIM,
+      S.COMPLETE,
+      S.COMPLETE_MANY,
+      S.RETRY,
+      S.RELEASE,
+      S.CANCEL,
+      S.APPEND_EVENTS,
+      S.READ_EVENTS,
+      S.READ_RESULTS,
+      S.PUT_ROBOTS,
+      S.GET_ROBOTS,
+    ].map((s) => s(k)),
     S.INDEX_ADD(ix, 'id'),
     S.INDEX_ACTIVE(ix),
     S.INDEX_APPLY(ix),
@@ -71,6 +90,14 @@ describe('the KV Lua scripts', () => {
   test('one script per file, named <name>-<number of KEYS>.lua, inlined with its includes', () => {
     expect(calls.map((c) => `${c.name}-${c.keys.length}.lua`).sort()).toEqual([...files].sort());
     for (const c of calls) expect(c.lua).toBe(expandLua(join(LUA, `${c.name}-${c.keys.length}.lua`)).code);
+  });
+
+  test('complete-many takes the KEYS of complete, as many as its file name says', () => {
+    const many = S.COMPLETE_MANY(k);
+    expect(many.keys).toEqual(S.COMPLETE(k).keys);
+    expect(`${many.name}-${many.keys.length}.lua`).toBe('complete-many-13.lua');
+    expect(files).toContain('complete-many-13.lua');
+    expect(many.lua).toBe(expandLua(join(LUA, 'complete-many-13.lua')).code);
   });
 
   test.each(files)('%s: its header names every KEYS[i] and ARGV[i] it uses, and it uses no other KEYS', (file) => {
@@ -121,5 +148,182 @@ describe('the KV Lua scripts', () => {
       `local ${URL_ENTRY.join(', ')} = string.match(s, '^${URL_ENTRY.map((_, i) => (i < URL_ENTRY.length - 1 ? '([^|]*)|' : '(.*)$')).join('')}')`,
     );
     expect(entries).toContain(`local ${HOST_STATE.join(', ')} = string.match(s, '^${HOST_STATE.map(() => '([^|]*)').join('|')}$')`);
+  });
+});
+
+// complete-many-13.lua against complete-13.lua: twin jobs (same id, two prefixes on one server)
+// driven by the same seeded random claims and completes, one side a complete() per page, the other
+// the same pages through completeMany() in random batches; replies and every key must be equal.
+const REDIS_URL = process.env.REDIS_URL || null;
+const T0 = Date.UTC(2030, 0, 1);
+
+/** mulberry32: a seeded random number in [0, 1). */
+function randomOf(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Lease tokens are `<12 random characters>:<n>`: each side's are renamed T0, T1, ... in claim order. */
+const TOKEN = /[\w-]{12}:\d+/g;
+const renamed = (value: unknown, tokens: Map<string, string>) => JSON.parse(JSON.stringify(value).replace(TOKEN, (t) => tokens.get(t) ?? t));
+
+/** Every key under `prefix` (the prefix cut off) with its type, value and whether it expires. */
+async function dump(client: Redis, prefix: string, tokens: Map<string, string>): Promise<unknown> {
+  const out: Record<string, unknown> = {};
+  for (const key of (await client.keys(`${prefix}*`)).sort()) {
+    const type = await client.type(key);
+    const value =
+      type === 'hash'
+        ? await client.hgetall(key)
+        : type === 'list'
+          ? await client.lrange(key, 0, -1)
+          : type === 'set'
+            ? (await client.smembers(key)).sort()
+            : type === 'zset'
+              ? await client.zrange(key, 0, -1, 'WITHSCORES')
+              : await client.get(key);
+    out[key.slice(prefix.length)] = { type, value, expires: (await client.ttl(key)) > 0 };
+  }
+  return renamed(out, tokens);
+}
+
+/** Swaps one script for another on the way to the server (a different complete on one side). */
+function swapScript(client: Redis, from: string, to: string): Redis {
+  const sha = createHash('sha1').update(from).digest('hex');
+  return new Proxy(client, {
+    get(target, name) {
+      const value = Reflect.get(target, name) as unknown;
+      const run = target as unknown as Record<'eval' | 'evalsha', (...args: unknown[]) => unknown>;
+      if (name === 'evalsha') return (s: string, ...rest: unknown[]) => (s === sha ? run.eval(to, ...rest) : run.evalsha(s, ...rest));
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
+
+/**
+ * One seeded run: claims (of the job, or across jobs, which may park it) and completes (ok, failed,
+ * skipped for robots.txt; links to three hosts, known or unknown to robots.txt; disallowed links;
+ * stale leases: spent, or with a wrong token) until the job ends or 60 steps, leases expiring as
+ * the clock moves. `sequential` stores the pages one complete() at a time.
+ */
+async function twinRun(client: Redis, seed: number, sequential: Redis = client): Promise<number> {
+  const random = randomOf(seed);
+  const int = (n: number) => Math.floor(random() * n);
+  const base = `t${process.pid}_${Date.now().toString(36)}_${seed}`;
+  const options = { maxEventsPerJob: 1 + int(12), finishedTtlSeconds: int(2) * 60, listen: false };
+  const a = kvStorage({ client: sequential as never, prefix: `${base}a:`, ...options });
+  const b = kvStorage({ client: client as never, prefix: `${base}b:`, ...options });
+  const [tokensA, tokensB] = [new Map<string, string>(), new Map<string, string>()];
+  const job = jobRecord({
+    id: 'job_twin',
+    url: 'http://h0.test/p0',
+    createdAt: new Date(T0).toISOString(),
+    options: { maxPages: 3 + int(15), perHostConcurrency: 1 + int(3), perHostDelayMs: int(2) * 100, maxRetries: 0, respectRobots: true },
+  });
+  const seedLink = { url: job.url, key: job.url, depth: 0, host: 'h0.test' };
+  expect(await b.createJob(job, seedLink)).toEqual(await a.createJob(job, seedLink));
+  const link = (): FrontierLink => {
+    const url = `http://h${int(3)}.test/p${int(40)}`;
+    return { url, key: url, depth: 1 + int(3), host: new URL(url).hostname, ...(random() < 0.5 ? { robots: random() < 0.5 ? 'allowed' : 'unknown' } : {}) };
+  };
+  const page = (lease: Lease, now: number, outcome: 'ok' | 'failed' | 'robots', url = lease.url, attempts = lease.attempts): PageResult => ({
+    url,
+    finalUrl: url,
+    depth: lease.depth,
+    status: outcome === 'ok' ? 200 : outcome === 'failed' ? 500 : null,
+    ok: outcome === 'ok',
+    contentType: outcome === 'robots' ? null : 'text/html',
+    title: outcome === 'ok' ? `"${url}" \\ ✓` : null,
+    description: null,
+    canonical: null,
+    links: 0,
+    wordCount: 1,
+    error: outcome === 'ok' ? null : outcome === 'failed' ? { code: 'http_error', message: 'HTTP 500' } : { code: 'robots', message: 'disallowed' },
+    attempts,
+    durationMs: 1,
+    fetchedAt: new Date(now).toISOString(),
+    data: outcome === 'ok' ? { seed, n: int(1000) } : null,
+  });
+  const held: Array<[Lease, Lease]> = [];
+  const spent: Array<[Lease, Lease]> = [];
+  let now = T0;
+  let step = 0;
+  try {
+    for (; step < 60; step++) {
+      now += 1 + int(600); // leases last 1000 ms: some expire and are claimed again
+      const query = { limit: 1 + int(4), leaseMs: 1000, now, ...(random() < 0.5 ? { jobId: job.id } : {}) };
+      const [claimA, claimB] = [await a.claim(query), await b.claim(query)];
+      for (const [i, lease] of claimA.leases.entries()) {
+        tokensA.set(lease.token, `T${tokensA.size}`);
+        tokensB.set(claimB.leases[i]?.token ?? '', `T${tokensB.size}`);
+      }
+      expect(renamed(claimB, tokensB), `step ${step}: claim`).toEqual(renamed(claimA, tokensA));
+      held.push(...claimA.leases.map((l, i): [Lease, Lease] => [l, claimB.leases[i]!]));
+      const picked: Array<[Lease, Lease]> = [];
+      for (let n = int(held.length + 1); n > 0; n--) picked.push(held.splice(int(held.length), 1)[0]!);
+      if (spent.length > 0 && random() < 0.3) picked.splice(int(picked.length + 1), 0, spent[int(spent.length)]!);
+      if (picked.length > 0 && random() < 0.2) {
+        const [la, lb] = picked[int(picked.length)]!;
+        picked.splice(int(picked.length + 1), 0, [
+          { ...la, token: `${la.token}x` },
+          { ...lb, token: `${lb.token}x` },
+        ]);
+      }
+      const inputs = picked.map(([lease]) => {
+        const outcome = (['ok', 'ok', 'ok', 'failed', 'robots'] as const)[int(5)]!;
+        const links = outcome === 'ok' ? Array.from({ length: int(6) }, link) : [];
+        const skipped =
+          outcome === 'ok' ? Array.from({ length: int(3) }, () => link()).map((l) => ({ link: l, result: page(lease, now, 'robots', l.url, 0) })) : [];
+        return { result: page(lease, now, outcome), links, ...(skipped.length > 0 || random() < 0.5 ? { skipped } : {}), now };
+      });
+      const one: CompleteResult[] = [];
+      for (const [i, [lease]] of picked.entries()) one.push(await a.complete(lease, inputs[i]!));
+      const many: CompleteResult[] = [];
+      for (let i = 0; i < picked.length; ) {
+        const size = 1 + int(picked.length - i);
+        many.push(...(await b.completeMany!(picked.slice(i, i + size).map(([, lease], n) => ({ lease, input: inputs[i + n]! })))));
+        i += size;
+      }
+      expect(many, `step ${step}: replies`).toEqual(one);
+      spent.push(...picked);
+      expect(await dump(client, `${base}b:`, tokensB), `step ${step}: keys`).toEqual(await dump(client, `${base}a:`, tokensA));
+      const status = (await a.getJob(job.id))?.status;
+      if (status !== 'queued' && status !== 'running') break;
+    }
+  } finally {
+    for (const prefix of [`${base}a:`, `${base}b:`]) {
+      const keys = await client.keys(`${prefix}*`);
+      if (keys.length > 0) await client.del(...keys);
+    }
+  }
+  return step;
+}
+
+const backends: Array<[string, () => Redis]> = [
+  ['ioredis-mock', () => new RedisMock() as unknown as Redis],
+  ...(REDIS_URL ? [['the real Redis', () => new Redis(REDIS_URL!, { maxRetriesPerRequest: 2 })] as [string, () => Redis]] : []),
+];
+
+describe.each(backends)('complete-many-13.lua stores each item as complete-13.lua does (%s)', (_, connect) => {
+  const client = connect();
+  afterAll(() => client.disconnect());
+
+  test('on 20 seeded random runs: the same replies and the same keys after every step', async () => {
+    const steps: number[] = [];
+    for (let seed = 1; seed <= 20; seed++) steps.push(await twinRun(client, seed));
+    // The runs go somewhere: most jobs end within the 60 steps.
+    expect(steps.filter((n) => n < 60).length).toBeGreaterThan(15);
+  }, 120_000);
+
+  test('the comparison fails when one side stores differently (complete-13.lua counting a success twice)', async () => {
+    const from = S.COMPLETE(jobKeys('p:', 'id')).lua;
+    const to = from.replace("redis.call('HINCRBY', K.job, 'succ', 1)", "redis.call('HINCRBY', K.job, 'succ', 2)");
+    expect(to).not.toBe(from);
+    await expect(twinRun(client, 1, swapScript(client, from, to))).rejects.toThrow(/step \d+: replies/);
   });
 });

@@ -1,8 +1,16 @@
+// Over 300 lines: the KV adapter's tests on every client (ioredis-mock, Redis, Upstash REST, Vercel KV), completeMany included.
+import { createHash } from 'node:crypto';
 import Redis from 'ioredis';
 import RedisMock from 'ioredis-mock';
 import { afterAll, describe, expect, test } from 'vitest';
+import { REST_MAX_CALL_CHARS } from '../adapters/kv/client.js';
 import { kvStorage } from '../adapters/kv/index.js';
+import { indexKeys, jobKeys } from '../adapters/kv/keys.js';
+import * as S from '../adapters/kv/scripts.js';
 import { createCrawlEngine } from '../src/core/engine.js';
+import type { CompleteInput, CrawlStorage, FrontierLink, Lease } from '../src/core/storage.js';
+import type { JobOptions } from '../src/core/types.js';
+import { disallowed, LEASE, link, makeJob, result, robotsResult, seedOf, T0 } from '../src/testing/fixtures.js';
 import { jobRecord, runStorageConformance } from '../src/testing/index.js';
 
 const REDIS_URL = process.env.REDIS_URL || null;
@@ -70,6 +78,201 @@ describe('kvStorage()', () => {
   });
 });
 
+// completeMany: the helpers below are shared by the ioredis, Upstash and Vercel KV tests.
+
+/** Script names by SHA1, to tell which script a call ran. */
+const scriptNames = (() => {
+  const k = jobKeys('p:', 'id');
+  const ix = indexKeys('p:');
+  const all = [
+    S.CREATE(k, 'h'),
+    S.CLAIM(k),
+    S.COMPLETE(k),
+    S.COMPLETE_MANY(k),
+    S.RETRY(k),
+    S.RELEASE(k),
+    S.INDEX_APPLY(ix),
+    S.INDEX_ACTIVE(ix),
+    S.INDEX_ADD(ix, 'id'),
+  ];
+  return new Map(all.map((c) => [createHash('sha1').update(c.lua).digest('hex'), c.name]));
+})();
+
+/** The client, with every script call it makes recorded as `evalsha:<name>` or `eval:<name>` (one round trip each). */
+function recorded<T extends object>(client: T): { client: T; calls: string[] } {
+  const calls: string[] = [];
+  const proxy = new Proxy(client, {
+    get(target, name) {
+      const value = Reflect.get(target, name) as unknown;
+      if (typeof value !== 'function') return value;
+      if (name !== 'eval' && name !== 'evalsha') return value.bind(target);
+      return (script: string, ...rest: unknown[]) => {
+        const sha = name === 'eval' ? createHash('sha1').update(script).digest('hex') : script;
+        calls.push(`${name}:${scriptNames.get(sha) ?? '?'}`);
+        return value.call(target, script, ...rest);
+      };
+    },
+  });
+  return { client: proxy, calls };
+}
+
+/** Creates job `id`, claims its start URL and completes it with `links`. */
+async function startJob(storage: CrawlStorage, id: string, options: Partial<JobOptions>, links: FrontierLink[]): Promise<void> {
+  const job = makeJob(options, id);
+  await storage.createJob(job, seedOf(job));
+  const { leases } = await storage.claim({ limit: 1, leaseMs: LEASE, now: T0, jobId: id });
+  expect((await storage.complete(leases[0]!, { result: result(leases[0]!), links, now: T0 })).ok).toBe(true);
+}
+
+const claimAll = async (storage: CrawlStorage, id: string, limit: number, now = T0 + 1) =>
+  (await storage.claim({ limit, leaseMs: LEASE, now, jobId: id })).leases;
+
+/**
+ * Twin jobs (same id, two prefixes): one stores five pages with complete(), one after another, the
+ * other the same pages with one completeMany(). Pages succeed, fail, and are skipped for robots.txt
+ * (which refunds a charge to a spare); links repeat across pages; one page brings disallowed links.
+ */
+async function batchEqualsSequential(make: (prefix: string) => CrawlStorage): Promise<void> {
+  const base = freshPrefix();
+  const [one, many] = [make(`${base}a:`), make(`${base}b:`)];
+  const id = 'job_twin';
+  const start = ['/1', '/2', '/3', '/4', '/5'].map((path) => ({ ...link(path), robots: 'unknown' as const }));
+  for (const storage of [one, many]) await startJob(storage, id, { maxPages: 9 }, start);
+  const [leasesOne, leasesMany] = [await claimAll(one, id, 5), await claimAll(many, id, 5)];
+  expect(leasesMany.map((l) => l.url)).toEqual(leasesOne.map((l) => l.url));
+  const inputs: CompleteInput[] = leasesOne.map((lease, i) => ({
+    result: i === 2 ? robotsResult(lease.url, lease.depth, lease.attempts) : result(lease, i !== 1),
+    links: i === 1 || i === 2 ? [] : [link(`/new${i}`, 2), link(`/shared`, 2), link('/1', 2), link(`/more${i}`, 2)],
+    ...(i === 0 ? { skipped: [disallowed(link('/private', 2)), disallowed(link('/2', 2))] } : {}),
+    now: T0 + 10 + i,
+  }));
+  const sequential = [];
+  for (const [i, lease] of leasesOne.entries()) sequential.push(await one.complete(lease, inputs[i]!));
+  const batched = await many.completeMany!(leasesMany.map((lease, i) => ({ lease, input: inputs[i]! })));
+  expect(batched).toEqual(sequential);
+  // The events: one page event each, the disallowed link's, ids in order across the batch.
+  expect(batched.map((r) => r.events.map((e) => e.type))).toEqual([
+    ['page:done', 'page:skipped'],
+    ['page:failed'],
+    ['page:skipped'],
+    ['page:done'],
+    ['page:done'],
+  ]);
+  const ids = batched.flatMap((r) => r.events.map((e) => Number(e.id)));
+  expect(ids).toEqual(ids.map((_, i) => ids[0]! + i));
+  expect(batched.map((r) => r.ok)).toEqual([true, true, true, true, true]);
+  expect(await many.getJob(id)).toEqual(await one.getJob(id));
+  expect(await many.listResults(id, { limit: 100 })).toEqual(await one.listResults(id, { limit: 100 }));
+  expect(await many.readEvents(id, null, 100)).toEqual(await one.readEvents(id, null, 100));
+  // And the job goes on the same way: the next claims give the same URLs.
+  expect((await claimAll(many, id, 10, T0 + 100)).map((l) => l.url)).toEqual((await claimAll(one, id, 10, T0 + 100)).map((l) => l.url));
+}
+
+describe('completeMany (ioredis)', () => {
+  const clients: Array<[string, () => Redis]> = [
+    ['ioredis-mock', () => new RedisMock() as unknown as Redis],
+    ...(real ? [['the real Redis', () => real] as [string, () => Redis]] : []),
+  ];
+
+  test.each(clients)('equals complete() page by page on a twin job: results, events, counts, stored results (%s)', async (_, client) => {
+    await batchEqualsSequential((prefix) => kvStorage({ client: client() as never, prefix, listen: false }));
+  });
+
+  test('a stale lease among fresh ones is refused and changes nothing; the others are stored', async () => {
+    const storage = kvStorage({ client: new RedisMock() as never, prefix: freshPrefix(), listen: false });
+    await startJob(storage, 'job_stale', {}, [link('/1'), link('/2'), link('/3')]);
+    const [a, b, c] = await claimAll(storage, 'job_stale', 3);
+    const input = (lease: Lease, links: FrontierLink[] = []) => ({ result: result(lease), links, now: T0 + 5 });
+    expect((await storage.complete(a!, input(a!))).ok).toBe(true);
+    const before = await storage.getJob('job_stale');
+    const out = await storage.completeMany!([
+      { lease: b!, input: input(b!, [link('/4')]) },
+      { lease: a!, input: input(a!, [link('/5')]) }, // spent
+      { lease: { ...c!, token: 'not-the-token' }, input: input(c!, [link('/6')]) },
+      { lease: { ...c!, jobId: 'job_missing' }, input: input(c!) },
+      { lease: c!, input: input(c!) },
+    ]);
+    expect(out.map((r) => [r.ok, r.admitted, r.events.length])).toEqual([
+      [true, 1, 1],
+      [false, 0, 0],
+      [false, 0, 0],
+      [false, 0, 0],
+      [true, 0, 1],
+    ]);
+    const after = await storage.getJob('job_stale');
+    expect(after?.counts).toEqual({ ...before!.counts, discovered: 5, queued: 1, inProgress: 0, succeeded: 4 });
+    expect((await storage.listResults('job_stale', { limit: 10 })).items.map((r) => r.url)).toEqual(
+      ['/', '/1', '/2', '/3'].map((path) => `http://example.test${path}`),
+    );
+  });
+
+  test('a batch crossing maxPages admits exactly up to it, and the item after which nothing is left finishes the job once', async () => {
+    const { client, calls } = recorded(new RedisMock() as unknown as Redis);
+    const prefix = freshPrefix();
+    const storage = kvStorage({ client: client as never, prefix, listen: false });
+    await startJob(storage, 'job_max', { maxPages: 4 }, [link('/1'), link('/2')]);
+    const [a, b] = await claimAll(storage, 'job_max', 2);
+    const first = await storage.completeMany!([
+      { lease: a!, input: { result: result(a!), links: [link('/3', 2), link('/4', 2)], now: T0 + 5 } },
+      { lease: b!, input: { result: result(b!), links: [link('/5', 2)], now: T0 + 6 } },
+    ]);
+    expect(first.map((r) => r.admitted)).toEqual([1, 0]);
+    expect((await storage.getJob('job_max'))?.counts.discovered).toBe(4);
+    const [last] = await claimAll(storage, 'job_max', 2);
+    expect(last?.url).toBe('http://example.test/3');
+    calls.length = 0;
+    const out = await storage.completeMany!([
+      { lease: last!, input: { result: result(last!), links: [link('/6', 3)], now: T0 + 7 } },
+      { lease: a!, input: { result: result(a!), links: [], now: T0 + 8 } }, // spent: nothing after the end
+    ]);
+    const made = calls.filter((c) => c.startsWith('evalsha:'));
+    expect(out.map((r) => r.events.map((e) => e.type))).toEqual([['page:done', 'job:completed'], []]);
+    const job = await storage.getJob('job_max');
+    expect([job?.status, job?.counts.succeeded, job?.counts.discovered]).toEqual(['completed', 4, 4]);
+    expect((await storage.readEvents('job_max', null, 100)).filter((e) => e.type === 'job:completed')).toHaveLength(1);
+    // One script call, then one index update: the finished job leaves the index.
+    expect(made).toEqual(['evalsha:complete-many', 'evalsha:index-apply']);
+    expect(await client.zscore(indexKeys(prefix).active, 'job_max')).toBeNull();
+  });
+
+  test('items of two jobs in one call: one script call per job, results in the order given, each job its own events', async () => {
+    const { client, calls } = recorded(new RedisMock() as unknown as Redis);
+    const storage = kvStorage({ client: client as never, prefix: freshPrefix(), listen: false });
+    for (const id of ['job_one', 'job_two']) await startJob(storage, id, {}, [link('/1'), link('/2')]);
+    const [one, two] = [await claimAll(storage, 'job_one', 2), await claimAll(storage, 'job_two', 2)];
+    await storage.completeMany!([]); // no call at all
+    expect(calls.filter((c) => c.includes('complete-many'))).toEqual([]);
+    const items = [one[0]!, two[0]!, one[1]!, two[1]!].map((lease, i) => ({
+      lease,
+      input: { result: result(lease), links: [link(`/n${i}`, 2)], now: T0 + 5 + i },
+    }));
+    const out = await storage.completeMany!(items);
+    expect(out.map((r) => [r.ok, r.admitted, r.events[0]?.jobId, r.events[0]?.url])).toEqual(items.map((i) => [true, 1, i.lease.jobId, i.lease.url]));
+    for (const id of ['job_one', 'job_two']) {
+      const eventIds = out.flatMap((r) => r.events.filter((e) => e.jobId === id).map((e) => Number(e.id)));
+      expect(eventIds[1]).toBe(eventIds[0]! + 1);
+      expect((await storage.getJob(id))?.counts).toMatchObject({ discovered: 5, succeeded: 3, queued: 2, inProgress: 0 });
+    }
+    calls.length = 0;
+    const [three, four] = [await claimAll(storage, 'job_one', 1, T0 + 20), await claimAll(storage, 'job_two', 1, T0 + 20)];
+    calls.length = 0;
+    await storage.completeMany!([three[0]!, four[0]!].map((lease) => ({ lease, input: { result: result(lease), links: [], now: T0 + 30 } })));
+    expect(calls.sort()).toEqual(['evalsha:complete-many', 'evalsha:complete-many']);
+  });
+
+  test('bad input names the field', async () => {
+    const storage = kvStorage({ client: new RedisMock() as never, prefix: freshPrefix(), listen: false });
+    await expect(storage.completeMany!('x' as never)).rejects.toMatchObject({
+      code: 'invalid_input',
+      message: expect.stringMatching(/completeMany items: expected an array/),
+    });
+    await expect(storage.completeMany!([{ lease: null, input: {} }] as never)).rejects.toMatchObject({
+      code: 'invalid_input',
+      message: expect.stringMatching(/items\[0\]: expected \{ lease, input \}/),
+    });
+  });
+});
+
 // Upstash's REST protocol, served on loopback by an Upstash-compatible server in front of the real
 // Redis (@humanwhocodes/upstash-redis-server); the client is the real @upstash/redis.
 if (REDIS_URL) {
@@ -124,6 +327,37 @@ if (REDIS_URL) {
       });
       await storage.createJob(job, { url: job.url, key: job.url, depth: 0, host: 'a.test' });
       expect((await storage.getJob(job.id))?.metadata).toEqual({ nested: { n: 1 }, text: '{"not":"parsed"}' });
+    });
+
+    test('completeMany over REST equals complete() page by page on a twin job (@upstash/redis, @vercel/kv)', async () => {
+      await batchEqualsSequential((prefix) => kvStorage({ client: upstash as never, prefix }));
+      const { createClient } = await import('@vercel/kv');
+      const vercelKv = createClient({ url, token: 'test-token', enableTelemetry: false } as never);
+      await batchEqualsSequential((prefix) => kvStorage({ client: vercelKv as never, prefix }));
+    });
+
+    test(`a batch of one job over ${REST_MAX_CALL_CHARS} characters of arguments goes in calls under that, in order`, async () => {
+      const { client, calls } = recorded(upstash);
+      const storage = kvStorage({ client: client as never, prefix: freshPrefix() });
+      await startJob(storage, 'job_big', {}, [link('/1'), link('/2'), link('/3')]);
+      const leases = await claimAll(storage, 'job_big', 3);
+      await storage.completeMany!([]);
+      calls.length = 0;
+      const big = 'x'.repeat(Math.floor(REST_MAX_CALL_CHARS * 0.4));
+      const out = await storage.completeMany!(
+        leases.map((lease, i) => ({ lease, input: { result: { ...result(lease), data: { big, i } }, links: [], now: T0 + 5 } })),
+      );
+      expect(out.map((r) => [r.ok, r.events.map((e) => e.type)])).toEqual([
+        [true, ['page:done']],
+        [true, ['page:done']],
+        [true, ['page:done', 'job:completed']],
+      ]);
+      // Two items fit in one call, the third goes in a second one; then the finished job leaves the index.
+      expect(calls.filter((c) => c === 'evalsha:complete-many')).toHaveLength(2);
+      const stored = (await storage.listResults('job_big', { limit: 10 })).items.slice(1);
+      expect(stored.map((r) => [r.url, (r.data as { big: string; i: number }).big.length, (r.data as { i: number }).i])).toEqual(
+        leases.map((l, i) => [l.url, big.length, i]),
+      );
     });
   });
 }

@@ -1,10 +1,11 @@
+// Over 300 lines: the Postgres adapter's own tests (migrations, errors, group commit, plans) share its targets and helpers.
 import { afterAll, describe, expect, test } from 'vitest';
 import { postgresStorage } from '../adapters/postgres/index.js';
 import { MIGRATIONS } from '../adapters/postgres/schema.js';
 import { startSite } from './fixtures/site.mjs';
 import { createCrawlEngine } from '../src/core/engine.js';
-import type { CrawlStorage, Lease } from '../src/core/storage.js';
-import type { Job, PageResult } from '../src/core/types.js';
+import type { CompleteItem, CompleteResult, CrawlStorage, FrontierLink, Lease } from '../src/core/storage.js';
+import type { Job, PageResult, ProgressEvent } from '../src/core/types.js';
 import { jobRecord, runStorageConformance } from '../src/testing/index.js';
 import { allResults } from './helpers/engine.js';
 import { closeAll, DATABASE_URL, freshSchema, migratedStorage, pglite, realPool } from './helpers/postgres.js';
@@ -37,12 +38,14 @@ for (const target of targets) {
     timeoutMs: 60_000,
   });
 
+  completeManyTests(target);
+
   describe(`${target.name}: migrations and errors`, () => {
     test('migrate() is idempotent and reports what it applied', async () => {
       const schema = freshSchema();
       const storage = postgresStorage({ client: target.client() as never, schema });
-      expect(await storage.migrate()).toEqual({ applied: [1, 2, 3], version: 3 });
-      expect(await storage.migrate()).toEqual({ applied: [], version: 3 });
+      expect(await storage.migrate()).toEqual({ applied: [1, 2, 3, 4], version: 4 });
+      expect(await storage.migrate()).toEqual({ applied: [], version: 4 });
       await Promise.all([storage.migrate(), storage.migrate()]);
       await target.client().query(`DROP SCHEMA "${schema}" CASCADE`);
     });
@@ -93,7 +96,7 @@ for (const target of targets) {
         await storage.createJob(job, { url: job.url, key: job.url, depth: 0, host: 'upgrade.test' });
         const [seed] = (await storage.claim({ limit: 1, leaseMs: 60_000, now: T, jobId: job.id })).leases;
         expect(await completeV2(seed!, page(seed!), [link('/a'), link('/b'), link('/c')])).toMatchObject({ ok: true, admitted: 2 });
-        expect(await storage.migrate()).toEqual({ applied: [3], version: 3 });
+        expect(await storage.migrate()).toEqual({ applied: [3, 4], version: 4 });
         const leases = (await storage.claim({ limit: 10, leaseMs: 60_000, now: T + 1, jobId: job.id })).leases;
         expect(leases.map((l) => l.key).sort()).toEqual([url('/a'), url('/b')]);
         const [a, b] = leases as [Lease, Lease];
@@ -147,6 +150,370 @@ for (const target of targets) {
       await storage.close?.();
       await site.close();
     }, 60_000);
+  });
+}
+
+// Group commit (issue 14): completeMany is one statement that applies each item as complete() does.
+const T = Date.UTC(2030, 0, 1);
+type Client = { query(text: string, params?: unknown[]): Promise<unknown> };
+
+function pageOf(lease: Pick<Lease, 'url' | 'depth' | 'attempts'>, code: string | null = null): PageResult {
+  return {
+    url: lease.url,
+    finalUrl: lease.url,
+    depth: lease.depth,
+    status: code === null ? 200 : null,
+    ok: code === null,
+    contentType: null,
+    title: null,
+    description: null,
+    canonical: null,
+    links: 0,
+    wordCount: 0,
+    error: code === null ? null : { code, message: code },
+    attempts: lease.attempts,
+    durationMs: 1,
+    fetchedAt: new Date(T).toISOString(),
+    data: null,
+  };
+}
+
+const linkOn =
+  (host: string) =>
+  (path: string, robots?: 'allowed'): FrontierLink => {
+    const url = `http://${host}${path}`;
+    return { url, key: url, depth: 1, host, ...(robots ? { robots } : {}) };
+  };
+
+/** A job with its seed completed (with `links`) and up to `claim` of them leased. */
+async function startedJob(storage: CrawlStorage, id: string, host: string, maxPages: number, links: FrontierLink[], claim: number) {
+  const job = jobRecord({ id, url: `http://${host}/`, createdAt: new Date(T).toISOString(), options: { maxPages, perHostConcurrency: 1000 } });
+  await storage.createJob(job, { url: job.url, key: job.url, depth: 0, host });
+  const [seed] = (await storage.claim({ limit: 1, leaseMs: 60_000, now: T, jobId: id })).leases;
+  await storage.complete(seed!, { result: pageOf(seed!), links, now: T });
+  if (claim === 0) return [];
+  const { leases } = await storage.claim({ limit: claim, leaseMs: 60_000, now: T + 1, jobId: id });
+  return leases.sort((a, b) => a.key.localeCompare(b.key));
+}
+
+const rand = () => Math.random().toString(36).slice(2, 10);
+/** Events without their job id (twin jobs differ only there). */
+const sansJob = (events: ProgressEvent[]) => events.map(({ jobId: _, ...rest }) => rest);
+/** A result as twin jobs can compare it: events without their job id. */
+const comparable = (r: CompleteResult) => ({ ok: r.ok, admitted: r.admitted, events: sansJob(r.events) });
+
+function completeManyTests(target: { name: string; client: () => Client }) {
+  describe(`${target.name}: completeMany (group commit)`, () => {
+    const schemas: string[] = [];
+    const open = async (options: { schema?: string; client?: Client; migrate?: boolean } = {}) => {
+      const schema = options.schema ?? freshSchema();
+      if (!schemas.includes(schema)) schemas.push(schema);
+      const storage = postgresStorage({ client: (options.client ?? target.client()) as never, schema, maxEventsPerJob: 1000, listen: false });
+      if (options.migrate !== false) await storage.migrate();
+      return storage;
+    };
+    afterAll(async () => {
+      for (const schema of schemas) await target.client().query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    });
+
+    test('equals complete() per item on a twin job: results, events and their ids, counts, stored results, spares, refunds, skipped links, maxPages', async () => {
+      const storage = await open();
+      // Twin jobs with the same URLs. maxPages 6: the seed and 4 links, then room for one more;
+      // links past it whose robots.txt was not known (unsure) become spares.
+      const l = linkOn('twin.test');
+      const seedLinks = ['/a', '/b', '/c', '/d'].map((p) => l(p));
+      const one = await startedJob(storage, `job_one_${rand()}`, 'twin.test', 6, seedLinks, 10);
+      const many = await startedJob(storage, `job_many_${rand()}`, 'twin.test', 6, seedLinks, 10);
+      expect(many.map((x) => x.key)).toEqual(one.map((x) => x.key));
+      expect(one).toHaveLength(4);
+      /** The inputs for one job's leases a, b, c, d. */
+      const inputs = (leases: Lease[]): CompleteItem[] => {
+        const [a, b, c, d] = leases as [Lease, Lease, Lease, Lease];
+        const skippedX = { link: l('/x'), result: { ...pageOf({ url: l('/x').url, depth: 1, attempts: 0 }, 'robots') } };
+        return [
+          // New, a duplicate within the page, one already known, one past the room.
+          { lease: a, input: { result: pageOf(a), links: [l('/e', 'allowed'), l('/e', 'allowed'), l('/b'), l('/f')], now: T + 10 } },
+          // Skipped for robots.txt: its charge goes to the spare /f; /f again (known since item 1).
+          { lease: b, input: { result: pageOf(b, 'robots'), links: [l('/f'), l('/g')], now: T + 11 } },
+          { lease: c, input: { result: pageOf(c, 'timeout'), links: [], now: T + 12 } },
+          { lease: d, input: { result: pageOf(d), links: [l('/h', 'allowed')], skipped: [skippedX], now: T + 13 } },
+        ];
+      };
+      const sequential: CompleteResult[] = [];
+      for (const item of inputs(one)) sequential.push(await storage.complete(item.lease, item.input));
+      const batched = await storage.completeMany!(inputs(many));
+      expect(batched.map(comparable)).toEqual(sequential.map(comparable));
+      expect(batched.map((r) => r.ok)).toEqual([true, true, true, true]);
+      expect(batched.flatMap((r) => r.events.map((e) => e.type))).toEqual(['page:done', 'page:skipped', 'page:failed', 'page:done', 'page:skipped']);
+
+      // Then everything left, in one batch against one complete() each: the job ends once.
+      const rest = async (id: string) =>
+        (await storage.claim({ limit: 100, leaseMs: 60_000, now: T + 20, jobId: id })).leases
+          .sort((x, y) => x.key.localeCompare(y.key))
+          .map((lease, i): CompleteItem => ({ lease, input: { result: pageOf(lease), links: [], now: T + 21 + i } }));
+      const oneRest = await rest(one[0]!.jobId);
+      const manyRest = await rest(many[0]!.jobId);
+      expect(manyRest.length).toBeGreaterThan(1);
+      expect(manyRest.map((i) => i.lease.key)).toEqual(oneRest.map((i) => i.lease.key));
+      const sequentialRest: CompleteResult[] = [];
+      for (const item of oneRest) sequentialRest.push(await storage.complete(item.lease, item.input));
+      const batchedRest = await storage.completeMany!(manyRest);
+      expect(batchedRest.map(comparable)).toEqual(sequentialRest.map(comparable));
+      const ends = batchedRest.map((r) => r.events.filter((e) => e.type === 'job:completed').length);
+      expect(ends).toEqual([...Array(ends.length - 1).fill(0), 1]);
+
+      const [jobOne, jobMany] = [await storage.getJob(one[0]!.jobId), await storage.getJob(many[0]!.jobId)];
+      expect(jobMany?.status).toBe('completed');
+      expect(jobMany?.counts).toEqual(jobOne?.counts);
+      // Skipped pages (robots.txt) are not charged: the rest stays within maxPages.
+      expect(jobMany!.counts.discovered - jobMany!.counts.skipped).toBeLessThanOrEqual(6);
+      expect(sansJob(await storage.readEvents(jobMany!.id, null, 1000))).toEqual(sansJob(await storage.readEvents(jobOne!.id, null, 1000)));
+      const stored = async (id: string) => (await storage.listResults(id, { limit: 100 })).items;
+      expect(await stored(jobMany!.id)).toEqual(await stored(jobOne!.id));
+    });
+
+    test('a stale lease among fresh ones changes nothing and gets ok: false; the others are stored', async () => {
+      const storage = await open();
+      const l = linkOn('stale.test');
+      const [a, b, c, d] = (await startedJob(
+        storage,
+        `job_stale_${rand()}`,
+        'stale.test',
+        100,
+        ['/a', '/b', '/c', '/d'].map((p) => l(p)),
+        3,
+      )) as Lease[];
+      expect(d).toBeUndefined();
+      const jobId = a!.jobId;
+      // b is spent by a complete() before the batch; d's first lease expires and is claimed again.
+      expect((await storage.complete(b!, { result: pageOf(b!), links: [], now: T + 2 })).ok).toBe(true);
+      const [expired] = (await storage.claim({ limit: 1, leaseMs: 10, now: T + 3, jobId })).leases;
+      const [again] = (await storage.claim({ limit: 1, leaseMs: 60_000, now: T + 100, jobId })).leases;
+      expect(again?.key).toBe(expired?.key);
+      expect(again?.token).not.toBe(expired?.token);
+      const item = (lease: Lease, links: FrontierLink[] = []): CompleteItem => ({ lease, input: { result: pageOf(lease), links, now: T + 200 } });
+      const results = await storage.completeMany!([
+        item(a!, [l('/e')]),
+        item(b!, [l('/f')]),
+        item(expired!, [l('/g')]),
+        item({ ...c!, token: 'forged' }),
+        item({ ...c!, jobId: 'job_missing' }),
+        item(c!),
+        item(again!),
+      ]);
+      expect(results.map((r) => r.ok)).toEqual([true, false, false, false, false, true, true]);
+      for (const refused of [results[1], results[2], results[3], results[4]]) expect(refused).toEqual({ ok: false, admitted: 0, events: [] });
+      expect(results.map((r) => r.admitted)).toEqual([1, 0, 0, 0, 0, 0, 0]);
+      const job = await storage.getJob(jobId);
+      // The seed, a, b, c and d done; /e admitted, /f and /g (from refused items) not.
+      expect(job?.counts).toEqual({ discovered: 6, queued: 1, inProgress: 0, succeeded: 5, failed: 0, skipped: 0 });
+      expect((await storage.listResults(jobId, { limit: 100 })).items).toHaveLength(5);
+    });
+
+    test('a batch crossing maxPages admits exactly up to it, and the last item ends the job once', async () => {
+      const storage = await open();
+      const l = linkOn('max.test');
+      // maxPages 6: the seed and 3 links, room for 2 more (all links allowed: no spares).
+      const [a, b, c] = (await startedJob(
+        storage,
+        `job_max_${rand()}`,
+        'max.test',
+        6,
+        ['/a', '/b', '/c'].map((p) => l(p, 'allowed')),
+        10,
+      )) as Lease[];
+      const jobId = a!.jobId;
+      const item = (lease: Lease, links: FrontierLink[]): CompleteItem => ({ lease, input: { result: pageOf(lease), links, now: T + 10 } });
+      const first = await storage.completeMany!([
+        item(a!, [l('/d', 'allowed')]),
+        item(b!, [l('/e', 'allowed'), l('/f', 'allowed')]),
+        item(c!, [l('/g', 'allowed')]),
+      ]);
+      expect(first.map((r) => r.admitted)).toEqual([1, 1, 0]);
+      expect(first.map((r) => r.events.map((e) => e.counts.discovered))).toEqual([[5], [6], [6]]);
+      const { leases } = await storage.claim({ limit: 10, leaseMs: 60_000, now: T + 20, jobId });
+      expect(leases.map((x) => new URL(x.url).pathname).sort()).toEqual(['/d', '/e']);
+      const last = await storage.completeMany!(leases.map((lease) => item(lease, [l('/h', 'allowed')])));
+      expect(last.map((r) => r.admitted)).toEqual([0, 0]);
+      expect(last.map((r) => r.events.map((e) => e.type))).toEqual([['page:done'], ['page:done', 'job:completed']]);
+      const job = await storage.getJob(jobId);
+      expect(job?.status).toBe('completed');
+      expect(job?.counts).toEqual({ discovered: 6, queued: 0, inProgress: 0, succeeded: 6, failed: 0, skipped: 0 });
+      // A completed job refuses the spent leases again.
+      expect((await storage.completeMany!(leases.map((lease) => item(lease, [])))).map((r) => r.ok)).toEqual([false, false]);
+    });
+
+    test('items of several jobs in any order: results in the given order, each job’s events in order', async () => {
+      const storage = await open();
+      const tag = rand();
+      // Ids that sort the other way round from the order the items are given in.
+      const zs = await startedJob(
+        storage,
+        `job_z_${tag}`,
+        'z.test',
+        100,
+        ['/1', '/2'].map((p) => linkOn('z.test')(p)),
+        10,
+      );
+      const as = await startedJob(
+        storage,
+        `job_a_${tag}`,
+        'a.test',
+        100,
+        ['/1', '/2'].map((p) => linkOn('a.test')(p)),
+        10,
+      );
+      const order = [zs[0]!, as[0]!, zs[1]!, as[1]!];
+      const results = await storage.completeMany!(order.map((lease) => ({ lease, input: { result: pageOf(lease), links: [], now: T + 10 } })));
+      expect(results.map((r) => [r.events[0]?.jobId, r.events[0]?.url])).toEqual(order.map((lease) => [lease.jobId, lease.url]));
+      for (const jobId of [zs[0]!.jobId, as[0]!.jobId]) {
+        const ids = results.flatMap((r) => r.events.filter((e) => e.jobId === jobId).map((e) => Number(e.id)));
+        expect(ids).toEqual([...ids].sort((x, y) => x - y));
+        expect(ids).toHaveLength(3); // two pages, then job:completed
+      }
+    });
+
+    test('one round trip per batch, none for an empty one; bad items name the field; an unmigrated schema says to run migrate()', async () => {
+      let queries = 0;
+      const inner = target.client();
+      const counting: Client = {
+        query: (text, params) => {
+          queries++;
+          return inner.query(text, params);
+        },
+      };
+      const storage = await open({ client: counting });
+      const leases = await startedJob(
+        storage,
+        `job_trips_${rand()}`,
+        'trips.test',
+        100,
+        ['/a', '/b', '/c', '/d', '/e'].map((p) => linkOn('trips.test')(p)),
+        10,
+      );
+      queries = 0;
+      expect(await storage.completeMany!([])).toEqual([]);
+      expect(queries).toBe(0);
+      const results = await storage.completeMany!(leases.map((lease) => ({ lease, input: { result: pageOf(lease), links: [], now: T + 10 } })));
+      expect(results.map((r) => r.ok)).toEqual([true, true, true, true, true]);
+      expect(queries).toBe(1);
+
+      const lease = leases[0]!;
+      await expect(storage.completeMany!('nope' as never)).rejects.toMatchObject({
+        code: 'invalid_input',
+        message: expect.stringMatching(/items: expected an array/),
+      });
+      await expect(
+        storage.completeMany!([
+          { lease, input: { result: pageOf(lease), links: [], now: T } },
+          { lease, input: { result: pageOf(lease), links: [], now: Number.NaN } },
+          { lease: null as never, input: { result: pageOf(lease), links: {} as never, now: T } },
+        ]),
+      ).rejects.toMatchObject({ code: 'invalid_input', message: expect.stringMatching(/items\.1\.input\.now: .*items\.2\.lease: .*items\.2\.input\.links: /) });
+      expect(queries).toBe(1);
+
+      const bare = await open({ migrate: false });
+      await expect(bare.completeMany!([{ lease, input: { result: pageOf(lease), links: [], now: T } }])).rejects.toMatchObject({
+        code: 'storage_error',
+        message: expect.stringMatching(/functions are missing in schema t_[0-9a-f]+: run storage\.migrate\(\) first/),
+      });
+    });
+
+    test('a database at version 3 upgrades to version 4 with a job in flight; its leases are completed by a batch', async () => {
+      const schema = freshSchema();
+      schemas.push(schema);
+      const client = target.client();
+      const names = { schema: `"${schema}"`, prefix: 'crawl_' };
+      await client.query(`CREATE SCHEMA "${schema}"`);
+      await client.query(
+        `CREATE TABLE "${schema}".crawl_migrations (version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
+      );
+      for (const migration of MIGRATIONS.filter((m) => m.version <= 3)) {
+        for (const sql of migration.statements(names)) await client.query(sql);
+        await client.query(`INSERT INTO "${schema}".crawl_migrations (version, name) VALUES ($1, $2)`, [migration.version, migration.name]);
+      }
+      const storage = await open({ schema, migrate: false });
+      const leases = await startedJob(
+        storage,
+        `job_v3_${rand()}`,
+        'v3.test',
+        100,
+        ['/a', '/b'].map((p) => linkOn('v3.test')(p)),
+        10,
+      );
+      const items = leases.map((lease): CompleteItem => ({ lease, input: { result: pageOf(lease), links: [], now: T + 10 } }));
+      await expect(storage.completeMany!(items)).rejects.toThrow(/run storage\.migrate\(\) first/);
+      expect(await storage.migrate()).toEqual({ applied: [4], version: 4 });
+      expect((await storage.completeMany!(items)).map((r) => r.ok)).toEqual([true, true]);
+      expect((await storage.getJob(leases[0]!.jobId))?.status).toBe('completed');
+    });
+
+    test('two storages completing batches of the same two jobs in opposite orders at once, 50 times: no deadlock', async () => {
+      const schema = freshSchema();
+      const first = await open({ schema });
+      const second = await open({ schema, migrate: false });
+      const tag = rand();
+      const paths = Array.from({ length: 220 }, (_, i) => `/p${i}`);
+      const hosts = ['x.test', 'y.test'];
+      const jobs = await Promise.all(
+        hosts.map(async (host, i) => {
+          await startedJob(
+            first,
+            `job_dl${i}_${tag}`,
+            host,
+            1000,
+            paths.map((p) => linkOn(host)(p, 'allowed')),
+            0,
+          );
+          return `job_dl${i}_${tag}`;
+        }),
+      );
+      const batch = async (storage: CrawlStorage, order: string[], round: number) => {
+        const leases: Lease[] = [];
+        for (const jobId of order) leases.push(...(await storage.claim({ limit: 2, leaseMs: 60_000, now: T + 10 + round, jobId })).leases);
+        // Each item admits links too, so each holds its job's lock a while.
+        return leases.map(
+          (lease, i): CompleteItem => ({
+            lease,
+            input: { result: pageOf(lease), links: [linkOn(lease.host)(`/r${round}-${i}-${order.join('')}`, 'allowed')], now: T + 10 + round },
+          }),
+        );
+      };
+      for (let round = 0; round < 50; round++) {
+        const [one, two] = [await batch(first, jobs, round), await batch(second, [...jobs].reverse(), round)];
+        expect(one.map((i) => i.lease.jobId)).toEqual([jobs[0], jobs[0], jobs[1], jobs[1]]);
+        expect(two.map((i) => i.lease.jobId)).toEqual([jobs[1], jobs[1], jobs[0], jobs[0]]);
+        const results = await Promise.all([first.completeMany!(one), second.completeMany!(two)]);
+        expect(results.flat().map((r) => r.ok)).toEqual(Array(8).fill(true));
+      }
+      for (const jobId of jobs) expect((await first.getJob(jobId))?.counts).toMatchObject({ succeeded: 201, inProgress: 0 });
+    }, 60_000);
+
+    test('subscribers are woken once per job per batch (NOTIFY payloads of one transaction are delivered once)', async (context) => {
+      const schema = freshSchema();
+      schemas.push(schema);
+      const storage = postgresStorage({ client: target.client() as never, schema, maxEventsPerJob: 1000 });
+      if (!storage.watch) context.skip();
+      await storage.migrate();
+      const leases = await startedJob(
+        storage,
+        `job_wake_${rand()}`,
+        'wake.test',
+        100,
+        ['/a', '/b', '/c', '/d', '/e'].map((p) => linkOn('wake.test')(p)),
+        10,
+      );
+      let calls = 0;
+      const stop = storage.watch!(leases[0]!.jobId, () => calls++);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const results = await storage.completeMany!(leases.map((lease) => ({ lease, input: { result: pageOf(lease), links: [], now: T + 10 } })));
+      expect(results.flatMap((r) => r.events)).toHaveLength(6); // five pages and job:completed
+      await expect.poll(() => calls, { timeout: 3000 }).toBe(1);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(calls).toBe(1);
+      stop();
+      await storage.close?.();
+    });
   });
 }
 

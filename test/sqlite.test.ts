@@ -1,3 +1,4 @@
+// Over 300 lines in one file: every test opens SQLite files through open() and freshFile() below, skipped together before Node 22.13.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -5,7 +6,9 @@ import { afterAll, describe, expect, test } from 'vitest';
 import { sqliteStorage, type SqliteDatabase, type SqliteStorage } from '../adapters/sqlite/index.js';
 import { createCrawlEngine } from '../src/core/engine.js';
 import { CrawlEngineError } from '../src/core/errors.js';
-import type { CrawlStorage, FrontierLink } from '../src/core/storage.js';
+import type { CompleteInput, CompleteItem, CompleteResult, CrawlStorage, FrontierLink, Lease } from '../src/core/storage.js';
+import type { ProgressEvent } from '../src/core/types.js';
+import { allowed, disallowed, result, robotsResult } from '../src/testing/fixtures.js';
 import { jobRecord, runStorageConformance } from '../src/testing/index.js';
 import { allResults } from './helpers/engine.js';
 import { startSite } from './fixtures/site.mjs';
@@ -20,7 +23,7 @@ let files = 0;
 const freshFile = () => join(dir, `t${files++}.db`);
 
 const T0 = Date.UTC(2030, 0, 1);
-const link = (path: string): FrontierLink => ({ url: `http://example.test${path}`, key: `http://example.test${path}`, depth: 1, host: 'example.test' });
+const link = (path: string, depth = 1): FrontierLink => ({ url: `http://example.test${path}`, key: `http://example.test${path}`, depth, host: 'example.test' });
 const seedOf = (url: string): FrontierLink => ({ url, key: url, depth: 0, host: new URL(url).hostname });
 const page = (url: string, depth = 0) => ({
   url,
@@ -200,6 +203,269 @@ describe.skipIf(!hasNodeSqlite)('SQLite (node:sqlite needs Node.js >= 22.13)', (
     expect(rest.map((l) => l.key).sort()).toEqual([link('/a'), link('/b'), link('/c')].map((l) => l.key).filter((k) => k !== held!.key));
     for (const lease of [held!, ...rest]) expect((await after.complete(lease, { result: page(lease.url, 1), links: [], now: T0 + 4 })).ok).toBe(true);
     expect((await after.getJob(job.id))?.status).toBe('completed');
+  });
+
+  describe('completeMany() (group commit)', () => {
+    const claimAll = async (s: CrawlStorage, jobId: string, now: number, leaseMs = 30_000) =>
+      (await s.claim({ limit: 500, leaseMs, now, jobId })).leases.sort((a, b) => a.key.localeCompare(b.key));
+    /** Events without their job id, so that those of twin jobs compare equal. */
+    const bare = (events: ProgressEvent[]) => events.map(({ jobId: _, ...rest }) => rest);
+    const bareResults = (results: CompleteResult[]) => results.map((r) => ({ ...r, events: bare(r.events) }));
+    const jobCompleted = (events: ProgressEvent[]) => events.filter((e) => e.type === 'job:completed' || e.type === 'job:failed').length;
+
+    test('an empty call returns [] without touching the database; bad items are refused naming the field', async () => {
+      const untouchable: SqliteDatabase = {
+        exec: () => {
+          throw new Error('touched');
+        },
+        prepare: () => {
+          throw new Error('touched');
+        },
+      };
+      expect(await sqliteStorage({ database: untouchable }).completeMany!([])).toEqual([]);
+      const storage = open();
+      const bad = await storage.completeMany!([{ lease: null, input: { links: 'x' } }] as never).catch((e: unknown) => e);
+      expect(bad).toBeInstanceOf(CrawlEngineError);
+      expect((bad as CrawlEngineError).code).toBe('invalid_input');
+      expect((bad as Error).message).toMatch(/items\.0\.lease: expected a lease; items\.0\.input\.links: expected an array/);
+      await expect(storage.completeMany!({} as never)).rejects.toThrow(/items: expected an array/);
+    });
+
+    test('equals complete() item after item on a twin job: results, events, counts, results stored, the finish', async () => {
+      const storage = open();
+      const createdAt = new Date(T0).toISOString();
+      const seq = jobRecord({ createdAt, options: { maxPages: 6 } });
+      const batch = jobRecord({ createdAt, options: { maxPages: 6 } });
+      // Links of unknown robots.txt (spares kept), dupes within and across items, skipped links, a
+      // robots refund that promotes a spare, a failure, maxPages reached mid-call, the finish.
+      const inputs = (lease: Lease, now: number): CompleteInput => {
+        const path = new URL(lease.url).pathname;
+        const plan: Record<string, Omit<CompleteInput, 'now'>> = {
+          '/': { result: result(lease), links: ['/a', '/b', '/c', '/d', '/a'].map((p) => link(p)), skipped: [disallowed(link('/x1'))] },
+          '/a': { result: result(lease), links: ['/b', '/e', '/f', '/g'].map((p) => link(p)) },
+          '/b': { result: robotsResult(lease.url, lease.depth, lease.attempts), links: [] },
+          '/c': { result: result(lease, false), links: [link('/h')] },
+          '/d': { result: result(lease), links: [link('/e'), allowed(link('/i'))], skipped: [disallowed(link('/x1')), disallowed(link('/x2'))] },
+        };
+        return { ...(plan[path] ?? { result: result(lease), links: [link('/j')] }), now };
+      };
+      for (const job of [seq, batch]) await storage.createJob(job, seedOf(job.url));
+      for (let round = 0; round < 4; round++) {
+        const now = T0 + round * 1000;
+        const a = await claimAll(storage, seq.id, now);
+        const b = await claimAll(storage, batch.id, now);
+        expect(b.map((l) => l.key)).toEqual(a.map((l) => l.key));
+        if (a.length === 0) break;
+        const one: CompleteResult[] = [];
+        for (const lease of a) one.push(await storage.complete(lease, inputs(lease, now + 1)));
+        const many = await storage.completeMany!(b.map((lease) => ({ lease, input: inputs(lease, now + 1) })));
+        expect(bareResults(many)).toEqual(bareResults(one));
+        expect((await storage.getJob(batch.id))?.counts).toEqual((await storage.getJob(seq.id))?.counts);
+      }
+      const [jobA, jobB] = [await storage.getJob(seq.id), await storage.getJob(batch.id)];
+      expect(jobA?.status).toBe('completed');
+      expect({ ...jobB, id: '' }).toEqual({ ...jobA, id: '' });
+      // The scenario did reach maxPages: 6 charged (9 discovered, less 2 skipped links and 1 refund), 2 spares left.
+      expect(jobA?.counts).toEqual({ discovered: 9, queued: 0, inProgress: 0, succeeded: 5, failed: 1, skipped: 3 });
+      expect((await storage.listResults(batch.id, { limit: 100 })).items).toEqual((await storage.listResults(seq.id, { limit: 100 })).items);
+      const [eventsA, eventsB] = [await storage.readEvents(seq.id, null, 100), await storage.readEvents(batch.id, null, 100)];
+      expect(bare(eventsB)).toEqual(bare(eventsA));
+      expect(jobCompleted(eventsB)).toBe(1);
+    });
+
+    test('a stale lease among fresh ones is refused and changes nothing; a lease twice in one call counts once', async () => {
+      const storage = open();
+      const job = jobRecord({ options: { maxPages: 100 } });
+      await storage.createJob(job, seedOf(job.url));
+      const [seed] = await claimAll(storage, job.id, T0);
+      await storage.complete(seed!, { result: page(seed!.url), links: [link('/a'), link('/b'), link('/c')], now: T0 });
+      const [short] = (await storage.claim({ limit: 1, leaseMs: 1000, now: T0 + 1, jobId: job.id })).leases;
+      const fresh = await claimAll(storage, job.id, T0 + 1, 60_000);
+      // The short lease expires and is claimed again with a new token: the old one is stale.
+      const [again] = await claimAll(storage, job.id, T0 + 5000);
+      expect(again?.key).toBe(short!.key);
+      const item = (lease: Lease, links: FrontierLink[] = []): CompleteItem => ({ lease, input: { result: result(lease), links, now: T0 + 6000 } });
+      const out = await storage.completeMany!([
+        item(fresh[0]!, [link('/n1')]),
+        item(short!, [link('/stale')]),
+        item(fresh[1]!),
+        item(fresh[0]!, [link('/n2')]),
+      ]);
+      expect(out.map((r) => [r.ok, r.admitted, r.events.map((e) => e.type)])).toEqual([
+        [true, 1, ['page:done']],
+        [false, 0, []],
+        [true, 0, ['page:done']],
+        [false, 0, []],
+      ]);
+      expect((await storage.getJob(job.id))?.counts).toEqual({ discovered: 5, queued: 1, inProgress: 1, succeeded: 3, failed: 0, skipped: 0 });
+      expect((await storage.listResults(job.id, { limit: 10 })).items).toHaveLength(3);
+      const [n1] = await claimAll(storage, job.id, T0 + 7000);
+      expect(n1?.key).toBe(link('/n1').key);
+      const last = await storage.completeMany!([item(again!), item(n1!), item(again!)]);
+      expect(last.map((r) => r.events.map((e) => e.type))).toEqual([['page:done'], ['page:done', 'job:completed'], []]);
+      expect(jobCompleted(await storage.readEvents(job.id, null, 100))).toBe(1);
+    });
+
+    test('a call crossing maxPages admits exactly up to it, the later items nothing, and finishes the job once', async () => {
+      const storage = open();
+      const job = jobRecord({ options: { maxPages: 5 } });
+      await storage.createJob(job, seedOf(job.url));
+      const [seed] = await claimAll(storage, job.id, T0);
+      await storage.complete(seed!, { result: page(seed!.url), links: [link('/a'), link('/b')].map(allowed), now: T0 });
+      const [a, b] = await claimAll(storage, job.id, T0 + 1);
+      const out = await storage.completeMany!([
+        { lease: a!, input: { result: result(a!), links: ['/c', '/d', '/e'].map((p) => allowed(link(p))), now: T0 + 2 } },
+        { lease: b!, input: { result: result(b!), links: ['/f', '/g'].map((p) => allowed(link(p))), now: T0 + 2 } },
+      ]);
+      expect(out.map((r) => r.admitted)).toEqual([2, 0]);
+      expect((await storage.getJob(job.id))?.counts).toEqual({ discovered: 5, queued: 2, inProgress: 0, succeeded: 3, failed: 0, skipped: 0 });
+      const rest = await claimAll(storage, job.id, T0 + 3);
+      expect(rest.map((l) => l.key)).toEqual([link('/c').key, link('/d').key]);
+      const done = await storage.completeMany!(rest.map((lease) => ({ lease, input: { result: result(lease), links: [link('/z')], now: T0 + 4 } })));
+      expect(done.map((r) => [r.admitted, r.events.map((e) => e.type)])).toEqual([
+        [0, ['page:done']],
+        [0, ['page:done', 'job:completed']],
+      ]);
+      const after = await storage.getJob(job.id);
+      expect(after?.status).toBe('completed');
+      expect(after?.counts).toEqual({ discovered: 5, queued: 0, inProgress: 0, succeeded: 5, failed: 0, skipped: 0 });
+      expect(jobCompleted(await storage.readEvents(job.id, null, 100))).toBe(1);
+    });
+
+    test('two jobs in one call: each finished once, events in id order per job, both jobs’ watchers woken', async () => {
+      const storage = open();
+      const jobs = [jobRecord({ options: { maxPages: 10 } }), jobRecord({ options: { maxPages: 10 } })];
+      const woken = new Map<string, number>();
+      for (const job of jobs) {
+        await storage.createJob(job, seedOf(job.url));
+        const [seed] = await claimAll(storage, job.id, T0);
+        await storage.complete(seed!, { result: page(seed!.url), links: [link('/a'), link('/b')], now: T0 });
+        storage.watch!(job.id, () => woken.set(job.id, (woken.get(job.id) ?? 0) + 1));
+      }
+      const [a, b] = await Promise.all(jobs.map((job) => claimAll(storage, job.id, T0 + 1)));
+      const items = [a![0]!, b![0]!, a![1]!, b![1]!].map((lease) => ({ lease, input: { result: result(lease), links: [], now: T0 + 2 } }));
+      const out = await storage.completeMany!(items);
+      expect(out.map((r) => r.events.map((e) => [e.jobId === jobs[0]!.id ? 'A' : 'B', e.type]))).toEqual([
+        [['A', 'page:done']],
+        [['B', 'page:done']],
+        [
+          ['A', 'page:done'],
+          ['A', 'job:completed'],
+        ],
+        [
+          ['B', 'page:done'],
+          ['B', 'job:completed'],
+        ],
+      ]);
+      for (const job of jobs) {
+        expect((await storage.getJob(job.id))?.status).toBe('completed');
+        const ids = out.flatMap((r) => r.events.filter((e) => e.jobId === job.id).map((e) => Number(e.id)));
+        expect(ids).toEqual(ids.map((_, i) => ids[0]! + i));
+        const stored = await storage.readEvents(job.id, String(ids[0]! - 1), 100);
+        expect(stored.map((e) => Number(e.id))).toEqual(ids);
+        expect(jobCompleted(stored)).toBe(1);
+      }
+      await expect.poll(() => [woken.get(jobs[0]!.id) ?? 0, woken.get(jobs[1]!.id) ?? 0].every((n) => n > 0)).toBe(true);
+    });
+
+    test('two storages on one file (two processes) complete batches concurrently: each lease once, maxPages exact, one finish', async () => {
+      const file = freshFile();
+      const [a, b] = [open(file), open(file)];
+      const job = jobRecord({ options: { maxPages: 150, perHostConcurrency: 500 } });
+      await a.createJob(job, seedOf(job.url));
+      const [seed] = await claimAll(b, job.id, T0);
+      await b.complete(seed!, { result: page(seed!.url), links: Array.from({ length: 60 }, (_, i) => link(`/p${i}`)), now: T0 });
+      const leases = await claimAll(a, job.id, T0 + 1);
+      expect(leases).toHaveLength(60);
+      // Batches of 10, every lease in two of them (one through each storage); each page links 4 new
+      // URLs shared with its neighbour's, 120 distinct ones for the 89 places left under maxPages.
+      const item = (lease: Lease, i: number): CompleteItem => ({
+        lease,
+        input: { result: result(lease), links: [0, 1, 2, 3].map((k) => link(`/q${(2 * i + k) % 120}`, 2)), now: T0 + 2 },
+      });
+      const calls: Array<Promise<CompleteResult[]>> = [];
+      for (let start = 0; start < 60; start += 10) {
+        const run = leases.slice(start, start + 10).map((lease, k) => item(lease, start + k));
+        calls.push(a.completeMany!(run), b.completeMany!([...run].reverse()));
+      }
+      const outs = (await Promise.all(calls)).flat();
+      expect(outs.filter((r) => r.ok)).toHaveLength(60);
+      expect(outs.reduce((sum, r) => sum + r.admitted, 0)).toBe(89);
+      expect((await b.getJob(job.id))?.counts).toEqual({ discovered: 150, queued: 89, inProgress: 0, succeeded: 61, failed: 0, skipped: 0 });
+      const rest = [...(await claimAll(a, job.id, T0 + 3)), ...(await claimAll(b, job.id, T0 + 3))];
+      expect(new Set(rest.map((l) => l.key)).size).toBe(89);
+      expect(rest).toHaveLength(89);
+      const finish = (s: CrawlStorage, part: Lease[]) =>
+        s.completeMany!(part.map((lease) => ({ lease, input: { result: result(lease), links: [], now: T0 + 4 } })));
+      await Promise.all([finish(a, rest.slice(0, 45)), finish(b, rest.slice(45)), finish(a, rest.slice(80))]);
+      const after = await a.getJob(job.id);
+      expect(after?.status).toBe('completed');
+      expect(after?.counts).toEqual({ discovered: 150, queued: 0, inProgress: 0, succeeded: 150, failed: 0, skipped: 0 });
+      expect((await b.listResults(job.id, { limit: 500 })).items).toHaveLength(150);
+      expect(jobCompleted(await b.readEvents(job.id, null, 1000))).toBe(1);
+    });
+
+    test('a very large call is split into transactions of at most 64 items and 4,096 links, and stays exact', async () => {
+      const { DatabaseSync } = (await import('node:sqlite' as string)) as { DatabaseSync: new (path: string) => SqliteDatabase & { close(): void } };
+      const db = new DatabaseSync(':memory:');
+      let begins = 0;
+      const counting: SqliteDatabase = {
+        exec: (sql) => {
+          if (sql === 'BEGIN IMMEDIATE') begins++;
+          return db.exec(sql);
+        },
+        prepare: (sql) => db.prepare(sql),
+      };
+      const storage = open(counting);
+      const job = jobRecord({ options: { maxPages: 200, perHostConcurrency: 500 } });
+      await storage.createJob(job, seedOf(job.url));
+      const [seed] = await claimAll(storage, job.id, T0);
+      await storage.complete(seed!, { result: page(seed!.url), links: Array.from({ length: 150 }, (_, i) => link(`/p${i}`)), now: T0 });
+      const leases = await claimAll(storage, job.id, T0 + 1);
+      // 145 items without links: 64 + 64 + 17.
+      let before = begins;
+      const first = await storage.completeMany!(leases.slice(0, 145).map((lease) => ({ lease, input: { result: result(lease), links: [], now: T0 + 2 } })));
+      expect(begins - before).toBe(3);
+      expect(first.every((r) => r.ok)).toBe(true);
+      // 5 items of 1,500 links each: two, two, one (links are counted as given, admitted or not).
+      const many = (i: number) => Array.from({ length: 1500 }, (_, k) => link(`/l${i}-${k}`, 2));
+      before = begins;
+      const second = await storage.completeMany!(
+        leases.slice(145).map((lease, i) => ({ lease, input: { result: result(lease), links: many(i), now: T0 + 3 } })),
+      );
+      expect(begins - before).toBe(3);
+      expect(second.map((r) => r.admitted)).toEqual([49, 0, 0, 0, 0]);
+      const after = await storage.getJob(job.id);
+      expect(after?.counts).toEqual({ discovered: 200, queued: 49, inProgress: 0, succeeded: 151, failed: 0, skipped: 0 });
+      await storage.close?.();
+      db.close();
+    });
+
+    test('waits for another connection’s write lock without blocking the event loop, then stores the call', async () => {
+      const file = freshFile();
+      const storage = open(file);
+      const job = jobRecord();
+      await storage.createJob(job, seedOf(job.url));
+      const [seed] = await claimAll(storage, job.id, T0);
+      await storage.complete(seed!, { result: page(seed!.url), links: [link('/a'), link('/b')], now: T0 });
+      const leases = await claimAll(storage, job.id, T0 + 1);
+      const { DatabaseSync } = (await import('node:sqlite' as string)) as { DatabaseSync: new (path: string) => SqliteDatabase & { close(): void } };
+      const holder = new DatabaseSync(file);
+      holder.exec('BEGIN IMMEDIATE');
+      let ticks = 0;
+      const timer = setInterval(() => ticks++, 5);
+      const started = Date.now();
+      const call = storage.completeMany!(leases.map((lease) => ({ lease, input: { result: result(lease), links: [], now: T0 + 2 } })));
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      holder.exec('COMMIT');
+      holder.close();
+      const out = await call;
+      clearInterval(timer);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(390);
+      // SQLite blocks for at most 50 ms at a time: the timer kept firing while the call waited.
+      expect(ticks).toBeGreaterThan(5);
+      expect(out.map((r) => r.events.map((e) => e.type))).toEqual([['page:done'], ['page:done', 'job:completed']]);
+    });
   });
 
   test('an engine crawls a site to the end on a SQLite file', async () => {

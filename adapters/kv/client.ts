@@ -72,10 +72,20 @@ export function parse<T>(reply: unknown): T {
  */
 export type IndexOp = ['touch' | 'park' | 'wake' | 'remove', string, number, number, number];
 
+/**
+ * The most one call to a REST client (Upstash, Vercel KV) carries, in characters of its arguments
+ * (the request body is their JSON: a little more). Upstash refuses requests over 10 MB on its Free
+ * and Pay-as-you-go plans ("ERR max request size exceeded"); a tenth of that leaves room for
+ * escaping, multi-byte characters and smaller limits. completeMany splits above it.
+ */
+export const REST_MAX_CALL_CHARS = 1_000_000;
+
 /** One `kvStorage()`'s connection to its keys: what its operations run scripts through. */
 export interface Ctx {
   /** Runs a script as it is: errors and replies are the caller's. */
   run: Runner;
+  /** The arguments one script call may carry, in characters: REST_MAX_CALL_CHARS over REST, unlimited on ioredis. */
+  maxCallChars: number;
   keysOf(jobId: string): JobKeys;
   ix: IndexKeys;
   maxEvents: number;
@@ -90,6 +100,7 @@ export interface Ctx {
 
 export function contextFor(client: IoredisLikeClient | UpstashLikeClient, prefix: string, maxEvents: number, ttl: number): Ctx {
   const run = runnerFor(client);
+  const maxCallChars = typeof (client as IoredisLikeClient).defineCommand === 'function' ? Number.POSITIVE_INFINITY : REST_MAX_CALL_CHARS;
   const keysOf = (jobId: string) => jobKeys(prefix, jobId);
   const ix = indexKeys(prefix);
 
@@ -111,5 +122,5 @@ export function contextFor(client: IoredisLikeClient | UpstashLikeClient, prefix
   async function applyIndex(ops: IndexOp[]): Promise<void> {
     if (ops.length > 0) await indexCall(S.INDEX_APPLY(ix), ops.flat());
   }
-  return { run, keysOf, ix, maxEvents, ttl, call, indexCall, applyIndex };
+  return { run, maxCallChars, keysOf, ix, maxEvents, ttl, call, indexCall, applyIndex };
 }

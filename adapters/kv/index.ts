@@ -1,10 +1,12 @@
 /**
  * `kvStorage({ client })`: the storage contract on Redis data structures, atomic by Lua, for
  * Upstash Redis, Vercel KV (`createClient()` or `kv`) and ioredis (and ioredis-mock in tests).
- * Every read-and-write operation is one script; no blocking commands, no Streams, no cjson.
+ * Every read-and-write operation is one script (completeMany: one per job of the batch); no
+ * blocking commands, no Streams, no cjson.
  *
- * The parts: client.ts (running scripts on either kind of client), claim.ts, push.ts (`watch()`
- * over pub/sub), scripts.ts and lua/ (the scripts), keys.ts (every key and field).
+ * The parts: client.ts (running scripts on either kind of client), claim.ts, complete.ts (one page
+ * or a batch), push.ts (`watch()` over pub/sub), scripts.ts and lua/ (the scripts), keys.ts (every
+ * key and field).
  *
  * @module crawl-engine/adapters/kv
  */
@@ -13,6 +15,7 @@ import {
   type ClaimQuery,
   type ClaimResult,
   type CompleteInput,
+  type CompleteItem,
   type CompleteResult,
   CrawlEngineError,
   type CrawlStorage,
@@ -28,10 +31,10 @@ import {
   parseDigitsCursor,
   type RetryInput,
   type RobotsRecord,
-  SKIP_CODES,
 } from '../../src/storage/index.js';
 import { claim } from './claim.js';
 import { contextFor, type IndexOp, type IoredisLikeClient, parse, type UpstashLikeClient } from './client.js';
+import { complete, completeMany } from './complete.js';
 import { canDuplicate, pubSub } from './push.js';
 import * as S from './scripts.js';
 
@@ -169,30 +172,12 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
     },
 
     async complete(lease: Lease, input: CompleteInput): Promise<CompleteResult> {
-      const { result } = input;
-      const skipped = !result.ok && result.error !== null && SKIP_CODES.has(result.error.code);
-      const args: Array<string | number> = [
-        lease.key,
-        lease.token,
-        result.ok ? '1' : '0',
-        skipped ? '1' : '0',
-        JSON.stringify(result),
-        result.error ? JSON.stringify(result.error) : '',
-        input.now,
-        new Date(input.now).toISOString(),
-        maxEvents,
-        ttl,
-        input.links.length,
-      ];
-      for (const link of input.links) args.push(link.key, link.url, link.depth, link.host, link.robots === 'allowed' ? '0' : '1');
-      for (const { link, result: skippedResult } of input.skipped ?? []) {
-        args.push(link.key, link.url, link.depth, link.host, JSON.stringify(skippedResult), skippedResult.error ? JSON.stringify(skippedResult.error) : '');
-      }
-      const out = await call<CompleteResult & { finished?: boolean; wake?: number }>(S.COMPLETE, lease.jobId, args);
-      // Only a finish, or a wake of a parked job, costs a second round trip.
-      if (out.finished) await applyIndex([['remove', lease.jobId, 0, 0, 0]]);
-      else if (out.wake !== undefined) await applyIndex([['wake', lease.jobId, out.wake, input.now, 0]]);
-      return { ok: out.ok, admitted: out.admitted, events: out.events };
+      return complete(ctx, lease, input);
+    },
+
+    // One script call per job of the batch (lua/complete-many-13.lua), jobs in parallel.
+    async completeMany(items: CompleteItem[]): Promise<CompleteResult[]> {
+      return completeMany(ctx, items);
     },
 
     async retry(lease: Lease, input: RetryInput) {

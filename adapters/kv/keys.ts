@@ -122,7 +122,7 @@ export const urlsKey = (prefix: string, jobId: string) => `${job(prefix, jobId)}
 export const readyKey = (prefix: string, jobId: string, host: string) => `${readyPrefix(prefix, jobId)}${host}`;
 /**
  * The prefix of the ready lists: `readyKey(p, id, host)` is `readyPrefix(p, id) + host`. Passed in
- * KEYS to the scripts that find the host in stored data (claim, complete, release, cancel).
+ * KEYS to the scripts that find the host in stored data (claim, complete, complete-many, release, cancel).
  */
 export const readyPrefix = (prefix: string, jobId: string) => `${job(prefix, jobId)}r:`;
 /** Hash: host -> host state ({@link HOST_STATE}). */

@@ -13,6 +13,7 @@ import appendEvents from './lua/append-events-3.lua';
 import cancel from './lua/cancel-13.lua';
 import claim from './lua/claim-9.lua';
 import complete from './lua/complete-13.lua';
+import completeMany from './lua/complete-many-13.lua';
 import create from './lua/create-7.lua';
 import getRobots from './lua/get-robots-1.lua';
 import indexActive from './lua/index-active-3.lua';
@@ -60,6 +61,9 @@ export const COMPLETE: JobScript = (k) => ({
   lua: complete,
   keys: [k.job, k.urls, k.readyPrefix, k.hosts, k.hostList, k.leased, k.delayed, k.spares, k.unsure, k.events, k.push, k.results, k.robots],
 });
+
+/** Several completes of one job in one call (group commit); the same KEYS as COMPLETE. */
+export const COMPLETE_MANY: JobScript = (k) => ({ ...COMPLETE(k), name: 'complete-many', lua: completeMany });
 
 export const RETRY: JobScript = (k) => ({ name: 'retry', lua: retry, keys: [k.job, k.urls, k.hosts, k.leased, k.delayed] });
 

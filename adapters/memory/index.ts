@@ -13,6 +13,7 @@ import {
   type ClaimQuery,
   type ClaimResult,
   type CompleteInput,
+  type CompleteItem,
   type CompleteResult,
   CrawlEngineError,
   type CrawlStorage,
@@ -90,6 +91,11 @@ export function memoryStorage(options: MemoryStorageOptions = {}): CrawlStorage 
 
     async complete(lease: Lease, input: CompleteInput): Promise<CompleteResult> {
       return complete(store, lease, input);
+    },
+
+    async completeMany(items: CompleteItem[]): Promise<CompleteResult[]> {
+      // complete() item after item, synchronously: the whole call is atomic, as complete() is.
+      return items.map(({ lease, input }) => complete(store, lease, input));
     },
 
     async retry(lease: Lease, input: RetryInput): Promise<boolean> {

@@ -2,7 +2,8 @@
  * `postgresStorage({ client })`: the storage contract on PostgreSQL, for many processors in many
  * processes. Takes a node-postgres `Pool` or `Client`, a Neon serverless `Pool` / `Client`
  * (WebSocket), Neon's `neon()` HTTP query function, or PGlite. Each operation is one statement —
- * most of them a SQL function installed by `migrate()` — so each is one round trip and atomic.
+ * most of them a SQL function installed by `migrate()` — so each is one round trip and atomic;
+ * `completeMany()` stores a whole batch of pages in one.
  * `watch()` (LISTEN/NOTIFY) is in listen.ts, the SQL in schema.ts and sql/.
  *
  * @module crawl-engine/adapters/postgres
@@ -12,6 +13,7 @@ import {
   type ClaimQuery,
   type ClaimResult,
   type CompleteInput,
+  type CompleteItem,
   type CompleteResult,
   CrawlEngineError,
   type CrawlStorage,
@@ -72,6 +74,28 @@ export interface PostgresStorage extends CrawlStorage {
 const IDENT = /^[a-z_][a-z0-9_]{0,40}$/;
 
 const parseCursor = (cursor: string | null | undefined) => parseDigitsCursor(cursor, 18);
+
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** What is wrong with `completeMany`'s items, by field path (`items.2.input.now`). */
+function badItems(items: unknown): Array<{ path: string; message: string }> {
+  if (!Array.isArray(items)) return [{ path: 'items', message: 'expected an array of { lease, input }' }];
+  return items.flatMap((item: unknown, i) => {
+    if (!isObject(item)) return [{ path: `items.${i}`, message: 'expected { lease, input }' }];
+    const { lease, input } = item;
+    return [
+      ...(isObject(lease) && typeof lease.jobId === 'string' ? [] : [{ path: `items.${i}.lease`, message: 'expected a lease from claim()' }]),
+      ...(!isObject(input)
+        ? [{ path: `items.${i}.input`, message: 'expected { result, links, now }' }]
+        : [
+            ...(isObject(input.result) ? [] : [{ path: `items.${i}.input.result`, message: 'expected a page result' }]),
+            ...(Array.isArray(input.links) ? [] : [{ path: `items.${i}.input.links`, message: 'expected an array' }]),
+            ...(input.skipped === undefined || Array.isArray(input.skipped) ? [] : [{ path: `items.${i}.input.skipped`, message: 'expected an array' }]),
+            ...(Number.isFinite(input.now) ? [] : [{ path: `items.${i}.input.now`, message: 'expected a time in ms' }]),
+          ]),
+    ];
+  });
+}
 
 export function postgresStorage(options: PostgresStorageOptions): PostgresStorage {
   const schema = options.schema ?? 'public';
@@ -209,6 +233,26 @@ export function postgresStorage(options: PostgresStorageOptions): PostgresStorag
         new Date(input.now).toISOString(),
         maxEvents,
       ]);
+    },
+
+    // One statement for the whole batch (see sql/complete-many.ts), so one round trip on every
+    // client, neon() HTTP included. A batch of pages with their links is a few hundred KB to ~1 MB
+    // of JSON: well within a pg parameter and Neon's HTTP request limit (64 MB).
+    async completeMany(items: CompleteItem[]): Promise<CompleteResult[]> {
+      const bad = badItems(items);
+      if (bad.length > 0) {
+        throw new CrawlEngineError('invalid_input', `invalid completeMany items: ${bad.map((e) => `${e.path}: ${e.message}`).join('; ')}`, { errors: bad });
+      }
+      if (items.length === 0) return [];
+      const payload = items.map(({ lease, input }) => ({
+        lease,
+        result: input.result,
+        links: input.links,
+        skipped: input.skipped ?? [],
+        now: input.now,
+        nowIso: new Date(input.now).toISOString(),
+      }));
+      return one<CompleteResult[]>(`SELECT ${t('complete_many')}($1::jsonb, $2::int) AS r`, [JSON.stringify(payload), maxEvents]);
     },
 
     async retry(lease: Lease, input: RetryInput) {

@@ -12,6 +12,7 @@
 import { SKIP_CODE_LIST } from '../../src/storage/index.js';
 import { claimFunctionV1, claimFunctionV2 } from './sql/claim.js';
 import { completeFunctionV1, completeFunctionV2, completeFunctionV3, completeV2SignatureFunction } from './sql/complete.js';
+import { completeManyFunction } from './sql/complete-many.js';
 import { appendEventFunction, appendEventsFunction, readEventsFunction } from './sql/events.js';
 import { cancelFunction, createJobFunction, jobJsonFunction } from './sql/jobs.js';
 import { endLeaseFunction, releaseFunctionV1, releaseFunctionV2, retryFunctionV1, retryFunctionV2 } from './sql/leases.js';
@@ -86,5 +87,10 @@ export const MIGRATIONS: Migration[] = [
       completeFunctionV3(n, SKIP_CODES_V1_TO_V3),
       completeV2SignatureFunction(n),
     ],
+  },
+  {
+    version: 4,
+    name: 'group commit: complete_many stores several pages in one statement',
+    statements: (n) => [completeManyFunction(n)],
   },
 ];

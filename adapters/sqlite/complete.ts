@@ -1,10 +1,11 @@
 /**
- * `complete()`, `retry()` and `release()`: the operations that end a lease, each only while the
- * lease's token is current (fencing) and its job active. `complete()` keeps the exact `maxPages`
- * accounting of the contract (see `CrawlStorage.complete`), as the Postgres adapter does.
+ * `complete()`, `completeMany()`, `retry()` and `release()`: the operations that end a lease, each
+ * only while the lease's token is current (fencing) and its job active. `complete()` keeps the
+ * exact `maxPages` accounting of the contract (see `CrawlStorage.complete`), as the Postgres
+ * adapter does; `completeMany()` is `complete()` item after item in one transaction.
  */
-import type { CompleteInput, CompleteResult, ErrorInfo, FrontierLink, Lease, ProgressEvent } from '../../src/storage/index.js';
-import { SKIP_CODES } from '../../src/storage/index.js';
+import type { CompleteInput, CompleteItem, CompleteResult, ErrorInfo, FieldError, FrontierLink, Lease, ProgressEvent } from '../../src/storage/index.js';
+import { CrawlEngineError, SKIP_CODES } from '../../src/storage/index.js';
 import { appendEvent, type Ctx, endLease, finishIfDone, type FrontierRow, isActive, type JobRow, jobRow } from './rows.js';
 
 /** The job and the URL of a lease that is still current, or null. */
@@ -126,6 +127,60 @@ export function complete(x: Ctx, lease: Lease, input: CompleteInput): CompleteRe
   }
   finishIfDone(x, id, nowIso, events);
   return { ok: true, admitted, events };
+}
+
+/**
+ * The bound of one `completeMany()` transaction, so that it holds the write lock about as briefly
+ * as a few `complete()` calls: at most `BATCH_ITEMS` items, and no more than `BATCH_LINKS` links
+ * (`links` and `skipped` together) unless a single item has more (an item is never split).
+ * The processor's batches (16 pages by default) fit in one unless their pages are link-heavy.
+ */
+export const BATCH_ITEMS = 64;
+export const BATCH_LINKS = 4096;
+
+/** The items of a `completeMany()` call as runs of at most one transaction's bound, in order. */
+export function batches(items: CompleteItem[]): CompleteItem[][] {
+  const runs: CompleteItem[][] = [];
+  let run: CompleteItem[] = [];
+  let links = 0;
+  for (const item of items) {
+    const n = item.input.links.length + (item.input.skipped?.length ?? 0);
+    if (run.length > 0 && (run.length >= BATCH_ITEMS || links + n > BATCH_LINKS)) {
+      runs.push(run);
+      run = [];
+      links = 0;
+    }
+    run.push(item);
+    links += n;
+  }
+  if (run.length > 0) runs.push(run);
+  return runs;
+}
+
+/** `completeMany()`'s argument has the shape `batches()` and `complete()` rely on; else `invalid_input` naming the field. */
+export function checkItems(items: unknown): asserts items is CompleteItem[] {
+  const isObject = (v: unknown): v is object => typeof v === 'object' && v !== null;
+  const bad: FieldError[] = [];
+  if (!Array.isArray(items)) bad.push({ path: 'items', message: 'expected an array of { lease, input }' });
+  else {
+    for (const [i, item] of (items as unknown[]).entries()) {
+      const { lease, input } = (isObject(item) ? item : {}) as Partial<CompleteItem>;
+      if (!isObject(lease)) bad.push({ path: `items.${i}.lease`, message: 'expected a lease' });
+      if (!isObject(input)) bad.push({ path: `items.${i}.input`, message: 'expected { result, links, now }' });
+      else if (!Array.isArray(input.links)) bad.push({ path: `items.${i}.input.links`, message: 'expected an array' });
+      else if (input.skipped !== undefined && !Array.isArray(input.skipped)) bad.push({ path: `items.${i}.input.skipped`, message: 'expected an array' });
+    }
+  }
+  if (bad.length > 0) {
+    const shown = bad.slice(0, 5).map((e) => `${e.path}: ${e.message}`);
+    const more = bad.length > 5 ? ` (and ${bad.length - 5} more)` : '';
+    throw new CrawlEngineError('invalid_input', `invalid completeMany() items: ${shown.join('; ')}${more}`, { errors: bad });
+  }
+}
+
+/** One run of `batches()`: each item exactly as `complete()` stores it, in order, in the caller's transaction. */
+export function completeMany(x: Ctx, items: CompleteItem[]): CompleteResult[] {
+  return items.map((item) => complete(x, item.lease, item.input));
 }
 
 /** Back to pending with a not-before time; the request was made, so the host's delay starts. */

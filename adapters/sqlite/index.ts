@@ -4,12 +4,13 @@
  * node:sqlite, Node.js >= 22.13) or an open connection: node:sqlite's `DatabaseSync` or a
  * better-sqlite3 `Database`. Each operation is one short transaction (`BEGIN IMMEDIATE` for
  * writes), so each is atomic, also across processes; the tables are created on first use.
+ * `completeMany()` stores up to 64 pages (and 4,096 links) per transaction.
  *
  * @module crawl-engine/adapters/sqlite
  */
-import { CrawlEngineError, type CrawlStorage, type FieldError, parseDigitsCursor } from '../../src/storage/index.js';
+import { type CompleteResult, CrawlEngineError, type CrawlStorage, type FieldError, parseDigitsCursor } from '../../src/storage/index.js';
 import { claim } from './claim.js';
-import { complete, release, retry } from './complete.js';
+import { batches, checkItems, complete, completeMany, release, retry } from './complete.js';
 import { Connection, openFile, type SqliteDatabase } from './driver.js';
 import { appendEvents, cancelJob, createJob, getRobots, listJobs, listResults, putRobots, readEvents } from './jobs.js';
 import { type Ctx, jobJson, jobRow } from './rows.js';
@@ -225,6 +226,22 @@ export function sqliteStorage(options: SqliteStorageOptions): SqliteStorage {
 
     claim: (query) => write((x) => claim(x, query)).then(notifyEvents),
     complete: (lease, input) => write((x) => complete(x, lease, input)).then(notifyEvents),
+
+    // One transaction per run of `batches()` (64 items, 4,096 links), so a huge call never holds the
+    // lock long: past that bound one job's items are stored run after run, as several calls would.
+    // Each run wakes its watchers once committed, even if a later run fails (the file stayed locked).
+    async completeMany(items) {
+      checkItems(items);
+      if (items.length === 0) return [];
+      const out: CompleteResult[] = [];
+      for (const run of batches(items)) {
+        const results = await write((x) => completeMany(x, run));
+        notifyEvents({ events: results.flatMap((r) => r.events) });
+        out.push(...results);
+      }
+      return out;
+    },
+
     retry: (lease, input) => write((x) => retry(x, lease, input.notBefore, input.now)),
     release: async (leases) => (leases.length === 0 ? 0 : write((x) => release(x, leases))),
     cancelJob: (id, now) => write((x) => cancelJob(x, id, now)).then(notifyEvents),

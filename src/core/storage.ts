@@ -100,6 +100,12 @@ export interface CompleteInput {
   now: number;
 }
 
+/** One page's outcome in {@link CrawlStorage.completeMany}. */
+export interface CompleteItem {
+  lease: Lease;
+  input: CompleteInput;
+}
+
 export interface CompleteResult {
   /** False when the lease was no longer current (expired and re-claimed, cancelled, finished). */
   ok: boolean;
@@ -200,6 +206,24 @@ export interface CrawlStorage {
    *   or, without spares, there is room for one more link.
    */
   complete(lease: Lease, input: CompleteInput): Promise<CompleteResult>;
+  /**
+   * Group commit: several pages' outcomes in one round trip. Each item is exactly
+   * `complete(item.lease, item.input)`, applied in the order given: fenced by its own lease (a
+   * stale one gets `ok: false` and changes nothing, the others are stored), its links
+   * deduplicated against everything stored before it, earlier items of the call included, and
+   * the job finished exactly once, by the item after which nothing is queued or in progress. The
+   * results come back in the same order, each with the events its item appended (events of one
+   * job in id order across the call).
+   *
+   * The items of one job are stored atomically together, up to a bound the adapter documents
+   * (past it, in several units applied in order, each as atomic); items of different jobs may be
+   * stored independently (an adapter may split the call by job, as KV does). When the call rejects, any
+   * item may or may not have been stored: a caller that stores them again with `complete()` is
+   * refused (`ok: false`) for those that were, as for any spent lease.
+   *
+   * Optional: without it the processor calls `complete()` once per page.
+   */
+  completeMany?(items: CompleteItem[]): Promise<CompleteResult[]>;
   /** Back to pending with a not-before time. False when the lease was no longer current. */
   retry(lease: Lease, input: RetryInput): Promise<boolean>;
   /** Unstarted claims go back at once (their attempt is not counted). Returns how many did. */

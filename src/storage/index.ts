@@ -19,6 +19,7 @@ export type {
   ClaimQuery,
   ClaimResult,
   CompleteInput,
+  CompleteItem,
   CompleteResult,
   CrawlStorage,
   FrontierLink,

@@ -7,6 +7,7 @@
  * @module crawl-engine/testing
  */
 import type { CrawlStorage } from '../core/storage.js';
+import { batchTests } from './batches.js';
 import { claimTests } from './claims.js';
 import { completionTests } from './completion.js';
 import { eventTests } from './events.js';
@@ -110,6 +111,7 @@ export function runStorageConformance(options: ConformanceOptions): void {
     refusalTests(it);
     claimTests(it);
     completionTests(it);
+    batchTests(it);
     maxPagesTests(it);
     politenessTests(it);
     eventTests(it, options.eventLimit);

@@ -1,16 +1,17 @@
 /**
  * The model-based test: fast-check generates sequences of operations (create jobs, claim with
- * various limits, complete with links and skipped links, retry, release, cancel, robots.txt
+ * various limits, complete with links and skipped links, completeMany of several current or stale
+ * leases when the adapter has it, retry, release, cancel, robots.txt
  * records, the clock moving on); each runs on the adapter and on the reference model
  * (model-reference.ts), and after every step the adapter's job, its new events and, at the end,
  * its results must be what the model says. fast-check is loaded only here, when the test runs.
  */
 import assert from 'node:assert/strict';
 import type * as FastCheck from 'fast-check';
-import type { CrawlStorage, FrontierLink, Lease } from '../core/storage.js';
+import type { CrawlStorage, Lease } from '../core/storage.js';
 import type { Job, PageResult, ProgressEvent } from '../core/types.js';
-import { disallowed, makeJob, type Register, result, robotsResult, seedOf, T0 } from './fixtures.js';
-import { type CreateOp, describeOp, type ExpectedEvent, HOSTS, type LeasePick, type LinkSpec, linkUrl, type Op, sequence } from './model-ops.js';
+import { makeJob, type Register, seedOf, T0 } from './fixtures.js';
+import { type CreateOp, completeInput, describeOp, type ExpectedEvent, HOSTS, type LeasePick, linkUrl, type Op, sequence } from './model-ops.js';
 import { JobModel } from './model-reference.js';
 
 /** How the model test runs; the defaults keep it to a few seconds per adapter. */
@@ -59,8 +60,9 @@ class Run {
     return from[from.length - 1 - (i % from.length)]!;
   }
 
-  private leaseAt(pick: LeasePick): { lease: Lease; run: RunJob } | undefined {
-    const from = this.leases.filter((held) => held.run.model.isCurrent(held.lease) !== pick.stale);
+  /** A lease of the run (of `of` alone when given), current or stale as `pick` says. */
+  private leaseAt(pick: LeasePick, of?: RunJob): { lease: Lease; run: RunJob } | undefined {
+    const from = this.leases.filter((held) => (of === undefined || held.run === of) && held.run.model.isCurrent(held.lease) !== pick.stale);
     return from.length === 0 ? undefined : from[from.length - 1 - (pick.n % from.length)];
   }
 
@@ -109,15 +111,34 @@ class Run {
         const held = this.leaseAt(op.lease);
         if (held === undefined) return;
         const { lease, run } = held;
-        // As the processor does: no links past maxDepth, none from a page that was not fetched.
-        const found = op.outcome === 'ok' && lease.depth < run.maxDepth;
-        const links = found ? op.links.map((spec) => frontierLink(spec, lease.depth + 1)) : [];
-        const skipped = found ? op.skipped.map((spec) => disallowed(frontierLink(spec, lease.depth + 1))) : [];
-        const input = { result: pageResult(lease, op.outcome, now), links, skipped, now };
+        const input = completeInput(run.maxDepth, lease, op, now);
         const out = await this.s.complete(lease, input);
         const expected = run.model.complete(lease, input);
         assert.deepEqual({ ok: out.ok, admitted: out.admitted }, expected.value, 'complete() outcome');
         return this.verify(run, out.events, expected.events);
+      }
+      case 'completeMany': {
+        if (typeof this.s.completeMany !== 'function') return;
+        const run = this.jobAt(op.job);
+        // Leases are picked before any is applied, so one may come twice (the second is refused).
+        const items = op.items.flatMap((spec) => {
+          const held = this.leaseAt(spec.lease, run);
+          return held === undefined ? [] : [{ lease: held.lease, input: completeInput(run.maxDepth, held.lease, spec, now) }];
+        });
+        if (items.length === 0) return;
+        const out = await this.s.completeMany(items);
+        assert.equal(out.length, items.length, 'completeMany() returns one result per item');
+        const expected: ExpectedEvent[] = [];
+        for (const [i, { lease, input }] of items.entries()) {
+          const step = run.model.complete(lease, input);
+          assert.deepEqual({ ok: out[i]!.ok, admitted: out[i]!.admitted }, step.value, `completeMany() item ${i}: as complete() in order`);
+          expected.push(...step.events);
+        }
+        return this.verify(
+          run,
+          out.flatMap((item) => item.events),
+          expected,
+        );
       }
       case 'retry': {
         const held = this.leaseAt(op.lease);
@@ -208,16 +229,6 @@ function view(job: (Pick<Job, 'status' | 'startedAt' | 'finishedAt' | 'error'> &
   return { status: job.status, counts: { ...counts }, startedAt: job.startedAt, finishedAt: job.finishedAt, error: job.error };
 }
 
-function frontierLink(spec: LinkSpec, depth: number): FrontierLink {
-  const url = linkUrl(spec);
-  return { url, key: url, depth, host: HOSTS[spec.host]!, robots: spec.allowed ? 'allowed' : 'unknown' };
-}
-
-function pageResult(lease: Lease, outcome: 'ok' | 'failed' | 'robots', now: number): PageResult {
-  const page = outcome === 'robots' ? robotsResult(lease.url, lease.depth, lease.attempts) : result(lease, outcome === 'ok');
-  return { ...page, fetchedAt: new Date(now).toISOString() };
-}
-
 const MISSING = new Set(['ERR_MODULE_NOT_FOUND', 'MODULE_NOT_FOUND']);
 /** Sequences run whatever the time budget. */
 const MIN_RUNS = 5;
@@ -256,11 +267,12 @@ export function modelTests(it: Register, options: ConformanceModelOptions, timeo
     const deadline = Date.now() + (options.timeBudgetMs ?? 10_000);
     let ran = 0;
     let failing = false;
-    const property = fc.asyncProperty(sequence(fc, options.maxSteps ?? 40), async ([first, ops]) => {
+    const ops = sequence(fc, options.maxSteps ?? 40, { completeMany: typeof s.completeMany === 'function' });
+    const property = fc.asyncProperty(ops, async ([first, steps]) => {
       if (!failing && ran >= MIN_RUNS && Date.now() > deadline) return;
       ran++;
       const run = new Run(s);
-      for (const [i, op] of [first as Op, ...ops].entries()) {
+      for (const [i, op] of [first as Op, ...steps].entries()) {
         try {
           await run.step(op);
         } catch (error) {

@@ -1,11 +1,13 @@
 /**
  * The processor: claims URLs, fetches them with bounded concurrency inside a time budget,
- * stores each outcome through the storage's fenced `complete`, retries transient failures
- * with exponential backoff and jitter, and releases whatever it claimed but did not start.
- * It keeps no state between runs, so any number of processes may run it at once.
+ * stores each outcome through the storage's fenced `complete` (batched into `completeMany`
+ * calls when the storage has it), retries transient failures with exponential backoff and
+ * jitter, and releases whatever it claimed but did not start. It keeps no state between runs,
+ * so any number of processes may run it at once.
  *
  * Parts: `robots-policy` (robots.txt records and verdicts), `pipeline` (one lease from fetch to
- * stored outcome), `run` (the scheduler behind `run()`), `worker` (the loop behind `start()`).
+ * stored outcome), `batcher` (group commit of outcomes), `run` (the scheduler behind `run()`),
+ * `worker` (the loop behind `start()`).
  */
 import { createPipeline } from './pipeline.js';
 import { createRobotsPolicy } from './robots-policy.js';
@@ -15,7 +17,7 @@ import { startWorker } from './worker.js';
 
 export { backoffMs, LINK_FILTER_BUDGET_MS, LINK_FILTER_WALL_MS } from './pipeline.js';
 export { MAX_CRAWL_DELAY_MS } from './robots-policy.js';
-export type { ExtractContext, ExtractFunction, Processor, ProcessorDeps, RunOptions, StartOptions, Worker } from './types.js';
+export type { BatchOptions, ExtractContext, ExtractFunction, Processor, ProcessorDeps, RunOptions, StartOptions, Worker } from './types.js';
 
 export function createProcessor(deps: ProcessorDeps): Processor {
   const pipeline = createPipeline(deps, createRobotsPolicy(deps));

@@ -10,6 +10,7 @@ import { linkFilter, scopeMatcher } from '../../crawl/url.js';
 import type { FrontierLink, Lease, SkippedLink } from '../storage.js';
 import type { ErrorInfo, Job, PageResult, RunReport } from '../types.js';
 import { SKIP_CODES } from '../types.js';
+import type { Batcher } from './batcher.js';
 import { emptyResult, skippedResult, storable } from './results.js';
 import { judgeLink, ROBOTS_SKIP_CODE, type RobotsPolicy, type RobotsRunCache } from './robots-policy.js';
 import { message } from './shared.js';
@@ -20,6 +21,8 @@ export interface RunState {
   report: RunReport;
   deadline: number;
   robots: RobotsRunCache;
+  /** Stores outcomes, batched into `completeMany` calls when the storage and the run allow. */
+  batcher: Batcher;
 }
 
 /** A job as the pipeline judges URLs by it. */
@@ -256,10 +259,13 @@ export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipel
     return { links, skipped };
   }
 
-  /** Stores the page's outcome through the fenced `complete`, counts it and emits its events. */
+  /**
+   * Stores the page's outcome through the fenced `complete` (in a batch, see batcher.ts), counts it
+   * and emits its events. Pages of a batch resume in item order, so events are emitted in order.
+   */
   async function finish(lease: Lease, run: RunState, page: PageResult, found: FrontierLink[], disallowed: SkippedLink[] = []): Promise<void> {
     const { result, links, skipped } = storable(page, found, disallowed);
-    const stored = await storage.complete(lease, { result, links, ...(skipped.length > 0 ? { skipped } : {}), now: now() });
+    const stored = await run.batcher.complete(lease, { result, links, ...(skipped.length > 0 ? { skipped } : {}), now: now() });
     if (!stored.ok) return;
     if (result.ok) run.report.succeeded++;
     else if (!SKIP_CODES.has(result.error?.code ?? '')) run.report.failed++;

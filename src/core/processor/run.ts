@@ -1,11 +1,13 @@
 /**
  * The scheduler behind `run()`: claims URLs and starts their pipelines with bounded concurrency
- * inside a time budget, then releases whatever it claimed but did not start.
+ * inside a time budget, then releases whatever it claimed but did not start, and returns once
+ * every outcome its pages queued for storage is stored.
  */
 import { BUDGETS } from '../constants.js';
 import type { Lease } from '../storage.js';
 import type { RunReport } from '../types.js';
 import { TERMINAL_STATUSES } from '../types.js';
+import { batchSettings, createBatcher } from './batcher.js';
 import { type JobContext, jobContext, type Pipeline, type RunState } from './pipeline.js';
 import { emptyRunReport } from './report.js';
 import { newRobotsRunCache } from './robots-policy.js';
@@ -19,12 +21,20 @@ export async function runScheduler(deps: ProcessorDeps, pipeline: Pipeline, opti
   if (!Number.isFinite(budgetMs) || budgetMs < 0) throw new RangeError(`[crawl-engine] run(): budgetMs: expected a number >= 0, got ${String(budgetMs)}`);
   if (!Number.isInteger(concurrency) || concurrency < 1)
     throw new RangeError(`[crawl-engine] run(): concurrency: expected an integer >= 1, got ${String(concurrency)}`);
+  const batch = batchSettings(options.batch, 'run()');
   const started = now();
   const deadline = started + budgetMs;
   const { signal } = options;
   const report = emptyRunReport();
   const touched = new Set<string>();
-  const state: RunState = { report, deadline, robots: newRobotsRunCache() };
+  // Pages launched and not yet ended: each may still queue one outcome with the batcher.
+  let working = 0;
+  // A lease must outlive its outcome's wait in the queue by far: the linger is kept to a tenth of it.
+  const batcher = createBatcher(storage, batch && { ...batch, lingerMs: Math.min(batch.lingerMs, deps.leaseMs / 10) }, {
+    working: () => working,
+    onError: (error) => report.errors.push(`completeMany: ${message(error)} (stored page by page instead)`),
+  });
+  const state: RunState = { report, deadline, robots: newRobotsRunCache(), batcher };
   const contexts = new Map<string, Promise<JobContext | null>>();
   const buffer: Lease[] = [];
   // `concurrency` bounds fetches in flight. A page's parse and store run after its fetch slot is
@@ -64,6 +74,7 @@ export async function runScheduler(deps: ProcessorDeps, pipeline: Pipeline, opti
       notify();
     };
     fetching++;
+    working++;
     const task = (async () => {
       try {
         const ctx = await contextFor(lease.jobId);
@@ -73,6 +84,9 @@ export async function runScheduler(deps: ProcessorDeps, pipeline: Pipeline, opti
         report.errors.push(`${lease.url}: ${message(error)}`);
       } finally {
         freeSlot();
+        working--;
+        // Outcomes lingering for this page to join them go now if no other page can.
+        batcher.recheck();
       }
     })();
     tasks.add(task);
@@ -128,6 +142,8 @@ export async function runScheduler(deps: ProcessorDeps, pipeline: Pipeline, opti
     if (!room()) await changed();
   }
 
+  // No new page starts: what is queued goes now rather than after its linger.
+  const flushed = batcher.flush();
   if (buffer.length > 0) {
     try {
       report.released += await storage.release(buffer.splice(0));
@@ -136,6 +152,8 @@ export async function runScheduler(deps: ProcessorDeps, pipeline: Pipeline, opti
     }
   }
   await Promise.all(tasks);
+  await flushed;
+  await batcher.flush();
   report.jobsTouched = [...touched];
   report.durationMs = now() - started;
   return report;

@@ -38,6 +38,24 @@ export interface RunOptions {
   jobId?: string;
   /** Stops starting new fetches; the run then releases what it holds and returns. */
   signal?: AbortSignal;
+  /**
+   * Group commit: pages' outcomes are stored with one `storage.completeMany()` call per job and
+   * batch (when the storage has it; else one `complete()` per page). A batch goes when it holds
+   * `maxItems` (1 to 1000), when every page the run is working on has queued its outcome, or
+   * `lingerMs` (0 to 1000; at most a tenth of the engine's `leaseMs` is used) after its first
+   * outcome; the run returns once all are stored.
+   * `false`: one `complete()` per page.
+   * @default { maxItems: 16, lingerMs: 5 }
+   */
+  batch?: BatchOptions | false;
+}
+
+/** See `RunOptions.batch`. */
+export interface BatchOptions {
+  /** @default 16 */
+  maxItems?: number;
+  /** @default 5 */
+  lingerMs?: number;
 }
 
 export interface StartOptions {
@@ -55,6 +73,8 @@ export interface StartOptions {
   budgetMs?: number;
   /** Called with each run's report (e.g. to log storage errors). */
   onRun?: (report: RunReport) => void;
+  /** Group commit of each run; see `RunOptions.batch`. @default { maxItems: 16, lingerMs: 5 } */
+  batch?: BatchOptions | false;
 }
 
 export interface Worker {
