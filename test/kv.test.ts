@@ -12,6 +12,7 @@ import type { CompleteInput, CrawlStorage, FrontierLink, Lease } from '../src/co
 import type { JobOptions } from '../src/core/types.js';
 import { disallowed, LEASE, link, makeJob, result, robotsResult, seedOf, T0 } from '../src/testing/fixtures.js';
 import { jobRecord, runStorageConformance } from '../src/testing/index.js';
+import { startUpstashStandIn } from './helpers/upstash.js';
 
 const REDIS_URL = process.env.REDIS_URL || null;
 let counter = 0;
@@ -277,22 +278,16 @@ describe('completeMany (ioredis)', () => {
 // Redis (@humanwhocodes/upstash-redis-server); the client is the real @upstash/redis.
 if (REDIS_URL) {
   describe('kv through @upstash/redis (REST)', async () => {
-    const { createServer } = await import('node:http');
-    const { createRequestListener } = await import('@remix-run/node-fetch-server');
-    const { createApp } = await import('@humanwhocodes/upstash-redis-server');
     const { Redis: UpstashRedis } = await import('@upstash/redis');
-    const app = createApp({ token: 'test-token', redisUrl: REDIS_URL! });
-    const server = createServer(createRequestListener((req) => app.fetch(req)));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
-    afterAll(
-      () =>
-        new Promise((r) => {
-          server.closeAllConnections();
-          server.close(r);
-        }),
-    );
+    // With the /subscribe/<channel> endpoint: watch() runs over REST too (the conformance watch test included).
+    const standIn = await startUpstashStandIn(REDIS_URL!);
+    const { url } = standIn;
+    afterAll(() => standIn.close());
     const upstash = new UpstashRedis({ url, token: 'test-token', enableTelemetry: false });
+
+    test('an @upstash/redis client has push (subscribe over HTTP streaming)', () => {
+      expect(kvStorage({ client: upstash as never }).capabilities.push).toBe(true);
+    });
 
     runStorageConformance({
       name: 'kv on Upstash REST',

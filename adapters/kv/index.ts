@@ -36,6 +36,7 @@ import { claim } from './claim.js';
 import { contextFor, type IndexOp, type IoredisLikeClient, parse, type UpstashLikeClient } from './client.js';
 import { complete, completeMany } from './complete.js';
 import { canDuplicate, pubSub } from './push.js';
+import { restEndpoint, restPubSub } from './rest-push.js';
 import * as S from './scripts.js';
 
 export type { IoredisLikeClient, UpstashLikeClient } from './client.js';
@@ -58,10 +59,12 @@ export interface KvStorageOptions {
    */
   finishedTtlSeconds?: number;
   /**
-   * Wake progress subscribers at once through Redis pub/sub instead of polling. Needs a client
-   * that can open a second connection for SUBSCRIBE (ioredis: `client.duplicate()`), so it is on
-   * by default for ioredis and unavailable over REST (Upstash, Vercel KV), where subscribers poll.
-   * @default true when the client has `duplicate()`
+   * Wake progress subscribers at once through Redis pub/sub instead of polling. With ioredis, a
+   * second connection for SUBSCRIBE (`client.duplicate()`); over REST (an @upstash/redis or
+   * @vercel/kv client with `subscribe()`), one HTTP event stream per watched job. If the REST
+   * server turns out to have no subscribe endpoint, `capabilities.push` becomes false and
+   * subscribers poll (with backoff while the job is idle).
+   * @default true when the client has `duplicate()` or `subscribe()`
    */
   listen?: boolean;
 }
@@ -84,8 +87,8 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
       ? []
       : [{ path: 'maxEventsPerJob', message: 'expected an integer >= 1' }]),
     ...(options.listen === undefined || typeof options.listen === 'boolean' ? [] : [{ path: 'listen', message: 'expected a boolean' }]),
-    ...(options.listen === true && !canDuplicate(options.client)
-      ? [{ path: 'listen', message: 'needs a client with duplicate() (ioredis); REST clients cannot subscribe' }]
+    ...(options.listen === true && !canDuplicate(options.client) && restEndpoint(options.client) === null
+      ? [{ path: 'listen', message: 'needs a client with duplicate() (ioredis) or an @upstash/redis / @vercel/kv client with subscribe()' }]
       : []),
     ...(options.finishedTtlSeconds === undefined || (Number.isInteger(options.finishedTtlSeconds) && options.finishedTtlSeconds >= 0)
       ? []
@@ -98,14 +101,25 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
   const ttl = options.finishedTtlSeconds ?? 0;
   const ctx = contextFor(options.client, prefix, maxEvents, ttl);
   const { run, keysOf, ix, call, indexCall, applyIndex } = ctx;
-  const canListen = options.listen ?? canDuplicate(options.client);
+  const rest = canDuplicate(options.client) ? null : restEndpoint(options.client);
+  const canListen = options.listen ?? (canDuplicate(options.client) || rest !== null);
+  // Mutable: a REST server without a subscribe endpoint turns push off for later subscribers.
+  const capabilities = { push: canListen, shared: true };
 
   const storage: CrawlStorage = {
     name: 'kv',
-    capabilities: { push: canListen, shared: true },
+    capabilities,
 
-    // Pub/sub: one extra connection while anything is watched, one channel per watched job.
-    ...(canListen ? pubSub(options.client, prefix) : {}),
+    // Pub/sub: ioredis, one extra connection while anything is watched; REST, one stream per watched job.
+    ...(canListen
+      ? rest === null
+        ? pubSub(options.client, prefix)
+        : restPubSub(rest, prefix, {
+            onUnsupported: () => {
+              capabilities.push = false;
+            },
+          })
+      : {}),
 
     async createJob(job: Job, seed: FrontierLink) {
       const ordinal = Number(await indexCall(S.INDEX_ADD(ix, job.id), [job.id]));

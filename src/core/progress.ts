@@ -36,10 +36,18 @@ export interface SubscribeOptions {
   /** Stops the subscription; the iterator then ends without throwing. */
   signal?: AbortSignal;
   /**
-   * How often to read the log when the adapter cannot push.
+   * How often to read the log when the adapter cannot push. While reads find nothing new the
+   * interval grows by half each time, up to `maxPollMs`; an event resets it to `pollMs`.
    * @default 250
    */
   pollMs?: number;
+  /**
+   * The longest wait between reads of an idle job when the adapter cannot push (at least
+   * `pollMs`): the most an event can wait after a long quiet spell. With push the reads are only a
+   * safety net and back off the same way from 1 s to 5 s.
+   * @default 2000
+   */
+  maxPollMs?: number;
 }
 
 export interface ProgressApi {
@@ -58,6 +66,11 @@ export interface ProgressApi {
 }
 
 const PAGE = 500;
+/** Backoff of the reads while a subscription finds nothing new: ×1.5 per empty read. */
+const POLL_GROWTH = 1.5;
+/** Safety-net reads of a subscription woken by push: from 1 s up to 5 s while idle. */
+const PUSH_SAFETY_MS = 1000;
+const PUSH_SAFETY_MAX_MS = 5000;
 
 /** Where errors thrown by `engine.events` listeners go; they never reach the code that emitted. */
 export type ListenerErrorHandler = (error: unknown, event: ProgressEvent) => void;
@@ -122,6 +135,12 @@ export function createProgressApi(storage: CrawlStorage): ProgressApi {
   return {
     subscribe(jobId, options = {}) {
       const pollMs = options.pollMs ?? 250;
+      const { maxPollMs = 2000 } = options;
+      if (typeof maxPollMs !== 'number' || !(maxPollMs > 0) || !Number.isFinite(maxPollMs)) {
+        throw invalid('invalid_input', 'subscribe() options', [
+          { path: 'maxPollMs', message: `expected a positive number of milliseconds, got ${String(maxPollMs)}` },
+        ]);
+      }
       return {
         async *[Symbol.asyncIterator]() {
           const { signal } = options;
@@ -134,6 +153,9 @@ export function createProgressApi(storage: CrawlStorage): ProgressApi {
             wake?.();
           };
           const unwatch = storage.capabilities.push && storage.watch ? storage.watch(jobId, poke) : null;
+          const first = unwatch === null ? pollMs : Math.max(pollMs, PUSH_SAFETY_MS);
+          const cap = Math.max(first, unwatch === null ? maxPollMs : PUSH_SAFETY_MAX_MS);
+          let delay = first;
           signal?.addEventListener('abort', poke);
           try {
             while (!signal?.aborted) {
@@ -144,6 +166,7 @@ export function createProgressApi(storage: CrawlStorage): ProgressApi {
                 yield event;
                 if (TERMINAL_EVENTS.has(event.type)) return;
               }
+              if (events.length > 0) delay = first;
               if (events.length === PAGE) continue;
               if (events.length === 0 && !checked) {
                 // An unknown job, or a reader already past the terminal event, would wait forever.
@@ -156,8 +179,10 @@ export function createProgressApi(storage: CrawlStorage): ProgressApi {
                 }
               }
               if (woken || signal?.aborted) continue;
+              const wait = delay;
+              if (events.length === 0) delay = Math.min(cap, delay * POLL_GROWTH);
               await new Promise<void>((resolve) => {
-                const timer = unwatch === null ? setTimeout(resolve, pollMs) : setTimeout(resolve, Math.max(pollMs, 1000));
+                const timer = setTimeout(resolve, wait);
                 wake = () => {
                   clearTimeout(timer);
                   resolve();
