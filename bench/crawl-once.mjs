@@ -1,11 +1,14 @@
 // One measured crawl in a fresh process:
 // `node bench/crawl-once.mjs <bare|memory|postgres|kv|rest> <url> <pages> <concurrency> [processors]`.
-// Prints {"pages": n, "ms": t, …}. A 300-page warm-up crawl of the same site runs first.
+// Prints {"pages": n, "ms": t, "roundTrips": {…}, …}. A 300-page warm-up crawl of the same site runs
+// first. `roundTrips` are the storage round trips of the measured crawl (roundtrips.mjs), in this
+// process and in its processor processes.
 import { performance } from 'node:perf_hooks';
 import { load } from 'cheerio/slim';
 import { Agent, request } from 'undici';
 import { createCrawlEngine } from '../dist/index.js';
 import { startProcessors } from './processes.mjs';
+import { addRoundTrips, resetRoundTrips, roundTrips } from './roundtrips.mjs';
 import { openStorage } from './storages.mjs';
 
 const [kind, url, pagesArg, concurrencyArg, processorsArg = '1'] = process.argv.slice(2);
@@ -73,6 +76,8 @@ async function bare(startUrl, maxPages) {
 let processes = null;
 /** @type {Awaited<ReturnType<typeof openStorage>> | null} */
 let opened = null;
+/** The round trips of the processor processes in the last crawl. */
+let processorTrips = [];
 async function engine(startUrl, maxPages) {
   if (opened === null || kind === 'memory') opened = await openStorage(kind);
   const crawler = createCrawlEngine({ storage: opened.storage, fetch: { allowPrivateNetwork: true } });
@@ -98,7 +103,7 @@ async function engine(startUrl, maxPages) {
   } else {
     processes ??= await startProcessors(kind, opened.namespace, processors, concurrency);
     const created = await crawler.jobs.create(options);
-    await processes.work(created.id);
+    processorTrips = (await processes.work(created.id)).map((done) => done.roundTrips);
     job = await crawler.jobs.get(created.id);
   }
   await crawler.close();
@@ -107,14 +112,16 @@ async function engine(startUrl, maxPages) {
 
 const crawl = kind === 'bare' ? bare : engine;
 await crawl(url, Math.min(300, pages));
+resetRoundTrips();
 const cpu0 = process.cpuUsage();
 const started = performance.now();
 const fetched = await crawl(url, pages);
 const ms = performance.now() - started;
 const cpu = process.cpuUsage(cpu0);
+const trips = addRoundTrips(roundTrips, ...processorTrips);
 const cpuMs = (cpu.user + cpu.system) / 1000;
 process.stdout.write(
-  `${JSON.stringify({ pages: fetched, ms, cpuMs, rssMb: process.memoryUsage().rss / 1048576, maxRssMb: process.resourceUsage().maxRSS / 1024 })}\n`,
+  `${JSON.stringify({ pages: fetched, ms, cpuMs, roundTrips: trips, rssMb: process.memoryUsage().rss / 1048576, maxRssMb: process.resourceUsage().maxRSS / 1024 })}\n`,
 );
 await processes?.stop();
 await opened?.close({ drop: true });

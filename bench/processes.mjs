@@ -21,7 +21,7 @@ export async function startProcessors(kind, namespace, n, concurrency) {
   });
   await Promise.all(children.map((c) => c.ready));
   return {
-    /** Every process works `jobId` until it is finished; resolves with each one's memory figures. */
+    /** Every process works `jobId` until it is finished; resolves with each one's memory figures and round trips. */
     work(jobId) {
       return Promise.all(
         children.map((c) => {

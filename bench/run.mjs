@@ -2,6 +2,8 @@
 // processes than the crawlers. Sections (all by default; `BENCH_ONLY=throughput,ops` picks some):
 // - throughput: pages/s of the bare undici + cheerio loop and of the engine on each storage, at
 //   0 ms and 20 ms of server latency, with 1 and 4 processors (median of BENCH_RUNS fresh-process crawls);
+//   with storage round trips per page; and, for each positive BENCH_RTT (default 0,2,10 ms; 0 = the
+//   rows above), the shared storages behind a delay proxy adding that RTT, the site at 20 ms;
 // - ops: storage operations per second with no network;
 // - latency: job creation p50/p99 and progress latency p50/p99 (page stored → event received by a
 //   subscriber in another process);
@@ -17,13 +19,21 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { availableKinds } from './storages.mjs';
+import { proxiedUrl } from './proxy.mjs';
+import { availableKinds, SHARED_KINDS } from './storages.mjs';
 
 const PAGES = Number(process.env.BENCH_PAGES ?? 3000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 20);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const LATENCIES = (process.env.BENCH_LATENCIES ?? '0,20').split(',').map(Number);
 const PROCESSORS = [1, 4];
+const RTTS = (process.env.BENCH_RTT ?? '0,2,10').split(',').map((v) => {
+  const rtt = Number(v);
+  if (v.trim() === '' || !Number.isFinite(rtt) || rtt < 0) throw new TypeError(`BENCH_RTT must list milliseconds ≥ 0 (as 0,2,10), got ${v}`);
+  return rtt;
+});
+/** The site latency of the storage-RTT rows: a site as slow as a real one, so that storage is not all that binds. */
+const RTT_SITE_LATENCY = 20;
 const ALL = ['throughput', 'ops', 'latency', 'memory', 'scale'];
 const ONLY = process.env.BENCH_ONLY ? process.env.BENCH_ONLY.split(',') : ALL;
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
@@ -31,6 +41,10 @@ const exec = promisify(execFile);
 const KINDS = availableKinds();
 const SCALE_KINDS = KINDS.filter((k) => k === 'postgres' || k === 'kv');
 const LABEL = { bare: 'bare undici + cheerio', memory: 'memory', postgres: 'Postgres', kv: 'KV (ioredis)', rest: 'KV (REST)' };
+/** The round-trip columns of the throughput table (roundtrips.mjs counts them). */
+const TRIPS = { postgres: 'Postgres round trips / page', kv: 'KV (ioredis) round trips / page', rest: 'KV (REST) requests / page' };
+const TRIP_KINDS = KINDS.filter((k) => k in TRIPS);
+const perPage = (r, kind) => (r.roundTrips?.[kind] ?? Number.NaN) / r.pages;
 
 const lines = [];
 const print = (line = '') => {
@@ -38,12 +52,18 @@ const print = (line = '') => {
   console.log(line);
 };
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const json = async (script, args) =>
-  JSON.parse((await exec(process.execPath, [here(script), ...args], { encoding: 'utf8', maxBuffer: 1 << 24 })).stdout.trim().split('\n').at(-1));
+const json = async (script, args, env = {}) =>
+  JSON.parse(
+    (await exec(process.execPath, [here(script), ...args], { encoding: 'utf8', maxBuffer: 1 << 24, env: { ...process.env, ...env } })).stdout
+      .trim()
+      .split('\n')
+      .at(-1),
+  );
 const table = (header, rows) => {
   print(`| ${header.join(' | ')} |`);
   print(`|${header.map(() => '---').join('|')}|`);
-  for (const row of rows) print(`| ${row.join(' | ')} |`);
+  // A row is an array of cells, or an object of cells by column ('—' where it has none).
+  for (const row of rows) print(`| ${(Array.isArray(row) ? row : header.map((column) => row[column] ?? '—')).join(' | ')} |`);
 };
 const fmt = (n) => Math.round(n).toLocaleString('en-US');
 
@@ -79,44 +99,157 @@ async function startSiteProcess(latencyMs) {
 }
 
 async function throughput() {
-  const configs = [['bare', 1], ...PROCESSORS.flatMap((p) => KINDS.map((k) => [k, p]))];
+  const configs = [['bare', 1], ['crawlee', 1], ...PROCESSORS.flatMap((p) => KINDS.map((k) => [k, p]))];
+  const vsCrawlee = KINDS.filter((k) => k === 'memory' || k === 'postgres');
   print(`### Throughput: pages/s, median of ${RUNS}`);
   print();
   print(
-    `${fmt(PAGES)}-page loopback site (site.mjs in its own process), concurrency ${CONCURRENCY} per processor. One processor: \`crawl()\` in one process. Four: four processes on shared storage (four \`processor.run()\` loops in one process for memory, which cannot be shared). The bare loop is one process at concurrency ${CONCURRENCY}; every ratio is against it.`,
+    `${fmt(PAGES)}-page loopback site (site.mjs in its own process), concurrency ${CONCURRENCY} per processor. One processor: \`crawl()\` in one process. Four: four processes on shared storage (four \`processor.run()\` loops in one process for memory, which cannot be shared). The bare loop is one process at concurrency ${CONCURRENCY}; the \`/ bare\` ratios are against it. Crawlee 3.x is a \`CheerioCrawler\` in one process at the same concurrency, robots.txt respected (bench/crawlee).`,
   );
   print();
   const rows = [];
-  for (const latency of LATENCIES) {
+  for (const latency of RTTS.includes(0) ? LATENCIES : []) {
     const site = await startSiteProcess(latency);
     const rates = new Map(configs.map((c) => [c.join('/'), []]));
+    const trips = new Map(configs.map((c) => [c.join('/'), []]));
     try {
       for (let run = 0; run < RUNS; run++) {
         // Rotate the order so that no configuration always runs on a warmer machine.
         const order = configs.map((_, i) => configs[(i + run) % configs.length]);
         for (const [kind, processors] of order) {
-          const r = await json('./crawl-once.mjs', [kind, site.url, String(PAGES), String(CONCURRENCY), String(processors)]);
+          const r =
+            kind === 'crawlee'
+              ? await crawlee(site.url)
+              : await json('./crawl-once.mjs', [kind, site.url, String(PAGES), String(CONCURRENCY), String(processors)]);
           if (r.pages !== PAGES) throw new Error(`${kind} × ${processors} fetched ${r.pages} pages, expected ${PAGES}`);
           rates.get(`${kind}/${processors}`).push((r.pages / r.ms) * 1000);
+          trips.get(`${kind}/${processors}`).push(r);
         }
       }
     } finally {
       site.stop();
     }
     const bare = median(rates.get('bare/1'));
+    const crawleeRate = median(rates.get('crawlee/1'));
     for (const processors of PROCESSORS) {
       const med = (k) => median(rates.get(`${k}/${processors}`));
       rows.push([
         `${latency} ms`,
+        '0 ms',
         String(processors),
         processors === 1 ? fmt(bare) : '—',
+        processors === 1 ? fmt(crawleeRate) : '—',
         ...KINDS.map((k) => fmt(med(k))),
         ...KINDS.map((k) => `${((med(k) / bare) * 100).toFixed(0)} %`),
+        ...vsCrawlee.map((k) => `${((med(k) / crawleeRate) * 100).toFixed(0)} %`),
+        ...TRIP_KINDS.map((k) => median(trips.get(`${k}/${processors}`).map((r) => perPage(r, k))).toFixed(2)),
       ]);
     }
   }
-  table(['server latency', 'processors', LABEL.bare, ...KINDS.map((k) => LABEL[k]), ...KINDS.map((k) => `${LABEL[k]} / bare`)], rows);
+  table(
+    [
+      'server latency',
+      'storage RTT',
+      'processors',
+      LABEL.bare,
+      'Crawlee 3.x',
+      ...KINDS.map((k) => LABEL[k]),
+      ...KINDS.map((k) => `${LABEL[k]} / bare`),
+      ...vsCrawlee.map((k) => `${LABEL[k]} / Crawlee`),
+      ...TRIP_KINDS.map((k) => TRIPS[k]),
+    ],
+    [...rows, ...(await storageRtt())],
+  );
   print();
+  throughputNotes();
+}
+
+/** One measured Crawlee crawl in a fresh process (bench/crawlee/crawl.mjs, which installs Crawlee on its first run). */
+async function crawlee(url) {
+  return json('./crawlee/crawl.mjs', [url, String(PAGES), String(CONCURRENCY)]);
+}
+
+/** Storage RTT → the round trip the proxies in front of Postgres and Redis really added (storageRtt). */
+const measuredRtt = new Map();
+
+/** Printed under the throughput table: what the storage-RTT rows and the round-trip columns are. */
+function throughputNotes() {
+  if (TRIP_KINDS.length === 0) return;
+  if (measuredRtt.size > 0) {
+    const measured = [...measuredRtt].map(([rtt, ms]) => `${ms.toFixed(1)} ms for ${rtt} ms`).join(', ');
+    print(
+      `Storage RTT above 0 ms: a delay proxy (bench/proxy.mjs) adds at least that round trip to every exchange with the storage (half each way; in front of Postgres and Redis, and for KV over REST between \`@upstash/redis\` and the REST server), the site at ${RTT_SITE_LATENCY} ms; the bare loop, which stores nothing, runs again in the same rotation. Timers tick in whole milliseconds and fire up to about 1 ms late, so the proxy errs long: the round trip the proxies in front of Postgres and Redis really added (twice the mean time they held a chunk, in brackets in the column) was ${measured}.`,
+    );
+  }
+  print(
+    'Round trips / page: over the measured crawl, in every crawling process, the Postgres queries sent, the ioredis commands sent (a pipeline counts once) and the HTTP requests the REST server received, divided by the pages stored; median of the runs.',
+  );
+  print();
+}
+
+/**
+ * The storage-RTT rows of the throughput table (objects of cells by column): the shared storages
+ * with each positive BENCH_RTT added to every storage round trip, the site at RTT_SITE_LATENCY ms,
+ * and the bare loop again in the same rotation. DATABASE_URL and REDIS_URL of the crawling
+ * processes point at delay proxies in this process, idle while they crawl; over REST, each crawling
+ * process puts one in front of its own REST server (BENCH_REST_RTT_MS, storages.mjs).
+ */
+async function storageRtt() {
+  const rtts = RTTS.filter((rtt) => rtt > 0);
+  const kinds = KINDS.filter((k) => SHARED_KINDS.includes(k));
+  if (rtts.length === 0 || kinds.length === 0) return [];
+  const configs = [['bare', 1, 0], ...rtts.flatMap((rtt) => PROCESSORS.flatMap((p) => kinds.map((k) => [k, p, rtt])))];
+  const results = new Map(configs.map((c) => [c.join('/'), []]));
+  const proxies = [];
+  const site = await startSiteProcess(RTT_SITE_LATENCY);
+  try {
+    const env = new Map();
+    for (const rtt of rtts) {
+      const through = async (url) => {
+        const proxied = await proxiedUrl(url, rtt);
+        proxies.push(proxied.proxy);
+        return proxied.url;
+      };
+      env.set(`postgres/${rtt}`, kinds.includes('postgres') ? { DATABASE_URL: await through(process.env.DATABASE_URL) } : {});
+      env.set(`kv/${rtt}`, kinds.includes('kv') ? { REDIS_URL: await through(process.env.REDIS_URL) } : {});
+      env.set(`rest/${rtt}`, { BENCH_REST_RTT_MS: String(rtt) });
+    }
+    for (let run = 0; run < RUNS; run++) {
+      const order = configs.map((_, i) => configs[(i + run) % configs.length]);
+      for (const [kind, processors, rtt] of order) {
+        const args = [kind, site.url, String(PAGES), String(CONCURRENCY), String(processors)];
+        const r = await json('./crawl-once.mjs', args, env.get(`${kind}/${rtt}`) ?? {});
+        if (r.pages !== PAGES) throw new Error(`${kind} × ${processors} at ${rtt} ms storage RTT fetched ${r.pages} pages, expected ${PAGES}`);
+        results.get(`${kind}/${processors}/${rtt}`).push(r);
+      }
+    }
+  } finally {
+    site.stop();
+    await Promise.all(proxies.map((proxy) => proxy.close()));
+  }
+  for (const rtt of rtts) {
+    const stats = proxies.filter((proxy) => proxy.rttMs === rtt).map((proxy) => proxy.stats);
+    const chunks = stats.reduce((sum, s) => sum + s.chunks, 0);
+    if (chunks > 0) measuredRtt.set(rtt, (2 * stats.reduce((sum, s) => sum + s.meanHoldMs * s.chunks, 0)) / chunks);
+  }
+  const rate = (key) => median(results.get(key).map((r) => (r.pages / r.ms) * 1000));
+  const bare = rate('bare/1/0');
+  const rows = [];
+  for (const rtt of rtts) {
+    for (const processors of PROCESSORS) {
+      const measured = measuredRtt.has(rtt) ? ` (${measuredRtt.get(rtt).toFixed(1)} measured)` : '';
+      const row = { 'server latency': `${RTT_SITE_LATENCY} ms`, 'storage RTT': `${rtt} ms${measured}`, processors: String(processors) };
+      if (processors === 1) row[LABEL.bare] = fmt(bare);
+      for (const k of kinds) {
+        const key = `${k}/${processors}/${rtt}`;
+        row[LABEL[k]] = fmt(rate(key));
+        row[`${LABEL[k]} / bare`] = `${((rate(key) / bare) * 100).toFixed(0)} %`;
+        row[TRIPS[k]] = median(results.get(key).map((r) => perPage(r, k))).toFixed(2);
+      }
+      rows.push(row);
+    }
+  }
+  return rows;
 }
 
 async function ops() {
@@ -210,7 +343,7 @@ for (const name of ALL) if (ONLY.includes(name)) await sections[name]();
 if (KINDS.length < 4) print('(Set DATABASE_URL and REDIS_URL to add the Postgres and KV adapters.)');
 console.log(`\nbench took ${Math.round((Date.now() - started) / 1000)} s`);
 
-const complete = ONLY.length === ALL.length && KINDS.length === 4;
+const complete = ONLY.length === ALL.length && KINDS.length === 4 && RTTS.includes(0); // BENCH_RTT without 0 leaves out the direct rows
 if (process.env.BENCH_WRITE !== '0' && (complete || process.env.BENCH_WRITE === '1')) {
   const file = here('../BENCHMARKS.md');
   const text = readFileSync(file, 'utf8');

@@ -1,8 +1,13 @@
 // Storage for the benchmarks: `memory`, `postgres` (DATABASE_URL, a schema per run), `kv` (REDIS_URL
 // through ioredis, a key prefix per run) and `rest` (@upstash/redis through a loopback
 // Upstash-protocol REST server in front of REDIS_URL, as a serverless function talks to Upstash).
+// Each client's round trips are counted (roundtrips.mjs). BENCH_REST_RTT_MS > 0 puts a delay
+// proxy (proxy.mjs, in a process of its own) between @upstash/redis and the REST server, as
+// DATABASE_URL / REDIS_URL can point at one for the other kinds.
 import { memoryStorage } from '../dist/adapters/memory.js';
 import { jobRecord } from '../dist/testing.js';
+import { startDelayProxyProcess } from './proxy.mjs';
+import { countIoredis, countPostgres, countRest } from './roundtrips.mjs';
 
 export const SHARED_KINDS = ['postgres', 'kv', 'rest'];
 
@@ -22,6 +27,7 @@ export async function openStorage(kind, { namespace = null, poolMax = 10, adapte
   if (kind === 'memory') return { kind, namespace: null, storage: memoryStorage(), close: async () => undefined };
   if (kind === 'postgres') {
     const pg = (await import('pg')).default;
+    countPostgres(pg);
     const { postgresStorage } = await import('../dist/adapters/postgres.js');
     const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: poolMax });
     pool.on('error', () => undefined);
@@ -43,19 +49,26 @@ export async function openStorage(kind, { namespace = null, poolMax = 10, adapte
   if (kind === 'kv' || kind === 'rest') {
     const { kvStorage } = await import('../dist/adapters/kv.js');
     const { default: Redis } = await import('ioredis');
+    countIoredis(Redis);
     const redis = new Redis(process.env.REDIS_URL);
     const prefix = namespace ?? newNamespace(kind);
     let client = redis;
     let server = null;
+    let proxy = null;
     if (kind === 'rest') {
       const { createServer } = await import('node:http');
       const { createRequestListener } = await import('@remix-run/node-fetch-server');
       const { createApp } = await import('@humanwhocodes/upstash-redis-server');
       const { Redis: Upstash } = await import('@upstash/redis');
       const app = createApp({ token: 'bench', redisUrl: process.env.REDIS_URL });
-      server = createServer(createRequestListener((req) => app.fetch(req)));
+      server = createServer(createRequestListener(countRest((req) => app.fetch(req))));
       await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-      const { port } = /** @type {import('node:net').AddressInfo} */ (server.address());
+      let { port } = /** @type {import('node:net').AddressInfo} */ (server.address());
+      const rttMs = restRttMs();
+      if (rttMs > 0) {
+        proxy = await startDelayProxyProcess({ target: { host: '127.0.0.1', port }, rttMs });
+        port = proxy.port;
+      }
       // Upstash's REST client, where the adapter takes either client.
       client = /** @type {any} */ (new Upstash({ url: `http://127.0.0.1:${port}`, token: 'bench', enableTelemetry: false }));
     }
@@ -75,12 +88,20 @@ export async function openStorage(kind, { namespace = null, poolMax = 10, adapte
           } while (cursor !== '0');
         }
         redis.disconnect();
+        await proxy?.close();
         server?.closeAllConnections();
         server?.close();
       },
     };
   }
   throw new Error(`unknown storage kind ${kind}: expected memory, postgres, kv or rest`);
+}
+
+/** BENCH_REST_RTT_MS: the round trip added between @upstash/redis and the REST server (0: none). */
+function restRttMs() {
+  const value = Number(process.env.BENCH_REST_RTT_MS ?? 0);
+  if (!Number.isFinite(value) || value < 0) throw new TypeError(`BENCH_REST_RTT_MS must be a number of milliseconds ≥ 0, got ${process.env.BENCH_REST_RTT_MS}`);
+  return value;
 }
 
 /** Percentile of a sorted copy of `xs` (nearest rank). */
