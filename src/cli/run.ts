@@ -14,8 +14,8 @@ import { createProgress } from './render.js';
 import type { OpenedStorage } from './storage.js';
 
 /**
- * The storage, keeping the leases this process holds: claimed and not yet completed, retried or
- * released. Their number is the URLs being fetched (or stored) right now, which the job's counts
+ * The storage, keeping the leases this process holds: claimed and not yet completed (one by one or
+ * in a batch), retried or released. Their number is the URLs being fetched (or stored) right now, which the job's counts
  * in the last event cannot tell; on Ctrl-C with a durable storage they are released.
  */
 function trackLeases(storage: CrawlStorage): { storage: CrawlStorage; held: () => Lease[] } {
@@ -36,6 +36,17 @@ function trackLeases(storage: CrawlStorage): { storage: CrawlStorage; held: () =
             return await (target[property] as (lease: Lease, input: never) => Promise<unknown>)(lease, input);
           } finally {
             drop(lease);
+          }
+        };
+      }
+      if (property === 'completeMany') {
+        const completeMany = target.completeMany;
+        if (completeMany === undefined) return undefined;
+        return async (items: Parameters<NonNullable<CrawlStorage['completeMany']>>[0]) => {
+          try {
+            return await completeMany.call(target, items);
+          } finally {
+            for (const item of items) drop(item.lease);
           }
         };
       }

@@ -28,6 +28,13 @@ export interface BatchSettings {
  * flight); 5 ms is short next to a page's fetch and parse.
  */
 export const DEFAULT_BATCH: Readonly<BatchSettings> = Object.freeze({ maxItems: 16, lingerMs: 5 });
+/**
+ * Most links (admitted and skipped) in one call, past its first item: encoding a call and reading
+ * its answer is synchronous work, and pages of a thousand links each would make a batch of 16 hold
+ * the event loop far longer than one page does.
+ */
+export const MAX_CALL_LINKS = 2_000;
+const linksOf = (item: { input: CompleteInput }) => item.input.links.length + (item.input.skipped?.length ?? 0);
 /** Bounds of `batch.maxItems` and `batch.lingerMs`: a call's size, and how stale a queued outcome may get. */
 export const MAX_BATCH_ITEMS = 1000;
 export const MAX_LINGER_MS = 1000;
@@ -135,7 +142,15 @@ export function createBatcher(storage: CrawlStorage, settings: BatchSettings | f
       lanes.delete(jobId);
       return;
     }
-    const items = lane.waiting.splice(0, maxItems);
+    let count = 0;
+    let links = 0;
+    while (count < lane.waiting.length && count < maxItems) {
+      const more = linksOf(lane.waiting[count]!);
+      if (count > 0 && links + more > MAX_CALL_LINKS) break;
+      links += more;
+      count++;
+    }
+    const items = lane.waiting.splice(0, count);
     lane.running = store(items).then(() => {
       lane.running = null;
       dispatch(jobId, lane);
@@ -167,7 +182,7 @@ export function createBatcher(storage: CrawlStorage, settings: BatchSettings | f
   /** Flushes when the queue is full or nothing else can join it; else starts the linger. */
   function check(): void {
     if (queue.length === 0) return;
-    if (queue.length >= maxItems || held >= working()) flushNow();
+    if (queue.length >= maxItems || held >= working() || queue.reduce((sum, item) => sum + linksOf(item), 0) >= MAX_CALL_LINKS) flushNow();
     else timer ??= setTimeout(flushNow, lingerMs);
   }
 
