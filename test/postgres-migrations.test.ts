@@ -15,6 +15,7 @@ const FROZEN: Record<number, string> = {
   2: 'c52c442b36b36637961b3442693a0bf10a362968636587311daa4246ea7fe416',
   3: '56a2d08a2052a023f8cf5d5287077a208acd9c94bc95695103aa43f75beb616e',
   4: '5e725bd3377fce608078639d79c844cabf4538ea7fd724965128003a032e340f',
+  5: 'acdd959bdad6a0c44eca24bfe4a727783996e22a6fb11c18cb0925bc87be3d76',
 };
 
 const names = { schema: '"public"', prefix: 'crawl_' };

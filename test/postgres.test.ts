@@ -44,8 +44,8 @@ for (const target of targets) {
     test('migrate() is idempotent and reports what it applied', async () => {
       const schema = freshSchema();
       const storage = postgresStorage({ client: target.client() as never, schema });
-      expect(await storage.migrate()).toEqual({ applied: [1, 2, 3, 4], version: 4 });
-      expect(await storage.migrate()).toEqual({ applied: [], version: 4 });
+      expect(await storage.migrate()).toEqual({ applied: [1, 2, 3, 4, 5], version: 5 });
+      expect(await storage.migrate()).toEqual({ applied: [], version: 5 });
       await Promise.all([storage.migrate(), storage.migrate()]);
       await target.client().query(`DROP SCHEMA "${schema}" CASCADE`);
     });
@@ -96,7 +96,7 @@ for (const target of targets) {
         await storage.createJob(job, { url: job.url, key: job.url, depth: 0, host: 'upgrade.test' });
         const [seed] = (await storage.claim({ limit: 1, leaseMs: 60_000, now: T, jobId: job.id })).leases;
         expect(await completeV2(seed!, page(seed!), [link('/a'), link('/b'), link('/c')])).toMatchObject({ ok: true, admitted: 2 });
-        expect(await storage.migrate()).toEqual({ applied: [3, 4], version: 4 });
+        expect(await storage.migrate()).toEqual({ applied: [3, 4, 5], version: 5 });
         const leases = (await storage.claim({ limit: 10, leaseMs: 60_000, now: T + 1, jobId: job.id })).leases;
         expect(leases.map((l) => l.key).sort()).toEqual([url('/a'), url('/b')]);
         const [a, b] = leases as [Lease, Lease];
@@ -205,10 +205,15 @@ const comparable = (r: CompleteResult) => ({ ok: r.ok, admitted: r.admitted, eve
 function completeManyTests(target: { name: string; client: () => Client }) {
   describe(`${target.name}: completeMany (group commit)`, () => {
     const schemas: string[] = [];
-    const open = async (options: { schema?: string; client?: Client; migrate?: boolean } = {}) => {
+    const open = async (options: { schema?: string; client?: Client; migrate?: boolean; maxEvents?: number } = {}) => {
       const schema = options.schema ?? freshSchema();
       if (!schemas.includes(schema)) schemas.push(schema);
-      const storage = postgresStorage({ client: (options.client ?? target.client()) as never, schema, maxEventsPerJob: 1000, listen: false });
+      const storage = postgresStorage({
+        client: (options.client ?? target.client()) as never,
+        schema,
+        maxEventsPerJob: options.maxEvents ?? 1000,
+        listen: false,
+      });
       if (options.migrate !== false) await storage.migrate();
       return storage;
     };
@@ -270,6 +275,41 @@ function completeManyTests(target: { name: string; client: () => Client }) {
       expect(sansJob(await storage.readEvents(jobMany!.id, null, 1000))).toEqual(sansJob(await storage.readEvents(jobOne!.id, null, 1000)));
       const stored = async (id: string) => (await storage.listResults(id, { limit: 100 })).items;
       expect(await stored(jobMany!.id)).toEqual(await stored(jobOne!.id));
+    });
+
+    test('batches that take the set-based path trim the event log where complete() one by one does, and end the job once', async () => {
+      // maxEventsPerJob 8: the log is cut every 16 events past 24 (ids 32, 48), at the start of a batch and inside one.
+      const storage = await open({ maxEvents: 8 });
+      const l = linkOn('trim.test');
+      const links = Array.from({ length: 50 }, (_, i) => l(`/p${String(i).padStart(2, '0')}`, 'allowed'));
+      const one = await startedJob(storage, `job_trim1_${rand()}`, 'trim.test', 1000, links, 50);
+      const many = await startedJob(storage, `job_trim2_${rand()}`, 'trim.test', 1000, links, 50);
+      expect(many.map((x) => x.key)).toEqual(one.map((x) => x.key));
+      const inputs = (leases: Lease[]) =>
+        leases.map((lease, i): CompleteItem => ({ lease, input: { result: pageOf(lease, i % 7 === 3 ? 'timeout' : null), links: [], now: T + 10 + i } }));
+      const [oneItems, manyItems] = [inputs(one), inputs(many)];
+      const sequential: CompleteResult[] = [];
+      const batched: CompleteResult[] = [];
+      const log = async (leases: Lease[], after: string | null) => sansJob(await storage.readEvents(leases[0]!.jobId, after, 1000));
+      // Batches of the ids up to 15, 16-31, then 32 alone (a cut as the first id of a batch), 33-48 and the rest.
+      const base = Number((await storage.readEvents(many[0]!.jobId, null, 1000)).at(-1)!.id);
+      const sizes = [15 - base, 16, 1, 16];
+      sizes.push(manyItems.length - sizes.reduce((a, b) => a + b, 0));
+      let at = 0;
+      for (const size of sizes) {
+        for (const item of oneItems.slice(at, at + size)) sequential.push(await storage.complete(item.lease, item.input));
+        batched.push(...(await storage.completeMany!(manyItems.slice(at, at + size))));
+        at += size;
+        expect(await log(many, null), `the log after ${at} pages`).toEqual(await log(one, null));
+      }
+      expect(at).toBe(manyItems.length);
+      expect(batched.map(comparable)).toEqual(sequential.map(comparable));
+      expect(batched.at(-1)?.events.map((e) => e.type)).toEqual(['page:done', 'job:completed']);
+      for (const after of [null, '1', '20', '40']) {
+        expect(await log(many, after)).toEqual(await log(one, after));
+      }
+      const [jobOne, jobMany] = [await storage.getJob(one[0]!.jobId), await storage.getJob(many[0]!.jobId)];
+      expect(jobMany).toEqual({ ...jobOne, id: jobMany?.id });
     });
 
     test('a stale lease among fresh ones changes nothing and gets ok: false; the others are stored', async () => {
@@ -419,7 +459,7 @@ function completeManyTests(target: { name: string; client: () => Client }) {
       });
     });
 
-    test('a database at version 3 upgrades to version 4 with a job in flight; its leases are completed by a batch', async () => {
+    test('a database at version 3 upgrades to the latest version with a job in flight; its leases are completed by a batch', async () => {
       const schema = freshSchema();
       schemas.push(schema);
       const client = target.client();
@@ -443,7 +483,7 @@ function completeManyTests(target: { name: string; client: () => Client }) {
       );
       const items = leases.map((lease): CompleteItem => ({ lease, input: { result: pageOf(lease), links: [], now: T + 10 } }));
       await expect(storage.completeMany!(items)).rejects.toThrow(/run storage\.migrate\(\) first/);
-      expect(await storage.migrate()).toEqual({ applied: [4], version: 4 });
+      expect(await storage.migrate()).toEqual({ applied: [4, 5], version: 5 });
       expect((await storage.completeMany!(items)).map((r) => r.ok)).toEqual([true, true]);
       expect((await storage.getJob(leases[0]!.jobId))?.status).toBe('completed');
     });

@@ -12,10 +12,10 @@
 import { SKIP_CODE_LIST } from '../../src/storage/index.js';
 import { claimFunctionV1, claimFunctionV2 } from './sql/claim.js';
 import { completeFunctionV1, completeFunctionV2, completeFunctionV3, completeV2SignatureFunction } from './sql/complete.js';
-import { completeManyFunction } from './sql/complete-many.js';
+import { completeManyFunction, completeManyFunctionV5 } from './sql/complete-many.js';
 import { appendEventFunction, appendEventsFunction, readEventsFunction } from './sql/events.js';
 import { cancelFunction, createJobFunction, jobJsonFunction } from './sql/jobs.js';
-import { endLeaseFunction, releaseFunctionV1, releaseFunctionV2, retryFunctionV1, retryFunctionV2 } from './sql/leases.js';
+import { endLeaseFunction, endLeaseFunctionV5, releaseFunctionV1, releaseFunctionV2, retryFunctionV1, retryFunctionV2 } from './sql/leases.js';
 import type { Names } from './sql/names.js';
 import * as tables from './sql/tables.js';
 
@@ -28,11 +28,11 @@ export interface Migration {
 }
 
 /**
- * The skip codes versions 1 to 3 were built with (they emitted `= 'robots'`), taken from the skip
+ * The skip codes versions 1 to 5 were built with (they emitted `= 'robots'`), taken from the skip
  * rule. If `SKIP_CODE_LIST` changes this fails to compile: pin these versions to `['robots']` and
  * add a migration that replaces `complete` built from the new list.
  */
-const SKIP_CODES_V1_TO_V3 = SKIP_CODE_LIST satisfies readonly ['robots'];
+const SKIP_CODES_V1_TO_V5 = SKIP_CODE_LIST satisfies readonly ['robots'];
 
 export const MIGRATIONS: Migration[] = [
   {
@@ -55,7 +55,7 @@ export const MIGRATIONS: Migration[] = [
       createJobFunction(n),
       claimFunctionV1(n),
       endLeaseFunction(n),
-      completeFunctionV1(n, SKIP_CODES_V1_TO_V3),
+      completeFunctionV1(n, SKIP_CODES_V1_TO_V5),
       retryFunctionV1(n),
       releaseFunctionV1(n),
       cancelFunction(n),
@@ -73,7 +73,7 @@ export const MIGRATIONS: Migration[] = [
       tables.jobsParkedIndex(n),
       tables.jobsWaitingIndex(n),
       claimFunctionV2(n),
-      completeFunctionV2(n, SKIP_CODES_V1_TO_V3),
+      completeFunctionV2(n, SKIP_CODES_V1_TO_V5),
       retryFunctionV2(n),
       releaseFunctionV2(n),
     ],
@@ -84,7 +84,7 @@ export const MIGRATIONS: Migration[] = [
     statements: (n) => [
       ...tables.accountingColumns(n),
       tables.frontierSpareIndex(n),
-      completeFunctionV3(n, SKIP_CODES_V1_TO_V3),
+      completeFunctionV3(n, SKIP_CODES_V1_TO_V5),
       completeV2SignatureFunction(n),
     ],
   },
@@ -92,5 +92,10 @@ export const MIGRATIONS: Migration[] = [
     version: 4,
     name: 'group commit: complete_many stores several pages in one statement',
     statements: (n) => [completeManyFunction(n)],
+  },
+  {
+    version: 5,
+    name: 'set-based complete_many: a batch of one job costs a few statements, not a few per page',
+    statements: (n) => [endLeaseFunctionV5(n), completeManyFunctionV5(n, SKIP_CODES_V1_TO_V5)],
   },
 ];

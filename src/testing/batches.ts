@@ -159,6 +159,61 @@ export function batchTests(it: Register): void {
     );
   });
 
+  it('completeMany() admits new links first come first served across its items up to maxPages, failures included, as complete() one by one does', async (s, skip) => {
+    const many = manyOf(s, skip);
+    const { jobs, results, view } = await againstSequential(s, many, async (st) => {
+      // robots.txt allows every link: no link is unsure, so none is kept as a spare past the room.
+      const job = await seeded(st, { maxPages: 6 }, [link('/a'), link('/b'), link('/c')].map(allowed));
+      const leases = (await st.claim({ limit: 3, leaseMs: LEASE, now: T0 + 1, jobId: job.id })).leases;
+      const [a, b, c] = [byPath(leases, '/a'), byPath(leases, '/b'), byPath(leases, '/c')];
+      const found = (paths: string[]) => paths.map((p) => allowed(link(p, 2)));
+      const items: CompleteItem[] = [
+        { lease: c, input: { result: result(c), links: found(['/d', '/b', '/d', '/e']), now: T0 + 2 } },
+        { lease: a, input: { result: result(a, false), links: found(['/e', '/f']), now: T0 + 3 } },
+        { lease: b, input: { result: result(b), links: found(['/g']), now: T0 + 4 } },
+      ];
+      return { jobs: [job], items };
+    });
+    assert.deepEqual(
+      results.map((out) => [out.ok, out.admitted]),
+      [
+        [true, 2],
+        [true, 0],
+        [true, 0],
+      ],
+      'the first item fills the room; the later ones find none',
+    );
+    assert.deepEqual(
+      results.map((out) => out.events.map((e) => [e.type, e.counts.inProgress, e.counts.discovered, e.counts.failed])),
+      [[['page:done', 2, 6, 0]], [['page:failed', 1, 6, 1]], [['page:done', 0, 6, 1]]],
+      'each page event carries the counts as they stood after its item',
+    );
+    assert.deepEqual(view.jobs[0]!.error, null);
+    const rest = (await s.claim({ limit: 10, leaseMs: LEASE, now: T0 + 5, jobId: jobs[0]!.id })).leases;
+    assert.deepEqual(
+      rest.map((lease) => lease.key).sort(),
+      ['/d', '/e'].map((p) => link(p).key),
+      'the links of the earliest item, in order, each once',
+    );
+  });
+
+  it('completeMany() whose last page ends the job, with no skipped link, appends job:completed after it', async (s, skip) => {
+    const many = manyOf(s, skip);
+    const { jobs, results } = await againstSequential(s, many, async (st) => {
+      const job = await seeded(st, {}, [link('/a'), link('/b')].map(allowed));
+      const leases = (await st.claim({ limit: 2, leaseMs: LEASE, now: T0 + 1, jobId: job.id })).leases;
+      const items: CompleteItem[] = leases.map((lease, i) => ({ lease, input: { result: result(lease, i === 0), links: [], now: T0 + 2 + i } }));
+      return { jobs: [job], items };
+    });
+    assert.deepEqual(
+      results.map((out) => out.events.map((e) => e.type)),
+      [['page:done'], ['page:failed', 'job:completed']],
+    );
+    const job = await s.getJob(jobs[0]!.id);
+    assert.equal(job?.status, 'completed');
+    assert.equal(job?.finishedAt, new Date(T0 + 3).toISOString());
+  });
+
   it('completeMany() that finishes the job appends one job:completed, after its last item', async (s, skip) => {
     const many = manyOf(s, skip);
     const { jobs, results } = await againstSequential(s, many, async (st) => {

@@ -39,7 +39,7 @@ function pageEvent(n: Names): string {
  * status is checked under the row lock): `failed` with its first error when no page succeeded,
  * else `completed`; with the matching event.
  */
-function finishJob(n: Names): string {
+export function finishJob(n: Names): string {
   const t = namer(n);
   return `IF j.queued = 0 AND j.in_progress = 0 AND j.status IN ('queued', 'running') THEN
       v_failed_job := j.succeeded = 0;

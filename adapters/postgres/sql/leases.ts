@@ -29,6 +29,23 @@ export function endLeaseFunction(n: Names): string {
 }
 
 /**
+ * `end_lease`, version 5: version 1 in PL/pgSQL, whose plan is cached per connection (a SQL
+ * function called from PL/pgSQL is planned again at every call: a third of a page's `complete`).
+ */
+export function endLeaseFunctionV5(n: Names): string {
+  const t = namer(n);
+  return `CREATE OR REPLACE FUNCTION ${t('end_lease')}(p_job text, p_host text, p_now bigint, p_started boolean,
+    p_host_delay int)
+  RETURNS void LANGUAGE plpgsql AS $fn$
+  BEGIN
+    UPDATE ${t('hosts')} h SET in_flight = greatest(0, in_flight - 1),
+      next_at = CASE WHEN p_started AND greatest(p_host_delay, h.crawl_delay_ms) > 0
+                THEN greatest(h.next_at, p_now + greatest(p_host_delay, h.crawl_delay_ms)) ELSE h.next_at END
+    WHERE h.job_id = p_job AND h.host = p_host;
+  END $fn$`;
+}
+
+/**
  * `retry(lease, not_before, now) → boolean`. Under the job's row lock, and only while the lease's
  * token is still the URL's (else false: the lease expired and was taken over, or the job was
  * cancelled): the URL goes back to `pending`, first in line (`prio` -1) once `not_before` (at least
