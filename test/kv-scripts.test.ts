@@ -185,7 +185,11 @@ async function dump(client: Redis, prefix: string, tokens: Map<string, string>):
           : type === 'set'
             ? (await client.smembers(key)).sort()
             : type === 'zset'
-              ? await client.zrange(key, 0, -1, 'WITHSCORES')
+              ? // The active line's scores are last claims, which a claim of one job records up to
+                // TOUCH_DEFER_MS later (timing, not the scripts compared here): its members only.
+                key.endsWith('{index}:active')
+                ? (await client.zrange(key, 0, -1)).sort()
+                : await client.zrange(key, 0, -1, 'WITHSCORES')
               : await client.get(key);
     out[key.slice(prefix.length)] = { type, value, expires: (await client.ttl(key)) > 0 };
   }

@@ -1,7 +1,8 @@
 /**
  * `claim()` of the KV adapter: one script per job (lua/claim-9.lua), over the jobs the index says
  * are active and not parked, a fair share each first; what the index must learn (a job parked,
- * woken, served or gone) is queued and applied in one round trip at the end.
+ * woken, served or gone) is queued and applied in one round trip at the end. A claim of one job
+ * defers its `touch` (see TOUCH_DEFER_MS), so it is one round trip.
  */
 import { randomBytes } from 'node:crypto';
 import type { ClaimQuery, ClaimResult, Lease, ProgressEvent } from '../../src/storage/index.js';
@@ -42,10 +43,11 @@ export async function claim(ctx: Ctx, query: ClaimQuery): Promise<ClaimResult> {
   const ops: IndexOp[] = [];
   if (query.jobId !== undefined) {
     const out = await claimJob(ctx, query.jobId, query.limit, query, 0, ops);
-    await ctx.applyIndex(ops);
+    await ctx.applyIndex(ops, { deferTouch: true });
     return { leases: out.leases, events: out.events, nextReadyAt: out.leases.length < query.limit ? out.nextReadyAt : null };
   }
   // Active jobs and parked ones whose time has come, longest idle first; parked jobs cost nothing.
+  await ctx.flushTouches();
   const { next: waiting, ids } = parse<{ next: number | null; ids: string[] }>(await ctx.indexCall(S.INDEX_ACTIVE(ctx.ix), [WINDOW, query.now]));
   const leases: Lease[] = [];
   const events: ProgressEvent[] = [];

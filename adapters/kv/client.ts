@@ -95,8 +95,22 @@ export interface Ctx {
   call<T>(script: S.JobScript, jobId: string, args: Array<string | number>): Promise<T>;
   /** Runs a script on the index; errors become `storage_error`. */
   indexCall(script: S.ScriptCall, args: Array<string | number>): Promise<unknown>;
-  applyIndex(ops: IndexOp[]): Promise<void>;
+  /**
+   * Applies index updates. `touch` alone (a job gave URLs: to the back of the claim line) is only
+   * an ordering hint, so with `deferTouch` it waits up to TOUCH_DEFER_MS, coalesced per job, and
+   * goes with the next update that must be applied now (before it, in order) or on its own.
+   */
+  applyIndex(ops: IndexOp[], options?: { deferTouch?: boolean }): Promise<void>;
+  /** Applies the deferred touches now (before the index is read for a claim across jobs). */
+  flushTouches(): Promise<void>;
 }
+
+/**
+ * How long a deferred `touch` may wait. A claim of one job (the `crawl()` loop) otherwise costs a
+ * second round trip to the index for it, about a third of a crawl's commands; claims across jobs
+ * flush first, so within one storage they see every touch, and other processes see it this late.
+ */
+export const TOUCH_DEFER_MS = 100;
 
 export function contextFor(client: IoredisLikeClient | UpstashLikeClient, prefix: string, maxEvents: number, ttl: number): Ctx {
   const run = runnerFor(client);
@@ -119,8 +133,33 @@ export function contextFor(client: IoredisLikeClient | UpstashLikeClient, prefix
       throw new CrawlEngineError('storage_error', `[crawl-engine] [kv] ${(error as Error).message}`, { cause: error });
     }
   }
-  async function applyIndex(ops: IndexOp[]): Promise<void> {
+  // Deferred touches: job id → the latest claim time to record.
+  const touches = new Map<string, number>();
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  const takeTouches = (): IndexOp[] => {
+    if (timer !== null) clearTimeout(timer);
+    timer = null;
+    const ops = [...touches].map(([id, at]): IndexOp => ['touch', id, 0, at, 0]);
+    touches.clear();
+    return ops;
+  };
+  async function flushTouches(): Promise<void> {
+    const ops = takeTouches();
     if (ops.length > 0) await indexCall(S.INDEX_APPLY(ix), ops.flat());
   }
-  return { run, maxCallChars, keysOf, ix, maxEvents, ttl, call, indexCall, applyIndex };
+  async function applyIndex(ops: IndexOp[], options: { deferTouch?: boolean } = {}): Promise<void> {
+    if (options.deferTouch === true && ops.every((op) => op[0] === 'touch')) {
+      for (const [, id, , at] of ops) touches.set(id, Math.max(touches.get(id) ?? 0, at));
+      if (touches.size > 0 && timer === null) {
+        // A lost touch only leaves the job earlier in the claim line: errors are dropped.
+        timer = setTimeout(() => void flushTouches().catch(() => undefined), TOUCH_DEFER_MS);
+        (timer as { unref?: () => void }).unref?.();
+      }
+      return;
+    }
+    // Nothing to apply now: deferred touches keep waiting.
+    if (ops.length === 0) return;
+    await indexCall(S.INDEX_APPLY(ix), [...takeTouches(), ...ops].flat());
+  }
+  return { run, maxCallChars, keysOf, ix, maxEvents, ttl, call, indexCall, applyIndex, flushTouches };
 }
