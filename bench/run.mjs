@@ -37,6 +37,9 @@ const RTT_SITE_LATENCY = 20;
 const ALL = ['throughput', 'ops', 'latency', 'memory', 'scale'];
 const ONLY = process.env.BENCH_ONLY ? process.env.BENCH_ONLY.split(',') : ALL;
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
+/** A full run (BENCH_RTT without 0 leaves out the direct rows) rewrites BENCHMARKS.md and its charts; BENCH_WRITE=0 or 1 decides. */
+const WRITE =
+  process.env.BENCH_WRITE !== '0' && ((ONLY.length === ALL.length && availableKinds().length === 4 && RTTS.includes(0)) || process.env.BENCH_WRITE === '1');
 const exec = promisify(execFile);
 const KINDS = availableKinds();
 const SCALE_KINDS = KINDS.filter((k) => k === 'postgres' || k === 'kv');
@@ -162,6 +165,12 @@ async function throughput() {
   );
   print();
   throughputNotes();
+  // The table above as charts (vega-lite → SVG in docs/bench; vega installed into bench/charts on
+  // first use), only by a run that rewrites BENCHMARKS.md, so that a partial run keeps them whole.
+  if (WRITE) {
+    const { chartsFromBench } = await import('./charts/render.mjs');
+    for (const line of await chartsFromBench(lines, here('../docs/bench'), here('..'))) print(line);
+  }
 }
 
 /** One measured Crawlee crawl in a fresh process (bench/crawlee/crawl.mjs, which installs Crawlee on its first run). */
@@ -267,7 +276,7 @@ async function latency() {
   print('### Latency, milliseconds');
   print();
   print(
-    'Job creation: 300 sequential `jobs.create()`. Progress: a 600-page crawl while a subscriber (`progress.subscribe()`, as behind SSE) follows the job; per page, arrival at the subscriber minus `event.at` (taken just before the page is stored). Postgres pushes with LISTEN/NOTIFY, KV on ioredis with pub/sub; KV over REST cannot subscribe and polls every 250 ms (the default `pollMs`).',
+    'Job creation: 300 sequential `jobs.create()`. Progress: a 600-page crawl while a subscriber (`progress.subscribe()`, as behind SSE) follows the job; per page, arrival at the subscriber minus `event.at` (taken just before the page is stored). Postgres pushes with LISTEN/NOTIFY, KV on ioredis with pub/sub. KV over REST runs against a REST server without the `subscribe` endpoint of Upstash, so it polls (`pollMs` 250 ms, backing off while the job is idle); with `subscribe` (Upstash, and the stand-in of test/rest-push.test.ts) it is pushed.',
   );
   print();
   const rows = [];
@@ -343,8 +352,7 @@ for (const name of ALL) if (ONLY.includes(name)) await sections[name]();
 if (KINDS.length < 4) print('(Set DATABASE_URL and REDIS_URL to add the Postgres and KV adapters.)');
 console.log(`\nbench took ${Math.round((Date.now() - started) / 1000)} s`);
 
-const complete = ONLY.length === ALL.length && KINDS.length === 4 && RTTS.includes(0); // BENCH_RTT without 0 leaves out the direct rows
-if (process.env.BENCH_WRITE !== '0' && (complete || process.env.BENCH_WRITE === '1')) {
+if (WRITE) {
   const file = here('../BENCHMARKS.md');
   const text = readFileSync(file, 'utf8');
   const [head, rest] = text.split('<!-- bench:start -->');
