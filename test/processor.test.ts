@@ -133,6 +133,49 @@ describe('processor.run()', () => {
     expect([...site.hits.values()].every((n) => n === 1)).toBe(true);
   });
 
+  test('with storage a round trip away, claims go ahead of the fetch slots: slots do not wait a round trip for their next page', async () => {
+    // Claims take 40 ms (storage far away), pages 40 ms. A slot that frees should find a lease
+    // already claimed: the 4 slots stay busy, rather than idle a claim's round trip in two.
+    let inFlight = 0;
+    let busyMs = 0;
+    let last = 0;
+    const marks: number[] = [];
+    const tick = (delta: number) => {
+      const at = performance.now();
+      if (inFlight > 0) busyMs += inFlight * (at - last);
+      last = at;
+      inFlight += delta;
+      marks.push(at);
+    };
+    server = await serve((req, res) => {
+      tick(1);
+      const n = Number(/\/p(\d+)/.exec(req.url ?? '')?.[1] ?? 0);
+      const links = [1, 2, 3].map((i) => `<a href="/p${n * 3 + i}">x</a>`).join('');
+      setTimeout(() => {
+        tick(-1);
+        res.writeHead(200, { 'content-type': 'text/html' });
+        res.end(html(links));
+      }, 40);
+    });
+    const storage = memoryStorage();
+    const far = {
+      ...storage,
+      claim: async (query: Parameters<typeof storage.claim>[0]) => {
+        await sleep(40);
+        return storage.claim(query);
+      },
+    };
+    const engine = testEngine({}, far);
+    const job = await engine.jobs.create({ url: `${server.origin}/p0`, maxPages: 120, maxDepth: 10, respectRobots: false, perHostConcurrency: 20 });
+    await engine.processor.run({ jobId: job.id, concurrency: 4 });
+    await engine.close();
+    expect((await engine.jobs.get(job.id))?.counts.succeeded).toBe(120);
+    // The share of the 4 slots' time spent fetching, from the first request to the last answer.
+    const occupancy = busyMs / (4 * (marks.at(-1)! - marks[0]!));
+    if (process.env.PARSE_BOUNDS_LOG !== undefined) console.log(`slot occupancy ${occupancy.toFixed(2)}`);
+    expect(occupancy, `slot occupancy ${occupancy.toFixed(2)}`).toBeGreaterThan(0.7);
+  });
+
   test('leases of a processor that died are re-claimed after they expire, and nothing is doubled', async () => {
     site = await startSite({ pages: 120, fanout: 4 });
     const storage = memoryStorage();

@@ -44,17 +44,23 @@ export async function runScheduler(deps: ProcessorDeps, pipeline: Pipeline, opti
   const tasks = new Set<Promise<void>>();
   const maxTasks = concurrency * 2;
   let broken = false;
-  // One waiter at a time (the loop); tasks wake it when a fetch slot frees or a task ends.
-  // Cheaper than Promise.race over every task on each turn.
+  // One waiter at a time (the loop); tasks wake it when a fetch slot frees or a task ends, and a
+  // claim when it returns. Cheaper than Promise.race over every task on each turn. `version`
+  // counts task changes only (a page that ends may have stored links: worth claiming again).
   let wake: (() => void) | null = null;
+  let ticks = 0;
   let version = 0;
-  const notify = () => {
-    version++;
+  const poke = () => {
+    ticks++;
     const resolve = wake;
     wake = null;
     resolve?.();
   };
-  const changed = () => new Promise<void>((resolve) => (wake = resolve));
+  const notify = () => {
+    version++;
+    poke();
+  };
+  const changedSince = (seen: number) => (ticks !== seen ? Promise.resolve() : new Promise<void>((resolve) => (wake = resolve)));
 
   const contextFor = (jobId: string) => {
     let found = contexts.get(jobId);
@@ -67,9 +73,11 @@ export async function runScheduler(deps: ProcessorDeps, pipeline: Pipeline, opti
 
   const launch = (lease: Lease) => {
     let slotFree = false;
+    const launchedAt = now();
     const freeSlot = () => {
       if (slotFree) return;
       slotFree = true;
+      slotMs = average(slotMs, Math.max(0.1, now() - launchedAt));
       fetching--;
       notify();
     };
@@ -99,48 +107,75 @@ export async function runScheduler(deps: ProcessorDeps, pipeline: Pipeline, opti
   const open = () => !broken && !signal?.aborted && now() < deadline;
   const room = () => fetching < concurrency && tasks.size < maxTasks;
 
-  while (open()) {
-    if (buffer.length === 0 && room()) {
-      let leases: Lease[];
-      let readyAt: number | null = null;
-      const before = version;
+  // Claims run in the background while pages start from `buffer`, one at a time. `ahead` is how
+  // many slots are likely to free during one claim's round trip, doubled: the concurrency times
+  // the claim time over the time a page holds its slot (both averaged as the run goes). With
+  // storage a round trip away (10 ms and more from a serverless function), claims ask for that many
+  // more and start before the buffer runs dry, so a slot that frees starts its next page at once
+  // instead of a round trip later. Storage in memory or next door keeps `ahead` at 0: claims then
+  // come only as slots free, as many as are free. What is claimed but not started when the run
+  // ends is released.
+  let claiming: Promise<void> | null = null;
+  let claimMs = 0;
+  let slotMs = 0;
+  const average = (mean: number, sample: number) => (mean === 0 ? sample : 0.8 * mean + 0.2 * sample);
+  const ahead = () => (slotMs === 0 ? 0 : Math.min(concurrency, Math.floor((2 * concurrency * claimMs) / slotMs)));
+  /** The last claim gave nothing: the task version it started at and when something may be ready. */
+  let empty = null as { version: number; readyAt: number | null } | null;
+  const startClaim = (extra: number) => {
+    const before = version;
+    const at = now();
+    claiming = (async () => {
       try {
-        // Claim at least a quarter of the concurrency at a time: fewer round trips to shared
-        // storage; what is claimed but not started when the run ends is released.
+        // At least a quarter of the concurrency at a time: fewer round trips to shared storage.
         const claimed = await storage.claim({
-          limit: Math.max(concurrency - fetching, Math.ceil(concurrency / 4)),
+          limit: Math.max(Math.max(0, concurrency - fetching - buffer.length) + extra, Math.ceil(concurrency / 4)),
           leaseMs: deps.leaseMs,
           now: now(),
           ...(options.jobId === undefined ? {} : { jobId: options.jobId }),
         });
-        leases = claimed.leases;
-        readyAt = claimed.nextReadyAt ?? null;
         emit(claimed.events);
+        report.claimed += claimed.leases.length;
+        for (const lease of claimed.leases) touched.add(lease.jobId);
+        buffer.push(...claimed.leases);
+        empty = claimed.leases.length === 0 ? { version: before, readyAt: claimed.nextReadyAt ?? null } : null;
+        claimMs = average(claimMs, now() - at);
       } catch (error) {
         report.errors.push(`claim: ${message(error)}`);
         broken = true;
-        break;
+      } finally {
+        claiming = null;
+        poke();
       }
-      report.claimed += leases.length;
-      for (const lease of leases) touched.add(lease.jobId);
-      buffer.push(...leases);
-      if (leases.length === 0) {
-        // Nothing ready now; a page still in flight may add links. A task that ended while
-        // the claim was running may already have added some: then claim again at once.
-        if (version !== before) continue;
-        if (tasks.size === 0) {
-          // URLs waiting out a backoff or a host delay that ends inside the budget: wait for them.
-          if (readyAt === null || readyAt >= deadline) break;
-          await sleep(Math.max(1, readyAt - now()), signal);
-          continue;
-        }
-        await changed();
+    })();
+  };
+
+  while (open()) {
+    const seen = ticks;
+    while (buffer.length > 0 && room() && open()) launch(buffer.shift()!);
+    if (!open()) break;
+    const extra = ahead();
+    if (claiming === null && tasks.size < maxTasks && (room() ? buffer.length <= extra : buffer.length < extra)) {
+      if (empty === null || empty.version !== version) {
+        // Nothing claimed yet, something was, or a page ended since the empty claim started
+        // (it may have stored links): claim.
+        startClaim(extra);
+        continue;
+      }
+      if (tasks.size === 0 && buffer.length === 0) {
+        // Nothing ready and nothing running. URLs waiting out a backoff or a host delay that ends
+        // inside the budget: wait for them; else the run is over.
+        const { readyAt } = empty;
+        if (readyAt === null || readyAt >= deadline) break;
+        await sleep(Math.max(1, readyAt - now()), signal);
+        empty = null;
         continue;
       }
     }
-    while (buffer.length > 0 && room() && open()) launch(buffer.shift()!);
-    if (!room()) await changed();
+    await changedSince(seen);
   }
+  // A claim still in flight lands its leases in `buffer`, released below.
+  await claiming;
 
   // No new page starts: what is queued goes now rather than after its linger.
   const flushed = batcher.flush();
