@@ -15,7 +15,7 @@ const chartsDir = fileURLToPath(new URL('../bench/charts/', import.meta.url));
 const installed = existsSync(join(chartsDir, 'node_modules', 'vega-lite', 'package.json'));
 const sample: Figures = JSON.parse(readFileSync(join(chartsDir, 'sample-figures.json'), 'utf8'));
 
-/** The throughput table as bench/run.mjs prints it, storage-RTT rows and round-trip columns included. */
+/** The throughput table as bench/run.mjs prints it, storage-RTT rows (with the RTT measured) and round-trip columns included. */
 const TABLE = [
   'Some text before.',
   '',
@@ -23,7 +23,7 @@ const TABLE = [
   '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   '| 0 ms | 0 ms | 1 | 2,292 | 1,100 | 2,350 | 427 | 1,940 | 687 | 103 % | 19 % | 85 % | 30 % | 214 % | 39 % | 3.02 | 2.50 | 4.00 |',
   '| 0 ms | 0 ms | 4 | — | — | 2,856 | 324 | 1,242 | 432 | 125 % | 14 % | 54 % | 19 % | 260 % | 29 % | 3.10 | 2.60 | 4.10 |',
-  '| 20 ms | 2 ms | 1 | 800 | — | — | 300 | 700 | 250 | — | 38 % | 88 % | 31 % | — | — | 3.00 | 2.40 | 4.00 |',
+  '| 20 ms | 2 ms (3.8 measured) | 1 | 800 | — | — | 300 | 700 | 250 | — | 38 % | 88 % | 31 % | — | — | 3.00 | 2.40 | 4.00 |',
   '',
   'Text after.',
 ];

@@ -104,9 +104,11 @@ export function figuresFromMarkdown(markdown) {
   const header = cells(rows[start]);
   const column = (/** @type {string} */ name) => header.indexOf(name);
   const number = (/** @type {string | undefined} */ cell) => {
+    // `1,234`, `20 ms`, and `2 ms (3.8 measured)` (the storage RTT set, then the one measured).
     const n = Number(
       String(cell ?? '')
         .replace(/,/g, '')
+        .replace(/\s*\([^)]*\)$/, '')
         .replace(/\s*ms$/, ''),
     );
     return cell === undefined || cell === '—' || cell === '' || !Number.isFinite(n) ? undefined : n;
