@@ -278,12 +278,13 @@ function completeManyTests(target: { name: string; client: () => Client }) {
     });
 
     test('batches that take the set-based path trim the event log where complete() one by one does, and end the job once', async () => {
-      // maxEventsPerJob 8: the log is cut every 16 events past 24 (ids 32, 48), at the start of a batch and inside one.
+      // maxEventsPerJob 8: the log is cut every 16 events past 24 (ids 32, 48, 64, 80): at the start of a
+      // batch, inside one, and twice inside one.
       const storage = await open({ maxEvents: 8 });
       const l = linkOn('trim.test');
-      const links = Array.from({ length: 50 }, (_, i) => l(`/p${String(i).padStart(2, '0')}`, 'allowed'));
-      const one = await startedJob(storage, `job_trim1_${rand()}`, 'trim.test', 1000, links, 50);
-      const many = await startedJob(storage, `job_trim2_${rand()}`, 'trim.test', 1000, links, 50);
+      const links = Array.from({ length: 90 }, (_, i) => l(`/p${String(i).padStart(2, '0')}`, 'allowed'));
+      const one = await startedJob(storage, `job_trim1_${rand()}`, 'trim.test', 1000, links, 90);
+      const many = await startedJob(storage, `job_trim2_${rand()}`, 'trim.test', 1000, links, 90);
       expect(many.map((x) => x.key)).toEqual(one.map((x) => x.key));
       const inputs = (leases: Lease[]) =>
         leases.map((lease, i): CompleteItem => ({ lease, input: { result: pageOf(lease, i % 7 === 3 ? 'timeout' : null), links: [], now: T + 10 + i } }));
@@ -291,9 +292,10 @@ function completeManyTests(target: { name: string; client: () => Client }) {
       const sequential: CompleteResult[] = [];
       const batched: CompleteResult[] = [];
       const log = async (leases: Lease[], after: string | null) => sansJob(await storage.readEvents(leases[0]!.jobId, after, 1000));
-      // Batches of the ids up to 15, 16-31, then 32 alone (a cut as the first id of a batch), 33-48 and the rest.
+      // Batches of the ids up to 15, 16-31, 32 alone (a cut as the first id of a batch), 33-42,
+      // 43-77 (cuts at 48 and 64 inside it) and the rest (80 inside).
       const base = Number((await storage.readEvents(many[0]!.jobId, null, 1000)).at(-1)!.id);
-      const sizes = [15 - base, 16, 1, 16];
+      const sizes = [15 - base, 16, 1, 10, 35];
       sizes.push(manyItems.length - sizes.reduce((a, b) => a + b, 0));
       let at = 0;
       for (const size of sizes) {
@@ -310,6 +312,58 @@ function completeManyTests(target: { name: string; client: () => Client }) {
       }
       const [jobOne, jobMany] = [await storage.getJob(one[0]!.jobId), await storage.getJob(many[0]!.jobId)];
       expect(jobMany).toEqual({ ...jobOne, id: jobMany?.id });
+    });
+
+    test('a batch frees the host slot of each of its pages and starts the host delay from its last page', async () => {
+      const storage = await open();
+      const slot = async (host: string, options: { perHostConcurrency: number; perHostDelayMs?: number }) => {
+        const job = jobRecord({
+          id: `job_slots_${rand()}`,
+          url: `http://${host}/`,
+          createdAt: new Date(T).toISOString(),
+          options: { maxPages: 100, ...options },
+        });
+        await storage.createJob(job, { url: job.url, key: job.url, depth: 0, host });
+        const [seed] = (await storage.claim({ limit: 1, leaseMs: 60_000, now: T, jobId: job.id })).leases;
+        const found = ['/a', '/b', '/c', '/d', '/e'].map((p) => linkOn(host)(p, 'allowed'));
+        await storage.complete(seed!, { result: pageOf(seed!), links: found, now: T });
+        return job.id;
+      };
+      const claim = async (jobId: string, now: number) => (await storage.claim({ limit: 10, leaseMs: 60_000, now, jobId })).leases;
+      // Two slots, both taken by pages of one batch: the batch frees both.
+      const two = await slot('slots.test', { perHostConcurrency: 2 });
+      const leases = await claim(two, T + 1);
+      expect(leases).toHaveLength(2);
+      expect(await claim(two, T + 2)).toHaveLength(0);
+      await storage.completeMany!(leases.map((lease) => ({ lease, input: { result: pageOf(lease), links: [], now: T + 3 } })));
+      expect(await claim(two, T + 4)).toHaveLength(2);
+      // A 100 ms host delay starts when the batch's page was fetched (its now).
+      const delayed = await slot('delay.test', { perHostConcurrency: 2, perHostDelayMs: 100 });
+      const [page] = await claim(delayed, T + 200);
+      await storage.completeMany!([{ lease: page!, input: { result: pageOf(page!), links: [], now: T + 250 } }]);
+      expect(await claim(delayed, T + 340)).toHaveLength(0);
+      expect(await claim(delayed, T + 350)).toHaveLength(1);
+    });
+
+    test('the set-based path does not call complete(): with it dropped, a batch is still stored, and a robots.txt skip (item by item) is not', async () => {
+      const schema = freshSchema();
+      const storage = await open({ schema });
+      const l = linkOn('fast.test');
+      const [a, b, c] = await startedJob(
+        storage,
+        `job_fast_${rand()}`,
+        'fast.test',
+        100,
+        ['/a', '/b', '/c'].map((p) => l(p, 'allowed')),
+        3,
+      );
+      await target.client().query(`DROP FUNCTION "${schema}".crawl_complete(jsonb, jsonb, jsonb, jsonb, bigint, text, int)`);
+      const out = await storage.completeMany!([a!, b!].map((lease) => ({ lease, input: { result: pageOf(lease), links: [l('/d', 'allowed')], now: T + 5 } })));
+      expect(out.map((r) => [r.ok, r.admitted])).toEqual([
+        [true, 1],
+        [true, 0],
+      ]);
+      await expect(storage.completeMany!([{ lease: c!, input: { result: pageOf(c!, 'robots'), links: [], now: T + 6 } }])).rejects.toThrow();
     });
 
     test('a stale lease among fresh ones changes nothing and gets ok: false; the others are stored', async () => {

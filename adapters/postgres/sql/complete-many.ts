@@ -77,7 +77,8 @@ const freshLinks = `${firstLinks}, fresh AS (
  * join would be planned as a scan of the job's rows while the table is young and unanalysed).
  *
  * Per job, in job id order, under the job's row lock, the fast path applies when the job is active,
- * no item is a skipped page (a refund) or carries skipped links, no lease appears twice, and either
+ * no item is a skipped page (a refund) or carries skipped links, every failed item has an error code
+ * (`complete` counts one without as neither failed nor skipped), no lease appears twice, and either
  * every new link fits within `maxPages` or no spare link could be kept (unsure URLs and spares, see
  * `complete` version 3). Then the result equals version 4's item by item: stale leases get
  * `ok: false`; links are admitted first come first served in item order within the room left; each
@@ -104,7 +105,7 @@ export function completeManyFunctionV5(n: Names, skipCodes: readonly string[]): 
       v_fast := FOUND AND j.status IN ('queued', 'running');
       IF v_fast THEN
         WITH ${itemsOf}
-        SELECT coalesce(bool_and(i.ok IS NOT NULL AND (i.ok OR NOT (${skipped})) AND jsonb_array_length(i.skipped) = 0), false)
+        SELECT coalesce(bool_and(coalesce(i.ok IS NOT NULL AND (i.ok OR NOT (${skipped})) AND jsonb_array_length(i.skipped) = 0, false)), false)
             AND count(DISTINCT i.key) = count(*)
           INTO v_fast FROM items i;
       END IF;

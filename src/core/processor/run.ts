@@ -77,7 +77,7 @@ export async function runScheduler(deps: ProcessorDeps, pipeline: Pipeline, opti
     const freeSlot = () => {
       if (slotFree) return;
       slotFree = true;
-      slotMs = average(slotMs, Math.max(0.1, now() - launchedAt));
+      slotMs = average(slotMs, Math.max(1, now() - launchedAt));
       fetching--;
       notify();
     };
@@ -150,9 +150,31 @@ export async function runScheduler(deps: ProcessorDeps, pipeline: Pipeline, opti
     })();
   };
 
+  const stale: Lease[] = [];
+  const releasing = new Set<Promise<void>>();
+  const releaseStale = () => {
+    const released = storage.release(stale.splice(0)).then(
+      (n) => {
+        report.released += n;
+      },
+      (error: unknown) => {
+        report.errors.push(`release: ${message(error)}`);
+      },
+    );
+    releasing.add(released);
+    void released.then(() => releasing.delete(released));
+  };
+
   while (open()) {
     const seen = ticks;
-    while (buffer.length > 0 && room() && open()) launch(buffer.shift()!);
+    while (buffer.length > 0 && room() && open()) {
+      const lease = buffer.shift()!;
+      // Waited in the buffer past half its time (slots stuck on slow pages): it could expire
+      // mid-fetch and be fetched twice, so it goes back instead.
+      if (lease.expiresAt - now() < deps.leaseMs / 2) stale.push(lease);
+      else launch(lease);
+    }
+    if (stale.length > 0) releaseStale();
     if (!open()) break;
     const extra = ahead();
     if (claiming === null && tasks.size < maxTasks && (room() ? buffer.length <= extra : buffer.length < extra)) {
@@ -186,7 +208,7 @@ export async function runScheduler(deps: ProcessorDeps, pipeline: Pipeline, opti
       report.errors.push(`release: ${message(error)}`);
     }
   }
-  await Promise.all(tasks);
+  await Promise.all([...tasks, ...releasing]);
   await flushed;
   await batcher.flush();
   report.jobsTouched = [...touched];
