@@ -178,6 +178,36 @@ if (REDIS_URL) {
         await plain.close();
       }
     });
+
+    test('a subscriber that started before push turned out unavailable switches to polling at pollMs, not the 1 s safety net', async () => {
+      const plain = await startUpstashStandIn(REDIS_URL, { subscribe: false });
+      try {
+        const prefix = freshPrefix();
+        const reader = kvStorage({ client: new UpstashRedis({ url: plain.url, token: plain.token, enableTelemetry: false }) as never, prefix });
+        const writer = kvStorage({ client: real as never, prefix, listen: false });
+        const job = await seeded(writer, {}, links);
+        const follower = createCrawlEngine({ storage: reader });
+        const seen: string[] = [];
+        let cancelledAt = 0;
+        let arrivedAt = 0;
+        const following = (async () => {
+          for await (const event of follower.progress.subscribe(job.id, { pollMs: 20 })) {
+            seen.push(event.type);
+            if (event.type === 'job:cancelled') arrivedAt = performance.now();
+          }
+        })();
+        expect(await until(() => !reader.capabilities.push, 2000)).toBe(true);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        cancelledAt = performance.now();
+        await writer.cancelJob(job.id, T0 + 10_000);
+        await following;
+        expect(seen.at(-1)).toBe('job:cancelled');
+        // Polling backs off to at most 1.5 × 20 ms per empty read from 20 ms: well under the safety net's 1 s.
+        expect(arrivedAt - cancelledAt).toBeLessThan(700);
+      } finally {
+        await plain.close();
+      }
+    });
   });
 }
 

@@ -83,6 +83,8 @@ export function restPubSub(
           await res.body?.cancel().catch(() => undefined);
           unsupported = true;
           options.onUnsupported?.();
+          // Subscribers waiting on this stream look again now, and poll from then on.
+          wake(listeners);
           return;
         }
         if (!res.ok || res.body === null) throw new Error(`subscribe answered ${res.status}`);

@@ -152,14 +152,22 @@ export function createProgressApi(storage: CrawlStorage): ProgressApi {
             woken = true;
             wake?.();
           };
-          const unwatch = storage.capabilities.push && storage.watch ? storage.watch(jobId, poke) : null;
-          const first = unwatch === null ? pollMs : Math.max(pollMs, PUSH_SAFETY_MS);
-          const cap = Math.max(first, unwatch === null ? maxPollMs : PUSH_SAFETY_MAX_MS);
+          let unwatch = storage.capabilities.push && storage.watch ? storage.watch(jobId, poke) : null;
+          let first = unwatch === null ? pollMs : Math.max(pollMs, PUSH_SAFETY_MS);
+          let cap = Math.max(first, unwatch === null ? maxPollMs : PUSH_SAFETY_MAX_MS);
           let delay = first;
           signal?.addEventListener('abort', poke);
           try {
             while (!signal?.aborted) {
               woken = false;
+              if (unwatch !== null && !storage.capabilities.push) {
+                // Push turned out unavailable (a REST server without subscribe): poll as without it.
+                unwatch();
+                unwatch = null;
+                first = pollMs;
+                cap = Math.max(first, maxPollMs);
+                delay = first;
+              }
               const events = await storage.readEvents(jobId, after, PAGE);
               for (const event of events) {
                 after = event.id;
