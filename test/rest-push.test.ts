@@ -155,12 +155,18 @@ if (REDIS_URL) {
       }
     });
 
-    test('a REST server without /subscribe turns push off, and subscribers poll', async () => {
+    /** A REST stand-in without /subscribe, a REST reader on it and an ioredis writer, sharing a prefix. */
+    const withoutSubscribe = async () => {
       const plain = await startUpstashStandIn(REDIS_URL, { subscribe: false });
+      const prefix = freshPrefix();
+      const reader = kvStorage({ client: new UpstashRedis({ url: plain.url, token: plain.token, enableTelemetry: false }) as never, prefix });
+      const writer = kvStorage({ client: real as never, prefix, listen: false });
+      return { plain, reader, writer };
+    };
+
+    test('a REST server without /subscribe turns push off, and subscribers poll', async () => {
+      const { plain, reader, writer } = await withoutSubscribe();
       try {
-        const prefix = freshPrefix();
-        const reader = kvStorage({ client: new UpstashRedis({ url: plain.url, token: plain.token, enableTelemetry: false }) as never, prefix });
-        const writer = kvStorage({ client: real as never, prefix, listen: false });
         expect(reader.capabilities.push).toBe(true);
         const job = await seeded(writer, {}, links);
         const unwatch = reader.watch!(job.id, () => undefined);
@@ -180,11 +186,8 @@ if (REDIS_URL) {
     });
 
     test('a subscriber that started before push turned out unavailable switches to polling at pollMs, not the 1 s safety net', async () => {
-      const plain = await startUpstashStandIn(REDIS_URL, { subscribe: false });
+      const { plain, reader, writer } = await withoutSubscribe();
       try {
-        const prefix = freshPrefix();
-        const reader = kvStorage({ client: new UpstashRedis({ url: plain.url, token: plain.token, enableTelemetry: false }) as never, prefix });
-        const writer = kvStorage({ client: real as never, prefix, listen: false });
         const job = await seeded(writer, {}, links);
         const follower = createCrawlEngine({ storage: reader });
         const seen: string[] = [];
