@@ -7,6 +7,7 @@
 // - ops: storage operations per second with no network;
 // - latency: job creation p50/p99 and progress latency p50/p99 (page stored → event received by a
 //   subscriber in another process);
+// - watchers: a 300-page crawl followed over SSE by 500 clients against none (one reader per job);
 // - memory: peak RSS of a 20,000-page crawl (memory adapter, bare loop) and of a Postgres processor
 //   on a 2,000- and a 20,000-page job;
 // - scale: claim/complete latency with 1k/10k/100k-URL frontiers on Postgres and Redis, the
@@ -34,7 +35,7 @@ const RTTS = (process.env.BENCH_RTT ?? '0,2,10').split(',').map((v) => {
 });
 /** The site latency of the storage-RTT rows: a site as slow as a real one, so that storage is not all that binds. */
 const RTT_SITE_LATENCY = 20;
-const ALL = ['throughput', 'ops', 'latency', 'memory', 'scale'];
+const ALL = ['throughput', 'ops', 'latency', 'watchers', 'memory', 'scale'];
 const ONLY = process.env.BENCH_ONLY ? process.env.BENCH_ONLY.split(',') : ALL;
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 /** A full run (BENCH_RTT without 0 leaves out the direct rows) rewrites BENCHMARKS.md and its charts; BENCH_WRITE=0 or 1 decides. */
@@ -288,6 +289,42 @@ async function latency() {
   print();
 }
 
+const WATCHED_PAGES = 300;
+const WATCHERS = Number(process.env.BENCH_WATCHERS ?? 500);
+
+async function watchers() {
+  print(`### Watchers: a job followed by ${fmt(WATCHERS)} SSE clients, median of ${RUNS}`);
+  print();
+  print(
+    `A ${WATCHED_PAGES}-page loopback crawl (concurrency 8) in a process that also serves the HTTP API, as the Express example does, while ${fmt(WATCHERS)} SSE clients in another process follow the job from its first event (bench/watchers.mjs, bench/sse-clients.mjs); every client must receive every event. Within a process the subscribers of a job share one reader of its log (src/core/feed.ts): storage reads count the \`readEvents\` calls during the crawl.`,
+  );
+  print();
+  const site = await startSiteProcess(0);
+  const rows = [];
+  try {
+    for (const kind of KINDS) {
+      const times = { 0: [], [WATCHERS]: [] };
+      const reads = [];
+      let events = 0;
+      for (let run = 0; run < RUNS; run++) {
+        for (const n of run % 2 === 0 ? [0, WATCHERS] : [WATCHERS, 0]) {
+          const r = await json('./watchers.mjs', [kind, site.url, String(WATCHED_PAGES), String(n)]);
+          times[n].push(r.ms);
+          if (n > 0) reads.push(r.reads);
+          events = r.events;
+        }
+      }
+      const none = median(times[0]);
+      const many = median(times[WATCHERS]);
+      rows.push([LABEL[kind], fmt(Math.round(none)), fmt(Math.round(many)), `${(many / none).toFixed(2)}×`, `${median(reads)} for ${events} events`]);
+    }
+  } finally {
+    site.stop();
+  }
+  table(['storage', 'crawl ms, no client', `crawl ms, ${fmt(WATCHERS)} clients`, 'ratio', 'storage reads'], rows);
+  print();
+}
+
 async function memory() {
   const r = await json('./rss.mjs', []);
   print('### Peak memory (maxRSS)');
@@ -347,7 +384,7 @@ const started = Date.now();
 const facts = await machine();
 print(`Run of ${new Date().toISOString().slice(0, 10)} on ${facts}.`);
 print();
-const sections = { throughput, ops, latency, memory, scale };
+const sections = { throughput, ops, latency, watchers, memory, scale };
 for (const name of ALL) if (ONLY.includes(name)) await sections[name]();
 if (KINDS.length < 4) print('(Set DATABASE_URL and REDIS_URL to add the Postgres and KV adapters.)');
 console.log(`\nbench took ${Math.round((Date.now() - started) / 1000)} s`);

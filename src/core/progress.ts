@@ -5,6 +5,7 @@
  */
 import mitt, { type Emitter } from 'mitt';
 import { invalid } from './errors.js';
+import { compareIds, FEED_PAGE, type FeedRegistry, feedsOf, isEventId, type PollPace } from './feed.js';
 import type { CrawlStorage } from './storage.js';
 import { TERMINAL_EVENTS, TERMINAL_STATUSES, type ProgressEvent } from './types.js';
 
@@ -65,7 +66,6 @@ export interface ProgressApi {
   hasEventsAfter(jobId: string, after: string | null): Promise<boolean>;
 }
 
-const PAGE = 500;
 /** Backoff of the reads while a subscription finds nothing new: ×1.5 per empty read. */
 const POLL_GROWTH = 1.5;
 /** Safety-net reads of a subscription woken by push: from 1 s up to 5 s while idle. */
@@ -131,8 +131,15 @@ function report(onError: ListenerErrorHandler, error: unknown, event: ProgressEv
   }
 }
 
-export function createProgressApi(storage: CrawlStorage): ProgressApi {
-  return {
+/** `feeds`: the shared readers (by default those of every engine over `storage` in this process). */
+export function createProgressApi(storage: CrawlStorage, feeds: FeedRegistry = feedsOf(storage)): ProgressApi {
+  const batches = (jobId: string, options: SubscribeOptions, pollMs: number, maxPollMs: number): AsyncGenerator<readonly ProgressEvent[]> => {
+    const after = options.after ?? null;
+    return isEventId(after)
+      ? followFeed(storage, feeds, jobId, after, { pollMs, maxPollMs }, options.signal)
+      : readAlone(storage, jobId, after, { pollMs, maxPollMs }, options.signal);
+  };
+  const api: ProgressApi = {
     subscribe(jobId, options = {}) {
       const pollMs = options.pollMs ?? 250;
       const { maxPollMs = 2000 } = options;
@@ -141,69 +148,7 @@ export function createProgressApi(storage: CrawlStorage): ProgressApi {
           { path: 'maxPollMs', message: `expected a positive number of milliseconds, got ${String(maxPollMs)}` },
         ]);
       }
-      return {
-        async *[Symbol.asyncIterator]() {
-          const { signal } = options;
-          let after = options.after ?? null;
-          let wake: (() => void) | null = null;
-          let woken = false;
-          let checked = false;
-          const poke = () => {
-            woken = true;
-            wake?.();
-          };
-          let unwatch = storage.capabilities.push && storage.watch ? storage.watch(jobId, poke) : null;
-          let first = unwatch === null ? pollMs : Math.max(pollMs, PUSH_SAFETY_MS);
-          let cap = Math.max(first, unwatch === null ? maxPollMs : PUSH_SAFETY_MAX_MS);
-          let delay = first;
-          signal?.addEventListener('abort', poke);
-          try {
-            while (!signal?.aborted) {
-              woken = false;
-              if (unwatch !== null && !storage.capabilities.push) {
-                // Push turned out unavailable (a REST server without subscribe): poll as without it.
-                unwatch();
-                unwatch = null;
-                first = pollMs;
-                cap = Math.max(first, maxPollMs);
-                delay = first;
-              }
-              const events = await storage.readEvents(jobId, after, PAGE);
-              for (const event of events) {
-                after = event.id;
-                yield event;
-                if (TERMINAL_EVENTS.has(event.type)) return;
-              }
-              if (events.length > 0) delay = first;
-              if (events.length === PAGE) continue;
-              if (events.length === 0 && !checked) {
-                // An unknown job, or a reader already past the terminal event, would wait forever.
-                checked = true;
-                const job = await storage.getJob(jobId);
-                if (job === null || TERMINAL_STATUSES.has(job.status)) {
-                  const tail = await storage.readEvents(jobId, after, PAGE);
-                  for (const event of tail) yield event;
-                  return;
-                }
-              }
-              if (woken || signal?.aborted) continue;
-              const wait = delay;
-              if (events.length === 0) delay = Math.min(cap, delay * POLL_GROWTH);
-              await new Promise<void>((resolve) => {
-                const timer = setTimeout(resolve, wait);
-                wake = () => {
-                  clearTimeout(timer);
-                  resolve();
-                };
-              });
-              wake = null;
-            }
-          } finally {
-            unwatch?.();
-            signal?.removeEventListener('abort', poke);
-          }
-        },
-      };
+      return { [Symbol.asyncIterator]: () => eachEvent(batches(jobId, options, pollMs, maxPollMs)) };
     },
 
     async hasEventsAfter(jobId, after) {
@@ -215,4 +160,157 @@ export function createProgressApi(storage: CrawlStorage): ProgressApi {
       return (await storage.readEvents(jobId, after, 1)).length > 0;
     },
   };
+  batchedApis.set(api, (jobId, options = {}) => {
+    // Validated by subscribe() as for any caller.
+    api.subscribe(jobId, options);
+    return { [Symbol.asyncIterator]: () => batches(jobId, options, options.pollMs ?? 250, options.maxPollMs ?? 2000) };
+  });
+  return api;
+}
+
+type BatchSubscribe = (jobId: string, options?: SubscribeOptions) => AsyncIterable<readonly ProgressEvent[]>;
+const batchedApis = new WeakMap<ProgressApi, BatchSubscribe>();
+
+/**
+ * `progress.subscribe()` in batches: each array holds the events that became available together
+ * (one read of the log), ending with the terminal event at the latest. The SSE route writes each
+ * batch at once, and subscribers of one feed receive the very same event objects, so a batch is
+ * encoded once for all of them. With a progress API not made by `createProgressApi`, batches of one.
+ */
+export function subscribeBatches(progress: ProgressApi, jobId: string, options: SubscribeOptions = {}): AsyncIterable<readonly ProgressEvent[]> {
+  const batched = batchedApis.get(progress);
+  if (batched !== undefined) return batched(jobId, options);
+  return {
+    async *[Symbol.asyncIterator]() {
+      for await (const event of progress.subscribe(jobId, options)) yield [event];
+    },
+  };
+}
+
+async function* eachEvent(batches: AsyncGenerator<readonly ProgressEvent[]>): AsyncGenerator<ProgressEvent> {
+  for await (const batch of batches) yield* batch;
+}
+
+/** The events of `events` up to and including the first terminal one, and whether there was one. */
+function upToTerminal(events: readonly ProgressEvent[]): { batch: readonly ProgressEvent[]; terminal: boolean } {
+  const at = events.findIndex((event) => TERMINAL_EVENTS.has(event.type));
+  return at === -1 ? { batch: events, terminal: false } : { batch: events.slice(0, at + 1), terminal: true };
+}
+
+/**
+ * A subscription served by the job's shared feed: from the feed's buffer while its position lies
+ * inside it, else from its own reads of the log, a page at a time, until it catches up.
+ */
+async function* followFeed(
+  storage: CrawlStorage,
+  feeds: FeedRegistry,
+  jobId: string,
+  start: string | null,
+  pace: PollPace,
+  signal: AbortSignal | undefined,
+): AsyncGenerator<readonly ProgressEvent[]> {
+  let after = start;
+  const feed = feeds.get(jobId, after);
+  const leave = feed.join(pace);
+  try {
+    while (!signal?.aborted) {
+      if (feed.failure !== null) throw feed.failure.error;
+      if (compareIds(after, feed.base) < 0) {
+        // Behind the buffer (a late joiner, or one that fell behind): catch up from the log.
+        const events = await storage.readEvents(jobId, after, FEED_PAGE);
+        if (events.length > 0) {
+          const { batch, terminal } = upToTerminal(events);
+          after = batch[batch.length - 1]!.id;
+          yield batch;
+          if (terminal) return;
+        }
+        if (events.length < FEED_PAGE && compareIds(after, feed.base) < 0) feed.rewind(after);
+        continue;
+      }
+      const events = feed.eventsAfter(after);
+      if (events.length > 0) {
+        const { batch, terminal } = upToTerminal(events);
+        after = batch[batch.length - 1]!.id;
+        yield batch;
+        if (terminal) return;
+        continue;
+      }
+      if (feed.ended) return;
+      await feed.changed(signal);
+    }
+  } finally {
+    leave();
+  }
+}
+
+/**
+ * A subscription that reads the log on its own: for a position the feed cannot place among event
+ * ids (adapters' ids are decimal integers; this keeps whatever another adapter does with others).
+ */
+async function* readAlone(
+  storage: CrawlStorage,
+  jobId: string,
+  start: string | null,
+  { pollMs, maxPollMs }: PollPace,
+  signal: AbortSignal | undefined,
+): AsyncGenerator<readonly ProgressEvent[]> {
+  let after = start;
+  let wake: (() => void) | null = null;
+  let woken = false;
+  let checked = false;
+  const poke = () => {
+    woken = true;
+    wake?.();
+  };
+  let unwatch = storage.capabilities.push && storage.watch ? storage.watch(jobId, poke) : null;
+  let first = unwatch === null ? pollMs : Math.max(pollMs, PUSH_SAFETY_MS);
+  let cap = Math.max(first, unwatch === null ? maxPollMs : PUSH_SAFETY_MAX_MS);
+  let delay = first;
+  signal?.addEventListener('abort', poke);
+  try {
+    while (!signal?.aborted) {
+      woken = false;
+      if (unwatch !== null && !storage.capabilities.push) {
+        // Push turned out unavailable (a REST server without subscribe): poll as without it.
+        unwatch();
+        unwatch = null;
+        first = pollMs;
+        cap = Math.max(first, maxPollMs);
+        delay = first;
+      }
+      const events = await storage.readEvents(jobId, after, FEED_PAGE);
+      if (events.length > 0) {
+        const { batch, terminal } = upToTerminal(events);
+        after = batch[batch.length - 1]!.id;
+        yield batch;
+        if (terminal) return;
+      }
+      if (events.length > 0) delay = first;
+      if (events.length === FEED_PAGE) continue;
+      if (events.length === 0 && !checked) {
+        // An unknown job, or a reader already past the terminal event, would wait forever.
+        checked = true;
+        const job = await storage.getJob(jobId);
+        if (job === null || TERMINAL_STATUSES.has(job.status)) {
+          const tail = await storage.readEvents(jobId, after, FEED_PAGE);
+          if (tail.length > 0) yield tail;
+          return;
+        }
+      }
+      if (woken || signal?.aborted) continue;
+      const wait = delay;
+      if (events.length === 0) delay = Math.min(cap, delay * POLL_GROWTH);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, wait);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      wake = null;
+    }
+  } finally {
+    unwatch?.();
+    signal?.removeEventListener('abort', poke);
+  }
 }

@@ -1,4 +1,5 @@
 import type { CrawlEngine } from '../core/engine.js';
+import { subscribeBatches } from '../core/progress.js';
 import { TERMINAL_EVENTS, type ProgressEvent } from '../core/types.js';
 
 export interface SseOptions {
@@ -9,13 +10,41 @@ export interface SseOptions {
   heartbeatMs: number;
   retryMs: number;
   pollMs: number;
+  /**
+   * The most bytes a stream may hold for a client that does not read them (a stalled connection):
+   * past it the stream ends, and EventSource reconnects with `Last-Event-ID` and resumes.
+   * @default 1 MiB
+   */
+  maxQueuedBytes?: number;
 }
+
+const MAX_QUEUED_BYTES = 1 << 20;
+const HIGH_WATER_MARK = 16 * 1024;
 
 const encoder = new TextEncoder();
 
 /** One SSE message: `id`, `event` and a JSON `data` line. */
 export function sseMessage(event: ProgressEvent): string {
   return `id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`;
+}
+
+/**
+ * The encoded messages of a batch, by its first event. Subscribers of one job share their events
+ * (one reader per job, src/core/feed.ts) and are usually at the same position, so a dashboard open
+ * in 500 browsers encodes each batch once and writes the same bytes to every stream.
+ */
+const encodedBatches = new WeakMap<ProgressEvent, { last: ProgressEvent; bytes: Uint8Array }>();
+
+function encodeBatch(events: readonly ProgressEvent[]): Uint8Array {
+  const first = events[0]!;
+  const last = events[events.length - 1]!;
+  const cached = encodedBatches.get(first);
+  if (cached !== undefined && cached.last === last) return cached.bytes;
+  let text = '';
+  for (const event of events) text += sseMessage(event);
+  const bytes = encoder.encode(text);
+  encodedBatches.set(first, { last, bytes });
+  return bytes;
 }
 
 /**
@@ -37,34 +66,44 @@ export function progressStream(engine: CrawlEngine, jobId: string, options: SseO
     stop.abort();
   };
 
-  const body = new ReadableStream<Uint8Array>({
-    async start(controller) {
-      const send = (text: string) => {
-        if (!stop.signal.aborted) controller.enqueue(encoder.encode(text));
-      };
-      send(`retry: ${options.retryMs}\n: stream of ${jobId}\n\n`);
-      heartbeat = setInterval(() => send(': heartbeat\n\n'), options.heartbeatMs);
-      deadline = setTimeout(() => stop.abort(), options.maxStreamMs);
-      try {
-        for await (const event of engine.progress.subscribe(jobId, { after: options.after, signal: stop.signal, pollMs: options.pollMs })) {
-          send(sseMessage(event));
-          if (TERMINAL_EVENTS.has(event.type)) break;
-        }
-      } catch (error) {
-        send(`event: error\ndata: ${JSON.stringify({ message: error instanceof Error ? error.message : String(error) })}\n\n`);
-      } finally {
-        cleanup();
+  const body = new ReadableStream<Uint8Array>(
+    {
+      async start(controller) {
+        const maxQueued = options.maxQueuedBytes ?? MAX_QUEUED_BYTES;
+        const send = (bytes: Uint8Array) => {
+          if (stop.signal.aborted) return;
+          controller.enqueue(bytes);
+          // desiredSize is the high-water mark minus what the client has not taken yet.
+          if (HIGH_WATER_MARK - (controller.desiredSize ?? 0) > maxQueued) stop.abort();
+        };
+        send(encoder.encode(`retry: ${options.retryMs}\n: stream of ${jobId}\n\n`));
+        const beat = encoder.encode(': heartbeat\n\n');
+        heartbeat = setInterval(() => send(beat), options.heartbeatMs);
+        deadline = setTimeout(() => stop.abort(), options.maxStreamMs);
         try {
-          controller.close();
-        } catch {
-          // already closed because the client went away
+          const batches = subscribeBatches(engine.progress, jobId, { after: options.after, signal: stop.signal, pollMs: options.pollMs });
+          for await (const batch of batches) {
+            if (batch.length === 0) continue;
+            send(encodeBatch(batch));
+            if (TERMINAL_EVENTS.has(batch[batch.length - 1]!.type)) break;
+          }
+        } catch (error) {
+          send(encoder.encode(`event: error\ndata: ${JSON.stringify({ message: error instanceof Error ? error.message : String(error) })}\n\n`));
+        } finally {
+          cleanup();
+          try {
+            controller.close();
+          } catch {
+            // already closed because the client went away
+          }
         }
-      }
+      },
+      cancel() {
+        cleanup();
+      },
     },
-    cancel() {
-      cleanup();
-    },
-  });
+    new ByteLengthQueuingStrategy({ highWaterMark: HIGH_WATER_MARK }),
+  );
 
   return new Response(body, {
     status: 200,
