@@ -6,6 +6,7 @@ import { createCrawlEngine } from '../src/core/engine.js';
 import { FeedRegistry, feedsOf } from '../src/core/feed.js';
 import { createProgressApi } from '../src/core/progress.js';
 import { progressStream } from '../src/http/sse.js';
+import type { ProgressApi } from '../src/core/progress.js';
 import type { CrawlStorage } from '../src/core/storage.js';
 import type { ProgressEvent } from '../src/core/types.js';
 import { startSite, type Site } from './fixtures/site.mjs';
@@ -177,31 +178,92 @@ describe('the shared reader', () => {
 });
 
 describe('SSE streams', () => {
-  test('a client that stops reading gets its stream ended at maxQueuedBytes instead of holding every event in memory', async () => {
-    site = await startSite({ pages: 40, fanout: 3, latencyMs: 2 });
+  test('a client that stops reading pauses its subscription (backpressure) and later gets every event', async () => {
+    site = await startSite({ pages: 150, fanout: 4, latencyMs: 1 });
     const engine = testEngine();
-    const job = await engine.jobs.create({ url: site.url, maxDepth: 5, maxPages: 40 });
-    const stream = (maxQueuedBytes?: number) =>
-      progressStream(engine, job.id, {
-        after: null,
-        signal: new AbortController().signal,
-        maxStreamMs: 60_000,
-        heartbeatMs: 60_000,
-        retryMs: 1000,
-        pollMs: 20,
-        ...(maxQueuedBytes === undefined ? {} : { maxQueuedBytes }),
-      });
-    const stalled = stream(2000);
-    const patient = stream();
+    const job = await engine.jobs.create({ url: site.url, maxDepth: 6, maxPages: 150 });
+    // A progress API (not made by createProgressApi, so batches of one) counting what streams take from it.
+    let taken = 0;
+    const counting: ProgressApi = {
+      ...engine.progress,
+      subscribe: (jobId, options) => ({
+        async *[Symbol.asyncIterator]() {
+          for await (const event of engine.progress.subscribe(jobId, options)) {
+            taken++;
+            yield event;
+          }
+        },
+      }),
+    };
+    const stalled = progressStream({ ...engine, progress: counting }, job.id, {
+      after: null,
+      signal: new AbortController().signal,
+      maxStreamMs: 60_000,
+      heartbeatMs: 60_000,
+      retryMs: 1000,
+      pollMs: 20,
+    });
     await engine.processor.run({ concurrency: 4 });
-    // Neither body was read while the job ran; now read both to their end.
-    const [cut, whole] = await Promise.all([stalled.text(), patient.text()]);
-    const types = (text: string) => [...text.matchAll(/^event: (.*)$/gm)].map((m) => m[1]);
-    expect(types(whole).at(-1)).toBe('job:completed');
-    expect(types(whole).filter((t) => t === 'page:done')).toHaveLength(40);
-    expect(types(cut)[0]).toBe('job:created');
-    expect(types(cut)).not.toContain('job:completed');
-    expect(types(cut)).toEqual(types(whole).slice(0, types(cut).length));
+    const all = await engine.storage.readEvents(job.id, null, 1000);
+    expect(all.at(-1)!.type).toBe('job:completed');
+    // Unread, the stream took events only up to its 16 kB high-water mark, not the job's ~60 kB.
+    expect(taken).toBeGreaterThan(0);
+    expect(taken).toBeLessThan(all.length / 2);
+    const types = [...(await stalled.text()).matchAll(/^event: (.*)$/gm)].map((m) => m[1]);
+    expect(types).toEqual(all.map((e) => e.type));
     await engine.close();
+  });
+});
+
+describe('positions', () => {
+  test('a subscriber past the end of a finished job ends, even after another one started the feed ahead of the log', async () => {
+    const engine = createCrawlEngine({ storage: memoryStorage() });
+    const job = await engine.jobs.create({ url: 'https://example.com/' });
+    const controller = new AbortController();
+    const ahead = collect(engine.progress.subscribe(job.id, { after: '999999', signal: controller.signal, pollMs: 10 }));
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    await engine.jobs.cancel(job.id);
+    const last = (await engine.storage.readEvents(job.id, null, 10)).at(-1)!;
+    expect(last.type).toBe('job:cancelled');
+    const timer = setTimeout(() => controller.abort(), 5000);
+    expect(await collect(engine.progress.subscribe(job.id, { after: last.id, signal: controller.signal, pollMs: 10 }))).toEqual([]);
+    expect(await ahead).toEqual([]);
+    expect(controller.signal.aborted).toBe(false);
+    clearTimeout(timer);
+  });
+
+  test('ids longer than the adapters parse exactly are read as before, and leading zeros place a reader where the digits say', async () => {
+    const engine = createCrawlEngine({ storage: memoryStorage() });
+    const job = await engine.jobs.create({ url: 'https://example.com/' });
+    await engine.jobs.cancel(job.id);
+    const direct = async (after: string) => (await engine.storage.readEvents(job.id, after, 10)).map((e) => e.id);
+    for (const after of ['10000000000000000000', '0001', '1', '2', '0']) {
+      expect(
+        (await collect(engine.progress.subscribe(job.id, { after }))).map((e) => e.id),
+        after,
+      ).toEqual(await direct(after));
+    }
+  });
+
+  test('subscribers that abort while the job is quiet leave nothing behind in the feed', async () => {
+    const storage = memoryStorage();
+    const engine = createCrawlEngine({ storage });
+    const job = await engine.jobs.create({ url: 'https://example.com/' });
+    const steady = new AbortController();
+    const following = collect(engine.progress.subscribe(job.id, { signal: steady.signal, pollMs: 10_000 }));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const feed = feedsOf(storage).get(job.id, null);
+    for (let i = 0; i < 50; i++) {
+      const c = new AbortController();
+      const got = collect(engine.progress.subscribe(job.id, { signal: c.signal, pollMs: 10_000 }));
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      c.abort();
+      await got;
+    }
+    expect(feed.subscribers).toBe(1);
+    expect(feed.waiting).toBeLessThanOrEqual(1);
+    steady.abort();
+    await following;
+    expect(feedsOf(storage).size).toBe(0);
   });
 });

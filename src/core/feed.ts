@@ -23,9 +23,9 @@ export const FEED_BUFFER = 2000;
  * The least time between two reads of a busy feed, per subscriber, up to `MAX_READ_SPACING_MS`:
  * a job followed by one subscriber is read as soon as push says it changed, one followed by 500
  * at most every 100 ms. The work of a read grows with the subscribers it wakes (each SSE stream
- * writes to its socket), so this bounds it to about 5,000 subscriber wake-ups a second however
- * many watch, instead of letting them slow the crawl they watch; each wake-up carries the events
- * of the whole interval.
+ * writes to its socket), so up to 500 subscribers this bounds it to about 5,000 subscriber
+ * wake-ups a second instead of letting them slow the crawl they watch (past 500, 10 wake-ups a
+ * second each); each wake-up carries the events of the whole interval.
  */
 const READ_SPACING_PER_SUBSCRIBER_MS = 0.2;
 const MAX_READ_SPACING_MS = 100;
@@ -54,7 +54,9 @@ export function compareIds(a: string | null, b: string | null): number {
 
 /** Whether a feed can place this position among event ids (else the subscriber reads on its own). */
 export function isEventId(after: string | null): boolean {
-  return after === null || (typeof after === 'string' && /^\d{1,30}$/.test(after));
+  // 15 significant digits: what every built-in adapter parses exactly (KV's Lua numbers are
+  // doubles). Longer ids are left to the adapter, read by the subscriber alone as before.
+  return after === null || (typeof after === 'string' && /^0*\d{1,15}$/.test(after));
 }
 
 export class JobFeed {
@@ -69,7 +71,7 @@ export class JobFeed {
   /** The read that failed; every subscriber waiting gets it, and the feed dissolves. */
   failure: { error: unknown } | null = null;
   private readonly paces = new Set<PollPace>();
-  private waiters: Array<() => void> = [];
+  private waiters = new Set<() => void>();
   private running = false;
   private checked = false;
   /** Bumped by `rewind()`, so that a read started before it is discarded. */
@@ -94,6 +96,8 @@ export class JobFeed {
   join(pace: PollPace): () => void {
     this.paces.add(pace);
     this.start();
+    // A read now rather than after the feed's current backoff: the newcomer may be owed events.
+    this.poke();
     return () => {
       this.paces.delete(pace);
       if (this.paces.size === 0) {
@@ -105,6 +109,11 @@ export class JobFeed {
 
   get subscribers(): number {
     return this.paces.size;
+  }
+
+  /** Subscribers waiting for the next change (tests check that aborted ones do not linger). */
+  get waiting(): number {
+    return this.waiters.size;
   }
 
   /** The buffered events after `after` (which must not lie before `base`). */
@@ -125,10 +134,11 @@ export class JobFeed {
   changed(signal?: AbortSignal): Promise<void> {
     return new Promise<void>((resolve) => {
       const done = () => {
+        this.waiters.delete(done);
         signal?.removeEventListener('abort', done);
         resolve();
       };
-      this.waiters.push(done);
+      this.waiters.add(done);
       signal?.addEventListener('abort', done, { once: true });
     });
   }
@@ -145,6 +155,8 @@ export class JobFeed {
     this.cursor = head;
     this.buffer = [];
     this.ended = false;
+    // The log's end moved back: whether the job is unknown or finished must be asked again there.
+    this.checked = false;
     this.notify();
     this.start();
     this.poke();
@@ -157,8 +169,8 @@ export class JobFeed {
   };
 
   private notify(): void {
-    const waiters = this.waiters;
-    this.waiters = [];
+    const waiters = [...this.waiters];
+    this.waiters.clear();
     for (const wake of waiters) wake();
   }
 

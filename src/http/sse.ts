@@ -10,16 +10,16 @@ export interface SseOptions {
   heartbeatMs: number;
   retryMs: number;
   pollMs: number;
-  /**
-   * The most bytes a stream may hold for a client that does not read them (a stalled connection):
-   * past it the stream ends, and EventSource reconnects with `Last-Event-ID` and resumes.
-   * @default 1 MiB
-   */
-  maxQueuedBytes?: number;
 }
 
-const MAX_QUEUED_BYTES = 1 << 20;
+/**
+ * Bytes a stream holds for its client before it stops taking events from the subscription: a
+ * client that reads slowly (or not at all) leaves its subscription behind, which later catches up
+ * from the log, instead of piling the job's events up in the server's memory.
+ */
 const HIGH_WATER_MARK = 16 * 1024;
+/** Encoded batches kept for other streams at the same position (each at most one read's worth). */
+const ENCODED_BATCHES = 32;
 
 const encoder = new TextEncoder();
 
@@ -29,11 +29,13 @@ export function sseMessage(event: ProgressEvent): string {
 }
 
 /**
- * The encoded messages of a batch, by its first event. Subscribers of one job share their events
- * (one reader per job, src/core/feed.ts) and are usually at the same position, so a dashboard open
- * in 500 browsers encodes each batch once and writes the same bytes to every stream.
+ * The encoded messages of the newest batches, by their first event. Subscribers of one job share
+ * their events (one reader per job, src/core/feed.ts) and are usually at the same position, so a
+ * dashboard open in 500 browsers encodes each batch once and writes the same bytes to every
+ * stream. Bounded: the memory adapter hands out its stored events themselves, which would keep
+ * every cached batch alive as long as the job.
  */
-const encodedBatches = new WeakMap<ProgressEvent, { last: ProgressEvent; bytes: Uint8Array }>();
+const encodedBatches = new Map<ProgressEvent, { last: ProgressEvent; bytes: Uint8Array }>();
 
 function encodeBatch(events: readonly ProgressEvent[]): Uint8Array {
   const first = events[0]!;
@@ -43,7 +45,9 @@ function encodeBatch(events: readonly ProgressEvent[]): Uint8Array {
   let text = '';
   for (const event of events) text += sseMessage(event);
   const bytes = encoder.encode(text);
+  encodedBatches.delete(first);
   encodedBatches.set(first, { last, bytes });
+  if (encodedBatches.size > ENCODED_BATCHES) encodedBatches.delete(encodedBatches.keys().next().value!);
   return bytes;
 }
 
@@ -51,54 +55,68 @@ function encodeBatch(events: readonly ProgressEvent[]): Uint8Array {
  * A `text/event-stream` of a job's progress: replays the events after `after`, then follows new
  * ones; a comment heartbeat keeps proxies from closing an idle stream; it ends after the terminal
  * event, at `maxStreamMs` (the browser reconnects with `Last-Event-ID` and resumes), or when the
- * client goes away (the subscription is released).
+ * client goes away (the subscription is released). Events are taken from the subscription only
+ * as the client reads them (backpressure), so a stalled client costs a paused subscription, not
+ * memory.
  */
 export function progressStream(engine: CrawlEngine, jobId: string, options: SseOptions): Response {
   const stop = new AbortController();
   const onClientGone = () => stop.abort();
   options.signal.addEventListener('abort', onClientGone, { once: true });
+  const batches = subscribeBatches(engine.progress, jobId, { after: options.after, signal: stop.signal, pollMs: options.pollMs })[Symbol.asyncIterator]();
   let heartbeat: ReturnType<typeof setInterval> | undefined;
   let deadline: ReturnType<typeof setTimeout> | undefined;
+  let closed = false;
   const cleanup = () => {
     clearInterval(heartbeat);
     clearTimeout(deadline);
     options.signal.removeEventListener('abort', onClientGone);
     stop.abort();
+    // Ends the subscription even while no pull is waiting on it (a stalled client at maxStreamMs).
+    void batches.return?.(undefined).catch(() => undefined);
   };
 
   const body = new ReadableStream<Uint8Array>(
     {
-      async start(controller) {
-        const maxQueued = options.maxQueuedBytes ?? MAX_QUEUED_BYTES;
-        const send = (bytes: Uint8Array) => {
-          if (stop.signal.aborted) return;
-          controller.enqueue(bytes);
-          // desiredSize is the high-water mark minus what the client has not taken yet.
-          if (HIGH_WATER_MARK - (controller.desiredSize ?? 0) > maxQueued) stop.abort();
-        };
-        send(encoder.encode(`retry: ${options.retryMs}\n: stream of ${jobId}\n\n`));
-        const beat = encoder.encode(': heartbeat\n\n');
-        heartbeat = setInterval(() => send(beat), options.heartbeatMs);
-        deadline = setTimeout(() => stop.abort(), options.maxStreamMs);
-        try {
-          const batches = subscribeBatches(engine.progress, jobId, { after: options.after, signal: stop.signal, pollMs: options.pollMs });
-          for await (const batch of batches) {
-            if (batch.length === 0) continue;
-            send(encodeBatch(batch));
-            if (TERMINAL_EVENTS.has(batch[batch.length - 1]!.type)) break;
-          }
-        } catch (error) {
-          send(encoder.encode(`event: error\ndata: ${JSON.stringify({ message: error instanceof Error ? error.message : String(error) })}\n\n`));
-        } finally {
+      start(controller) {
+        const finish = () => {
+          if (closed) return;
+          closed = true;
           cleanup();
           try {
             controller.close();
           } catch {
             // already closed because the client went away
           }
+        };
+        stop.signal.addEventListener('abort', finish, { once: true });
+        controller.enqueue(encoder.encode(`retry: ${options.retryMs}\n: stream of ${jobId}\n\n`));
+        const beat = encoder.encode(': heartbeat\n\n');
+        heartbeat = setInterval(() => {
+          if (!closed) controller.enqueue(beat);
+        }, options.heartbeatMs);
+        deadline = setTimeout(finish, options.maxStreamMs);
+      },
+      async pull(controller) {
+        if (closed) return;
+        try {
+          const next = await batches.next();
+          if (closed) return;
+          if (next.done) {
+            stop.abort();
+            return;
+          }
+          const batch = next.value;
+          if (batch.length > 0) controller.enqueue(encodeBatch(batch));
+          if (batch.length > 0 && TERMINAL_EVENTS.has(batch[batch.length - 1]!.type)) stop.abort();
+        } catch (error) {
+          if (closed) return;
+          controller.enqueue(encoder.encode(`event: error\ndata: ${JSON.stringify({ message: error instanceof Error ? error.message : String(error) })}\n\n`));
+          stop.abort();
         }
       },
       cancel() {
+        closed = true;
         cleanup();
       },
     },
