@@ -175,7 +175,7 @@ export function deleteTests(it: Register): void {
     }
   });
 
-  it('deleteFinishedJobs() removes finished jobs older than the cutoff, at most `limit`, oldest finish first, never an active one', async (s, skip) => {
+  it('deleteFinishedJobs() removes finished jobs older than the cutoff, at most limit, oldest finish first, never an active one', async (s, skip) => {
     if (typeof s.deleteFinishedJobs !== 'function') skip('deleteFinishedJobs() is optional and not implemented');
     // A month before the other tests' clock, so that a shared storage's other jobs are never due.
     const TS = T0 - 30 * 86_400_000;
