@@ -4,7 +4,7 @@
  * @module crawl-engine
  */
 export { createCrawlEngine, DEFAULT_USER_AGENT } from './core/engine.js';
-export type { CrawlEngine, CrawlEngineOptions, CrawlOptions, FetchSettings } from './core/engine.js';
+export type { CrawlEngine, CrawlEngineOptions, CrawlOptions, FetchSettings, RetentionOptions } from './core/engine.js';
 export { CrawlEngineError } from './core/errors.js';
 export type { CrawlEngineErrorCode, FieldError } from './core/errors.js';
 export { jobInputSchema, JOB_ID_PATTERN } from './core/jobs.js';
@@ -19,6 +19,9 @@ export type {
   CompleteItem,
   CompleteResult,
   CrawlStorage,
+  DeleteFinishedQuery,
+  DeleteFinishedResult,
+  DeleteResult,
   FrontierLink,
   Lease,
   ListJobsQuery,

@@ -75,7 +75,7 @@ describe.runIf(Boolean(process.env.DATABASE_URL))('the CLI on Postgres', () => {
     const url = process.env.DATABASE_URL!;
     const first = await run(['migrate', '--storage', url, '--schema', schema]);
     expect(first.code).toBe(0);
-    expect(first.stderr).toMatch(/Applied migrations 1, 2, 3, 4, 5; schema is at version 5/);
+    expect(first.stderr).toMatch(/Applied migrations 1, 2, 3, 4, 5, 6; schema is at version 6/);
     expect((await run(['migrate', '--storage', url, '--schema', schema])).stderr).toMatch(/Schema is up to date/);
     const crawl = await run(['crawl', site.url, '--storage', url, '--schema', schema, '--max-pages', '12', '--allow-private-network', '--quiet']);
     expect(crawl.code).toBe(0);
@@ -241,4 +241,37 @@ describe.each([
     },
     120_000,
   );
+});
+
+describe('crawl-engine delete', () => {
+  test('deletes a stored job from pglite:DIR; an unknown job, a bad id or a missing folder is a usage error that creates nothing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'crawl-cli-delete-'));
+    try {
+      const storage = `pglite:${join(dir, 'pg')}`;
+      const crawl = await run(['crawl', site.url, '--max-pages', '5', '--storage', storage, '--allow-private-network']);
+      expect(crawl.code, crawl.stderr).toBe(0);
+      const jobId = /^Job (job_\S+) is stored in /m.exec(crawl.stderr)?.[1];
+      expect(jobId, crawl.stderr).toBeDefined();
+
+      const deleted = await run(['delete', jobId!, '--storage', storage]);
+      expect(deleted.code, deleted.stderr).toBe(0);
+      expect(deleted.stderr).toMatch(new RegExp(`^Deleted job ${jobId} \\(${site.url.replaceAll('.', '\\.')}\\), completed: 5 fetched`, 'm'));
+      const resume = await run(['resume', jobId!, '--storage', storage]);
+      expect(resume.code).toBe(2);
+      expect(resume.stderr).toMatch(new RegExp(`^crawl-engine: resume: no job ${jobId} in PGlite`));
+
+      const again = await run(['delete', jobId!, '--storage', storage]);
+      expect(again.code).toBe(2);
+      expect(again.stderr).toMatch(new RegExp(`^crawl-engine: delete: no job ${jobId} in PGlite`));
+      const bad = await run(['delete', '../x', '--storage', storage]);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toMatch(/^crawl-engine: delete: <jobId>: expected a job id/);
+      const missing = await run(['delete', jobId!, '--storage', `pglite:${join(dir, 'nope')}`]);
+      expect(missing.code).toBe(2);
+      expect(missing.stderr).toMatch(/^crawl-engine: delete: --storage pglite:\S+nope: no such folder: .*\(delete creates nothing\)/);
+      expect((await run(['delete', jobId!])).stderr).toMatch(/^crawl-engine: delete: --storage is required/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

@@ -185,6 +185,118 @@ describe('engine.jobs', () => {
   });
 });
 
+describe('engine.jobs.delete()', () => {
+  test('validates the id, naming the field; an unknown job gives false', async () => {
+    const engine = createCrawlEngine({ storage: memoryStorage() });
+    for (const bad of ['../x', '', 'a'.repeat(65), 42, null]) {
+      const error = await engine.jobs.delete(bad as never).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(CrawlEngineError);
+      expect(error).toMatchObject({ code: 'invalid_input', errors: [{ path: 'id' }] });
+      expect((error as Error).message).toMatch(/invalid delete\(\) arguments: id: expected a job id/);
+    }
+    expect(await engine.jobs.delete('job_nope')).toBe(false);
+  });
+
+  test('deletes a running job: job:cancelled is emitted, a progress subscriber ends, and nothing of the job is left', async () => {
+    const engine = createCrawlEngine({ storage: memoryStorage() });
+    const keep = await engine.jobs.create({ url: 'https://example.com/keep' });
+    const job = await engine.jobs.create({ url: 'https://example.com/' });
+    await engine.storage.claim({ limit: 1, leaseMs: 60_000, now: Date.now(), jobId: job.id });
+    expect((await engine.jobs.get(job.id))?.status).toBe('running');
+    const emitted: string[] = [];
+    engine.events.on('*', (type, e) => emitted.push(`${type} ${e.jobId === job.id ? 'job' : 'other'}`));
+    const seen: string[] = [];
+    const following = (async () => {
+      for await (const event of engine.progress.subscribe(job.id, { pollMs: 60_000 })) seen.push(event.type);
+    })();
+    while (seen.length < 2) await new Promise((r) => setTimeout(r, 5));
+    expect(await engine.jobs.delete(job.id)).toBe(true);
+    expect(emitted).toEqual(['job:cancelled job']);
+    // pollMs is a minute: the subscriber ends because the delete woke it and the job is gone.
+    await following;
+    expect(seen).toEqual(['job:created', 'job:started']);
+    expect(await engine.jobs.get(job.id)).toBeNull();
+    await expect(engine.jobs.results(job.id)).rejects.toMatchObject({ code: 'not_found' });
+    expect((await engine.jobs.list()).items.map((j) => j.id)).toEqual([keep.id]);
+    expect(await engine.jobs.delete(job.id)).toBe(false);
+  });
+
+  test('a storage without deleteJob() gives unsupported', async () => {
+    const { deleteJob: _, ...storage } = memoryStorage();
+    const engine = createCrawlEngine({ storage });
+    await expect(engine.jobs.delete('job_x')).rejects.toMatchObject({ code: 'unsupported', message: /cannot delete jobs: it has no deleteJob\(\)/ });
+  });
+});
+
+describe('retention', () => {
+  /** A memory storage holding finished jobs that finished `agesMs` ago, and a running job (its one URL leased). */
+  async function aged(agesMs: number[]) {
+    const storage = memoryStorage();
+    const engine = createCrawlEngine({ storage });
+    const finished: string[] = [];
+    for (const age of agesMs) {
+      const job = await engine.jobs.create({ url: 'https://example.com/' });
+      await storage.cancelJob(job.id, Date.now() - age);
+      finished.push(job.id);
+    }
+    const running = await engine.jobs.create({ url: 'https://example.com/' });
+    await storage.claim({ limit: 1, leaseMs: 600_000, now: Date.now(), jobId: running.id });
+    return { storage, finished, running: running.id };
+  }
+
+  test('the processor deletes finished jobs past the age, a bounded batch per sweep, never an active one', async () => {
+    const { storage, finished, running } = await aged([90_000, 80_000, 70_000, 1000]);
+    const engine = createCrawlEngine({ storage, retention: { finishedJobsMaxAgeMs: 60_000, batchSize: 2, intervalMs: 0 } });
+    const first = await engine.processor.run({ budgetMs: 50 });
+    expect(first.retention).toEqual({ deleted: 2 });
+    expect(first.errors).toEqual([]);
+    expect(await engine.jobs.get(finished[0]!)).toBeNull();
+    expect(await engine.jobs.get(finished[1]!)).toBeNull();
+    expect((await engine.processor.run({ budgetMs: 50 })).retention).toEqual({ deleted: 1 });
+    expect((await engine.processor.run({ budgetMs: 50 })).retention).toEqual({ deleted: 0 });
+    expect((await engine.jobs.get(finished[3]!))?.status).toBe('cancelled');
+    expect((await engine.jobs.get(running))?.status).toBe('running');
+  });
+
+  test('sweeps at most every intervalMs; without the option nothing is deleted', async () => {
+    const { storage, finished } = await aged([90_000, 80_000]);
+    const keeping = createCrawlEngine({ storage });
+    expect((await keeping.processor.run({ budgetMs: 50 })).retention).toBeUndefined();
+    const engine = createCrawlEngine({ storage, retention: { finishedJobsMaxAgeMs: 60_000, batchSize: 1 } });
+    expect((await engine.processor.run({ budgetMs: 50 })).retention).toEqual({ deleted: 1 });
+    expect((await engine.processor.run({ budgetMs: 50 })).retention).toBeUndefined();
+    expect((await engine.jobs.get(finished[1]!))?.status).toBe('cancelled');
+  });
+
+  test('a failing sweep never fails the run: its error is reported apart, and the next sweep tries again', async () => {
+    const { storage } = await aged([90_000]);
+    let calls = 0;
+    const failing = {
+      ...storage,
+      deleteFinishedJobs: async () => {
+        calls++;
+        throw new Error('boom');
+      },
+    };
+    const engine = createCrawlEngine({ storage: failing, retention: { finishedJobsMaxAgeMs: 60_000, intervalMs: 0 } });
+    const report = await engine.processor.run({ budgetMs: 50 });
+    expect(report.errors).toEqual([]);
+    expect(report.retention).toEqual({ deleted: 0, error: 'deleteFinishedJobs: boom' });
+    await engine.processor.run({ budgetMs: 50 });
+    expect(calls).toBe(2);
+  });
+
+  test('bad retention options, or a storage that cannot sweep, are refused naming the field', () => {
+    expect(() => createCrawlEngine({ storage: memoryStorage(), retention: { finishedJobsMaxAgeMs: 10 } })).toThrow(/retention\.finishedJobsMaxAgeMs/);
+    expect(() => createCrawlEngine({ storage: memoryStorage(), retention: { finishedJobsMaxAgeMs: 60_000, batchSize: 0 } })).toThrow(/retention\.batchSize/);
+    expect(() => createCrawlEngine({ storage: memoryStorage(), retention: {} as never })).toThrow(/retention\.finishedJobsMaxAgeMs/);
+    const { deleteFinishedJobs: _, ...storage } = memoryStorage();
+    expect(() => createCrawlEngine({ storage, retention: { finishedJobsMaxAgeMs: 60_000 } })).toThrow(
+      /retention: expected a storage with deleteFinishedJobs\(\)/,
+    );
+  });
+});
+
 describe('createCrawlEngine() options', () => {
   test('bad options throw invalid_options naming the field', () => {
     expect(() => createCrawlEngine({ storage: {} as never })).toThrow(/storage: expected a CrawlStorage/);

@@ -119,6 +119,52 @@ describe('job routes', () => {
     await engine.close();
   });
 
+  test('DELETE ?purge=true deletes a job and its data (200 { id, deleted }), a running one too; 404 for unknown; a bad purge is 400 naming it', async () => {
+    site = await startSite({ pages: 3, fanout: 1 });
+    const { post, call, engine } = setup();
+    const done = await engine.crawl({ url: site.url });
+    const running = (await (await post('/jobs', { url: 'https://example.com/' })).json()) as Job;
+    await engine.storage.claim({ limit: 1, leaseMs: 60_000, now: Date.now(), jobId: running.id });
+    const cancelled: string[] = [];
+    engine.events.on('job:cancelled', (e) => cancelled.push(e.jobId));
+    for (const job of [done, running]) {
+      const res = await call('DELETE', `/jobs/${job.id}?purge=true`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toMatch(/application\/json/);
+      expect(await res.json()).toEqual({ id: job.id, deleted: true });
+      expect((await call('GET', `/jobs/${job.id}`)).status).toBe(404);
+      expect((await call('GET', `/jobs/${job.id}/results`)).status).toBe(404);
+    }
+    expect(cancelled).toEqual([running.id]);
+    expect((await call('DELETE', `/jobs/${done.id}?purge=true`)).status).toBe(404);
+    expect((await call('DELETE', '/jobs/..%2Fx?purge=true')).status).toBe(404);
+    for (const bad of ['yes', '1', '']) {
+      const res = await call('DELETE', `/jobs/job_x?purge=${bad}`);
+      expect(res.status, bad).toBe(400);
+      expect(await problemOf(res)).toMatchObject({ code: 'invalid_input', errors: [{ path: 'purge', message: 'expected true or false' }] });
+    }
+    // purge=false is the plain cancel.
+    const other = (await (await post('/jobs', { url: 'https://example.com/' })).json()) as Job;
+    expect(((await (await call('DELETE', `/jobs/${other.id}?purge=false`)).json()) as Job).status).toBe('cancelled');
+    await engine.close();
+  });
+
+  test('DELETE ?purge=true asks authorize() for the action delete, and a refusal deletes nothing', async () => {
+    const seen: string[] = [];
+    const { post, call, engine } = setup({
+      authorize: (req, { action, jobId }) => {
+        seen.push(`${action}:${jobId ?? '-'}`);
+        return action !== 'delete' || req.headers.get('x-user') === 'admin';
+      },
+    });
+    const job = (await (await post('/jobs', { url: 'https://example.com/' })).json()) as Job;
+    expect((await call('DELETE', `/jobs/${job.id}?purge=true`)).status).toBe(401);
+    expect(await engine.jobs.get(job.id)).not.toBeNull();
+    expect((await call('DELETE', `/jobs/${job.id}?purge=true`, { headers: { 'x-user': 'admin' } })).status).toBe(200);
+    expect((await call('DELETE', `/jobs/${job.id}`)).status).toBe(404);
+    expect(seen).toEqual(['create:-', `delete:${job.id}`, `delete:${job.id}`, `cancel:${job.id}`]);
+  });
+
   test('GET /jobs/:id/results pages through results and validates the query', async () => {
     site = await startSite({ pages: 12, fanout: 3 });
     const { call, engine } = setup();

@@ -74,6 +74,7 @@ describe('the KV Lua scripts', () => {
       S.RETRY,
       S.RELEASE,
       S.CANCEL,
+      S.DELETE,
       S.APPEND_EVENTS,
       S.READ_EVENTS,
       S.READ_RESULTS,
@@ -85,6 +86,7 @@ describe('the KV Lua scripts', () => {
     S.INDEX_APPLY(ix),
     S.INDEX_LIST(ix),
     S.INDEX_DROP(ix, 'id'),
+    S.INDEX_FINISHED(ix),
   ];
 
   test('one script per file, named <name>-<number of KEYS>.lua, inlined with its includes', () => {

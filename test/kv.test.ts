@@ -419,3 +419,91 @@ describe('finishedTtlSeconds', () => {
     expect(await client.zcard(`${prefix}{index}:jobs`)).toBe(0);
   });
 });
+
+describe('deleting jobs on KV', () => {
+  const client = () => (real ?? new RedisMock()) as unknown as Redis;
+  /** Every key under the prefix, with its value (a dump of what is stored). */
+  async function dump(redis: Redis, prefix: string): Promise<Map<string, unknown>> {
+    const out = new Map<string, unknown>();
+    for (const key of (await redis.keys(`${prefix}*`)).sort()) {
+      const type = await redis.type(key);
+      if (type === 'hash') out.set(key, await redis.hgetall(key));
+      else if (type === 'list') out.set(key, await redis.lrange(key, 0, -1));
+      else if (type === 'zset') out.set(key, await redis.zrange(key, 0, -1, 'WITHSCORES'));
+      else if (type === 'set') out.set(key, (await redis.smembers(key)).sort());
+      else out.set(key, await redis.get(key));
+    }
+    return out;
+  }
+  async function running(storage: CrawlStorage, host: string) {
+    const job = jobRecord({ url: `http://${host}/`, options: { perHostConcurrency: 1, maxPages: 10 } });
+    await storage.createJob(job, seedOf(job));
+    await storage.putRobots(job.id, {
+      origin: `http://${host}`,
+      status: 'ok',
+      rules: [],
+      crawlDelayMs: 5,
+      httpStatus: 200,
+      fetchedAt: new Date(T0).toISOString(),
+      expiresAt: T0 + 1e9,
+    });
+    const [seed] = (await storage.claim({ limit: 1, leaseMs: LEASE, now: T0, jobId: job.id })).leases;
+    const links = [link('/a', 1, host), link('/b', 1, `other.${host}`), link('/c', 1, host)];
+    await storage.complete(seed!, { result: result(seed!), links, now: T0 + 1 });
+    const leases = (await storage.claim({ limit: 5, leaseMs: LEASE, now: T0 + 100, jobId: job.id })).leases;
+    await storage.retry(leases[0]!, { notBefore: T0 + 10_000, error: { code: 'timeout', message: 't' }, now: T0 + 101 });
+    return job;
+  }
+
+  test('deleteJob() leaves no key of the job nor any index entry, and changes no key of another job', async () => {
+    const redis = client();
+    const prefix = freshPrefix();
+    const storage = kvStorage({ client: redis as never, prefix, maxEventsPerJob: 20 });
+    await running(storage, 'before.test');
+    const doomed = await running(storage, 'doomed.test');
+    const after = await running(storage, 'after.test');
+    await storage.cancelJob(after.id, T0 + 200);
+    const others = (stored: Map<string, unknown>) => new Map([...stored].filter(([key]) => !key.includes(doomed.id)));
+    const stored = await dump(redis, prefix);
+    expect([...stored.keys()].filter((key) => key.includes(`{job:${doomed.id}}`)).length).toBeGreaterThanOrEqual(10);
+
+    const out = await storage.deleteJob!(doomed.id, T0 + 300);
+    expect(out.events.map((e) => e.type)).toEqual(['job:cancelled']);
+    const left = await dump(redis, prefix);
+    expect([...left.keys()].filter((key) => key.includes(doomed.id))).toEqual([]);
+    for (const [key, value] of left) {
+      if (Array.isArray(value)) expect(value, key).not.toContain(doomed.id);
+    }
+    // The index's sets lose the job; nothing else changes, key for key.
+    const strip = (m: Map<string, unknown>) =>
+      new Map(
+        [...m].map(([key, value]) => [
+          key,
+          Array.isArray(value) && key.includes('{index}') ? value.filter((_, i, all) => !(all[i] === doomed.id || all[i - 1] === doomed.id)) : value,
+        ]),
+      );
+    expect(left).toEqual(strip(others(stored)));
+  });
+
+  test('finished jobs are indexed by finish time; the sweep drops entries of jobs whose data expired and never finds them again', async () => {
+    const redis = client();
+    const prefix = freshPrefix();
+    const storage = kvStorage({ client: redis as never, prefix });
+    const finishedKey = `${prefix}{index}:finished`;
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const job = jobRecord();
+      await storage.createJob(job, seedOf(job));
+      await storage.cancelJob(job.id, T0 + i);
+      ids.push(job.id);
+    }
+    expect(await redis.zrange(finishedKey, 0, -1, 'WITHSCORES')).toEqual([ids[0], String(T0), ids[1], String(T0 + 1), ids[2], String(T0 + 2)]);
+    // The first job's data expired (finishedTtlSeconds): its entry goes, and does not count.
+    await redis.del(`${prefix}{job:${ids[0]}}:job`);
+    expect(await storage.deleteFinishedJobs!({ finishedBefore: T0 + 2, limit: 1 })).toEqual({ deleted: 0 });
+    expect(await storage.deleteFinishedJobs!({ finishedBefore: T0 + 2, limit: 1 })).toEqual({ deleted: 1 });
+    expect(await storage.getJob(ids[1]!)).toBeNull();
+    expect(await redis.zrange(finishedKey, 0, -1)).toEqual([ids[2]]);
+    expect((await storage.listJobs({ limit: 10 })).items.map((j) => j.id)).toEqual([ids[2]]);
+  });
+});

@@ -16,6 +16,7 @@ const FROZEN: Record<number, string> = {
   3: '56a2d08a2052a023f8cf5d5287077a208acd9c94bc95695103aa43f75beb616e',
   4: '5e725bd3377fce608078639d79c844cabf4538ea7fd724965128003a032e340f',
   5: '3e81ee06dd2558eeff722482d32e9f474b37953d37549e0b02b2305798be8e3b',
+  6: '5a5abe0f9681285510fc089e4ac42a17fefd7e64b05d19cd5e3c467fbf91cb15',
 };
 
 const names = { schema: '"public"', prefix: 'crawl_' };

@@ -62,6 +62,8 @@ describe('sqliteStorage() options', () => {
     const storage = sqliteStorage({ database: 'x.db' });
     expect(storage.name).toBe('sqlite');
     expect(storage.capabilities).toEqual({ push: true, shared: true });
+    expect(typeof storage.deleteJob).toBe('function');
+    expect(typeof storage.deleteFinishedJobs).toBe('function');
   });
 });
 
@@ -96,15 +98,42 @@ describe.skipIf(!hasNodeSqlite)('SQLite (node:sqlite needs Node.js >= 22.13)', (
   test('migrate() creates the tables once; a file from a newer version is refused with a clear error', async () => {
     const file = freshFile();
     const first = open(file);
-    expect(await first.migrate()).toEqual({ applied: [1], version: 1 });
-    expect(await open(file).migrate()).toEqual({ applied: [], version: 1 });
+    expect(await first.migrate()).toEqual({ applied: [1, 2], version: 2 });
+    expect(await open(file).migrate()).toEqual({ applied: [], version: 2 });
     const { DatabaseSync } = (await import('node:sqlite' as string)) as { DatabaseSync: new (path: string) => SqliteDatabase & { close(): void } };
     const raw = new DatabaseSync(file);
     raw.exec(`INSERT INTO crawl_migrations (version, name, applied_at) VALUES (99, 'future', 'x')`);
     raw.close();
     await expect(open(file).getJob('job_x')).rejects.toThrow(
-      /tables crawl_\* are at schema version 99, newer than this crawl-engine knows \(1\): upgrade crawl-engine/,
+      /tables crawl_\* are at schema version 99, newer than this crawl-engine knows \(2\): upgrade crawl-engine/,
     );
+  });
+
+  test('a version 1 file gets the jobs_finished index (version 2), and its finished jobs are swept through it', async () => {
+    const file = freshFile();
+    const v1 = open(file);
+    const job = jobRecord({ createdAt: new Date(T0).toISOString() });
+    await v1.createJob(job, seedOf(job.url));
+    await v1.cancelJob(job.id, T0 + 1);
+    await v1.close?.();
+    const { DatabaseSync } = (await import('node:sqlite' as string)) as { DatabaseSync: new (path: string) => SqliteDatabase & { close(): void } };
+    const raw = new DatabaseSync(file);
+    // Back to version 1 as the previous release left it.
+    raw.exec(`DROP INDEX crawl_jobs_finished; DELETE FROM crawl_migrations WHERE version = 2`);
+    raw.close();
+    const storage = open(file);
+    expect(await storage.migrate()).toEqual({ applied: [2], version: 2 });
+    expect(await storage.deleteFinishedJobs!({ finishedBefore: T0 + 2, limit: 10 })).toEqual({ deleted: 1 });
+    expect(await storage.getJob(job.id)).toBeNull();
+    const check = new DatabaseSync(file);
+    // The sweep's query (adapters/sqlite/jobs.ts dueJobs): the index, in order, nothing sorted.
+    const plan = check
+      .prepare(
+        `EXPLAIN QUERY PLAN SELECT id FROM crawl_jobs INDEXED BY crawl_jobs_finished WHERE status IN ('completed', 'failed', 'cancelled') AND finished_at < ? ORDER BY finished_at, ordinal LIMIT ?`,
+      )
+      .all('2030-01-01T00:00:00.000Z', 10) as Array<{ detail: string }>;
+    check.close();
+    expect(plan.map((r) => r.detail).join('\n')).toMatch(/^SEARCH crawl_jobs USING INDEX crawl_jobs_finished \(finished_at<\?\)$/);
   });
 
   test.each([

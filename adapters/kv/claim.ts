@@ -5,7 +5,7 @@
  * defers its `touch` (see TOUCH_DEFER_MS), so it is one round trip.
  */
 import { randomBytes } from 'node:crypto';
-import type { ClaimQuery, ClaimResult, Lease, ProgressEvent } from '../../src/storage/index.js';
+import type { ClaimQuery, ClaimResult, Job, Lease, ProgressEvent } from '../../src/storage/index.js';
 import { type Ctx, type IndexOp, parse } from './client.js';
 import * as S from './scripts.js';
 
@@ -32,8 +32,13 @@ async function claimJob(ctx: Ctx, jobId: string, limit: number, query: ClaimQuer
     randomBytes(9).toString('base64url'),
     force,
   ]);
-  if (out.inactive) ops.push(['remove', jobId, 0, 0, 0]);
-  else if (out.park !== undefined) ops.push(['park', jobId, out.park.v, out.park.at, out.park.wait]);
+  if (out.inactive) {
+    // Still indexed as active: the finish's own index update has not landed (or never will, if its
+    // process died): the job joins the finished index here too, so that retention finds it.
+    const job = await ctx.call<Job | null>(S.READ_JOB, jobId, []);
+    const finishedAt = job?.finishedAt == null ? Number.NaN : Date.parse(job.finishedAt);
+    ops.push(Number.isFinite(finishedAt) ? ['finish', jobId, 0, finishedAt, 0] : ['remove', jobId, 0, 0, 0]);
+  } else if (out.park !== undefined) ops.push(['park', jobId, out.park.v, out.park.at, out.park.wait]);
   else if (out.wake !== undefined) ops.push(['wake', jobId, out.wake, query.now, 0]);
   else if (out.leases.length > 0) ops.push(['touch', jobId, 0, query.now, 0]);
   return out;

@@ -57,7 +57,7 @@ export async function complete(ctx: Ctx, lease: Lease, input: CompleteInput): Pr
   const { head, nlinks, links, skips } = encode(lease, input);
   const out = await ctx.call<CompleteReply>(S.COMPLETE, lease.jobId, [...head, ctx.maxEvents, ctx.ttl, nlinks, ...links, ...skips]);
   // Only a finish, or a wake of a parked job, costs a second round trip.
-  if (out.finished) await ctx.applyIndex([['remove', lease.jobId, 0, 0, 0]]);
+  if (out.finished) await ctx.applyIndex([['finish', lease.jobId, 0, input.now, 0]]);
   else if (out.wake !== undefined) await ctx.applyIndex([['wake', lease.jobId, out.wake, input.now, 0]]);
   return resultOf(out);
 }
@@ -113,7 +113,7 @@ export async function completeMany(ctx: Ctx, items: CompleteItem[]): Promise<Com
   const ops: IndexOp[] = [];
   const settled = await Promise.allSettled(
     [...byJob].map(async ([jobId, indexes]) => {
-      let finished = false;
+      let finished: number | null = null;
       let wake: { v: number; now: number } | null = null;
       try {
         for (const chunk of chunksOf(ctx, items, indexes)) {
@@ -128,14 +128,14 @@ export async function completeMany(ctx: Ctx, items: CompleteItem[]): Promise<Com
             const i = chunk.indexes[n]!;
             const reply = out[n]!;
             results[i] = resultOf(reply);
-            if (reply.finished) finished = true;
+            if (reply.finished) finished = items[i]!.input.now;
             // Each wake bumps the job's park version: the last one is the newest, the one the index keeps.
             else if (reply.wake !== undefined) wake = { v: reply.wake, now: items[i]!.input.now };
           }
         }
       } finally {
         // What the stored items changed, even when a later call of the job failed.
-        if (finished) ops.push(['remove', jobId, 0, 0, 0]);
+        if (finished !== null) ops.push(['finish', jobId, 0, finished, 0]);
         else if (wake !== null) ops.push(['wake', jobId, wake.v, wake.now, 0]);
       }
     }),

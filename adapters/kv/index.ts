@@ -19,6 +19,9 @@ import {
   type CompleteResult,
   CrawlEngineError,
   type CrawlStorage,
+  type DeleteFinishedQuery,
+  type DeleteFinishedResult,
+  type DeleteResult,
   type FrontierLink,
   type Job,
   type Lease,
@@ -218,8 +221,42 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
 
     async cancelJob(id: string, now: number): Promise<CancelResult> {
       const out = await call<CancelResult>(S.CANCEL, id, [new Date(now).toISOString(), maxEvents, ttl]);
-      if (out.job !== null) await applyIndex([['remove', id, 0, 0, 0]]);
+      if (out.events.length > 0) await applyIndex([['finish', id, 0, now, 0]]);
+      else if (out.job !== null) await applyIndex([['remove', id, 0, 0, 0]]);
       return out;
+    },
+
+    // The job's keys first (one script, lua/delete-13.lua), then its index entries: if the second
+    // step is lost, listJobs, claims and the sweep drop the entries of a job that is gone.
+    async deleteJob(id: string, now: number): Promise<DeleteResult> {
+      const out = await call<DeleteResult>(S.DELETE, id, [new Date(now).toISOString(), maxEvents, '']);
+      if (out.deleted) await indexCall(S.INDEX_DROP(ix, id), [id]);
+      return out;
+    },
+
+    // The due jobs from p{index}:finished, oldest first, then one script per job (which checks
+    // again that the job is finished before the cutoff).
+    async deleteFinishedJobs(query: DeleteFinishedQuery): Promise<DeleteFinishedResult> {
+      if (!(query.limit >= 1)) return { deleted: 0 };
+      const before = new Date(query.finishedBefore).toISOString();
+      const due = (await indexCall(S.INDEX_FINISHED(ix), [query.finishedBefore, Math.floor(query.limit)])) as Array<string | number>;
+      let deleted = 0;
+      for (const raw of due) {
+        const id = String(raw);
+        const out = await call<DeleteResult>(S.DELETE, id, [before, maxEvents, before]);
+        if (out.deleted) {
+          deleted++;
+          await indexCall(S.INDEX_DROP(ix, id), [id]);
+          continue;
+        }
+        // Not deleted: its data expired (finishedTtlSeconds) or went with a delete whose index step
+        // was lost, and it leaves the index; or its score was off, and it is put at its finish time
+        // (either way the next sweep does not find it again).
+        const job = await storage.getJob(id);
+        if (job === null) await indexCall(S.INDEX_DROP(ix, id), [id]);
+        else if (job.finishedAt !== null) await applyIndex([['finish', id, 0, Date.parse(job.finishedAt), 0]]);
+      }
+      return { deleted };
     },
 
     async getRobots(jobId: string, origin: string) {

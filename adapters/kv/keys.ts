@@ -36,6 +36,7 @@
  * | `p{index}:active`         | sorted set | job ids claims visit, by last claim or wake (ms epoch; 0 = new)     |
  * | `p{index}:parked`         | sorted set | parked job ids by park end (ms epoch)                               |
  * | `p{index}:waits`          | sorted set | parked job ids by the end of their first wait on the clock (ms)     |
+ * | `p{index}:finished`       | sorted set | finished job ids by finish time (ms epoch), for the retention sweep |
  * | `p{index}:state:<id>`     | string     | `<version>\|<where>\|<in waits>`: see {@link indexStateKey}         |
  *
  * @module
@@ -195,6 +196,11 @@ export const indexParkedKey = (prefix: string) => `${prefix}{index}:parked`;
 /** Sorted set: parked job ids by the end of their first wait on the clock alone (ms epoch). */
 export const indexWaitsKey = (prefix: string) => `${prefix}{index}:waits`;
 /**
+ * Sorted set: finished (completed, failed, cancelled) job ids by finish time (ms epoch), which the
+ * retention sweep reads oldest first. Jobs that finished before this set existed are not in it.
+ */
+export const indexFinishedKey = (prefix: string) => `${prefix}{index}:finished`;
+/**
  * String: a job's index state `<version>|<where>|<in waits>`: the newest park/wake version applied
  * (the job's `pv`), `a` (in `active`) or `p` (in `parked`), and `1` when in `waits`, else `0`.
  * Jobs indexed by an older version have none; their place is read from the sets.
@@ -210,6 +216,7 @@ export interface IndexKeys {
   active: string;
   parked: string;
   waits: string;
+  finished: string;
   state(jobId: string): string;
   statePrefix: string;
 }
@@ -221,6 +228,7 @@ export function indexKeys(prefix: string): IndexKeys {
     active: indexActiveKey(prefix),
     parked: indexParkedKey(prefix),
     waits: indexWaitsKey(prefix),
+    finished: indexFinishedKey(prefix),
     state: (jobId) => indexStateKey(prefix, jobId),
     statePrefix: indexStatePrefix(prefix),
   };

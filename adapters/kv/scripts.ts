@@ -15,11 +15,13 @@ import claim from './lua/claim-9.lua';
 import complete from './lua/complete-13.lua';
 import completeMany from './lua/complete-many-13.lua';
 import create from './lua/create-7.lua';
+import deleteJob from './lua/delete-13.lua';
 import getRobots from './lua/get-robots-1.lua';
 import indexActive from './lua/index-active-3.lua';
 import indexAdd from './lua/index-add-4.lua';
-import indexApply from './lua/index-apply-4.lua';
-import indexDrop from './lua/index-drop-5.lua';
+import indexApply from './lua/index-apply-5.lua';
+import indexDrop from './lua/index-drop-6.lua';
+import indexFinished from './lua/index-finished-1.lua';
 import indexList from './lua/index-list-1.lua';
 import putRobots from './lua/put-robots-4.lua';
 import readEvents from './lua/read-events-2.lua';
@@ -40,7 +42,8 @@ export interface ScriptCall {
 export type JobScript = (k: JobKeys) => ScriptCall;
 
 // KEYS lists follow the order of keys.ts (job, urls, ready, hosts, hostList, leased, delayed,
-// spares, unsure, events, push, results, robots; index: jobs, ordinal, active, parked, waits, state).
+// spares, unsure, events, push, results, robots; index: jobs, ordinal, active, parked, waits, state,
+// finished).
 
 export const CREATE = (k: JobKeys, seedHost: string): ScriptCall => ({
   name: 'create',
@@ -75,6 +78,9 @@ export const CANCEL: JobScript = (k) => ({
   keys: [k.job, k.urls, k.readyPrefix, k.hosts, k.hostList, k.leased, k.delayed, k.spares, k.unsure, k.events, k.push, k.results, k.robots],
 });
 
+/** Deletes the job's keys (cancelling an active job first); the same KEYS as CANCEL. */
+export const DELETE: JobScript = (k) => ({ ...CANCEL(k), name: 'delete', lua: deleteJob });
+
 export const APPEND_EVENTS: JobScript = (k) => ({ name: 'append-events', lua: appendEvents, keys: [k.job, k.events, k.push] });
 
 export const READ_EVENTS: JobScript = (k) => ({ name: 'read-events', lua: readEvents, keys: [k.job, k.events] });
@@ -96,7 +102,7 @@ export const INDEX_ACTIVE = (ix: IndexKeys): ScriptCall => ({ name: 'index-activ
 export const INDEX_APPLY = (ix: IndexKeys): ScriptCall => ({
   name: 'index-apply',
   lua: indexApply,
-  keys: [ix.active, ix.parked, ix.waits, ix.statePrefix],
+  keys: [ix.active, ix.parked, ix.waits, ix.statePrefix, ix.finished],
 });
 
 export const INDEX_LIST = (ix: IndexKeys): ScriptCall => ({ name: 'index-list', lua: indexList, keys: [ix.jobs] });
@@ -104,5 +110,7 @@ export const INDEX_LIST = (ix: IndexKeys): ScriptCall => ({ name: 'index-list', 
 export const INDEX_DROP = (ix: IndexKeys, jobId: string): ScriptCall => ({
   name: 'index-drop',
   lua: indexDrop,
-  keys: [ix.jobs, ix.active, ix.parked, ix.waits, ix.state(jobId)],
+  keys: [ix.jobs, ix.active, ix.parked, ix.waits, ix.state(jobId), ix.finished],
 });
+
+export const INDEX_FINISHED = (ix: IndexKeys): ScriptCall => ({ name: 'index-finished', lua: indexFinished, keys: [ix.finished] });

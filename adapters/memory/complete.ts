@@ -1,12 +1,13 @@
 /**
  * How leases and jobs end in `memoryStorage()`: `complete()` (the result, the links it admits
  * within `maxPages`, refunds for URLs robots.txt turned out to disallow, the job's finish),
- * `retry()`, `release()` and `cancelJob()`.
+ * `retry()`, `release()`, `cancelJob()` and `deleteJob()`.
  */
 import {
   type CancelResult,
   type CompleteInput,
   type CompleteResult,
+  type DeleteResult,
   type Lease,
   type ProgressEvent,
   type RetryInput,
@@ -15,6 +16,7 @@ import {
 import { append, notify } from './events.js';
 import { addEntry, addSkipped, addSpare, admitSpare } from './frontier.js';
 import { deactivate, delayOf, wake } from './ready.js';
+import { remove, retire } from './retention.js';
 import { ACTIVE, copyJob, type Entry, type JobState, type Store } from './state.js';
 
 /** The lease's job and entry, if the lease is still the entry's current one. */
@@ -47,6 +49,7 @@ function finishIfDone(store: Store, js: JobState, now: number, events: ProgressE
   if (failed) js.job.error = js.firstError ?? { code: 'failed', message: 'no page could be fetched' };
   deactivate(store, js);
   events.push(append(store, js, { type: failed ? 'job:failed' : 'job:completed', at: js.job.finishedAt, ...(failed ? { error: js.job.error! } : {}) }));
+  retire(store, js);
 }
 
 export function complete(store: Store, lease: Lease, input: CompleteInput): CompleteResult {
@@ -170,6 +173,16 @@ export function cancelJob(store: Store, id: string, now: number): CancelResult {
   js.job.counts.inProgress = 0;
   deactivate(store, js);
   const events = [append(store, js, { type: 'job:cancelled', at: js.job.finishedAt })];
+  retire(store, js);
   notify(store, id);
   return { job: copyJob(js.job), events };
+}
+
+export function deleteJob(store: Store, id: string, now: number): DeleteResult {
+  const js = store.jobs.get(id);
+  if (js === undefined) return { deleted: false, events: [] };
+  // Cancelled first: job:cancelled reaches the watchers, and live leases are refused from here on.
+  const { events } = ACTIVE.has(js.job.status) ? cancelJob(store, id, now) : { events: [] };
+  remove(store, js);
+  return { deleted: true, events };
 }

@@ -4,7 +4,8 @@
  * atomic with respect to the others.
  *
  * The parts: state.ts (the data), ready.ts (host politeness and parked jobs), claim.ts,
- * complete.ts (ending leases and jobs, `maxPages`), frontier.ts (adding URLs), events.ts, listing.ts.
+ * complete.ts (ending leases and jobs, `maxPages`, deleting a job), retention.ts (the cap on finished
+ * jobs, the retention sweep), frontier.ts (adding URLs), events.ts, listing.ts.
  *
  * @module crawl-engine/adapters/memory
  */
@@ -16,6 +17,9 @@ import {
   type CompleteItem,
   type CompleteResult,
   CrawlEngineError,
+  type DeleteFinishedQuery,
+  type DeleteFinishedResult,
+  type DeleteResult,
   type CrawlStorage,
   type Job,
   type Lease,
@@ -29,11 +33,12 @@ import {
   type RobotsRecord,
 } from '../../src/storage/index.js';
 import { claim } from './claim.js';
-import { cancelJob, complete, release, retry } from './complete.js';
+import { cancelJob, complete, deleteJob, release, retry } from './complete.js';
 import { append, appendEvents, notify, readEvents, watch } from './events.js';
 import { addEntry } from './frontier.js';
 import { listJobs, listResults } from './listing.js';
 import { wake } from './ready.js';
+import { deleteFinishedJobs } from './retention.js';
 import { copyJob, hostOf, newJobState, newStore } from './state.js';
 
 export interface MemoryStorageOptions {
@@ -43,6 +48,13 @@ export interface MemoryStorageOptions {
    * @default 10000
    */
   maxEventsPerJob?: number;
+  /**
+   * Finished (completed, failed or cancelled) jobs kept: when one more finishes, the one that
+   * finished longest ago is deleted with its results and events. `Infinity` keeps them all (the
+   * memory then grows with every job, some 30 kB each for a small crawl).
+   * @default 1000
+   */
+  maxFinishedJobs?: number;
 }
 
 /** Creates an in-process storage. State lives as long as the returned object. */
@@ -53,7 +65,15 @@ export function memoryStorage(options: MemoryStorageOptions = {}): CrawlStorage 
       errors: [{ path: 'maxEventsPerJob', message: 'expected an integer >= 1' }],
     });
   }
-  const store = newStore(maxEvents);
+  const maxFinished = options.maxFinishedJobs ?? 1000;
+  if (maxFinished !== Number.POSITIVE_INFINITY && (!Number.isInteger(maxFinished) || maxFinished < 1)) {
+    throw new CrawlEngineError(
+      'invalid_options',
+      `invalid memoryStorage options: maxFinishedJobs: expected an integer >= 1 or Infinity, got ${String(maxFinished)}`,
+      { errors: [{ path: 'maxFinishedJobs', message: 'expected an integer >= 1 or Infinity' }] },
+    );
+  }
+  const store = newStore(maxEvents, maxFinished);
 
   const storage: CrawlStorage = {
     name: 'memory',
@@ -61,7 +81,7 @@ export function memoryStorage(options: MemoryStorageOptions = {}): CrawlStorage 
 
     async createJob(job, seed) {
       if (store.jobs.has(job.id)) throw new CrawlEngineError('conflict', `job ${job.id} already exists`);
-      const js = newJobState(job, store.order.length);
+      const js = newJobState(job, store.nextOrdinal++);
       addEntry(js, seed);
       store.jobs.set(job.id, js);
       store.order.push(js);
@@ -108,6 +128,14 @@ export function memoryStorage(options: MemoryStorageOptions = {}): CrawlStorage 
 
     async cancelJob(id: string, now: number): Promise<CancelResult> {
       return cancelJob(store, id, now);
+    },
+
+    async deleteJob(id: string, now: number): Promise<DeleteResult> {
+      return deleteJob(store, id, now);
+    },
+
+    async deleteFinishedJobs(query: DeleteFinishedQuery): Promise<DeleteFinishedResult> {
+      return deleteFinishedJobs(store, query);
     },
 
     async getRobots(jobId: string, origin: string): Promise<RobotsRecord | null> {

@@ -3,6 +3,7 @@
  * job's results in completion order (the cursor is an index into them).
  */
 import { type Job, type ListJobsQuery, type ListResultsQuery, type Paginated, type PageResult, parseDigitsCursor } from '../../src/storage/index.js';
+import { orderIndex } from './retention.js';
 import { copyJob, type Store } from './state.js';
 
 function parseCursor(cursor: string | null | undefined): number | null {
@@ -14,7 +15,8 @@ export function listJobs(store: Store, query: ListJobsQuery): Paginated<Job> {
   const { jobs, order } = store;
   const before = parseCursor(query.cursor);
   const items: Job[] = [];
-  let i = Math.min(before ?? order.length, order.length) - 1;
+  // Ordinals have gaps where jobs were deleted: the cursor is found by search, not as an index.
+  let i = (before === null ? order.length : orderIndex(store, before)) - 1;
   for (; i >= 0 && items.length < query.limit; i--) {
     const js = order[i]!;
     if (query.status === undefined || js.job.status === query.status) items.push(copyJob(js.job));

@@ -88,9 +88,15 @@ export interface HeapItem {
 export interface Store {
   /** Events kept per job. */
   maxEvents: number;
+  /** Finished jobs kept; past it the oldest finished ones are deleted. */
+  maxFinished: number;
   jobs: Map<string, JobState>;
-  /** Jobs in creation order (`ordinal`). */
+  /** Jobs in creation order (`ordinal`, increasing; deleted jobs leave it). */
   order: JobState[];
+  /** The ordinal of the next job created. */
+  nextOrdinal: number;
+  /** Finished (completed, failed, cancelled) jobs in the order they finished, oldest first. */
+  finished: Set<JobState>;
   active: Set<JobState>;
   /**
    * Active jobs that are not parked, least recently served first: a claim visits them in this
@@ -108,11 +114,14 @@ export interface Store {
 
 export const ACTIVE = new Set(['queued', 'running']);
 
-export function newStore(maxEvents: number): Store {
+export function newStore(maxEvents: number, maxFinished: number): Store {
   return {
     maxEvents,
+    maxFinished,
     jobs: new Map(),
     order: [],
+    nextOrdinal: 0,
+    finished: new Set(),
     active: new Set(),
     eligible: new Set(),
     parkedUntil: new MinHeap(),

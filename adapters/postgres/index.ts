@@ -17,6 +17,9 @@ import {
   type CompleteResult,
   CrawlEngineError,
   type CrawlStorage,
+  type DeleteFinishedQuery,
+  type DeleteFinishedResult,
+  type DeleteResult,
   type FrontierLink,
   type Job,
   type Lease,
@@ -266,6 +269,28 @@ export function postgresStorage(options: PostgresStorageOptions): PostgresStorag
 
     async cancelJob(id: string, now: number): Promise<CancelResult> {
       return one<CancelResult>(`SELECT ${t('cancel')}($1::text, $2::text, $3::int) AS r`, [id, new Date(now).toISOString(), maxEvents]);
+    },
+
+    async deleteJob(id: string, now: number): Promise<DeleteResult> {
+      return one<DeleteResult>(`SELECT ${t('delete_job')}($1::text, $2::text, $3::int, NULL) AS r`, [id, new Date(now).toISOString(), maxEvents]);
+    },
+
+    // The due jobs from the jobs_finished index, then one transaction per job (delete_job checks
+    // again under the row lock), so a sweep never holds many jobs' rows locked at once.
+    async deleteFinishedJobs(query: DeleteFinishedQuery): Promise<DeleteFinishedResult> {
+      if (!(query.limit >= 1)) return { deleted: 0 };
+      const before = new Date(query.finishedBefore).toISOString();
+      const due = await run<{ id: string }>(
+        `SELECT id FROM ${t('jobs')} WHERE status IN ('completed', 'failed', 'cancelled') AND finished_at COLLATE "C" < $1::text COLLATE "C"
+         ORDER BY finished_at COLLATE "C", ordinal LIMIT $2`,
+        [before, Math.floor(query.limit)],
+      );
+      let deleted = 0;
+      for (const { id } of due) {
+        const out = await one<DeleteResult>(`SELECT ${t('delete_job')}($1::text, $2::text, $3::int, $4::text) AS r`, [id, before, maxEvents, before]);
+        if (out.deleted) deleted++;
+      }
+      return { deleted };
     },
 
     async getRobots(jobId: string, origin: string) {

@@ -17,6 +17,7 @@ import { appendEventFunction, appendEventsFunction, readEventsFunction } from '.
 import { cancelFunction, createJobFunction, jobJsonFunction } from './sql/jobs.js';
 import { endLeaseFunction, endLeaseFunctionV5, releaseFunctionV1, releaseFunctionV2, retryFunctionV1, retryFunctionV2 } from './sql/leases.js';
 import type { Names } from './sql/names.js';
+import { deleteJobFunctionV6, jobsFinishedIndexV6 } from './sql/retention.js';
 import * as tables from './sql/tables.js';
 
 export { type Names, qualified } from './sql/names.js';
@@ -97,5 +98,10 @@ export const MIGRATIONS: Migration[] = [
     version: 5,
     name: 'set-based complete_many: a batch of one job costs a few statements, not a few per page',
     statements: (n) => [endLeaseFunctionV5(n), completeManyFunctionV5(n, SKIP_CODES_V1_TO_V5)],
+  },
+  {
+    version: 6,
+    name: 'deleting jobs: delete_job, and finished jobs indexed by finish time for the retention sweep',
+    statements: (n) => [jobsFinishedIndexV6(n), deleteJobFunctionV6(n)],
   },
 ];

@@ -1,7 +1,8 @@
-/** Job-level operations: create, cancel, robots.txt records, the event log, listings. */
+/** Job-level operations: create, cancel, delete, robots.txt records, the event log, listings. */
 import {
   type CancelResult,
   CrawlEngineError,
+  type DeleteResult,
   type FrontierLink,
   type Job,
   type NewEvent,
@@ -11,6 +12,7 @@ import {
   type RobotsRecord,
 } from '../../src/storage/index.js';
 import { appendEvent, type Ctx, isActive, jobJson, type JobRow, jobRow } from './rows.js';
+import { FINISHED } from './schema.js';
 
 const notFound = (jobId: string) => new CrawlEngineError('not_found', `job ${JSON.stringify(jobId)} does not exist`);
 
@@ -59,6 +61,36 @@ export function cancelJob(x: Ctx, id: string, now: number): CancelResult {
   x.c.run(`UPDATE ${x.t.jobs} SET status = 'cancelled', finished_at = ?, queued = 0, in_progress = 0, ready_at = 0, wait_at = 0 WHERE id = ?`, nowIso, id);
   const event = appendEvent(x, id, { type: 'job:cancelled', at: nowIso });
   return { job: jobJson(jobRow(x, id)!), events: [event] };
+}
+
+/**
+ * Deletes the job and every row it owns, in the caller's transaction; an active job is cancelled
+ * first (its job:cancelled returned). With `finishedBefore` (ISO time), only a finished job that
+ * finished before it: the retention sweep, which reads the due jobs before this transaction.
+ */
+export function deleteJob(x: Ctx, id: string, now: number, finishedBefore: string | null = null): DeleteResult {
+  const j = jobRow(x, id);
+  if (j === undefined) return { deleted: false, events: [] };
+  if (finishedBefore !== null && (isActive(j.status) || j.finished_at === null || j.finished_at >= finishedBefore)) return { deleted: false, events: [] };
+  const { events } = isActive(j.status) ? cancelJob(x, id, now) : { events: [] };
+  const { c, t } = x;
+  for (const table of [t.frontier, t.hosts, t.results, t.events, t.robots]) c.run(`DELETE FROM ${table} WHERE job_id = ?`, id);
+  c.run(`DELETE FROM ${t.jobs} WHERE id = ?`, id);
+  return { deleted: true, events };
+}
+
+/**
+ * The ids of at most `limit` finished jobs that finished before `finishedBefore`, oldest first.
+ * INDEXED BY: without statistics the planner took jobs_status and sorted every finished job.
+ */
+export function dueJobs(x: Ctx, prefix: string, finishedBefore: string, limit: number): string[] {
+  return x.c
+    .all<{ id: string }>(
+      `SELECT id FROM ${x.t.jobs} INDEXED BY "${prefix}jobs_finished" WHERE ${FINISHED} AND finished_at < ? ORDER BY finished_at, ordinal LIMIT ?`,
+      finishedBefore,
+      limit,
+    )
+    .map((r) => r.id);
 }
 
 export function putRobots(x: Ctx, jobId: string, record: RobotsRecord): void {

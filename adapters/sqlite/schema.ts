@@ -25,6 +25,8 @@ export function tables(prefix: string): Tables {
 
 /** Jobs that claims visit. */
 export const ACTIVE = `status IN ('queued', 'running')`;
+/** Jobs the retention sweep may delete. */
+export const FINISHED = `status IN ('completed', 'failed', 'cancelled')`;
 
 interface Migration {
   version: number;
@@ -115,6 +117,14 @@ export const MIGRATIONS: Migration[] = [
       `CREATE TABLE ${t.events} (job_id TEXT NOT NULL, id INTEGER NOT NULL, event TEXT NOT NULL, PRIMARY KEY (job_id, id)) WITHOUT ROWID`,
       `CREATE TABLE ${t.robots} (job_id TEXT NOT NULL, origin TEXT NOT NULL, record TEXT NOT NULL, PRIMARY KEY (job_id, origin)) WITHOUT ROWID`,
     ],
+  },
+  {
+    version: 2,
+    name: 'finished jobs by finish time, for the retention sweep',
+    // finished_at is an ISO time: text order (BINARY) is time order. Every table a job owns is
+    // reached by job_id through an index already (frontier's UNIQUE, results_job, primary keys),
+    // so deleting a job needs no other.
+    statements: (t, p) => [`CREATE INDEX "${p}jobs_finished" ON ${t.jobs} (finished_at, ordinal) WHERE ${FINISHED}`],
   },
 ];
 

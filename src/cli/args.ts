@@ -7,6 +7,7 @@ export const DEFAULT_MAX_PAGES = 50;
 
 export const USAGE = `Usage: crawl-engine crawl <url> [options]
        crawl-engine resume <jobId> --storage sqlite:FILE|pglite:DIR|postgres://…|redis://… [options]
+       crawl-engine delete <jobId> --storage sqlite:FILE|pglite:DIR|postgres://…|redis://… [--quiet]
        crawl-engine migrate --storage postgres://…|sqlite:FILE|pglite:DIR [--schema S] [--table-prefix P]
 
 Options:
@@ -43,6 +44,9 @@ resume <jobId> continues a job stopped by Ctrl-C or a crash, from the same --sto
 prints the progress so far, crawls to the end and writes every page of the job, like crawl.
 It takes the crawl options that are not stored with the job (--concurrency, --timeout-ms,
 --user-agent, --allow-private-network, --out, --quiet); Ctrl-C prints the exact command.
+
+delete <jobId> deletes a job with its results, events and frontier from the same --storage
+(and --schema / --table-prefix); a job still being crawled is cancelled first.
 
 Concurrency: one host never sees more than min(--concurrency, --per-host-concurrency)
 requests at once, so a single site is fetched 2 at a time by default; raise

@@ -1,19 +1,26 @@
 /**
  * `crawl-engine crawl <url>`: runs a crawl in this process (memory storage unless --storage says
  * otherwise), draws a progress bar on a terminal (plain lines otherwise), writes one JSON line per
- * page, prints a summary. `resume <jobId>` continues a stored job; `migrate` sets up a database.
+ * page, prints a summary. `resume <jobId>` continues a stored job, `delete <jobId>` deletes one;
+ * `migrate` sets up a database.
  *
  * @module crawl-engine/cli
  */
 import { CrawlEngineError } from '../core/errors.js';
 import { USAGE } from './args.js';
 import { crawlCommand } from './commands/crawl.js';
+import { deleteCommand } from './commands/delete.js';
 import { migrateCommand } from './commands/migrate.js';
 import { resumeCommand } from './commands/resume.js';
 import { cliWording, EXIT, StorageError, UsageError } from './errors.js';
 import { interrupt, onSignal, trackHttpSockets } from './interrupt.js';
 
-const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = { crawl: crawlCommand, resume: resumeCommand, migrate: migrateCommand };
+const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
+  crawl: crawlCommand,
+  resume: resumeCommand,
+  delete: deleteCommand,
+  migrate: migrateCommand,
+};
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;

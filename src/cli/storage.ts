@@ -34,11 +34,15 @@ export interface StorageFlags {
 
 export interface OpenOptions {
   /**
-   * For `resume`: open only a storage that exists, with its tables (a mistyped --storage,
-   * --schema or --table-prefix is a usage error naming them, and nothing is created).
+   * For `resume` and `delete`: open only a storage that exists, with its tables (a mistyped
+   * --storage, --schema or --table-prefix is a usage error naming them, and nothing is created).
    */
   existing?: boolean;
+  /** The command named in those usage errors. @default 'resume' */
+  command?: 'resume' | 'delete';
 }
+
+type Existing = false | 'resume' | 'delete';
 
 const EXPECTED = 'expected memory, sqlite:FILE, pglite:DIR, postgres://… or redis://…';
 
@@ -86,6 +90,7 @@ async function requireJobsTable(
   schema: string,
   prefix: string,
   what: string,
+  command: 'resume' | 'delete',
 ): Promise<void> {
   const { rows } = await client.query(
     'SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2',
@@ -93,14 +98,15 @@ async function requireJobsTable(
   );
   if (rows.length === 0) {
     throw new UsageError(
-      `resume: ${what} has no table ${schema}.${prefix}jobs: expected the --storage, --schema and --table-prefix the job was crawled with (resume creates nothing)`,
+      `${command}: ${what} has no table ${schema}.${prefix}jobs: expected the --storage, --schema and --table-prefix the job was crawled with (${command} creates nothing)`,
     );
   }
 }
 
 /** Opens the storage named by --storage and checks that it answers before anything else. */
 export async function openStorage(flags: StorageFlags, options: OpenOptions = {}): Promise<OpenedStorage> {
-  const existing = options.existing === true;
+  // The command that needs an existing storage, named in its errors; false: any storage is opened or created.
+  const existing: Existing = options.existing === true ? (options.command ?? 'resume') : false;
   const spec = flags.storage;
   const schema = flags.schema;
   const tablePrefix = flags['table-prefix'];
@@ -124,7 +130,7 @@ export async function openStorage(flags: StorageFlags, options: OpenOptions = {}
     }
     try {
       const storage = postgresStorage({ client: pool, ...(schema ? { schema } : {}), ...(tablePrefix !== undefined ? { tablePrefix } : {}) });
-      if (existing) await requireJobsTable(pool, schema || 'public', tablePrefix ?? 'crawl_', `Postgres at ${where}`);
+      if (existing) await requireJobsTable(pool, schema || 'public', tablePrefix ?? 'crawl_', `Postgres at ${where}`, existing);
       return { storage, close: () => pool.end(), kind: 'Postgres', where, durable: true, args: [...storageArg(spec), ...extraArgs] };
     } catch (error) {
       await pool.end().catch(() => undefined);
@@ -152,10 +158,10 @@ const sqliteUnsupported = () =>
 const sqliteFailure = (file: string, error: unknown) =>
   new StorageError(`cannot open SQLite file ${file}: ${describeCause(error).replace(/^cannot open ".*?": /, '')}`);
 
-/** For resume: the file must exist and hold the jobs table of the prefix (opening a missing file would create it). */
-async function requireSqliteTables(file: string, prefix: string): Promise<void> {
+/** For resume and delete: the file must exist and hold the jobs table of the prefix (opening a missing file would create it). */
+async function requireSqliteTables(file: string, prefix: string, command: 'resume' | 'delete'): Promise<void> {
   if (!existsSync(file)) {
-    throw new UsageError(`resume: --storage sqlite:${file}: no such file: expected the SQLite file the job was crawled with (resume creates nothing)`);
+    throw new UsageError(`${command}: --storage sqlite:${file}: no such file: expected the SQLite file the job was crawled with (${command} creates nothing)`);
   }
   let found: unknown;
   try {
@@ -171,15 +177,15 @@ async function requireSqliteTables(file: string, prefix: string): Promise<void> 
   }
   if (found === undefined || found === null) {
     throw new UsageError(
-      `resume: SQLite file ${file} has no table ${prefix}jobs: expected the --storage and --table-prefix the job was crawled with (resume creates nothing)`,
+      `${command}: SQLite file ${file} has no table ${prefix}jobs: expected the --storage and --table-prefix the job was crawled with (${command} creates nothing)`,
     );
   }
 }
 
-async function openSqlite(file: string, tablePrefix: string | undefined, existing: boolean): Promise<OpenedStorage> {
+async function openSqlite(file: string, tablePrefix: string | undefined, existing: Existing): Promise<OpenedStorage> {
   quietSqliteWarning();
   const storage = sqliteStorage({ database: file, ...(tablePrefix !== undefined ? { tablePrefix } : {}) });
-  if (existing) await requireSqliteTables(file, tablePrefix ?? 'crawl_');
+  if (existing) await requireSqliteTables(file, tablePrefix ?? 'crawl_', existing);
   let migrated: { applied: number[]; version: number };
   try {
     migrated = await storage.migrate();
@@ -191,8 +197,8 @@ async function openSqlite(file: string, tablePrefix: string | undefined, existin
   return { storage, close: async () => storage.close?.(), kind: 'SQLite', where: file, durable: true, args, migrated };
 }
 
-/** For resume: the folder must exist and be a Postgres data folder (PGlite would create one). */
-function requirePgliteFolder(dir: string): void {
+/** For resume and delete: the folder must exist and be a Postgres data folder (PGlite would create one). */
+function requirePgliteFolder(dir: string, command: 'resume' | 'delete'): void {
   let isFolder = false;
   try {
     isFolder = statSync(dir).isDirectory();
@@ -200,10 +206,12 @@ function requirePgliteFolder(dir: string): void {
     // Missing: below.
   }
   if (!isFolder)
-    throw new UsageError(`resume: --storage pglite:${dir}: no such folder: expected the PGlite folder the job was crawled with (resume creates nothing)`);
+    throw new UsageError(
+      `${command}: --storage pglite:${dir}: no such folder: expected the PGlite folder the job was crawled with (${command} creates nothing)`,
+    );
   if (!existsSync(join(dir, 'PG_VERSION'))) {
     throw new UsageError(
-      `resume: --storage pglite:${dir}: not a PGlite folder (no PG_VERSION in it): expected the PGlite folder the job was crawled with (resume creates nothing)`,
+      `${command}: --storage pglite:${dir}: not a PGlite folder (no PG_VERSION in it): expected the PGlite folder the job was crawled with (${command} creates nothing)`,
     );
   }
 }
@@ -213,7 +221,7 @@ async function openPglite(
   schema: string | undefined,
   tablePrefix: string | undefined,
   extraArgs: string[],
-  existing: boolean,
+  existing: Existing,
 ): Promise<OpenedStorage> {
   type PGliteModule = {
     PGlite: new (
@@ -221,7 +229,7 @@ async function openPglite(
     ) => { waitReady: Promise<void>; close(): Promise<void>; query(text: string, params?: unknown[]): Promise<{ rows: unknown[] }> };
   };
   const { PGlite } = await load<PGliteModule>('@electric-sql/pglite', 'pglite:DIR');
-  if (existing) requirePgliteFolder(dir);
+  if (existing) requirePgliteFolder(dir, existing);
   else {
     try {
       mkdirSync(dir, { recursive: true });
@@ -241,7 +249,7 @@ async function openPglite(
   let storage: CrawlStorage;
   try {
     storage = postgresStorage({ client: db, ...(schema ? { schema } : {}), ...(tablePrefix !== undefined ? { tablePrefix } : {}) });
-    if (existing) await requireJobsTable(db, schema || 'public', tablePrefix ?? 'crawl_', `PGlite folder ${dir}`);
+    if (existing) await requireJobsTable(db, schema || 'public', tablePrefix ?? 'crawl_', `PGlite folder ${dir}`, existing);
   } catch (error) {
     await db.close().catch(() => undefined);
     unlock();

@@ -80,6 +80,31 @@ export interface CrawlEngineOptions {
    * @default logs with console.error
    */
   onListenerError?: (error: unknown, event: ProgressEvent) => void;
+  /**
+   * Deletes finished (completed, failed, cancelled) jobs, with their results, events and frontier,
+   * once they finished more than `finishedJobsMaxAgeMs` ago. The processor does it: each processor
+   * sweeps at most `batchSize` jobs every `intervalMs`, next to a run (so `processor.run()`,
+   * `start()`, the HTTP process route and Next.js `after()` all apply it); a failed sweep never
+   * fails the run. Needs a storage with `deleteFinishedJobs()` (every built-in adapter).
+   * @default undefined (finished jobs are kept until deleted with `jobs.delete()`)
+   */
+  retention?: RetentionOptions;
+}
+
+/** See {@link CrawlEngineOptions.retention}. */
+export interface RetentionOptions {
+  /** Age (since `finishedAt`) past which a finished job is deleted; at least 1000 ms. */
+  finishedJobsMaxAgeMs: number;
+  /**
+   * Jobs deleted per sweep at most (1–10,000).
+   * @default 100
+   */
+  batchSize?: number;
+  /**
+   * Least time between two sweeps of one processor (0–86,400,000 ms).
+   * @default 60000
+   */
+  intervalMs?: number;
 }
 
 export interface CrawlOptions {
@@ -146,9 +171,23 @@ const optionsSchema = z
     maxLinksPerPage: int(1, 1_000_000).default(1000),
     extract: z.custom<ExtractFunction>((value) => typeof value === 'function', 'expected a function').optional(),
     onListenerError: z.custom<ListenerErrorHandler>((value) => typeof value === 'function', 'expected a function').optional(),
+    retention: z
+      .strictObject({
+        finishedJobsMaxAgeMs: int(1000, 100 * 365 * 86_400_000),
+        batchSize: int(1, 10_000).default(100),
+        intervalMs: int(0, 86_400_000).default(60_000),
+      })
+      .optional(),
   })
   .strict()
   .superRefine((options, ctx) => {
+    if (options.retention !== undefined && typeof options.storage.deleteFinishedJobs !== 'function') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['retention'],
+        message: `expected a storage with deleteFinishedJobs() (${options.storage.name ?? 'this storage'} has none)`,
+      });
+    }
     if (options.leaseMs !== undefined && options.leaseMs < options.fetch.timeoutMs) {
       ctx.addIssue({
         code: 'custom',
@@ -189,6 +228,7 @@ export function createCrawlEngine(options: CrawlEngineOptions): CrawlEngine {
     maxLinksPerPage: settings.maxLinksPerPage,
     extract: settings.extract,
     now,
+    ...(settings.retention === undefined ? {} : { retention: settings.retention }),
   });
   const progress = createProgressApi(storage);
 

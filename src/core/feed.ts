@@ -199,12 +199,14 @@ export class JobFeed {
     let delay = 0;
     let lastRead = Number.NEGATIVE_INFINITY;
     try {
+      let empty = 0;
       while (this.paces.size > 0 && !this.ended) {
         const spacing = Math.min(MAX_READ_SPACING_MS, this.paces.size * READ_SPACING_PER_SUBSCRIBER_MS);
         const gap = lastRead + spacing - performance.now();
         if (gap >= 1) await new Promise((resolve) => setTimeout(resolve, gap));
         if (this.paces.size === 0) break;
         lastRead = performance.now();
+        const poked = this.woken;
         this.woken = false;
         if (unwatch !== null && !storage.capabilities.push) {
           // Push turned out unavailable (a REST server without subscribe): poll as without it.
@@ -222,8 +224,11 @@ export class JobFeed {
         if (events.length > 0) delay = first;
         if (this.ended) return;
         if (events.length === FEED_PAGE) continue;
-        if (events.length === 0 && !this.checked) {
-          // An unknown job, or a feed started past the terminal event, would wait forever.
+        if (events.length === 0) empty++;
+        // An unknown job, a feed started past the terminal event, or a job deleted while followed
+        // (its events go with it) would wait forever: the job is looked at on the first empty
+        // read, on one that followed a push (a delete wakes watchers), and on every 8th.
+        if (events.length === 0 && (!this.checked || poked || empty % 8 === 0)) {
           this.checked = true;
           const job = await storage.getJob(jobId);
           if (generation !== this.generation) continue;

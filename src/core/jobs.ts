@@ -1,5 +1,5 @@
 /**
- * Job input schema and the `engine.jobs` API: create, get, cancel, list, results.
+ * Job input schema and the `engine.jobs` API: create, get, cancel, delete, list, results.
  */
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
@@ -119,6 +119,13 @@ export interface JobsApi {
   get(id: string): Promise<Job | null>;
   /** Idempotent; no URL of a cancelled job is fetched afterwards. Throws `not_found`. */
   cancel(id: string): Promise<Job>;
+  /**
+   * Deletes the job with its results, events, frontier and robots.txt records; true if it existed,
+   * false if there was no such job. A queued or running job is cancelled first: `job:cancelled` is
+   * emitted, and its pages still in flight are not stored. Throws `invalid_input` naming `id` for
+   * an id that is not one, and `unsupported` when the storage has no `deleteJob()`.
+   */
+  delete(id: string): Promise<boolean>;
   list(options?: ListJobsOptions): Promise<Paginated<Job>>;
   /** Stored page results in the order they were stored. */
   results(id: string, options?: ListResultsOptions): Promise<Paginated<PageResult>>;
@@ -169,6 +176,19 @@ export function createJobsApi(
       if (job === null) throw notFound();
       emit(events);
       return job;
+    },
+
+    async delete(id) {
+      if (typeof id !== 'string' || !JOB_ID_PATTERN.test(id)) {
+        const got = typeof id === 'string' ? JSON.stringify(id.slice(0, 80)) : typeof id;
+        throw invalid('invalid_input', 'delete() arguments', [{ path: 'id', message: `expected a job id (1 to 64 letters, digits, _ and -), got ${got}` }]);
+      }
+      if (typeof storage.deleteJob !== 'function') {
+        throw new CrawlEngineError('unsupported', `the ${storage.name} storage cannot delete jobs: it has no deleteJob()`);
+      }
+      const { deleted, events } = await storage.deleteJob(id, now());
+      emit(events);
+      return deleted;
     },
 
     async list(options = {}) {

@@ -54,7 +54,8 @@ export interface SubscribeOptions {
 export interface ProgressApi {
   /**
    * Every stored event of the job with an id greater than `after`, then new ones as they are
-   * stored, ending after the terminal event (or when `signal` aborts). Works across processes.
+   * stored, ending after the terminal event (or when `signal` aborts, or soon after the job is
+   * deleted). Works across processes.
    */
   subscribe(jobId: string, options?: SubscribeOptions): AsyncIterable<ProgressEvent>;
   /**
@@ -268,7 +269,9 @@ async function* readAlone(
   let delay = first;
   signal?.addEventListener('abort', poke);
   try {
+    let empty = 0;
     while (!signal?.aborted) {
+      const poked = woken;
       woken = false;
       if (unwatch !== null && !storage.capabilities.push) {
         // Push turned out unavailable (a REST server without subscribe): poll as without it.
@@ -287,8 +290,11 @@ async function* readAlone(
       }
       if (events.length > 0) delay = first;
       if (events.length === FEED_PAGE) continue;
-      if (events.length === 0 && !checked) {
-        // An unknown job, or a reader already past the terminal event, would wait forever.
+      if (events.length === 0) empty++;
+      // An unknown job, a reader already past the terminal event, or a job deleted while followed
+      // (its events go with it) would wait forever: the job is looked at on the first empty read,
+      // on one that followed a push (a delete wakes watchers), and on every 8th.
+      if (events.length === 0 && (!checked || poked || empty % 8 === 0)) {
         checked = true;
         const job = await storage.getJob(jobId);
         if (job === null || TERMINAL_STATUSES.has(job.status)) {

@@ -4,7 +4,7 @@
  * losing or doubling work.
  *
  * Public as `crawl-engine/storage`. The invariants an implementation keeps, each with the
- * conformance tests that check it, are in docs/adapters.md (I1–I19 there).
+ * conformance tests that check it, are in docs/adapters.md (I1–I22 there).
  *
  * @module
  */
@@ -126,6 +126,26 @@ export interface CancelResult {
   events: ProgressEvent[];
 }
 
+export interface DeleteResult {
+  /** False when there was no job with that id. */
+  deleted: boolean;
+  /** `job:cancelled` when the job was queued or running (it is cancelled first), else nothing. */
+  events: ProgressEvent[];
+}
+
+/** Which finished jobs {@link CrawlStorage.deleteFinishedJobs} removes. */
+export interface DeleteFinishedQuery {
+  /** Epoch ms: only jobs that finished (completed, failed or were cancelled) strictly before this. */
+  finishedBefore: number;
+  /** The most jobs one call removes (a bound on its work, whatever the size of the jobs). */
+  limit: number;
+}
+
+export interface DeleteFinishedResult {
+  /** How many jobs were removed (at most `limit`). */
+  deleted: number;
+}
+
 /** Fields of a new event; storage assigns the id and the counts. */
 export interface NewEvent {
   type: ProgressEvent['type'];
@@ -230,6 +250,28 @@ export interface CrawlStorage {
   release(leases: Lease[]): Promise<number>;
   /** Idempotent. Pending URLs are never claimed again and live leases stop being current. */
   cancelJob(id: string, now: number): Promise<CancelResult>;
+
+  /**
+   * Removes a job and everything it owns: its row, frontier, results, events, robots.txt records,
+   * per-host state and its entries in any index shared by jobs; nothing of another job changes. A
+   * queued or running job is cancelled first, as by `cancelJob` (its `job:cancelled` is appended,
+   * waking watchers, and returned): its live leases stop being current, so a late `complete`,
+   * `retry` or `release` is refused and stores nothing. Afterwards the job is as if it never
+   * existed: `getJob` null, not listed, no results, no events. All or nothing; a job with many
+   * results must not hold other jobs up for long (see docs/adapters.md for each adapter's bound).
+   *
+   * Optional: without it the engine's `jobs.delete` fails with `unsupported`.
+   */
+  deleteJob?(id: string, now: number): Promise<DeleteResult>;
+  /**
+   * Retention: removes, as `deleteJob` does, at most `limit` finished jobs (completed, failed or
+   * cancelled) whose `finishedAt` is before `finishedBefore`, oldest finish first; never a queued
+   * or running one. Each job goes all or nothing; the call as a whole need not be atomic. Finding
+   * them is cheap (an index), however many jobs are kept.
+   *
+   * Optional: without it the engine's `retention` option is refused.
+   */
+  deleteFinishedJobs?(query: DeleteFinishedQuery): Promise<DeleteFinishedResult>;
 
   /** The job's stored robots.txt record for an origin, or null. */
   getRobots(jobId: string, origin: string): Promise<RobotsRecord | null>;

@@ -164,4 +164,10 @@ export interface RunReport {
   jobsTouched: string[];
   /** Storage errors that ended the run early; the URLs involved return to the queue when their leases expire. */
   errors: string[];
+  /**
+   * Present when the run swept finished jobs (the engine's `retention` option): how many it
+   * deleted, and the error of a sweep that failed (a failed sweep never fails the run; the next
+   * one tries again).
+   */
+  retention?: { deleted: number; error?: string };
 }

@@ -1,8 +1,11 @@
 /** The options of `createCrawlHandler` and the action names `authorize` sees. */
 import type { Job } from '../core/types.js';
 
-/** What a request wants to do, for `authorize`. */
-export type CrawlAction = 'create' | 'list' | 'read' | 'cancel' | 'results' | 'events' | 'process';
+/**
+ * What a request wants to do, for `authorize`. `delete` is `DELETE /jobs/:id?purge=true`, which
+ * removes the job and its data (`cancel` is the same route without `purge`).
+ */
+export type CrawlAction = 'create' | 'list' | 'read' | 'cancel' | 'delete' | 'results' | 'events' | 'process';
 
 export interface CrawlHandlerOptions {
   /**

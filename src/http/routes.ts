@@ -50,6 +50,7 @@ const listQuery = z.object({
 });
 const resultsQuery = z.object({ limit: numberParam(1, 1000).optional(), cursor: cursorParam.optional() });
 const afterParam = z.string().regex(/^\d{1,20}$/, 'expected an event id (digits)');
+const purgeQuery = z.object({ purge: z.enum(['true', 'false'], { error: 'expected true or false' }).optional() });
 
 function json(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
   return new Response(JSON.stringify(body), {
@@ -164,8 +165,17 @@ export function crawlRoutes(engine: CrawlEngine, options: CrawlHandlerOptions, s
     return json(await existingJob(params.id!));
   };
 
-  const cancelJob: RouteHandler = async ({ req, params }) => {
+  const cancelJob: RouteHandler = async ({ req, url, params }) => {
     const jobId = params.id!;
+    // Read first: it decides the action authorize() is asked about.
+    const { purge } = queryOf(purgeQuery, url);
+    if (purge === 'true') {
+      await authorize(req, 'delete', jobId);
+      // 404 for a malformed id too, as on every job route; one deleted meanwhile is gone as well.
+      const deleted = JOB_ID_PATTERN.test(jobId) && (await engine.jobs.delete(jobId));
+      if (!deleted) throw new HttpProblem(problem(404, 'not_found', `job ${JSON.stringify(jobId)} does not exist`));
+      return json({ id: jobId, deleted: true });
+    }
     await authorize(req, 'cancel', jobId);
     const job = await existingJob(jobId);
     if (job.status === 'completed' || job.status === 'failed') {

@@ -9,6 +9,7 @@
 import type { CrawlStorage } from '../core/storage.js';
 import { batchTests } from './batches.js';
 import { claimTests } from './claims.js';
+import { deleteTests } from './delete.js';
 import { completionTests } from './completion.js';
 import { eventTests } from './events.js';
 import type { Register } from './fixtures.js';
@@ -116,6 +117,7 @@ export function runStorageConformance(options: ConformanceOptions): void {
     politenessTests(it);
     eventTests(it, options.eventLimit);
     watchTests(it);
+    deleteTests(it);
     if (options.model !== false) modelTests(it, options.model ?? {}, timeout);
   });
 }

@@ -7,9 +7,10 @@
  *
  * Parts: `robots-policy` (robots.txt records and verdicts), `pipeline` (one lease from fetch to
  * stored outcome), `batcher` (group commit of outcomes), `run` (the scheduler behind `run()`),
- * `worker` (the loop behind `start()`).
+ * `worker` (the loop behind `start()`), `retention` (deleting finished jobs past their age).
  */
 import { createPipeline } from './pipeline.js';
+import { createSweeper } from './retention.js';
 import { createRobotsPolicy } from './robots-policy.js';
 import { runScheduler } from './run.js';
 import type { Processor, ProcessorDeps, RunOptions, StartOptions } from './types.js';
@@ -21,6 +22,13 @@ export type { BatchOptions, ExtractContext, ExtractFunction, Processor, Processo
 
 export function createProcessor(deps: ProcessorDeps): Processor {
   const pipeline = createPipeline(deps, createRobotsPolicy(deps));
-  const run = (options: RunOptions = {}) => runScheduler(deps, pipeline, options);
+  const sweep = deps.retention === undefined ? () => null : createSweeper(deps.storage, deps.retention, deps.now);
+  const run = async (options: RunOptions = {}) => {
+    // Started with the run and awaited before it returns (a serverless function may stop then).
+    const sweeping = sweep();
+    const report = await runScheduler(deps, pipeline, options);
+    if (sweeping !== null) report.retention = await sweeping;
+    return report;
+  };
   return { run, start: (options: StartOptions = {}) => startWorker(run, options) };
 }

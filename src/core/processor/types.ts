@@ -98,4 +98,13 @@ export interface ProcessorDeps {
   maxLinksPerPage: number;
   extract: ExtractFunction | undefined;
   now: () => number;
+  /** The engine's `retention` option, with defaults applied; undefined: finished jobs are kept. */
+  retention?: RetentionSettings;
+}
+
+/** See `CrawlEngineOptions.retention`. */
+export interface RetentionSettings {
+  finishedJobsMaxAgeMs: number;
+  batchSize: number;
+  intervalMs: number;
 }

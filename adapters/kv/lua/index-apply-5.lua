@@ -2,7 +2,8 @@
 --   touch   a job that gave URLs moves to the back of the active line (if active)
 --   park    the job moves from active to parked (and to waits when it waits on the clock)
 --   wake    the job moves back to active
---   remove  the job finished or was cancelled: it leaves the index's sets (not `jobs`)
+--   remove  the job is no longer active: it leaves the index's sets (not `jobs`)
+--   finish  the job finished or was cancelled: as remove, and it joins `finished` at its finish time
 -- park and wake apply only when the job is still indexed and the version is newer than the last
 -- one applied, so a late write never undoes a newer decision.
 --
@@ -12,19 +13,21 @@
 --   KEYS[3]  waits   sorted set: parked job ids by the end of their first wait on the clock (ms epoch)
 --   KEYS[4]  state   key prefix of the per-job index states; a job's is KEYS[4] .. id. Exception to
 --                    "every key in KEYS": one call carries a variable number of jobs.
+--   KEYS[5]  finished  sorted set: finished job ids by finish time (ms epoch), for the retention sweep
 --
 -- Index state, a string `<version>|<where>|<in waits>`: the newest park/wake version applied
 -- (integer), `a` (in active) or `p` (in parked), and '1' when in waits, else '0'. Jobs indexed by
 -- an older version have none: their place is read from the sets.
 --
--- ARGV: groups of 5, one per update: op (touch | park | wake | remove), job id, version (integer,
--- the job's `pv`), score (ms epoch: the new place in active or parked), wait (ms epoch, 0 if none).
+-- ARGV: groups of 5, one per update: op (touch | park | wake | remove | finish), job id, version
+-- (integer, the job's `pv`), score (ms epoch: the new place in active or parked; for finish, the
+-- finish time), wait (ms epoch, 0 if none).
 --
 -- Returns 1.
 --
 --- @include "includes/values"
 
-local activeKey, parkedKey, waitsKey, statePrefix = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local activeKey, parkedKey, waitsKey, statePrefix, finishedKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 
 local i = 1
 while ARGV[i] do
@@ -32,11 +35,12 @@ while ARGV[i] do
   local state = statePrefix .. id
   if op == 'touch' then
     redis.call('ZADD', activeKey, 'XX', score, id)
-  elseif op == 'remove' then
+  elseif op == 'remove' or op == 'finish' then
     redis.call('ZREM', activeKey, id)
     redis.call('ZREM', parkedKey, id)
     redis.call('ZREM', waitsKey, id)
     redis.call('DEL', state)
+    if op == 'finish' then redis.call('ZADD', finishedKey, score, id) end
   else
     local seen, where, waits = nil, nil, nil
     local cur = redis.call('GET', state)

@@ -1,4 +1,4 @@
--- Forgets a job whose data expired (finishedTtlSeconds).
+-- Forgets a job: one deleted (delete-13.lua), or whose data expired (finishedTtlSeconds).
 --
 -- KEYS (adapters/kv/keys.ts; the index keys share the hash tag {index}):
 --   KEYS[1]  jobs    sorted set: every job id by ordinal
@@ -6,17 +6,19 @@
 --   KEYS[3]  parked  sorted set: parked job ids
 --   KEYS[4]  waits   sorted set: parked job ids waiting on the clock
 --   KEYS[5]  state   string: the job's index state
+--   KEYS[6]  finished  sorted set: finished job ids by finish time
 --
 -- ARGV:
 --   ARGV[1]  job id
 --
 -- Returns 1 when the job was in `jobs`, else 0.
 
-local jobsKey, activeKey, parkedKey, waitsKey, stateKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local jobsKey, activeKey, parkedKey, waitsKey, stateKey, finishedKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local id = ARGV[1]
 
 redis.call('ZREM', activeKey, id)
 redis.call('ZREM', parkedKey, id)
 redis.call('ZREM', waitsKey, id)
+redis.call('ZREM', finishedKey, id)
 redis.call('DEL', stateKey)
 return redis.call('ZREM', jobsKey, id)

@@ -1,0 +1,58 @@
+/**
+ * Deleting jobs in `memoryStorage()`: removing a job and everything it holds (`deleteJob()` in
+ * complete.ts cancels an active one first), the retention sweep `deleteFinishedJobs()`, and the
+ * cap on finished jobs kept (`maxFinishedJobs`), which deletes the oldest finished jobs as others
+ * finish.
+ */
+import type { DeleteFinishedQuery, DeleteFinishedResult } from '../../src/storage/index.js';
+import { notify } from './events.js';
+import type { JobState, Store } from './state.js';
+
+/** Index in `store.order` of the first job whose ordinal is at least `ordinal`. */
+export function orderIndex(store: Store, ordinal: number): number {
+  const { order } = store;
+  let lo = 0;
+  let hi = order.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (order[mid]!.ordinal < ordinal) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** Drops a finished job from every structure of the store; its watchers wake and find nothing. */
+export function remove(store: Store, js: JobState): void {
+  store.jobs.delete(js.job.id);
+  store.finished.delete(js);
+  const at = orderIndex(store, js.ordinal);
+  if (store.order[at] === js) store.order.splice(at, 1);
+  // Parked-job heaps may still hold it: their items are stale once the job is not active.
+  store.active.delete(js);
+  store.eligible.delete(js);
+  js.stamp++;
+  notify(store, js.job.id);
+}
+
+/** A job just finished (completed, failed or cancelled): keep at most `maxFinished` of them. */
+export function retire(store: Store, js: JobState): void {
+  store.finished.add(js);
+  for (const oldest of store.finished) {
+    if (store.finished.size <= store.maxFinished) break;
+    remove(store, oldest);
+  }
+}
+
+export function deleteFinishedJobs(store: Store, query: DeleteFinishedQuery): DeleteFinishedResult {
+  // `finished` is in the order jobs finished, which is finishedAt order unless callers' clocks
+  // disagree: sorted to be sure (a stable sort, over at most maxFinishedJobs jobs).
+  const due: Array<{ js: JobState; at: number }> = [];
+  for (const js of store.finished) {
+    const at = Date.parse(js.job.finishedAt!);
+    if (at < query.finishedBefore) due.push({ js, at });
+  }
+  due.sort((a, b) => a.at - b.at);
+  const chosen = due.slice(0, Math.max(0, query.limit));
+  for (const { js } of chosen) remove(store, js);
+  return { deleted: chosen.length };
+}

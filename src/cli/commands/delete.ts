@@ -1,0 +1,48 @@
+/**
+ * `crawl-engine delete <jobId> --storage …`: deletes a stored job with its results, events and
+ * frontier (cancelling it first if a process is still crawling it).
+ */
+import { JOB_ID_PATTERN } from '../../core/jobs.js';
+import { parseOptions, STORAGE_OPTIONS, USAGE } from '../args.js';
+import { storageFailure, UsageError } from '../errors.js';
+import { countsLine } from '../render.js';
+import { openStorage } from '../storage.js';
+
+const DELETE_OPTIONS = { ...STORAGE_OPTIONS, quiet: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } as const;
+
+export async function deleteCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseOptions(argv, DELETE_OPTIONS);
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (positionals.length !== 1)
+    throw new UsageError(positionals.length === 0 ? 'delete: missing <jobId>' : `delete: expected one <jobId>, got ${positionals.length}`);
+  const jobId = positionals[0]!;
+  if (!JOB_ID_PATTERN.test(jobId)) throw new UsageError(`delete: <jobId>: expected a job id such as job_…, got ${JSON.stringify(jobId.slice(0, 80))}`);
+  if (values.storage === undefined || values.storage === 'memory') {
+    throw new UsageError('delete: --storage is required: the sqlite:FILE, pglite:DIR, postgres://… or redis://… the job was crawled with');
+  }
+  // Only what exists: a mistyped --storage, --schema or --table-prefix must not create a storage.
+  const opened = await openStorage(values, { existing: true, command: 'delete' });
+  try {
+    // Postgres needs the delete_job function of migration 6.
+    if ('migrate' in opened.storage) await (opened.storage as { migrate(): Promise<unknown> }).migrate();
+    const job = await opened.storage.getJob(jobId);
+    if (job === null)
+      throw new UsageError(
+        `delete: no job ${jobId} in ${opened.kind} at ${opened.where} (check --storage${opened.kind === 'Postgres' || opened.kind === 'PGlite' ? ', --schema' : ''} and --table-prefix)`,
+      );
+    const { deleted } = await opened.storage.deleteJob!(jobId, Date.now());
+    if (!values.quiet) {
+      process.stderr.write(
+        deleted ? `Deleted job ${job.id} (${job.url}), ${job.status}: ${countsLine(job)}.\n` : `Job ${jobId} was deleted meanwhile by another process.\n`,
+      );
+    }
+    return 0;
+  } catch (error) {
+    throw storageFailure(error, opened);
+  } finally {
+    await opened.close();
+  }
+}
