@@ -112,6 +112,9 @@ describe('the client', () => {
     const pending = client.watch(other.id, { onEvent: () => undefined, signal: aborted.signal });
     aborted.abort();
     expect(await pending).toBeNull();
+    expect(await client.deleteJob(other.id)).toEqual({ id: other.id, deleted: true });
+    expect(await client.getJob(other.id).catch((e: unknown) => e)).toMatchObject({ status: 404 });
+    expect(await client.deleteJob(other.id).catch((e: unknown) => e)).toMatchObject({ status: 404 });
     await engine.close();
   });
 });

@@ -90,6 +90,8 @@ export interface CrawlClient {
   createJob(input: JobInput): Promise<Job>;
   getJob(id: string): Promise<Job>;
   cancelJob(id: string): Promise<Job>;
+  /** Deletes the job and everything stored with it (`DELETE …?purge=true`), cancelling it first when active. */
+  deleteJob(id: string): Promise<{ id: string; deleted: boolean }>;
   listJobs(query?: { status?: JobStatus; limit?: number; cursor?: string | null }): Promise<Paginated<Job>>;
   results(id: string, query?: { limit?: number; cursor?: string | null }): Promise<Paginated<PageResult>>;
   /** The events URL of a job, for your own EventSource. */
@@ -125,6 +127,7 @@ export function createCrawlClient(options: CrawlClientOptions = {}): CrawlClient
     createJob: (input) => call('POST', '/jobs', input),
     getJob: (id) => call('GET', job(id)),
     cancelJob: (id) => call('DELETE', job(id)),
+    deleteJob: (id) => call('DELETE', `${job(id)}?purge=true`),
     listJobs: (q = {}) => call('GET', `/jobs${query(q)}`),
     results: (id, q = {}) => call('GET', `${job(id)}/results${query(q)}`),
     eventsUrl: (id) => `${base}${job(id)}/events`,
