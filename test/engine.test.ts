@@ -1,3 +1,4 @@
+import { sweepEach } from '../src/storage/index.js';
 import { afterEach, describe, expect, test } from 'vitest';
 import { memoryStorage } from '../adapters/memory/index.js';
 import { pagesWithin, startSite, type Site } from './fixtures/site.mjs';
@@ -303,5 +304,23 @@ describe('createCrawlEngine() options', () => {
     expect(() => createCrawlEngine({ storage: memoryStorage(), fetch: { timeoutMs: -1 } })).toThrow(/fetch\.timeoutMs/);
     expect(() => createCrawlEngine({ storage: memoryStorage(), leaseMs: 1000 })).toThrow(/leaseMs: expected at least fetch\.timeoutMs/);
     expect(() => createCrawlEngine({ storage: memoryStorage(), fetch: { typo: 1 } as never })).toThrow(/fetch/);
+  });
+});
+
+describe('sweepEach (the loop of adapters that delete finished jobs one at a time)', () => {
+  test('stops between jobs past the deadline, after at least one, and skips a job whose removal fails', async () => {
+    const removed: string[] = [];
+    const remove = async (id: string) => {
+      if (id === 'bad') throw new Error('cannot');
+      removed.push(id);
+      return true;
+    };
+    expect(await sweepEach(['bad', 'a', 'b'], {}, remove)).toEqual({ deleted: 2 });
+    expect(removed).toEqual(['a', 'b']);
+    removed.length = 0;
+    expect(await sweepEach(['a', 'b', 'c'], { deadline: Date.now() - 1 }, remove)).toEqual({ deleted: 1 });
+    expect(removed).toEqual(['a']);
+    await expect(sweepEach(['bad', 'bad'], {}, remove)).rejects.toThrow('cannot');
+    expect(await sweepEach([], {}, remove)).toEqual({ deleted: 0 });
   });
 });

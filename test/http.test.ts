@@ -149,6 +149,22 @@ describe('job routes', () => {
     await engine.close();
   });
 
+  test('DELETE ?purge=true on a storage that cannot delete is 501 not_implemented, not a server error', async () => {
+    const storage = memoryStorage();
+    const limited = new Proxy(storage, {
+      get: (target, prop) => (prop === 'deleteJob' ? undefined : (Reflect.get(target, prop, target) as unknown)),
+    });
+    const errors: unknown[] = [];
+    const engine = createCrawlEngine({ storage: limited });
+    const handler = createCrawlHandler(engine, { onError: (error) => errors.push(error) });
+    const job = await engine.jobs.create({ url: 'https://example.com/' });
+    const res = await handler(new Request(`${BASE}/jobs/${job.id}?purge=true`, { method: 'DELETE' }));
+    expect(res.status).toBe(501);
+    expect(await problemOf(res)).toMatchObject({ code: 'not_implemented' });
+    expect(errors).toEqual([]);
+    expect((await engine.jobs.get(job.id))?.status).toBe('queued');
+  });
+
   test('DELETE ?purge=true asks authorize() for the action delete, and a refusal deletes nothing', async () => {
     const seen: string[] = [];
     const { post, call, engine } = setup({

@@ -74,6 +74,27 @@ describe('memoryStorage()', () => {
       expect(listed.items.map((j) => j.status).sort()).toEqual(['completed', 'completed', 'queued', 'running']);
     });
 
+    test('deleting an active job at the cap evicts no other job', async () => {
+      const storage = memoryStorage({ maxFinishedJobs: 1 });
+      const [done, running] = [await create(storage), await create(storage)];
+      await finish(storage, done, T + 1);
+      await storage.claim({ limit: 1, leaseMs: 1000, now: T + 2, jobId: running });
+      expect((await storage.deleteJob!(running, T + 3)).deleted).toBe(true);
+      expect((await storage.getJob(done))?.status).toBe('completed');
+      expect((await storage.listResults(done, { limit: 10 })).items).toHaveLength(1);
+      // A robots.txt fetched for the deleted job lands on nothing, without an error.
+      await storage.putRobots(running, {
+        origin: 'http://example.test',
+        status: 'unavailable',
+        rules: [],
+        crawlDelayMs: null,
+        httpStatus: 404,
+        fetchedAt: new Date(T).toISOString(),
+        expiresAt: T + 1000,
+      });
+      expect(await storage.getRobots(running, 'http://example.test')).toBeNull();
+    });
+
     test('defaults to 1000', async () => {
       const storage = memoryStorage();
       const ids: string[] = [];

@@ -147,7 +147,7 @@ export function release(store: Store, leases: Lease[]): number {
   return released;
 }
 
-export function cancelJob(store: Store, id: string, now: number): CancelResult {
+export function cancelJob(store: Store, id: string, now: number, keep = true): CancelResult {
   const js = store.jobs.get(id);
   if (js === undefined) return { job: null, events: [] };
   if (!ACTIVE.has(js.job.status)) return { job: copyJob(js.job), events: [] };
@@ -173,7 +173,9 @@ export function cancelJob(store: Store, id: string, now: number): CancelResult {
   js.job.counts.inProgress = 0;
   deactivate(store, js);
   const events = [append(store, js, { type: 'job:cancelled', at: js.job.finishedAt })];
-  retire(store, js);
+  // Kept among the finished jobs unless it is about to be deleted: retiring it would evict the
+  // oldest finished job at the cap, another job, for one that is going anyway.
+  if (keep) retire(store, js);
   notify(store, id);
   return { job: copyJob(js.job), events };
 }
@@ -182,7 +184,7 @@ export function deleteJob(store: Store, id: string, now: number): DeleteResult {
   const js = store.jobs.get(id);
   if (js === undefined) return { deleted: false, events: [] };
   // Cancelled first: job:cancelled reaches the watchers, and live leases are refused from here on.
-  const { events } = ACTIVE.has(js.job.status) ? cancelJob(store, id, now) : { events: [] };
+  const { events } = ACTIVE.has(js.job.status) ? cancelJob(store, id, now, false) : { events: [] };
   remove(store, js);
   return { deleted: true, events };
 }

@@ -145,7 +145,8 @@ export function memoryStorage(options: MemoryStorageOptions = {}): CrawlStorage 
 
     async putRobots(jobId: string, record: RobotsRecord): Promise<void> {
       const js = store.jobs.get(jobId);
-      if (js === undefined) throw new CrawlEngineError('not_found', `job ${JSON.stringify(jobId)} does not exist`);
+      // A job deleted while its robots.txt was being fetched: nothing to keep it for (as on Postgres and KV).
+      if (js === undefined) return;
       js.robots.set(record.origin, structuredClone(record));
       hostOf(js, new URL(record.origin).hostname).crawlDelayMs = record.crawlDelayMs ?? 0;
       // A shorter Crawl-delay may give a host more slots at once.

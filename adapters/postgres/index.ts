@@ -32,6 +32,7 @@ import {
   parseDigitsCursor,
   type RetryInput,
   type RobotsRecord,
+  sweepEach,
 } from '../../src/storage/index.js';
 import { notifications } from './listen.js';
 import { MIGRATIONS, qualified, type Names } from './schema.js';
@@ -285,12 +286,12 @@ export function postgresStorage(options: PostgresStorageOptions): PostgresStorag
          ORDER BY finished_at COLLATE "C", ordinal LIMIT $2`,
         [before, Math.floor(query.limit)],
       );
-      let deleted = 0;
-      for (const { id } of due) {
-        const out = await one<DeleteResult>(`SELECT ${t('delete_job')}($1::text, $2::text, $3::int, $4::text) AS r`, [id, before, maxEvents, before]);
-        if (out.deleted) deleted++;
-      }
-      return { deleted };
+      return sweepEach(
+        due.map((row) => row.id),
+        query,
+        async (id) =>
+          (await one<DeleteResult>(`SELECT ${t('delete_job')}($1::text, $2::text, $3::int, $4::text) AS r`, [id, before, maxEvents, before])).deleted,
+      );
     },
 
     async getRobots(jobId: string, origin: string) {

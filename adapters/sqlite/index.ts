@@ -8,7 +8,7 @@
  *
  * @module crawl-engine/adapters/sqlite
  */
-import { type CompleteResult, CrawlEngineError, type CrawlStorage, type FieldError, parseDigitsCursor } from '../../src/storage/index.js';
+import { type CompleteResult, CrawlEngineError, type CrawlStorage, type FieldError, parseDigitsCursor, sweepEach } from '../../src/storage/index.js';
 import { claim } from './claim.js';
 import { batches, checkItems, complete, completeMany, release, retry } from './complete.js';
 import { Connection, openFile, type SqliteDatabase } from './driver.js';
@@ -260,14 +260,11 @@ export function sqliteStorage(options: SqliteStorageOptions): SqliteStorage {
       if (!(query.limit >= 1)) return { deleted: 0 };
       const before = new Date(query.finishedBefore).toISOString();
       const due = await read((x) => dueJobs(x, prefix, before, Math.floor(query.limit)));
-      let deleted = 0;
-      for (const id of due) {
-        if ((await write((x) => deleteJob(x, id, query.finishedBefore, before))).deleted) {
-          deleted++;
-          notify(id);
-        }
-      }
-      return { deleted };
+      return sweepEach(due, query, async (id) => {
+        const { deleted } = await write((x) => deleteJob(x, id, query.finishedBefore, before));
+        if (deleted) notify(id);
+        return deleted;
+      });
     },
 
     getRobots: (jobId, origin) => read((x) => getRobots(x, jobId, origin)),

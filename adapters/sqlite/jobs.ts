@@ -95,7 +95,8 @@ export function dueJobs(x: Ctx, prefix: string, finishedBefore: string, limit: n
 
 export function putRobots(x: Ctx, jobId: string, record: RobotsRecord): void {
   const { c, t } = x;
-  if (jobRow(x, jobId) === undefined) throw notFound(jobId);
+  // A job deleted while its robots.txt was being fetched: nothing to keep it for (as on Postgres and KV).
+  if (jobRow(x, jobId) === undefined) return;
   c.run(
     `INSERT INTO ${t.robots} (job_id, origin, record) VALUES (?, ?, ?) ON CONFLICT (job_id, origin) DO UPDATE SET record = excluded.record`,
     jobId,

@@ -139,6 +139,11 @@ export interface DeleteFinishedQuery {
   finishedBefore: number;
   /** The most jobs one call removes (a bound on its work, whatever the size of the jobs). */
   limit: number;
+  /**
+   * Epoch ms (`Date.now()`'s clock): an adapter that removes jobs one at a time stops between two
+   * once it is past, so that a sweep ends within the run that started it.
+   */
+  deadline?: number;
 }
 
 export interface DeleteFinishedResult {

@@ -93,6 +93,8 @@ export function createCrawlHandler(engine: CrawlEngine, options: CrawlHandlerOpt
           return problem(400, 'invalid_input', error.message.replace(/^\[crawl-engine\] /, ''), error.errors ? { errors: error.errors } : {});
         if (error.code === 'not_found') return problem(404, 'not_found', error.message.replace(/^\[crawl-engine\] /, ''));
         if (error.code === 'conflict') return problem(409, 'conflict', error.message.replace(/^\[crawl-engine\] /, ''));
+        // What the configured storage cannot do (e.g. purge on an adapter without deleteJob()).
+        if (error.code === 'unsupported') return problem(501, 'not_implemented', error.message.replace(/^\[crawl-engine\] /, ''));
       }
       // A client that went away is not a server fault: nobody reads the answer, nothing to log.
       if (req.signal?.aborted === true) return problem(400, 'invalid_input', 'the client aborted the request');

@@ -11,6 +11,7 @@ export type ProblemCode =
   | 'not_found'
   | 'method_not_allowed'
   | 'conflict'
+  | 'not_implemented'
   | 'internal';
 
 const TITLES: Record<ProblemCode, string> = {
@@ -23,6 +24,7 @@ const TITLES: Record<ProblemCode, string> = {
   not_found: 'Not found',
   method_not_allowed: 'Method not allowed',
   conflict: 'Conflict',
+  not_implemented: 'Not implemented',
   internal: 'Internal error',
 };
 

@@ -51,3 +51,31 @@ export type {
   ProgressEvent,
   ProgressEventType,
 } from '../core/types.js';
+
+/**
+ * The loop of a retention sweep that removes jobs one at a time (`deleteFinishedJobs()`): it stops
+ * between two jobs once `query.deadline` is past (after at least one, so that sweeps progress), and
+ * a job whose removal fails is skipped, so that one cannot hold back every later sweep (the next
+ * sweep tries it again). It rejects only when every removal it tried failed.
+ */
+export async function sweepEach(
+  ids: readonly string[],
+  query: { deadline?: number | undefined },
+  remove: (id: string) => Promise<boolean>,
+): Promise<{ deleted: number }> {
+  let deleted = 0;
+  let tried = 0;
+  let failed = 0;
+  let firstError: unknown = null;
+  for (const id of ids) {
+    if (tried > 0 && query.deadline !== undefined && Date.now() >= query.deadline) break;
+    tried++;
+    try {
+      if (await remove(id)) deleted++;
+    } catch (error) {
+      if (failed++ === 0) firstError = error;
+    }
+  }
+  if (failed > 0 && failed === tried) throw firstError;
+  return { deleted };
+}

@@ -9,6 +9,7 @@
  * stored outcome), `batcher` (group commit of outcomes), `run` (the scheduler behind `run()`),
  * `worker` (the loop behind `start()`), `retention` (deleting finished jobs past their age).
  */
+import { BUDGETS } from '../constants.js';
 import { createPipeline } from './pipeline.js';
 import { createSweeper } from './retention.js';
 import { createRobotsPolicy } from './robots-policy.js';
@@ -25,7 +26,7 @@ export function createProcessor(deps: ProcessorDeps): Processor {
   const sweep = deps.retention === undefined ? () => null : createSweeper(deps.storage, deps.retention, deps.now);
   const run = async (options: RunOptions = {}) => {
     // Started with the run and awaited before it returns (a serverless function may stop then).
-    const sweeping = sweep();
+    const sweeping = sweep(Date.now() + (options.budgetMs ?? BUDGETS.runMs));
     const report = await runScheduler(deps, pipeline, options);
     if (sweeping !== null) report.retention = await sweeping;
     return report;
