@@ -156,6 +156,8 @@ describe('politeness and identity flags', () => {
     [['--per-host-concurrency', 'many'], /--per-host-concurrency: expected an integer from 1 to 100, got "many"/],
     [['--per-host-delay-ms=-5'], /--per-host-delay-ms: expected an integer from 0 to 600000, got "-5"/],
     [['--per-host-delay-ms', '1.5'], /--per-host-delay-ms: expected an integer from 0 to 600000, got "1\.5"/],
+    [['--priority=1001'], /--priority: expected an integer from -1000 to 1000, got "1001"/],
+    [['--priority', 'high'], /--priority: expected an integer from -1000 to 1000, got "high"/],
     [['--user-agent', ''], /--user-agent: expected 1 to 512 printable ASCII characters, got ""/],
     [['--user-agent', 'bot\r\nX-Evil: 1'], /--user-agent: expected 1 to 512 printable ASCII characters/],
     [['--per-host-concurrency'], /--per-host-concurrency: expected a value/],

@@ -22,6 +22,9 @@ import type { CrawlStorage } from './storage.js';
 import type { Job, ProgressEvent } from './types.js';
 import { TERMINAL_STATUSES } from './types.js';
 
+/** The default of `maxActiveJobs`. */
+export const DEFAULT_MAX_ACTIVE_JOBS = 32;
+
 export const DEFAULT_USER_AGENT = 'crawl-engine/0.1 (+https://www.npmjs.com/package/crawl-engine)';
 
 export interface FetchSettings {
@@ -67,6 +70,16 @@ export interface CrawlEngineOptions {
     /** @default 30000 */
     maxDelayMs?: number;
   };
+  /**
+   * Admission: the most jobs that claims across jobs keep running at once. A queued job starts only
+   * when fewer than this many run, in order of `priority` (highest first), then creation (oldest
+   * first); a job that ends frees its place for the next queued one at once. Running jobs share
+   * claims fairly. Claims of one job (`processor.run({ jobId })`, `crawl()`) start it at once and
+   * are not counted. Higher keeps more processors busy when jobs are small and slow; lower finishes
+   * each job sooner under a backlog.
+   * @default 32
+   */
+  maxActiveJobs?: number;
   /**
    * Links taken from one page at most (the rest are ignored).
    * @default 1000
@@ -143,6 +156,7 @@ const optionsSchema = z
         maxDelayMs: int(0, 3_600_000).default(30_000),
       })
       .prefault({}),
+    maxActiveJobs: int(1, 100_000).default(DEFAULT_MAX_ACTIVE_JOBS),
     maxLinksPerPage: int(1, 1_000_000).default(1000),
     extract: z.custom<ExtractFunction>((value) => typeof value === 'function', 'expected a function').optional(),
     onListenerError: z.custom<ListenerErrorHandler>((value) => typeof value === 'function', 'expected a function').optional(),
@@ -187,6 +201,7 @@ export function createCrawlEngine(options: CrawlEngineOptions): CrawlEngine {
     leaseMs: settings.leaseMs ?? Math.max(60_000, settings.fetch.timeoutMs),
     retry: settings.retry,
     maxLinksPerPage: settings.maxLinksPerPage,
+    maxActiveJobs: settings.maxActiveJobs,
     extract: settings.extract,
     now,
   });
