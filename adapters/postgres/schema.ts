@@ -10,7 +10,7 @@
  * a migration below already uses.
  */
 import { SKIP_CODE_LIST } from '../../src/storage/index.js';
-import { claimFunctionV1, claimFunctionV2 } from './sql/claim.js';
+import { claimFunctionV1, claimFunctionV2, claimFunctionV6 } from './sql/claim.js';
 import { completeFunctionV1, completeFunctionV2, completeFunctionV3, completeV2SignatureFunction } from './sql/complete.js';
 import { completeManyFunction, completeManyFunctionV5 } from './sql/complete-many.js';
 import { appendEventFunction, appendEventsFunction, readEventsFunction } from './sql/events.js';
@@ -97,5 +97,16 @@ export const MIGRATIONS: Migration[] = [
     version: 5,
     name: 'set-based complete_many: a batch of one job costs a few statements, not a few per page',
     statements: (n) => [endLeaseFunctionV5(n), completeManyFunctionV5(n, SKIP_CODES_V1_TO_V5)],
+  },
+  {
+    version: 6,
+    name: 'admission: claims with a bound start queued jobs by priority, then creation, and visit running jobs only',
+    statements: (n) => [
+      ...tables.admissionColumnsV6(n),
+      tables.jobsLineIndexV6(n),
+      tables.jobsAdmittedIndexV6(n),
+      ...tables.jobsRunningIndexesV6(n),
+      claimFunctionV6(n),
+    ],
   },
 ];

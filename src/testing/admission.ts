@@ -50,6 +50,17 @@ export function admissionTests(it: Register): void {
     for (const job of [a, b, d]) assert.equal((await s.getJob(job.id))?.status, 'queued');
   });
 
+  it('admission: racing claims never admit more than maxActiveJobs', async (s) => {
+    const jobs = await queued(s, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    const claims = await Promise.all(Array.from({ length: 8 }, (_, i) => s.claim({ limit: 5, leaseMs: LEASE, now: T0 + 1 + i, maxActiveJobs: 3 })));
+    const started = claims.flatMap((c) => c.events.filter((ev) => ev.type === 'job:started').map((ev) => ev.jobId));
+    assert.ok(started.length <= 3, `at most three started, got ${started.length}`);
+    assert.ok((await running(s, jobs)).length <= 3);
+    // Whatever a racing claim left out, the next one admits: exactly the first three in line run.
+    await s.claim({ limit: 5, leaseMs: LEASE, now: T0 + 20, maxActiveJobs: 3 });
+    assert.deepEqual((await running(s, jobs)).sort(), ids(...jobs.slice(0, 3)));
+  });
+
   it('admission: a job that ends or is cancelled frees its place: the next claim admits the next queued job', async (s) => {
     const [a, b, c, d, e] = (await queued(s, [0, 0, 5, -1, 5])) as [Job, Job, Job, Job, Job];
     const all = [a, b, c, d, e];
