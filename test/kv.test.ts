@@ -39,8 +39,6 @@ runStorageConformance({
 
 if (real) {
   runStorageConformance({
-    // Admission is not in this adapter yet.
-    skip: ['admission: '],
     name: 'kv on the real Redis (ioredis)',
     storage: () => kvStorage({ client: real as never, prefix: freshPrefix(), maxEventsPerJob: 20 }),
     test,

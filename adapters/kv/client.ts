@@ -67,10 +67,11 @@ export function parse<T>(reply: unknown): T {
 
 /**
  * Index updates, applied in one round trip: `touch` (a job gave URLs: to the back of the line),
- * `park` / `wake` with the job's version (applied only if newer than the index has seen), and
- * `remove` (finished or cancelled).
+ * `park` / `wake` with the job's version (applied only if newer than the index has seen), `remove`
+ * (finished or cancelled: frees its admission place) and `start` (started by a claim of its own:
+ * out of the admission line, uncounted).
  */
-export type IndexOp = ['touch' | 'park' | 'wake' | 'remove', string, number, number, number];
+export type IndexOp = ['touch' | 'park' | 'wake' | 'remove' | 'start', string, number, number, number];
 
 /**
  * The most one call to a REST client (Upstash, Vercel KV) carries, in characters of its arguments

@@ -16,10 +16,10 @@ import complete from './lua/complete-13.lua';
 import completeMany from './lua/complete-many-13.lua';
 import create from './lua/create-7.lua';
 import getRobots from './lua/get-robots-1.lua';
-import indexActive from './lua/index-active-3.lua';
+import indexActive from './lua/index-active-6.lua';
 import indexAdd from './lua/index-add-4.lua';
-import indexApply from './lua/index-apply-4.lua';
-import indexDrop from './lua/index-drop-5.lua';
+import indexApply from './lua/index-apply-6.lua';
+import indexDrop from './lua/index-drop-7.lua';
 import indexList from './lua/index-list-1.lua';
 import putRobots from './lua/put-robots-4.lua';
 import readEvents from './lua/read-events-2.lua';
@@ -40,7 +40,8 @@ export interface ScriptCall {
 export type JobScript = (k: JobKeys) => ScriptCall;
 
 // KEYS lists follow the order of keys.ts (job, urls, ready, hosts, hostList, leased, delayed,
-// spares, unsure, events, push, results, robots; index: jobs, ordinal, active, parked, waits, state).
+// spares, unsure, events, push, results, robots; index: jobs, ordinal, active, parked, waits, state,
+// line, admitted).
 
 export const CREATE = (k: JobKeys, seedHost: string): ScriptCall => ({
   name: 'create',
@@ -88,15 +89,19 @@ export const GET_ROBOTS: JobScript = (k) => ({ name: 'get-robots', lua: getRobot
 export const INDEX_ADD = (ix: IndexKeys, jobId: string): ScriptCall => ({
   name: 'index-add',
   lua: indexAdd,
-  keys: [ix.jobs, ix.ordinal, ix.active, ix.state(jobId)],
+  keys: [ix.jobs, ix.ordinal, ix.line, ix.state(jobId)],
 });
 
-export const INDEX_ACTIVE = (ix: IndexKeys): ScriptCall => ({ name: 'index-active', lua: indexActive, keys: [ix.active, ix.parked, ix.waits] });
+export const INDEX_ACTIVE = (ix: IndexKeys): ScriptCall => ({
+  name: 'index-active',
+  lua: indexActive,
+  keys: [ix.active, ix.parked, ix.waits, ix.line, ix.admitted, ix.statePrefix],
+});
 
 export const INDEX_APPLY = (ix: IndexKeys): ScriptCall => ({
   name: 'index-apply',
   lua: indexApply,
-  keys: [ix.active, ix.parked, ix.waits, ix.statePrefix],
+  keys: [ix.active, ix.parked, ix.waits, ix.statePrefix, ix.line, ix.admitted],
 });
 
 export const INDEX_LIST = (ix: IndexKeys): ScriptCall => ({ name: 'index-list', lua: indexList, keys: [ix.jobs] });
@@ -104,5 +109,5 @@ export const INDEX_LIST = (ix: IndexKeys): ScriptCall => ({ name: 'index-list', 
 export const INDEX_DROP = (ix: IndexKeys, jobId: string): ScriptCall => ({
   name: 'index-drop',
   lua: indexDrop,
-  keys: [ix.jobs, ix.active, ix.parked, ix.waits, ix.state(jobId)],
+  keys: [ix.jobs, ix.active, ix.parked, ix.waits, ix.state(jobId), ix.line, ix.admitted],
 });
