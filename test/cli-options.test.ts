@@ -413,8 +413,8 @@ describe('durable storage and resume: arguments', () => {
       expect(unopenable.stderr).toMatch(/^crawl-engine: cannot open SQLite file .*x\.db: unable to open database file\n$/);
       const migrated = await run(['migrate', '--storage', `sqlite:${join(dir, 'm.db')}`]);
       expect(migrated.code).toBe(0);
-      expect(migrated.stderr).toBe('Applied migration 1; schema is at version 1.\n');
-      expect((await run(['migrate', '--storage', `sqlite:${join(dir, 'm.db')}`])).stderr).toBe('Schema is up to date (version 1).\n');
+      expect(migrated.stderr).toBe('Applied migrations 1, 2; schema is at version 2.\n');
+      expect((await run(['migrate', '--storage', `sqlite:${join(dir, 'm.db')}`])).stderr).toBe('Schema is up to date (version 2).\n');
     },
   );
 

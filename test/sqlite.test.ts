@@ -77,8 +77,6 @@ describe.skipIf(!hasNodeSqlite)('SQLite (node:sqlite needs Node.js >= 22.13)', (
   };
 
   runStorageConformance({
-    // Admission is not in this adapter yet.
-    skip: ['admission: '],
     name: 'sqlite',
     storage: () => sqliteStorage({ database: freshFile(), maxEventsPerJob: 20 }),
     teardown: (storage) => storage.close?.(),
@@ -88,8 +86,6 @@ describe.skipIf(!hasNodeSqlite)('SQLite (node:sqlite needs Node.js >= 22.13)', (
   });
 
   runStorageConformance({
-    // Admission is not in this adapter yet.
-    skip: ['admission: '],
     name: 'sqlite, two prefixes in one file',
     storage: () => sqliteStorage({ database: join(dir, 'shared.db'), tablePrefix: `p${files++}_` }),
     teardown: (storage) => storage.close?.(),
@@ -100,14 +96,14 @@ describe.skipIf(!hasNodeSqlite)('SQLite (node:sqlite needs Node.js >= 22.13)', (
   test('migrate() creates the tables once; a file from a newer version is refused with a clear error', async () => {
     const file = freshFile();
     const first = open(file);
-    expect(await first.migrate()).toEqual({ applied: [1], version: 1 });
-    expect(await open(file).migrate()).toEqual({ applied: [], version: 1 });
+    expect(await first.migrate()).toEqual({ applied: [1, 2], version: 2 });
+    expect(await open(file).migrate()).toEqual({ applied: [], version: 2 });
     const { DatabaseSync } = (await import('node:sqlite' as string)) as { DatabaseSync: new (path: string) => SqliteDatabase & { close(): void } };
     const raw = new DatabaseSync(file);
     raw.exec(`INSERT INTO crawl_migrations (version, name, applied_at) VALUES (99, 'future', 'x')`);
     raw.close();
     await expect(open(file).getJob('job_x')).rejects.toThrow(
-      /tables crawl_\* are at schema version 99, newer than this crawl-engine knows \(1\): upgrade crawl-engine/,
+      /tables crawl_\* are at schema version 99, newer than this crawl-engine knows \(2\): upgrade crawl-engine/,
     );
   });
 

@@ -116,6 +116,22 @@ export const MIGRATIONS: Migration[] = [
       `CREATE TABLE ${t.robots} (job_id TEXT NOT NULL, origin TEXT NOT NULL, record TEXT NOT NULL, PRIMARY KEY (job_id, origin)) WITHOUT ROWID`,
     ],
   },
+  {
+    version: 2,
+    name: 'admission: claims with a bound start queued jobs by priority, then creation, and visit running jobs only',
+    statements: (t, p) => [
+      // priority: options.priority (0 when absent), higher admitted first. admitted: 1 while a job
+      // started by admission runs, counted against the claims' maxActiveJobs (jobs started by a
+      // claim of their own, or before version 2, are not).
+      `ALTER TABLE ${t.jobs} ADD COLUMN priority INTEGER NOT NULL DEFAULT 0`,
+      `ALTER TABLE ${t.jobs} ADD COLUMN admitted INTEGER NOT NULL DEFAULT 0`,
+      `UPDATE ${t.jobs} SET priority = coalesce(json_extract(options, '$.priority'), 0)`,
+      `CREATE INDEX "${p}jobs_line" ON ${t.jobs} (priority DESC, ordinal) WHERE status = 'queued'`,
+      `CREATE INDEX "${p}jobs_admitted" ON ${t.jobs} (ordinal) WHERE status = 'running' AND admitted = 1`,
+      `CREATE INDEX "${p}jobs_running_eligible" ON ${t.jobs} (last_claim, ordinal) WHERE status = 'running' AND ready_at = 0`,
+      `CREATE INDEX "${p}jobs_running_parked" ON ${t.jobs} (ready_at) WHERE status = 'running' AND ready_at > 0`,
+    ],
+  },
 ];
 
 export const LATEST = Math.max(...MIGRATIONS.map((m) => m.version));
