@@ -23,7 +23,7 @@ import type { Job, ProgressEvent } from './types.js';
 import { TERMINAL_STATUSES } from './types.js';
 
 /** The default of `maxActiveJobs`. */
-export const DEFAULT_MAX_ACTIVE_JOBS = 32;
+export const DEFAULT_MAX_ACTIVE_JOBS = 10;
 
 export const DEFAULT_USER_AGENT = 'crawl-engine/0.1 (+https://www.npmjs.com/package/crawl-engine)';
 
@@ -75,9 +75,11 @@ export interface CrawlEngineOptions {
    * when fewer than this many run, in order of `priority` (highest first), then creation (oldest
    * first); a job that ends frees its place for the next queued one at once. Running jobs share
    * claims fairly. Claims of one job (`processor.run({ jobId })`, `crawl()`) start it at once and
-   * are not counted. Higher keeps more processors busy when jobs are small and slow; lower finishes
-   * each job sooner under a backlog.
-   * @default 32
+   * are not counted. The default keeps one processor's 20 fetch slots busy with jobs at the default
+   * `perHostConcurrency` (2); with more processors, or slow sites, raise it to about
+   * `processors × concurrency / perHostConcurrency`. Lower finishes each job sooner under a backlog:
+   * admitted jobs share the processors fairly, so a job's time grows with how many run beside it.
+   * @default 10
    */
   maxActiveJobs?: number;
   /**
