@@ -156,6 +156,8 @@ describe('politeness and identity flags', () => {
     [['--per-host-concurrency', 'many'], /--per-host-concurrency: expected an integer from 1 to 100, got "many"/],
     [['--per-host-delay-ms=-5'], /--per-host-delay-ms: expected an integer from 0 to 600000, got "-5"/],
     [['--per-host-delay-ms', '1.5'], /--per-host-delay-ms: expected an integer from 0 to 600000, got "1\.5"/],
+    [['--priority=1001'], /--priority: expected an integer from -1000 to 1000, got "1001"/],
+    [['--priority', 'high'], /--priority: expected an integer from -1000 to 1000, got "high"/],
     [['--user-agent', ''], /--user-agent: expected 1 to 512 printable ASCII characters, got ""/],
     [['--user-agent', 'bot\r\nX-Evil: 1'], /--user-agent: expected 1 to 512 printable ASCII characters/],
     [['--per-host-concurrency'], /--per-host-concurrency: expected a value/],
@@ -411,8 +413,8 @@ describe('durable storage and resume: arguments', () => {
       expect(unopenable.stderr).toMatch(/^crawl-engine: cannot open SQLite file .*x\.db: unable to open database file\n$/);
       const migrated = await run(['migrate', '--storage', `sqlite:${join(dir, 'm.db')}`]);
       expect(migrated.code).toBe(0);
-      expect(migrated.stderr).toBe('Applied migration 1; schema is at version 1.\n');
-      expect((await run(['migrate', '--storage', `sqlite:${join(dir, 'm.db')}`])).stderr).toBe('Schema is up to date (version 1).\n');
+      expect(migrated.stderr).toBe('Applied migrations 1, 2, 3; schema is at version 3.\n');
+      expect((await run(['migrate', '--storage', `sqlite:${join(dir, 'm.db')}`])).stderr).toBe('Schema is up to date (version 3).\n');
     },
   );
 

@@ -126,6 +126,16 @@ describe('engine.jobs', () => {
     expect((await engine.jobs.list()).items).toHaveLength(0);
   });
 
+  test('create() takes an integer priority from -1000 to 1000 and stores it with the job', async () => {
+    for (const priority of [1.5, 1001, -1001, '1', null]) {
+      const error = await engine.jobs.create({ url: 'https://example.com/', priority } as never).catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'invalid_input', errors: [{ path: 'priority' }] });
+    }
+    const job = await engine.jobs.create({ url: 'https://example.com/', priority: -7 });
+    expect(job.options.priority).toBe(-7);
+    expect((await engine.jobs.get(job.id))?.options.priority).toBe(-7);
+  });
+
   test('create() applies the documented defaults and normalises the URL', async () => {
     const job = await engine.jobs.create({ url: 'HTTP://Example.COM:80/a#x', metadata: { team: 'seo' } });
     expect(job).toMatchObject({
@@ -141,6 +151,7 @@ describe('engine.jobs', () => {
         maxRetries: 2,
         perHostConcurrency: 2,
         perHostDelayMs: 0,
+        priority: 0,
       },
       counts: { discovered: 1, queued: 1, inProgress: 0, succeeded: 0, failed: 0, skipped: 0 },
       startedAt: null,
@@ -304,6 +315,8 @@ describe('createCrawlEngine() options', () => {
     expect(() => createCrawlEngine({ storage: memoryStorage(), fetch: { timeoutMs: -1 } })).toThrow(/fetch\.timeoutMs/);
     expect(() => createCrawlEngine({ storage: memoryStorage(), leaseMs: 1000 })).toThrow(/leaseMs: expected at least fetch\.timeoutMs/);
     expect(() => createCrawlEngine({ storage: memoryStorage(), fetch: { typo: 1 } as never })).toThrow(/fetch/);
+    expect(() => createCrawlEngine({ storage: memoryStorage(), maxActiveJobs: 0 })).toThrow(/maxActiveJobs/);
+    expect(() => createCrawlEngine({ storage: memoryStorage(), maxActiveJobs: 2.5 })).toThrow(/maxActiveJobs/);
   });
 });
 

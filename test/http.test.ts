@@ -49,6 +49,8 @@ describe('job routes', () => {
     expect(body).toMatchObject({ status: 400, code: 'invalid_input', type: 'urn:crawl-engine:problem:invalid_input', title: 'Invalid input' });
     expect(body.errors!.map((e) => e.path).sort()).toEqual(['(root)', 'maxDepth', 'url']);
     expect((await engine.jobs.list()).items).toEqual([]);
+    const badPriority = await problemOf(await post('/jobs', { url: 'https://example.com/', priority: 'high' }));
+    expect(badPriority).toMatchObject({ status: 400, code: 'invalid_input', errors: [{ path: 'priority' }] });
   });
 
   test('malformed JSON is 400, a non-JSON body 415, an oversized body 413', async () => {

@@ -44,8 +44,8 @@ for (const target of targets) {
     test('migrate() is idempotent and reports what it applied', async () => {
       const schema = freshSchema();
       const storage = postgresStorage({ client: target.client() as never, schema });
-      expect(await storage.migrate()).toEqual({ applied: [1, 2, 3, 4, 5, 6], version: 6 });
-      expect(await storage.migrate()).toEqual({ applied: [], version: 6 });
+      expect(await storage.migrate()).toEqual({ applied: [1, 2, 3, 4, 5, 6, 7], version: 7 });
+      expect(await storage.migrate()).toEqual({ applied: [], version: 7 });
       await Promise.all([storage.migrate(), storage.migrate()]);
       await target.client().query(`DROP SCHEMA "${schema}" CASCADE`);
     });
@@ -96,7 +96,7 @@ for (const target of targets) {
         await storage.createJob(job, { url: job.url, key: job.url, depth: 0, host: 'upgrade.test' });
         const [seed] = (await storage.claim({ limit: 1, leaseMs: 60_000, now: T, jobId: job.id })).leases;
         expect(await completeV2(seed!, page(seed!), [link('/a'), link('/b'), link('/c')])).toMatchObject({ ok: true, admitted: 2 });
-        expect(await storage.migrate()).toEqual({ applied: [3, 4, 5, 6], version: 6 });
+        expect(await storage.migrate()).toEqual({ applied: [3, 4, 5, 6, 7], version: 7 });
         const leases = (await storage.claim({ limit: 10, leaseMs: 60_000, now: T + 1, jobId: job.id })).leases;
         expect(leases.map((l) => l.key).sort()).toEqual([url('/a'), url('/b')]);
         const [a, b] = leases as [Lease, Lease];
@@ -537,7 +537,7 @@ function completeManyTests(target: { name: string; client: () => Client }) {
       );
       const items = leases.map((lease): CompleteItem => ({ lease, input: { result: pageOf(lease), links: [], now: T + 10 } }));
       await expect(storage.completeMany!(items)).rejects.toThrow(/run storage\.migrate\(\) first/);
-      expect(await storage.migrate()).toEqual({ applied: [4, 5, 6], version: 6 });
+      expect(await storage.migrate()).toEqual({ applied: [4, 5, 6, 7], version: 7 });
       expect((await storage.completeMany!(items)).map((r) => r.ok)).toEqual([true, true]);
       expect((await storage.getJob(leases[0]!.jobId))?.status).toBe('completed');
     });

@@ -3,7 +3,7 @@ import { memoryStorage } from '../adapters/memory/index.js';
 import { startSite, type Site } from './fixtures/site.mjs';
 import { createCrawlEngine, DEFAULT_USER_AGENT } from '../src/core/engine.js';
 import { backoffMs } from '../src/core/processor/index.js';
-import type { ProgressEvent } from '../src/core/types.js';
+import type { Job, ProgressEvent } from '../src/core/types.js';
 import { allResults, testEngine } from './helpers/engine.js';
 import { html, serve, type TestServer } from './helpers/server.js';
 
@@ -286,6 +286,29 @@ describe('processor.start()', () => {
     await engine.close();
     expect((await engine.jobs.get(job.id))?.status).toBe('completed');
     expect(pages(site)).toHaveLength(30);
+  });
+
+  test('runs start queued jobs by priority, then creation, at most maxActiveJobs at a time', async () => {
+    site = await startSite({ pages: 5, fanout: 2 });
+    const engine = testEngine({ maxActiveJobs: 2 });
+    const priorities = [0, 0, 3, -2, 3, 0];
+    const jobs: Job[] = [];
+    for (const priority of priorities) jobs.push(await engine.jobs.create({ url: site.url, maxDepth: 3, maxPages: 5, priority }));
+    const started: string[] = [];
+    let most = 0;
+    let live = 0;
+    engine.events.on('*', (_type, event) => {
+      if (event.type === 'job:started') {
+        started.push(event.jobId);
+        most = Math.max(most, ++live);
+      } else if (event.type === 'job:completed' || event.type === 'job:failed') live--;
+    });
+    for (let i = 0; i < 50 && started.length < jobs.length; i++) await engine.processor.run({ concurrency: 4, budgetMs: 5000 });
+    await engine.close();
+    const order = [2, 4, 0, 1, 5, 3].map((i) => jobs[i]!.id);
+    expect(started).toEqual(order);
+    expect(most).toBeLessThanOrEqual(2);
+    for (const job of jobs) expect((await engine.jobs.get(job.id))?.status).toBe('completed');
   });
 });
 

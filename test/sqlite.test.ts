@@ -98,14 +98,14 @@ describe.skipIf(!hasNodeSqlite)('SQLite (node:sqlite needs Node.js >= 22.13)', (
   test('migrate() creates the tables once; a file from a newer version is refused with a clear error', async () => {
     const file = freshFile();
     const first = open(file);
-    expect(await first.migrate()).toEqual({ applied: [1, 2], version: 2 });
-    expect(await open(file).migrate()).toEqual({ applied: [], version: 2 });
+    expect(await first.migrate()).toEqual({ applied: [1, 2, 3], version: 3 });
+    expect(await open(file).migrate()).toEqual({ applied: [], version: 3 });
     const { DatabaseSync } = (await import('node:sqlite' as string)) as { DatabaseSync: new (path: string) => SqliteDatabase & { close(): void } };
     const raw = new DatabaseSync(file);
     raw.exec(`INSERT INTO crawl_migrations (version, name, applied_at) VALUES (99, 'future', 'x')`);
     raw.close();
     await expect(open(file).getJob('job_x')).rejects.toThrow(
-      /tables crawl_\* are at schema version 99, newer than this crawl-engine knows \(2\): upgrade crawl-engine/,
+      /tables crawl_\* are at schema version 99, newer than this crawl-engine knows \(3\): upgrade crawl-engine/,
     );
   });
 
@@ -122,7 +122,7 @@ describe.skipIf(!hasNodeSqlite)('SQLite (node:sqlite needs Node.js >= 22.13)', (
     raw.exec(`DROP INDEX crawl_jobs_finished; DELETE FROM crawl_migrations WHERE version = 2`);
     raw.close();
     const storage = open(file);
-    expect(await storage.migrate()).toEqual({ applied: [2], version: 2 });
+    expect(await storage.migrate()).toEqual({ applied: [2], version: 3 });
     expect(await storage.deleteFinishedJobs!({ finishedBefore: T0 + 2, limit: 10 })).toEqual({ deleted: 1 });
     expect(await storage.getJob(job.id)).toBeNull();
     const check = new DatabaseSync(file);

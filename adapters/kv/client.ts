@@ -67,11 +67,12 @@ export function parse<T>(reply: unknown): T {
 
 /**
  * Index updates, applied in one round trip: `touch` (a job gave URLs: to the back of the line),
- * `park` / `wake` with the job's version (applied only if newer than the index has seen), and
- * `remove` (no longer active) and `finish` (finished or cancelled: removed, and indexed by its finish
- * time, the score, for the retention sweep).
+ * `park` / `wake` with the job's version (applied only if newer than the index has seen), `remove`
+ * (no longer active: frees its admission place), `finish` (finished or cancelled: removed, and
+ * indexed by its finish time, the score, for the retention sweep) and `start` (started by a claim
+ * of its own: out of the admission line, uncounted).
  */
-export type IndexOp = ['touch' | 'park' | 'wake' | 'remove' | 'finish', string, number, number, number];
+export type IndexOp = ['touch' | 'park' | 'wake' | 'remove' | 'finish' | 'start', string, number, number, number];
 
 /**
  * The most one call to a REST client (Upstash, Vercel KV) carries, in characters of its arguments

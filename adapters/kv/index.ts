@@ -126,7 +126,7 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
       : {}),
 
     async createJob(job: Job, seed: FrontierLink) {
-      const ordinal = Number(await indexCall(S.INDEX_ADD(ix, job.id), [job.id]));
+      const ordinal = Number(await indexCall(S.INDEX_ADD(ix, job.id), [job.id, job.options.priority ?? 0]));
       const doc = JSON.stringify({ id: job.id, url: job.url, options: job.options, createdAt: job.createdAt, metadata: job.metadata });
       const reply = await run(S.CREATE(keysOf(job.id), seed.host), [
         doc,

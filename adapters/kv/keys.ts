@@ -33,6 +33,8 @@
  * | ------------------------- | ---------- | ------------------------------------------------------------------- |
  * | `p{index}:jobs`           | sorted set | every job id by ordinal (listJobs, newest first)                    |
  * | `p{index}:ordinal`        | string     | the ordinal counter                                                 |
+ * | `p{index}:line`           | sorted set | queued job ids awaiting admission, by priority then ordinal         |
+ * | `p{index}:admitted`       | set        | running job ids started by admission (counted against the bound)    |
  * | `p{index}:active`         | sorted set | job ids claims visit, by last claim or wake (ms epoch; 0 = new)     |
  * | `p{index}:parked`         | sorted set | parked job ids by park end (ms epoch)                               |
  * | `p{index}:waits`          | sorted set | parked job ids by the end of their first wait on the clock (ms)     |
@@ -189,6 +191,16 @@ export function jobKeys(prefix: string, jobId: string): JobKeys {
 export const indexJobsKey = (prefix: string) => `${prefix}{index}:jobs`;
 /** String: the ordinal counter (INCR). */
 export const indexOrdinalKey = (prefix: string) => `${prefix}{index}:ordinal`;
+/**
+ * Sorted set: queued job ids that claims across jobs have not visited yet, in admission order: score
+ * `(1000 - priority) * 2^40 + ordinal`, lowest first (priority highest first, then creation; exact
+ * while ordinals stay below 2^40). A claim with a bound moves the first ones to `active` (and `admitted`) while fewer
+ * than the bound are admitted; one without moves them all, a window at a time. Jobs indexed by an
+ * older version went to `active` at once and are never here.
+ */
+export const indexLineKey = (prefix: string) => `${prefix}{index}:line`;
+/** Set: running job ids started by admission, counted against `maxActiveJobs` until they end. */
+export const indexAdmittedKey = (prefix: string) => `${prefix}{index}:admitted`;
 /** Sorted set: job ids claims across all jobs visit, by last claim or wake (ms epoch; 0 = new). */
 export const indexActiveKey = (prefix: string) => `${prefix}{index}:active`;
 /** Sorted set: parked job ids by park end (ms epoch; 9000000000000000 = until woken). */
@@ -202,7 +214,8 @@ export const indexWaitsKey = (prefix: string) => `${prefix}{index}:waits`;
 export const indexFinishedKey = (prefix: string) => `${prefix}{index}:finished`;
 /**
  * String: a job's index state `<version>|<where>|<in waits>`: the newest park/wake version applied
- * (the job's `pv`), `a` (in `active`) or `p` (in `parked`), and `1` when in `waits`, else `0`.
+ * (the job's `pv`), `q` (in `line`), `a` (in `active`) or `p` (in `parked`), and `1` when in
+ * `waits`, else `0`.
  * Jobs indexed by an older version have none; their place is read from the sets.
  */
 export const indexStateKey = (prefix: string, jobId: string) => `${indexStatePrefix(prefix)}${jobId}`;
@@ -217,6 +230,8 @@ export interface IndexKeys {
   parked: string;
   waits: string;
   finished: string;
+  line: string;
+  admitted: string;
   state(jobId: string): string;
   statePrefix: string;
 }
@@ -229,6 +244,8 @@ export function indexKeys(prefix: string): IndexKeys {
     parked: indexParkedKey(prefix),
     waits: indexWaitsKey(prefix),
     finished: indexFinishedKey(prefix),
+    line: indexLineKey(prefix),
+    admitted: indexAdmittedKey(prefix),
     state: (jobId) => indexStateKey(prefix, jobId),
     statePrefix: indexStatePrefix(prefix),
   };

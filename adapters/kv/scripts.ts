@@ -17,10 +17,10 @@ import completeMany from './lua/complete-many-13.lua';
 import create from './lua/create-7.lua';
 import deleteJob from './lua/delete-13.lua';
 import getRobots from './lua/get-robots-1.lua';
-import indexActive from './lua/index-active-3.lua';
+import indexActive from './lua/index-active-6.lua';
 import indexAdd from './lua/index-add-4.lua';
-import indexApply from './lua/index-apply-5.lua';
-import indexDrop from './lua/index-drop-6.lua';
+import indexApply from './lua/index-apply-8.lua';
+import indexDrop from './lua/index-drop-8.lua';
 import indexFinished from './lua/index-finished-1.lua';
 import indexList from './lua/index-list-1.lua';
 import putRobots from './lua/put-robots-4.lua';
@@ -43,7 +43,7 @@ export type JobScript = (k: JobKeys) => ScriptCall;
 
 // KEYS lists follow the order of keys.ts (job, urls, ready, hosts, hostList, leased, delayed,
 // spares, unsure, events, push, results, robots; index: jobs, ordinal, active, parked, waits, state,
-// finished).
+// line, admitted, finished).
 
 export const CREATE = (k: JobKeys, seedHost: string): ScriptCall => ({
   name: 'create',
@@ -94,15 +94,19 @@ export const GET_ROBOTS: JobScript = (k) => ({ name: 'get-robots', lua: getRobot
 export const INDEX_ADD = (ix: IndexKeys, jobId: string): ScriptCall => ({
   name: 'index-add',
   lua: indexAdd,
-  keys: [ix.jobs, ix.ordinal, ix.active, ix.state(jobId)],
+  keys: [ix.jobs, ix.ordinal, ix.line, ix.state(jobId)],
 });
 
-export const INDEX_ACTIVE = (ix: IndexKeys): ScriptCall => ({ name: 'index-active', lua: indexActive, keys: [ix.active, ix.parked, ix.waits] });
+export const INDEX_ACTIVE = (ix: IndexKeys): ScriptCall => ({
+  name: 'index-active',
+  lua: indexActive,
+  keys: [ix.active, ix.parked, ix.waits, ix.line, ix.admitted, ix.statePrefix],
+});
 
 export const INDEX_APPLY = (ix: IndexKeys): ScriptCall => ({
   name: 'index-apply',
   lua: indexApply,
-  keys: [ix.active, ix.parked, ix.waits, ix.statePrefix, ix.finished],
+  keys: [ix.active, ix.parked, ix.waits, ix.statePrefix, ix.line, ix.admitted, ix.finished, ix.jobs],
 });
 
 export const INDEX_LIST = (ix: IndexKeys): ScriptCall => ({ name: 'index-list', lua: indexList, keys: [ix.jobs] });
@@ -110,7 +114,7 @@ export const INDEX_LIST = (ix: IndexKeys): ScriptCall => ({ name: 'index-list', 
 export const INDEX_DROP = (ix: IndexKeys, jobId: string): ScriptCall => ({
   name: 'index-drop',
   lua: indexDrop,
-  keys: [ix.jobs, ix.active, ix.parked, ix.waits, ix.state(jobId), ix.finished],
+  keys: [ix.jobs, ix.active, ix.parked, ix.waits, ix.state(jobId), ix.line, ix.admitted, ix.finished],
 });
 
 export const INDEX_FINISHED = (ix: IndexKeys): ScriptCall => ({ name: 'index-finished', lua: indexFinished, keys: [ix.finished] });

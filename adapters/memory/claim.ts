@@ -1,7 +1,9 @@
 /**
- * `claim()` of `memoryStorage()`: one URL from each job that is not parked (least recently served
- * first), then round-robin over the jobs that had something until the claim is full; a job with
- * nothing ready is parked. A claim for one job visits it whether it is parked or not.
+ * `claim()` of `memoryStorage()`: first admission (queued jobs start, in priority and creation
+ * order, while fewer than `maxActiveJobs` admitted jobs run), then one URL from each job that is
+ * not parked (least recently served first), then round-robin over the jobs that had something until
+ * the claim is full; a job with nothing ready is parked. A claim for one job visits it whether it is
+ * parked or not, and starts it if it was queued (bypassing admission, uncounted).
  */
 import type { ClaimQuery, ClaimResult, Lease, ProgressEvent } from '../../src/storage/index.js';
 import { append, notify } from './events.js';
@@ -32,21 +34,55 @@ function lease(store: Store, js: JobState, entry: Entry, query: ClaimQuery): Lea
   };
 }
 
+/** Starts a queued job: `running`, `startedAt` and `job:started`. */
+function start(store: Store, js: JobState, now: number, events: ProgressEvent[]): void {
+  js.job.status = 'running';
+  js.job.startedAt = new Date(now).toISOString();
+  events.push(append(store, js, { type: 'job:started', at: js.job.startedAt }));
+  notify(store, js.job.id);
+}
+
+/**
+ * Takes jobs off the admission line. With a bound, as many as it leaves room for, each started now
+ * and counted, and visited first by this claim (they were never served); without one, all of them,
+ * to be started by their first lease as before the bound existed. Costs O(admitted) per claim, not
+ * O(queued): the line is a heap.
+ */
+function admit(store: Store, query: ClaimQuery, events: ProgressEvent[]): void {
+  const bound = query.maxActiveJobs;
+  const admitted: JobState[] = [];
+  while (bound === undefined || store.admitted < bound) {
+    const item = store.queue.pop();
+    if (item === undefined) break;
+    const { js } = item;
+    // Started by a claim of its own, or cancelled, since it was queued.
+    if (!js.waiting || !store.active.has(js)) continue;
+    js.waiting = false;
+    if (bound === undefined) {
+      store.eligible.add(js);
+      continue;
+    }
+    js.admitted = true;
+    store.admitted++;
+    start(store, js, query.now, events);
+    admitted.push(js);
+  }
+  if (admitted.length > 0) store.eligible = new Set([...admitted, ...store.eligible]);
+}
+
 export function claim(store: Store, query: ClaimQuery): ClaimResult {
   const events: ProgressEvent[] = [];
   const leases: Lease[] = [];
   const { now } = query;
   const take = (js: JobState, entry: Entry) => {
     const starting = js.job.status === 'queued';
-    if (starting) {
-      js.job.status = 'running';
-      js.job.startedAt = new Date(now).toISOString();
+    if (starting && js.waiting) {
+      // Started by a claim of its own, ahead of admission: claims across jobs visit it from now on.
+      js.waiting = false;
+      store.eligible.add(js);
     }
     leases.push(lease(store, js, entry, query));
-    if (starting) {
-      events.push(append(store, js, { type: 'job:started', at: js.job.startedAt! }));
-      notify(store, js.job.id);
-    }
+    if (starting) start(store, js, now, events);
   };
 
   if (query.jobId !== undefined) {
@@ -64,6 +100,7 @@ export function claim(store: Store, query: ClaimQuery): ClaimResult {
     return { leases, events, nextReadyAt: leases.length < query.limit ? nextReadyAt(js, now) : null };
   }
 
+  admit(store, query, events);
   wakeDue(store, now);
   // First round: one URL from each job that is not parked, least recently served first; a job
   // with nothing ready is parked, so that it costs the next claims nothing.

@@ -39,7 +39,7 @@ import { addEntry } from './frontier.js';
 import { listJobs, listResults } from './listing.js';
 import { wake } from './ready.js';
 import { deleteFinishedJobs } from './retention.js';
-import { copyJob, hostOf, newJobState, newStore } from './state.js';
+import { admissionRank, copyJob, hostOf, newJobState, newStore } from './state.js';
 
 export interface MemoryStorageOptions {
   /**
@@ -86,7 +86,9 @@ export function memoryStorage(options: MemoryStorageOptions = {}): CrawlStorage 
       store.jobs.set(job.id, js);
       store.order.push(js);
       store.active.add(js);
-      store.eligible.add(js);
+      // Claims across jobs visit it once admitted (or at once, by claims without a bound).
+      js.waiting = true;
+      store.queue.push({ at: admissionRank(js), js });
       const events = [append(store, js, { type: 'job:created', at: job.createdAt, url: job.url })];
       notify(store, job.id);
       return { job: copyJob(js.job), events };

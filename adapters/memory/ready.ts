@@ -67,6 +67,11 @@ export function deactivate(store: Store, js: JobState): void {
   store.active.delete(js);
   store.eligible.delete(js);
   js.stamp++;
+  js.waiting = false;
+  if (js.admitted) {
+    js.admitted = false;
+    store.admitted--;
+  }
 }
 
 const live = (store: Store, item: HeapItem) => item.stamp === item.js.stamp && store.active.has(item.js);
@@ -96,7 +101,7 @@ export function wake(store: Store, js: JobState): void {
   js.readyAt = 0;
   js.waitAt = null;
   js.stamp++;
-  if (store.active.has(js)) store.eligible.add(js);
+  if (store.active.has(js) && !js.waiting) store.eligible.add(js);
 }
 
 /** Wakes the parked jobs whose time has come by this clock. */

@@ -76,6 +76,10 @@ export interface JobState {
   waitAt: number | null;
   /** Bumped on every park and wake; heap entries with an older stamp are stale. */
   stamp: number;
+  /** Queued and in the admission line (`store.queue`): claims across jobs do not visit it yet. */
+  waiting: boolean;
+  /** Started by admission and not finished: counted in `store.admitted` against `maxActiveJobs`. */
+  admitted: boolean;
 }
 
 export interface HeapItem {
@@ -83,6 +87,18 @@ export interface HeapItem {
   js: JobState;
   stamp: number;
 }
+
+/** A queued job in the admission line; `at` orders it (see `admissionRank`). */
+export interface QueueItem {
+  at: number;
+  js: JobState;
+}
+
+/**
+ * The admission order as one number, lowest first: priority (highest first, -1000 to 1000), then
+ * the creation ordinal. Exact while ordinals stay below 2^40.
+ */
+export const admissionRank = (js: JobState) => (1000 - (js.job.options.priority ?? 0)) * 2 ** 40 + js.ordinal;
 
 /** Everything one `memoryStorage()` holds. */
 export interface Store {
@@ -99,10 +115,17 @@ export interface Store {
   finished: Set<JobState>;
   active: Set<JobState>;
   /**
-   * Active jobs that are not parked, least recently served first: a claim visits them in this
-   * order, and a job it got URLs from moves to the back.
+   * Active jobs that are not parked nor waiting for admission, least recently served first: a claim
+   * visits them in this order, and a job it got URLs from moves to the back.
    */
   eligible: Set<JobState>;
+  /**
+   * Queued jobs not yet visited by claims across jobs, in admission order (stale items, of jobs
+   * started by a claim of their own or cancelled, are dropped when they reach the top).
+   */
+  queue: MinHeap<QueueItem>;
+  /** Active jobs started by admission (`admitted`), at most the claims' `maxActiveJobs`. */
+  admitted: number;
   /** Parked jobs by the time their park ends (finite ones only). */
   parkedUntil: MinHeap<HeapItem>;
   /** Parked jobs by the time their first URL waiting on the clock becomes ready. */
@@ -124,6 +147,8 @@ export function newStore(maxEvents: number, maxFinished: number): Store {
     finished: new Set(),
     active: new Set(),
     eligible: new Set(),
+    queue: new MinHeap(),
+    admitted: 0,
     parkedUntil: new MinHeap(),
     waitingUntil: new MinHeap(),
     listeners: new Map(),
@@ -156,6 +181,8 @@ export function newJobState(job: Job, ordinal: number): JobState {
     readyAt: 0,
     waitAt: null,
     stamp: 0,
+    waiting: false,
+    admitted: false,
   };
 }
 

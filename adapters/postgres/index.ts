@@ -220,9 +220,15 @@ export function postgresStorage(options: PostgresStorageOptions): PostgresStorag
     },
 
     async claim(query: ClaimQuery): Promise<ClaimResult> {
+      const params = [query.limit, query.leaseMs, query.now, new Date(query.now).toISOString(), query.jobId ?? null, maxEvents];
+      // Claims with an admission bound need version 7; the others run on a database not migrated
+      // to it yet as well.
+      const bounded = query.jobId === undefined && query.maxActiveJobs !== undefined;
       const out = await one<{ leases: Lease[]; events: ProgressEvent[]; nextReadyAt: number | null }>(
-        `SELECT ${t('claim')}($1::int, $2::bigint, $3::bigint, $4::text, $5::text, $6::int) AS r`,
-        [query.limit, query.leaseMs, query.now, new Date(query.now).toISOString(), query.jobId ?? null, maxEvents],
+        bounded
+          ? `SELECT ${t('claim')}($1::int, $2::bigint, $3::bigint, $4::text, $5::text, $6::int, $7::int) AS r`
+          : `SELECT ${t('claim')}($1::int, $2::bigint, $3::bigint, $4::text, $5::text, $6::int) AS r`,
+        bounded ? [...params, query.maxActiveJobs] : params,
       );
       return { leases: out.leases, events: out.events, nextReadyAt: out.nextReadyAt === null ? null : Number(out.nextReadyAt) };
     },

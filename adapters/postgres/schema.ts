@@ -10,7 +10,7 @@
  * a migration below already uses.
  */
 import { SKIP_CODE_LIST } from '../../src/storage/index.js';
-import { claimFunctionV1, claimFunctionV2 } from './sql/claim.js';
+import { claimFunctionV1, claimFunctionV2, claimFunctionV7 } from './sql/claim.js';
 import { completeFunctionV1, completeFunctionV2, completeFunctionV3, completeV2SignatureFunction } from './sql/complete.js';
 import { completeManyFunction, completeManyFunctionV5 } from './sql/complete-many.js';
 import { appendEventFunction, appendEventsFunction, readEventsFunction } from './sql/events.js';
@@ -103,5 +103,16 @@ export const MIGRATIONS: Migration[] = [
     version: 6,
     name: 'deleting jobs: delete_job, and finished jobs indexed by finish time for the retention sweep',
     statements: (n) => [jobsFinishedIndexV6(n), deleteJobFunctionV6(n)],
+  },
+  {
+    version: 7,
+    name: 'admission: claims with a bound start queued jobs by priority, then creation, and visit running jobs only',
+    statements: (n) => [
+      ...tables.admissionColumnsV7(n),
+      tables.jobsLineIndexV7(n),
+      tables.jobsAdmittedIndexV7(n),
+      ...tables.jobsRunningIndexesV7(n),
+      claimFunctionV7(n),
+    ],
   },
 ];

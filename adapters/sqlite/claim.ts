@@ -1,5 +1,8 @@
 /**
- * `claim()`, as the Postgres adapter's SQL function does it: expired leases first, then ready URLs
+ * `claim()`, as the Postgres adapter's SQL function does it: admission first (with
+ * `maxActiveJobs`, queued jobs start in order of priority, then creation, while fewer than the bound
+ * started that way run; the claim then visits running jobs only, so queued ones cost it nothing
+ * beyond the next in line), then expired leases, then ready URLs
  * host by host (least recently served first) within each host's concurrency and delay. It visits
  * at most 100 jobs that are not parked (or whose park has ended), least recently served first,
  * each getting a fair share; a job with nothing ready is parked until the earliest time it could
@@ -34,14 +37,18 @@ export function claim(x: Ctx, q: ClaimQuery): ClaimOutcome {
   const nowIso = new Date(now).toISOString();
   const leases: Lease[] = [];
   const events: ProgressEvent[] = [];
+  const bounded = q.jobId === undefined && q.maxActiveJobs !== undefined;
+  if (bounded) admit(x, q.maxActiveJobs!, nowIso, events);
+  // Claims with a bound visit running jobs only: queued ones wait for admission.
+  const visited = bounded ? `status = 'running'` : ACTIVE;
   const cands =
     q.jobId !== undefined
       ? c.all<{ id: string }>(`SELECT id FROM ${t.jobs} WHERE id = ? AND ${ACTIVE}`, q.jobId)
       : c.all<{ id: string }>(
           `SELECT id FROM (
-             SELECT * FROM (SELECT id, last_claim, ordinal FROM ${t.jobs} WHERE ${ACTIVE} AND ready_at = 0 ORDER BY last_claim, ordinal LIMIT ${MAX_JOBS})
+             SELECT * FROM (SELECT id, last_claim, ordinal FROM ${t.jobs} WHERE ${visited} AND ready_at = 0 ORDER BY last_claim, ordinal LIMIT ${MAX_JOBS})
              UNION ALL
-             SELECT * FROM (SELECT id, last_claim, ordinal FROM ${t.jobs} WHERE ${ACTIVE} AND ready_at > 0 AND ready_at <= ? ORDER BY ready_at LIMIT ${MAX_JOBS})
+             SELECT * FROM (SELECT id, last_claim, ordinal FROM ${t.jobs} WHERE ${visited} AND ready_at > 0 AND ready_at <= ? ORDER BY ready_at LIMIT ${MAX_JOBS})
            ) ORDER BY last_claim, ordinal LIMIT ${MAX_JOBS}`,
           now,
         );
@@ -156,6 +163,23 @@ export function claim(x: Ctx, q: ClaimQuery): ClaimOutcome {
   // More jobs were eligible than one claim visits: the next claim sees the others at once.
   if (q.jobId === undefined && nReady >= MAX_JOBS) nextReady = now;
   return { leases, events, nextReadyAt: nextReady };
+}
+
+/**
+ * Starts queued jobs, in order of priority (highest first), then creation, while fewer than `bound`
+ * jobs started this way run: `running`, `admitted`, `job:started`. Never claimed (`last_claim` 0),
+ * they come first in this claim's visit.
+ */
+function admit(x: Ctx, bound: number, nowIso: string, events: ProgressEvent[]): void {
+  const { c, t } = x;
+  const row = c.get<{ n: number }>(`SELECT count(*) AS n FROM ${t.jobs} WHERE status = 'running' AND admitted = 1`);
+  const room = bound - Number(row?.n ?? 0);
+  if (room <= 0) return;
+  const line = c.all<{ id: string }>(`SELECT id FROM ${t.jobs} WHERE status = 'queued' ORDER BY priority DESC, ordinal LIMIT ?`, room);
+  for (const { id } of line) {
+    c.run(`UPDATE ${t.jobs} SET status = 'running', admitted = 1, started_at = coalesce(started_at, ?), ready_at = 0, wait_at = 0 WHERE id = ?`, nowIso, id);
+    events.push(appendEvent(x, id, { type: 'job:started', at: nowIso }));
+  }
 }
 
 /**

@@ -22,8 +22,8 @@ export function createJob(x: Ctx, job: Job, seed: FrontierLink): { job: Job; eve
   // The start URL is an admitted URL like any other: unsure while its robots.txt is not known.
   const unsure = seed.robots === 'allowed' ? 0 : 1;
   c.run(
-    `INSERT INTO ${t.jobs} (id, status, url, options, metadata, created_at, max_pages, per_host_concurrency, per_host_delay_ms, unsure)
-     VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)`,
+    `INSERT INTO ${t.jobs} (id, status, url, options, metadata, created_at, max_pages, per_host_concurrency, per_host_delay_ms, unsure, priority)
+     VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     job.id,
     job.url,
     JSON.stringify(job.options),
@@ -33,6 +33,7 @@ export function createJob(x: Ctx, job: Job, seed: FrontierLink): { job: Job; eve
     job.options.perHostConcurrency,
     job.options.perHostDelayMs,
     unsure,
+    job.options.priority ?? 0,
   );
   c.run(
     `INSERT INTO ${t.frontier} (job_id, url_key, url, depth, host, unsure) VALUES (?, ?, ?, ?, ?, ?)`,

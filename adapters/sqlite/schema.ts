@@ -126,6 +126,22 @@ export const MIGRATIONS: Migration[] = [
     // so deleting a job needs no other.
     statements: (t, p) => [`CREATE INDEX "${p}jobs_finished" ON ${t.jobs} (finished_at, ordinal) WHERE ${FINISHED}`],
   },
+  {
+    version: 3,
+    name: 'admission: claims with a bound start queued jobs by priority, then creation, and visit running jobs only',
+    statements: (t, p) => [
+      // priority: options.priority (0 when absent), higher admitted first. admitted: 1 while a job
+      // started by admission runs, counted against the claims' maxActiveJobs (jobs started by a
+      // claim of their own, or before version 3, are not).
+      `ALTER TABLE ${t.jobs} ADD COLUMN priority INTEGER NOT NULL DEFAULT 0`,
+      `ALTER TABLE ${t.jobs} ADD COLUMN admitted INTEGER NOT NULL DEFAULT 0`,
+      `UPDATE ${t.jobs} SET priority = coalesce(json_extract(options, '$.priority'), 0)`,
+      `CREATE INDEX "${p}jobs_line" ON ${t.jobs} (priority DESC, ordinal) WHERE status = 'queued'`,
+      `CREATE INDEX "${p}jobs_admitted" ON ${t.jobs} (ordinal) WHERE status = 'running' AND admitted = 1`,
+      `CREATE INDEX "${p}jobs_running_eligible" ON ${t.jobs} (last_claim, ordinal) WHERE status = 'running' AND ready_at = 0`,
+      `CREATE INDEX "${p}jobs_running_parked" ON ${t.jobs} (ready_at) WHERE status = 'running' AND ready_at > 0`,
+    ],
+  },
 ];
 
 export const LATEST = Math.max(...MIGRATIONS.map((m) => m.version));

@@ -21,6 +21,9 @@ Options:
   --per-host-concurrency N    fetches in flight to any one host (default 2, at most 100)
   --per-host-delay-ms N       pause between requests to one host (default 0); above 0 it
                               also means one request at a time to that host
+  --priority N                the job's place among queued jobs on shared storage, from
+                              -1000 to 1000, higher first (default 0); this process works
+                              the job at once either way
   --timeout-ms N              per-request timeout (default 15000)
   --user-agent STR            User-Agent header, also matched against robots.txt groups
                               (default crawl-engine/0.1 (+https://www.npmjs.com/package/crawl-engine))
@@ -124,7 +127,7 @@ export function parseOptions<T extends OptionSpec>(argv: string[], options: T): 
 /** An integer flag within bounds, or undefined when absent; anything else is a UsageError naming the flag. */
 export function intFlag(flag: string, value: string | undefined, min: number, max?: number): number | undefined {
   if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value) || Number(value) < min || (max !== undefined && Number(value) > max)) {
+  if (!/^-?\d+$/.test(value) || Number(value) < min || (max !== undefined && Number(value) > max)) {
     throw new UsageError(`${flag}: expected an integer ${max === undefined ? `>= ${min}` : `from ${min} to ${max}`}, got ${JSON.stringify(value)}`);
   }
   return Number(value);
@@ -158,6 +161,7 @@ export const CRAWL_OPTIONS = {
   concurrency: { type: 'string' },
   'per-host-concurrency': { type: 'string' },
   'per-host-delay-ms': { type: 'string' },
+  priority: { type: 'string' },
   'timeout-ms': { type: 'string' },
   'user-agent': { type: 'string' },
   'no-robots': { type: 'boolean' },

@@ -22,6 +22,9 @@ import type { CrawlStorage } from './storage.js';
 import type { Job, ProgressEvent } from './types.js';
 import { TERMINAL_STATUSES } from './types.js';
 
+/** The default of `maxActiveJobs`. */
+export const DEFAULT_MAX_ACTIVE_JOBS = 10;
+
 export const DEFAULT_USER_AGENT = 'crawl-engine/0.1 (+https://www.npmjs.com/package/crawl-engine)';
 
 export interface FetchSettings {
@@ -67,6 +70,18 @@ export interface CrawlEngineOptions {
     /** @default 30000 */
     maxDelayMs?: number;
   };
+  /**
+   * Admission: the most jobs that claims across jobs keep running at once. A queued job starts only
+   * when fewer than this many run, in order of `priority` (highest first), then creation (oldest
+   * first); a job that ends frees its place for the next queued one at once. Running jobs share
+   * claims fairly. Claims of one job (`processor.run({ jobId })`, `crawl()`) start it at once and
+   * are not counted. The default keeps one processor's 20 fetch slots busy with jobs at the default
+   * `perHostConcurrency` (2); with more processors, or slow sites, raise it to about
+   * `processors × concurrency / perHostConcurrency`. Lower finishes each job sooner under a backlog:
+   * admitted jobs share the processors fairly, so a job's time grows with how many run beside it.
+   * @default 10
+   */
+  maxActiveJobs?: number;
   /**
    * Links taken from one page at most (the rest are ignored).
    * @default 1000
@@ -168,6 +183,7 @@ const optionsSchema = z
         maxDelayMs: int(0, 3_600_000).default(30_000),
       })
       .prefault({}),
+    maxActiveJobs: int(1, 100_000).default(DEFAULT_MAX_ACTIVE_JOBS),
     maxLinksPerPage: int(1, 1_000_000).default(1000),
     extract: z.custom<ExtractFunction>((value) => typeof value === 'function', 'expected a function').optional(),
     onListenerError: z.custom<ListenerErrorHandler>((value) => typeof value === 'function', 'expected a function').optional(),
@@ -226,6 +242,7 @@ export function createCrawlEngine(options: CrawlEngineOptions): CrawlEngine {
     leaseMs: settings.leaseMs ?? Math.max(60_000, settings.fetch.timeoutMs),
     retry: settings.retry,
     maxLinksPerPage: settings.maxLinksPerPage,
+    maxActiveJobs: settings.maxActiveJobs,
     extract: settings.extract,
     now,
     ...(settings.retention === undefined ? {} : { retention: settings.retention }),

@@ -65,6 +65,11 @@ export const jobInputSchema = z.strictObject({
   maxRetries: z.int().min(0).max(10).default(2),
   perHostConcurrency: z.int().min(1).max(100).default(2),
   perHostDelayMs: z.int().min(0).max(600_000).default(0),
+  /**
+   * Admission order, an integer from -1000 to 1000 (default 0): higher runs first. Queued jobs are
+   * started in order of priority, then creation, while fewer than the engine's `maxActiveJobs` run.
+   */
+  priority: z.int().min(-1000).max(1000).default(0),
   metadata: metadata.optional(),
 });
 

@@ -54,8 +54,19 @@ export interface ClaimQuery {
   leaseMs: number;
   /** Epoch ms; injected so that tests and adapters agree on one clock. */
   now: number;
-  /** Claim only from this job. */
+  /**
+   * Claim only from this job. Such a claim bypasses admission (`maxActiveJobs`): a queued job is
+   * started by it at once, and a job started that way does not count against the bound.
+   */
   jobId?: string;
+  /**
+   * Admission bound of a claim across jobs (no `jobId`): queued jobs are started only while fewer
+   * than this many jobs started by admission are running, in order of `options.priority` (highest
+   * first), then creation (oldest first). Admitting starts the job (`running`, `job:started`) in this
+   * claim; a job that ends frees its place for the next claim. Absent: no bound (every queued job is
+   * claimable, as before the bound existed); an adapter that ignores it still works, unbounded.
+   */
+  maxActiveJobs?: number;
 }
 
 export interface ClaimResult {
@@ -206,7 +217,8 @@ export interface CrawlStorage {
    * queued or running jobs, each with a fresh token; fair across jobs; never one URL to two live
    * leases; never more than `perHostConcurrency` leases on one host of a job (one when the host
    * has a delay), nor a host's next URL before its delay has passed since the last one finished.
-   * Moves queued jobs to running.
+   * Moves queued jobs to running: with `maxActiveJobs`, only as many as the bound admits, in
+   * priority and creation order (claims then serve only running jobs).
    */
   claim(query: ClaimQuery): Promise<ClaimResult>;
   /**

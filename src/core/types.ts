@@ -36,6 +36,13 @@ export interface JobOptions {
    * robots.txt `Crawl-delay`). A delay above 0 also means one request at a time to that host.
    */
   perHostDelayMs: number;
+  /**
+   * Admission order (-1000 to 1000, default 0): **higher runs first**, as in pg-boss. A claim across
+   * jobs starts queued jobs, while fewer than the engine's `maxActiveJobs` are running, in order of
+   * priority (highest first), then creation (oldest first). Jobs created before priorities existed
+   * have none stored: read it as 0.
+   */
+  priority: number;
 }
 
 /**

@@ -48,6 +48,7 @@ export function jobRecord(overrides: Partial<Omit<Job, 'options'>> & { options?:
       maxRetries: 2,
       perHostConcurrency: 100,
       perHostDelayMs: 0,
+      priority: 0,
       ...options,
     },
   };

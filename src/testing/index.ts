@@ -7,6 +7,7 @@
  * @module crawl-engine/testing
  */
 import type { CrawlStorage } from '../core/storage.js';
+import { admissionTests } from './admission.js';
 import { batchTests } from './batches.js';
 import { claimTests } from './claims.js';
 import { deleteTests } from './delete.js';
@@ -111,6 +112,7 @@ export function runStorageConformance(options: ConformanceOptions): void {
     jobTests(it);
     refusalTests(it);
     claimTests(it);
+    admissionTests(it);
     completionTests(it);
     batchTests(it);
     maxPagesTests(it);

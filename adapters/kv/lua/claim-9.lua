@@ -1,7 +1,7 @@
 -- Claims up to `limit` URLs of one job: first leases that expired (their processor is gone), then
 -- pending URLs, one host at a time round the host list from the cursor `hc`, within each host's
 -- concurrency, delay and backoff. Due retries move to the front of their host's ready list first.
--- The first lease of a queued job starts it (job:started).
+-- The first lease of a queued job starts it (job:started), or its admission (`start`).
 --
 -- A claim that finds nothing ready may park the job (see `force`, and includes/park.lua): it is
 -- parked until the earliest host delay end, backoff end or live lease end, or until a wake when
@@ -31,6 +31,9 @@
 --            reported); '0' on a claim of this job alone (never parks: it visits the job anyway,
 --            so a park would only cost a wake on the next complete); '-1' on a second visit of a
 --            job that already gave URLs in this claim (never parks)
+--   ARGV[8]  start: '1' when the index just admitted the job: a queued job starts now (running,
+--            job:started) even if it gives no URL (limit 0: the claim was full); '0' otherwise
+--            (a queued job starts with its first lease)
 --
 -- Returns '~{"leases":[<Lease>...],"events":[...],"nextReadyAt":<ms epoch|null>}' plus
 -- ',"park":{"v":<pv>,"at":<pat>,"wait":<pwt>}' when it parked the job, or ',"wake":<pv>' when it
@@ -54,7 +57,7 @@ local K = {
   job = KEYS[1], urls = KEYS[2], ready = KEYS[3], hosts = KEYS[4], hostList = KEYS[5], leased = KEYS[6], delayed = KEYS[7], events = KEYS[8], push = KEYS[9],
 }
 local PARK_FOREVER = 9000000000000000
-local limit, leaseMs, now, nowIso, maxEvents, tokenBase, force = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]), ARGV[6], ARGV[7]
+local limit, leaseMs, now, nowIso, maxEvents, tokenBase, force, start = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]), ARGV[6], ARGV[7], ARGV[8]
 
 if not isActive(K) then return '~{"leases":[],"events":[],"nextReadyAt":null,"inactive":true}' end
 local leases, events, took, fresh, n = {}, {}, 0, 0, 0
@@ -73,7 +76,8 @@ local function lease(key, e, wasPending)
 end
 
 -- Expired leases: the processor that held them is gone.
-local expired = redis.call('ZRANGEBYSCORE', K.leased, '-inf', digits(now), 'LIMIT', '0', digits(limit))
+local expired = {}
+if limit > 0 then expired = redis.call('ZRANGEBYSCORE', K.leased, '-inf', digits(now), 'LIMIT', '0', digits(limit)) end
 for x = 1, #expired do
   local key = expired[x]
   local e = decodeEntry(redis.call('HGET', K.urls, key))
@@ -135,11 +139,11 @@ while took < limit and progressed and nh > 0 do
 end
 redis.call('HSET', K.job, 'hc', digits(cursor))
 
-if took > 0 then
-  if fresh > 0 then
-    redis.call('HINCRBY', K.job, 'queued', digits(-fresh))
-    redis.call('HINCRBY', K.job, 'inprog', digits(fresh))
-  end
+if fresh > 0 then
+  redis.call('HINCRBY', K.job, 'queued', digits(-fresh))
+  redis.call('HINCRBY', K.job, 'inprog', digits(fresh))
+end
+if took > 0 or start == '1' then
   if field(K, 'status') == 'queued' then
     redis.call('HSET', K.job, 'status', 'running', 'started', nowIso)
     events[#events + 1] = appendEvent(K, 'job:started', nowIso, '', '', maxEvents)

@@ -1,25 +1,29 @@
--- Adds a job to the global index (before its data is written): it gets the next ordinal and is
--- active (claims across all jobs visit it). An id already indexed keeps its ordinal and state, so
--- a create that is then refused (the job exists) moves nothing.
+-- Adds a job to the global index (before its data is written): it gets the next ordinal and joins
+-- the admission line (claims across jobs start it in its turn). An id already indexed keeps its
+-- ordinal and state, so a create that is then refused (the job exists) moves nothing.
 --
 -- KEYS (adapters/kv/keys.ts; the index keys share the hash tag {index}):
 --   KEYS[1]  jobs     sorted set: every job id by ordinal
 --   KEYS[2]  ordinal  string: the ordinal counter (integer)
---   KEYS[3]  active   sorted set: job ids claims visit, by last claim or wake (ms epoch, 0 = new)
+--   KEYS[3]  line     sorted set: queued job ids awaiting admission, by priority then ordinal
 --   KEYS[4]  state    string: the job's index state `<version>|<where>|<in waits>` (keys.ts)
 --
 -- ARGV:
 --   ARGV[1]  job id
+--   ARGV[2]  priority (integer, -1000 to 1000; higher is admitted first)
 --
 -- Returns the job's ordinal (integer): the new one, or the one it already had.
+--
+--- @include "includes/values"
 
-local jobsKey, ordinalKey, activeKey, stateKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local id = ARGV[1]
+local jobsKey, ordinalKey, lineKey, stateKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local id, priority = ARGV[1], tonumber(ARGV[2]) or 0
 
 local existing = redis.call('ZSCORE', jobsKey, id)
 if existing then return tonumber(existing) end
 local o = redis.call('INCR', ordinalKey)
 redis.call('ZADD', jobsKey, o, id)
-redis.call('ZADD', activeKey, 0, id)
-redis.call('SET', stateKey, '0|a|0')
+-- Lowest first: priority highest first, then creation; exact while ordinals stay below 2^40.
+redis.call('ZADD', lineKey, digits((1000 - priority) * 1099511627776 + o), id)
+redis.call('SET', stateKey, '0|q|0')
 return o

@@ -209,3 +209,40 @@ export function accountingColumns(n: Names): string[] {
 export function frontierSpareIndex(n: Names): string {
   return `CREATE INDEX "${n.prefix}frontier_spare" ON ${namer(n)('frontier')} (job_id, seq) WHERE state = 'spare'`;
 }
+
+/**
+ * Version 6, admission. `priority` (from `options.priority`, 0 for jobs created without one; higher
+ * is admitted first), generated so that `create_job` stays as it is. `admitted`: started by a claim
+ * across jobs under `maxActiveJobs`, so counted against it while running (jobs started by a claim
+ * of their own, or before version 7, are not).
+ */
+export function admissionColumnsV7(n: Names): string[] {
+  const t = namer(n);
+  return [
+    `ALTER TABLE ${t('jobs')} ADD COLUMN priority int NOT NULL
+      GENERATED ALWAYS AS (coalesce((options->>'priority')::int, 0)) STORED`,
+    `ALTER TABLE ${t('jobs')} ADD COLUMN admitted boolean NOT NULL DEFAULT false`,
+  ];
+}
+
+/** Version 6: the admission line, queued jobs in the order claims start them. */
+export function jobsLineIndexV7(n: Names): string {
+  return `CREATE INDEX "${n.prefix}jobs_line" ON ${namer(n)('jobs')} (priority DESC, ordinal) WHERE status = 'queued'`;
+}
+
+/** Version 6: running jobs started by admission, counted against the bound. */
+export function jobsAdmittedIndexV7(n: Names): string {
+  return `CREATE INDEX "${n.prefix}jobs_admitted" ON ${namer(n)('jobs')} (ordinal) WHERE status = 'running' AND admitted`;
+}
+
+/**
+ * Version 6: running jobs that are not parked, in claim order, and parked running jobs by the end of
+ * their park: claims with a bound visit these, never reading the queued jobs.
+ */
+export function jobsRunningIndexesV7(n: Names): string[] {
+  const t = namer(n);
+  return [
+    `CREATE INDEX "${n.prefix}jobs_running_eligible" ON ${t('jobs')} (last_claim, ordinal) WHERE status = 'running' AND ready_at = 0`,
+    `CREATE INDEX "${n.prefix}jobs_running_parked" ON ${t('jobs')} (ready_at) WHERE status = 'running' AND ready_at > 0`,
+  ];
+}

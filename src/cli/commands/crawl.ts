@@ -22,6 +22,7 @@ export async function crawlCommand(argv: string[]): Promise<number> {
   const maxDepth = intFlag('--max-depth', values['max-depth'], 0, 1000);
   const perHostConcurrency = intFlag('--per-host-concurrency', values['per-host-concurrency'], 1, 100);
   const perHostDelayMs = intFlag('--per-host-delay-ms', values['per-host-delay-ms'], 0, 600_000);
+  const priority = intFlag('--priority', values.priority, -1000, 1000);
   const settings = runSettings(values);
   const input = {
     url: positionals[0]!,
@@ -32,6 +33,7 @@ export async function crawlCommand(argv: string[]): Promise<number> {
     ...(values.exclude ? { exclude: values.exclude } : {}),
     ...(perHostConcurrency === undefined ? {} : { perHostConcurrency }),
     ...(perHostDelayMs === undefined ? {} : { perHostDelayMs }),
+    ...(priority === undefined ? {} : { priority }),
     respectRobots: values['no-robots'] !== true,
   };
 

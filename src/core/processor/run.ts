@@ -132,7 +132,7 @@ export async function runScheduler(deps: ProcessorDeps, pipeline: Pipeline, opti
           limit: Math.max(Math.max(0, concurrency - fetching - buffer.length) + extra, Math.ceil(concurrency / 4)),
           leaseMs: deps.leaseMs,
           now: now(),
-          ...(options.jobId === undefined ? {} : { jobId: options.jobId }),
+          ...(options.jobId === undefined ? { maxActiveJobs: deps.maxActiveJobs } : { jobId: options.jobId }),
         });
         emit(claimed.events);
         report.claimed += claimed.leases.length;

@@ -96,6 +96,8 @@ export interface ProcessorDeps {
   leaseMs: number;
   retry: { baseDelayMs: number; maxDelayMs: number };
   maxLinksPerPage: number;
+  /** Passed with every claim across jobs (`ClaimQuery.maxActiveJobs`). */
+  maxActiveJobs: number;
   extract: ExtractFunction | undefined;
   now: () => number;
   /** The engine's `retention` option, with defaults applied; undefined: finished jobs are kept. */

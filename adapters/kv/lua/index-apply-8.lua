@@ -2,10 +2,13 @@
 --   touch   a job that gave URLs moves to the back of the active line (if active)
 --   park    the job moves from active to parked (and to waits when it waits on the clock)
 --   wake    the job moves back to active
---   remove  the job is no longer active: it leaves the index's sets (not `jobs`)
---   finish  the job finished or was cancelled: as remove, and it joins `finished` at its finish time
--- park and wake apply only when the job is still indexed and the version is newer than the last
--- one applied, so a late write never undoes a newer decision.
+--   remove  the job is no longer active: it leaves the index's sets (not `jobs`), freeing its
+--           admission place if it held one
+--   finish  the job finished or was cancelled: as remove, and it joins `finished` at its finish
+--           time if it is still in `jobs` (a late finish of a deleted job adds nothing)
+--   start   a claim of the job alone started it: out of the admission line into active, uncounted
+-- park and wake apply only when the job is still indexed, out of the line, and the version is newer
+-- than the last one applied, so a late write never undoes a newer decision.
 --
 -- KEYS (adapters/kv/keys.ts; the index keys share the hash tag {index}):
 --   KEYS[1]  active  sorted set: job ids claims visit, by last claim or wake (ms epoch)
@@ -13,21 +16,25 @@
 --   KEYS[3]  waits   sorted set: parked job ids by the end of their first wait on the clock (ms epoch)
 --   KEYS[4]  state   key prefix of the per-job index states; a job's is KEYS[4] .. id. Exception to
 --                    "every key in KEYS": one call carries a variable number of jobs.
---   KEYS[5]  finished  sorted set: finished job ids by finish time (ms epoch), for the retention sweep
+--   KEYS[5]  line    sorted set: queued job ids awaiting admission
+--   KEYS[6]  admitted  set: running job ids started by admission
+--   KEYS[7]  finished  sorted set: finished job ids by finish time (ms epoch), for the retention sweep
+--   KEYS[8]  jobs      sorted set: every job id by ordinal
 --
 -- Index state, a string `<version>|<where>|<in waits>`: the newest park/wake version applied
--- (integer), `a` (in active) or `p` (in parked), and '1' when in waits, else '0'. Jobs indexed by
+-- (integer), `q` (in line), `a` (in active) or `p` (in parked), and '1' when in waits, else '0'. Jobs indexed by
 -- an older version have none: their place is read from the sets.
 --
--- ARGV: groups of 5, one per update: op (touch | park | wake | remove | finish), job id, version
--- (integer, the job's `pv`), score (ms epoch: the new place in active or parked; for finish, the
--- finish time), wait (ms epoch, 0 if none).
+-- ARGV: groups of 5, one per update: op (touch | park | wake | remove | finish | start), job id,
+-- version (integer, the job's `pv`), score (ms epoch: the new place in active or parked; for finish,
+-- the finish time), wait (ms epoch, 0 if none).
 --
 -- Returns 1.
 --
 --- @include "includes/values"
 
-local activeKey, parkedKey, waitsKey, statePrefix, finishedKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local activeKey, parkedKey, waitsKey, statePrefix, lineKey, admittedKey, finishedKey, jobsKey =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 
 local i = 1
 while ARGV[i] do
@@ -39,8 +46,15 @@ while ARGV[i] do
     redis.call('ZREM', activeKey, id)
     redis.call('ZREM', parkedKey, id)
     redis.call('ZREM', waitsKey, id)
+    redis.call('ZREM', lineKey, id)
+    redis.call('SREM', admittedKey, id)
     redis.call('DEL', state)
-    if op == 'finish' then redis.call('ZADD', finishedKey, score, id) end
+    if op == 'finish' and not missing(redis.call('ZSCORE', jobsKey, id)) then redis.call('ZADD', finishedKey, score, id) end
+  elseif op == 'start' then
+    if redis.call('ZREM', lineKey, id) == 1 then
+      redis.call('ZADD', activeKey, score, id)
+      redis.call('SET', state, '0|a|0')
+    end
   else
     local seen, where, waits = nil, nil, nil
     local cur = redis.call('GET', state)
@@ -52,8 +66,8 @@ while ARGV[i] do
     elseif not missing(redis.call('ZSCORE', parkedKey, id)) then
       seen, where, waits = 0, 'p', '1'
     end
-    -- Not indexed (finished, cancelled, or unknown): nothing to do.
-    if seen ~= nil and v > seen then
+    -- Not indexed (finished, cancelled, or unknown), or still in line: nothing to do.
+    if seen ~= nil and where ~= 'q' and v > seen then
       if op == 'park' then
         if where == 'a' then redis.call('ZREM', activeKey, id) end
         redis.call('ZADD', parkedKey, score, id)
