@@ -511,6 +511,21 @@ describe('deleting jobs on KV', () => {
     expect((await storage.listJobs({ limit: 10 })).items.map((j) => j.id)).toEqual([ids[2]]);
   });
 
+  test("a job admitted between its index entry and its data (createJob's two steps) is admitted again once it exists", async () => {
+    const redis = client();
+    const prefix = freshPrefix();
+    const storage = kvStorage({ client: redis as never, prefix });
+    const job = jobRecord();
+    const add = S.INDEX_ADD(indexKeys(prefix), job.id);
+    // createJob's first step alone, as a claim racing it sees the index.
+    await redis.eval(add.lua, add.keys.length, ...add.keys, job.id, 0);
+    expect((await storage.claim({ limit: 5, leaseMs: LEASE, now: T0, maxActiveJobs: 10 })).leases).toEqual([]);
+    await storage.createJob(job, seedOf(job));
+    const later = await storage.claim({ limit: 5, leaseMs: LEASE, now: T0 + 1, maxActiveJobs: 10 });
+    expect(later.leases.map((l) => l.jobId)).toEqual([job.id]);
+    expect(later.events.map((e) => e.type)).toContain('job:started');
+  });
+
   test('a finish applied to the index after the job was deleted (its second round trip arriving late) adds no entry', async () => {
     const redis = client();
     const prefix = freshPrefix();

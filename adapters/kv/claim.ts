@@ -41,7 +41,11 @@ async function claimJob(ctx: Ctx, jobId: string, limit: number, query: ClaimQuer
     // process died): the job joins the finished index here too, so that retention finds it.
     const job = await ctx.call<Job | null>(S.READ_JOB, jobId, []);
     const finishedAt = job?.finishedAt == null ? Number.NaN : Date.parse(job.finishedAt);
-    ops.push(Number.isFinite(finishedAt) ? ['finish', jobId, 0, finishedAt, 0] : ['remove', jobId, 0, 0, 0]);
+    if (Number.isFinite(finishedAt)) ops.push(['finish', jobId, 0, finishedAt, 0]);
+    // Admitted between createJob's two steps (the index entry first, then the data): it goes back
+    // to the head of the line rather than out of the index, or it would stay queued for ever.
+    else if (job === null && start === 1) ops.push(['requeue', jobId, 0, query.now, 0]);
+    else ops.push(['remove', jobId, 0, 0, 0]);
   } else if (out.park !== undefined) ops.push(['park', jobId, out.park.v, out.park.at, out.park.wait]);
   else if (out.wake !== undefined) ops.push(['wake', jobId, out.wake, query.now, 0]);
   else if (out.leases.length > 0) ops.push(['touch', jobId, 0, query.now, 0]);

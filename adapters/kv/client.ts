@@ -70,9 +70,10 @@ export function parse<T>(reply: unknown): T {
  * `park` / `wake` with the job's version (applied only if newer than the index has seen), `remove`
  * (no longer active: frees its admission place), `finish` (finished or cancelled: removed, and
  * indexed by its finish time, the score, for the retention sweep) and `start` (started by a claim
- * of its own: out of the admission line, uncounted).
+ * of its own: out of the admission line, uncounted) and `requeue` (admitted before its data was
+ * written: back to the head of the line).
  */
-export type IndexOp = ['touch' | 'park' | 'wake' | 'remove' | 'finish' | 'start', string, number, number, number];
+export type IndexOp = ['touch' | 'park' | 'wake' | 'remove' | 'finish' | 'start' | 'requeue', string, number, number, number];
 
 /**
  * The most one call to a REST client (Upstash, Vercel KV) carries, in characters of its arguments

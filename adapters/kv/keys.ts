@@ -212,6 +212,8 @@ export const indexWaitsKey = (prefix: string) => `${prefix}{index}:waits`;
  * retention sweep reads oldest first. Jobs that finished before this set existed are not in it.
  */
 export const indexFinishedKey = (prefix: string) => `${prefix}{index}:finished`;
+/** Hash: job id -> how many times admission took the job before its data was written (index-apply's requeue). */
+export const indexRequeuesKey = (prefix: string) => `${prefix}{index}:requeues`;
 /**
  * String: a job's index state `<version>|<where>|<in waits>`: the newest park/wake version applied
  * (the job's `pv`), `q` (in `line`), `a` (in `active`) or `p` (in `parked`), and `1` when in
@@ -230,6 +232,7 @@ export interface IndexKeys {
   parked: string;
   waits: string;
   finished: string;
+  requeues: string;
   line: string;
   admitted: string;
   state(jobId: string): string;
@@ -244,6 +247,7 @@ export function indexKeys(prefix: string): IndexKeys {
     parked: indexParkedKey(prefix),
     waits: indexWaitsKey(prefix),
     finished: indexFinishedKey(prefix),
+    requeues: indexRequeuesKey(prefix),
     line: indexLineKey(prefix),
     admitted: indexAdmittedKey(prefix),
     state: (jobId) => indexStateKey(prefix, jobId),

@@ -19,8 +19,8 @@ import deleteJob from './lua/delete-13.lua';
 import getRobots from './lua/get-robots-1.lua';
 import indexActive from './lua/index-active-6.lua';
 import indexAdd from './lua/index-add-4.lua';
-import indexApply from './lua/index-apply-8.lua';
-import indexDrop from './lua/index-drop-8.lua';
+import indexApply from './lua/index-apply-9.lua';
+import indexDrop from './lua/index-drop-9.lua';
 import indexFinished from './lua/index-finished-1.lua';
 import indexList from './lua/index-list-1.lua';
 import putRobots from './lua/put-robots-4.lua';
@@ -43,7 +43,7 @@ export type JobScript = (k: JobKeys) => ScriptCall;
 
 // KEYS lists follow the order of keys.ts (job, urls, ready, hosts, hostList, leased, delayed,
 // spares, unsure, events, push, results, robots; index: jobs, ordinal, active, parked, waits, state,
-// line, admitted, finished).
+// line, admitted, finished, requeues).
 
 export const CREATE = (k: JobKeys, seedHost: string): ScriptCall => ({
   name: 'create',
@@ -106,7 +106,7 @@ export const INDEX_ACTIVE = (ix: IndexKeys): ScriptCall => ({
 export const INDEX_APPLY = (ix: IndexKeys): ScriptCall => ({
   name: 'index-apply',
   lua: indexApply,
-  keys: [ix.active, ix.parked, ix.waits, ix.statePrefix, ix.line, ix.admitted, ix.finished, ix.jobs],
+  keys: [ix.active, ix.parked, ix.waits, ix.statePrefix, ix.line, ix.admitted, ix.finished, ix.jobs, ix.requeues],
 });
 
 export const INDEX_LIST = (ix: IndexKeys): ScriptCall => ({ name: 'index-list', lua: indexList, keys: [ix.jobs] });
@@ -114,7 +114,7 @@ export const INDEX_LIST = (ix: IndexKeys): ScriptCall => ({ name: 'index-list', 
 export const INDEX_DROP = (ix: IndexKeys, jobId: string): ScriptCall => ({
   name: 'index-drop',
   lua: indexDrop,
-  keys: [ix.jobs, ix.active, ix.parked, ix.waits, ix.state(jobId), ix.line, ix.admitted, ix.finished],
+  keys: [ix.jobs, ix.active, ix.parked, ix.waits, ix.state(jobId), ix.line, ix.admitted, ix.finished, ix.requeues],
 });
 
 export const INDEX_FINISHED = (ix: IndexKeys): ScriptCall => ({ name: 'index-finished', lua: indexFinished, keys: [ix.finished] });

@@ -7,6 +7,9 @@
 --   finish  the job finished or was cancelled: as remove, and it joins `finished` at its finish
 --           time if it is still in `jobs` (a late finish of a deleted job adds nothing)
 --   start   a claim of the job alone started it: out of the admission line into active, uncounted
+--   requeue admission took a job whose data is not written yet (createJob indexes a job first):
+--           back to the head of the line, out of `active` and `admitted`; after 20 such tries its
+--           create is taken to have died between its two steps, and the job leaves the index
 -- park and wake apply only when the job is still indexed, out of the line, and the version is newer
 -- than the last one applied, so a late write never undoes a newer decision.
 --
@@ -20,12 +23,13 @@
 --   KEYS[6]  admitted  set: running job ids started by admission
 --   KEYS[7]  finished  sorted set: finished job ids by finish time (ms epoch), for the retention sweep
 --   KEYS[8]  jobs      sorted set: every job id by ordinal
+--   KEYS[9]  requeues  hash: job id -> how many times admission found it without data
 --
 -- Index state, a string `<version>|<where>|<in waits>`: the newest park/wake version applied
 -- (integer), `q` (in line), `a` (in active) or `p` (in parked), and '1' when in waits, else '0'. Jobs indexed by
 -- an older version have none: their place is read from the sets.
 --
--- ARGV: groups of 5, one per update: op (touch | park | wake | remove | finish | start), job id,
+-- ARGV: groups of 5, one per update: op (touch | park | wake | remove | finish | start | requeue), job id,
 -- version (integer, the job's `pv`), score (ms epoch: the new place in active or parked; for finish,
 -- the finish time), wait (ms epoch, 0 if none).
 --
@@ -33,8 +37,8 @@
 --
 --- @include "includes/values"
 
-local activeKey, parkedKey, waitsKey, statePrefix, lineKey, admittedKey, finishedKey, jobsKey =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local activeKey, parkedKey, waitsKey, statePrefix, lineKey, admittedKey, finishedKey, jobsKey, requeuesKey =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 
 local i = 1
 while ARGV[i] do
@@ -48,8 +52,25 @@ while ARGV[i] do
     redis.call('ZREM', waitsKey, id)
     redis.call('ZREM', lineKey, id)
     redis.call('SREM', admittedKey, id)
+    redis.call('HDEL', requeuesKey, id)
     redis.call('DEL', state)
     if op == 'finish' and not missing(redis.call('ZSCORE', jobsKey, id)) then redis.call('ZADD', finishedKey, score, id) end
+  elseif op == 'requeue' then
+    if not missing(redis.call('ZSCORE', activeKey, id)) and not missing(redis.call('ZSCORE', jobsKey, id)) then
+      redis.call('ZREM', activeKey, id)
+      redis.call('SREM', admittedKey, id)
+      if redis.call('HINCRBY', requeuesKey, id, 1) > 20 then
+        redis.call('HDEL', requeuesKey, id)
+        redis.call('ZREM', jobsKey, id)
+        redis.call('DEL', state)
+      else
+        local head = redis.call('ZRANGE', lineKey, 0, 0, 'WITHSCORES')
+        local at = 0
+        if #head >= 2 then at = tonumber(head[2]) - 1 end
+        redis.call('ZADD', lineKey, digits(at), id)
+        redis.call('SET', state, '0|q|0')
+      end
+    end
   elseif op == 'start' then
     if redis.call('ZREM', lineKey, id) == 1 then
       redis.call('ZADD', activeKey, score, id)
