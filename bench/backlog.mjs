@@ -1,7 +1,8 @@
-// A backlog of small jobs: `node bench/backlog.mjs <memory|postgres|kv> <jobs> [maxActiveJobs]`, or
+// A backlog of small jobs: `node bench/backlog.mjs <memory|postgres|kv> <jobs> [maxActiveJobs|default] [site latency ms]`, or
 // `node bench/backlog.mjs all` (`npm run bench:backlog`): each available kind at 2,000 and 20,000
-// jobs with the default bound, and at 2,000 with no bound to speak of (100,000: every job admitted at
-// once, as before admission), each in a fresh process, printed as a table.
+// jobs with the default bound, at 2,000 with no bound to speak of (100,000: every job admitted at
+// once, as before admission), and at 5,000 on a site answering in 20 ms, each in a fresh process,
+// printed as a table (`npm run bench` has the same rows in its backlog section).
 // Creates <jobs> 5-page jobs of one loopback site (site.mjs in its own process) at once, all of
 // priority 0, then one processor (`processor.start()`, concurrency 20, in this process) works them
 // off. Measured: jobs/s from the processor's start to the last completion; the first job's time
@@ -15,10 +16,19 @@ import { fileURLToPath } from 'node:url';
 import { createCrawlEngine } from '../dist/index.js';
 import { openStorage } from './storages.mjs';
 
-const [kind = 'memory', jobsArg = '2000', boundArg] = process.argv.slice(2);
+const [kind = 'memory', jobsArg = '2000', boundArg = 'default', latencyArg = '0'] = process.argv.slice(2);
+/** [jobs, maxActiveJobs, site latency ms] of each run, per kind. */
+const BACKLOG_RUNS = [
+  ['2000', '100000', '0'],
+  ['2000', 'default', '0'],
+  ['20000', 'default', '0'],
+  ['5000', 'default', '20'],
+];
+
 if (kind === 'all') await all();
 const JOBS = Number(jobsArg);
-const MAX_ACTIVE = boundArg === undefined ? undefined : Number(boundArg);
+const MAX_ACTIVE = boundArg === 'default' ? undefined : Number(boundArg);
+const LATENCY_MS = Number(latencyArg);
 const PAGES = 5;
 const CONCURRENCY = 20;
 const round = (x, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits;
@@ -29,13 +39,9 @@ async function all() {
   const { availableKinds } = await import('./storages.mjs');
   const script = fileURLToPath(import.meta.url);
   const kinds = availableKinds().filter((k) => k !== 'rest');
-  const runs = kinds.flatMap((k) => [
-    [k, '2000', '100000'],
-    [k, '2000'],
-    [k, '20000'],
-  ]);
-  console.log('| storage | queued jobs | maxActiveJobs | jobs/s | first job | idle job | first / idle | inverted pairs |');
-  console.log('|---|---|---|---|---|---|---|---|');
+  const runs = kinds.flatMap((k) => BACKLOG_RUNS.map((run) => [k, ...run]));
+  console.log('| storage | queued jobs | maxActiveJobs | site latency | jobs/s | first job | idle job | first / idle | inverted pairs |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
   for (const args of runs) {
     const { stdout } = await promisify(execFile)(process.execPath, [script, ...args], { maxBuffer: 1 << 24 });
     const r = JSON.parse(stdout.trim().split('\n').at(-1));
@@ -43,6 +49,7 @@ async function all() {
       r.kind,
       r.jobs.toLocaleString('en-US'),
       r.maxActiveJobs,
+      `${r.latencyMs} ms`,
       r.jobsPerSecond,
       `${r.firstJobMs} ms`,
       `${r.idleJobMs} ms`,
@@ -56,7 +63,7 @@ async function all() {
 
 async function startSite() {
   const script = fileURLToPath(new URL('../test/fixtures/site.mjs', import.meta.url));
-  const child = spawn(process.execPath, [script, `pages=${PAGES}`, 'fanout=4', 'latencyMs=0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [script, `pages=${PAGES}`, 'fanout=4', `latencyMs=${LATENCY_MS}`], { stdio: ['ignore', 'pipe', 'inherit'] });
   const [chunk] = await once(child.stdout, 'data');
   return { url: String(chunk).trim(), stop: () => child.kill('SIGTERM') };
 }
@@ -119,7 +126,7 @@ async function work(storage, url, n) {
 }
 
 const site = await startSite();
-const out = { kind, jobs: JOBS, maxActiveJobs: MAX_ACTIVE ?? 'default', pagesPerJob: PAGES, concurrency: CONCURRENCY };
+const out = { kind, jobs: JOBS, maxActiveJobs: MAX_ACTIVE ?? 'default', latencyMs: LATENCY_MS, pagesPerJob: PAGES, concurrency: CONCURRENCY };
 try {
   // Idle: the same job alone on an empty storage, the median of three (after a warm-up).
   const idle = [];

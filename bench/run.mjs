@@ -7,6 +7,8 @@
 // - ops: storage operations per second with no network;
 // - latency: job creation p50/p99 and progress latency p50/p99 (page stored → event received by a
 //   subscriber in another process);
+// - backlog: thousands of 5-page jobs queued at once: jobs/s at 2,000 and 20,000, the first job
+//   against the same job alone, completion order (bench/backlog.mjs);
 // - watchers: a 300-page crawl followed over SSE by 500 clients against none (one reader per job);
 // - memory: peak RSS of a 20,000-page crawl (memory adapter, bare loop) and of a Postgres processor
 //   on a 2,000- and a 20,000-page job;
@@ -35,7 +37,7 @@ const RTTS = (process.env.BENCH_RTT ?? '0,2,10').split(',').map((v) => {
 });
 /** The site latency of the storage-RTT rows: a site as slow as a real one, so that storage is not all that binds. */
 const RTT_SITE_LATENCY = 20;
-const ALL = ['throughput', 'ops', 'latency', 'watchers', 'memory', 'scale'];
+const ALL = ['throughput', 'ops', 'latency', 'backlog', 'watchers', 'memory', 'scale'];
 const ONLY = process.env.BENCH_ONLY ? process.env.BENCH_ONLY.split(',') : ALL;
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 /** A full run (BENCH_RTT without 0 leaves out the direct rows) rewrites BENCHMARKS.md and its charts; BENCH_WRITE=0 or 1 decides. */
@@ -289,6 +291,42 @@ async function latency() {
   print();
 }
 
+/** [jobs, maxActiveJobs, site latency ms] of the backlog rows (as `npm run bench:backlog`). */
+const BACKLOG_RUNS = [
+  ['2000', '100000', '0'],
+  ['2000', 'default', '0'],
+  ['20000', 'default', '0'],
+  ['5000', 'default', '20'],
+];
+
+async function backlog() {
+  print('### Backlog: thousands of small jobs queued at once');
+  print();
+  print(
+    "Jobs of 5 pages (one loopback site, site.mjs in its own process) created one after the other, all of priority 0, then one processor (`processor.start()`, concurrency 20) works them off (bench/backlog.mjs). jobs/s: from the processor's start to the last completion. First job: the first job created, from the start to its completion, against the same job alone on an empty storage (median of 3). Inverted pairs: the completion order against the creation order (0: exactly in creation order, 0.5: no relation). maxActiveJobs 100,000 admits every job at once, as before admission existed; `default` is 10.",
+  );
+  print();
+  const rows = [];
+  for (const kind of KINDS.filter((k) => k !== 'rest')) {
+    for (const [jobs, bound, latency] of BACKLOG_RUNS) {
+      const r = await json('./backlog.mjs', [kind, jobs, bound, latency]);
+      rows.push([
+        LABEL[kind],
+        fmt(r.jobs),
+        bound === 'default' ? '10 (default)' : fmt(Number(bound)),
+        `${latency} ms`,
+        String(r.jobsPerSecond),
+        `${r.firstJobMs} ms`,
+        `${r.idleJobMs} ms`,
+        `${r.firstVsIdle}×`,
+        String(r.inversions),
+      ]);
+    }
+  }
+  table(['storage', 'queued jobs', 'maxActiveJobs', 'site latency', 'jobs/s', 'first job', 'same job alone', 'first / alone', 'inverted pairs'], rows);
+  print();
+}
+
 const WATCHED_PAGES = 300;
 const WATCHERS = Number(process.env.BENCH_WATCHERS ?? 500);
 
@@ -384,7 +422,7 @@ const started = Date.now();
 const facts = await machine();
 print(`Run of ${new Date().toISOString().slice(0, 10)} on ${facts}.`);
 print();
-const sections = { throughput, ops, latency, watchers, memory, scale };
+const sections = { throughput, ops, latency, backlog, watchers, memory, scale };
 for (const name of ALL) if (ONLY.includes(name)) await sections[name]();
 if (KINDS.length < 4) print('(Set DATABASE_URL and REDIS_URL to add the Postgres and KV adapters.)');
 console.log(`\nbench took ${Math.round((Date.now() - started) / 1000)} s`);
