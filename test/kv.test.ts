@@ -28,8 +28,6 @@ afterAll(async () => {
 });
 
 runStorageConformance({
-  // Admission is not in this adapter yet.
-  skip: ['admission: '],
   name: 'kv on ioredis-mock',
   storage: () => kvStorage({ client: new RedisMock() as never, prefix: freshPrefix(), maxEventsPerJob: 20 }),
   test,
@@ -333,8 +331,6 @@ if (REDIS_URL) {
     });
 
     runStorageConformance({
-      // Admission is not in this adapter yet.
-      skip: ['admission: '],
       name: 'kv on Upstash REST',
       storage: () => kvStorage({ client: upstash as never, prefix: freshPrefix(), maxEventsPerJob: 20 }),
       test,
@@ -511,19 +507,30 @@ describe('deleting jobs on KV', () => {
     expect((await storage.listJobs({ limit: 10 })).items.map((j) => j.id)).toEqual([ids[2]]);
   });
 
-  test("a job admitted between its index entry and its data (createJob's two steps) is admitted again once it exists", async () => {
+  test("createJob writes the job's data before its index entry: a claim or listing in between never finds an entry without data", async () => {
+    const { client: redis, calls } = recorded(client());
+    const prefix = freshPrefix();
+    const storage = kvStorage({ client: redis as never, prefix });
+    const job = jobRecord();
+    await storage.createJob(job, seedOf(job));
+    expect(calls.map((c) => c.replace(/^eval(sha)?:/, ''))).toEqual(['create', 'index-add']);
+    // A claim still finds it, and admits it.
+    const claimed = await storage.claim({ limit: 5, leaseMs: LEASE, now: T0, maxActiveJobs: 10 });
+    expect(claimed.leases.map((l) => l.jobId)).toEqual([job.id]);
+  });
+
+  test("a job admitted while its index entry has no data (a delete's second step not yet applied) is requeued, not lost, and goes after 20 tries", async () => {
     const redis = client();
     const prefix = freshPrefix();
     const storage = kvStorage({ client: redis as never, prefix });
     const job = jobRecord();
     const add = S.INDEX_ADD(indexKeys(prefix), job.id);
-    // createJob's first step alone, as a claim racing it sees the index.
     await redis.eval(add.lua, add.keys.length, ...add.keys, job.id, 0);
     expect((await storage.claim({ limit: 5, leaseMs: LEASE, now: T0, maxActiveJobs: 10 })).leases).toEqual([]);
-    await storage.createJob(job, seedOf(job));
-    const later = await storage.claim({ limit: 5, leaseMs: LEASE, now: T0 + 1, maxActiveJobs: 10 });
-    expect(later.leases.map((l) => l.jobId)).toEqual([job.id]);
-    expect(later.events.map((e) => e.type)).toContain('job:started');
+    expect(await redis.zrange(`${prefix}{index}:line`, 0, -1)).toEqual([job.id]);
+    for (let i = 0; i < 20; i++) await storage.claim({ limit: 5, leaseMs: LEASE, now: T0 + 1 + i, maxActiveJobs: 10 });
+    expect(await redis.zrange(`${prefix}{index}:line`, 0, -1)).toEqual([]);
+    expect(await redis.zrange(`${prefix}{index}:jobs`, 0, -1)).toEqual([]);
   });
 
   test('a finish applied to the index after the job was deleted (its second round trip arriving late) adds no entry', async () => {

@@ -125,8 +125,12 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
           })
       : {}),
 
+    // The job's data first, then its index entry (index-add: its ordinal and its place in the
+    // admission line). The other way round, a claim or listJobs landing in between found an index
+    // entry without data, took the job for gone and dropped it: created, then queued for ever.
+    // If this process dies between the two, the job was never reported created and is never
+    // claimed nor listed (its keys stay, unreachable).
     async createJob(job: Job, seed: FrontierLink) {
-      const ordinal = Number(await indexCall(S.INDEX_ADD(ix, job.id), [job.id, job.options.priority ?? 0]));
       const doc = JSON.stringify({ id: job.id, url: job.url, options: job.options, createdAt: job.createdAt, metadata: job.metadata });
       const reply = await run(S.CREATE(keysOf(job.id), seed.host), [
         doc,
@@ -139,9 +143,10 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
         job.createdAt,
         maxEvents,
         job.id,
-        ordinal,
+        0,
       ]);
       if (reply === '~exists') throw new CrawlEngineError('conflict', `job ${job.id} already exists`);
+      await indexCall(S.INDEX_ADD(ix, job.id), [job.id, job.options.priority ?? 0]);
       return parse<{ job: Job; events: ProgressEvent[] }>(reply);
     },
 

@@ -39,10 +39,10 @@ export interface JobOptions {
   /**
    * Admission order (-1000 to 1000, default 0): **higher runs first**, as in pg-boss. A claim across
    * jobs starts queued jobs, while fewer than the engine's `maxActiveJobs` are running, in order of
-   * priority (highest first), then creation (oldest first). Jobs created before priorities existed
-   * have none stored: read it as 0.
+   * priority (highest first), then creation (oldest first). Every job created by this version has
+   * it; jobs created before priorities existed have none stored (hence optional): read it as 0.
    */
-  priority: number;
+  priority?: number;
 }
 
 /**

@@ -20,7 +20,7 @@
 --   ARGV[8]   createdAt (ISO time)
 --   ARGV[9]   maxEvents (integer): events kept per job
 --   ARGV[10]  job id
---   ARGV[11]  ordinal (integer, from index-add)
+--   ARGV[11]  ordinal (integer; 0 since the index entry is written after the data, see createJob)
 --
 -- Returns '~exists' when the job exists, else '~{"job":<Job>,"events":[<job:created>]}'.
 --
@@ -29,7 +29,7 @@
 --   disc queued inprog succ fail skip   counts: 1 1 0 0 0 0
 --   seq evfirst        event ids: 0 0
 --   maxp phc phd       maxPages, perHostConcurrency, perHostDelayMs (ms)
---   ordinal            position in the index (integer)
+--   ordinal            position in the index (integer; 0 since createJob indexes after; never read)
 --   hc                 host cursor: the hostList index where the next claim starts, 0
 --
 --- @include "includes/entries"

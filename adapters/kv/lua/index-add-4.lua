@@ -1,6 +1,6 @@
--- Adds a job to the global index (before its data is written): it gets the next ordinal and joins
--- the admission line (claims across jobs start it in its turn). An id already indexed keeps its
--- ordinal and state, so a create that is then refused (the job exists) moves nothing.
+-- Adds a job to the global index (after its data is written: an entry is never without data while
+-- the job is being created): it gets the next ordinal and joins the admission line (claims across
+-- jobs start it in its turn). An id already indexed keeps its ordinal and state.
 --
 -- KEYS (adapters/kv/keys.ts; the index keys share the hash tag {index}):
 --   KEYS[1]  jobs     sorted set: every job id by ordinal

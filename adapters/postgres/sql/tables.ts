@@ -211,7 +211,7 @@ export function frontierSpareIndex(n: Names): string {
 }
 
 /**
- * Version 6, admission. `priority` (from `options.priority`, 0 for jobs created without one; higher
+ * Version 7, admission. `priority` (from `options.priority`, 0 for jobs created without one; higher
  * is admitted first), generated so that `create_job` stays as it is. `admitted`: started by a claim
  * across jobs under `maxActiveJobs`, so counted against it while running (jobs started by a claim
  * of their own, or before version 7, are not).
@@ -225,18 +225,18 @@ export function admissionColumnsV7(n: Names): string[] {
   ];
 }
 
-/** Version 6: the admission line, queued jobs in the order claims start them. */
+/** Version 7: the admission line, queued jobs in the order claims start them. */
 export function jobsLineIndexV7(n: Names): string {
   return `CREATE INDEX "${n.prefix}jobs_line" ON ${namer(n)('jobs')} (priority DESC, ordinal) WHERE status = 'queued'`;
 }
 
-/** Version 6: running jobs started by admission, counted against the bound. */
+/** Version 7: running jobs started by admission, counted against the bound. */
 export function jobsAdmittedIndexV7(n: Names): string {
   return `CREATE INDEX "${n.prefix}jobs_admitted" ON ${namer(n)('jobs')} (ordinal) WHERE status = 'running' AND admitted`;
 }
 
 /**
- * Version 6: running jobs that are not parked, in claim order, and parked running jobs by the end of
+ * Version 7: running jobs that are not parked, in claim order, and parked running jobs by the end of
  * their park: claims with a bound visit these, never reading the queued jobs.
  */
 export function jobsRunningIndexesV7(n: Names): string[] {
