@@ -278,6 +278,8 @@ export function claimFunctionV2(n: Names): string {
  * get it admits nothing this time), so concurrent claims never overshoot the bound. Without
  * `max_active` (NULL) it is version 2: queued jobs are visited and started by their first lease. A
  * claim of one job (`job`) starts it by its first lease, uncounted.
+ * A job this claim parks waiting on the clock (a host delay or a retry backoff) is no longer
+ * counted (`admitted` false): the bound holds jobs that could make progress now.
  *
  * Version 2's description follows.
  *
@@ -426,8 +428,12 @@ export function claimFunctionV7(n: Names): string {
           clock_wait := least(host_wait, clock_wait);
           -- With nothing waiting on the clock or a lease, only a wake ends the park.
           park_at := coalesce(least(clock_wait, lease_wait), 9000000000000000);
-          IF park_at > p_now AND (j.ready_at <> park_at OR j.wait_at <> coalesce(clock_wait, 0)) THEN
-            UPDATE ${t('jobs')} SET ready_at = park_at, wait_at = coalesce(clock_wait, 0) WHERE id = jid;
+          -- Waiting on the clock, an admitted job gives up its place (admitted = false): it runs on
+          -- uncounted. Parked only on host slots held by live leases, it keeps it.
+          IF park_at > p_now AND (j.ready_at <> park_at OR j.wait_at <> coalesce(clock_wait, 0)
+                                  OR (clock_wait IS NOT NULL AND j.admitted)) THEN
+            UPDATE ${t('jobs')} SET ready_at = park_at, wait_at = coalesce(clock_wait, 0),
+              admitted = admitted AND clock_wait IS NULL WHERE id = jid;
           END IF;
         END IF;
       END LOOP;
