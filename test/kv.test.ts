@@ -28,8 +28,6 @@ afterAll(async () => {
 });
 
 runStorageConformance({
-  // Admission is not in this adapter yet.
-  skip: ['admission: '],
   name: 'kv on ioredis-mock',
   storage: () => kvStorage({ client: new RedisMock() as never, prefix: freshPrefix(), maxEventsPerJob: 20 }),
   test,
@@ -333,8 +331,6 @@ if (REDIS_URL) {
     });
 
     runStorageConformance({
-      // Admission is not in this adapter yet.
-      skip: ['admission: '],
       name: 'kv on Upstash REST',
       storage: () => kvStorage({ client: upstash as never, prefix: freshPrefix(), maxEventsPerJob: 20 }),
       test,

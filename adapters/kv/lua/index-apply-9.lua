@@ -1,6 +1,7 @@
 -- Applies index updates from claims and completes, in one round trip:
 --   touch   a job that gave URLs moves to the back of the active line (if active)
---   park    the job moves from active to parked (and to waits when it waits on the clock)
+--   park    the job moves from active to parked (and to waits when it waits on the clock, which
+--           also takes it out of `admitted`: a job waiting on a delay or backoff is not counted)
 --   wake    the job moves back to active
 --   remove  the job is no longer active: it leaves the index's sets (not `jobs`), freeing its
 --           admission place if it held one
@@ -95,6 +96,8 @@ while ARGV[i] do
         where = 'p'
         if wait > 0 then
           redis.call('ZADD', waitsKey, wait, id)
+          -- Waiting on the clock, it gives up its admission place and runs on uncounted.
+          redis.call('SREM', admittedKey, id)
           waits = '1'
         elseif waits == '1' then
           redis.call('ZREM', waitsKey, id)
