@@ -185,7 +185,7 @@ function admit(x: Ctx, bound: number, nowIso: string, events: ProgressEvent[]): 
 /**
  * Nothing was ready in the job: every host was looked at, so each pending URL waits on its host's
  * delay, on its backoff, or on a host slot held by a live lease. Park the job until the earliest
- * of those ends.
+ * of those ends; waiting on the clock, it no longer counts against `maxActiveJobs`.
  */
 function park(x: Ctx, j: JobRow, now: number, hostWait: number | null): void {
   const { c, t } = x;
@@ -196,7 +196,10 @@ function park(x: Ctx, j: JobRow, now: number, hostWait: number | null): void {
   const lease = c.get<{ at: number | null }>(`SELECT min(lease_until) AS at FROM ${t.frontier} WHERE job_id = ? AND state = 'leased'`, j.id);
   const clockWait = least(hostWait, backoff?.at);
   const parkAt = least(clockWait, lease?.at) ?? FOREVER;
-  if (parkAt > now && (j.ready_at !== parkAt || j.wait_at !== (clockWait ?? 0))) {
-    c.run(`UPDATE ${t.jobs} SET ready_at = ?, wait_at = ? WHERE id = ?`, parkAt, clockWait ?? 0, j.id);
+  // Waiting on the clock, an admitted job gives up its place (admitted 0) and runs on uncounted.
+  // Parked only on host slots held by live leases, it keeps it.
+  const release = clockWait !== null && j.admitted === 1;
+  if (parkAt > now && (j.ready_at !== parkAt || j.wait_at !== (clockWait ?? 0) || release)) {
+    c.run(`UPDATE ${t.jobs} SET ready_at = ?, wait_at = ?, admitted = admitted * ? WHERE id = ?`, parkAt, clockWait ?? 0, clockWait === null ? 1 : 0, j.id);
   }
 }
