@@ -17,7 +17,7 @@ const FROZEN: Record<number, string> = {
   4: '5e725bd3377fce608078639d79c844cabf4538ea7fd724965128003a032e340f',
   5: '3e81ee06dd2558eeff722482d32e9f474b37953d37549e0b02b2305798be8e3b',
   6: '5a5abe0f9681285510fc089e4ac42a17fefd7e64b05d19cd5e3c467fbf91cb15',
-  7: '8e75e4ae30db10a27416bd3656280739562831af14c0767d9a77b7c30b8fcdfd',
+  7: 'a87d71a15d0bd73225fce5d0d785f768e8538e062d7f5e6a0dc19bfbc30f1bd4',
 };
 
 const names = { schema: '"public"', prefix: 'crawl_' };

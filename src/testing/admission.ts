@@ -153,8 +153,13 @@ export function admissionTests(it: Register): void {
       assert.equal((await s.complete(lease, { result: result(lease), links: [more], now: T0 + 10 })).ok, true);
     }
     // The claim that finds a and b parked on the clock frees their places: c is admitted by it or the next.
-    const got: Lease[] = [];
-    for (let i = 0; i < 2; i++) got.push(...(await claimAcross(T0 + 11 + i)).leases);
+    const parking = await claimAcross(T0 + 11);
+    const got: Lease[] = [...parking.leases];
+    if (got.length === 0) {
+      const at = parking.nextReadyAt;
+      assert.ok(at !== null && at !== undefined && at <= T0 + 11, `the claim that freed places asks for the next one at once, not at ${at}`);
+      got.push(...(await claimAcross(T0 + 12)).leases);
+    }
     assert.deepEqual(jobsOf(got), ids(c), 'c is admitted and claimed while a and b wait on their delay');
     assert.equal((await s.getJob(c.id))?.status, 'running');
     // a and b keep running, uncounted: when their delay ends they are claimed again, beside c.

@@ -34,14 +34,15 @@
 -- version (integer, the job's `pv`), score (ms epoch: the new place in active or parked; for finish,
 -- the finish time), wait (ms epoch, 0 if none).
 --
--- Returns 1.
+-- Returns how many jobs parked on the clock gave up their admission places, 0 when no queued job
+-- waits in line.
 --
 --- @include "includes/values"
 
 local activeKey, parkedKey, waitsKey, statePrefix, lineKey, admittedKey, finishedKey, jobsKey, requeuesKey =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 
-local i = 1
+local i, freed = 1, 0
 while ARGV[i] do
   local op, id, v, score, wait = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3], tonumber(ARGV[i + 4])
   local state = statePrefix .. id
@@ -97,7 +98,7 @@ while ARGV[i] do
         if wait > 0 then
           redis.call('ZADD', waitsKey, wait, id)
           -- Waiting on the clock, it gives up its admission place and runs on uncounted.
-          redis.call('SREM', admittedKey, id)
+          freed = freed + redis.call('SREM', admittedKey, id)
           waits = '1'
         elseif waits == '1' then
           redis.call('ZREM', waitsKey, id)
@@ -114,4 +115,6 @@ while ARGV[i] do
   end
   i = i + 5
 end
-return 1
+-- Places given up while queued jobs wait: the claim asks for the next claim at once.
+if freed > 0 and redis.call('ZCARD', lineKey) == 0 then freed = 0 end
+return freed
