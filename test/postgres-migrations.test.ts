@@ -17,7 +17,7 @@ const FROZEN: Record<number, string> = {
   4: '5e725bd3377fce608078639d79c844cabf4538ea7fd724965128003a032e340f',
   5: '3e81ee06dd2558eeff722482d32e9f474b37953d37549e0b02b2305798be8e3b',
   6: '5a5abe0f9681285510fc089e4ac42a17fefd7e64b05d19cd5e3c467fbf91cb15',
-  7: 'c689e8d37bd343062c2ad66203bf1f4ea4b7f4a8c30f5ea8e5389a3c74cc472b',
+  7: 'a87d71a15d0bd73225fce5d0d785f768e8538e062d7f5e6a0dc19bfbc30f1bd4',
 };
 
 const names = { schema: '"public"', prefix: 'crawl_' };

@@ -1,7 +1,9 @@
 // Starvation: jobs whose hosts all wait out a long perHostDelayMs must not hide other jobs from
 // claims. 1,000 such jobs are parked on each adapter, then a new 40-page job is crawled by
 // processor runs that claim across all jobs (no jobId); it must finish about as fast as the same
-// job on an otherwise empty storage of the same adapter.
+// job on an otherwise empty storage of the same adapter. Those jobs are started by claims of their
+// own (uncounted); a variant has jobs admitted by claims across jobs under the default bound, which
+// must give up their places once parked on the clock.
 import { performance } from 'node:perf_hooks';
 import Redis from 'ioredis';
 import RedisMock from 'ioredis-mock';
@@ -12,11 +14,14 @@ import { postgresStorage } from '../adapters/postgres/index.js';
 import { startSite } from './fixtures/site.mjs';
 import type { CrawlStorage, Lease } from '../src/core/storage.js';
 import { jobRecord } from '../src/testing/index.js';
+import { DEFAULT_MAX_ACTIVE_JOBS } from '../src/core/engine.js';
 import type { Job, PageResult } from '../src/core/types.js';
 import { testEngine } from './helpers/engine.js';
 import { closeAll, DATABASE_URL, freshSchema, pglite, realPool } from './helpers/postgres.js';
 
 const PARKED = 1000;
+/** Jobs admitted by claims under the default bound, then parked: three times the bound. */
+const ADMITTED = 3 * DEFAULT_MAX_ACTIVE_JOBS;
 const PAGES = 40;
 /** A crawl that has not finished by then counts as starved. */
 const CAP_MS = 20_000;
@@ -126,6 +131,29 @@ async function parkJobs(storage: CrawlStorage, n: number): Promise<{ seedMs: num
   return { seedMs: seeded - started, settleMs: performance.now() - seeded, settleClaims };
 }
 
+/**
+ * Creates `n` queued jobs and lets claims across jobs under the default bound (`maxActiveJobs` 10)
+ * admit them, as processors would: each admitted job's first page is stored with one new link,
+ * which then waits out its host's 10-minute delay. Claims go on until two in a row find nothing.
+ * Returns the jobs, which all run (admitted in turns) once their predecessors parked on the clock.
+ */
+async function parkAdmittedJobs(storage: CrawlStorage, n: number): Promise<Job[]> {
+  const jobs = Array.from({ length: n }, (_, i) => parkedJob(PARKED + i));
+  for (const job of jobs) await storage.createJob(job, { url: job.url, key: job.url, depth: 0, host: new URL(job.url).hostname });
+  for (let empty = 0, i = 0; empty < 2; i++) {
+    if (i > 10 * n) throw new Error('claims never settled');
+    const { leases } = await storage.claim({ limit: 20, leaseMs: 60_000, now: Date.now(), maxActiveJobs: DEFAULT_MAX_ACTIVE_JOBS });
+    empty = leases.length === 0 ? empty + 1 : 0;
+    for (const lease of leases) {
+      const next = `http://${lease.host}/next`;
+      const link = { url: next, key: next, depth: 1, host: lease.host };
+      const done = await storage.complete(lease, { result: pageResult(lease), links: [link], now: Date.now() });
+      expect(done.ok).toBe(true);
+    }
+  }
+  return jobs;
+}
+
 /** Crawls a new 40-page job with processor runs that claim across all jobs; returns its time. */
 async function crawlNewJob(storage: CrawlStorage): Promise<Crawl> {
   const site = await startSite({ pages: PAGES, fanout: 4 });
@@ -192,6 +220,33 @@ describe('starvation', () => {
           `with ${PARKED} parked jobs ${times(crowded)} ms (best ${round(crowded.ms)}, ${crowded.runs} runs, ${crowded.status}, ${crowded.succeeded} pages); ` +
           `parking: seed ${round(parking.seedMs)} ms, settle ${round(parking.settleMs)} ms in ${parking.settleClaims} claims; ` +
           `an idle claim over ${PARKED} parked jobs ${claimMs.toFixed(2)} ms`,
+      );
+      expect(crowded.status).toBe('completed');
+      expect(crowded.succeeded).toBe(PAGES);
+      expect(crowded.ms).toBeLessThanOrEqual(2 * alone.ms + SLACK_MS);
+    }, 400_000);
+  }
+
+  for (const target of targets) {
+    test(`starvation: ${ADMITTED} admitted jobs parked on perHostDelayMs give up their places: all run, and a new job is not slowed (${target.name})`, async () => {
+      const empty = await target.storage();
+      await crawlNewJob(empty);
+      const alone = await bestOfTwo(empty);
+      await empty.close?.();
+      expect(alone.status).toBe('completed');
+
+      const storage = await target.storage();
+      const jobs = await parkAdmittedJobs(storage, ADMITTED);
+      const statuses = await Promise.all(jobs.map(async (job) => (await storage.getJob(job.id))?.status));
+      expect(
+        statuses.filter((status) => status !== 'running'),
+        'each parked job gave up its place to the next in line',
+      ).toEqual([]);
+      const crowded = await bestOfTwo(storage);
+      await storage.close?.();
+      console.log(
+        `[starvation] ${target.name}: new ${PAGES}-page job alone ${round(alone.ms)} ms; with ${ADMITTED} admitted jobs parked ` +
+          `${crowded.all.map(round).join(' / ')} ms (${crowded.status}, ${crowded.succeeded} pages)`,
       );
       expect(crowded.status).toBe('completed');
       expect(crowded.succeeded).toBe(PAGES);

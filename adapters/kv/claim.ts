@@ -73,6 +73,7 @@ export async function claim(ctx: Ctx, query: ClaimQuery): Promise<ClaimResult> {
   const events: ProgressEvent[] = [];
   let next = waiting;
   const idle = new Set<string>();
+  let freed = 0;
   try {
     // A fair share per job first, then whatever is left to whoever has more.
     for (const pass of [1, 2]) {
@@ -91,9 +92,10 @@ export async function claim(ctx: Ctx, query: ClaimQuery): Promise<ClaimResult> {
       }
     }
   } finally {
-    await ctx.applyIndex(ops);
+    freed = await ctx.applyIndex(ops);
   }
-  // More jobs were eligible than one claim visits: the next claim sees the others at once.
-  if (ids.length >= WINDOW) next = query.now;
+  // More jobs were eligible than one claim visits: the next claim sees the others at once. So too
+  // when jobs parked on the clock gave up their places while queued jobs wait: it admits them.
+  if (ids.length >= WINDOW || (freed > 0 && query.maxActiveJobs !== undefined)) next = query.now;
   return { leases, events, nextReadyAt: leases.length < query.limit ? next : null };
 }

@@ -103,7 +103,8 @@ export interface Ctx {
    * an ordering hint, so with `deferTouch` it waits up to TOUCH_DEFER_MS, coalesced per job, and
    * goes with the next update that must be applied now (before it, in order) or on its own.
    */
-  applyIndex(ops: IndexOp[], options?: { deferTouch?: boolean }): Promise<void>;
+  /** Resolves to how many admission places parked jobs gave up while queued jobs wait (0 if none, or deferred). */
+  applyIndex(ops: IndexOp[], options?: { deferTouch?: boolean }): Promise<number>;
   /** Applies the deferred touches now (before the index is read for a claim across jobs). */
   flushTouches(): Promise<void>;
 }
@@ -150,7 +151,7 @@ export function contextFor(client: IoredisLikeClient | UpstashLikeClient, prefix
     const ops = takeTouches();
     if (ops.length > 0) await indexCall(S.INDEX_APPLY(ix), ops.flat());
   }
-  async function applyIndex(ops: IndexOp[], options: { deferTouch?: boolean } = {}): Promise<void> {
+  async function applyIndex(ops: IndexOp[], options: { deferTouch?: boolean } = {}): Promise<number> {
     if (options.deferTouch === true && ops.every((op) => op[0] === 'touch')) {
       for (const [, id, , at] of ops) touches.set(id, Math.max(touches.get(id) ?? 0, at));
       if (touches.size > 0 && timer === null) {
@@ -158,11 +159,11 @@ export function contextFor(client: IoredisLikeClient | UpstashLikeClient, prefix
         timer = setTimeout(() => void flushTouches().catch(() => undefined), TOUCH_DEFER_MS);
         (timer as { unref?: () => void }).unref?.();
       }
-      return;
+      return 0;
     }
     // Nothing to apply now: deferred touches keep waiting.
-    if (ops.length === 0) return;
-    await indexCall(S.INDEX_APPLY(ix), [...takeTouches(), ...ops].flat());
+    if (ops.length === 0) return 0;
+    return Number(await indexCall(S.INDEX_APPLY(ix), [...takeTouches(), ...ops].flat())) || 0;
   }
   return { run, maxCallChars, keysOf, ix, maxEvents, ttl, call, indexCall, applyIndex, flushTouches };
 }

@@ -34,7 +34,7 @@
  * | `p{index}:jobs`           | sorted set | every job id by ordinal (listJobs, newest first)                    |
  * | `p{index}:ordinal`        | string     | the ordinal counter                                                 |
  * | `p{index}:line`           | sorted set | queued job ids awaiting admission, by priority then ordinal         |
- * | `p{index}:admitted`       | set        | running job ids started by admission (counted against the bound)    |
+ * | `p{index}:admitted`       | set        | admitted running job ids, counted; out when parked on the clock     |
  * | `p{index}:active`         | sorted set | job ids claims visit, by last claim or wake (ms epoch; 0 = new)     |
  * | `p{index}:parked`         | sorted set | parked job ids by park end (ms epoch)                               |
  * | `p{index}:waits`          | sorted set | parked job ids by the end of their first wait on the clock (ms)     |

@@ -101,6 +101,7 @@ export function claim(store: Store, query: ClaimQuery): ClaimResult {
   }
 
   admit(store, query, events);
+  const counted = store.admitted;
   wakeDue(store, now);
   // First round: one URL from each job that is not parked, least recently served first; a job
   // with nothing ready is parked, so that it costs the next claims nothing.
@@ -143,6 +144,8 @@ export function claim(store: Store, query: ClaimQuery): ClaimResult {
       const at = nextReadyAt(js, now);
       if (at !== null && (next === null || at < next)) next = at;
     }
+    // Jobs parked on the clock gave up their places: the next claim admits queued jobs at once.
+    if (store.admitted < counted && store.queue.size > 0) next = now;
   }
   return { leases, events, nextReadyAt: next };
 }

@@ -78,13 +78,20 @@ const live = (store: Store, item: HeapItem) => item.stamp === item.js.stamp && s
 
 /**
  * A claim found nothing ready in the job: skip it until the earliest time it could have work by
- * the clock (a host delay or retry backoff ending, a live lease expiring), or until woken.
+ * the clock (a host delay or retry backoff ending, a live lease expiring), or until woken. A job
+ * waiting on a delay or backoff no longer counts against `maxActiveJobs`.
  */
 export function park(store: Store, js: JobState, now: number): void {
   const waitAt = nextReadyAt(js, now);
   let readyAt = waitAt ?? Infinity;
   for (const entry of js.leased) if (entry.expiresAt < readyAt) readyAt = entry.expiresAt;
   if (readyAt <= now) return;
+  // Waiting on the clock (a delay or backoff), it gives up its admission place: it stays running,
+  // uncounted, like a job started by a claim of its own. Parked at its hosts' concurrency, it keeps it.
+  if (waitAt !== null && js.admitted) {
+    js.admitted = false;
+    store.admitted--;
+  }
   js.readyAt = readyAt;
   js.waitAt = waitAt;
   const stamp = ++js.stamp;

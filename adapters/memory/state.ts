@@ -78,7 +78,7 @@ export interface JobState {
   stamp: number;
   /** Queued and in the admission line (`store.queue`): claims across jobs do not visit it yet. */
   waiting: boolean;
-  /** Started by admission and not finished: counted in `store.admitted` against `maxActiveJobs`. */
+  /** Started by admission, not finished nor parked on the clock since: counted in `store.admitted` against `maxActiveJobs`. */
   admitted: boolean;
 }
 

@@ -57,6 +57,7 @@ export function claim(x: Ctx, q: ClaimQuery): ClaimOutcome {
   const idle = new Set<string>();
   let remaining = q.limit;
   let nextReady: number | null = null;
+  let freed = false;
 
   const lease = (f: FrontierRow): Lease => {
     const token = randomUUID();
@@ -139,7 +140,7 @@ export function claim(x: Ctx, q: ClaimQuery): ClaimOutcome {
         remaining -= took;
       } else if (!served.has(id)) {
         idle.add(id);
-        park(x, j, now, hostWait);
+        if (park(x, j, now, hostWait)) freed = true;
       }
     }
   }
@@ -162,6 +163,8 @@ export function claim(x: Ctx, q: ClaimQuery): ClaimOutcome {
   nextReady = least(nextReady, waiting?.at);
   // More jobs were eligible than one claim visits: the next claim sees the others at once.
   if (q.jobId === undefined && nReady >= MAX_JOBS) nextReady = now;
+  // Jobs parked on the clock gave up their places: the next claim admits queued jobs at once.
+  if (freed && bounded && c.get(`SELECT 1 AS one FROM ${t.jobs} WHERE status = 'queued' LIMIT 1`) !== undefined) nextReady = now;
   return { leases, events, nextReadyAt: nextReady };
 }
 
@@ -185,9 +188,10 @@ function admit(x: Ctx, bound: number, nowIso: string, events: ProgressEvent[]): 
 /**
  * Nothing was ready in the job: every host was looked at, so each pending URL waits on its host's
  * delay, on its backoff, or on a host slot held by a live lease. Park the job until the earliest
- * of those ends.
+ * of those ends; waiting on the clock, it no longer counts against `maxActiveJobs`. True when it
+ * gave up its place so.
  */
-function park(x: Ctx, j: JobRow, now: number, hostWait: number | null): void {
+function park(x: Ctx, j: JobRow, now: number, hostWait: number | null): boolean {
   const { c, t } = x;
   const backoff = c.get<{ at: number | null }>(
     `SELECT min(not_before) AS at FROM ${t.frontier} WHERE job_id = ? AND state = 'pending' AND not_before > 0`,
@@ -196,7 +200,12 @@ function park(x: Ctx, j: JobRow, now: number, hostWait: number | null): void {
   const lease = c.get<{ at: number | null }>(`SELECT min(lease_until) AS at FROM ${t.frontier} WHERE job_id = ? AND state = 'leased'`, j.id);
   const clockWait = least(hostWait, backoff?.at);
   const parkAt = least(clockWait, lease?.at) ?? FOREVER;
-  if (parkAt > now && (j.ready_at !== parkAt || j.wait_at !== (clockWait ?? 0))) {
-    c.run(`UPDATE ${t.jobs} SET ready_at = ?, wait_at = ? WHERE id = ?`, parkAt, clockWait ?? 0, j.id);
+  // Waiting on the clock, an admitted job gives up its place (admitted 0) and runs on uncounted.
+  // Parked only on host slots held by live leases, it keeps it.
+  const release = clockWait !== null && j.admitted === 1;
+  if (parkAt > now && (j.ready_at !== parkAt || j.wait_at !== (clockWait ?? 0) || release)) {
+    c.run(`UPDATE ${t.jobs} SET ready_at = ?, wait_at = ?, admitted = admitted * ? WHERE id = ?`, parkAt, clockWait ?? 0, clockWait === null ? 1 : 0, j.id);
+    return release;
   }
+  return false;
 }

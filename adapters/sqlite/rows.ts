@@ -42,6 +42,8 @@ export interface JobRow {
   spares: number;
   ready_at: number;
   wait_at: number;
+  /** 1 while counted against the claims' `maxActiveJobs` (schema version 3). */
+  admitted: number;
 }
 
 export interface FrontierRow {

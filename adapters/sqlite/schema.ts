@@ -132,7 +132,7 @@ export const MIGRATIONS: Migration[] = [
     statements: (t, p) => [
       // priority: options.priority (0 when absent), higher admitted first. admitted: 1 while a job
       // started by admission runs, counted against the claims' maxActiveJobs (jobs started by a
-      // claim of their own, or before version 3, are not).
+      // claim of their own, or before version 3, are not); 0 again once a claim parks it on the clock.
       `ALTER TABLE ${t.jobs} ADD COLUMN priority INTEGER NOT NULL DEFAULT 0`,
       `ALTER TABLE ${t.jobs} ADD COLUMN admitted INTEGER NOT NULL DEFAULT 0`,
       `UPDATE ${t.jobs} SET priority = coalesce(json_extract(options, '$.priority'), 0)`,

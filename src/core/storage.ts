@@ -63,7 +63,9 @@ export interface ClaimQuery {
    * Admission bound of a claim across jobs (no `jobId`): queued jobs are started only while fewer
    * than this many jobs started by admission are running, in order of `options.priority` (highest
    * first), then creation (oldest first). Admitting starts the job (`running`, `job:started`) in this
-   * claim; a job that ends frees its place for the next claim. Absent: no bound (every queued job is
+   * claim; a job that ends frees its place for the next claim, and so does one a claim parks waiting
+   * on the clock (a host delay or retry backoff; it runs on uncounted), not one parked only at its
+   * hosts' concurrency. Absent: no bound (every queued job is
    * claimable, as before the bound existed); an adapter that ignores it still works, unbounded.
    */
   maxActiveJobs?: number;

@@ -2,7 +2,8 @@
  * Conformance tests: admission (`ClaimQuery.maxActiveJobs`). Claims across jobs start queued jobs in
  * order of priority (highest first), then creation, never more than the bound at once; a job that
  * ends or is cancelled frees its place; admitted jobs share claims fairly; a claim of one job
- * bypasses admission and is not counted.
+ * bypasses admission and is not counted. An admitted job parked on the clock (every host inside a
+ * delay or backoff) gives up its place; one parked only at its hosts' concurrency keeps it.
  */
 import assert from 'node:assert/strict';
 import type { CrawlStorage, Lease } from '../core/storage.js';
@@ -133,5 +134,39 @@ export function admissionTests(it: Register): void {
     assert.deepEqual(jobsOf(later.leases), ids(c));
     assert.equal(later.events.filter((ev) => ev.type === 'job:started').length, 0);
     assert.equal((await s.getJob(b.id))?.status, 'queued');
+  });
+
+  it('admission: a job parked on the clock gives up its place; one parked at its concurrency keeps it', async (s) => {
+    const delayed = () => makeJob({ maxPages: 100, perHostDelayMs: 600_000 });
+    const [a, b] = [delayed(), delayed()];
+    for (const job of [a, b]) await s.createJob(job, seedOf(job));
+    const [c] = (await queued(s, [0])) as [Job];
+    const claimAcross = (now: number) => s.claim({ limit: 10, leaseMs: LEASE, now, maxActiveJobs: 2 });
+    const first = await claimAcross(T0 + 1);
+    assert.deepEqual(jobsOf(first.leases), ids(a, b), 'a and b are admitted');
+    // Their seeds are in flight: both hosts are at their concurrency, no clock wait. They keep their places.
+    for (let i = 0; i < 3; i++) assert.deepEqual((await claimAcross(T0 + 2 + i)).leases, [], 'c waits while a and b have pages in flight');
+    assert.equal((await s.getJob(c.id))?.status, 'queued');
+    // Each seed completes with one more page on its host, which now waits out a 10-minute delay.
+    for (const lease of first.leases) {
+      const more = link(`/${lease.jobId}/next`, 1, lease.host);
+      assert.equal((await s.complete(lease, { result: result(lease), links: [more], now: T0 + 10 })).ok, true);
+    }
+    // The claim that finds a and b parked on the clock frees their places: c is admitted by it or the next.
+    const parking = await claimAcross(T0 + 11);
+    const got: Lease[] = [...parking.leases];
+    if (got.length === 0) {
+      const at = parking.nextReadyAt;
+      assert.ok(at !== null && at !== undefined && at <= T0 + 11, `the claim that freed places asks for the next one at once, not at ${at}`);
+      got.push(...(await claimAcross(T0 + 12)).leases);
+    }
+    assert.deepEqual(jobsOf(got), ids(c), 'c is admitted and claimed while a and b wait on their delay');
+    assert.equal((await s.getJob(c.id))?.status, 'running');
+    // a and b keep running, uncounted: when their delay ends they are claimed again, beside c.
+    const leaseC = got[0]!;
+    assert.equal((await s.complete(leaseC, { result: result(leaseC), links: [link(`/${c.id}/next`, 1, leaseC.host)], now: T0 + 20 })).ok, true);
+    const later = await claimAcross(T0 + 10 + 600_001);
+    assert.deepEqual(jobsOf(later.leases), ids(a, b, c), 'a and b are claimed again when their delay ends, beside c');
+    for (const job of [a, b, c]) assert.equal((await s.getJob(job.id))?.status, 'running');
   });
 }

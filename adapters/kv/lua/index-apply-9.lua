@@ -1,6 +1,7 @@
 -- Applies index updates from claims and completes, in one round trip:
 --   touch   a job that gave URLs moves to the back of the active line (if active)
---   park    the job moves from active to parked (and to waits when it waits on the clock)
+--   park    the job moves from active to parked (and to waits when it waits on the clock, which
+--           also takes it out of `admitted`: a job waiting on a delay or backoff is not counted)
 --   wake    the job moves back to active
 --   remove  the job is no longer active: it leaves the index's sets (not `jobs`), freeing its
 --           admission place if it held one
@@ -33,14 +34,15 @@
 -- version (integer, the job's `pv`), score (ms epoch: the new place in active or parked; for finish,
 -- the finish time), wait (ms epoch, 0 if none).
 --
--- Returns 1.
+-- Returns how many jobs parked on the clock gave up their admission places, 0 when no queued job
+-- waits in line.
 --
 --- @include "includes/values"
 
 local activeKey, parkedKey, waitsKey, statePrefix, lineKey, admittedKey, finishedKey, jobsKey, requeuesKey =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 
-local i = 1
+local i, freed = 1, 0
 while ARGV[i] do
   local op, id, v, score, wait = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3], tonumber(ARGV[i + 4])
   local state = statePrefix .. id
@@ -95,6 +97,8 @@ while ARGV[i] do
         where = 'p'
         if wait > 0 then
           redis.call('ZADD', waitsKey, wait, id)
+          -- Waiting on the clock, it gives up its admission place and runs on uncounted.
+          freed = freed + redis.call('SREM', admittedKey, id)
           waits = '1'
         elseif waits == '1' then
           redis.call('ZREM', waitsKey, id)
@@ -111,4 +115,6 @@ while ARGV[i] do
   end
   i = i + 5
 end
-return 1
+-- Places given up while queued jobs wait: the claim asks for the next claim at once.
+if freed > 0 and redis.call('ZCARD', lineKey) == 0 then freed = 0 end
+return freed

@@ -278,6 +278,8 @@ export function claimFunctionV2(n: Names): string {
  * get it admits nothing this time), so concurrent claims never overshoot the bound. Without
  * `max_active` (NULL) it is version 2: queued jobs are visited and started by their first lease. A
  * claim of one job (`job`) starts it by its first lease, uncounted.
+ * A job this claim parks waiting on the clock (a host delay or a retry backoff) is no longer
+ * counted (`admitted` false): the bound holds jobs that could make progress now.
  *
  * Version 2's description follows.
  *
@@ -303,6 +305,7 @@ export function claimFunctionV7(n: Names): string {
     remaining int := p_limit; share int; took int; fresh int; n_ready int; pass int;
     slots int; delay int; tok text; next_ready bigint := NULL; busy boolean := false; w bigint; lj jsonb;
     host_wait bigint; clock_wait bigint; lease_wait bigint; park_at bigint; n_admitted int;
+    freed boolean := false;
   BEGIN
     IF p_job IS NULL AND p_max_active IS NOT NULL AND pg_try_advisory_xact_lock(${lock}) THEN
       SELECT count(*) INTO n_admitted FROM ${t('jobs')} WHERE status = 'running' AND admitted;
@@ -426,8 +429,13 @@ export function claimFunctionV7(n: Names): string {
           clock_wait := least(host_wait, clock_wait);
           -- With nothing waiting on the clock or a lease, only a wake ends the park.
           park_at := coalesce(least(clock_wait, lease_wait), 9000000000000000);
-          IF park_at > p_now AND (j.ready_at <> park_at OR j.wait_at <> coalesce(clock_wait, 0)) THEN
-            UPDATE ${t('jobs')} SET ready_at = park_at, wait_at = coalesce(clock_wait, 0) WHERE id = jid;
+          -- Waiting on the clock, an admitted job gives up its place (admitted = false): it runs on
+          -- uncounted. Parked only on host slots held by live leases, it keeps it.
+          IF park_at > p_now AND (j.ready_at <> park_at OR j.wait_at <> coalesce(clock_wait, 0)
+                                  OR (clock_wait IS NOT NULL AND j.admitted)) THEN
+            UPDATE ${t('jobs')} SET ready_at = park_at, wait_at = coalesce(clock_wait, 0),
+              admitted = admitted AND clock_wait IS NULL WHERE id = jid;
+            freed := freed OR (clock_wait IS NOT NULL AND j.admitted);
           END IF;
         END IF;
       END LOOP;
@@ -444,6 +452,10 @@ export function claimFunctionV7(n: Names): string {
       -- More jobs were eligible than one claim visits: the next claim sees the others at once.
       IF p_job IS NULL AND n_ready >= 100 THEN next_ready := p_now; END IF;
       IF busy THEN next_ready := least(coalesce(next_ready, p_now + 5), p_now + 5); END IF;
+      -- Jobs parked on the clock gave up their places: the next claim admits queued jobs at once.
+      IF freed AND p_max_active IS NOT NULL AND EXISTS (SELECT 1 FROM ${t('jobs')} WHERE status = 'queued') THEN
+        next_ready := p_now;
+      END IF;
     END IF;
     RETURN jsonb_build_object('leases', leases, 'events', events, 'nextReadyAt', next_ready);
   END $fn$`;
