@@ -638,17 +638,29 @@ function completeManyTests(target: { name: string; client: () => Client }) {
   }, 60_000);
 });
 
+/** A client of its own on the real server and a fresh migrated schema for `body`, dropped after. */
+async function withRealSchema(
+  body: (ctx: { client: import('pg').Client; schema: string; storage: ReturnType<typeof postgresStorage> }) => Promise<void>,
+): Promise<void> {
+  const pg = (await import('pg')).default;
+  const client = new pg.Client({ connectionString: DATABASE_URL! });
+  await client.connect();
+  const schema = freshSchema();
+  try {
+    const storage = postgresStorage({ client, schema, listen: false });
+    await storage.migrate();
+    await body({ client, schema, storage });
+  } finally {
+    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await client.end();
+  }
+}
+
 // Plans of the statements inside the SQL functions, through auto_explain (nested statements, at
 // NOTICE level, so the client receives them). Needs a superuser to LOAD the module.
 (DATABASE_URL ? describe : describe.skip)('postgres plans (real server)', () => {
   test('with a 20,000-URL frontier no statement inside claim, complete, retry, release, readEvents or getJob scans the frontier sequentially', async () => {
-    const pg = (await import('pg')).default;
-    const client = new pg.Client({ connectionString: DATABASE_URL! });
-    await client.connect();
-    const schema = freshSchema();
-    try {
-      const storage = postgresStorage({ client, schema, listen: false });
-      await storage.migrate();
+    await withRealSchema(async ({ client, schema, storage }) => {
       const host = 'plans.test';
       const url = (i: number) => `http://${host}/p/${i}`;
       const job = jobRecord({ id: 'job_plans', url: url(0), options: { maxPages: 20_001, respectRobots: false, perHostConcurrency: 1000 } });
@@ -709,22 +721,13 @@ function completeManyTests(target: { name: string; client: () => Client }) {
       expect(text).not.toMatch(/Seq Scan on (\S+\.)?crawl_frontier\b/);
       const after = await storage.getJob(job.id);
       expect(after?.counts).toMatchObject({ discovered: 20_003, skipped: 2 });
-    } finally {
-      await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-      await client.end();
-    }
+    });
   }, 60_000);
 });
 
 (DATABASE_URL ? describe : describe.skip)('postgres retention (real server)', () => {
   test('the sweep finds due jobs through jobs_finished among 20,000 jobs, and deletes a job of 50,000 results and URLs in one short transaction', async () => {
-    const pg = (await import('pg')).default;
-    const client = new pg.Client({ connectionString: DATABASE_URL! });
-    await client.connect();
-    const schema = freshSchema();
-    try {
-      const storage = postgresStorage({ client, schema, listen: false });
-      await storage.migrate();
+    await withRealSchema(async ({ client, schema, storage }) => {
       const jobs = `"${schema}".crawl_jobs`;
       const T = Date.UTC(2030, 0, 1);
       // 20,000 jobs, 1 in 10 still running, the rest finished a second apart.
@@ -771,9 +774,6 @@ function completeManyTests(target: { name: string; client: () => Client }) {
         expect(rows.rows[0].n, table).toBe(0);
       }
       expect(took, 'deleting 110,000 rows of one job').toBeLessThan(20_000);
-    } finally {
-      await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-      await client.end();
-    }
+    });
   }, 120_000);
 });
