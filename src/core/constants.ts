@@ -14,6 +14,11 @@ export const TERMINAL_STATUS_LIST = ['completed', 'cancelled', 'failed'] as cons
 export const CRAWL_SCOPES = ['same-origin', 'same-hostname', 'same-domain', 'any'] as const;
 
 /** The scope a job gets when it names none. */
+/** What a result carries besides its metadata (`JobOptions.formats`). */
+export const RESULT_FORMATS = ['metadata', 'links', 'text', 'markdown', 'html'] as const;
+/** How a job uses the site's sitemaps (`JobOptions.sitemap`). */
+export const SITEMAP_MODES = ['include', 'only', 'skip'] as const;
+
 export const DEFAULT_SCOPE = 'same-hostname' satisfies (typeof CRAWL_SCOPES)[number];
 
 /** Progress event types, in the order a job can emit them; `progress` is a snapshot sent in place of trimmed history. */

@@ -3,7 +3,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { CRAWL_SCOPES, DEFAULT_SCOPE, JOB_STATUSES } from './constants.js';
+import { CRAWL_SCOPES, DEFAULT_SCOPE, JOB_STATUSES, RESULT_FORMATS, SITEMAP_MODES } from './constants.js';
 import { CrawlEngineError, fieldErrors, invalid } from './errors.js';
 import type { CrawlStorage } from './storage.js';
 import { isWellFormed, jsonProblem } from '../crawl/text.js';
@@ -70,6 +70,19 @@ export const jobInputSchema = z.strictObject({
    * started in order of priority, then creation, while fewer than the engine's `maxActiveJobs` run.
    */
   priority: z.int().min(-1000).max(1000).default(0),
+  /**
+   * What each result carries besides its metadata: any of `metadata`, `links`, `text`,
+   * `markdown`, `html` (default `['metadata']`, the cheapest).
+   */
+  formats: z
+    .array(z.enum(RESULT_FORMATS))
+    .max(RESULT_FORMATS.length)
+    .refine((list) => new Set(list).size === list.length, 'expected each format at most once')
+    .default(['metadata']),
+  /** With `text` or `markdown`: only the page's main content (default true). */
+  onlyMainContent: z.boolean().default(true),
+  /** Read the site's sitemaps: `include`, `only` or `skip` (default). */
+  sitemap: z.enum(SITEMAP_MODES).default('skip'),
   metadata: metadata.optional(),
 });
 

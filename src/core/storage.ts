@@ -26,6 +26,11 @@ export interface FrontierLink {
    * (see `CrawlStorage.complete`). Absent means `unknown`.
    */
   robots?: 'allowed' | 'unknown';
+  /**
+   * The `<lastmod>` a sitemap listed for the URL (at most 64 characters), handed back on its
+   * lease so the result can carry it. Absent for links found on pages.
+   */
+  lastmod?: string;
 }
 
 /** A link the processor knows robots.txt disallows: recorded with its result, never fetched. */
@@ -47,6 +52,8 @@ export interface Lease {
   attempts: number;
   /** Epoch ms after which the URL may be handed to another processor. */
   expiresAt: number;
+  /** The sitemap `<lastmod>` stored with the URL's frontier entry (`FrontierLink.lastmod`), if any. */
+  lastmod?: string;
 }
 
 export interface ClaimQuery {

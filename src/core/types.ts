@@ -1,10 +1,28 @@
-import { type CRAWL_SCOPES, type JOB_STATUSES, type PROGRESS_EVENT_TYPES, SKIP_CODE_LIST, TERMINAL_EVENT_LIST, TERMINAL_STATUS_LIST } from './constants.js';
+import {
+  type CRAWL_SCOPES,
+  type JOB_STATUSES,
+  type PROGRESS_EVENT_TYPES,
+  type RESULT_FORMATS,
+  type SITEMAP_MODES,
+  SKIP_CODE_LIST,
+  TERMINAL_EVENT_LIST,
+  TERMINAL_STATUS_LIST,
+} from './constants.js';
 
 /** Lifecycle of a crawl job. `completed`, `cancelled` and `failed` are terminal. */
 export type JobStatus = (typeof JOB_STATUSES)[number];
 
 /** Which discovered links a job may follow, compared with its start URL. */
 export type CrawlScope = (typeof CRAWL_SCOPES)[number];
+
+/**
+ * What a result carries besides its metadata: `metadata` (title, description, canonical, link and
+ * word counts: always there), `links` (`PageResult.outlinks`), `text`, `markdown` and `html`.
+ */
+export type ResultFormat = (typeof RESULT_FORMATS)[number];
+
+/** How a job uses the site's sitemaps: `include` them with the links, `only` them, or `skip` them. */
+export type SitemapMode = (typeof SITEMAP_MODES)[number];
 
 /** A job's options after validation and defaults. */
 export interface JobOptions {
@@ -43,6 +61,23 @@ export interface JobOptions {
    * it; jobs created before priorities existed have none stored (hence optional): read it as 0.
    */
   priority?: number;
+  /**
+   * What each result carries besides its metadata (default `['metadata']`). Jobs created before
+   * formats existed have none stored: read it as `['metadata']`.
+   */
+  formats?: ResultFormat[];
+  /**
+   * With `text` or `markdown`: keep only the page's main content, dropping navigation, headers,
+   * footers, sidebars, cookie banners and ads, as reader views do (default true).
+   */
+  onlyMainContent?: boolean;
+  /**
+   * `include`: URLs listed in the site's sitemaps (robots.txt `Sitemap:` lines, else
+   * `/sitemap.xml`) are crawled with the links found, at depth 0 like the start URL; `only`: the
+   * start URL and its sitemaps' URLs, no links followed; `skip` (default, and for jobs created
+   * before sitemaps were read): sitemaps are not read.
+   */
+  sitemap?: SitemapMode;
 }
 
 /**
@@ -111,6 +146,18 @@ export type PageErrorCode =
 /** Error codes that count a page as skipped rather than failed. */
 export const SKIP_CODES: ReadonlySet<string> = new Set(SKIP_CODE_LIST);
 
+/** A link found on a page (`formats: ['links']`). */
+export interface PageLink {
+  /** Absolute and normalised, as the crawler would fetch it. */
+  url: string;
+  /** The anchor's text, whitespace collapsed (at most 500 characters); '' when it has none. */
+  text: string;
+  /** The `rel` attribute as written (e.g. `nofollow`), or null. */
+  rel: string | null;
+  /** Whether the job's scope includes it (same host as the start URL, by default). */
+  internal: boolean;
+}
+
 export interface PageResult {
   url: string;
   finalUrl: string;
@@ -130,6 +177,21 @@ export interface PageResult {
   durationMs: number;
   fetchedAt: string;
   data: unknown;
+  /** The page's links, in document order (`formats` has `links`). */
+  outlinks?: PageLink[];
+  /** The page's text, main content only unless `onlyMainContent: false` (`formats` has `text`). */
+  text?: string | null;
+  /** The page as markdown, main content only unless `onlyMainContent: false` (`formats` has `markdown`). */
+  markdown?: string | null;
+  /** The HTML as fetched, decoded to text (`formats` has `html`). */
+  html?: string | null;
+  /**
+   * Fields cut at their size cap (`text`, `markdown` and `html` at 1,000,000 characters,
+   * `outlinks` at 5,000 links); a cut text also ends with a line saying so.
+   */
+  truncated?: string[];
+  /** The `<lastmod>` a sitemap gave for this URL, when the job read sitemaps and found one. */
+  lastmod?: string | null;
 }
 
 /** Progress event types; `progress` is a snapshot sent in place of trimmed history. */
