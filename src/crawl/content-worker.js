@@ -1,0 +1,50 @@
+// The worker thread behind `text` and `markdown` (see ./main-content.ts): Mozilla's Readability
+// over linkedom finds a page's main content, after the page's chrome is removed, and
+// node-html-markdown writes markdown. These libraries cannot yield to the event loop, so they run
+// here, where a slow page holds only this thread (and is stopped by its timeout), never the
+// processor's. Plain JavaScript, so that Node runs it as it is from src/ and from dist/.
+//
+// Messages in: { id, html, url, main, markdown, chrome: { selector, className } };
+// out: { id, mainHtml: string | null, markdown: string | null } or { id, error }.
+import { parentPort } from 'node:worker_threads';
+
+let libraries = null;
+async function load() {
+  libraries ??= Promise.all([import('linkedom'), import('@mozilla/readability'), import('node-html-markdown')]);
+  return libraries;
+}
+
+/** Elements the markdown converter drops with their content. */
+const IGNORED = ['script', 'style', 'noscript', 'template', 'head', 'svg', 'iframe', 'object', 'canvas', 'select', 'button', 'input', 'textarea'];
+
+/** Removes the page's chrome (./chrome.ts): what no reader view shows. */
+function removeChrome(document, chrome) {
+  for (const element of document.querySelectorAll(chrome.selector)) element.remove();
+  // A header inside the main content is the article's own (its title); outside it is the site's.
+  for (const element of document.querySelectorAll('header')) if (element.closest('main, article, [role="main"]') === null) element.remove();
+  const className = new RegExp(chrome.className, 'i');
+  for (const element of document.querySelectorAll('[class]')) {
+    if (className.test((element.getAttribute('class') ?? '').slice(0, 500))) element.remove();
+  }
+}
+
+let converter = null;
+
+parentPort.on('message', async (request) => {
+  try {
+    const [linkedom, readability, nhm] = await load();
+    converter ??= new nhm.NodeHtmlMarkdown({ ignore: IGNORED, maxConsecutiveNewlines: 2 });
+    let mainHtml = null;
+    if (request.main) {
+      const { document } = linkedom.parseHTML(request.html);
+      removeChrome(document, request.chrome);
+      const body = document.body?.innerHTML ?? '';
+      // Readability keeps the article; a page it finds none in keeps what is left of its body.
+      mainHtml = new readability.Readability(document).parse()?.content ?? body;
+    }
+    const markdown = request.markdown ? converter.translate(mainHtml ?? request.html).trim() : null;
+    parentPort.postMessage({ id: request.id, mainHtml, markdown });
+  } catch (error) {
+    parentPort.postMessage({ id: request.id, error: error instanceof Error ? error.message : String(error) });
+  }
+});

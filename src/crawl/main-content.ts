@@ -1,0 +1,121 @@
+/**
+ * The libraries behind `text` and `markdown`, chosen by measurement on the content corpus
+ * (docs/content-extraction.md): Mozilla's Readability over linkedom finds a page's main content,
+ * after the page's chrome is removed by tag, ARIA role and class name (./chrome.ts), and
+ * node-html-markdown writes markdown. They cannot yield to the event loop (Readability alone took
+ * 80-170 ms of CPU on 46-60 KB documentation pages), so they run in a worker thread
+ * (./content-worker.js), started on first use and shared by the process: a process that never asks
+ * for these formats never loads them (test/lazy-load.test.ts), and a page that takes too long
+ * holds only the worker, which is then stopped.
+ */
+import { Worker } from 'node:worker_threads';
+import { pathToFileURL } from 'node:url';
+import { CHROME_CLASS, CHROME_IDS, CHROME_ROLES, CHROME_TAGS } from './chrome.js';
+
+/** Longest one page may take in the worker; past it the worker is stopped and the page falls back. */
+export const WORKER_TIMEOUT_MS = 15_000;
+/** The worker's heap limit: a page that needs more ends its worker, and falls back. */
+const WORKER_HEAP_MB = 512;
+
+export interface MainContentResult {
+  /** The main content as HTML (when asked). */
+  mainHtml: string | null;
+  /** The main content (or, without `main`, the whole page) as markdown (when asked). */
+  markdown: string | null;
+}
+
+/** The worker failed (would not start, threw, ran out of memory or time): the page falls back. */
+export class MainContentError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'MainContentError';
+  }
+}
+
+const CHROME = {
+  selector: [
+    ...CHROME_TAGS,
+    '[hidden]',
+    '[aria-hidden="true"]',
+    '[aria-modal="true"]',
+    ...[...CHROME_ROLES].map((role) => `[role="${role}"]`),
+    ...[...CHROME_IDS].map((id) => `[id="${id}"]`),
+  ].join(','),
+  className: CHROME_CLASS.source,
+};
+
+interface Pending {
+  resolve: (result: MainContentResult) => void;
+  reject: (error: Error) => void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+let worker: Worker | null = null;
+let nextId = 0;
+const pending = new Map<number, Pending>();
+
+/** Where the worker's script is: beside this module in src/ (tests) and in dist/ (this module's chunk is in dist/ too). */
+function workerUrl(): URL {
+  // The CommonJS build has no import.meta; its __filename is in dist/ as well.
+  const here = typeof __filename === 'string' ? pathToFileURL(__filename).href : import.meta.url;
+  return new URL('./content-worker.js', here);
+}
+
+function failAll(error: Error): void {
+  for (const [id, request] of pending) {
+    clearTimeout(request.timer);
+    pending.delete(id);
+    request.reject(error);
+  }
+}
+
+function startWorker(): Worker {
+  const started = new Worker(workerUrl(), { resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB } });
+  started.on('message', (message: { id: number; error?: string } & MainContentResult) => {
+    const request = pending.get(message.id);
+    if (request === undefined) return;
+    clearTimeout(request.timer);
+    pending.delete(message.id);
+    if (pending.size === 0) started.unref();
+    if (message.error !== undefined) request.reject(new MainContentError(message.error));
+    else request.resolve({ mainHtml: message.mainHtml, markdown: message.markdown });
+  });
+  started.on('error', (error) => {
+    if (worker === started) worker = null;
+    failAll(new MainContentError(`content worker failed: ${error.message}`));
+  });
+  started.on('exit', (code) => {
+    if (worker === started) worker = null;
+    failAll(new MainContentError(`content worker exited (code ${code})`));
+  });
+  return started;
+}
+
+/**
+ * The main content of `html` (with `main`) and its markdown (with `markdown`), worked out in the
+ * content worker. Rejects with {@link MainContentError} when the worker fails or takes longer than
+ * `timeoutMs` (the worker is then stopped; the next call starts another).
+ */
+export function mainContent(html: string, url: string, need: { main: boolean; markdown: boolean }, timeoutMs = WORKER_TIMEOUT_MS): Promise<MainContentResult> {
+  const current = (worker ??= startWorker());
+  const id = nextId++;
+  return new Promise<MainContentResult>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      pending.delete(id);
+      reject(new MainContentError(`main-content extraction took longer than ${timeoutMs} ms`));
+      if (worker === current) worker = null;
+      void current.terminate();
+    }, timeoutMs);
+    pending.set(id, { resolve, reject, timer });
+    // Referenced while it has work, so that a process waiting for it does not exit; idle, it keeps nothing alive.
+    current.ref();
+    current.postMessage({ id, html, url, main: need.main, markdown: need.markdown, chrome: CHROME });
+  });
+}
+
+/** Stops the content worker, if one runs (tests; an idle worker keeps no process alive). */
+export async function stopContentWorker(): Promise<void> {
+  const current = worker;
+  worker = null;
+  if (current !== null) await current.terminate();
+}
