@@ -52,6 +52,18 @@ export default defineConfig([
     banner: { js: "'use client';" },
   },
   {
+    // The content worker (src/crawl/main-content.ts) is started from a file beside the code that
+    // starts it, so it is its own entry: dist/content-worker.js, ES module, its libraries external.
+    entry: { 'content-worker': 'src/crawl/content-worker.js' },
+    format: ['esm'],
+    dts: false,
+    clean: false,
+    splitting: false,
+    sourcemap: true,
+    target: 'node20',
+    platform: 'node',
+  },
+  {
     entry: { cli: 'src/cli/index.ts' },
     format: ['esm'],
     dts: false,

@@ -18,7 +18,10 @@ describe('the content corpus', () => {
   test('has at least 6 pages of each kind asked for, each with hand-marked main text', () => {
     expect(corpus.length).toBeGreaterThanOrEqual(6);
     for (const kind of ['documentation', 'blog post', 'news article', 'product page', 'page with a cookie banner']) {
-      expect(corpus.some((page) => page.kind === kind), kind).toBe(true);
+      expect(
+        corpus.some((page) => page.kind === kind),
+        kind,
+      ).toBe(true);
     }
     for (const page of corpus) expect(page.mainText.split(/\s+/).length, page.file).toBeGreaterThan(50);
   });

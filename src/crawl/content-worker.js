@@ -36,7 +36,10 @@ parentPort.on('message', async (request) => {
     converter ??= new nhm.NodeHtmlMarkdown({ ignore: IGNORED, maxConsecutiveNewlines: 2 });
     let mainHtml = null;
     if (request.main) {
-      const { document } = linkedom.parseHTML(request.html);
+      let { document } = linkedom.parseHTML(request.html);
+      // linkedom makes a fragment's first element the root (no <html>, no body): parse it as a page's body.
+      if (document.documentElement?.localName !== 'html')
+        ({ document } = linkedom.parseHTML(`<!doctype html><html><head></head><body>${request.html}</body></html>`));
       removeChrome(document, request.chrome);
       const body = document.body?.innerHTML ?? '';
       // Readability keeps the article; a page it finds none in keeps what is left of its body.

@@ -65,7 +65,7 @@ export function fallbackMarker(reason: string): string {
  * The content fields `request.formats` asks for, from the page's HTML and the document
  * {@link parseHtml} built from it (the pipeline's). Absent fields were not asked for.
  */
-export async function pageContent(html: string, document: object, request: ContentRequest): Promise<ContentFields> {
+export async function pageContent(html: string, document: object, request: ContentRequest, limits = LIBRARY_LIMITS): Promise<ContentFields> {
   const { formats } = request;
   const onlyMain = request.onlyMainContent !== false;
   const wantText = formats.includes('text');
@@ -82,14 +82,14 @@ export async function pageContent(html: string, document: object, request: Conte
     // The whole page's text needs no library.
     put('text', await pageText(document));
   } else if (wantText || wantMarkdown) {
-    const size = await measureTree(document, LIBRARY_LIMITS.maxNodes, LIBRARY_LIMITS.maxDepth);
+    const size = await measureTree(document, limits.maxNodes, limits.maxDepth);
     let tooBig: string | null =
-      html.length > LIBRARY_LIMITS.maxChars
-        ? `page of ${html.length} characters, more than ${LIBRARY_LIMITS.maxChars}`
-        : size.nodes > LIBRARY_LIMITS.maxNodes
-          ? `page of more than ${LIBRARY_LIMITS.maxNodes} HTML nodes`
-          : size.depth > LIBRARY_LIMITS.maxDepth
-            ? `page nested more than ${LIBRARY_LIMITS.maxDepth} levels deep`
+      html.length > limits.maxChars
+        ? `page of ${html.length} characters, more than ${limits.maxChars}`
+        : size.nodes > limits.maxNodes
+          ? `page of more than ${limits.maxNodes} HTML nodes`
+          : size.depth > limits.maxDepth
+            ? `page nested more than ${limits.maxDepth} levels deep`
             : null;
     let done = false;
     if (tooBig === null) {

@@ -50,9 +50,14 @@ interface Pending {
   timer: ReturnType<typeof setTimeout>;
 }
 
-let worker: Worker | null = null;
+/** A worker thread and the requests it has not answered yet. */
+interface ContentWorker {
+  thread: Worker;
+  pending: Map<number, Pending>;
+}
+
+let worker: ContentWorker | null = null;
 let nextId = 0;
-const pending = new Map<number, Pending>();
 
 /** Where the worker's script is: beside this module in src/ (tests) and in dist/ (this module's chunk is in dist/ too). */
 function workerUrl(): URL {
@@ -61,55 +66,51 @@ function workerUrl(): URL {
   return new URL('./content-worker.js', here);
 }
 
-function failAll(error: Error): void {
-  for (const [id, request] of pending) {
-    clearTimeout(request.timer);
-    pending.delete(id);
-    request.reject(error);
-  }
-}
-
-function startWorker(): Worker {
-  const started = new Worker(workerUrl(), { resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB } });
-  started.on('message', (message: { id: number; error?: string } & MainContentResult) => {
-    const request = pending.get(message.id);
+function startWorker(): ContentWorker {
+  const thread = new Worker(workerUrl(), { resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB } });
+  const started: ContentWorker = { thread, pending: new Map() };
+  const failAll = (error: Error) => {
+    if (worker === started) worker = null;
+    for (const request of started.pending.values()) {
+      clearTimeout(request.timer);
+      request.reject(error);
+    }
+    started.pending.clear();
+  };
+  thread.on('message', (message: { id: number; error?: string } & MainContentResult) => {
+    const request = started.pending.get(message.id);
     if (request === undefined) return;
     clearTimeout(request.timer);
-    pending.delete(message.id);
-    if (pending.size === 0) started.unref();
+    started.pending.delete(message.id);
+    if (started.pending.size === 0) thread.unref();
     if (message.error !== undefined) request.reject(new MainContentError(message.error));
     else request.resolve({ mainHtml: message.mainHtml, markdown: message.markdown });
   });
-  started.on('error', (error) => {
-    if (worker === started) worker = null;
-    failAll(new MainContentError(`content worker failed: ${error.message}`));
-  });
-  started.on('exit', (code) => {
-    if (worker === started) worker = null;
-    failAll(new MainContentError(`content worker exited (code ${code})`));
-  });
+  thread.on('error', (error) => failAll(new MainContentError(`content worker failed: ${error.message}`)));
+  thread.on('exit', (code) => failAll(new MainContentError(`content worker exited (code ${code})`)));
   return started;
 }
 
 /**
  * The main content of `html` (with `main`) and its markdown (with `markdown`), worked out in the
  * content worker. Rejects with {@link MainContentError} when the worker fails or takes longer than
- * `timeoutMs` (the worker is then stopped; the next call starts another).
+ * `timeoutMs` (the worker is then stopped, failing what it still had; the next call starts another).
  */
 export function mainContent(html: string, url: string, need: { main: boolean; markdown: boolean }, timeoutMs = WORKER_TIMEOUT_MS): Promise<MainContentResult> {
-  const current = (worker ??= startWorker());
+  worker ??= startWorker();
+  const current = worker;
   const id = nextId++;
   return new Promise<MainContentResult>((resolve, reject) => {
     const timer = setTimeout(() => {
-      pending.delete(id);
-      reject(new MainContentError(`main-content extraction took longer than ${timeoutMs} ms`));
       if (worker === current) worker = null;
-      void current.terminate();
+      current.pending.delete(id);
+      reject(new MainContentError(`main-content extraction took longer than ${timeoutMs} ms`));
+      void current.thread.terminate();
     }, timeoutMs);
-    pending.set(id, { resolve, reject, timer });
+    current.pending.set(id, { resolve, reject, timer });
     // Referenced while it has work, so that a process waiting for it does not exit; idle, it keeps nothing alive.
-    current.ref();
-    current.postMessage({ id, html, url, main: need.main, markdown: need.markdown, chrome: CHROME });
+    current.thread.ref();
+    current.thread.postMessage({ id, html, url, main: need.main, markdown: need.markdown, chrome: CHROME });
   });
 }
 
@@ -117,5 +118,5 @@ export function mainContent(html: string, url: string, need: { main: boolean; ma
 export async function stopContentWorker(): Promise<void> {
   const current = worker;
   worker = null;
-  if (current !== null) await current.terminate();
+  if (current !== null) await current.thread.terminate();
 }

@@ -3,6 +3,7 @@
  * extract to its outcome (a retry, or a stored result with the links it admits and the links
  * robots.txt disallows).
  */
+import { type ContentFields, pageContent, wantsContent } from '../../crawl/content.js';
 import { type extractPage, extractPageAsync } from '../../crawl/extract.js';
 import { loadCheerio, ParseLimitError, parseHtml } from '../../crawl/parse.js';
 import { sliceUsed, yieldToLoop } from '../../crawl/slices.js';
@@ -150,6 +151,7 @@ export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipel
     let error: (ErrorInfo & { transient?: boolean; retryAfterMs?: number | null }) | null = fetched.error;
     let extracted: ReturnType<typeof extractPage> | null = null;
     let data: unknown = null;
+    let content: ContentFields | null = null;
     if (error === null && fetched.html !== null) {
       // Parsing and the walk yield to the event loop as they go; a page past a parse bound is
       // stored as failed (`too_complex`, not transient) rather than thrown, which would retry it.
@@ -160,7 +162,13 @@ export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipel
           error = { code: cause.code, message: cause.message };
           return null;
         });
-        return document === null ? null : { document, extracted: await extractPageAsync(document, fetched.finalUrl, deps.maxLinksPerPage) };
+        if (document === null) return null;
+        const found = await extractPageAsync(document, fetched.finalUrl, deps.maxLinksPerPage);
+        // The text, markdown and html the job's formats ask for (see crawl/content.ts).
+        if (wantsContent(job.options.formats)) {
+          content = await pageContent(body, document, { formats: job.options.formats!, onlyMainContent: job.options.onlyMainContent, url: fetched.finalUrl });
+        }
+        return { document, extracted: found };
       });
       const document = parsed?.document ?? null;
       extracted = parsed?.extracted ?? null;
@@ -207,6 +215,7 @@ export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipel
       error: error === null ? null : { code: error.code, message: error.message },
       durationMs: finishedAt - startedAt,
       data,
+      ...contentFields(job.options.formats, content),
     };
     if (error === null && extracted !== null && lease.depth < job.options.maxDepth) {
       const { links, skipped } = await judgeLinks(extracted.links, lease.depth + 1, ctx, run);
@@ -214,6 +223,15 @@ export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipel
     } else {
       await finish(lease, run, result, []);
     }
+  }
+
+  /** The content fields a job asks for: those worked out, or null for a page without them (not HTML, failed). */
+  function contentFields(formats: Job['options']['formats'], content: ContentFields | null): ContentFields {
+    if (!wantsContent(formats)) return {};
+    if (content !== null) return content;
+    const fields: ContentFields = {};
+    for (const name of ['text', 'markdown', 'html'] as const) if (formats!.includes(name)) fields[name] = null;
+    return fields;
   }
 
   /** A page's links at `depth`: those to follow, and those robots.txt disallows (recorded as skipped). */

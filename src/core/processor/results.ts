@@ -73,6 +73,10 @@ export function storable(
     description: text(result.description),
     canonical: text(result.canonical),
     error: result.error === null ? null : { code: result.error.code, message: repairText(result.error.message) },
+    // The content formats (crawl/content.ts), when the job asks for them.
+    ...(result.text === undefined ? {} : { text: text(result.text) }),
+    ...(result.markdown === undefined ? {} : { markdown: text(result.markdown) }),
+    ...(result.html === undefined ? {} : { html: text(result.html) }),
   };
   if (result.data === null || result.data === undefined) return { result: { ...repaired, data: null }, links, skipped };
   try {
