@@ -2,10 +2,13 @@
  * The hostile corpus (issue 11): one site serving every page of the hostile-input review next to
  * the older hostile pages (hangs, bombs, loops, bad bytes), crawled by a job with a backtracking
  * glob, behind a robots.txt with a backtracking rule, while a heartbeat watches the event loop. The
- * crawl completes, every page ends as a recorded result, and the loop is never held for 100 ms.
+ * crawl completes, every page ends as a recorded result, and the loop is never held for 100 ms:
+ * with metadata alone, and with every content format (text, markdown and html) on.
  */
 import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, test } from 'vitest';
+import type { ResultFormat } from '../src/core/types.js';
+import { isWellFormed } from '../src/crawl/text.js';
 import { allResults, testEngine } from './helpers/engine.js';
 import { expectNoStall, heartbeat } from './helpers/heartbeat.js';
 import { closeAll } from './helpers/postgres.js';
@@ -59,86 +62,117 @@ const storages = everyStorage.filter(([name]) => name !== 'kv (ioredis-mock)');
 // would be its stall, not the crawler's.
 const bodies = new Map(Object.entries(PAGES).map(([path, page]) => [path, Buffer.from(page.body())]));
 
+/** The formats the corpus is crawled with: metadata alone (the default), and every content format. */
+const FORMATS: Array<[string, ResultFormat[]]> = [
+  ['metadata', ['metadata']],
+  ['markdown, text and html', ['markdown', 'text', 'html']],
+];
+
 describe.each(storages)('the hostile corpus (%s)', (_name, makeStorage) => {
-  test('is crawled to completion, every page ends as a recorded result, and the event loop is never held for 100 ms', { timeout: 120_000 }, async () => {
-    const site = await serve((req, res) => {
-      const path = req.url ?? '/';
-      if (path === '/robots.txt') {
-        res.writeHead(200, { 'content-type': 'text/plain' });
-        return res.end('\u{feff}User-agent: other\nSitemap: /sitemap.xml\nUser-agent: *\nDisallow: /*a*a*a*a*a*a*a*a*a*a*b\nDisallow: /aaaa\n');
-      }
-      if (path === '/') {
-        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-        return res.end(
-          html(
-            Object.keys(PAGES)
-              .map((p) => `<a href="${p}">${p}</a>`)
-              .join(''),
-          ),
-        );
-      }
-      if (path === '/hang') return; // never answers
-      if (path === '/loop1' || path === '/loop2') {
-        res.writeHead(301, { location: path === '/loop1' ? '/loop2' : '/loop1' });
-        return res.end();
-      }
-      if (path === '/to-private') {
-        // The guard allows 127.0.0.1 for this test site, and nothing else.
-        res.writeHead(302, { location: 'http://[::ffff:0:7f00:1]/' });
-        return res.end();
-      }
-      const body = bodies.get(path);
-      if (body === undefined) {
-        res.writeHead(404, { 'content-type': 'text/html' });
-        return res.end('gone');
-      }
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', ...PAGES[path]!.headers });
-      res.end(body);
-    });
-    try {
-      const engine = testEngine({ fetch: { allowPrivateNetwork: ['127.0.0.1'], timeoutMs: 5000 }, leaseMs: 60_000 }, await makeStorage());
-      // Warm up first: the fetcher, parser and cheerio are imported on first use, and compiling
-      // them once per process is not a stall any input causes.
-      await engine.crawl({ url: `${site.origin}/emoji-title`, maxDepth: 0, respectRobots: false });
-      const job = await engine.jobs.create({
-        url: site.url,
-        maxPages: Object.keys(PAGES).length + 1,
-        maxDepth: 1,
-        maxRetries: 0,
-        perHostConcurrency: 8,
-        // The backtracking glob is tried first on every link (include), and on every link (exclude).
-        include: [HOSTILE_GLOB, '/**'],
-        exclude: [HOSTILE_GLOB],
-      });
-      const watched = await heartbeat(async () => {
-        for (let i = 0; i < 20; i++) {
-          await engine.processor.run({ jobId: job.id, budgetMs: 20_000, concurrency: 8 });
-          const current = await engine.jobs.get(job.id);
-          if (current!.status !== 'running' && current!.status !== 'queued') return current!;
+  test.each(FORMATS)(
+    'with %s, is crawled to completion, every page ends as a recorded result, and the event loop is never held for 100 ms',
+    { timeout: 120_000 },
+    async (_formats, formats) => {
+      const site = await serve((req, res) => {
+        const path = req.url ?? '/';
+        if (path === '/robots.txt') {
+          res.writeHead(200, { 'content-type': 'text/plain' });
+          return res.end('\u{feff}User-agent: other\nSitemap: /sitemap.xml\nUser-agent: *\nDisallow: /*a*a*a*a*a*a*a*a*a*a*b\nDisallow: /aaaa\n');
         }
-        return (await engine.jobs.get(job.id))!;
+        if (path === '/') {
+          res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+          return res.end(
+            html(
+              Object.keys(PAGES)
+                .map((p) => `<a href="${p}">${p}</a>`)
+                .join(''),
+            ),
+          );
+        }
+        if (path === '/hang') return; // never answers
+        if (path === '/loop1' || path === '/loop2') {
+          res.writeHead(301, { location: path === '/loop1' ? '/loop2' : '/loop1' });
+          return res.end();
+        }
+        if (path === '/to-private') {
+          // The guard allows 127.0.0.1 for this test site, and nothing else.
+          res.writeHead(302, { location: 'http://[::ffff:0:7f00:1]/' });
+          return res.end();
+        }
+        const body = bodies.get(path);
+        if (body === undefined) {
+          res.writeHead(404, { 'content-type': 'text/html' });
+          return res.end('gone');
+        }
+        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', ...PAGES[path]!.headers });
+        res.end(body);
       });
-      expect(watched.value.status).toBe('completed');
-      expectNoStall(watched, 'crawling the hostile corpus: ');
-      const results = await allResults(engine, job.id);
-      const byPath = new Map(results.map((r) => [new URL(r.url).pathname, r]));
-      expect(results).toHaveLength(Object.keys(PAGES).length + 1);
-      for (const [path, page] of Object.entries(PAGES)) {
-        const result = byPath.get(path);
-        expect(result, path).toBeDefined();
-        const want = page.expect.code;
-        expect({ path, ok: result!.ok }).toEqual({ path, ok: page.expect.ok });
-        if (Array.isArray(want)) expect(want, path).toContain(result!.error?.code);
-        else expect(result!.error?.code, path).toBe(want);
+      try {
+        const engine = testEngine({ fetch: { allowPrivateNetwork: ['127.0.0.1'], timeoutMs: 5000 }, leaseMs: 60_000 }, await makeStorage());
+        // Warm up first: the fetcher, parser and cheerio are imported on first use, and compiling
+        // them once per process is not a stall any input causes.
+        await engine.crawl({ url: `${site.origin}/emoji-title`, maxDepth: 0, respectRobots: false, formats });
+        const job = await engine.jobs.create({
+          url: site.url,
+          maxPages: Object.keys(PAGES).length + 1,
+          maxDepth: 1,
+          maxRetries: 0,
+          perHostConcurrency: 8,
+          formats,
+          // The backtracking glob is tried first on every link (include), and on every link (exclude).
+          include: [HOSTILE_GLOB, '/**'],
+          exclude: [HOSTILE_GLOB],
+        });
+        const watched = await heartbeat(async () => {
+          for (let i = 0; i < 20; i++) {
+            await engine.processor.run({ jobId: job.id, budgetMs: 20_000, concurrency: 8 });
+            const current = await engine.jobs.get(job.id);
+            if (current!.status !== 'running' && current!.status !== 'queued') return current!;
+          }
+          return (await engine.jobs.get(job.id))!;
+        });
+        expect(watched.value.status).toBe('completed');
+        expectNoStall(watched, 'crawling the hostile corpus: ');
+        const results = await allResults(engine, job.id);
+        const byPath = new Map(results.map((r) => [new URL(r.url).pathname, r]));
+        expect(results).toHaveLength(Object.keys(PAGES).length + 1);
+        for (const [path, page] of Object.entries(PAGES)) {
+          const result = byPath.get(path);
+          expect(result, path).toBeDefined();
+          const want = page.expect.code;
+          expect({ path, ok: result!.ok }).toEqual({ path, ok: page.expect.ok });
+          if (Array.isArray(want)) expect(want, path).toContain(result!.error?.code);
+          else expect(result!.error?.code, path).toBe(want);
+        }
+        expect(byPath.get('/emoji-title')!.title).toBe('a'.repeat(999));
+        expect(byPath.get('/nul-title')!.title).toBe('a\uFFFDb');
+        // The hostile glob matched nothing (it needs a b after ten a's), so the 40,000 links of
+        // /many-links were judged against it; none was admitted past maxPages.
+        expect(byPath.get('/many-links')!.links).toBe(1000);
+        if (formats.includes('markdown')) {
+          // Pages past the libraries' bounds get the sliced walk, with a line saying so; every stored text is well-formed.
+          for (const path of ['/deep-div', '/deep-div-4mb', '/unclosed-a', '/svg-math', '/close-tags', '/many-links']) {
+            expect(byPath.get(path)!.markdown, path).toMatch(/\[crawl-engine: page .*; simplified extraction\]$/);
+          }
+          expect(byPath.get('/emoji-title')!.markdown).toBe('x');
+          expect(byPath.get('/nul-title')!.html).toContain('a\uFFFDb');
+          for (const result of results) {
+            for (const field of ['text', 'markdown', 'html'] as const) {
+              const value = result[field];
+              // Absent on the page robots.txt disallowed: it was never fetched.
+              expect(
+                value === undefined || value === null || (typeof value === 'string' && isWellFormed(value) && !value.includes('\u0000')),
+                `${result.url} ${field}`,
+              ).toBe(true);
+            }
+          }
+        } else {
+          for (const result of results) expect(result).not.toHaveProperty('markdown');
+        }
+        await engine.close();
+      } finally {
+        await site.close();
       }
-      expect(byPath.get('/emoji-title')!.title).toBe('a'.repeat(999));
-      expect(byPath.get('/nul-title')!.title).toBe('a\uFFFDb');
-      // The hostile glob matched nothing (it needs a b after ten a's), so the 40,000 links of
-      // /many-links were judged against it; none was admitted past maxPages.
-      expect(byPath.get('/many-links')!.links).toBe(1000);
-      await engine.close();
-    } finally {
-      await site.close();
-    }
-  });
+    },
+  );
 });
