@@ -3,7 +3,8 @@
 // time per page and memory. `node bench/content-libs.mjs` prints markdown tables (docs/content-extraction.md).
 // Each combination runs in its own process, so its memory is its own:
 // `node bench/content-libs.mjs --child <extractor> <converter>` prints one JSON line.
-// `node bench/content-libs.mjs --sizes` times the chosen pipeline on pages of growing size.
+// `node bench/content-libs.mjs --sizes` times the chosen pipeline on pages of growing size;
+// `--steps` times each of its steps on each corpus page (CPU time, best of 8).
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { loadCorpus, markdownText, score } from './content-score.mjs';
@@ -121,6 +122,39 @@ async function sizes() {
   }
 }
 
+/** CPU time of each step of the chosen pipeline (linkedom parse, Readability, node-html-markdown), per corpus page, best of 8. */
+async function steps() {
+  const { parseHTML } = await import('linkedom');
+  const { Readability } = await import('@mozilla/readability');
+  const { NodeHtmlMarkdown } = await import('node-html-markdown');
+  const nhm = new NodeHtmlMarkdown();
+  const cpuMs = () => {
+    const used = process.cpuUsage();
+    return (used.user + used.system) / 1000;
+  };
+  console.log('| page | KB | elements | linkedom parse | Readability | node-html-markdown |');
+  console.log('| --- | --- | --- | --- | --- | --- |');
+  for (const page of loadCorpus()) {
+    const best = [Infinity, Infinity, Infinity];
+    let elements = 0;
+    for (let i = 0; i < 8; i++) {
+      const c0 = cpuMs();
+      const { document } = parseHTML(page.html);
+      const c1 = cpuMs();
+      elements = document.querySelectorAll('*').length;
+      const c2 = cpuMs();
+      const article = new Readability(document).parse();
+      const c3 = cpuMs();
+      nhm.translate(article?.content ?? '');
+      const c4 = cpuMs();
+      best[0] = Math.min(best[0], c1 - c0);
+      best[1] = Math.min(best[1], c3 - c2);
+      best[2] = Math.min(best[2], c4 - c3);
+    }
+    console.log(`| ${page.file} | ${Math.round(page.html.length / 1024)} | ${elements} | ${best.map((ms) => `${ms.toFixed(1)} ms`).join(' | ')} |`);
+  }
+}
+
 const pct = (x) => `${(x * 100).toFixed(1)}%`;
 
 async function main() {
@@ -160,4 +194,5 @@ async function main() {
 const [mode, a, b] = process.argv.slice(2);
 if (mode === '--child') await child(a, b);
 else if (mode === '--sizes') await sizes();
+else if (mode === '--steps') await steps();
 else await main();

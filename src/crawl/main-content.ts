@@ -3,7 +3,7 @@
  * (docs/content-extraction.md): Mozilla's Readability over linkedom finds a page's main content,
  * after the page's chrome is removed by tag, ARIA role and class name (./chrome.ts), and
  * node-html-markdown writes markdown. They cannot yield to the event loop (Readability alone took
- * 80-170 ms of CPU on 46-60 KB documentation pages), so they run in a worker thread
+ * 86-108 ms of CPU on 45-59 KB documentation pages), so they run in a worker thread
  * (./content-worker.js), started on first use and shared by the process: a process that never asks
  * for these formats never loads them (test/lazy-load.test.ts), and a page that takes too long
  * holds only the worker, which is then stopped.
