@@ -117,7 +117,7 @@ describe('pageContent()', () => {
     const deep = `${'<div>'.repeat(LIBRARY_LIMITS.maxDepth + 10)}<p>deep text</p>`;
     expect((await content(deep, ['text'])).text).toMatch(/^deep text\n\n\[crawl-engine: page nested more than 256 levels deep/);
     const many = `<p>${'<b>x</b>'.repeat(LIBRARY_LIMITS.maxNodes)}</p>`;
-    expect((await content(many, ['markdown'])).markdown).toMatch(/\n\n\[crawl-engine: page of more than 150000 HTML nodes/);
+    expect((await content(many, ['markdown'])).markdown).toMatch(/\n\n\[crawl-engine: page of more than 50000 HTML nodes/);
   });
 
   test('fields past 1,000,000 characters are cut and named in truncated', async () => {

@@ -22,10 +22,11 @@ const MARKER_ROOM = 64;
 /**
  * The largest page handed to the libraries in the worker: past any of these the sliced fallback
  * is used instead. linkedom's parser has no nesting cap (each tag costs O(depth)), and
- * Readability's time grows faster than the page (docs/content-extraction.md), so a hostile page
- * would only hold the worker until its timeout.
+ * Readability's time grows faster than the page (docs/content-extraction.md: about 3.5 s of CPU
+ * at 512 KB, 12 s at 1 MB), so a larger page would hold the worker, and the pages queued behind
+ * it, for seconds.
  */
-export const LIBRARY_LIMITS = { maxChars: 1_500_000, maxNodes: 150_000, maxDepth: 256 };
+export const LIBRARY_LIMITS = { maxChars: 512 * 1024, maxNodes: 50_000, maxDepth: 256 };
 
 /** The content fields of a result, only those asked for. */
 export interface ContentFields {
