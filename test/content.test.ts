@@ -14,7 +14,9 @@ import { capContent, LIBRARY_LIMITS, MAX_CONTENT_CHARS, pageContent } from '../s
 import { mainContent, MainContentError, stopContentWorker } from '../src/crawl/main-content.js';
 import { parseHtml } from '../src/crawl/parse.js';
 import { isWellFormed } from '../src/crawl/text.js';
+import { loadCorpus } from '../bench/content-score.mjs';
 import { allResults, testEngine } from './helpers/engine.js';
+import { expectNoStall, heartbeat } from './helpers/heartbeat.js';
 import { closeAll } from './helpers/postgres.js';
 import { html, serve } from './helpers/server.js';
 import { closeRedis, everyStorage } from './helpers/storages.js';
@@ -128,6 +130,20 @@ describe('pageContent()', () => {
       expect(value.length).toBeLessThanOrEqual(MAX_CONTENT_CHARS);
       expect(value).toMatch(/\n\n\[crawl-engine: truncated, \d+ more characters\]$/);
     }
+  });
+
+  test('a large page within the bounds is worked on in the worker while the event loop stays free', { timeout: 120_000 }, async () => {
+    // About 450 KB of real documentation (seconds of Readability on a shared machine).
+    const page = loadCorpus().find((p) => p.file === 'python-sorting.html')!;
+    const body = page.html.slice(page.html.indexOf('<body'), page.html.lastIndexOf('</body>'));
+    const big = `<html><head><title>t</title></head><body>${`<section>${body}</section>`.repeat(10)}</body></html>`;
+    expect(big.length).toBeGreaterThan(400_000);
+    expect(big.length).toBeLessThan(LIBRARY_LIMITS.maxChars);
+    const document = await parseHtml(big);
+    const watched = await heartbeat(() => pageContent(big, document, { formats: ['text', 'markdown'], url: page.url }));
+    expectNoStall(watched, 'a 450 KB page with text and markdown: ');
+    expect(watched.value.markdown).toContain('Sorting HOW TO');
+    expect(`${watched.value.text}${watched.value.markdown}`).not.toContain('crawl-engine:');
   });
 
   test('a worker that takes too long is stopped and the page falls back; the next page gets a new worker', async () => {

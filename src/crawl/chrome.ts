@@ -39,9 +39,9 @@ export const CHROME_IDS: ReadonlySet<string> = new Set([
 
 /**
  * Class words of chrome, each a whole word of a class name (between start, end, space, `_` or
- * `-`): cookie banners, ads, share bars, sidebars, breadcrumbs, related links and recommendations, reviews and comments. Only class
+ * `-`): cookie banners, ads, share bars, sidebars, breadcrumbs, related links and recommendations, reviews and comments, Sphinx's permalink marks (`headerlink`). Only class
  * names are read, not ids: documentation generators derive ids from headings (a section titled
  * "Cookies" has the id `cookies`).
  */
 export const CHROME_CLASS =
-  /(?:^|[\s_-])(?:cookies?|consent|gdpr|cookiebanner|adverts?|advertisement|ads?|adsbygoogle|sponsored|promo|newsletter|share|sharing|sharedaddy|social|sidebar|sphinxsidebar|breadcrumbs?|related|recommended|recommendations?|reviews?|upsells?|comments?|popup|modal|masthead|skip-link|navbar)(?:$|[\s_-])/i;
+  /(?:^|[\s_-])(?:cookies?|consent|gdpr|cookiebanner|adverts?|advertisement|ads?|adsbygoogle|sponsored|promo|newsletter|share|sharing|sharedaddy|social|sidebar|sphinxsidebar|breadcrumbs?|related|recommended|recommendations?|reviews?|upsells?|comments?|popup|modal|masthead|skip-link|navbar|headerlink)(?:$|[\s_-])/i;
