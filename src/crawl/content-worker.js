@@ -30,6 +30,11 @@ function removeChrome(document, chrome) {
 
 let converter = null;
 
+/** The share of a page's marked main content Readability must keep for its choice to stand. */
+const KEPT_SHARE = 0.9;
+/** Characters of text other than whitespace. */
+const letters = (text) => (text ?? '').replace(/\s+/g, '').length;
+
 parentPort.on('message', async (request) => {
   try {
     const [linkedom, readability, nhm] = await load();
@@ -42,8 +47,16 @@ parentPort.on('message', async (request) => {
         ({ document } = linkedom.parseHTML(`<!doctype html><html><head></head><body>${request.html}</body></html>`));
       removeChrome(document, request.chrome);
       const body = document.body?.innerHTML ?? '';
+      // The page's own mark of its main content, when it has exactly one (Readability changes the document: read it first).
+      const marks = document.querySelectorAll('main, [role="main"]');
+      const marked = marks.length === 1 ? { html: marks[0].innerHTML, chars: letters(marks[0].textContent) } : null;
       // Readability keeps the article; a page it finds none in keeps what is left of its body.
-      mainHtml = new readability.Readability(document).parse()?.content ?? body;
+      const article = new readability.Readability(document).parse();
+      mainHtml = article?.content ?? body;
+      // Readability drops blocks it takes for chrome by their ids and classes (a section with the id
+      // `custom-headers` is a "header" to it): when it kept less than KEPT_SHARE of what the page
+      // marks as its main content (chrome already removed), the marked element is kept instead.
+      if (article !== null && marked !== null && letters(article.textContent) < KEPT_SHARE * marked.chars) mainHtml = marked.html;
     }
     const markdown = request.markdown ? converter.translate(mainHtml ?? request.html).trim() : null;
     parentPort.postMessage({ id: request.id, mainHtml, markdown });

@@ -1,7 +1,8 @@
 /**
  * The libraries behind `text` and `markdown`, chosen by measurement on the content corpus
  * (docs/content-extraction.md): Mozilla's Readability over linkedom finds a page's main content,
- * after the page's chrome is removed by tag, ARIA role and class name (./chrome.ts), and
+ * after the page's chrome is removed by tag, ARIA role and class name (./chrome.ts), keeping the
+ * page's own `<main>` instead when Readability keeps less than 90% of its text, and
  * node-html-markdown writes markdown. They cannot yield to the event loop (Readability alone took
  * 86-108 ms of CPU on 45-59 KB documentation pages), so they run in a worker thread
  * (./content-worker.js), started on first use and shared by the process: a process that never asks
