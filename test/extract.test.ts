@@ -151,3 +151,16 @@ describe('outlinks (the links format)', () => {
     expect(await extractPageAsync(document, page, Infinity, 1, { outlinks: sameHost })).toEqual(extractPage(document, page, Infinity, { outlinks: sameHost }));
   });
 });
+
+test('outlinks of a page with 200,000 links are collected in slices, cut at 5,000', async () => {
+  const document = parseDocument(Array.from({ length: 200_000 }, (_, i) => `<a href="/x${i}" rel="r">text ${i}</a>`).join(''));
+  let beats = 0;
+  const timer = setInterval(() => beats++, 1);
+  const got = await extractPageAsync(document, page, 1000, 1, { outlinks: () => true });
+  clearInterval(timer);
+  expect(got.outlinks).toHaveLength(5000);
+  expect(got.outlinks![4999]).toEqual({ url: 'http://example.com/x4999', text: 'text 4999', rel: 'r', internal: true });
+  expect(got.outlinksTruncated).toBe(true);
+  expect(got.links).toHaveLength(1000);
+  expect(beats).toBeGreaterThan(0);
+});
