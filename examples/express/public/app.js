@@ -7,7 +7,7 @@ const client = createCrawlClient({ baseUrl: '/api/crawl' });
 /** The element with this id (the page's own markup has each one). @type {(id: string) => any} */
 const $ = (id) => document.getElementById(id);
 
-/** Rows kept in the table (newest first); the whole list is at /api/crawl/jobs/:id/results. */
+/** Rows kept in the table (newest first); the whole list is at /api/crawl/jobs/:id/results.jsonl (or .csv). */
 const MAX_ROWS = 200;
 const FINISHED = new Set(['completed', 'cancelled', 'failed']);
 const STATUS_OF = {
@@ -220,10 +220,14 @@ function addRows(events) {
   $('more').hidden = v.pageEvents <= MAX_ROWS;
   $('more').innerHTML = '';
   if (v.pageEvents > MAX_ROWS) {
-    const all = document.createElement('a');
-    all.href = `/api/crawl/jobs/${encodeURIComponent(v.id)}/results`;
-    all.textContent = 'all results as JSON';
-    $('more').append(`Showing the newest ${MAX_ROWS} of ${number.format(v.pageEvents)} pages · `, all);
+    // Every result as one streamed file (GET …/results.jsonl and …/results.csv).
+    const jsonl = document.createElement('a');
+    jsonl.href = client.exportUrl(v.id, 'jsonl');
+    jsonl.textContent = 'all results as JSON Lines';
+    const csv = document.createElement('a');
+    csv.href = client.exportUrl(v.id, 'csv');
+    csv.textContent = 'CSV';
+    $('more').append(`Showing the newest ${MAX_ROWS} of ${number.format(v.pageEvents)} pages · `, jsonl, ' · ', csv);
   }
 }
 

@@ -7,7 +7,7 @@ import { type FormEvent, Fragment, useEffect, useRef, useState } from 'react';
 
 const BASE_URL = '/api/crawl';
 const client = createCrawlClient({ baseUrl: BASE_URL });
-/** Rows kept in the table (newest first); the whole list is at /api/crawl/jobs/:id/results. */
+/** Rows kept in the table (newest first); the whole list is at /api/crawl/jobs/:id/results.jsonl (or .csv). */
 const MAX_ROWS = 200;
 const number = new Intl.NumberFormat('en');
 
@@ -398,8 +398,8 @@ export default function Home() {
           </table>
           {finished > pages.length && (
             <p id="more" className="more">
-              Showing the newest {pages.length} of {number.format(finished)} pages ·{' '}
-              <a href={`${BASE_URL}/jobs/${encodeURIComponent(job.id)}/results`}>all results as JSON</a>
+              Showing the newest {pages.length} of {number.format(finished)} pages · <a href={client.exportUrl(job.id, 'jsonl')}>all results as JSON Lines</a> ·{' '}
+              <a href={client.exportUrl(job.id, 'csv')}>CSV</a>
             </p>
           )}
         </section>
