@@ -31,6 +31,8 @@ export interface JobContext {
   job: Job;
   follow: (url: URL) => boolean;
   inScope: (url: string) => boolean;
+  /** {@link inScope} of a parsed URL (a link's `internal`). */
+  inScopeUrl: (url: URL) => boolean;
 }
 
 export interface Pipeline {
@@ -69,6 +71,7 @@ export function jobContext(job: Job): JobContext {
   return {
     job,
     follow,
+    inScopeUrl: scope,
     inScope: (href) => {
       try {
         return scope(new URL(href));
@@ -152,6 +155,8 @@ export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipel
     let extracted: ReturnType<typeof extractPage> | null = null;
     let data: unknown = null;
     let content: ContentFields | null = null;
+    // With the `links` format the walk also collects every link's anchor text and rel.
+    const withLinks = job.options.formats?.includes('links') === true;
     if (error === null && fetched.html !== null) {
       // Parsing and the walk yield to the event loop as they go; a page past a parse bound is
       // stored as failed (`too_complex`, not transient) rather than thrown, which would retry it.
@@ -163,7 +168,7 @@ export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipel
           return null;
         });
         if (document === null) return null;
-        const found = await extractPageAsync(document, fetched.finalUrl, deps.maxLinksPerPage);
+        const found = await extractPageAsync(document, fetched.finalUrl, deps.maxLinksPerPage, undefined, withLinks ? { outlinks: ctx.inScopeUrl } : {});
         // The text, markdown and html the job's formats ask for (see crawl/content.ts).
         if (wantsContent(job.options.formats)) {
           content = await pageContent(body, document, { formats: job.options.formats!, onlyMainContent: job.options.onlyMainContent, url: fetched.finalUrl });
@@ -217,6 +222,10 @@ export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipel
       data,
       ...contentFields(job.options.formats, content),
     };
+    if (withLinks) {
+      result.outlinks = extracted?.outlinks ?? [];
+      if (extracted?.outlinksTruncated === true) result.truncated = [...(result.truncated ?? []), 'outlinks'];
+    }
     if (error === null && extracted !== null && lease.depth < job.options.maxDepth) {
       const { links, skipped } = await judgeLinks(extracted.links, lease.depth + 1, ctx, run);
       await finish(lease, run, result, links, skipped);
