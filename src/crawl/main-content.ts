@@ -98,7 +98,12 @@ function startWorker(): ContentWorker {
  * `timeoutMs` (the worker is then stopped, failing what it still had; the next call starts another).
  */
 export function mainContent(html: string, url: string, need: { main: boolean; markdown: boolean }, timeoutMs = WORKER_TIMEOUT_MS): Promise<MainContentResult> {
-  worker ??= startWorker();
+  try {
+    worker ??= startWorker();
+  } catch (error) {
+    // E.g. a bundle that left dist/content-worker.js behind: the page falls back.
+    return Promise.reject(new MainContentError(`content worker could not start: ${error instanceof Error ? error.message : String(error)}`));
+  }
   const current = worker;
   const id = nextId++;
   return new Promise<MainContentResult>((resolve, reject) => {
