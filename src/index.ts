@@ -45,6 +45,7 @@ export type {
   PageResult,
   ResultFormat,
   SitemapMode,
+  SitemapSummary,
   Paginated,
   ProgressEvent,
   ProgressEventType,

@@ -238,6 +238,7 @@ export function createCrawlEngine(options: CrawlEngineOptions): CrawlEngine {
     storage,
     userAgent: settings.fetch.userAgent,
     fetcher: getFetcher,
+    fetchTimeoutMs: settings.fetch.timeoutMs,
     emit,
     leaseMs: settings.leaseMs ?? Math.max(60_000, settings.fetch.timeoutMs),
     retry: settings.retry,
