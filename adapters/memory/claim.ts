@@ -22,7 +22,7 @@ function lease(store: Store, js: JobState, entry: Entry, query: ClaimQuery): Lea
   entry.token = `t${++store.tokenSeq}`;
   entry.attempts++;
   entry.expiresAt = query.now + query.leaseMs;
-  return {
+  const leased: Lease = {
     jobId: js.job.id,
     url: entry.url,
     key: entry.key,
@@ -32,6 +32,9 @@ function lease(store: Store, js: JobState, entry: Entry, query: ClaimQuery): Lea
     attempts: entry.attempts,
     expiresAt: entry.expiresAt,
   };
+  // Only when there is one: a lease without a lastmod has no such key at all.
+  if (entry.lastmod !== undefined) leased.lastmod = entry.lastmod;
+  return leased;
 }
 
 /** Starts a queued job: `running`, `startedAt` and `job:started`. */

@@ -7,7 +7,7 @@ import type { FrontierLink } from '../../src/storage/index.js';
 import { type Entry, type EntryState, type HostState, hostOf, type JobState } from './state.js';
 
 function entryOf(link: FrontierLink, host: HostState, state: EntryState, unsure: boolean): Entry {
-  return { url: link.url, key: link.key, depth: link.depth, host, state, token: null, attempts: 0, expiresAt: 0, notBefore: 0, unsure };
+  return { url: link.url, key: link.key, depth: link.depth, host, state, token: null, attempts: 0, expiresAt: 0, notBefore: 0, unsure, lastmod: link.lastmod };
 }
 
 /** A host not registered with the job (claims never see it): for entries that are not claimable. */

@@ -21,6 +21,8 @@ export interface Entry {
   notBefore: number;
   /** Admitted with robots.txt unknown, and not finished: it may still be refunded. */
   unsure: boolean;
+  /** The link's sitemap `<lastmod>`, handed back on its leases; undefined when it had none. */
+  lastmod: string | undefined;
 }
 
 /** One host of one job: its queue of ready URLs and its politeness state. */

@@ -60,3 +60,6 @@ export const BUDGETS = {
   /** One pass of `processor.start()`'s worker loop, before it yields and claims again. */
   workerPassMs: 30_000,
 } as const;
+
+/** The longest sitemap `<lastmod>` a frontier entry keeps (`FrontierLink.lastmod`); longer ones are cut. */
+export const LASTMOD_MAX_LENGTH = 64;

@@ -2,7 +2,8 @@
  * The `PageResult`s the pipeline stores: a lease's starting point, a link robots.txt disallowed,
  * and any result made storable by every adapter.
  */
-import { repairJson, repairText } from '../../crawl/text.js';
+import { repairJson, repairText, truncate } from '../../crawl/text.js';
+import { LASTMOD_MAX_LENGTH } from '../constants.js';
 import type { FrontierLink, Lease, SkippedLink } from '../storage.js';
 import type { PageResult } from '../types.js';
 import { ROBOTS_SKIP_CODE } from './robots-policy.js';
@@ -53,16 +54,35 @@ export function skippedResult(link: FrontierLink, reason: string, at: number): P
 }
 
 /**
+ * The link as every adapter can store it: its sitemap `<lastmod>` cut to `LASTMOD_MAX_LENGTH`
+ * units (never inside a surrogate pair) and well-formed, or left out when it is empty.
+ */
+export function storableLink(link: FrontierLink): FrontierLink {
+  const { lastmod } = link;
+  if (lastmod === undefined) return link;
+  const bounded = repairText(truncate(String(lastmod), LASTMOD_MAX_LENGTH));
+  if (bounded === lastmod && bounded !== '') return link;
+  const { lastmod: _dropped, ...rest } = link;
+  return bounded === '' ? rest : { ...rest, lastmod: bounded };
+}
+
+const storableLinks = (links: FrontierLink[]): FrontierLink[] => (links.some((l) => l.lastmod !== undefined) ? links.map(storableLink) : links);
+const storableSkipped = (skipped: SkippedLink[]): SkippedLink[] =>
+  skipped.some((s) => s.link.lastmod !== undefined) ? skipped.map((s) => ({ ...s, link: storableLink(s.link) })) : skipped;
+
+/**
  * The result as every adapter can store it: strings from the page well-formed (a lone surrogate
  * or a NUL becomes U+FFFD; Postgres jsonb refuses both), and `data` from a custom `extract`
- * plain JSON. Data that cannot be stored fails the page with `extract_error` rather than
+ * plain JSON, and links' `lastmod` bounded (see `storableLink`). Data that cannot be stored fails the page with `extract_error` rather than
  * failing the store, which would strand the lease and lose the page.
  */
 export function storable(
   result: PageResult,
-  links: FrontierLink[],
-  skipped: SkippedLink[],
+  found: FrontierLink[],
+  disallowed: SkippedLink[],
 ): { result: PageResult; links: FrontierLink[]; skipped: SkippedLink[] } {
+  const links = storableLinks(found);
+  const skipped = storableSkipped(disallowed);
   const text = (value: string | null) => (value === null ? null : repairText(value));
   const repaired: PageResult = {
     ...result,
