@@ -8,6 +8,7 @@
 // Only types and the dependency-free constants module: nothing else of the library reaches the browser.
 import { PROGRESS_EVENT_TYPES, TERMINAL_EVENT_LIST } from '../core/constants.js';
 import type { JobInput } from '../core/jobs.js';
+import type { MapOptions, MapResult } from '../core/map.js';
 import type { Job, JobStatus, Paginated, PageResult, ProgressEvent, ProgressEventType } from '../core/types.js';
 
 const TERMINAL: ReadonlySet<ProgressEventType> = new Set(TERMINAL_EVENT_LIST);
@@ -94,6 +95,8 @@ export interface CrawlClient {
   deleteJob(id: string): Promise<{ id: string; deleted: boolean }>;
   listJobs(query?: { status?: JobStatus; limit?: number; cursor?: string | null }): Promise<Paginated<Job>>;
   results(id: string, query?: { limit?: number; cursor?: string | null }): Promise<Paginated<PageResult>>;
+  /** A site's URLs from its sitemaps and start page, without a job (`POST /map`). */
+  map(url: string, options?: MapOptions): Promise<MapResult>;
   /** The events URL of a job, for your own EventSource. */
   eventsUrl(id: string): string;
   watch(id: string, options: Omit<WatchJobOptions, 'EventSource'>): Promise<ProgressEvent | null>;
@@ -130,6 +133,7 @@ export function createCrawlClient(options: CrawlClientOptions = {}): CrawlClient
     deleteJob: (id) => call('DELETE', `${job(id)}?purge=true`),
     listJobs: (q = {}) => call('GET', `/jobs${query(q)}`),
     results: (id, q = {}) => call('GET', `${job(id)}/results${query(q)}`),
+    map: (url, mapOptions = {}) => call('POST', '/map', { ...mapOptions, url }),
     eventsUrl: (id) => `${base}${job(id)}/events`,
     watch: (id, watchOptions) =>
       watchJob(`${base}${job(id)}/events`, { ...watchOptions, ...(options.EventSource ? { EventSource: options.EventSource } : {}) }),

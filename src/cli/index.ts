@@ -2,7 +2,7 @@
  * `crawl-engine crawl <url>`: runs a crawl in this process (memory storage unless --storage says
  * otherwise), draws a progress bar on a terminal (plain lines otherwise), writes one JSON line per
  * page, prints a summary. `resume <jobId>` continues a stored job, `delete <jobId>` deletes one;
- * `migrate` sets up a database.
+ * `migrate` sets up a database; `map <url>` lists a site's URLs.
  *
  * @module crawl-engine/cli
  */
@@ -10,6 +10,7 @@ import { CrawlEngineError } from '../core/errors.js';
 import { USAGE } from './args.js';
 import { crawlCommand } from './commands/crawl.js';
 import { deleteCommand } from './commands/delete.js';
+import { mapCommand } from './commands/map.js';
 import { migrateCommand } from './commands/migrate.js';
 import { resumeCommand } from './commands/resume.js';
 import { cliWording, EXIT, StorageError, UsageError } from './errors.js';
@@ -20,6 +21,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   resume: resumeCommand,
   delete: deleteCommand,
   migrate: migrateCommand,
+  map: mapCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {
