@@ -44,10 +44,69 @@ for (const target of targets) {
     test('migrate() is idempotent and reports what it applied', async () => {
       const schema = freshSchema();
       const storage = postgresStorage({ client: target.client() as never, schema });
-      expect(await storage.migrate()).toEqual({ applied: [1, 2, 3, 4, 5, 6, 7], version: 7 });
-      expect(await storage.migrate()).toEqual({ applied: [], version: 7 });
+      expect(await storage.migrate()).toEqual({ applied: [1, 2, 3, 4, 5, 6, 7, 8], version: 8 });
+      expect(await storage.migrate()).toEqual({ applied: [], version: 8 });
       await Promise.all([storage.migrate(), storage.migrate()]);
       await target.client().query(`DROP SCHEMA "${schema}" CASCADE`);
+    });
+
+    test('a database at version 7 with a job in flight upgrades to version 8: leases carry lastmod from then on, and links stored before have none', async () => {
+      const schema = freshSchema();
+      const client = target.client();
+      const names = { schema: `"${schema}"`, prefix: 'crawl_' };
+      await client.query(`CREATE SCHEMA "${schema}"`);
+      await client.query(
+        `CREATE TABLE "${schema}".crawl_migrations (version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
+      );
+      for (const migration of MIGRATIONS.filter((m) => m.version <= 7)) {
+        for (const sql of migration.statements(names)) await client.query(sql);
+        await client.query(`INSERT INTO "${schema}".crawl_migrations (version, name) VALUES ($1, $2)`, [migration.version, migration.name]);
+      }
+      const storage = postgresStorage({ client: client as never, schema, listen: false });
+      const T = Date.UTC(2030, 0, 1);
+      const url = (path: string) => `http://v7.test${path}`;
+      const link = (path: string, lastmod?: string) => ({ url: url(path), key: url(path), depth: 1, host: 'v7.test', ...(lastmod ? { lastmod } : {}) });
+      const page = (lease: Lease): PageResult => ({
+        url: lease.url,
+        finalUrl: lease.url,
+        depth: lease.depth,
+        status: 200,
+        ok: true,
+        contentType: null,
+        title: null,
+        description: null,
+        canonical: null,
+        links: 0,
+        wordCount: 0,
+        error: null,
+        attempts: lease.attempts,
+        durationMs: 1,
+        fetchedAt: new Date(T).toISOString(),
+        data: null,
+      });
+      const job: Job = jobRecord({ id: 'job_v7', url: url('/'), createdAt: new Date(T).toISOString(), options: { perHostConcurrency: 10 } });
+      try {
+        // Code of this version on a database still at version 7: a lastmod is taken and dropped, nothing fails.
+        await storage.createJob(job, { url: job.url, key: job.url, depth: 0, host: 'v7.test', lastmod: '2030-01-01' });
+        const [seed] = (await storage.claim({ limit: 1, leaseMs: 60_000, now: T, jobId: job.id })).leases;
+        expect(seed).not.toHaveProperty('lastmod');
+        expect((await storage.complete(seed!, { result: page(seed!), links: [link('/a', 'a-v7'), link('/b', 'b-v7')], now: T + 1 })).admitted).toBe(2);
+        const [a] = (await storage.claim({ limit: 1, leaseMs: 60_000, now: T + 2, jobId: job.id })).leases;
+        expect(a).not.toHaveProperty('lastmod');
+        expect(await storage.migrate()).toEqual({ applied: [8], version: 8 });
+        // /b was stored at version 7: no lastmod. Links stored from now on keep theirs.
+        expect((await storage.complete(a!, { result: page(a!), links: [link('/c', 'c-v8'), link('/b', 'b-v8')], now: T + 3 })).admitted).toBe(1);
+        const leases = (await storage.claim({ limit: 10, leaseMs: 60_000, now: T + 4, jobId: job.id })).leases;
+        expect(leases.map((l) => [l.key, l.lastmod]).sort()).toEqual([
+          [url('/b'), undefined],
+          [url('/c'), 'c-v8'],
+        ]);
+        expect(leases.find((l) => l.key === url('/b'))).not.toHaveProperty('lastmod');
+        for (const lease of leases) expect((await storage.complete(lease, { result: page(lease), links: [], now: T + 5 })).ok).toBe(true);
+        expect((await storage.getJob(job.id))?.status).toBe('completed');
+      } finally {
+        await client.query(`DROP SCHEMA "${schema}" CASCADE`);
+      }
     });
 
     test('a database at version 2 with a job in flight upgrades to version 3; the job goes on, and the version 2 complete() still works', async () => {
@@ -96,7 +155,7 @@ for (const target of targets) {
         await storage.createJob(job, { url: job.url, key: job.url, depth: 0, host: 'upgrade.test' });
         const [seed] = (await storage.claim({ limit: 1, leaseMs: 60_000, now: T, jobId: job.id })).leases;
         expect(await completeV2(seed!, page(seed!), [link('/a'), link('/b'), link('/c')])).toMatchObject({ ok: true, admitted: 2 });
-        expect(await storage.migrate()).toEqual({ applied: [3, 4, 5, 6, 7], version: 7 });
+        expect(await storage.migrate()).toEqual({ applied: [3, 4, 5, 6, 7, 8], version: 8 });
         const leases = (await storage.claim({ limit: 10, leaseMs: 60_000, now: T + 1, jobId: job.id })).leases;
         expect(leases.map((l) => l.key).sort()).toEqual([url('/a'), url('/b')]);
         const [a, b] = leases as [Lease, Lease];
@@ -537,7 +596,7 @@ function completeManyTests(target: { name: string; client: () => Client }) {
       );
       const items = leases.map((lease): CompleteItem => ({ lease, input: { result: pageOf(lease), links: [], now: T + 10 } }));
       await expect(storage.completeMany!(items)).rejects.toThrow(/run storage\.migrate\(\) first/);
-      expect(await storage.migrate()).toEqual({ applied: [4, 5, 6, 7], version: 7 });
+      expect(await storage.migrate()).toEqual({ applied: [4, 5, 6, 7, 8], version: 8 });
       expect((await storage.completeMany!(items)).map((r) => r.ok)).toEqual([true, true]);
       expect((await storage.getJob(leases[0]!.jobId))?.status).toBe('completed');
     });

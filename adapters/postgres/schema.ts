@@ -10,11 +10,11 @@
  * a migration below already uses.
  */
 import { SKIP_CODE_LIST } from '../../src/storage/index.js';
-import { claimFunctionV1, claimFunctionV2, claimFunctionV7 } from './sql/claim.js';
-import { completeFunctionV1, completeFunctionV2, completeFunctionV3, completeV2SignatureFunction } from './sql/complete.js';
-import { completeManyFunction, completeManyFunctionV5 } from './sql/complete-many.js';
+import { claimFunctionsV8, claimFunctionV1, claimFunctionV2, claimFunctionV7 } from './sql/claim.js';
+import { completeFunctionV1, completeFunctionV2, completeFunctionV3, completeFunctionV8, completeV2SignatureFunction } from './sql/complete.js';
+import { completeManyFunction, completeManyFunctionV5, completeManyFunctionV8 } from './sql/complete-many.js';
 import { appendEventFunction, appendEventsFunction, readEventsFunction } from './sql/events.js';
-import { cancelFunction, createJobFunction, jobJsonFunction } from './sql/jobs.js';
+import { cancelFunction, createJobFunction, createJobFunctionV8, jobJsonFunction } from './sql/jobs.js';
 import { endLeaseFunction, endLeaseFunctionV5, releaseFunctionV1, releaseFunctionV2, retryFunctionV1, retryFunctionV2 } from './sql/leases.js';
 import type { Names } from './sql/names.js';
 import { deleteJobFunctionV6, jobsFinishedIndexV6 } from './sql/retention.js';
@@ -29,11 +29,11 @@ export interface Migration {
 }
 
 /**
- * The skip codes versions 1 to 5 were built with (they emitted `= 'robots'`), taken from the skip
- * rule. If `SKIP_CODE_LIST` changes this fails to compile: pin these versions to `['robots']` and
- * add a migration that replaces `complete` built from the new list.
+ * The skip codes versions 1 to 5 and 8 were built with (they emitted `= 'robots'`), taken from the
+ * skip rule. If `SKIP_CODE_LIST` changes this fails to compile: pin these versions to `['robots']`
+ * and add a migration that replaces `complete` built from the new list.
  */
-const SKIP_CODES_V1_TO_V5 = SKIP_CODE_LIST satisfies readonly ['robots'];
+const SKIP_CODES_FROZEN = SKIP_CODE_LIST satisfies readonly ['robots'];
 
 export const MIGRATIONS: Migration[] = [
   {
@@ -56,7 +56,7 @@ export const MIGRATIONS: Migration[] = [
       createJobFunction(n),
       claimFunctionV1(n),
       endLeaseFunction(n),
-      completeFunctionV1(n, SKIP_CODES_V1_TO_V5),
+      completeFunctionV1(n, SKIP_CODES_FROZEN),
       retryFunctionV1(n),
       releaseFunctionV1(n),
       cancelFunction(n),
@@ -74,7 +74,7 @@ export const MIGRATIONS: Migration[] = [
       tables.jobsParkedIndex(n),
       tables.jobsWaitingIndex(n),
       claimFunctionV2(n),
-      completeFunctionV2(n, SKIP_CODES_V1_TO_V5),
+      completeFunctionV2(n, SKIP_CODES_FROZEN),
       retryFunctionV2(n),
       releaseFunctionV2(n),
     ],
@@ -82,12 +82,7 @@ export const MIGRATIONS: Migration[] = [
   {
     version: 3,
     name: 'maxPages counts pages fetched: robots.txt skips recorded without a charge, refunds, spare links',
-    statements: (n) => [
-      ...tables.accountingColumns(n),
-      tables.frontierSpareIndex(n),
-      completeFunctionV3(n, SKIP_CODES_V1_TO_V5),
-      completeV2SignatureFunction(n),
-    ],
+    statements: (n) => [...tables.accountingColumns(n), tables.frontierSpareIndex(n), completeFunctionV3(n, SKIP_CODES_FROZEN), completeV2SignatureFunction(n)],
   },
   {
     version: 4,
@@ -97,7 +92,7 @@ export const MIGRATIONS: Migration[] = [
   {
     version: 5,
     name: 'set-based complete_many: a batch of one job costs a few statements, not a few per page',
-    statements: (n) => [endLeaseFunctionV5(n), completeManyFunctionV5(n, SKIP_CODES_V1_TO_V5)],
+    statements: (n) => [endLeaseFunctionV5(n), completeManyFunctionV5(n, SKIP_CODES_FROZEN)],
   },
   {
     version: 6,
@@ -113,6 +108,17 @@ export const MIGRATIONS: Migration[] = [
       tables.jobsAdmittedIndexV7(n),
       ...tables.jobsRunningIndexesV7(n),
       claimFunctionV7(n),
+    ],
+  },
+  {
+    version: 8,
+    name: "frontier lastmod: a link's sitemap <lastmod> is stored with its frontier row and handed back on its leases",
+    statements: (n) => [
+      tables.frontierLastmodColumnV8(n),
+      createJobFunctionV8(n),
+      ...claimFunctionsV8(n),
+      completeFunctionV8(n, SKIP_CODES_FROZEN),
+      completeManyFunctionV8(n, SKIP_CODES_FROZEN),
     ],
   },
 ];

@@ -1,6 +1,8 @@
 /**
- * `claim`, which hands out leases: version 1, version 2 (parked jobs), which replaced it, and version 7
- * (admission), a new signature beside them. All frozen.
+ * `claim`, which hands out leases: version 1, version 2 (parked jobs), which replaced it, version 7
+ * (admission), a new signature beside them, and version 8, which replaces both signatures with
+ * leases that carry the frontier row's `lastmod`. Versions 1, 2 and 7 are frozen: version 8 is
+ * built by the same builders with its own lease JSON.
  */
 import { type Names, namer } from './names.js';
 
@@ -10,6 +12,10 @@ const sqlString = (text: string) => `'${text.replace(/'/g, "''")}'`;
 /** The `Lease` of the frontier row `fr` just leased. */
 const leaseJson = `jsonb_build_object('jobId', fr.job_id, 'url', fr.url, 'key', fr.url_key, 'depth', fr.depth,
                     'host', fr.host, 'token', fr.token, 'attempts', fr.attempts, 'expiresAt', fr.lease_until)`;
+
+/** Version 8: the `Lease` with the row's `lastmod` when it has one (no key at all when it has none). */
+const leaseJsonV8 = `${leaseJson}
+                    || CASE WHEN fr.lastmod IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('lastmod', fr.lastmod) END`;
 
 /**
  * `claim(limit, lease_ms, now, now_iso, job, max_events) → { leases, events, nextReadyAt }`,
@@ -130,6 +136,10 @@ export function claimFunctionV1(n: Names): string {
  * change that can make a URL ready (complete, retry, release) resets `ready_at` to 0.
  */
 export function claimFunctionV2(n: Names): string {
+  return claimV2(n, leaseJson);
+}
+
+function claimV2(n: Names, lease: string): string {
   const t = namer(n);
   const active = `status IN ('queued', 'running')`;
   return `CREATE OR REPLACE FUNCTION ${t('claim')}(p_limit int, p_lease_ms bigint, p_now bigint, p_now_iso text,
@@ -184,7 +194,7 @@ export function claimFunctionV2(n: Names): string {
           UPDATE ${t('frontier')} fr
             SET token = tok, attempts = fr.attempts + 1, lease_until = p_now + p_lease_ms
             WHERE fr.job_id = jid AND fr.url_key = f.url_key
-            RETURNING ${leaseJson} INTO lj;
+            RETURNING ${lease} INTO lj;
           leases := leases || jsonb_build_array(lj);
           took := took + 1;
         END LOOP;
@@ -213,7 +223,7 @@ export function claimFunctionV2(n: Names): string {
             UPDATE ${t('frontier')} fr
               SET state = 'leased', token = tok, attempts = fr.attempts + 1, lease_until = p_now + p_lease_ms, prio = 0
               WHERE fr.job_id = jid AND fr.url_key = f.url_key
-              RETURNING ${leaseJson} INTO lj;
+              RETURNING ${lease} INTO lj;
             leases := leases || jsonb_build_array(lj);
             took := took + 1; fresh := fresh + 1; w := w + 1;
           END LOOP;
@@ -292,10 +302,22 @@ export function claimFunctionV2(n: Names): string {
  * change that can make a URL ready (complete, retry, release) resets `ready_at` to 0.
  */
 export function claimFunctionV7(n: Names): string {
+  return claimV7(n, 'CREATE FUNCTION', leaseJson);
+}
+
+/**
+ * `claim`, version 8: versions 2 (the signature without `max_active`) and 7, replaced, each the same
+ * but for its leases, which carry the frontier row's `lastmod` when it has one.
+ */
+export function claimFunctionsV8(n: Names): string[] {
+  return [claimV2(n, leaseJsonV8), claimV7(n, 'CREATE OR REPLACE FUNCTION', leaseJsonV8)];
+}
+
+function claimV7(n: Names, create: string, lease: string): string {
   const t = namer(n);
   const active = `status IN ('queued', 'running')`;
   const lock = `hashtext('crawl-engine:admit:' || ${sqlString(t('jobs'))})`;
-  return `CREATE FUNCTION ${t('claim')}(p_limit int, p_lease_ms bigint, p_now bigint, p_now_iso text,
+  return `${create} ${t('claim')}(p_limit int, p_lease_ms bigint, p_now bigint, p_now_iso text,
     p_job text, p_max_events int, p_max_active int)
   RETURNS jsonb LANGUAGE plpgsql AS $fn$
   DECLARE
@@ -368,7 +390,7 @@ export function claimFunctionV7(n: Names): string {
           UPDATE ${t('frontier')} fr
             SET token = tok, attempts = fr.attempts + 1, lease_until = p_now + p_lease_ms
             WHERE fr.job_id = jid AND fr.url_key = f.url_key
-            RETURNING ${leaseJson} INTO lj;
+            RETURNING ${lease} INTO lj;
           leases := leases || jsonb_build_array(lj);
           took := took + 1;
         END LOOP;
@@ -397,7 +419,7 @@ export function claimFunctionV7(n: Names): string {
             UPDATE ${t('frontier')} fr
               SET state = 'leased', token = tok, attempts = fr.attempts + 1, lease_until = p_now + p_lease_ms, prio = 0
               WHERE fr.job_id = jid AND fr.url_key = f.url_key
-              RETURNING ${leaseJson} INTO lj;
+              RETURNING ${lease} INTO lj;
             leases := leases || jsonb_build_array(lj);
             took := took + 1; fresh := fresh + 1; w := w + 1;
           END LOOP;

@@ -54,15 +54,15 @@ const itemsOf = `items AS (
 const byKey = (t: (name: string) => string, key: string, columns: string) =>
   `SELECT ${columns} FROM ${t('frontier')} x WHERE x.job_id = jid AND x.url_key = ${key} LIMIT 1`;
 
-const firstLinks = `links AS (
+const firstLinksOf = (lastmod: boolean) => `links AS (
         SELECT i.ord AS iord, e.lord, e.l->>'key' AS url_key, e.l->>'url' AS url, (e.l->>'depth')::int AS depth,
-          e.l->>'host' AS host, coalesce(e.l->>'robots', 'unknown') <> 'allowed' AS unsure
+          e.l->>'host' AS host, coalesce(e.l->>'robots', 'unknown') <> 'allowed' AS unsure${lastmod ? ", e.l->>'lastmod' AS lastmod" : ''}
         FROM items i, jsonb_array_elements(i.links) WITH ORDINALITY AS e(l, lord)
         WHERE i.ord = ANY(v_valid)
       ), firsts AS (
         SELECT DISTINCT ON (url_key) * FROM links ORDER BY url_key, iord, lord
       )`;
-const freshLinks = `${firstLinks}, fresh AS (
+const freshLinksOf = (lastmod: boolean) => `${firstLinksOf(lastmod)}, fresh AS (
         SELECT f.*, row_number() OVER (ORDER BY iord, lord) AS rn FROM firsts f WHERE NOT (f.url_key = ANY(v_existing))
       )`;
 
@@ -87,7 +87,25 @@ const freshLinks = `${firstLinks}, fresh AS (
  * `complete` one by one, as in version 4. One NOTIFY per job.
  */
 export function completeManyFunctionV5(n: Names, skipCodes: readonly string[]): string {
+  return completeManyV5V8(n, 5, skipCodes);
+}
+
+/**
+ * `complete_many(items, max_events)`, version 8: version 5, replaced, that stores each admitted
+ * link's `lastmod` with its frontier row (its slow path calls `complete`, which version 8 replaced
+ * to do the same).
+ */
+export function completeManyFunctionV8(n: Names, skipCodes: readonly string[]): string {
+  return completeManyV5V8(n, 8, skipCodes);
+}
+
+function completeManyV5V8(n: Names, v: 5 | 8, skipCodes: readonly string[]): string {
   const t = namer(n);
+  const lm = v === 8;
+  const lastmodColumn = lm ? ', lastmod' : '';
+  // Only the insert of new links reads lastmod: the other uses of the links leave it out.
+  const firstLinks = firstLinksOf(false);
+  const freshLinks = freshLinksOf(false);
   const skipped = oneOf(`(i.result->'error'->>'code')`, skipCodes);
   return `CREATE OR REPLACE FUNCTION ${t('complete_many')}(p_items jsonb, p_max_events int)
   RETURNS jsonb LANGUAGE plpgsql AS $fn$
@@ -155,9 +173,9 @@ export function completeManyFunctionV5(n: Names, skipCodes: readonly string[]): 
       INSERT INTO ${t('results')} (job_id, result) SELECT jid, i.result FROM items i WHERE i.ord = ANY(v_valid) ORDER BY i.ord;
       v_per_item := '{}'; v_admitted := 0;
       IF v_room > 0 AND v_fresh > 0 THEN
-        WITH ${itemsOf}, ${freshLinks}, added AS (
-          INSERT INTO ${t('frontier')} (job_id, url_key, url, depth, host, unsure)
-          SELECT jid, url_key, url, depth, host, unsure FROM fresh WHERE rn <= v_room ORDER BY rn
+        WITH ${itemsOf}, ${freshLinksOf(lm)}, added AS (
+          INSERT INTO ${t('frontier')} (job_id, url_key, url, depth, host, unsure${lastmodColumn})
+          SELECT jid, url_key, url, depth, host, unsure${lastmodColumn} FROM fresh WHERE rn <= v_room ORDER BY rn
           RETURNING host
         ), new_hosts AS (
           INSERT INTO ${t('hosts')} (job_id, host) SELECT DISTINCT jid, host FROM added ON CONFLICT DO NOTHING

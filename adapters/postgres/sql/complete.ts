@@ -127,11 +127,11 @@ export function completeFunctionV2(n: Names, skipCodes: readonly string[]): stri
  * Version 3's links of `p_links` not yet in the frontier (CTEs `input`, `fresh`): the first of each
  * key, in order, at most `limit`; `unsure` unless robots.txt was known to allow it when found.
  */
-function newLinks(n: Names, limit: string): string {
+function newLinks(n: Names, limit: string, lastmod: boolean): string {
   const t = namer(n);
   return `WITH input AS (
         SELECT DISTINCT ON (l->>'key') l->>'key' AS url_key, l->>'url' AS url, (l->>'depth')::int AS depth,
-          l->>'host' AS host, coalesce(l->>'robots', 'unknown') <> 'allowed' AS unsure, ord
+          l->>'host' AS host, coalesce(l->>'robots', 'unknown') <> 'allowed' AS unsure${lastmod ? ", l->>'lastmod' AS lastmod" : ''}, ord
         FROM jsonb_array_elements(p_links) WITH ORDINALITY AS e(l, ord) ORDER BY l->>'key', ord
       ), fresh AS (
         SELECT i.* FROM input i
@@ -151,8 +151,22 @@ function newLinks(n: Names, limit: string): string {
  * robots_free - refunds ≤ max_pages.
  */
 export function completeFunctionV3(n: Names, skipCodes: readonly string[]): string {
+  return completeV3V8(n, 3, skipCodes);
+}
+
+/**
+ * `complete`, version 8: version 3, replaced, that stores each admitted link's `lastmod` (as spare
+ * links too) with its frontier row.
+ */
+export function completeFunctionV8(n: Names, skipCodes: readonly string[]): string {
+  return completeV3V8(n, 8, skipCodes);
+}
+
+function completeV3V8(n: Names, v: 3 | 8, skipCodes: readonly string[]): string {
   const t = namer(n);
-  return `CREATE FUNCTION ${t('complete')}(p_lease jsonb, p_result jsonb, p_links jsonb, p_skipped jsonb, p_now bigint,
+  const lm = v === 8;
+  const lastmodColumn = lm ? ', lastmod' : '';
+  return `${v === 3 ? 'CREATE FUNCTION' : 'CREATE OR REPLACE FUNCTION'} ${t('complete')}(p_lease jsonb, p_result jsonb, p_links jsonb, p_skipped jsonb, p_now bigint,
     p_now_iso text, p_max_events int)
   RETURNS jsonb LANGUAGE plpgsql AS $fn$
   DECLARE
@@ -187,9 +201,9 @@ export function completeFunctionV3(n: Names, skipCodes: readonly string[]): stri
     END IF;
     v_room := j.max_pages - (j.discovered + v_promoted - j.robots_free - j.refunds - v_refund);
     IF v_room > 0 AND jsonb_array_length(p_links) > 0 THEN
-      ${newLinks(n, 'v_room')}, added AS (
-        INSERT INTO ${t('frontier')} (job_id, url_key, url, depth, host, unsure)
-        SELECT jid, url_key, url, depth, host, unsure FROM fresh ORDER BY ord
+      ${newLinks(n, 'v_room', lm)}, added AS (
+        INSERT INTO ${t('frontier')} (job_id, url_key, url, depth, host, unsure${lastmodColumn})
+        SELECT jid, url_key, url, depth, host, unsure${lastmodColumn} FROM fresh ORDER BY ord
         RETURNING host, unsure
       ), hosts AS (
         INSERT INTO ${t('hosts')} (job_id, host) SELECT DISTINCT jid, host FROM added ON CONFLICT DO NOTHING
@@ -201,9 +215,9 @@ export function completeFunctionV3(n: Names, skipCodes: readonly string[]): stri
                           j.max_pages - j.refunds - v_refund)
       - (j.spares - v_promoted);
     IF v_room - v_admitted <= 0 AND v_spare_room > 0 AND jsonb_array_length(p_links) > v_admitted THEN
-      ${newLinks(n, 'v_spare_room')}, added AS (
-        INSERT INTO ${t('frontier')} (job_id, url_key, url, depth, host, unsure, state)
-        SELECT jid, url_key, url, depth, host, unsure, 'spare' FROM fresh ORDER BY ord
+      ${newLinks(n, 'v_spare_room', lm)}, added AS (
+        INSERT INTO ${t('frontier')} (job_id, url_key, url, depth, host, unsure, state${lastmodColumn})
+        SELECT jid, url_key, url, depth, host, unsure, 'spare'${lastmodColumn} FROM fresh ORDER BY ord
         RETURNING 1
       )
       SELECT count(*) INTO v_spared FROM added;

@@ -1,4 +1,7 @@
-/** The job functions, all of version 1: the job's JSON, creating a job and cancelling one. */
+/**
+ * The job functions, of version 1: the job's JSON, creating a job and cancelling one; and version 8's
+ * `create_job`, which stores the seed's `lastmod`.
+ */
 import { countsJson } from './events.js';
 import { type Names, namer } from './names.js';
 
@@ -21,8 +24,17 @@ export function jobJsonFunction(n: Names): string {
  * unique_violation (23505), which the adapter reports as a conflict.
  */
 export function createJobFunction(n: Names): string {
+  return createJobV1V8(n, 1);
+}
+
+/** `create_job`, version 8: version 1, replaced, that stores the seed's `lastmod` with its frontier row. */
+export function createJobFunctionV8(n: Names): string {
+  return createJobV1V8(n, 8);
+}
+
+function createJobV1V8(n: Names, v: 1 | 8): string {
   const t = namer(n);
-  return `CREATE FUNCTION ${t('create_job')}(p_job jsonb, p_seed jsonb, p_max_events int)
+  return `${v === 1 ? 'CREATE FUNCTION' : 'CREATE OR REPLACE FUNCTION'} ${t('create_job')}(p_job jsonb, p_seed jsonb, p_max_events int)
   RETURNS jsonb LANGUAGE plpgsql AS $fn$
   DECLARE j ${t('jobs')}; ev jsonb;
   BEGIN
@@ -31,8 +43,8 @@ export function createJobFunction(n: Names): string {
     VALUES (p_job->>'id', 'queued', p_job->>'url', p_job->'options', p_job->'metadata', p_job->>'createdAt',
             (p_job->'options'->>'maxPages')::int, (p_job->'options'->>'perHostConcurrency')::int,
             (p_job->'options'->>'perHostDelayMs')::int);
-    INSERT INTO ${t('frontier')} (job_id, url_key, url, depth, host)
-      VALUES (p_job->>'id', p_seed->>'key', p_seed->>'url', (p_seed->>'depth')::int, p_seed->>'host');
+    INSERT INTO ${t('frontier')} (job_id, url_key, url, depth, host${v === 8 ? ', lastmod' : ''})
+      VALUES (p_job->>'id', p_seed->>'key', p_seed->>'url', (p_seed->>'depth')::int, p_seed->>'host'${v === 8 ? ", p_seed->>'lastmod'" : ''});
     INSERT INTO ${t('hosts')} (job_id, host) VALUES (p_job->>'id', p_seed->>'host');
     ev := ${t('append_event')}(p_job->>'id', 'job:created', p_job->>'createdAt', p_job->>'url', NULL,
       p_max_events);

@@ -246,3 +246,9 @@ export function jobsRunningIndexesV7(n: Names): string[] {
     `CREATE INDEX "${n.prefix}jobs_running_parked" ON ${t('jobs')} (ready_at) WHERE status = 'running' AND ready_at > 0`,
   ];
 }
+
+/** Version 8: a frontier row's sitemap `<lastmod>` (`FrontierLink.lastmod`), NULL when it had none. */
+export function frontierLastmodColumnV8(n: Names): string {
+  const t = namer(n);
+  return `ALTER TABLE ${t('frontier')} ADD COLUMN lastmod text`;
+}
