@@ -392,7 +392,12 @@ $('start').addEventListener('submit', async (e) => {
   showError('');
   const form = new FormData(/** @type {HTMLFormElement} */ (e.target));
   try {
-    const job = await client.createJob({ url: String(form.get('url')).trim(), maxPages: Number(form.get('maxPages')), maxDepth: Number(form.get('maxDepth')) });
+    const job = await client.createJob({
+      url: String(form.get('url')).trim(),
+      maxPages: Number(form.get('maxPages')),
+      maxDepth: Number(form.get('maxDepth')),
+      sitemap: /** @type {'skip' | 'include' | 'only'} */ (String(form.get('sitemap') ?? 'skip')),
+    });
     void follow(job.id).catch((error) => showError(describe(error)));
   } catch (error) {
     showError(describe(error));

@@ -240,6 +240,7 @@ export default function Home() {
         url: String(form.get('url')).trim(),
         maxPages: Number(form.get('maxPages')),
         maxDepth: Number(form.get('maxDepth')),
+        sitemap: String(form.get('sitemap') ?? 'skip') as 'skip' | 'include' | 'only',
       });
       setJobId(created.id);
     } catch (e) {
@@ -288,6 +289,14 @@ export default function Home() {
         </label>
         <label className="field">
           Max depth <input name="maxDepth" type="number" min={0} max={20} defaultValue={3} required />
+        </label>
+        <label className="field">
+          Sitemap{' '}
+          <select name="sitemap" defaultValue="skip">
+            <option value="skip">skip</option>
+            <option value="include">include</option>
+            <option value="only">only</option>
+          </select>
         </label>
         <button id="crawl" type="submit" className="primary" disabled={starting}>
           {starting ? 'Starting…' : 'Crawl'}
