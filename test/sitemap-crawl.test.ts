@@ -128,3 +128,69 @@ describe.each(everyStorage)('%s', (_name, make) => {
     expect(home.sitemaps).toMatchObject({ urls: 4, truncated: true });
   });
 });
+
+describe('memory: retries and hostile sitemaps', () => {
+  test('a start URL retried after a transient error reads its sitemaps once and admits each URL once', async () => {
+    let homeTries = 0;
+    const handler = siteHandler(() => flaky.origin);
+    const flaky: TestServer = await serve((req, res) => {
+      if (req.url === '/' && ++homeTries === 1) {
+        res.writeHead(503);
+        res.end();
+        return;
+      }
+      handler(req, res);
+    });
+    try {
+      const engine = testEngine();
+      const job = await engine.crawl({ url: flaky.url, sitemap: 'only' });
+      await engine.close();
+      const results = await allResults(engine, job.id);
+      expect(homeTries).toBe(2);
+      expect(results.find((r) => r.url === flaky.url)).toMatchObject({ ok: true, attempts: 2 });
+      expect(results.map((r) => new URL(r.url).pathname).sort()).toEqual(['/', '/a', '/c', '/d', '/e']);
+      expect(flaky.requests.filter((p) => p === '/one.xml')).toHaveLength(1);
+      expect(job.counts).toMatchObject({ discovered: 5, succeeded: 3, failed: 1, skipped: 1 });
+    } finally {
+      await flaky.close();
+    }
+  });
+
+  test('a sitemap that hangs and a gzip bomb do not hold the job: the start URL stores its problems and the job completes', async () => {
+    const bomb = gzipSync(Buffer.alloc(64 * 1024 * 1024));
+    const hostile: TestServer = await serve((req, res) => {
+      const o = hostile.origin;
+      if (req.url === '/robots.txt') {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.end(`Sitemap: ${o}/hang.xml\nSitemap: ${o}/bomb.xml.gz\nSitemap: ${o}/ok.txt\n`);
+      } else if (req.url === '/hang.xml') {
+        res.writeHead(200, { 'content-type': 'application/xml' });
+        res.write(`<urlset><url><loc>${o}/early</loc></url>`);
+      } else if (req.url === '/bomb.xml.gz') {
+        res.writeHead(200, { 'content-type': 'application/gzip' });
+        res.end(Buffer.concat([bomb, bomb]));
+      } else if (req.url === '/ok.txt') {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.end(`${o}/fine\n`);
+      } else {
+        res.writeHead(200, { 'content-type': 'text/html' });
+        res.end(html('<p>page</p>'));
+      }
+    });
+    try {
+      const engine = testEngine({ fetch: { timeoutMs: 3000 } });
+      const started = Date.now();
+      const job = await engine.crawl({ url: hostile.url, sitemap: 'include' });
+      await engine.close();
+      expect(Date.now() - started).toBeLessThan(15_000);
+      expect(job.status).toBe('completed');
+      const results = await allResults(engine, job.id);
+      expect(results.map((r) => new URL(r.url).pathname).sort()).toEqual(['/', '/early', '/fine']);
+      const start = results.find((r) => r.url === hostile.url)!;
+      expect(start.sitemaps!.errors.map((e) => e.code)).toEqual(['timeout', 'too_large']);
+      expect(start.sitemaps!.read).toEqual([`${hostile.origin}/ok.txt`]);
+    } finally {
+      await hostile.close();
+    }
+  });
+});
