@@ -549,3 +549,35 @@ describe('deleting jobs on KV', () => {
     expect(await redis.zrange(`${prefix}{index}:finished`, 0, -1)).toEqual([kept.id]);
   });
 });
+
+describe('lastmod in KV URL entries', () => {
+  test("a link's lastmod is stored in its entry as dp~n and the lastmod before the url; an entry of the previous form reads as before", async () => {
+    const redis = new RedisMock();
+    const prefix = freshPrefix();
+    const storage = kvStorage({ client: redis as never, prefix });
+    const job = makeJob();
+    await storage.createJob(job, seedOf(job));
+    const [seed] = (await storage.claim({ limit: 1, leaseMs: LEASE, now: T0, jobId: job.id })).leases;
+    const lastmod = '2030-01-02|~é';
+    const dated: FrontierLink = { ...link('/a|b'), robots: 'allowed', lastmod };
+    await storage.complete(seed!, { result: result(seed!), links: [dated, { ...link('/plain'), robots: 'allowed' }], now: T0 + 1 });
+    const { urls } = jobKeys(prefix, job.id);
+    const bytes = Buffer.byteLength(lastmod);
+    expect(await redis.hget(urls, dated.key)).toBe(`p||0|0|0|1~${bytes}|example.test|${lastmod}${dated.url}`);
+    expect(await redis.hget(urls, link('/plain').key)).toBe(`p||0|0|0|1|example.test|${link('/plain').url}`);
+    // An entry written before lastmod existed, as that version wrote it.
+    const old = link('/old', 2);
+    await redis.hset(urls, old.key, `p||0|0|0|2|example.test|${old.url}`);
+    await redis.rpush(`${jobKeys(prefix, job.id).readyPrefix}example.test`, old.key);
+    const leases = (await storage.claim({ limit: 10, leaseMs: LEASE, now: T0 + 2, jobId: job.id })).leases;
+    const byKey = new Map(leases.map((l) => [l.key, l]));
+    expect(byKey.get(dated.key)).toMatchObject({ url: dated.url, depth: 1, host: 'example.test', lastmod });
+    expect(byKey.get(link('/plain').key)).not.toHaveProperty('lastmod');
+    expect(byKey.get(old.key)).toMatchObject({ url: old.url, depth: 2, host: 'example.test' });
+    expect(byKey.get(old.key)).not.toHaveProperty('lastmod');
+    // Leased, the entry keeps its lastmod (state, token and lease end change around it).
+    const stored = await redis.hget(urls, dated.key);
+    expect(stored).toMatch(new RegExp(`^l\\|[^|]+\\|1\\|${T0 + 2 + LEASE}\\|0\\|1~${bytes}\\|example\\.test\\|`));
+    expect(stored!.endsWith(`|${lastmod}${dated.url}`)).toBe(true);
+  });
+});

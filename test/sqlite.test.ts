@@ -98,15 +98,37 @@ describe.skipIf(!hasNodeSqlite)('SQLite (node:sqlite needs Node.js >= 22.13)', (
   test('migrate() creates the tables once; a file from a newer version is refused with a clear error', async () => {
     const file = freshFile();
     const first = open(file);
-    expect(await first.migrate()).toEqual({ applied: [1, 2, 3], version: 3 });
-    expect(await open(file).migrate()).toEqual({ applied: [], version: 3 });
+    expect(await first.migrate()).toEqual({ applied: [1, 2, 3, 4], version: 4 });
+    expect(await open(file).migrate()).toEqual({ applied: [], version: 4 });
     const { DatabaseSync } = (await import('node:sqlite' as string)) as { DatabaseSync: new (path: string) => SqliteDatabase & { close(): void } };
     const raw = new DatabaseSync(file);
     raw.exec(`INSERT INTO crawl_migrations (version, name, applied_at) VALUES (99, 'future', 'x')`);
     raw.close();
     await expect(open(file).getJob('job_x')).rejects.toThrow(
-      /tables crawl_\* are at schema version 99, newer than this crawl-engine knows \(3\): upgrade crawl-engine/,
+      /tables crawl_\* are at schema version 99, newer than this crawl-engine knows \(4\): upgrade crawl-engine/,
     );
+  });
+
+  test('a version 3 file with a job in flight gets frontier.lastmod (version 4): rows written before have none, new links keep theirs', async () => {
+    const file = freshFile();
+    const v3 = open(file);
+    const job = jobRecord({ createdAt: new Date(T0).toISOString() });
+    await v3.createJob(job, seedOf(job.url));
+    await v3.close?.();
+    const { DatabaseSync } = (await import('node:sqlite' as string)) as { DatabaseSync: new (path: string) => SqliteDatabase & { close(): void } };
+    const raw = new DatabaseSync(file);
+    // Back to version 3 as the previous release left it.
+    raw.exec(`ALTER TABLE crawl_frontier DROP COLUMN lastmod; DELETE FROM crawl_migrations WHERE version = 4`);
+    raw.close();
+    const storage = open(file);
+    expect(await storage.migrate()).toEqual({ applied: [4], version: 4 });
+    const [seed] = (await storage.claim({ limit: 1, leaseMs: 30_000, now: T0, jobId: job.id })).leases;
+    expect(seed?.url).toBe(job.url);
+    expect(seed).not.toHaveProperty('lastmod');
+    const a = { url: 'http://example.test/a', key: 'http://example.test/a', depth: 1, host: 'example.test', lastmod: '2030-01-02' };
+    expect((await storage.complete(seed!, { result: result(seed!), links: [a], now: T0 + 1 })).admitted).toBe(1);
+    const [leased] = (await storage.claim({ limit: 1, leaseMs: 30_000, now: T0 + 2, jobId: job.id })).leases;
+    expect(leased).toMatchObject({ key: a.key, lastmod: '2030-01-02' });
   });
 
   test('a version 1 file gets the jobs_finished index (version 2), and its finished jobs are swept through it', async () => {
@@ -122,7 +144,7 @@ describe.skipIf(!hasNodeSqlite)('SQLite (node:sqlite needs Node.js >= 22.13)', (
     raw.exec(`DROP INDEX crawl_jobs_finished; DELETE FROM crawl_migrations WHERE version = 2`);
     raw.close();
     const storage = open(file);
-    expect(await storage.migrate()).toEqual({ applied: [2], version: 3 });
+    expect(await storage.migrate()).toEqual({ applied: [2], version: 4 });
     expect(await storage.deleteFinishedJobs!({ finishedBefore: T0 + 2, limit: 10 })).toEqual({ deleted: 1 });
     expect(await storage.getJob(job.id)).toBeNull();
     const check = new DatabaseSync(file);

@@ -19,7 +19,7 @@ interface CompleteReply extends CompleteResult {
   wake?: number;
 }
 
-/** One item's ARGV as both scripts take them: the lease and page, then its links (5 values each) and disallowed links (6 each). */
+/** One item's ARGV as both scripts take them: the lease and page, then its links (5 values each, the fifth with the lastmod) and disallowed links (6 each). */
 interface Encoded {
   head: Array<string | number>;
   nlinks: number;
@@ -42,7 +42,8 @@ function encode(lease: Lease, input: CompleteInput): Encoded {
     new Date(input.now).toISOString(),
   ];
   const links: Array<string | number> = [];
-  for (const link of input.links) links.push(link.key, link.url, link.depth, link.host, link.robots === 'allowed' ? '0' : '1');
+  // The fifth value: '0' or '1' (robots.txt unknown), then the link's lastmod if it has one.
+  for (const link of input.links) links.push(link.key, link.url, link.depth, link.host, `${link.robots === 'allowed' ? '0' : '1'}${link.lastmod ?? ''}`);
   const skips: Array<string | number> = [];
   for (const { link, result: skippedResult } of input.skipped ?? []) {
     skips.push(link.key, link.url, link.depth, link.host, JSON.stringify(skippedResult), skippedResult.error ? JSON.stringify(skippedResult.error) : '');

@@ -144,6 +144,7 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
         maxEvents,
         job.id,
         0,
+        seed.lastmod ?? '',
       ]);
       if (reply === '~exists') throw new CrawlEngineError('conflict', `job ${job.id} already exists`);
       await indexCall(S.INDEX_ADD(ix, job.id), [job.id, job.options.priority ?? 0]);

@@ -99,6 +99,11 @@ export const JOB_FIELDS = [
  * | `dp`   | `depth`      | integer   | link depth from the seed (0)                                                       |
  * | `host` | `host`       | string    | the URL's host (its ready list is `r:<host>`)                                      |
  * | `url`  | `url`        | string    | the URL                                                                            |
+ *
+ * A URL with a sitemap `lastmod` (`FrontierLink.lastmod`) has `dp~n` in place of `dp`, `n` the
+ * lastmod's length in bytes, and the lastmod in front of the url in the last part:
+ * `st|tok|att|lu|nb|dp~n|host|<lastmod><url>`. Entries without one (all entries written before
+ * lastmod existed) keep the form above and read as they did.
  */
 export const URL_ENTRY = ['st', 'tok', 'att', 'lu', 'nb', 'dp', 'host', 'url'] as const;
 

@@ -67,7 +67,19 @@ export function claim(x: Ctx, q: ClaimQuery): ClaimOutcome {
       now + leaseMs,
       f.seq,
     )!;
-    return { jobId: row.job_id, url: row.url, key: row.url_key, depth: row.depth, host: row.host, token, attempts: row.attempts, expiresAt: row.lease_until };
+    const out: Lease = {
+      jobId: row.job_id,
+      url: row.url,
+      key: row.url_key,
+      depth: row.depth,
+      host: row.host,
+      token,
+      attempts: row.attempts,
+      expiresAt: row.lease_until,
+    };
+    // Only when there is one: a lease without a lastmod has no such key at all.
+    if (row.lastmod !== null && row.lastmod !== undefined) out.lastmod = row.lastmod;
+    return out;
   };
 
   for (let pass = 1; pass <= 2 && remaining > 0 && nReady > 0; pass++) {

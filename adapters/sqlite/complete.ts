@@ -63,7 +63,7 @@ export function complete(x: Ctx, lease: Lease, input: CompleteInput): CompleteRe
   const insert = (link: FrontierLink, state: 'pending' | 'spare') => {
     const unsure = link.robots === 'allowed' ? 0 : 1;
     c.run(
-      `INSERT INTO ${t.frontier} (job_id, url_key, url, depth, host, unsure, state) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO ${t.frontier} (job_id, url_key, url, depth, host, unsure, state, lastmod) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
       id,
       link.key,
       link.url,
@@ -71,6 +71,7 @@ export function complete(x: Ctx, lease: Lease, input: CompleteInput): CompleteRe
       link.host,
       unsure,
       state,
+      link.lastmod ?? null,
     );
     if (state === 'pending') c.run(`INSERT OR IGNORE INTO ${t.hosts} (job_id, host) VALUES (?, ?)`, id, link.host);
     return unsure;

@@ -36,13 +36,14 @@ export function createJob(x: Ctx, job: Job, seed: FrontierLink): { job: Job; eve
     job.options.priority ?? 0,
   );
   c.run(
-    `INSERT INTO ${t.frontier} (job_id, url_key, url, depth, host, unsure) VALUES (?, ?, ?, ?, ?, ?)`,
+    `INSERT INTO ${t.frontier} (job_id, url_key, url, depth, host, unsure, lastmod) VALUES (?, ?, ?, ?, ?, ?, ?)`,
     job.id,
     seed.key,
     seed.url,
     seed.depth,
     seed.host,
     unsure,
+    seed.lastmod ?? null,
   );
   c.run(`INSERT INTO ${t.hosts} (job_id, host) VALUES (?, ?)`, job.id, seed.host);
   const event = appendEvent(x, job.id, { type: 'job:created', at: job.createdAt, url: job.url });

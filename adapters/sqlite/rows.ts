@@ -60,6 +60,8 @@ export interface FrontierRow {
   not_before: number;
   prio: number;
   unsure: number;
+  /** The link's sitemap `lastmod`, NULL when it had none. */
+  lastmod: string | null;
 }
 
 export const isActive = (status: string) => status === 'queued' || status === 'running';

@@ -142,6 +142,12 @@ export const MIGRATIONS: Migration[] = [
       `CREATE INDEX "${p}jobs_running_parked" ON ${t.jobs} (ready_at) WHERE status = 'running' AND ready_at > 0`,
     ],
   },
+  {
+    version: 4,
+    name: "frontier lastmod: a link's sitemap <lastmod> is stored with its frontier row and handed back on its leases",
+    // NULL when the link had none (every row written before version 4).
+    statements: (t) => [`ALTER TABLE ${t.frontier} ADD COLUMN lastmod TEXT`],
+  },
 ];
 
 export const LATEST = Math.max(...MIGRATIONS.map((m) => m.version));

@@ -15,6 +15,7 @@ import { completionTests } from './completion.js';
 import { eventTests } from './events.js';
 import type { Register } from './fixtures.js';
 import { jobTests } from './jobs.js';
+import { lastmodTests } from './lastmod.js';
 import { maxPagesTests } from './max-pages.js';
 import { type ConformanceModelOptions, modelTests } from './model.js';
 import { politenessTests } from './politeness.js';
@@ -120,6 +121,7 @@ export function runStorageConformance(options: ConformanceOptions): void {
     eventTests(it, options.eventLimit);
     watchTests(it);
     deleteTests(it);
+    lastmodTests(it);
     if (options.model !== false) modelTests(it, options.model ?? {}, timeout);
   });
 }

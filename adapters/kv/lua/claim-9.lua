@@ -70,7 +70,7 @@ local function lease(key, e, wasPending)
   redis.call('ZADD', K.leased, digits(e.leaseUntil), key)
   leases[#leases + 1] = '{"jobId":' .. jsonString(field(K, 'id')) .. ',"url":' .. jsonString(e.url) .. ',"key":' .. jsonString(key) ..
     ',"depth":' .. digits(e.depth) .. ',"host":' .. jsonString(e.host) .. ',"token":' .. jsonString(e.token) ..
-    ',"attempts":' .. digits(e.attempts) .. ',"expiresAt":' .. digits(e.leaseUntil) .. '}'
+    ',"attempts":' .. digits(e.attempts) .. ',"expiresAt":' .. digits(e.leaseUntil) .. lastmodJson(e) .. '}'
   took = took + 1
   if wasPending then fresh = fresh + 1 end
 end

@@ -21,6 +21,7 @@
 --   ARGV[9]   maxEvents (integer): events kept per job
 --   ARGV[10]  job id
 --   ARGV[11]  ordinal (integer; 0 since the index entry is written after the data, see createJob)
+--   ARGV[12]  the seed's sitemap lastmod, '' (or absent) when it has none
 --
 -- Returns '~exists' when the job exists, else '~{"job":<Job>,"events":[<job:created>]}'.
 --
@@ -42,7 +43,7 @@ local doc, url, key, host, createdAt, maxEvents = ARGV[1], ARGV[2], ARGV[3], ARG
 if redis.call('EXISTS', K.job) == 1 then return '~exists' end
 redis.call('HSET', K.job, 'doc', doc, 'id', ARGV[10], 'status', 'queued', 'disc', 1, 'queued', 1, 'inprog', 0, 'succ', 0, 'fail', 0, 'skip', 0,
   'seq', 0, 'evfirst', 0, 'maxp', ARGV[5], 'phc', ARGV[6], 'phd', ARGV[7], 'ordinal', ARGV[11], 'hc', 0)
-redis.call('HSET', K.urls, key, encodeEntry(newEntry('p', 0, host, url)))
+redis.call('HSET', K.urls, key, encodeEntry(newEntry('p', 0, host, url, ARGV[12])))
 redis.call('RPUSH', readyKey, key)
 redis.call('HSET', K.hosts, host, encodeHost(newHost()))
 redis.call('RPUSH', K.hostList, host)

@@ -32,7 +32,8 @@
 --   now (ms epoch), nowIso     the time of the completion
 --   maxEvents, ttl             events kept per job; expiry (seconds) of a job this finishes, 0 keeps it
 --   nlinks, linksAt            the number of links, and the index in A of the first one's key; each
---                              link is 5 values: key, url, depth, host, unsure ('1' or '0')
+--                              link is 5 values: key, url, depth, host, and unsure ('1' or '0')
+--                              followed by the link's sitemap lastmod, if it has one
 --   skipsAt, skipsEnd          the index in A of the first disallowed link, and the index after
 --                              the last one; each is 6 values: key, url, depth, host, result JSON,
 --                              error JSON
@@ -84,8 +85,10 @@ local function completeOne(K, A, c)
   for x = 0, nlinks - 1 do
     local i = c.linksAt + x * 5
     local linkKey, linkUrl, linkDepth, linkHost, linkUnsure = A[i], A[i + 1], A[i + 2], A[i + 3], A[i + 4]
+    local linkLastmod = string.sub(linkUnsure, 2)
+    linkUnsure = string.sub(linkUnsure, 1, 1)
     if room > 0 then
-      if redis.call('HSETNX', K.urls, linkKey, encodeEntry(newEntry('p', tonumber(linkDepth), linkHost, linkUrl))) == 1 then
+      if redis.call('HSETNX', K.urls, linkKey, encodeEntry(newEntry('p', tonumber(linkDepth), linkHost, linkUrl, linkLastmod))) == 1 then
         redis.call('RPUSH', K.ready .. linkHost, linkKey)
         if redis.call('HSETNX', K.hosts, linkHost, encodeHost(newHost())) == 1 then redis.call('RPUSH', K.hostList, linkHost) end
         if linkUnsure == '1' then redis.call('SADD', K.unsure, linkKey) end
@@ -98,7 +101,7 @@ local function completeOne(K, A, c)
         spareRoom = math.min(redis.call('SCARD', K.unsure), maxp - refd) - redis.call('LLEN', K.spares)
       end
       if spareRoom <= 0 then break end
-      if redis.call('HSETNX', K.urls, linkKey, encodeEntry(newEntry('r', tonumber(linkDepth), linkHost, linkUrl))) == 1 then
+      if redis.call('HSETNX', K.urls, linkKey, encodeEntry(newEntry('r', tonumber(linkDepth), linkHost, linkUrl, linkLastmod))) == 1 then
         redis.call('RPUSH', K.spares, linkUnsure .. linkKey)
         spareRoom = spareRoom - 1
       end
