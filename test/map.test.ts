@@ -196,3 +196,21 @@ describe('crawl-engine map (built CLI)', () => {
     expect((await run(['crawl', site.url, '--sitemap', 'all'])).stderr).toContain('--sitemap: expected one of include, only, skip');
   });
 });
+
+describe('engine.map() time', () => {
+  test('a site that never answers: the map ends within timeoutMs with the start URL alone and its errors', async () => {
+    const silent = await serve(() => undefined);
+    try {
+      const engine = testEngine({ fetch: { timeoutMs: 10_000 } });
+      const started = Date.now();
+      const result = await engine.map(silent.url, { timeoutMs: 1500 });
+      expect(Date.now() - started).toBeLessThan(3000);
+      expect(result.urls).toEqual([{ url: silent.url }]);
+      expect(result.page!.error!.code).toBe('timeout');
+      expect(result.sitemaps!.errors[0]!.code).toBe('timeout');
+      await engine.close();
+    } finally {
+      await silent.close();
+    }
+  });
+});

@@ -94,16 +94,19 @@ export async function mapSite(deps: MapDeps, url: string, options: MapOptions = 
   const filter = linkFilter({ startUrl: start, scope: input.scope, include: input.include, exclude: input.exclude });
   const needle = input.search?.toLowerCase();
 
-  const robotsFetch = await fetcher.fetchText(`${startUrl.origin}/robots.txt`, ROBOTS_MAX_BYTES);
-  const robotsTxt = robotsFetch.error === null ? robotsFetch.html : null;
+  // At most half the time for robots.txt (a site that does not answer it has none).
+  const { beforeDeadline, readSitemaps } = await import('../crawl/sitemap.js');
+  const robotsBy = Date.now() + input.timeoutMs / 2;
+  const robotsFetch = await beforeDeadline(
+    fetcher.fetchText(`${startUrl.origin}/robots.txt`, ROBOTS_MAX_BYTES, { timeoutMs: robotsBy - Date.now() }),
+    robotsBy,
+  );
+  const robotsTxt = robotsFetch?.error === null ? robotsFetch.html : null;
   const rules: RobotsRule[] = input.respectRobots && robotsTxt !== null ? parseRobots(robotsTxt, deps.userAgent).rules : [];
   const allowed = (u: URL) => rules.length === 0 || robotsAllows(rules, u.pathname + u.search).allowed;
   const accept = (u: URL) => filter(u) && allowed(u) && (needle === undefined || u.href.toLowerCase().includes(needle));
 
-  const sitemaps =
-    input.sitemap === 'skip'
-      ? null
-      : import('../crawl/sitemap.js').then(({ readSitemaps }) => readSitemaps({ fetcher, startUrl: start, maxUrls: input.limit, deadline, accept, robotsTxt }));
+  const sitemaps = input.sitemap === 'skip' ? null : readSitemaps({ fetcher, startUrl: start, maxUrls: input.limit, deadline, accept, robotsTxt });
   const page = input.sitemap === 'only' ? null : startPage(deps, fetcher, startUrl, allowed(startUrl), deadline);
   const [reading, linked] = await Promise.all([sitemaps, page]);
 
@@ -145,7 +148,7 @@ async function startPage(
     timer = setTimeout(() => resolve(null), Math.max(0, deadline - Date.now()));
   });
   const work = (async () => {
-    const fetched = await fetcher.fetch(url.href, () => null);
+    const fetched = await fetcher.fetch(url.href, () => null, { timeoutMs: deadline - Date.now() });
     if (fetched.error !== null || fetched.html === null) {
       return { status: fetched.status, links: [], error: fetched.error === null ? null : { code: fetched.error.code, message: fetched.error.message } };
     }

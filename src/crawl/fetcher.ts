@@ -208,12 +208,12 @@ export interface Fetcher {
    * Fetches one page. Never throws: every failure is a result with an error code.
    * `allowHop` is asked about each redirect target; a refusal ends with `blocked`.
    */
-  fetch(url: string, allowHop: (url: string) => string | null, options?: { hopDelayMs?: number }): Promise<FetchResult>;
+  fetch(url: string, allowHop: (url: string) => string | null, options?: { hopDelayMs?: number; timeoutMs?: number }): Promise<FetchResult>;
   /**
    * Fetches a text resource of any content type (robots.txt), keeping at most `maxBytes` of it;
    * `html` then holds the text. Redirects are followed like pages.
    */
-  fetchText(url: string, maxBytes: number): Promise<FetchResult>;
+  fetchText(url: string, maxBytes: number, options?: { timeoutMs?: number }): Promise<FetchResult>;
   /**
    * Streams a resource of any content type (sitemaps) to `sink`, chunk by chunk (each awaited),
    * decoded from its content-encoding and, with `sniffGzip`, gunzipped when it is gzip data. More
@@ -247,6 +247,8 @@ export function createFetcher(options: FetcherOptions): Fetcher {
     text: { maxBytes: number } | null,
     hopDelayMs = 0,
     streamTo: StreamOptions | null = null,
+    /** Shortens the engine's timeout for this request. */
+    shorterTimeoutMs: number = Number.POSITIVE_INFINITY,
   ): Promise<FetchResult> {
     const undici = await loadUndici();
     agent ??= new undici.Agent({
@@ -259,7 +261,7 @@ export function createFetcher(options: FetcherOptions): Fetcher {
     // It is paused while a redirect waits out the host's delay, which is not request time.
     const controller = new AbortController();
     const { signal } = controller;
-    const timeoutMs = Math.min(options.timeoutMs, streamTo?.timeoutMs ?? Number.POSITIVE_INFINITY);
+    const timeoutMs = Math.max(1, Math.min(options.timeoutMs, streamTo?.timeoutMs ?? Number.POSITIVE_INFINITY, shorterTimeoutMs));
     let remaining = timeoutMs;
     let armedAt = Date.now();
     let timer = setTimeout(() => controller.abort(), remaining);
@@ -367,8 +369,8 @@ export function createFetcher(options: FetcherOptions): Fetcher {
   }
 
   return {
-    fetch: (url, allowHop, fetchOptions) => get(url, allowHop, null, fetchOptions?.hopDelayMs),
-    fetchText: (url, maxBytes) => get(url, () => null, { maxBytes }),
+    fetch: (url, allowHop, fetchOptions) => get(url, allowHop, null, fetchOptions?.hopDelayMs, null, fetchOptions?.timeoutMs),
+    fetchText: (url, maxBytes, textOptions) => get(url, () => null, { maxBytes }, 0, null, textOptions?.timeoutMs),
     stream: (url, streamOptions) => get(url, () => null, null, 0, streamOptions),
 
     async close() {

@@ -99,6 +99,19 @@ export interface ReadSitemapsOptions {
   limits?: Partial<SitemapLimits>;
 }
 
+/** `promise`'s value, or null once `deadline` (epoch ms) has passed; the promise's failure is null too. */
+export async function beforeDeadline<T>(promise: Promise<T>, deadline: number): Promise<T | null> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<null>((resolve) => {
+    timer = setTimeout(() => resolve(null), Math.max(0, deadline - Date.now()));
+  });
+  try {
+    return await Promise.race([promise.catch(() => null), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** `Sitemap:` lines of a robots.txt (they belong to no group), as absolute URLs, each once. */
 export function sitemapsInRobots(text: string, base: string): string[] {
   const found = new Set<string>();
@@ -286,8 +299,8 @@ export async function readSitemaps(options: ReadSitemapsOptions): Promise<Sitema
 
   let robotsTxt = options.robotsTxt;
   if (robotsTxt === undefined) {
-    const fetched = await fetcher.fetchText(`${origin}/robots.txt`, ROBOTS_MAX_BYTES);
-    robotsTxt = fetched.error === null ? fetched.html : null;
+    const fetched = await beforeDeadline(fetcher.fetchText(`${origin}/robots.txt`, ROBOTS_MAX_BYTES, { timeoutMs: deadline - Date.now() }), deadline);
+    robotsTxt = fetched?.error === null ? fetched.html : null;
   }
   const listed = robotsTxt === null ? [] : sitemapsInRobots(robotsTxt, `${origin}/`);
   const queue: Array<{ url: string; level: number }> = (listed.length > 0 ? listed : [`${origin}/sitemap.xml`]).map((url) => ({ url, level: 0 }));
