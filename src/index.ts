@@ -9,6 +9,7 @@ export { CrawlEngineError } from './core/errors.js';
 export type { CrawlEngineErrorCode, FieldError } from './core/errors.js';
 export { jobInputSchema, JOB_ID_PATTERN } from './core/jobs.js';
 export type { JobInput, JobsApi, ListJobsOptions, ListResultsOptions } from './core/jobs.js';
+export type { ListLinksOptions } from './core/links.js';
 export type { MapOptions, MapResult, MapUrl } from './core/map.js';
 export type { BatchOptions, ExtractContext, ExtractFunction, Processor, RunOptions, StartOptions, Worker } from './core/processor/index.js';
 export type { CrawlEmitter, CrawlEvents, ProgressApi, SubscribeOptions } from './core/progress.js';
@@ -39,6 +40,7 @@ export type {
   ErrorInfo,
   Job,
   JobCounts,
+  JobLink,
   JobOptions,
   JobStatus,
   PageErrorCode,

@@ -6,7 +6,9 @@ import {
   type CrawlStorage,
   type Job,
   type JobInput,
+  type JobLink,
   type MapResult,
+  type PageLink,
   type PageResult,
   type ProgressEvent,
   type RunReport,
@@ -21,6 +23,10 @@ describe('public API types', () => {
     expectTypeOf(engine.jobs.create).returns.resolves.toEqualTypeOf<Job>();
     expectTypeOf(engine.jobs.get).returns.resolves.toEqualTypeOf<Job | null>();
     expectTypeOf(engine.jobs.results).returns.resolves.toEqualTypeOf<{ items: PageResult[]; nextCursor: string | null }>();
+    expectTypeOf(engine.jobs.links).returns.resolves.toEqualTypeOf<{ items: JobLink[]; nextCursor: string | null }>();
+    expectTypeOf(engine.jobs.links).parameter(1).toEqualTypeOf<{ broken?: boolean; limit?: number; cursor?: string | null } | undefined>();
+    expectTypeOf<JobLink>().toMatchTypeOf<PageLink & { from: string; status: number | null }>();
+    expectTypeOf<PageResult['outlinks']>().toEqualTypeOf<PageLink[] | undefined>();
     expectTypeOf<JobInput>().toHaveProperty('url').toEqualTypeOf<string>();
     expectTypeOf<Job['status']>().toEqualTypeOf<'queued' | 'running' | 'completed' | 'cancelled' | 'failed'>();
     // @ts-expect-error scope is a closed union

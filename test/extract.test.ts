@@ -93,3 +93,74 @@ describe('bounded values', () => {
     expect(got.canonical).toBeNull();
   });
 });
+
+describe('outlinks (the links format)', () => {
+  const sameHost = (url: URL) => url.hostname === 'example.com';
+  const outlinks = (html: string) => extractPage(parseDocument(html), page, Infinity, { outlinks: sameHost });
+
+  test('each link with its absolute URL, collapsed anchor text, rel and whether it is internal, in document order', () => {
+    const got = outlinks(`<nav><a href="/">  Home
+      page </a></nav><p>Read <a href="https://other.example/x#frag" rel=" nofollow  noopener ">the <b>other</b><div>site</div></a>.</p>
+      <a href="rel/path"><img src="logo.png" alt="Logo"></a><map><area href="/area" alt=" An  area "></map><a href="mailto:a@b.c">mail</a><a href="#top">top</a>`);
+    expect(got.outlinks).toEqual([
+      { url: 'http://example.com/', text: 'Home page', rel: null, internal: true },
+      { url: 'https://other.example/x', text: 'the other site', rel: 'nofollow noopener', internal: false },
+      { url: 'http://example.com/dir/rel/path', text: 'Logo', rel: null, internal: true },
+      { url: 'http://example.com/area', text: 'An area', rel: null, internal: true },
+    ]);
+    expect(got.outlinksTruncated).toBeUndefined();
+    // The metadata is what it is without outlinks.
+    const { outlinks: _o, ...rest } = got;
+    expect(rest).toEqual(
+      extractPage(
+        parseDocument(`<nav><a href="/">  Home
+      page </a></nav><p>Read <a href="https://other.example/x#frag" rel=" nofollow  noopener ">the <b>other</b><div>site</div></a>.</p>
+      <a href="rel/path"><img src="logo.png" alt="Logo"></a><map><area href="/area" alt=" An  area "></map><a href="mailto:a@b.c">mail</a><a href="#top">top</a>`),
+        page,
+      ),
+    );
+  });
+
+  test('keeps links to one URL with other text, drops exact repeats, and nothing is collected when not asked', () => {
+    const html = '<a href="/a">A</a><a href="/a">A</a><a href="/a">again</a><a href="/a" rel="nofollow">A</a><a href="/b"></a>';
+    expect(outlinks(html).outlinks?.map((l) => [l.url, l.text, l.rel])).toEqual([
+      ['http://example.com/a', 'A', null],
+      ['http://example.com/a', 'again', null],
+      ['http://example.com/a', 'A', 'nofollow'],
+      ['http://example.com/b', '', null],
+    ]);
+    expect(extractPage(parseDocument(html), page)).not.toHaveProperty('outlinks');
+  });
+
+  test('cuts anchor text at 500 characters and a page at 5,000 links, saying so', () => {
+    const long = outlinks(`<a href="/long">${'word '.repeat(1000)}</a>`).outlinks![0]!;
+    expect(long.text.length).toBeLessThanOrEqual(500);
+    expect(long.text.startsWith('word word')).toBe(true);
+    expect(long.text.endsWith(' ')).toBe(false);
+    const many = outlinks(Array.from({ length: 6000 }, (_, i) => `<a href="/l${i}">${i}</a>`).join(''));
+    expect(many.outlinks).toHaveLength(5000);
+    expect(many.outlinks![4999]!.url).toBe('http://example.com/l4999');
+    expect(many.outlinksTruncated).toBe(true);
+    expect(many.links).toHaveLength(6000);
+  });
+
+  test('repairs text a database cannot store and gives the same in slices', async () => {
+    const html = '<a href="/x">bad \ud800 and \u0000 text</a>';
+    expect(outlinks(html).outlinks![0]!.text).toBe('bad \ufffd and \ufffd text');
+    const document = parseDocument(`${'<div>'.repeat(300)}<a href="/deep">deep <i>text</i></a>${'<p><a href="/p">p</a></p>'.repeat(3000)}`);
+    expect(await extractPageAsync(document, page, Infinity, 1, { outlinks: sameHost })).toEqual(extractPage(document, page, Infinity, { outlinks: sameHost }));
+  });
+});
+
+test('outlinks of a page with 200,000 links are collected in slices, cut at 5,000', async () => {
+  const document = parseDocument(Array.from({ length: 200_000 }, (_, i) => `<a href="/x${i}" rel="r">text ${i}</a>`).join(''));
+  let beats = 0;
+  const timer = setInterval(() => beats++, 1);
+  const got = await extractPageAsync(document, page, 1000, 1, { outlinks: () => true });
+  clearInterval(timer);
+  expect(got.outlinks).toHaveLength(5000);
+  expect(got.outlinks![4999]).toEqual({ url: 'http://example.com/x4999', text: 'text 4999', rel: 'r', internal: true });
+  expect(got.outlinksTruncated).toBe(true);
+  expect(got.links).toHaveLength(1000);
+  expect(beats).toBeGreaterThan(0);
+});

@@ -1,12 +1,16 @@
 /** Command-line parsing: the usage text, the option specs, and flag checks whose errors name the flag. */
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { RESULT_FORMATS } from '../core/constants.js';
+import type { ResultFormat } from '../core/types.js';
 import { UsageError } from './errors.js';
+import { OUTPUT_FORMATS, type OutputFormat } from './output.js';
 
 export const DEFAULT_MAX_PAGES = 50;
 
 export const USAGE = `Usage: crawl-engine crawl <url> [options]
        crawl-engine resume <jobId> --storage sqlite:FILE|pglite:DIR|postgres://…|redis://… [options]
+       crawl-engine export <jobId> --storage sqlite:FILE|pglite:DIR|postgres://…|redis://… [--format F] [--out PATH]
        crawl-engine delete <jobId> --storage sqlite:FILE|pglite:DIR|postgres://…|redis://… [--quiet]
        crawl-engine migrate --storage postgres://…|sqlite:FILE|pglite:DIR [--schema S] [--table-prefix P]
        crawl-engine map <url> [--limit N] [--sitemap include|only|skip] [--search TEXT] [--json] [options]
@@ -32,7 +36,16 @@ Options:
   --user-agent STR            User-Agent header, also matched against robots.txt groups
                               (default crawl-engine/0.1 (+https://www.npmjs.com/package/crawl-engine))
   --no-robots                 ignore robots.txt (default: obey it, Crawl-delay included)
-  --out FILE                  write one JSON line per page to FILE (default: stdout)
+  --formats LIST              what each result carries, comma-separated: metadata, links,
+                              text, markdown, html (default metadata)
+  --only-main-content         text and markdown of the main content only (the default)
+  --no-only-main-content      text and markdown of the whole page (navigation, footer…)
+  --format F                  how results are written: jsonl (default, one JSON line per
+                              page), csv (a header row, then one row per page), or md
+                              (one markdown file per page into the --out folder; adds
+                              markdown to --formats)
+  --out PATH                  write the results to the file PATH (default: stdout); with
+                              --format md, the folder to write the files into (required)
   --storage S                 where the job lives:
                                 memory         (default) gone when the process ends
                                 sqlite:FILE    a SQLite file (Node.js >= 22.13), resumable
@@ -50,7 +63,10 @@ Options:
 resume <jobId> continues a job stopped by Ctrl-C or a crash, from the same --storage: it
 prints the progress so far, crawls to the end and writes every page of the job, like crawl.
 It takes the crawl options that are not stored with the job (--concurrency, --timeout-ms,
---user-agent, --allow-private-network, --out, --quiet); Ctrl-C prints the exact command.
+--user-agent, --allow-private-network, --format, --out, --quiet); Ctrl-C prints the exact command.
+
+export <jobId> writes the results stored for a job (finished or not) from the same --storage
+(and --schema / --table-prefix), as crawl would: --format jsonl|csv|md, --out PATH.
 
 map <url> lists a site's URLs, fast, without a job: those its sitemaps list and those its
 start page links to, in scope (--scope, --include, --exclude), each once, one per line
@@ -156,6 +172,7 @@ export const RUN_OPTIONS = {
   concurrency: { type: 'string' },
   'timeout-ms': { type: 'string' },
   'user-agent': { type: 'string' },
+  format: { type: 'string' },
   out: { type: 'string' },
   ...STORAGE_OPTIONS,
   'allow-private-network': { type: 'boolean' },
@@ -178,6 +195,10 @@ export const CRAWL_OPTIONS = {
   'timeout-ms': { type: 'string' },
   'user-agent': { type: 'string' },
   'no-robots': { type: 'boolean' },
+  formats: { type: 'string' },
+  'only-main-content': { type: 'boolean' },
+  'no-only-main-content': { type: 'boolean' },
+  format: { type: 'string' },
   out: { type: 'string' },
   ...STORAGE_OPTIONS,
   'allow-private-network': { type: 'boolean' },
@@ -209,6 +230,8 @@ export interface RunSettings {
   timeoutMs: number | undefined;
   userAgent: string | undefined;
   allowPrivateNetwork: boolean;
+  /** How results are written (`--format`). */
+  format: OutputFormat;
   out: string | undefined;
   quiet: boolean;
   args: string[];
@@ -226,14 +249,42 @@ export function runSettings(values: RunValues): RunSettings {
   const concurrency = intFlag('--concurrency', values.concurrency, 1, 1000);
   const timeoutMs = intFlag('--timeout-ms', values['timeout-ms'], 1, 600_000);
   const allowPrivateNetwork = values['allow-private-network'] === true;
+  const format = outputFormat(values.format, values.out);
   const args = [
     ...(concurrency === undefined ? [] : ['--concurrency', String(concurrency)]),
     ...(timeoutMs === undefined ? [] : ['--timeout-ms', String(timeoutMs)]),
     ...(userAgent === undefined ? [] : ['--user-agent', userAgent]),
     ...(allowPrivateNetwork ? ['--allow-private-network'] : []),
+    ...(format === 'jsonl' ? [] : ['--format', format]),
     ...(values.out === undefined ? [] : ['--out', resolve(values.out)]),
   ];
-  return { concurrency: concurrency ?? 20, timeoutMs, userAgent, allowPrivateNetwork, out: values.out, quiet: values.quiet === true, args };
+  return { concurrency: concurrency ?? 20, timeoutMs, userAgent, allowPrivateNetwork, format, out: values.out, quiet: values.quiet === true, args };
+}
+
+/** `--format`, checked: `md` needs an `--out` folder. */
+export function outputFormat(value: string | undefined, out: string | undefined): OutputFormat {
+  if (value !== undefined && !(OUTPUT_FORMATS as readonly string[]).includes(value)) {
+    throw new UsageError(`--format: expected one of ${OUTPUT_FORMATS.join(', ')}, got ${JSON.stringify(value)}`);
+  }
+  const format = (value ?? 'jsonl') as OutputFormat;
+  if (format === 'md' && (out === undefined || out === ''))
+    throw new UsageError('--format md: expected --out DIR, the folder to write one markdown file per page into');
+  return format;
+}
+
+/** `--formats a,b`: each a known format, at most once. */
+export function formatsFlag(value: string | undefined): ResultFormat[] | undefined {
+  if (value === undefined) return undefined;
+  const list = value.split(',').map((item) => item.trim());
+  for (const item of list) {
+    if (!(RESULT_FORMATS as readonly string[]).includes(item)) {
+      throw new UsageError(
+        `--formats: expected a comma-separated list of ${RESULT_FORMATS.join(', ')}, got ${JSON.stringify(item)} in ${JSON.stringify(value)}`,
+      );
+    }
+  }
+  if (new Set(list).size !== list.length) throw new UsageError(`--formats: expected each format at most once, got ${JSON.stringify(value)}`);
+  return list as ResultFormat[];
 }
 
 /** A command line as a shell would take it back: arguments quoted where needed. */

@@ -1,7 +1,8 @@
 /**
  * `crawl-engine crawl <url>`: runs a crawl in this process (memory storage unless --storage says
  * otherwise), draws a progress bar on a terminal (plain lines otherwise), writes one JSON line per
- * page, prints a summary. `resume <jobId>` continues a stored job, `delete <jobId>` deletes one;
+ * page, prints a summary. `resume <jobId>` continues a stored job, `export <jobId>` writes its
+ * results, `delete <jobId>` deletes one;
  * `migrate` sets up a database; `map <url>` lists a site's URLs.
  *
  * @module crawl-engine/cli
@@ -10,6 +11,7 @@ import { CrawlEngineError } from '../core/errors.js';
 import { USAGE } from './args.js';
 import { crawlCommand } from './commands/crawl.js';
 import { deleteCommand } from './commands/delete.js';
+import { exportCommand } from './commands/export.js';
 import { mapCommand } from './commands/map.js';
 import { migrateCommand } from './commands/migrate.js';
 import { resumeCommand } from './commands/resume.js';
@@ -19,6 +21,7 @@ import { interrupt, onSignal, trackHttpSockets } from './interrupt.js';
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   crawl: crawlCommand,
   resume: resumeCommand,
+  export: exportCommand,
   delete: deleteCommand,
   migrate: migrateCommand,
   map: mapCommand,

@@ -2,13 +2,13 @@
  * Works one job to the end in this process, for `crawl` (a new job) and `resume` (a stored one):
  * progress, Ctrl-C, the results (one JSON line per page of the job) and the summary.
  */
-import { createWriteStream, type WriteStream } from 'node:fs';
 import { createCrawlEngine, type CrawlEngine } from '../core/engine.js';
 import type { CrawlStorage, Lease } from '../core/storage.js';
-import type { Job, PageResult, ProgressEvent } from '../core/types.js';
-import { SKIP_CODES, TERMINAL_STATUSES } from '../core/types.js';
+import type { Job, ProgressEvent } from '../core/types.js';
+import { TERMINAL_STATUSES } from '../core/types.js';
 import { type RunSettings, shellCommand } from './args.js';
-import { cliWording, EXIT } from './errors.js';
+import { EXIT } from './errors.js';
+import { writeOutput } from './output.js';
 import { abortHttpRequests, exitCodeOf, interrupt, within } from './interrupt.js';
 import { createProgress } from './render.js';
 import type { OpenedStorage } from './storage.js';
@@ -208,7 +208,7 @@ export async function runJob(opened: OpenedStorage, settings: RunSettings, input
   if (TERMINAL_STATUSES.has(job.status)) progress.absorb(job);
   progress.finish();
 
-  const failures = await writeResults(engine, job.id, settings.out);
+  const { failures, files } = await writeOutput(engine.jobs, job, settings.format, settings.out);
   const stopped = interrupt.signal !== null && !TERMINAL_STATUSES.has(job.status);
   if (!quiet) {
     const status =
@@ -218,6 +218,7 @@ export async function runJob(opened: OpenedStorage, settings: RunSettings, input
           ? 'Stopped (interrupted)'
           : `Job ${job.status}${interrupt.signal !== null && job.status === 'cancelled' ? ' (interrupted)' : ''}`;
     err.write(`${progress.summary(job, status, failures, settings.out)}\n`);
+    if (files !== undefined) err.write(`${filesLine(files, settings.out!)}\n`);
   }
   if (stopped && opened.durable) err.write(`To continue: ${resumeCommand(job.id)}\n`);
   if (job.status === 'completed') return EXIT.completed;
@@ -228,22 +229,7 @@ export async function runJob(opened: OpenedStorage, settings: RunSettings, input
   return EXIT.jobFailed;
 }
 
-/** Writes every result of the job, one JSON line each; returns the failures by error code. */
-async function writeResults(engine: CrawlEngine, jobId: string, file: string | undefined): Promise<Map<string, number>> {
-  const out: WriteStream | NodeJS.WriteStream = file ? createWriteStream(file) : process.stdout;
-  const failures = new Map<string, number>();
-  let cursor: string | null = null;
-  do {
-    const page = await engine.jobs.results(jobId, { limit: 1000, cursor });
-    let chunk = '';
-    for (const stored of page.items) {
-      const result: PageResult = stored.error === null ? stored : { ...stored, error: { ...stored.error, message: cliWording(stored.error.message) } };
-      chunk += `${JSON.stringify(result)}\n`;
-      if (result.error && !SKIP_CODES.has(result.error.code)) failures.set(result.error.code, (failures.get(result.error.code) ?? 0) + 1);
-    }
-    if (!out.write(chunk)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
-    cursor = page.nextCursor;
-  } while (cursor !== null);
-  if (out !== process.stdout) await new Promise<void>((resolve, reject) => (out as WriteStream).end((e?: Error | null) => (e ? reject(e) : resolve())));
-  return failures;
+/** What `--format md` wrote, for the summary. */
+export function filesLine(files: { written: number; withoutMarkdown: number }, dir: string): string {
+  return `Wrote ${files.written} markdown file${files.written === 1 ? '' : 's'} to ${dir}${files.withoutMarkdown > 0 ? ` (${files.withoutMarkdown} page${files.withoutMarkdown === 1 ? '' : 's'} without markdown: failed, not HTML, or skipped)` : ''}.`;
 }

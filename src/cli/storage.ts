@@ -39,10 +39,10 @@ export interface OpenOptions {
    */
   existing?: boolean;
   /** The command named in those usage errors. @default 'resume' */
-  command?: 'resume' | 'delete';
+  command?: 'resume' | 'delete' | 'export';
 }
 
-type Existing = false | 'resume' | 'delete';
+type Existing = false | 'resume' | 'delete' | 'export';
 
 const EXPECTED = 'expected memory, sqlite:FILE, pglite:DIR, postgres://… or redis://…';
 
@@ -90,7 +90,7 @@ async function requireJobsTable(
   schema: string,
   prefix: string,
   what: string,
-  command: 'resume' | 'delete',
+  command: 'resume' | 'delete' | 'export',
 ): Promise<void> {
   const { rows } = await client.query(
     'SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2',
@@ -159,7 +159,7 @@ const sqliteFailure = (file: string, error: unknown) =>
   new StorageError(`cannot open SQLite file ${file}: ${describeCause(error).replace(/^cannot open ".*?": /, '')}`);
 
 /** For resume and delete: the file must exist and hold the jobs table of the prefix (opening a missing file would create it). */
-async function requireSqliteTables(file: string, prefix: string, command: 'resume' | 'delete'): Promise<void> {
+async function requireSqliteTables(file: string, prefix: string, command: 'resume' | 'delete' | 'export'): Promise<void> {
   if (!existsSync(file)) {
     throw new UsageError(`${command}: --storage sqlite:${file}: no such file: expected the SQLite file the job was crawled with (${command} creates nothing)`);
   }
@@ -198,7 +198,7 @@ async function openSqlite(file: string, tablePrefix: string | undefined, existin
 }
 
 /** For resume and delete: the folder must exist and be a Postgres data folder (PGlite would create one). */
-function requirePgliteFolder(dir: string, command: 'resume' | 'delete'): void {
+function requirePgliteFolder(dir: string, command: 'resume' | 'delete' | 'export'): void {
   let isFolder = false;
   try {
     isFolder = statSync(dir).isDirectory();

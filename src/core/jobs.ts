@@ -5,9 +5,10 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { CRAWL_SCOPES, DEFAULT_SCOPE, JOB_STATUSES, RESULT_FORMATS, SITEMAP_MODES } from './constants.js';
 import { CrawlEngineError, fieldErrors, invalid } from './errors.js';
+import { type ListLinksOptions, listLinks, parseLinksOptions } from './links.js';
 import type { CrawlStorage } from './storage.js';
 import { isWellFormed, jsonProblem } from '../crawl/text.js';
-import type { Job, JobStatus, Paginated, PageResult, ProgressEvent } from './types.js';
+import type { Job, JobLink, JobStatus, Paginated, PageResult, ProgressEvent } from './types.js';
 import { crawlableUrl, homographReason, MAX_URL_LENGTH, normalizeUrl } from '../crawl/url.js';
 
 // NUL characters and lone surrogates cannot be stored by Postgres (text, jsonb) and are never
@@ -147,6 +148,16 @@ export interface JobsApi {
   list(options?: ListJobsOptions): Promise<Paginated<Job>>;
   /** Stored page results in the order they were stored. */
   results(id: string, options?: ListResultsOptions): Promise<Paginated<PageResult>>;
+  /**
+   * The links of the job's pages (a job created with the `links` format; else `invalid_input`
+   * naming `formats`), in the order their pages were stored and then document order, each with
+   * the status and error of its target's result. `broken: true` keeps those whose target failed
+   * (an HTTP 4xx/5xx, or no 2xx answer at all; never a robots.txt skip). Every call reads the
+   * job's results once to learn its targets' outcomes, keeping those of failed targets only with
+   * `broken: true` (all of them without), then the pages from the cursor on until it has `limit`
+   * links (and one more, to know there are more).
+   */
+  links(id: string, options?: ListLinksOptions): Promise<Paginated<JobLink>>;
 }
 
 export function createJobsApi(
@@ -219,6 +230,13 @@ export function createJobsApi(
       const job = typeof id === 'string' && JOB_ID_PATTERN.test(id) ? await storage.getJob(id) : null;
       if (job === null) throw new CrawlEngineError('not_found', `job ${JSON.stringify(id)} does not exist`);
       return storage.listResults(id, query);
+    },
+
+    async links(id, options = {}) {
+      const query = parseLinksOptions(options);
+      const job = typeof id === 'string' && JOB_ID_PATTERN.test(id) ? await storage.getJob(id) : null;
+      if (job === null) throw new CrawlEngineError('not_found', `job ${JSON.stringify(id)} does not exist`);
+      return listLinks(storage, job, query);
     },
   };
 }

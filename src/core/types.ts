@@ -158,6 +158,20 @@ export interface PageLink {
   internal: boolean;
 }
 
+/**
+ * A link of a job's page with the outcome of its target (`engine.jobs.links()`): the target's
+ * result's status and error, or nulls when the job has no result for it (a link outside the
+ * job's scope, past `maxDepth` or `maxPages`, or not crawled yet).
+ */
+export interface JobLink extends PageLink {
+  /** The `url` of the result (the page) the link is on. */
+  from: string;
+  /** HTTP status of the target's result, or null (no result, or no answer). */
+  status: number | null;
+  /** Error of the target's result, or null. */
+  error: ErrorInfo | null;
+}
+
 export interface PageResult {
   url: string;
   finalUrl: string;

@@ -6,8 +6,9 @@
  *
  * Over 300 lines because the walk, its word counter and its element tables change together.
  */
+import type { PageLink } from '../core/types.js';
 import { SLICE_MS, sliceUsed, yieldToLoop } from './slices.js';
-import { truncate } from './text.js';
+import { repairText, truncate } from './text.js';
 import { crawlableUrl, normalizeUrl } from './url.js';
 
 export interface Extracted {
@@ -17,6 +18,31 @@ export interface Extracted {
   /** Distinct, normalised http(s) links in document order. */
   links: URL[];
   wordCount: number;
+  /** The page's links with their anchor text and `rel`, when asked for (`ExtractOptions.outlinks`). */
+  outlinks?: PageLink[];
+  /** True when `outlinks` was cut at {@link MAX_OUTLINKS}. */
+  outlinksTruncated?: boolean;
+}
+
+export interface ExtractOptions {
+  /**
+   * Collect the page's links as `PageLink`s (anchor text, `rel`), each `internal` when this
+   * predicate says so (the job's scope). Absent: nothing more is collected, at no cost.
+   */
+  outlinks?: (url: URL) => boolean;
+}
+
+/** Most `outlinks` kept from one page; the rest are cut (`truncated: ['outlinks']`). */
+export const MAX_OUTLINKS = 5000;
+/** Longest anchor text kept (after collapsing whitespace). */
+export const MAX_ANCHOR_TEXT = 500;
+
+/** An `<a>` or `<area>` with an href, while the walk collects its text. */
+interface Anchor {
+  href: string;
+  rel: string | undefined;
+  /** Its text so far, whitespace collapsed piece by piece, kept to a little over MAX_ANCHOR_TEXT. */
+  text: string;
 }
 
 /** The parts of a domhandler node the walk reads. */
@@ -72,6 +98,8 @@ const BLOCK = new Set([
 ]);
 const BLOCK_FLAG = 1;
 const HEAD_FLAG = 2;
+/** An `<a>` whose text is being collected (only when outlinks are asked for). */
+const ANCHOR_FLAG = 4;
 const SKIP_HREF = /^\s*(?:#|mailto:|javascript:|tel:|data:|about:|blob:|sms:|ftp:|file:)/i;
 
 /** Counts words across text nodes; `inWord` carries over so `fo<b>ur</b>` is one word. */
@@ -116,6 +144,17 @@ function clean(text: string | undefined, max = 1000): string | null {
   const value = truncate(text, MAX_VALUE_CHARS).replace(/\s+/g, ' ').trim();
   // Cut at a code-point boundary: half a surrogate pair is not text (and Postgres refuses it).
   return value === '' ? null : truncate(value, max);
+}
+
+/** Characters of one text node looked at for an anchor's text, in pieces of {@link ANCHOR_PIECE}. */
+const ANCHOR_PIECE = 4096;
+
+/** Adds `data` to the anchor's text, whitespace collapsed, until it holds more than MAX_ANCHOR_TEXT characters. */
+function addAnchorText(anchor: Anchor, data: string): void {
+  for (let at = 0; at < data.length && at < MAX_VALUE_CHARS && anchor.text.length <= MAX_ANCHOR_TEXT; at += ANCHOR_PIECE) {
+    const piece = data.slice(at, at + ANCHOR_PIECE).replace(/\s+/g, ' ');
+    anchor.text += anchor.text.endsWith(' ') && piece.startsWith(' ') ? piece.slice(1) : piece;
+  }
 }
 
 /** What {@link TreeCursor.next} returns when the children of the current element are done. */
@@ -197,8 +236,8 @@ function* textOf(node: DomNode): Generator<void, string> {
  * hrefs are skipped; at most `maxLinks` distinct links are kept. Runs to the end at once: see
  * {@link extractPageAsync} for huge documents.
  */
-export function extractPage(document: object, pageUrl: string, maxLinks = Infinity): Extracted {
-  const steps = walk(document as DomNode, pageUrl, maxLinks);
+export function extractPage(document: object, pageUrl: string, maxLinks = Infinity, options: ExtractOptions = {}): Extracted {
+  const steps = walk(document as DomNode, pageUrl, maxLinks, options);
   for (;;) {
     const step = steps.next();
     if (step.done === true) return step.value;
@@ -209,8 +248,14 @@ export function extractPage(document: object, pageUrl: string, maxLinks = Infini
  * {@link extractPage} in slices: yields to the event loop whenever `sliceMs` of work has passed, so
  * that the walk over a document with a million nodes or a huge text does not hold the process.
  */
-export async function extractPageAsync(document: object, pageUrl: string, maxLinks = Infinity, sliceMs = SLICE_MS): Promise<Extracted> {
-  const steps = walk(document as DomNode, pageUrl, maxLinks);
+export async function extractPageAsync(
+  document: object,
+  pageUrl: string,
+  maxLinks = Infinity,
+  sliceMs = SLICE_MS,
+  options: ExtractOptions = {},
+): Promise<Extracted> {
+  const steps = walk(document as DomNode, pageUrl, maxLinks, options);
   for (;;) {
     const step = steps.next();
     if (step.done === true) return step.value;
@@ -219,7 +264,7 @@ export async function extractPageAsync(document: object, pageUrl: string, maxLin
 }
 
 /** The extraction walk; it yields (with nothing) every {@link STEP} units of work. */
-function* walk(document: DomNode, pageUrl: string, maxLinks: number): Generator<void, Extracted> {
+function* walk(document: DomNode, pageUrl: string, maxLinks: number, options: ExtractOptions): Generator<void, Extracted> {
   let title: string | null = null;
   let description: string | null = null;
   let canonicalHref: string | null = null;
@@ -228,6 +273,11 @@ function* walk(document: DomNode, pageUrl: string, maxLinks: number): Generator<
   const rawCap = Number.isFinite(maxLinks) ? maxLinks * 10 + 100 : Infinity;
   const words = new WordCounter();
   let work = 0;
+  // Only with outlinks asked for: every anchor (up to a multiple of the cap), and those open now.
+  const anchors: Anchor[] | null = options.outlinks === undefined ? null : [];
+  const open: Anchor[] = [];
+  const anchorCap = MAX_OUTLINKS * 4 + 100;
+  let anchorsDropped = false;
 
   // Each open element's frame says whether it is a block (a word break after its children) or
   // <head> (whose own text is not page text). The document itself is visited like any other node.
@@ -238,12 +288,18 @@ function* walk(document: DomNode, pageUrl: string, maxLinks: number): Generator<
       yield;
     }
     if (node === LEFT) {
-      if ((cursor.left! & BLOCK_FLAG) !== 0) words.break();
+      const left = cursor.left!;
+      if ((left & BLOCK_FLAG) !== 0) {
+        words.break();
+        if (open.length > 0) addAnchorText(open[open.length - 1]!, ' ');
+      }
+      if ((left & ANCHOR_FLAG) !== 0) open.pop();
       continue;
     }
     if (node.type === 'text') {
       const data = node.data;
       if (data === undefined || (cursor.frame & HEAD_FLAG) !== 0) continue;
+      if (open.length > 0) addAnchorText(open[open.length - 1]!, data);
       if (data.length <= TEXT_PIECE) {
         words.add(data);
         work += data.length >> 8;
@@ -265,6 +321,23 @@ function* walk(document: DomNode, pageUrl: string, maxLinks: number): Generator<
         case 'area':
           // Raw hrefs are kept up to a multiple of the cap, so a page with 100,000 links stays cheap.
           if (attribs.href !== undefined && hrefs.length < rawCap && attribs.href.length <= MAX_VALUE_CHARS) hrefs.push(attribs.href);
+          if (anchors !== null && attribs.href !== undefined && attribs.href.length <= MAX_VALUE_CHARS && !SKIP_HREF.test(attribs.href)) {
+            if (anchors.length >= anchorCap) anchorsDropped = true;
+            else {
+              const anchor: Anchor = { href: attribs.href, rel: attribs.rel, text: '' };
+              anchors.push(anchor);
+              // An <area>'s text is its alt; an <a>'s, the text inside it.
+              if (name === 'area') addAnchorText(anchor, attribs.alt ?? '');
+              else if (node.children !== undefined) {
+                open.push(anchor);
+                flag = ANCHOR_FLAG;
+              }
+            }
+          }
+          break;
+        case 'img':
+          // An image inside a link speaks for it with its alt text, as screen readers read it.
+          if (open.length > 0 && attribs.alt !== undefined) addAnchorText(open[open.length - 1]!, ` ${attribs.alt} `);
           break;
         case 'title':
           if (title === null) title = clean(yield* textOf(node));
@@ -289,7 +362,8 @@ function* walk(document: DomNode, pageUrl: string, maxLinks: number): Generator<
       if (BLOCK.has(name)) {
         // Break before the element's text and, when its children are done, after it.
         words.break();
-        flag = BLOCK_FLAG;
+        if (open.length > 0) addAnchorText(open[open.length - 1]!, ' ');
+        flag |= BLOCK_FLAG;
       }
       // Still look inside <head> for title/meta/link/base, but not at its text.
       if (name === 'head') flag |= HEAD_FLAG;
@@ -319,11 +393,41 @@ function* walk(document: DomNode, pageUrl: string, maxLinks: number): Generator<
     seen.add(url.href);
     links.push(url);
   }
-  return {
+  const extracted: Extracted = {
     title,
     description,
     canonical: canonicalHref === null ? null : normalizeUrl(canonicalHref, base),
     links,
     wordCount: words.count,
   };
+  if (anchors === null || options.outlinks === undefined) return extracted;
+
+  // Every link, in document order; an anchor that repeats an earlier one's URL, text and rel adds nothing.
+  const outlinks: PageLink[] = [];
+  const kept = new Set<string>();
+  let truncated = anchorsDropped;
+  for (const anchor of anchors) {
+    work += 16 + (anchor.href.length >> 6);
+    if (work >= STEP) {
+      work = 0;
+      yield;
+    }
+    const trimmed = anchor.href.trim();
+    if (trimmed === '' || SKIP_HREF.test(trimmed)) continue;
+    const url = crawlableUrl(trimmed, base);
+    if (url === null) continue;
+    const text = repairText(truncate(anchor.text.trim(), MAX_ANCHOR_TEXT).trimEnd());
+    const rel = anchor.rel === undefined ? null : clean(anchor.rel, MAX_ANCHOR_TEXT);
+    const key = `${url.href} ${text} ${rel ?? ''}`;
+    if (kept.has(key)) continue;
+    if (outlinks.length >= MAX_OUTLINKS) {
+      truncated = true;
+      break;
+    }
+    kept.add(key);
+    outlinks.push({ url: url.href, text, rel: rel === null ? null : repairText(rel), internal: options.outlinks(url) });
+  }
+  extracted.outlinks = outlinks;
+  if (truncated) extracted.outlinksTruncated = true;
+  return extracted;
 }

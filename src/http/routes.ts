@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { BUDGETS, JOB_STATUSES } from '../core/constants.js';
 import type { CrawlEngine } from '../core/engine.js';
 import { fieldErrors } from '../core/errors.js';
+import { type ExportFormat, exportChunks } from '../core/export.js';
 import { JOB_ID_PATTERN } from '../core/jobs.js';
 import { TERMINAL_STATUSES, type Job } from '../core/types.js';
 import type { CrawlAction, CrawlHandlerOptions } from './options.js';
@@ -49,6 +50,16 @@ const listQuery = z.object({
   cursor: cursorParam.optional(),
 });
 const resultsQuery = z.object({ limit: numberParam(1, 1000).optional(), cursor: cursorParam.optional() });
+const linksQuery = z.object({
+  broken: z.enum(['true', 'false'], { error: 'expected true or false' }).optional(),
+  limit: numberParam(1, 1000).optional(),
+  cursor: z.string().min(1).max(220).optional(),
+});
+/** What each export answers with. */
+const EXPORT_TYPES: Record<ExportFormat, string> = {
+  jsonl: 'application/jsonl; charset=utf-8',
+  csv: 'text/csv; charset=utf-8; header=present',
+};
 const afterParam = z.string().regex(/^\d{1,20}$/, 'expected an event id (digits)');
 const purgeQuery = z.object({ purge: z.enum(['true', 'false'], { error: 'expected true or false' }).optional() });
 
@@ -192,6 +203,56 @@ export function crawlRoutes(engine: CrawlEngine, options: CrawlHandlerOptions, s
     return json(await engine.jobs.results(jobId, query));
   };
 
+  const listLinks: RouteHandler = async ({ req, url, params }) => {
+    const jobId = params.id!;
+    await authorize(req, 'results', jobId);
+    const { broken, ...query } = queryOf(linksQuery, url);
+    await existingJob(jobId);
+    return json(await engine.jobs.links(jobId, { ...query, broken: broken === 'true' }));
+  };
+
+  /**
+   * The job's results as one streamed file: each read of the body reads the next batch of results
+   * from storage, so a slow client slows the reads down (backpressure) and no whole job is held.
+   */
+  const exportResults =
+    (format: ExportFormat): RouteHandler =>
+    async ({ req, params }) => {
+      const jobId = params.id!;
+      await authorize(req, 'results', jobId);
+      const job = await existingJob(jobId);
+      const chunks = exportChunks(engine.jobs, job, format);
+      const encoder = new TextEncoder();
+      const body = new ReadableStream<Uint8Array>(
+        {
+          async pull(controller) {
+            try {
+              const next = await chunks.next();
+              if (next.done === true) controller.close();
+              else controller.enqueue(encoder.encode(next.value));
+            } catch (error) {
+              // Too late for a problem answer: the body ends early, as an error, and it is logged.
+              if (!req.signal?.aborted) onError(error, req);
+              controller.error(error);
+            }
+          },
+          async cancel() {
+            await chunks.return(undefined);
+          },
+        },
+        { highWaterMark: 0 },
+      );
+      return new Response(body, {
+        status: 200,
+        headers: {
+          'content-type': EXPORT_TYPES[format],
+          'content-disposition': `attachment; filename="${job.id}.${format}"`,
+          'cache-control': 'no-store',
+          'x-content-type-options': 'nosniff',
+        },
+      });
+    };
+
   const streamEvents: RouteHandler = async ({ req, url, params }) => {
     const jobId = params.id!;
     await authorize(req, 'events', jobId);
@@ -266,6 +327,9 @@ export function crawlRoutes(engine: CrawlEngine, options: CrawlHandlerOptions, s
     { method: 'GET', pattern: '/jobs/:id', handler: readJob },
     { method: 'DELETE', pattern: '/jobs/:id', handler: cancelJob },
     { method: 'GET', pattern: '/jobs/:id/results', handler: listResults },
+    { method: 'GET', pattern: '/jobs/:id/results.jsonl', handler: exportResults('jsonl') },
+    { method: 'GET', pattern: '/jobs/:id/results.csv', handler: exportResults('csv') },
+    { method: 'GET', pattern: '/jobs/:id/links', handler: listLinks },
     { method: 'GET', pattern: '/jobs/:id/events', handler: streamEvents },
     { method: 'POST', pattern: '/map', handler: mapSite },
     { method: 'GET', pattern: '/process', handler: processRun },

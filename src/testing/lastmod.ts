@@ -103,6 +103,24 @@ export function lastmodTests(it: Register): void {
     ]);
   });
 
+  it('lastmod: completeMany() keeps the lastmod of a link admitted past the room as a spare', async (s, skip) => {
+    if (typeof s.completeMany !== 'function') skip('the adapter has no completeMany() (optional)');
+    // maxPages 3: the seed and /a are charged; /a's page gives /b (charged) and /c (a spare).
+    const job = await seeded(s, { maxPages: 3 }, [unknown(link('/a'))]);
+    const [a] = (await s.claim({ limit: 10, leaseMs: LEASE, now: T0 + 1, jobId: job.id })).leases;
+    assert.ok(a);
+    const links = [unknown(dated(link('/b', 2), 'b-lastmod')), unknown(dated(link('/c', 2), 'c-lastmod'))];
+    const [out] = await s.completeMany!([{ lease: a, input: { result: result(a), links, now: T0 + 2 } }]);
+    assert.deepEqual([out?.ok, out?.admitted], [true, 1]);
+    const [b] = (await s.claim({ limit: 10, leaseMs: LEASE, now: T0 + 3, jobId: job.id })).leases;
+    assert.equal(b?.key, link('/b').key);
+    assert.equal(b.lastmod, 'b-lastmod');
+    await s.complete(b, { result: robotsResult(b.url, 2, 1), links: [], now: T0 + 4 });
+    const [c] = (await s.claim({ limit: 10, leaseMs: LEASE, now: T0 + 5, jobId: job.id })).leases;
+    assert.equal(c?.key, link('/c').key, 'the spare is admitted in place of the refunded URL');
+    assert.equal(c.lastmod, 'c-lastmod');
+  });
+
   it('lastmod: a spare admitted in place of a refunded URL keeps its lastmod', async (s) => {
     // maxPages 2: the seed and /a are charged; /c is kept as a spare, /e dropped.
     const job = await seeded(s, { maxPages: 2 }, [unknown(link('/a')), unknown(dated(link('/c'), 'spare-lastmod')), dated(link('/e'), 'dropped')]);

@@ -7,7 +7,7 @@ const client = createCrawlClient({ baseUrl: '/api/crawl' });
 /** The element with this id (the page's own markup has each one). @type {(id: string) => any} */
 const $ = (id) => document.getElementById(id);
 
-/** Rows kept in the table (newest first); the whole list is at /api/crawl/jobs/:id/results. */
+/** Rows kept in the table (newest first); the whole list is at /api/crawl/jobs/:id/results.jsonl (or .csv). */
 const MAX_ROWS = 200;
 const FINISHED = new Set(['completed', 'cancelled', 'failed']);
 const STATUS_OF = {
@@ -178,6 +178,17 @@ function fillRow(row, result) {
     const message = row.querySelector('.page-error');
     if (message && message.textContent === `HTTP ${result.status}`) message.remove();
   }
+  if (typeof result.markdown === 'string' && result.markdown !== '' && !row.querySelector('.markdown')) {
+    // The page's main content as markdown (`formats: ['markdown']`), folded away until opened.
+    const details = document.createElement('details');
+    details.className = 'markdown';
+    const summary = document.createElement('summary');
+    summary.textContent = `Markdown · ${number.format(result.markdown.length)} characters`;
+    const pre = document.createElement('pre');
+    pre.textContent = result.markdown;
+    details.append(summary, pre);
+    row.children[1].append(details);
+  }
 }
 
 function renderEmpty() {
@@ -209,10 +220,14 @@ function addRows(events) {
   $('more').hidden = v.pageEvents <= MAX_ROWS;
   $('more').innerHTML = '';
   if (v.pageEvents > MAX_ROWS) {
-    const all = document.createElement('a');
-    all.href = `/api/crawl/jobs/${encodeURIComponent(v.id)}/results`;
-    all.textContent = 'all results as JSON';
-    $('more').append(`Showing the newest ${MAX_ROWS} of ${number.format(v.pageEvents)} pages · `, all);
+    // Every result as one streamed file (GET …/results.jsonl and …/results.csv).
+    const jsonl = document.createElement('a');
+    jsonl.href = client.exportUrl(v.id, 'jsonl');
+    jsonl.textContent = 'all results as JSON Lines';
+    const csv = document.createElement('a');
+    csv.href = client.exportUrl(v.id, 'csv');
+    csv.textContent = 'CSV';
+    $('more').append(`Showing the newest ${MAX_ROWS} of ${number.format(v.pageEvents)} pages · `, jsonl, ' · ', csv);
   }
 }
 
@@ -233,9 +248,11 @@ async function loadResults(v) {
       const page = await client.results(v.id, { cursor: v.cursor, limit: 200 });
       if (view !== v) return;
       for (const result of page.items) {
-        v.results.set(result.url, result);
         const row = v.rows.get(result.url);
         if (row) fillRow(row, result);
+        // The markdown is shown once, in the row; the kept result leaves it out, so a long crawl
+        // does not hold every page's text in the browser.
+        v.results.set(result.url, { ...result, markdown: undefined });
       }
       if (page.nextCursor === null) break;
       v.cursor = page.nextCursor;
@@ -397,6 +414,8 @@ $('start').addEventListener('submit', async (e) => {
       maxPages: Number(form.get('maxPages')),
       maxDepth: Number(form.get('maxDepth')),
       sitemap: /** @type {'skip' | 'include' | 'only'} */ (String(form.get('sitemap') ?? 'skip')),
+      // Each page's main content as markdown, shown under its row.
+      formats: form.get('markdown') === null ? ['metadata'] : ['metadata', 'markdown'],
     });
     void follow(job.id).catch((error) => showError(describe(error)));
   } catch (error) {

@@ -7,7 +7,7 @@ import { type FormEvent, Fragment, useEffect, useRef, useState } from 'react';
 
 const BASE_URL = '/api/crawl';
 const client = createCrawlClient({ baseUrl: BASE_URL });
-/** Rows kept in the table (newest first); the whole list is at /api/crawl/jobs/:id/results. */
+/** Rows kept in the table (newest first); the whole list is at /api/crawl/jobs/:id/results.jsonl (or .csv). */
 const MAX_ROWS = 200;
 const number = new Intl.NumberFormat('en');
 
@@ -107,6 +107,13 @@ function useResults(jobId: string | null, version: number, done: boolean): Map<s
             setResults((old) => {
               const next = new Map(old);
               for (const item of page.items) next.set(item.url, item);
+              // Markdown is kept for the newest MAX_ROWS results only (the rows shown), so a long
+              // crawl does not hold every page's text in the browser.
+              let drop = next.size - MAX_ROWS;
+              for (const [url, item] of next) {
+                if (drop-- <= 0) break;
+                if (item.markdown !== undefined) next.set(url, { ...item, markdown: undefined });
+              }
               return next;
             });
           }
@@ -171,6 +178,13 @@ function PageRow({ event, result }: { event: ProgressEvent; result: PageResult |
             {message}
           </span>
         )}
+        {result?.markdown ? (
+          // The page's main content as markdown (`formats: ['markdown']`), folded away until opened.
+          <details className="markdown">
+            <summary>Markdown · {number.format(result.markdown.length)} characters</summary>
+            <pre>{result.markdown}</pre>
+          </details>
+        ) : null}
       </td>
     </tr>
   );
@@ -241,6 +255,8 @@ export default function Home() {
         maxPages: Number(form.get('maxPages')),
         maxDepth: Number(form.get('maxDepth')),
         sitemap: String(form.get('sitemap') ?? 'skip') as 'skip' | 'include' | 'only',
+        // Each page's main content as markdown, shown under its row.
+        formats: form.get('markdown') === null ? ['metadata'] : ['metadata', 'markdown'],
       });
       setJobId(created.id);
     } catch (e) {
@@ -297,6 +313,10 @@ export default function Home() {
             <option value="include">include</option>
             <option value="only">only</option>
           </select>
+        </label>
+        <label className="field field-check">
+          <span>Markdown</span>
+          <input name="markdown" type="checkbox" defaultChecked />
         </label>
         <button id="crawl" type="submit" className="primary" disabled={starting}>
           {starting ? 'Starting…' : 'Crawl'}
@@ -387,8 +407,8 @@ export default function Home() {
           </table>
           {finished > pages.length && (
             <p id="more" className="more">
-              Showing the newest {pages.length} of {number.format(finished)} pages ·{' '}
-              <a href={`${BASE_URL}/jobs/${encodeURIComponent(job.id)}/results`}>all results as JSON</a>
+              Showing the newest {pages.length} of {number.format(finished)} pages · <a href={client.exportUrl(job.id, 'jsonl')}>all results as JSON Lines</a> ·{' '}
+              <a href={client.exportUrl(job.id, 'csv')}>CSV</a>
             </p>
           )}
         </section>

@@ -1,7 +1,7 @@
 /** `crawl-engine crawl <url>`: creates a job and works it to the end in this process. */
 import { CRAWL_SCOPES, SITEMAP_MODES } from '../../core/constants.js';
 import type { CrawlScope, SitemapMode } from '../../core/types.js';
-import { CRAWL_OPTIONS, DEFAULT_MAX_PAGES, intFlag, parseOptions, runSettings, USAGE } from '../args.js';
+import { CRAWL_OPTIONS, DEFAULT_MAX_PAGES, formatsFlag, intFlag, parseOptions, runSettings, USAGE } from '../args.js';
 import { storageFailure, UsageError } from '../errors.js';
 import { interrupt, within } from '../interrupt.js';
 import { runJob } from '../run.js';
@@ -28,6 +28,13 @@ export async function crawlCommand(argv: string[]): Promise<number> {
   const perHostDelayMs = intFlag('--per-host-delay-ms', values['per-host-delay-ms'], 0, 600_000);
   const priority = intFlag('--priority', values.priority, -1000, 1000);
   const settings = runSettings(values);
+  let formats = formatsFlag(values.formats);
+  // Markdown files need the markdown of each page.
+  if (settings.format === 'md' && !(formats ?? []).includes('markdown')) formats = [...(formats ?? ['metadata']), 'markdown'];
+  if (values['only-main-content'] === true && values['no-only-main-content'] === true) {
+    throw new UsageError('--only-main-content and --no-only-main-content: expected one of them, not both');
+  }
+  const onlyMainContent = values['no-only-main-content'] === true ? false : values['only-main-content'] === true ? true : undefined;
   const input = {
     url: positionals[0]!,
     ...(maxPages === undefined ? {} : { maxPages }),
@@ -40,6 +47,8 @@ export async function crawlCommand(argv: string[]): Promise<number> {
     ...(perHostDelayMs === undefined ? {} : { perHostDelayMs }),
     ...(priority === undefined ? {} : { priority }),
     respectRobots: values['no-robots'] !== true,
+    ...(formats === undefined ? {} : { formats }),
+    ...(onlyMainContent === undefined ? {} : { onlyMainContent }),
   };
 
   const opened = await openStorage(values);

@@ -32,6 +32,11 @@ export async function resumeCommand(argv: string[]): Promise<number> {
       throw new UsageError(
         `resume: no job ${jobId} in ${opened.kind} at ${opened.where} (check --storage${opened.kind === 'Postgres' || opened.kind === 'PGlite' ? ', --schema' : ''} and --table-prefix)`,
       );
+    if (settings.format === 'md' && !(job.options.formats ?? []).includes('markdown')) {
+      throw new UsageError(
+        `resume --format md: job ${job.id} was created without the markdown format, so its pages have no markdown; use --format jsonl or csv`,
+      );
+    }
     if (!settings.quiet) {
       const state = TERMINAL_STATUSES.has(job.status) ? `already ${job.status}` : 'resuming';
       process.stderr.write(`Job ${job.id} (${job.url}), ${state}: ${countsLine(job)}.\n`);

@@ -31,6 +31,8 @@ export interface JobContext {
   job: Job;
   follow: (url: URL) => boolean;
   inScope: (url: string) => boolean;
+  /** {@link inScope} of a parsed URL (a link's `internal`). */
+  inScopeUrl: (url: URL) => boolean;
 }
 
 export interface Pipeline {
@@ -69,6 +71,7 @@ export function jobContext(job: Job): JobContext {
   return {
     job,
     follow,
+    inScopeUrl: scope,
     inScope: (href) => {
       try {
         return scope(new URL(href));
@@ -154,6 +157,8 @@ export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipel
     let error: (ErrorInfo & { transient?: boolean; retryAfterMs?: number | null }) | null = fetched.error;
     let extracted: ReturnType<typeof extractPage> | null = null;
     let data: unknown = null;
+    // With the `links` format the walk also collects every link's anchor text and rel.
+    const withLinks = job.options.formats?.includes('links') === true;
     if (error === null && fetched.html !== null) {
       // Parsing and the walk yield to the event loop as they go; a page past a parse bound is
       // stored as failed (`too_complex`, not transient) rather than thrown, which would retry it.
@@ -164,7 +169,12 @@ export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipel
           error = { code: cause.code, message: cause.message };
           return null;
         });
-        return document === null ? null : { document, extracted: await extractPageAsync(document, fetched.finalUrl, deps.maxLinksPerPage) };
+        return document === null
+          ? null
+          : {
+              document,
+              extracted: await extractPageAsync(document, fetched.finalUrl, deps.maxLinksPerPage, undefined, withLinks ? { outlinks: ctx.inScopeUrl } : {}),
+            };
       });
       const document = parsed?.document ?? null;
       extracted = parsed?.extracted ?? null;
@@ -212,6 +222,10 @@ export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipel
       durationMs: finishedAt - startedAt,
       data,
     };
+    if (withLinks) {
+      result.outlinks = extracted?.outlinks ?? [];
+      if (extracted?.outlinksTruncated === true) result.truncated = [...(result.truncated ?? []), 'outlinks'];
+    }
     // `sitemap: 'only'`: pages' links are not followed.
     if (error === null && extracted !== null && lease.depth < job.options.maxDepth && job.options.sitemap !== 'only') {
       const { links, skipped } = await judgeLinks(extracted.links, lease.depth + 1, ctx, run);

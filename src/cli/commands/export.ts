@@ -1,0 +1,65 @@
+/**
+ * `crawl-engine export <jobId> --storage … [--format jsonl|csv|md] [--out PATH]`: writes the
+ * results stored for a job, as `crawl` writes them, without crawling.
+ */
+import { JOB_ID_PATTERN } from '../../core/jobs.js';
+import { outputFormat, parseOptions, STORAGE_OPTIONS, USAGE } from '../args.js';
+import { storageFailure, UsageError } from '../errors.js';
+import { writeOutput } from '../output.js';
+import { countsLine } from '../render.js';
+import { filesLine } from '../run.js';
+import { openStorage } from '../storage.js';
+
+const EXPORT_OPTIONS = {
+  ...STORAGE_OPTIONS,
+  format: { type: 'string' },
+  out: { type: 'string' },
+  quiet: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export async function exportCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseOptions(argv, EXPORT_OPTIONS);
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (positionals.length !== 1)
+    throw new UsageError(positionals.length === 0 ? 'export: missing <jobId>' : `export: expected one <jobId>, got ${positionals.length}`);
+  const jobId = positionals[0]!;
+  if (!JOB_ID_PATTERN.test(jobId)) throw new UsageError(`export: <jobId>: expected a job id such as job_…, got ${JSON.stringify(jobId.slice(0, 80))}`);
+  if (values.storage === undefined || values.storage === 'memory') {
+    throw new UsageError('export: --storage is required: the sqlite:FILE, pglite:DIR, postgres://… or redis://… the job was crawled with');
+  }
+  const format = outputFormat(values.format, values.out);
+  // Only what exists: a mistyped --storage, --schema or --table-prefix must not create a storage.
+  const opened = await openStorage(values, { existing: true, command: 'export' });
+  try {
+    const job = await opened.storage.getJob(jobId);
+    if (job === null)
+      throw new UsageError(
+        `export: no job ${jobId} in ${opened.kind} at ${opened.where} (check --storage${opened.kind === 'Postgres' || opened.kind === 'PGlite' ? ', --schema' : ''} and --table-prefix)`,
+      );
+    if (format === 'md' && !(job.options.formats ?? []).includes('markdown')) {
+      throw new UsageError(
+        `export --format md: job ${job.id} was crawled without the markdown format, so its pages have no markdown; use --format jsonl or csv`,
+      );
+    }
+    const results = {
+      results: (id: string, query: { limit?: number; cursor?: string | null } = {}) =>
+        opened.storage.listResults(id, { limit: query.limit ?? 100, cursor: query.cursor ?? null }),
+    };
+    const { files } = await writeOutput(results, job, format, values.out);
+    if (!values.quiet) {
+      process.stderr.write(
+        `Exported job ${job.id} (${job.url}), ${job.status}: ${countsLine(job)}${values.out && format !== 'md' ? `; results in ${values.out}` : ''}.\n`,
+      );
+      if (files !== undefined) process.stderr.write(`${filesLine(files, values.out!)}\n`);
+    }
+    return 0;
+  } catch (error) {
+    throw storageFailure(error, opened);
+  } finally {
+    await opened.close();
+  }
+}
