@@ -10,6 +10,7 @@ export type { CrawlEngineErrorCode, FieldError } from './core/errors.js';
 export { jobInputSchema, JOB_ID_PATTERN } from './core/jobs.js';
 export type { JobInput, JobsApi, ListJobsOptions, ListResultsOptions } from './core/jobs.js';
 export type { ListLinksOptions } from './core/links.js';
+export type { MapOptions, MapResult, MapUrl } from './core/map.js';
 export type { BatchOptions, ExtractContext, ExtractFunction, Processor, RunOptions, StartOptions, Worker } from './core/processor/index.js';
 export type { CrawlEmitter, CrawlEvents, ProgressApi, SubscribeOptions } from './core/progress.js';
 export type {
@@ -47,6 +48,7 @@ export type {
   PageResult,
   ResultFormat,
   SitemapMode,
+  SitemapSummary,
   Paginated,
   ProgressEvent,
   ProgressEventType,

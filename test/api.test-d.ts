@@ -7,6 +7,7 @@ import {
   type Job,
   type JobInput,
   type JobLink,
+  type MapResult,
   type PageLink,
   type PageResult,
   type ProgressEvent,
@@ -30,6 +31,15 @@ describe('public API types', () => {
     expectTypeOf<Job['status']>().toEqualTypeOf<'queued' | 'running' | 'completed' | 'cancelled' | 'failed'>();
     // @ts-expect-error scope is a closed union
     void engine.jobs.create({ url: 'https://example.com', scope: 'planet' });
+  });
+
+  test('sitemaps and map', () => {
+    expectTypeOf<JobInput['sitemap']>().toEqualTypeOf<'include' | 'only' | 'skip' | undefined>();
+    expectTypeOf(engine.map).returns.resolves.toEqualTypeOf<MapResult>();
+    expectTypeOf<MapResult['urls'][number]>().toEqualTypeOf<{ url: string; lastmod?: string }>();
+    expectTypeOf<NonNullable<PageResult['sitemaps']>['errors'][number]>().toMatchTypeOf<{ url: string; code: string; message: string }>();
+    // @ts-expect-error sitemap is a closed union
+    void engine.map('https://example.com', { sitemap: 'all' });
   });
 
   test('processor and events', () => {

@@ -8,6 +8,7 @@
 // Only types and the dependency-free constants module: nothing else of the library reaches the browser.
 import { PROGRESS_EVENT_TYPES, TERMINAL_EVENT_LIST } from '../core/constants.js';
 import type { JobInput } from '../core/jobs.js';
+import type { MapOptions, MapResult } from '../core/map.js';
 import type { Job, JobLink, JobStatus, Paginated, PageResult, ProgressEvent, ProgressEventType } from '../core/types.js';
 
 const TERMINAL: ReadonlySet<ProgressEventType> = new Set(TERMINAL_EVENT_LIST);
@@ -98,6 +99,8 @@ export interface CrawlClient {
   links(id: string, query?: { broken?: boolean; limit?: number; cursor?: string | null }): Promise<Paginated<JobLink>>;
   /** The URL of a job's results as one streamed file (`results.jsonl` or `results.csv`), for a link or `fetch`. */
   exportUrl(id: string, format: 'jsonl' | 'csv'): string;
+  /** A site's URLs from its sitemaps and start page, without a job (`POST /map`). */
+  map(url: string, options?: MapOptions): Promise<MapResult>;
   /** The events URL of a job, for your own EventSource. */
   eventsUrl(id: string): string;
   watch(id: string, options: Omit<WatchJobOptions, 'EventSource'>): Promise<ProgressEvent | null>;
@@ -136,6 +139,7 @@ export function createCrawlClient(options: CrawlClientOptions = {}): CrawlClient
     results: (id, q = {}) => call('GET', `${job(id)}/results${query(q)}`),
     links: (id, q = {}) => call('GET', `${job(id)}/links${query({ ...q, broken: q.broken === true ? 'true' : undefined })}`),
     exportUrl: (id, format) => `${base}${job(id)}/results.${format === 'csv' ? 'csv' : 'jsonl'}`,
+    map: (url, mapOptions = {}) => call('POST', '/map', { ...mapOptions, url }),
     eventsUrl: (id) => `${base}${job(id)}/events`,
     watch: (id, watchOptions) =>
       watchJob(`${base}${job(id)}/events`, { ...watchOptions, ...(options.EventSource ? { EventSource: options.EventSource } : {}) }),

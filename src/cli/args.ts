@@ -13,6 +13,7 @@ export const USAGE = `Usage: crawl-engine crawl <url> [options]
        crawl-engine export <jobId> --storage sqlite:FILE|pglite:DIR|postgres://…|redis://… [--format F] [--out PATH]
        crawl-engine delete <jobId> --storage sqlite:FILE|pglite:DIR|postgres://…|redis://… [--quiet]
        crawl-engine migrate --storage postgres://…|sqlite:FILE|pglite:DIR [--schema S] [--table-prefix P]
+       crawl-engine map <url> [--limit N] [--sitemap include|only|skip] [--search TEXT] [--json] [options]
 
 Options:
   --max-pages N               most URLs to fetch (default 50)
@@ -20,6 +21,9 @@ Options:
   --scope S                   same-origin | same-hostname | same-domain | any (default same-hostname)
   --include GLOB              only follow matching URLs (repeatable)
   --exclude GLOB              never follow matching URLs (repeatable)
+  --sitemap M                 include: also crawl the URLs the site's sitemaps list;
+                              only: the start URL and those, no links followed;
+                              skip: read no sitemap (default skip)
   --concurrency N             fetches in flight overall, all hosts together (default 20,
                               at most 1000)
   --per-host-concurrency N    fetches in flight to any one host (default 2, at most 100)
@@ -63,6 +67,14 @@ It takes the crawl options that are not stored with the job (--concurrency, --ti
 
 export <jobId> writes the results stored for a job (finished or not) from the same --storage
 (and --schema / --table-prefix), as crawl would: --format jsonl|csv|md, --out PATH.
+
+map <url> lists a site's URLs, fast, without a job: those its sitemaps list and those its
+start page links to, in scope (--scope, --include, --exclude), each once, one per line
+(--json: one JSON line each, {"url", "lastmod"?}), to stdout or --out FILE; a summary and
+sitemap problems go to stderr (not with --quiet). --limit N: at most N URLs (default 5000,
+at most 100000); --search TEXT: only URLs containing TEXT; --sitemap include (default),
+only (no page fetched) or skip (no sitemap); --timeout-ms: the whole map's time (default
+30000); --no-robots: list what robots.txt disallows too. Exits 1 when no URL was found.
 
 delete <jobId> deletes a job with its results, events and frontier from the same --storage
 (and --schema / --table-prefix); a job still being crawled is cancelled first.
@@ -175,6 +187,7 @@ export const CRAWL_OPTIONS = {
   scope: { type: 'string' },
   include: { type: 'string', multiple: true },
   exclude: { type: 'string', multiple: true },
+  sitemap: { type: 'string' },
   concurrency: { type: 'string' },
   'per-host-concurrency': { type: 'string' },
   'per-host-delay-ms': { type: 'string' },
@@ -192,6 +205,24 @@ export const CRAWL_OPTIONS = {
   quiet: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies Record<keyof typeof RUN_OPTIONS, unknown> & OptionSpec;
+
+/** Options of `map`, in the order of --help. */
+export const MAP_OPTIONS = {
+  limit: { type: 'string' },
+  scope: { type: 'string' },
+  include: { type: 'string', multiple: true },
+  exclude: { type: 'string', multiple: true },
+  search: { type: 'string' },
+  sitemap: { type: 'string' },
+  'timeout-ms': { type: 'string' },
+  'user-agent': { type: 'string' },
+  'no-robots': { type: 'boolean' },
+  json: { type: 'boolean' },
+  out: { type: 'string' },
+  'allow-private-network': { type: 'boolean' },
+  quiet: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies OptionSpec;
 
 /** How this process fetches and reports; `args` are the flags that say so again (for the resume command). */
 export interface RunSettings {

@@ -3,7 +3,7 @@
  * otherwise), draws a progress bar on a terminal (plain lines otherwise), writes one JSON line per
  * page, prints a summary. `resume <jobId>` continues a stored job, `export <jobId>` writes its
  * results, `delete <jobId>` deletes one;
- * `migrate` sets up a database.
+ * `migrate` sets up a database; `map <url>` lists a site's URLs.
  *
  * @module crawl-engine/cli
  */
@@ -12,6 +12,7 @@ import { USAGE } from './args.js';
 import { crawlCommand } from './commands/crawl.js';
 import { deleteCommand } from './commands/delete.js';
 import { exportCommand } from './commands/export.js';
+import { mapCommand } from './commands/map.js';
 import { migrateCommand } from './commands/migrate.js';
 import { resumeCommand } from './commands/resume.js';
 import { cliWording, EXIT, StorageError, UsageError } from './errors.js';
@@ -23,6 +24,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   export: exportCommand,
   delete: deleteCommand,
   migrate: migrateCommand,
+  map: mapCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { fieldErrors, invalid } from './errors.js';
 import { createFetcher, type Fetcher } from '../crawl/fetcher.js';
 import { createJobsApi, type JobInput, type JobsApi } from './jobs.js';
+import type { MapOptions, MapResult } from './map.js';
 import { createAddressGuard, invalidAllowanceEntry } from '../crawl/netguard.js';
 import { createProcessor, type ExtractFunction, type Processor } from './processor/index.js';
 import {
@@ -141,6 +142,13 @@ export interface CrawlEngine {
   readonly progress: ProgressApi;
   /** Creates a job and processes it to the end in this process. */
   crawl(input: JobInput, options?: CrawlOptions): Promise<Job>;
+  /**
+   * A site's URLs, fast, without creating a job or touching storage: those its sitemaps list (with
+   * their `<lastmod>`) and those its start page links to, in scope, each once, at most `limit`
+   * (default 5000), within `timeoutMs` (default 30 s). Fetched like a crawl's pages (the same
+   * user agent, timeouts and private-network guard). Throws `invalid_input` naming the bad field.
+   */
+  map(url: string, options?: MapOptions): Promise<MapResult>;
   /** Closes the HTTP connection pool (not the storage, which the caller owns). */
   close(): Promise<void>;
 }
@@ -233,11 +241,13 @@ export function createCrawlEngine(options: CrawlEngineOptions): CrawlEngine {
       allowPrivateNetwork: settings.fetch.allowPrivateNetwork,
     }));
 
-  const jobs = createJobsApi(storage, emit, now, createAddressGuard(settings.fetch.allowPrivateNetwork).checkHost);
+  const { checkHost } = createAddressGuard(settings.fetch.allowPrivateNetwork);
+  const jobs = createJobsApi(storage, emit, now, checkHost);
   const processor = createProcessor({
     storage,
     userAgent: settings.fetch.userAgent,
     fetcher: getFetcher,
+    fetchTimeoutMs: settings.fetch.timeoutMs,
     emit,
     leaseMs: settings.leaseMs ?? Math.max(60_000, settings.fetch.timeoutMs),
     retry: settings.retry,
@@ -290,6 +300,10 @@ export function createCrawlEngine(options: CrawlEngineOptions): CrawlEngine {
     events: emitter,
     progress,
     crawl,
+    async map(url, mapOptions) {
+      const { mapSite } = await import('./map.js');
+      return mapSite({ fetcher: getFetcher, userAgent: settings.fetch.userAgent, maxLinksPerPage: settings.maxLinksPerPage, checkHost }, url, mapOptions);
+    },
     async close() {
       const current = fetcher;
       fetcher = null;

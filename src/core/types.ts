@@ -206,6 +206,26 @@ export interface PageResult {
   truncated?: string[];
   /** The `<lastmod>` a sitemap gave for this URL, when the job read sitemaps and found one. */
   lastmod?: string | null;
+  /** On the start URL's result of a job with `sitemap: 'include' | 'only'`: what reading its sitemaps found. */
+  sitemaps?: SitemapSummary;
+}
+
+/** What reading a site's sitemaps found (`PageResult.sitemaps`, `engine.map()`). */
+export interface SitemapSummary {
+  /** The sitemap files read, in order. */
+  read: string[];
+  /** URLs listed that passed the job's scope and globs (each once). */
+  urls: number;
+  /** True when more URLs were listed than kept (at most 2 × `maxPages`, and 50,000, for a job). */
+  truncated: boolean;
+  /**
+   * What went wrong, each with the sitemap's URL (at most 50): fetch errors as pages have them
+   * (`http_error`, `timeout`, `too_large` past 50 MB, `blocked`…), `invalid_sitemap` (not a sitemap,
+   * or it declares XML entities), `too_many_urls` (past 50,000 in one file), `sitemap_loop`,
+   * `too_deep` (indexes nested past 3), `too_many_sitemaps` (past 50 files), `timeout` (the
+   * reading's time ran out: 30 s for a job).
+   */
+  errors: Array<ErrorInfo & { url: string }>;
 }
 
 /** Progress event types; `progress` is a snapshot sent in place of trimmed history. */

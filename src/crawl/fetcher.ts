@@ -4,6 +4,7 @@
  * and charset-aware decoding. undici is imported on first use so that code which only creates
  * jobs or streams progress never loads it.
  */
+import { pipeline, Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import type { Agent, Dispatcher } from 'undici';
@@ -124,6 +125,72 @@ async function decompress(raw: Buffer, encoding: string | null, maxBytes: number
   }
 }
 
+const decoders = {
+  gzip: () => zlib.createGunzip(),
+  'x-gzip': () => zlib.createGunzip(),
+  deflate: () => zlib.createInflate(),
+  br: () => zlib.createBrotliDecompress(),
+} as const;
+
+/** Whether bytes start with the gzip magic number. */
+export const isGzip = (bytes: Uint8Array): boolean => bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
+
+/** Bytes of `source` through a decompressor, streamed; errors of either side end the iteration. */
+function inflateStream(source: AsyncIterable<Buffer>, make: () => NodeJS.ReadWriteStream, what: string): AsyncIterable<Buffer> {
+  const decoder = make();
+  const out = pipeline(Readable.from(source), decoder, () => undefined) as unknown as AsyncIterable<Buffer>;
+  return (async function* () {
+    try {
+      for await (const chunk of out) yield chunk;
+    } catch (error) {
+      if (error instanceof FetchFailure) throw error;
+      throw new FetchFailure('http_error', `invalid ${what} body: ${(error as Error).message}`);
+    }
+  })();
+}
+
+/** Counts bytes going through, failing with `too_large` past `maxBytes`. */
+async function* capped(source: AsyncIterable<Buffer>, maxBytes: number, what: string): AsyncIterable<Buffer> {
+  let size = 0;
+  for await (const chunk of source) {
+    size += chunk.length;
+    if (size > maxBytes) throw new FetchFailure('too_large', `${what} is larger than ${maxBytes} bytes`);
+    yield chunk;
+  }
+}
+
+/**
+ * A body streamed through its content-encoding and, with `sniffGzip`, through gunzip when what
+ * arrives starts with the gzip magic number (a `.gz` file served as is): at most `maxBytes`
+ * arrive, and at most `maxBytes` come out of each decompressor, so a compression bomb ends with
+ * `too_large` after that many bytes, never holding more than a chunk.
+ */
+async function* decodeBody(body: AsyncIterable<Buffer>, encoding: string | null, maxBytes: number, sniffGzip: boolean): AsyncIterable<Buffer> {
+  const name = encoding?.trim().toLowerCase();
+  let stream = capped(body, maxBytes, 'body');
+  if (name && name !== 'identity') {
+    const make = decoders[name as keyof typeof decoders];
+    if (make === undefined) throw new FetchFailure('http_error', `unsupported content-encoding ${JSON.stringify(encoding)}`);
+    stream = capped(inflateStream(stream, make, name), maxBytes, 'decoded body');
+  }
+  if (!sniffGzip) {
+    yield* stream;
+    return;
+  }
+  const it = stream[Symbol.asyncIterator]();
+  const first = await it.next();
+  if (first.done === true) return;
+  const rest = (async function* () {
+    yield first.value;
+    for (let next = await it.next(); next.done !== true; next = await it.next()) yield next.value;
+  })();
+  if (!isGzip(first.value)) yield* rest;
+  else yield* capped(inflateStream(rest, decoders.gzip, 'gzip'), maxBytes, 'gunzipped body');
+}
+
+/** What a streamed body's consumer returns: `stop` ends the download early (not an error). */
+export type SinkAnswer = undefined | 'stop';
+
 function classifyNetworkError(error: unknown): FetchFailure {
   if (error instanceof FetchFailure) return error;
   const err = error as { code?: string; message?: string; cause?: { code?: string; message?: string } };
@@ -141,13 +208,28 @@ export interface Fetcher {
    * Fetches one page. Never throws: every failure is a result with an error code.
    * `allowHop` is asked about each redirect target; a refusal ends with `blocked`.
    */
-  fetch(url: string, allowHop: (url: string) => string | null, options?: { hopDelayMs?: number }): Promise<FetchResult>;
+  fetch(url: string, allowHop: (url: string) => string | null, options?: { hopDelayMs?: number; timeoutMs?: number }): Promise<FetchResult>;
   /**
    * Fetches a text resource of any content type (robots.txt), keeping at most `maxBytes` of it;
    * `html` then holds the text. Redirects are followed like pages.
    */
-  fetchText(url: string, maxBytes: number): Promise<FetchResult>;
+  fetchText(url: string, maxBytes: number, options?: { timeoutMs?: number }): Promise<FetchResult>;
+  /**
+   * Streams a resource of any content type (sitemaps) to `sink`, chunk by chunk (each awaited),
+   * decoded from its content-encoding and, with `sniffGzip`, gunzipped when it is gzip data. More
+   * than `maxBytes` arriving, or coming out of a decompressor, fails with `too_large`; the sink
+   * returning `stop` ends the download without error. `timeoutMs` shortens the whole request's
+   * timeout; redirects are followed like pages. `html` is null in the result.
+   */
+  stream(url: string, options: StreamOptions): Promise<FetchResult>;
   close(): Promise<void>;
+}
+
+export interface StreamOptions {
+  maxBytes: number;
+  sink: (chunk: Buffer) => SinkAnswer | Promise<SinkAnswer>;
+  sniffGzip?: boolean;
+  timeoutMs?: number;
 }
 
 export function createFetcher(options: FetcherOptions): Fetcher {
@@ -159,7 +241,15 @@ export function createFetcher(options: FetcherOptions): Fetcher {
     'accept-encoding': 'gzip, deflate, br',
   };
 
-  async function get(startUrl: string, allowHop: (url: string) => string | null, text: { maxBytes: number } | null, hopDelayMs = 0): Promise<FetchResult> {
+  async function get(
+    startUrl: string,
+    allowHop: (url: string) => string | null,
+    text: { maxBytes: number } | null,
+    hopDelayMs = 0,
+    streamTo: StreamOptions | null = null,
+    /** Shortens the engine's timeout for this request. */
+    shorterTimeoutMs: number = Number.POSITIVE_INFINITY,
+  ): Promise<FetchResult> {
     const undici = await loadUndici();
     agent ??= new undici.Agent({
       keepAliveTimeout: 10_000,
@@ -171,7 +261,8 @@ export function createFetcher(options: FetcherOptions): Fetcher {
     // It is paused while a redirect waits out the host's delay, which is not request time.
     const controller = new AbortController();
     const { signal } = controller;
-    let remaining = options.timeoutMs;
+    const timeoutMs = Math.max(1, Math.min(options.timeoutMs, streamTo?.timeoutMs ?? Number.POSITIVE_INFINITY, shorterTimeoutMs));
+    let remaining = timeoutMs;
     let armedAt = Date.now();
     let timer = setTimeout(() => controller.abort(), remaining);
     const pauseFor = async (ms: number) => {
@@ -182,6 +273,8 @@ export function createFetcher(options: FetcherOptions): Fetcher {
       timer = setTimeout(() => controller.abort(), Math.max(0, remaining));
     };
     const seen = new Set<string>([startUrl]);
+    /** The body being streamed to `streamTo.sink`, dropped when streaming fails. */
+    let streaming: Dispatcher.ResponseData['body'] | null = null;
     let url = startUrl;
     let status: number | null = null;
     let contentType: string | null = null;
@@ -239,6 +332,14 @@ export function createFetcher(options: FetcherOptions): Fetcher {
 
         const declared = Number(header(response.headers, 'content-length') ?? NaN);
         const encoding = header(response.headers, 'content-encoding');
+        if (streamTo !== null) {
+          streaming = response.body;
+          for await (const chunk of decodeBody(response.body as AsyncIterable<Buffer>, encoding, streamTo.maxBytes, streamTo.sniffGzip === true)) {
+            if ((await streamTo.sink(chunk)) === 'stop') break;
+          }
+          discard(response.body);
+          return { finalUrl: url, status, contentType, headers, html: null, error: null };
+        }
         if (text !== null) {
           const bytes = await decompress(await readCapped(response.body, text.maxBytes, true), encoding, options.maxBytes);
           return { finalUrl: url, status, contentType, headers, html: bytes.subarray(0, text.maxBytes).toString('utf8'), error: null };
@@ -258,7 +359,8 @@ export function createFetcher(options: FetcherOptions): Fetcher {
         return { finalUrl: url, status, contentType, headers, html: decodeHtml(bytes, contentType), error: null };
       }
     } catch (error) {
-      if (signal.aborted) return fail('timeout', `no complete response within timeoutMs (${options.timeoutMs} ms)`, true);
+      if (signal.aborted) return fail('timeout', `no complete response within timeoutMs (${timeoutMs} ms)`, true);
+      if (streaming !== null) discard(streaming);
       const failure = classifyNetworkError(error);
       return fail(failure.code, failure.message, failure.transient);
     } finally {
@@ -267,8 +369,9 @@ export function createFetcher(options: FetcherOptions): Fetcher {
   }
 
   return {
-    fetch: (url, allowHop, fetchOptions) => get(url, allowHop, null, fetchOptions?.hopDelayMs),
-    fetchText: (url, maxBytes) => get(url, () => null, { maxBytes }),
+    fetch: (url, allowHop, fetchOptions) => get(url, allowHop, null, fetchOptions?.hopDelayMs, null, fetchOptions?.timeoutMs),
+    fetchText: (url, maxBytes, textOptions) => get(url, () => null, { maxBytes }, 0, null, textOptions?.timeoutMs),
+    stream: (url, streamOptions) => get(url, () => null, null, 0, streamOptions),
 
     async close() {
       const current = agent;

@@ -5,7 +5,7 @@ import type { Job } from '../core/types.js';
  * What a request wants to do, for `authorize`. `delete` is `DELETE /jobs/:id?purge=true`, which
  * removes the job and its data (`cancel` is the same route without `purge`).
  */
-export type CrawlAction = 'create' | 'list' | 'read' | 'cancel' | 'delete' | 'results' | 'events' | 'process';
+export type CrawlAction = 'create' | 'list' | 'read' | 'cancel' | 'delete' | 'results' | 'events' | 'process' | 'map';
 
 export interface CrawlHandlerOptions {
   /**

@@ -281,6 +281,17 @@ export function crawlRoutes(engine: CrawlEngine, options: CrawlHandlerOptions, s
     });
   };
 
+  /** `POST /map`: `{ url, ...MapOptions }` in, `MapResult` out; nothing stored. */
+  const mapSite: RouteHandler = async ({ req }) => {
+    await authorize(req, 'map');
+    const body = await readJson(req, maxBodyBytes);
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+      throw new HttpProblem(problem(400, 'invalid_input', 'expected a JSON object such as {"url": "https://example.com/", "limit": 100}'));
+    }
+    const { url, ...options } = body as Record<string, unknown>;
+    return json(await engine.map(url as string, options));
+  };
+
   const processRun: RouteHandler = async ({ req, url }) => {
     if (options.cronSecret !== undefined) {
       const header = req.headers.get('authorization') ?? '';
@@ -320,6 +331,7 @@ export function crawlRoutes(engine: CrawlEngine, options: CrawlHandlerOptions, s
     { method: 'GET', pattern: '/jobs/:id/results.csv', handler: exportResults('csv') },
     { method: 'GET', pattern: '/jobs/:id/links', handler: listLinks },
     { method: 'GET', pattern: '/jobs/:id/events', handler: streamEvents },
+    { method: 'POST', pattern: '/map', handler: mapSite },
     { method: 'GET', pattern: '/process', handler: processRun },
     { method: 'POST', pattern: '/process', handler: processRun },
   ];

@@ -413,6 +413,7 @@ $('start').addEventListener('submit', async (e) => {
       url: String(form.get('url')).trim(),
       maxPages: Number(form.get('maxPages')),
       maxDepth: Number(form.get('maxDepth')),
+      sitemap: /** @type {'skip' | 'include' | 'only'} */ (String(form.get('sitemap') ?? 'skip')),
       // Each page's main content as markdown, shown under its row.
       formats: form.get('markdown') === null ? ['metadata'] : ['metadata', 'markdown'],
     });

@@ -254,6 +254,7 @@ export default function Home() {
         url: String(form.get('url')).trim(),
         maxPages: Number(form.get('maxPages')),
         maxDepth: Number(form.get('maxDepth')),
+        sitemap: String(form.get('sitemap') ?? 'skip') as 'skip' | 'include' | 'only',
         // Each page's main content as markdown, shown under its row.
         formats: form.get('markdown') === null ? ['metadata'] : ['metadata', 'markdown'],
       });
@@ -304,6 +305,14 @@ export default function Home() {
         </label>
         <label className="field">
           Max depth <input name="maxDepth" type="number" min={0} max={20} defaultValue={3} required />
+        </label>
+        <label className="field">
+          Sitemap{' '}
+          <select name="sitemap" defaultValue="skip">
+            <option value="skip">skip</option>
+            <option value="include">include</option>
+            <option value="only">only</option>
+          </select>
         </label>
         <label className="field field-check">
           <span>Markdown</span>

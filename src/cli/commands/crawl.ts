@@ -1,6 +1,6 @@
 /** `crawl-engine crawl <url>`: creates a job and works it to the end in this process. */
-import { CRAWL_SCOPES } from '../../core/constants.js';
-import type { CrawlScope } from '../../core/types.js';
+import { CRAWL_SCOPES, SITEMAP_MODES } from '../../core/constants.js';
+import type { CrawlScope, SitemapMode } from '../../core/types.js';
 import { CRAWL_OPTIONS, DEFAULT_MAX_PAGES, formatsFlag, intFlag, parseOptions, runSettings, USAGE } from '../args.js';
 import { storageFailure, UsageError } from '../errors.js';
 import { interrupt, within } from '../interrupt.js';
@@ -17,6 +17,10 @@ export async function crawlCommand(argv: string[]): Promise<number> {
   const scope = values.scope as CrawlScope | undefined;
   if (scope !== undefined && !(CRAWL_SCOPES as readonly string[]).includes(scope)) {
     throw new UsageError(`--scope: expected one of ${CRAWL_SCOPES.join(', ')}, got ${JSON.stringify(scope)}`);
+  }
+  const sitemap = values.sitemap as SitemapMode | undefined;
+  if (sitemap !== undefined && !(SITEMAP_MODES as readonly string[]).includes(sitemap)) {
+    throw new UsageError(`--sitemap: expected one of ${SITEMAP_MODES.join(', ')}, got ${JSON.stringify(sitemap)}`);
   }
   const maxPages = intFlag('--max-pages', values['max-pages'], 1, 1_000_000);
   const maxDepth = intFlag('--max-depth', values['max-depth'], 0, 1000);
@@ -38,6 +42,7 @@ export async function crawlCommand(argv: string[]): Promise<number> {
     ...(scope === undefined ? {} : { scope }),
     ...(values.include ? { include: values.include } : {}),
     ...(values.exclude ? { exclude: values.exclude } : {}),
+    ...(sitemap === undefined ? {} : { sitemap }),
     ...(perHostConcurrency === undefined ? {} : { perHostConcurrency }),
     ...(perHostDelayMs === undefined ? {} : { perHostDelayMs }),
     ...(priority === undefined ? {} : { priority }),

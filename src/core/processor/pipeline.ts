@@ -15,6 +15,7 @@ import type { Batcher } from './batcher.js';
 import { emptyResult, skippedResult, storable } from './results.js';
 import { judgeLink, ROBOTS_SKIP_CODE, type RobotsPolicy, type RobotsRunCache } from './robots-policy.js';
 import { message } from './shared.js';
+import { createSitemapReader, readsSitemaps, sitemapSummary } from './sitemaps.js';
 import type { ProcessorDeps } from './types.js';
 
 /** What one run shares with every lease it works on. */
@@ -85,6 +86,7 @@ export function jobContext(job: Job): JobContext {
 /** The pipeline of one processor; its parse slots are shared by all its runs. */
 export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipeline {
   const { storage, emit, now } = deps;
+  const sitemaps = createSitemapReader(deps);
 
   let parsing = 0;
   const parseWaiters: Array<() => void> = [];
@@ -116,7 +118,7 @@ export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipel
         code: 'abandoned',
         message: `not fetched again: ${lease.attempts - 1} earlier attempts ended without a result (processor stopped or lease expired) and maxRetries is ${job.options.maxRetries}`,
       };
-      await finish(lease, run, { ...emptyResult(lease, startedAt, now), error }, []);
+      await finish(lease, run, { ...emptyResult(lease, startedAt, now), error }, [], [], ctx);
       return;
     }
 
@@ -141,12 +143,14 @@ export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipel
             report.retried++;
           return;
         }
-        await finish(lease, run, { ...emptyResult(lease, startedAt, now), error }, []);
+        await finish(lease, run, { ...emptyResult(lease, startedAt, now), error }, [], [], ctx);
         return;
       }
       hopDelayMs = Math.max(hopDelayMs, verdict.crawlDelayMs);
     }
 
+    // A start URL's sitemaps are read while its page is fetched.
+    if (readsSitemaps(lease, job)) void sitemaps.read(lease, ctx.follow, job, run.deadline).catch(() => undefined);
     const fetched = await deps
       .fetcher()
       .fetch(lease.url, (hop) => (ctx.inScope(hop) ? null : `outside the job's scope (${job.options.scope})`), { hopDelayMs });
@@ -226,11 +230,12 @@ export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipel
       result.outlinks = extracted?.outlinks ?? [];
       if (extracted?.outlinksTruncated === true) result.truncated = [...(result.truncated ?? []), 'outlinks'];
     }
-    if (error === null && extracted !== null && lease.depth < job.options.maxDepth) {
+    // `sitemap: 'only'`: pages' links are not followed.
+    if (error === null && extracted !== null && lease.depth < job.options.maxDepth && job.options.sitemap !== 'only') {
       const { links, skipped } = await judgeLinks(extracted.links, lease.depth + 1, ctx, run);
-      await finish(lease, run, result, links, skipped);
+      await finish(lease, run, result, links, skipped, ctx);
     } else {
-      await finish(lease, run, result, []);
+      await finish(lease, run, result, [], [], ctx);
     }
   }
 
@@ -287,12 +292,60 @@ export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipel
   }
 
   /**
+   * The start URL's outcome with its job's sitemaps: their URLs judged as links are (scope, globs,
+   * robots.txt), at depth 0 and with their `<lastmod>`. A URL both linked from the page and listed
+   * takes the page link's place; the others follow the page's links. What reading found goes in
+   * `result.sitemaps`.
+   */
+  async function withSitemaps(lease: Lease, ctx: JobContext, run: RunState, page: PageResult, found: FrontierLink[], disallowed: SkippedLink[]) {
+    const reading = await sitemaps.read(lease, ctx.follow, ctx.job, run.deadline);
+    const lastmods = new Map(reading.urls.map((entry) => [entry.url, entry.lastmod]));
+    const judged = await judgeLinks(
+      reading.urls.map((entry) => new URL(entry.url)),
+      0,
+      ctx,
+      run,
+    );
+    const dated = (link: FrontierLink): FrontierLink => {
+      const lastmod = lastmods.get(link.url);
+      return lastmod === undefined ? link : { ...link, lastmod };
+    };
+    const listed = new Map(judged.links.map((link) => [link.key, dated(link)]));
+    const links = found.map((link) => {
+      const same = listed.get(link.key);
+      if (same === undefined) return link;
+      listed.delete(link.key);
+      return same;
+    });
+    links.push(...listed.values());
+    const skippedKeys = new Set(judged.skipped.map((s) => s.link.key));
+    const skipped = [
+      ...disallowed.filter((s) => !skippedKeys.has(s.link.key)),
+      ...judged.skipped.map(({ link, result }) => {
+        const lastmod = lastmods.get(link.url);
+        return lastmod === undefined ? { link, result } : { link: { ...link, lastmod }, result: { ...result, lastmod } };
+      }),
+    ];
+    const own = lastmods.get(lease.url);
+    const result: PageResult = { ...page, ...(own === undefined || page.lastmod ? {} : { lastmod: own }), sitemaps: sitemapSummary(reading) };
+    return { result, links, skipped };
+  }
+
+  /**
    * Stores the page's outcome through the fenced `complete` (in a batch, see batcher.ts), counts it
    * and emits its events. Pages of a batch resume in item order, so events are emitted in order.
+   * The start URL of a job that reads sitemaps is stored with them (see `withSitemaps`).
    */
-  async function finish(lease: Lease, run: RunState, page: PageResult, found: FrontierLink[], disallowed: SkippedLink[] = []): Promise<void> {
-    const { result, links, skipped } = storable(page, found, disallowed);
+  async function finish(lease: Lease, run: RunState, page: PageResult, found: FrontierLink[], disallowed: SkippedLink[] = [], ctx?: JobContext): Promise<void> {
+    let outcome = { page: lease.lastmod === undefined ? page : { ...page, lastmod: lease.lastmod }, found, disallowed };
+    const seed = ctx !== undefined && readsSitemaps(lease, ctx.job);
+    if (seed) {
+      const merged = await withSitemaps(lease, ctx, run, outcome.page, found, disallowed);
+      outcome = { page: merged.result, found: merged.links, disallowed: merged.skipped };
+    }
+    const { result, links, skipped } = storable(outcome.page, outcome.found, outcome.disallowed);
     const stored = await run.batcher.complete(lease, { result, links, ...(skipped.length > 0 ? { skipped } : {}), now: now() });
+    if (seed) sitemaps.done(lease.jobId);
     if (!stored.ok) return;
     if (result.ok) run.report.succeeded++;
     else if (!SKIP_CODES.has(result.error?.code ?? '')) run.report.failed++;

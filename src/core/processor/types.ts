@@ -91,6 +91,8 @@ export interface ProcessorDeps {
   storage: CrawlStorage;
   userAgent: string;
   fetcher: () => Fetcher;
+  /** The engine's `fetch.timeoutMs`: how far past a run's deadline a start URL's sitemaps may be read. */
+  fetchTimeoutMs?: number;
   /** Hands stored events to in-process listeners (isolated: it never throws). */
   emit: (events: readonly ProgressEvent[]) => void;
   leaseMs: number;
