@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, test } from 'vitest';
 import { sqliteStorage } from '../adapters/sqlite/index.js';
+import { CONTENT_RESULTS_PAGE } from '../src/core/jobs.js';
 import { capContent, LIBRARY_LIMITS, MAX_CONTENT_CHARS, pageContent } from '../src/crawl/content.js';
 import { mainContent, MainContentError, stopContentWorker } from '../src/crawl/main-content.js';
 import { parseHtml } from '../src/crawl/parse.js';
@@ -200,6 +201,39 @@ describe.each(storages)('a crawl with formats (%s)', (_name, makeStorage) => {
       const plain = await engine.crawl({ url: site.url, maxDepth: 0, respectRobots: false });
       const [result] = await allResults(engine, plain.id);
       for (const field of ['text', 'markdown', 'html', 'truncated']) expect(result).not.toHaveProperty(field);
+      await engine.close();
+    } finally {
+      await site.close();
+    }
+  });
+});
+
+describe('listing results of a job with content formats', () => {
+  test('jobs.results pages hold at most 25 results whatever the limit, and nextCursor leads through all of them', { timeout: 60_000 }, async () => {
+    const pages = 60;
+    const site = await serve((req, res) => {
+      const i = req.url === '/' ? 0 : Number(/^\/p\/(\d+)$/.exec(req.url ?? '')?.[1] ?? -1);
+      if (i < 0 || i >= pages) {
+        res.writeHead(404, { 'content-type': 'text/plain' });
+        return res.end('gone');
+      }
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+      const links = i === 0 ? Array.from({ length: pages - 1 }, (_, j) => `<a href="/p/${j + 1}">${j + 1}</a>`).join(' ') : '';
+      res.end(html(`<main><h1>Page ${i}</h1><p>Some words of page ${i} for its markdown.</p>${links}</main>`));
+    });
+    try {
+      const engine = testEngine();
+      const job = await engine.crawl({ url: site.url, maxDepth: 1, maxPages: pages, respectRobots: false, formats: ['markdown'] });
+      expect(job.counts.succeeded).toBe(pages);
+      const first = await engine.jobs.results(job.id, { limit: 1000 });
+      expect(first.items).toHaveLength(CONTENT_RESULTS_PAGE);
+      expect(first.nextCursor).not.toBeNull();
+      const all = await allResults(engine, job.id);
+      expect(new Set(all.map((r) => r.url)).size).toBe(pages);
+      expect(all.every((r) => typeof r.markdown === 'string')).toBe(true);
+      // A metadata-only job still gets the limit asked for.
+      const plain = await engine.crawl({ url: site.url, maxDepth: 1, maxPages: pages, respectRobots: false });
+      expect((await engine.jobs.results(plain.id, { limit: 1000 })).items).toHaveLength(pages);
       await engine.close();
     } finally {
       await site.close();

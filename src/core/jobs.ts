@@ -97,8 +97,11 @@ export interface ListJobsOptions {
   cursor?: string | null;
 }
 
+/** Most results a page of `jobs.results` holds for a job with `text`, `markdown` or `html`. */
+export const CONTENT_RESULTS_PAGE = 25;
+
 export interface ListResultsOptions {
-  /** @default 100 (at most 1000) */
+  /** @default 100 (at most 1000; at most 25 are returned for a job with `text`, `markdown` or `html`) */
   limit?: number;
   cursor?: string | null;
 }
@@ -146,7 +149,12 @@ export interface JobsApi {
    */
   delete(id: string): Promise<boolean>;
   list(options?: ListJobsOptions): Promise<Paginated<Job>>;
-  /** Stored page results in the order they were stored. */
+  /**
+   * Stored page results in the order they were stored. A job whose `formats` include `text`,
+   * `markdown` or `html` lists at most {@link CONTENT_RESULTS_PAGE} results a page whatever the
+   * `limit` (each may carry a million characters of each), so a page stays within tens of MB; follow
+   * `nextCursor` as always.
+   */
   results(id: string, options?: ListResultsOptions): Promise<Paginated<PageResult>>;
   /**
    * The links of the job's pages (a job created with the `links` format; else `invalid_input`
@@ -229,7 +237,8 @@ export function createJobsApi(
       const query = parse(listResultsSchema, options, 'results options');
       const job = typeof id === 'string' && JOB_ID_PATTERN.test(id) ? await storage.getJob(id) : null;
       if (job === null) throw new CrawlEngineError('not_found', `job ${JSON.stringify(id)} does not exist`);
-      return storage.listResults(id, query);
+      const content = (job.options.formats ?? []).some((format) => format === 'text' || format === 'markdown' || format === 'html');
+      return storage.listResults(id, content ? { ...query, limit: Math.min(query.limit, CONTENT_RESULTS_PAGE) } : query);
     },
 
     async links(id, options = {}) {
