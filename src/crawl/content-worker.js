@@ -4,13 +4,13 @@
 // here, where a slow page holds only this thread (and is stopped by its timeout), never the
 // processor's. Plain JavaScript, so that Node runs it as it is from src/ and from dist/.
 //
-// Messages in: { id, html, url, main, markdown, chrome: { selector, className } };
+// Messages in: { id, html, url, main, markdown, chrome: { selector, className, tags, roles, ids } };
 // out: { id, mainHtml: string | null, markdown: string | null } or { id, error }.
 import { parentPort } from 'node:worker_threads';
 
 let libraries = null;
 async function load() {
-  libraries ??= Promise.all([import('linkedom'), import('@mozilla/readability'), import('node-html-markdown')]);
+  libraries ??= Promise.all([import('linkedom'), import('@mozilla/readability'), import('node-html-markdown'), import('htmlparser2')]);
   return libraries;
 }
 
@@ -28,35 +28,72 @@ function removeChrome(document, chrome) {
   }
 }
 
-let converter = null;
+/**
+ * The element a page marks as its main content (exactly one `<main>` or role=main outside the
+ * chrome), with the chrome inside it removed, or null. htmlparser2's tree, walked once without
+ * recursion: about a third of linkedom's parse and no selector compiled per page.
+ */
+function markedMain(html, chrome, htmlparser2) {
+  const document = htmlparser2.parseDocument(html);
+  const className = new RegExp(chrome.className, 'i');
+  const tags = new Set(chrome.tags);
+  const roles = new Set(chrome.roles);
+  const ids = new Set(chrome.ids);
+  const marks = [];
+  const removals = [];
+  const stack = [[document, false]];
+  while (stack.length > 0) {
+    const [node, inArticle] = stack.pop();
+    for (const child of node.children ?? []) {
+      if (child.type !== 'tag') continue;
+      const { name, attribs } = child;
+      const role = attribs.role;
+      const isChrome =
+        tags.has(name) ||
+        attribs.hidden !== undefined ||
+        attribs['aria-hidden'] === 'true' ||
+        attribs['aria-modal'] === 'true' ||
+        (role !== undefined && roles.has(role)) ||
+        (attribs.id !== undefined && ids.has(attribs.id)) ||
+        // A header inside the main content is the article's own (its title); outside it is the site's.
+        (name === 'header' && !inArticle) ||
+        (attribs.class !== undefined && className.test(attribs.class.slice(0, 500)));
+      if (isChrome) {
+        removals.push(child);
+        continue;
+      }
+      const isMain = name === 'main' || role === 'main';
+      if (isMain) marks.push(child);
+      stack.push([child, inArticle || isMain || name === 'article']);
+    }
+  }
+  if (marks.length !== 1) return null;
+  for (const element of removals) htmlparser2.DomUtils.removeElement(element);
+  return htmlparser2.DomUtils.getInnerHTML(marks[0]);
+}
 
-/** The share of a page's marked main content Readability must keep for its choice to stand. */
-const KEPT_SHARE = 0.9;
-/** Characters of text other than whitespace. */
-const letters = (text) => (text ?? '').replace(/\s+/g, '').length;
+let converter = null;
 
 parentPort.on('message', async (request) => {
   try {
-    const [linkedom, readability, nhm] = await load();
+    const [linkedom, readability, nhm, htmlparser2] = await load();
     converter ??= new nhm.NodeHtmlMarkdown({ ignore: IGNORED, maxConsecutiveNewlines: 2 });
     let mainHtml = null;
     if (request.main) {
-      let { document } = linkedom.parseHTML(request.html);
-      // linkedom makes a fragment's first element the root (no <html>, no body): parse it as a page's body.
-      if (document.documentElement?.localName !== 'html')
-        ({ document } = linkedom.parseHTML(`<!doctype html><html><head></head><body>${request.html}</body></html>`));
-      removeChrome(document, request.chrome);
-      const body = document.body?.innerHTML ?? '';
-      // The page's own mark of its main content, when it has exactly one (Readability changes the document: read it first).
-      const marks = document.querySelectorAll('main, [role="main"]');
-      const marked = marks.length === 1 ? { html: marks[0].innerHTML, chars: letters(marks[0].textContent) } : null;
-      // Readability keeps the article; a page it finds none in keeps what is left of its body.
-      const article = new readability.Readability(document).parse();
-      mainHtml = article?.content ?? body;
-      // Readability drops blocks it takes for chrome by their ids and classes (a section with the id
-      // `custom-headers` is a "header" to it): when it kept less than KEPT_SHARE of what the page
-      // marks as its main content (chrome already removed), the marked element is kept instead.
-      if (article !== null && marked !== null && letters(article.textContent) < KEPT_SHARE * marked.chars) mainHtml = marked.html;
+      // A page that marks its main content (exactly one <main> or role=main) keeps that element,
+      // chrome removed, as Firecrawl's onlyMainContent does. Readability, the costliest step (about
+      // half of a page's time), would keep less of it at best: it drops sections whose ids or
+      // classes look like chrome (a section with the id `custom-headers` is a "header" to it).
+      mainHtml = markedMain(request.html, request.chrome, htmlparser2);
+      if (mainHtml === null) {
+        // Other pages keep the article Readability finds, or what is left of their body.
+        let { document } = linkedom.parseHTML(request.html);
+        // linkedom makes a fragment's first element the root (no <html>, no body): parse it as a page's body.
+        if (document.documentElement?.localName !== 'html')
+          ({ document } = linkedom.parseHTML(`<!doctype html><html><head></head><body>${request.html}</body></html>`));
+        removeChrome(document, request.chrome);
+        mainHtml = new readability.Readability(document).parse()?.content ?? document.body?.innerHTML ?? '';
+      }
     }
     const markdown = request.markdown ? converter.translate(mainHtml ?? request.html).trim() : null;
     parentPort.postMessage({ id: request.id, mainHtml, markdown });

@@ -1,13 +1,13 @@
 /**
  * The libraries behind `text` and `markdown`, chosen by measurement on the content corpus
- * (docs/content-extraction.md): Mozilla's Readability over linkedom finds a page's main content,
- * after the page's chrome is removed by tag, ARIA role and class name (./chrome.ts), keeping the
- * page's own `<main>` instead when Readability keeps less than 90% of its text, and
- * node-html-markdown writes markdown. They cannot yield to the event loop (Readability alone took
- * 86-108 ms of CPU on 45-59 KB documentation pages), so they run in a worker thread
- * (./content-worker.js), started on first use and shared by the process: a process that never asks
- * for these formats never loads them (test/lazy-load.test.ts), and a page that takes too long
- * holds only the worker, which is then stopped.
+ * (docs/content-extraction.md). The page's chrome is removed by tag, ARIA role and class name
+ * (./chrome.ts); a page that marks its main content (exactly one `<main>` or role=main) keeps
+ * that element, as Firecrawl's onlyMainContent does, and any other page the article Mozilla's
+ * Readability (over linkedom) finds; node-html-markdown writes markdown. They cannot yield to the
+ * event loop (Readability alone took 86-108 ms of CPU on 45-59 KB documentation pages), so they
+ * run in a worker thread (./content-worker.js), started on first use and shared by the process: a
+ * process that never asks for these formats never loads them (test/lazy-load.test.ts), and a page
+ * that takes too long holds only the worker, which is then stopped.
  */
 import { Worker } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
@@ -43,6 +43,9 @@ const CHROME = {
     ...[...CHROME_IDS].map((id) => `[id="${id}"]`),
   ].join(','),
   className: CHROME_CLASS.source,
+  tags: [...CHROME_TAGS],
+  roles: [...CHROME_ROLES],
+  ids: [...CHROME_IDS],
 };
 
 interface Pending {

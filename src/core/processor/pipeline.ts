@@ -173,14 +173,15 @@ export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipel
         });
         if (document === null) return null;
         const found = await extractPageAsync(document, fetched.finalUrl, deps.maxLinksPerPage, undefined, withLinks ? { outlinks: ctx.inScopeUrl } : {});
-        // The text, markdown and html the job's formats ask for (see crawl/content.ts).
-        if (wantsContent(job.options.formats)) {
-          content = await pageContent(body, document, { formats: job.options.formats!, onlyMainContent: job.options.onlyMainContent, url: fetched.finalUrl });
-        }
         return { document, extracted: found };
       });
       const document = parsed?.document ?? null;
       extracted = parsed?.extracted ?? null;
+      // The text, markdown and html the job's formats ask for (see crawl/content.ts). Outside the
+      // parse slot: most of it is the content worker's, and this thread parses other pages meanwhile.
+      if (document !== null && wantsContent(job.options.formats)) {
+        content = await pageContent(body, document, { formats: job.options.formats!, onlyMainContent: job.options.onlyMainContent, url: fetched.finalUrl });
+      }
       if (document !== null && deps.extract !== undefined) {
         try {
           const $ = (await loadCheerio()).load(document);
