@@ -1,5 +1,6 @@
 // One measured crawl in a fresh process:
-// `node bench/crawl-once.mjs <bare|memory|postgres|kv|rest> <url> <pages> <concurrency> [processors]`.
+// `node bench/crawl-once.mjs <bare|memory|postgres|kv|rest> <url> <pages> <concurrency> [processors]`;
+// BENCH_FORMATS=markdown sets the job's formats (the engine kinds only).
 // Prints {"pages": n, "ms": t, "roundTrips": {…}, …}. A 300-page warm-up crawl of the same site runs
 // first. `roundTrips` are the storage round trips of the measured crawl (roundtrips.mjs), in this
 // process and in its processor processes.
@@ -83,7 +84,9 @@ async function engine(startUrl, maxPages) {
   const crawler = createCrawlEngine({ storage: opened.storage, fetch: { allowPrivateNetwork: true } });
   // The per-host cap (which counts leases still being parsed and stored too) is lifted so that it
   // does not bind before the fetch concurrency does.
-  const options = { url: startUrl, maxPages, maxDepth: 1000, perHostConcurrency: 100 };
+  // BENCH_FORMATS (comma-separated, e.g. markdown): the job's formats (the markdown section).
+  const formats = process.env.BENCH_FORMATS ? { formats: process.env.BENCH_FORMATS.split(',') } : {};
+  const options = { url: startUrl, maxPages, maxDepth: 1000, perHostConcurrency: 100, ...formats };
   let job;
   if (processors === 1) {
     job = await crawler.crawl(options, { concurrency });

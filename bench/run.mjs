@@ -4,6 +4,8 @@
 //   0 ms and 20 ms of server latency, with 1 and 4 processors (median of BENCH_RUNS fresh-process crawls);
 //   with storage round trips per page; and, for each positive BENCH_RTT (default 0,2,10 ms; 0 = the
 //   rows above), the shared storages behind a delay proxy adding that RTT, the site at 20 ms;
+// - markdown: pages/s and peak RSS with `formats: ['markdown']` against metadata only, the engine
+//   and Crawlee doing the same conversion in its handler, on a site dressed as real pages are;
 // - ops: storage operations per second with no network;
 // - latency: job creation p50/p99 and progress latency p50/p99 (page stored → event received by a
 //   subscriber in another process);
@@ -37,7 +39,7 @@ const RTTS = (process.env.BENCH_RTT ?? '0,2,10').split(',').map((v) => {
 });
 /** The site latency of the storage-RTT rows: a site as slow as a real one, so that storage is not all that binds. */
 const RTT_SITE_LATENCY = 20;
-const ALL = ['throughput', 'ops', 'latency', 'backlog', 'watchers', 'memory', 'scale'];
+const ALL = ['throughput', 'markdown', 'ops', 'latency', 'backlog', 'watchers', 'memory', 'scale'];
 const ONLY = process.env.BENCH_ONLY ? process.env.BENCH_ONLY.split(',') : ALL;
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 /** A full run (BENCH_RTT without 0 leaves out the direct rows) rewrites BENCHMARKS.md and its charts; BENCH_WRITE=0 or 1 decides. */
@@ -96,8 +98,8 @@ async function machine() {
   return facts.join(', ');
 }
 
-async function startSiteProcess(latencyMs) {
-  const child = spawn(process.execPath, [here('../test/fixtures/site.mjs'), `pages=${PAGES}`, 'fanout=8', `latencyMs=${latencyMs}`], {
+async function startSiteProcess(latencyMs, extra = []) {
+  const child = spawn(process.execPath, [here('../test/fixtures/site.mjs'), `pages=${PAGES}`, 'fanout=8', `latencyMs=${latencyMs}`, ...extra], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const [chunk] = await once(child.stdout, 'data');
@@ -174,6 +176,64 @@ async function throughput() {
     const { chartsFromBench } = await import('./charts/render.mjs');
     for (const line of await chartsFromBench(lines, here('../docs/bench'), here('..'))) print(line);
   }
+}
+
+/**
+ * Metadata only against `formats: ['markdown']`, on a site whose pages are dressed as real ones are
+ * (menu, cookie banner, sidebar, footer, an article with a list, code and a table): the engine on
+ * memory (and Postgres), and Crawlee's CheerioCrawler without and with the same conversion in its
+ * handler (bench/markdown-lib.mjs, the libraries the engine uses). Peak RSS is the crawling
+ * process's (the site runs in its own).
+ */
+async function markdown() {
+  const kinds = KINDS.filter((k) => k === 'memory' || k === 'postgres');
+  const configs = [
+    { name: 'crawlee', formats: 'metadata' },
+    { name: 'crawlee', formats: 'markdown' },
+    ...kinds.flatMap((k) => [
+      { name: k, formats: 'metadata' },
+      { name: k, formats: 'markdown' },
+    ]),
+  ];
+  const key = (c) => `${c.name}/${c.formats}`;
+  print(`### Markdown: pages/s and peak RSS, median of ${RUNS}`);
+  print();
+  print(
+    `${fmt(PAGES)}-page loopback site dressed as real pages are (site.mjs \`chrome=1\`: menu, cookie banner, sidebar, footer; ~4.8 kB a page), 0 ms latency, concurrency ${CONCURRENCY}, one process each. \`markdown\`: the engine with \`formats: ['markdown']\` (main content only, the default); Crawlee with the same libraries called in its \`requestHandler\` (bench/markdown-lib.mjs).`,
+  );
+  print();
+  const site = await startSiteProcess(0, ['chrome=1']);
+  const runs = new Map(configs.map((c) => [key(c), []]));
+  try {
+    for (let run = 0; run < RUNS; run++) {
+      const order = configs.map((_, i) => configs[(i + run) % configs.length]);
+      for (const c of order) {
+        const r =
+          c.name === 'crawlee'
+            ? await json('./crawlee/crawl.mjs', [site.url, String(PAGES), String(CONCURRENCY)], { BENCH_MARKDOWN: c.formats === 'markdown' ? '1' : '0' })
+            : await json('./crawl-once.mjs', [c.name, site.url, String(PAGES), String(CONCURRENCY), '1'], { BENCH_FORMATS: c.formats });
+        if (r.pages !== PAGES) throw new Error(`${key(c)} fetched ${r.pages} pages, expected ${PAGES}`);
+        runs.get(key(c)).push(r);
+      }
+    }
+  } finally {
+    site.stop();
+  }
+  const rate = (c) => median(runs.get(key(c)).map((r) => (r.pages / r.ms) * 1000));
+  const rss = (c) => median(runs.get(key(c)).map((r) => r.maxRssMb));
+  const label = (c) => (c.name === 'crawlee' ? 'Crawlee 3.x' : LABEL[c.name]);
+  table(
+    ['crawler', 'formats', 'pages/s', 'peak RSS', 'markdown / metadata only', 'engine / Crawlee (same formats)'],
+    configs.map((c) => [
+      label(c),
+      c.formats,
+      fmt(rate(c)),
+      `${fmt(rss(c))} MB`,
+      c.formats === 'markdown' ? `**${(rate(c) / rate({ ...c, formats: 'metadata' })).toFixed(2)}×**` : '—',
+      c.name === 'crawlee' ? '—' : `${(rate(c) / rate({ name: 'crawlee', formats: c.formats })).toFixed(2)}×`,
+    ]),
+  );
+  print();
 }
 
 /** One measured Crawlee crawl in a fresh process (bench/crawlee/crawl.mjs, which installs Crawlee on its first run). */
@@ -422,7 +482,7 @@ const started = Date.now();
 const facts = await machine();
 print(`Run of ${new Date().toISOString().slice(0, 10)} on ${facts}.`);
 print();
-const sections = { throughput, ops, latency, backlog, watchers, memory, scale };
+const sections = { throughput, markdown, ops, latency, backlog, watchers, memory, scale };
 for (const name of ALL) if (ONLY.includes(name)) await sections[name]();
 if (KINDS.length < 4) print('(Set DATABASE_URL and REDIS_URL to add the Postgres and KV adapters.)');
 console.log(`\nbench took ${Math.round((Date.now() - started) / 1000)} s`);

@@ -1,5 +1,5 @@
 // Crawlee's CheerioCrawler on the bench's loopback site, for the side-by-side throughput column:
-// `node bench/crawlee/crawl.mjs <url> <pages> <concurrency>`. Like bench/crawl-once.mjs, a 300-page
+// `node bench/crawlee/crawl.mjs <url> <pages> <concurrency>` (BENCH_MARKDOWN=1: with markdown). Like bench/crawl-once.mjs, a 300-page
 // warm-up crawl runs first, then one measured crawl; prints one JSON line
 // {"pages", "ms", "seconds", "pagesPerSecond", "requests", "cpuMs", "rssMb", "maxRssMb"}.
 // Crawlee is this folder's own dev dependency (package.json + package-lock.json, pinned): the first
@@ -40,6 +40,12 @@ subscribe('http.client.request.start', () => {
   requests++;
 });
 
+// BENCH_MARKDOWN=1: the handler also turns each page's main content into markdown, with the same
+// libraries the engine uses for `formats: ['markdown']` (bench/markdown-lib.mjs), as a Crawlee user
+// would in their handler.
+const toMarkdown = process.env.BENCH_MARKDOWN === '1' ? (await import('../markdown-lib.mjs')).toMarkdown : null;
+let markdownChars = 0;
+
 /** One crawl with a crawler of its own and fresh in-memory storage; returns the pages handled. */
 async function crawl(startUrl, maxPages) {
   const crawler = new CheerioCrawler(
@@ -54,7 +60,8 @@ async function crawl(startUrl, maxPages) {
       autoscaledPoolOptions: { desiredConcurrency: concurrency },
       maxRequestsPerCrawl: maxPages,
       respectRobotsTxtFile: true,
-      async requestHandler({ enqueueLinks }) {
+      async requestHandler({ enqueueLinks, body, request }) {
+        if (toMarkdown !== null) markdownChars += (await toMarkdown(String(body), request.loadedUrl ?? request.url)).length;
         await enqueueLinks({ strategy: 'same-hostname' });
       },
     },
@@ -81,6 +88,7 @@ process.stdout.write(
     cpuMs: (cpu.user + cpu.system) / 1000,
     rssMb: process.memoryUsage().rss / 1048576,
     maxRssMb: process.resourceUsage().maxRSS / 1024,
+    markdownChars,
   })}\n`,
 );
 process.exit(0); // Crawlee's event manager and snapshotter timers would keep the process alive
