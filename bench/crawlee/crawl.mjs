@@ -60,8 +60,8 @@ async function crawl(startUrl, maxPages) {
       autoscaledPoolOptions: { desiredConcurrency: concurrency },
       maxRequestsPerCrawl: maxPages,
       respectRobotsTxtFile: true,
-      async requestHandler({ enqueueLinks, body, request }) {
-        if (toMarkdown !== null) markdownChars += (await toMarkdown(String(body), request.loadedUrl ?? request.url)).length;
+      async requestHandler({ enqueueLinks, body, request, $ }) {
+        if (toMarkdown !== null) markdownChars += toMarkdown(String(body), request.loadedUrl ?? request.url, $).length;
         await enqueueLinks({ strategy: 'same-hostname' });
       },
     },
