@@ -18,6 +18,17 @@ run('the Express example in a browser', () => {
   let ui: ReturnType<typeof crawlPage>;
   const sites: DocsSite[] = [];
   const api = async <T>(path: string) => (await (await fetch(`${appUrl}api/crawl${path}`)).json()) as T;
+  /** Every stored result of a job, page by page (a job with markdown lists 25 a page). */
+  const allResults = async (id: string) => {
+    const items: PageResult[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: Paginated<PageResult> = await api(`/jobs/${id}/results?limit=1000${cursor === null ? '' : `&cursor=${encodeURIComponent(cursor)}`}`);
+      items.push(...page.items);
+      cursor = page.nextCursor;
+    } while (cursor !== null);
+    return { items };
+  };
   const site = async (options: Parameters<typeof startDocsSite>[0]) => {
     const s = await startDocsSite(options);
     sites.push(s);
@@ -65,7 +76,7 @@ run('the Express example in a browser', () => {
     await ui.finished();
     await page.waitForTimeout(1200); // the last results read fills in titles and HTTP statuses
     const job = await api<Job>(`/jobs/${id}`);
-    const results = await api<Paginated<PageResult>>(`/jobs/${id}/results?limit=1000`);
+    const results = await allResults(id);
     const finished = job.counts.succeeded + job.counts.failed + job.counts.skipped;
     expect(job.counts.failed).toBeGreaterThan(0);
 
@@ -80,9 +91,12 @@ run('the Express example in a browser', () => {
     expect(await failRow.getAttribute('class')).toContain('fail');
     expect(await failRow.locator('.code').textContent()).toBe('http_error');
     expect(await failRow.locator('.http').textContent()).toBe('HTTP 404');
-    const ok = results.items.find((r) => r.ok && r.title !== null)!;
+    const ok = results.items.find((r) => r.ok && r.title !== null && typeof r.markdown === 'string' && r.markdown !== '')!;
     const okRow = page.locator(`#pages tr[data-url="${ok.url}"]`);
     expect(await okRow.locator('.page-title').textContent()).toBe(ok.title);
+    // The Markdown box (checked by default) asked for each page's markdown: folded under its row.
+    expect(await okRow.locator('details.markdown pre').textContent()).toBe(ok.markdown);
+    expect(await page.locator('#pages details.markdown').count()).toBeGreaterThan(0);
     expect(await okRow.locator('.code').textContent()).toBe('200');
     expect(await page.locator('#stat-failed').textContent()).toBe(String(job.counts.failed));
     expect(await page.locator('#stat-elapsed').textContent()).toMatch(/^\d+:\d\d$/);
@@ -159,7 +173,7 @@ run('the Express example in a browser', () => {
     await ui.finished('100% after the reload');
     const urls = await ui.rowUrls();
     expect(new Set(urls).size).toBe(urls.length);
-    const results = await api<Paginated<PageResult>>(`/jobs/${id}/results?limit=1000`);
+    const results = await allResults(id);
     expect(urls).toEqual(results.items.map((r) => r.url).reverse());
     await page.screenshot({ path: `${shots}express-4-reloaded-completed-1280.png` });
 

@@ -158,6 +158,17 @@ run('the Next.js example (next build, next start)', () => {
     let page: Page;
     let ui: ReturnType<typeof crawlPage>;
     const api = async <T>(path: string) => (await (await fetch(`${newcomer.origin}/api/crawl${path}`)).json()) as T;
+    /** Every stored result of a job, page by page (a job with markdown lists 25 a page). */
+    const allResults = async (id: string) => {
+      const items: PageResult[] = [];
+      let cursor: string | null = null;
+      do {
+        const page: Paginated<PageResult> = await api(`/jobs/${id}/results?limit=1000${cursor === null ? '' : `&cursor=${encodeURIComponent(cursor)}`}`);
+        items.push(...page.items);
+        cursor = page.nextCursor;
+      } while (cursor !== null);
+      return { items };
+    };
 
     beforeAll(async () => {
       browser = await launchBrowser();
@@ -188,14 +199,16 @@ run('the Next.js example (next build, next start)', () => {
 
       await ui.finished();
       await page.waitForTimeout(1000); // the last results read fills in titles and HTTP statuses
-      const results = await api<Paginated<PageResult>>(`/jobs/${id}/results?limit=1000`);
+      const results = await allResults(id);
       expect(await ui.rowUrls()).toEqual(results.items.map((r) => r.url).reverse());
       const failure = results.items.find((r) => !r.ok)!;
       const failRow = page.locator(`#pages tr[data-url="${failure.url}"]`);
       expect(await failRow.locator('.code').textContent()).toBe('http_error');
       expect(await failRow.locator('.http').textContent()).toBe('HTTP 404');
-      const ok = results.items.find((r) => r.ok && r.title !== null)!;
+      const ok = results.items.find((r) => r.ok && r.title !== null && typeof r.markdown === 'string' && r.markdown !== '')!;
       expect(await page.locator(`#pages tr[data-url="${ok.url}"] .page-title`).textContent()).toBe(ok.title);
+      // The Markdown box (checked by default) asked for each page's markdown: folded under its row.
+      expect(await page.locator(`#pages tr[data-url="${ok.url}"] details.markdown pre`).textContent()).toBe(ok.markdown);
       expect(await page.locator('#stat-rate').textContent()).toMatch(/pages\/s$/);
       expect(await page.isDisabled('#cancel')).toBe(true);
       await ui.shootAtBothWidths('next-2-completed');
