@@ -151,6 +151,23 @@ describe('pageContent()', () => {
     const again = await mainContent(ARTICLE, 'http://127.0.0.1/', { main: true, markdown: true });
     expect(again.markdown).toContain('Run the installer');
   });
+
+  test('a page waiting behind a slow one is not timed out for the wait, and its timeout does not fail the pages behind it', { timeout: 120_000 }, async () => {
+    // Seconds of Readability: the small pages queued behind it must not count that against their own time.
+    const para = (i: number) => `<div class="c${i % 7}"><p>Paragraph ${i} with some words, and more words, commas, here.</p><span>x</span></div>`;
+    const slow = `<!doctype html><html><body><article>${Array.from({ length: 3000 }, (_, i) => para(i)).join('')}</article></body></html>`;
+    const start = performance.now();
+    const first = mainContent(slow, 'http://127.0.0.1/', { main: true, markdown: true });
+    const behind = mainContent(ARTICLE, 'http://127.0.0.1/', { main: true, markdown: true }, 2_000);
+    expect((await behind).markdown).toContain('Run the installer');
+    expect((await first).markdown).toContain('Paragraph 2999');
+    expect(performance.now() - start).toBeGreaterThan(2_000); // the wait was longer than the small page's timeout
+    // A page that times out (0 ms) stops the worker; the one queued behind it goes to the next.
+    const stopped = mainContent(slow, 'http://127.0.0.1/', { main: true, markdown: false }, 0);
+    const next = mainContent(ARTICLE, 'http://127.0.0.1/', { main: true, markdown: true });
+    await expect(stopped).rejects.toThrow(/longer than 0 ms/);
+    expect((await next).markdown).toContain('Run the installer');
+  });
 });
 
 const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
