@@ -152,6 +152,23 @@ describe('pageContent()', () => {
     expect(again.markdown).toContain('Run the installer');
   });
 
+  test('markdown links and images are absolute, resolved against the page URL or its <base href>', async () => {
+    const page = `<html><head><title>t</title></head><body><main><h1>Guide</h1>
+      <p>Read <a href="/docs/intro">the intro</a>, then <a href="next">the next page</a> and <a href="#part">this part</a>.
+      The widget installs with one command and needs no configuration for most projects that use it.</p>
+      <p><img src="img/shot.png" alt="shot"> Run the installer from the root of your project, then restart the development server.</p>
+      </main></body></html>`;
+    for (const onlyMainContent of [true, false]) {
+      const { markdown } = await content(page, ['markdown'], onlyMainContent);
+      expect(markdown).toContain('[the intro](http://127.0.0.1/docs/intro)');
+      expect(markdown).toContain('[the next page](http://127.0.0.1/next)');
+      expect(markdown).toContain('(#part)');
+      expect(markdown).toContain('![shot](http://127.0.0.1/img/shot.png)');
+    }
+    const based = page.replace('<title>t</title>', '<title>t</title><base href="https://cdn.example/base/">');
+    expect((await content(based, ['markdown'])).markdown).toContain('[the next page](https://cdn.example/base/next)');
+  });
+
   test('a page waiting behind a slow one is not timed out for the wait, and its timeout does not fail the pages behind it', { timeout: 120_000 }, async () => {
     // Seconds of Readability: the small pages queued behind it must not count that against their own time.
     const para = (i: number) => `<div class="c${i % 7}"><p>Paragraph ${i} with some words, and more words, commas, here.</p><span>x</span></div>`;

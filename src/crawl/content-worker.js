@@ -30,6 +30,42 @@ function removeChrome(document, chrome) {
 
 let converter = null;
 
+/**
+ * Makes the page's links and images absolute, against its `<base href>` (when valid) or its URL,
+ * as ./extract.ts resolves them: markdown read away from the page keeps working links.
+ * In-page links (`#…`) stay as they are.
+ */
+function absolutize(document, url) {
+  let base = url;
+  const declared = document.querySelector('base[href]')?.getAttribute('href');
+  if (declared) {
+    try {
+      base = new URL(declared, url).href;
+    } catch {}
+  }
+  for (const [selector, name] of [
+    ['a[href]', 'href'],
+    ['img[src]', 'src'],
+  ]) {
+    for (const element of document.querySelectorAll(selector)) {
+      const value = (element.getAttribute(name) ?? '').trim();
+      if (value === '' || value.startsWith('#')) continue;
+      try {
+        element.setAttribute(name, new URL(value, base).href);
+      } catch {}
+    }
+  }
+}
+
+/** The page parsed by linkedom (a fragment as a page's body), its links made absolute. */
+function parsePage(linkedom, html, url) {
+  let { document } = linkedom.parseHTML(html);
+  // linkedom makes a fragment's first element the root (no <html>, no body): parse it as a page's body.
+  if (document.documentElement?.localName !== 'html') ({ document } = linkedom.parseHTML(`<!doctype html><html><head></head><body>${html}</body></html>`));
+  absolutize(document, url);
+  return document;
+}
+
 /** The share of a page's marked main content Readability must keep for its choice to stand. */
 const KEPT_SHARE = 0.9;
 /** Characters of text other than whitespace. */
@@ -41,10 +77,7 @@ parentPort.on('message', async (request) => {
     converter ??= new nhm.NodeHtmlMarkdown({ ignore: IGNORED, maxConsecutiveNewlines: 2 });
     let mainHtml = null;
     if (request.main) {
-      let { document } = linkedom.parseHTML(request.html);
-      // linkedom makes a fragment's first element the root (no <html>, no body): parse it as a page's body.
-      if (document.documentElement?.localName !== 'html')
-        ({ document } = linkedom.parseHTML(`<!doctype html><html><head></head><body>${request.html}</body></html>`));
+      const document = parsePage(linkedom, request.html, request.url);
       removeChrome(document, request.chrome);
       const body = document.body?.innerHTML ?? '';
       // The page's own mark of its main content, when it has exactly one (Readability changes the document: read it first).
@@ -58,7 +91,7 @@ parentPort.on('message', async (request) => {
       // marks as its main content (chrome already removed), the marked element is kept instead.
       if (article !== null && marked !== null && letters(article.textContent) < KEPT_SHARE * marked.chars) mainHtml = marked.html;
     }
-    const markdown = request.markdown ? converter.translate(mainHtml ?? request.html).trim() : null;
+    const markdown = request.markdown ? converter.translate(mainHtml ?? parsePage(linkedom, request.html, request.url).documentElement.outerHTML).trim() : null;
     parentPort.postMessage({ id: request.id, mainHtml, markdown });
   } catch (error) {
     parentPort.postMessage({ id: request.id, error: error instanceof Error ? error.message : String(error) });
