@@ -185,6 +185,18 @@ describe('pageContent()', () => {
     await expect(stopped).rejects.toThrow(/longer than 0 ms/);
     expect((await next).markdown).toContain('Run the installer');
   });
+
+  test('a page that would wait behind slow ones longer than maxWaitMs falls back at once, without stopping the worker', { timeout: 120_000 }, async () => {
+    const para = (i: number) => `<div class="c${i % 7}"><p>Paragraph ${i} with some words, and more words, commas, here.</p><span>x</span></div>`;
+    const slow = `<!doctype html><html><body><article>${Array.from({ length: 3000 }, (_, i) => para(i)).join('')}</article></body></html>`;
+    const first = mainContent(slow, 'http://127.0.0.1/', { main: true, markdown: true });
+    const start = performance.now();
+    await expect(mainContent(ARTICLE, 'http://127.0.0.1/', { main: true, markdown: true }, undefined, 300)).rejects.toThrow(/waited more than 300 ms/);
+    expect(performance.now() - start).toBeLessThan(1_500);
+    expect((await first).markdown).toContain('Paragraph 2999');
+    // An idle worker takes a page at once, whatever its maxWaitMs.
+    expect((await mainContent(ARTICLE, 'http://127.0.0.1/', { main: true, markdown: true }, undefined, 0)).markdown).toContain('Run the installer');
+  });
 });
 
 const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);

@@ -51,6 +51,8 @@ interface Request {
   timeoutMs: number;
   resolve: (result: MainContentResult) => void;
   reject: (error: Error) => void;
+  /** Set when the request waited longer than it may: it is skipped. */
+  waited?: ReturnType<typeof setTimeout> | 'expired';
 }
 
 /**
@@ -101,11 +103,13 @@ function startWorker(): ContentWorker {
 /** Hands the next waiting request to the thread when it is free; an idle thread keeps no process alive. */
 function dispatch(current: ContentWorker): void {
   if (current.current !== null) return;
-  const next = current.queue.shift();
+  let next = current.queue.shift();
+  while (next?.waited === 'expired') next = current.queue.shift();
   if (next === undefined) {
     current.thread.unref();
     return;
   }
+  if (next.waited !== undefined) clearTimeout(next.waited);
   const timer = setTimeout(() => {
     if (current.current?.id !== next.id) return;
     current.current = null;
@@ -138,12 +142,29 @@ function enqueue(request: Request): void {
  * The main content of `html` (with `main`) and its markdown (with `markdown`), worked out in the
  * content worker. Rejects with {@link MainContentError} when the worker fails or works on this
  * page longer than `timeoutMs` (the time spent waiting behind other pages does not count; the
- * worker is then stopped, and the pages waiting behind this one go to the next worker).
+ * worker is then stopped, and the pages waiting behind this one go to the next worker), or when
+ * the worker has not started on it within `maxWaitMs` (a page queued behind slow ones must not
+ * outlive its lease: it falls back instead).
  */
-export function mainContent(html: string, url: string, need: { main: boolean; markdown: boolean }, timeoutMs = WORKER_TIMEOUT_MS): Promise<MainContentResult> {
+export function mainContent(
+  html: string,
+  url: string,
+  need: { main: boolean; markdown: boolean },
+  timeoutMs = WORKER_TIMEOUT_MS,
+  maxWaitMs = Number.POSITIVE_INFINITY,
+): Promise<MainContentResult> {
   const id = nextId++;
   return new Promise<MainContentResult>((resolve, reject) => {
-    enqueue({ id, message: { id, html, url, main: need.main, markdown: need.markdown, chrome: CHROME }, timeoutMs, resolve, reject });
+    const request: Request = { id, message: { id, html, url, main: need.main, markdown: need.markdown, chrome: CHROME }, timeoutMs, resolve, reject };
+    if (Number.isFinite(maxWaitMs))
+      request.waited = setTimeout(
+        () => {
+          request.waited = 'expired';
+          reject(new MainContentError(`waited more than ${Math.round(maxWaitMs)} ms for the content worker (pages ahead of it)`));
+        },
+        Math.max(0, maxWaitMs),
+      );
+    enqueue(request);
   });
 }
 
