@@ -152,6 +152,52 @@ describe('pageContent()', () => {
     const again = await mainContent(ARTICLE, 'http://127.0.0.1/', { main: true, markdown: true });
     expect(again.markdown).toContain('Run the installer');
   });
+
+  test('markdown links and images are absolute, resolved against the page URL or its <base href>', async () => {
+    const page = `<html><head><title>t</title></head><body><main><h1>Guide</h1>
+      <p>Read <a href="/docs/intro">the intro</a>, then <a href="next">the next page</a> and <a href="#part">this part</a>.
+      The widget installs with one command and needs no configuration for most projects that use it.</p>
+      <p><img src="img/shot.png" alt="shot"> Run the installer from the root of your project, then restart the development server.</p>
+      </main></body></html>`;
+    for (const onlyMainContent of [true, false]) {
+      const { markdown } = await content(page, ['markdown'], onlyMainContent);
+      expect(markdown).toContain('[the intro](http://127.0.0.1/docs/intro)');
+      expect(markdown).toContain('[the next page](http://127.0.0.1/next)');
+      expect(markdown).toContain('(#part)');
+      expect(markdown).toContain('![shot](http://127.0.0.1/img/shot.png)');
+    }
+    const based = page.replace('<title>t</title>', '<title>t</title><base href="https://cdn.example/base/">');
+    expect((await content(based, ['markdown'])).markdown).toContain('[the next page](https://cdn.example/base/next)');
+  });
+
+  test('a page waiting behind a slow one is not timed out for the wait, and its timeout does not fail the pages behind it', { timeout: 120_000 }, async () => {
+    // Seconds of Readability: the small pages queued behind it must not count that against their own time.
+    const para = (i: number) => `<div class="c${i % 7}"><p>Paragraph ${i} with some words, and more words, commas, here.</p><span>x</span></div>`;
+    const slow = `<!doctype html><html><body><article>${Array.from({ length: 3000 }, (_, i) => para(i)).join('')}</article></body></html>`;
+    const start = performance.now();
+    const first = mainContent(slow, 'http://127.0.0.1/', { main: true, markdown: true });
+    const behind = mainContent(ARTICLE, 'http://127.0.0.1/', { main: true, markdown: true }, 2_000);
+    expect((await behind).markdown).toContain('Run the installer');
+    expect((await first).markdown).toContain('Paragraph 2999');
+    expect(performance.now() - start).toBeGreaterThan(2_000); // the wait was longer than the small page's timeout
+    // A page that times out (0 ms) stops the worker; the one queued behind it goes to the next.
+    const stopped = mainContent(slow, 'http://127.0.0.1/', { main: true, markdown: false }, 0);
+    const next = mainContent(ARTICLE, 'http://127.0.0.1/', { main: true, markdown: true });
+    await expect(stopped).rejects.toThrow(/longer than 0 ms/);
+    expect((await next).markdown).toContain('Run the installer');
+  });
+
+  test('a page that would wait behind slow ones longer than maxWaitMs falls back at once, without stopping the worker', { timeout: 120_000 }, async () => {
+    const para = (i: number) => `<div class="c${i % 7}"><p>Paragraph ${i} with some words, and more words, commas, here.</p><span>x</span></div>`;
+    const slow = `<!doctype html><html><body><article>${Array.from({ length: 3000 }, (_, i) => para(i)).join('')}</article></body></html>`;
+    const first = mainContent(slow, 'http://127.0.0.1/', { main: true, markdown: true });
+    const start = performance.now();
+    await expect(mainContent(ARTICLE, 'http://127.0.0.1/', { main: true, markdown: true }, undefined, 300)).rejects.toThrow(/waited more than 300 ms/);
+    expect(performance.now() - start).toBeLessThan(1_500);
+    expect((await first).markdown).toContain('Paragraph 2999');
+    // An idle worker takes a page at once, whatever its maxWaitMs.
+    expect((await mainContent(ARTICLE, 'http://127.0.0.1/', { main: true, markdown: true }, undefined, 0)).markdown).toContain('Run the installer');
+  });
 });
 
 const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);

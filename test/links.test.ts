@@ -4,7 +4,9 @@
  * every storage.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { memoryStorage } from '../adapters/memory/index.js';
 import { CrawlEngineError } from '../src/core/errors.js';
+import type { CrawlStorage } from '../src/core/storage.js';
 import type { JobLink, PageResult } from '../src/core/types.js';
 import { allResults, testEngine } from './helpers/engine.js';
 import { closeAll } from './helpers/postgres.js';
@@ -143,6 +145,9 @@ describe.each(everyStorage)('the links format and jobs.links() (%s)', (_name, ma
       [{ broken: 'yes' }, 'broken'],
       [{ cursor: 'nope' }, 'cursor'],
       [{ cursor: '99.0.' }, 'cursor'],
+      [{ cursor: '0.0.abc' }, 'cursor'],
+      [{ cursor: '0.0.-1' }, 'cursor'],
+      [{ cursor: '0.0.99999999999999999999' }, 'cursor'],
       [{ other: 1 }, '(root)'],
     ] as const) {
       const error = await refusal(() => engine.jobs.links(withLinks.id, options as never));
@@ -152,3 +157,27 @@ describe.each(everyStorage)('the links format and jobs.links() (%s)', (_name, ma
     await engine.close();
   });
 });
+
+test('jobs.links() of a job with content formats reads its results a few at a time (each may carry megabytes of text, markdown and html)', async () => {
+  const inner = memoryStorage();
+  const limits: number[] = [];
+  const storage: CrawlStorage = Object.assign(Object.create(inner) as CrawlStorage, {
+    listResults: (jobId: string, query: Parameters<CrawlStorage['listResults']>[1]) => {
+      limits.push(query.limit);
+      return inner.listResults(jobId, query);
+    },
+  });
+  const engine = testEngine({ fetch: { timeoutMs: 30_000 } }, storage);
+  const job = await engine.crawl({ url: server.url, maxPages: 30, maxDepth: 2, maxRetries: 0, formats: ['links', 'html'] });
+  await engine.close();
+  limits.length = 0;
+  const every = await allLinks(engine, job.id, { limit: 7 });
+  expect(every.length).toBeGreaterThan(30);
+  expect(Math.max(...limits)).toBeLessThanOrEqual(5);
+  // The same links as a job without content formats lists (batches of another size, same order).
+  const plain = testEngine({ fetch: { timeoutMs: 30_000 } });
+  const metadata = await plain.crawl({ url: server.url, maxPages: 30, maxDepth: 2, maxRetries: 0, formats: ['links'] });
+  await plain.close();
+  const strip = (links: JobLink[]) => links.map((l) => `${l.from} ${l.url} ${l.status}`).sort();
+  expect(strip(every)).toEqual(strip(await allLinks(plain, metadata.id, { limit: 1000 })));
+}, 60_000);

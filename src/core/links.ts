@@ -22,6 +22,16 @@ export interface ListLinksOptions {
 
 /** Results read from storage at once (a result with 5,000 links is about half a megabyte). */
 const BATCH = 50;
+/**
+ * Results read at once for a job with `text`, `markdown` or `html`: each result may carry a
+ * million characters of each, so 50 at once could take hundreds of MB.
+ */
+const CONTENT_BATCH = 5;
+
+/** Results read at once for `job`. */
+function batchOf(job: Job): number {
+  return (job.options.formats ?? []).some((format) => format === 'text' || format === 'markdown' || format === 'html') ? CONTENT_BATCH : BATCH;
+}
 /** Cursor: `<result index in its batch>.<link index>.<listResults cursor of the batch>`. */
 const CURSOR = /^(\d{1,4})\.(\d{1,5})\.([\s\S]{0,200})$/;
 
@@ -56,10 +66,10 @@ interface Target {
 }
 
 /** Every result of the job, a batch at a time. */
-async function* allResults(storage: CrawlStorage, jobId: string): AsyncGenerator<PageResult> {
+async function* allResults(storage: CrawlStorage, jobId: string, batch: number): AsyncGenerator<PageResult> {
   let cursor: string | null = null;
   do {
-    const page: Paginated<PageResult> = await storage.listResults(jobId, { limit: BATCH, cursor });
+    const page: Paginated<PageResult> = await storage.listResults(jobId, { limit: batch, cursor });
     yield* page.items;
     cursor = page.nextCursor;
   } while (cursor !== null);
@@ -69,10 +79,10 @@ async function* allResults(storage: CrawlStorage, jobId: string): AsyncGenerator
  * The outcome of each target the job has a result for, by URL (and by final URL, for a redirect's
  * target, where no result has that URL): of failed ones only when `brokenOnly`.
  */
-async function targetsOf(storage: CrawlStorage, jobId: string, brokenOnly: boolean): Promise<Map<string, Target>> {
+async function targetsOf(storage: CrawlStorage, jobId: string, brokenOnly: boolean, batch: number): Promise<Map<string, Target>> {
   const byUrl = new Map<string, Target>();
   const byFinalUrl = new Map<string, Target>();
-  for await (const result of allResults(storage, jobId)) {
+  for await (const result of allResults(storage, jobId, batch)) {
     if (brokenOnly && !isBrokenResult(result)) continue;
     const target: Target = { status: result.status, error: result.error === null ? null : { code: result.error.code, message: result.error.message } };
     byUrl.set(result.url, target);
@@ -105,6 +115,7 @@ export function parseLinksOptions(options: unknown): LinksQuery {
 /** See `JobsApi.links`. The job must exist (the caller checks). */
 export async function listLinks(storage: CrawlStorage, job: Job, query: LinksQuery): Promise<Paginated<JobLink>> {
   const { broken, limit } = query;
+  const batch = batchOf(job);
   let resultIndex = 0;
   let linkIndex = 0;
   let batchCursor: string | null = null;
@@ -118,10 +129,10 @@ export async function listLinks(storage: CrawlStorage, job: Job, query: LinksQue
   }
   assertLinksFormat(job);
 
-  const targets = await targetsOf(storage, job.id, broken);
+  const targets = await targetsOf(storage, job.id, broken, batch);
   const items: JobLink[] = [];
   for (;;) {
-    const page: Paginated<PageResult> = await storage.listResults(job.id, { limit: BATCH, cursor: batchCursor });
+    const page: Paginated<PageResult> = await storage.listResults(job.id, { limit: batch, cursor: batchCursor });
     for (let r = resultIndex; r < page.items.length; r++) {
       const result = page.items[r]!;
       const links = result.outlinks ?? [];

@@ -30,11 +30,19 @@ function removeChrome(document, chrome) {
 
 /**
  * The element a page marks as its main content (exactly one `<main>` or role=main outside the
- * chrome), with the chrome inside it removed, or null. htmlparser2's tree, walked once without
+ * chrome), with the chrome inside it removed and its links and images absolute, or null. htmlparser2's tree, walked once without
  * recursion: about a third of linkedom's parse and no selector compiled per page.
  */
-function markedMain(html, chrome, htmlparser2) {
+function markedMain(html, url, chrome, htmlparser2) {
   const document = htmlparser2.parseDocument(html);
+  // Links and images are made absolute as absolutize() does, against <base href> or the page's URL.
+  let base = url;
+  const declared = htmlparser2.DomUtils.findOne((element) => element.name === 'base' && element.attribs.href !== undefined, document.children)?.attribs.href;
+  if (declared) {
+    try {
+      base = new URL(declared, url).href;
+    } catch {}
+  }
   const className = new RegExp(chrome.className, 'i');
   const tags = new Set(chrome.tags);
   const roles = new Set(chrome.roles);
@@ -62,6 +70,13 @@ function markedMain(html, chrome, htmlparser2) {
         removals.push(child);
         continue;
       }
+      const linkName = name === 'a' ? 'href' : name === 'img' ? 'src' : null;
+      const link = linkName === null ? undefined : attribs[linkName]?.trim();
+      if (link && !link.startsWith('#')) {
+        try {
+          attribs[linkName] = new URL(link, base).href;
+        } catch {}
+      }
       const isMain = name === 'main' || role === 'main';
       if (isMain) marks.push(child);
       stack.push([child, inArticle || isMain || name === 'article']);
@@ -74,6 +89,42 @@ function markedMain(html, chrome, htmlparser2) {
 
 let converter = null;
 
+/**
+ * Makes the page's links and images absolute, against its `<base href>` (when valid) or its URL,
+ * as ./extract.ts resolves them: markdown read away from the page keeps working links.
+ * In-page links (`#…`) stay as they are.
+ */
+function absolutize(document, url) {
+  let base = url;
+  const declared = document.querySelector('base[href]')?.getAttribute('href');
+  if (declared) {
+    try {
+      base = new URL(declared, url).href;
+    } catch {}
+  }
+  for (const [selector, name] of [
+    ['a[href]', 'href'],
+    ['img[src]', 'src'],
+  ]) {
+    for (const element of document.querySelectorAll(selector)) {
+      const value = (element.getAttribute(name) ?? '').trim();
+      if (value === '' || value.startsWith('#')) continue;
+      try {
+        element.setAttribute(name, new URL(value, base).href);
+      } catch {}
+    }
+  }
+}
+
+/** The page parsed by linkedom (a fragment as a page's body), its links made absolute. */
+function parsePage(linkedom, html, url) {
+  let { document } = linkedom.parseHTML(html);
+  // linkedom makes a fragment's first element the root (no <html>, no body): parse it as a page's body.
+  if (document.documentElement?.localName !== 'html') ({ document } = linkedom.parseHTML(`<!doctype html><html><head></head><body>${html}</body></html>`));
+  absolutize(document, url);
+  return document;
+}
+
 parentPort.on('message', async (request) => {
   try {
     const [linkedom, readability, nhm, htmlparser2] = await load();
@@ -84,18 +135,15 @@ parentPort.on('message', async (request) => {
       // chrome removed, as Firecrawl's onlyMainContent does. Readability, the costliest step (about
       // half of a page's time), would keep less of it at best: it drops sections whose ids or
       // classes look like chrome (a section with the id `custom-headers` is a "header" to it).
-      mainHtml = markedMain(request.html, request.chrome, htmlparser2);
+      mainHtml = markedMain(request.html, request.url, request.chrome, htmlparser2);
       if (mainHtml === null) {
         // Other pages keep the article Readability finds, or what is left of their body.
-        let { document } = linkedom.parseHTML(request.html);
-        // linkedom makes a fragment's first element the root (no <html>, no body): parse it as a page's body.
-        if (document.documentElement?.localName !== 'html')
-          ({ document } = linkedom.parseHTML(`<!doctype html><html><head></head><body>${request.html}</body></html>`));
+        const document = parsePage(linkedom, request.html, request.url);
         removeChrome(document, request.chrome);
         mainHtml = new readability.Readability(document).parse()?.content ?? document.body?.innerHTML ?? '';
       }
     }
-    const markdown = request.markdown ? converter.translate(mainHtml ?? request.html).trim() : null;
+    const markdown = request.markdown ? converter.translate(mainHtml ?? parsePage(linkedom, request.html, request.url).documentElement.outerHTML).trim() : null;
     parentPort.postMessage({ id: request.id, mainHtml, markdown });
   } catch (error) {
     parentPort.postMessage({ id: request.id, error: error instanceof Error ? error.message : String(error) });

@@ -43,6 +43,11 @@ export interface ContentRequest {
   onlyMainContent?: boolean;
   /** The page's final URL (for resolving its links). */
   url: string;
+  /**
+   * Most ms the page may wait for the content worker to start on it (pages ahead of it in the
+   * queue); past it the page gets the fallback. Unbounded by default.
+   */
+  maxWaitMs?: number;
 }
 
 /** Whether a job's formats ask for any content field (text, markdown or html). */
@@ -95,7 +100,7 @@ export async function pageContent(html: string, document: object, request: Conte
     let done = false;
     if (tooBig === null) {
       try {
-        const found = await mainContent(html, request.url, { main: onlyMain, markdown: wantMarkdown });
+        const found = await mainContent(html, request.url, { main: onlyMain, markdown: wantMarkdown }, undefined, request.maxWaitMs);
         if (wantMarkdown) put('markdown', found.markdown ?? '');
         if (wantText) put('text', await pageText(found.mainHtml === null ? document : await parseHtml(found.mainHtml)));
         done = true;

@@ -48,16 +48,25 @@ const CHROME = {
   ids: [...CHROME_IDS],
 };
 
-interface Pending {
+interface Request {
+  id: number;
+  message: object;
+  timeoutMs: number;
   resolve: (result: MainContentResult) => void;
   reject: (error: Error) => void;
-  timer: ReturnType<typeof setTimeout>;
+  /** Set when the request waited longer than it may: it is skipped. */
+  waited?: ReturnType<typeof setTimeout> | 'expired';
 }
 
-/** A worker thread and the requests it has not answered yet. */
+/**
+ * A worker thread, the request it works on and those waiting for it. Requests go to the thread one
+ * at a time, so a page's timeout counts only its own work, never the time it waited behind a
+ * slow page, and a page that times out stops the worker without failing the pages behind it.
+ */
 interface ContentWorker {
   thread: Worker;
-  pending: Map<number, Pending>;
+  current: (Request & { timer: ReturnType<typeof setTimeout> }) | null;
+  queue: Request[];
 }
 
 let worker: ContentWorker | null = null;
@@ -72,54 +81,93 @@ function workerUrl(): URL {
 
 function startWorker(): ContentWorker {
   const thread = new Worker(workerUrl(), { resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB } });
-  const started: ContentWorker = { thread, pending: new Map() };
+  const started: ContentWorker = { thread, current: null, queue: [] };
   const failAll = (error: Error) => {
     if (worker === started) worker = null;
-    for (const request of started.pending.values()) {
-      clearTimeout(request.timer);
-      request.reject(error);
-    }
-    started.pending.clear();
+    const failed = [...(started.current === null ? [] : [started.current]), ...started.queue.splice(0)];
+    if (started.current !== null) clearTimeout(started.current.timer);
+    started.current = null;
+    for (const request of failed) request.reject(error);
   };
   thread.on('message', (message: { id: number; error?: string } & MainContentResult) => {
-    const request = started.pending.get(message.id);
-    if (request === undefined) return;
+    const request = started.current;
+    if (request === null || request.id !== message.id) return;
     clearTimeout(request.timer);
-    started.pending.delete(message.id);
-    if (started.pending.size === 0) thread.unref();
+    started.current = null;
     if (message.error !== undefined) request.reject(new MainContentError(message.error));
     else request.resolve({ mainHtml: message.mainHtml, markdown: message.markdown });
+    dispatch(started);
   });
   thread.on('error', (error) => failAll(new MainContentError(`content worker failed: ${error.message}`)));
   thread.on('exit', (code) => failAll(new MainContentError(`content worker exited (code ${code})`)));
   return started;
 }
 
-/**
- * The main content of `html` (with `main`) and its markdown (with `markdown`), worked out in the
- * content worker. Rejects with {@link MainContentError} when the worker fails or takes longer than
- * `timeoutMs` (the worker is then stopped, failing what it still had; the next call starts another).
- */
-export function mainContent(html: string, url: string, need: { main: boolean; markdown: boolean }, timeoutMs = WORKER_TIMEOUT_MS): Promise<MainContentResult> {
+/** Hands the next waiting request to the thread when it is free; an idle thread keeps no process alive. */
+function dispatch(current: ContentWorker): void {
+  if (current.current !== null) return;
+  let next = current.queue.shift();
+  while (next?.waited === 'expired') next = current.queue.shift();
+  if (next === undefined) {
+    current.thread.unref();
+    return;
+  }
+  if (next.waited !== undefined) clearTimeout(next.waited);
+  const timer = setTimeout(() => {
+    if (current.current?.id !== next.id) return;
+    current.current = null;
+    if (worker === current) worker = null;
+    // The pages waiting behind this one go to a new worker.
+    const waiting = current.queue.splice(0);
+    next.reject(new MainContentError(`main-content extraction took longer than ${next.timeoutMs} ms`));
+    void current.thread.terminate();
+    for (const request of waiting) enqueue(request);
+  }, next.timeoutMs);
+  current.current = { ...next, timer };
+  // Referenced while it has work, so that a process waiting for it does not exit.
+  current.thread.ref();
+  current.thread.postMessage(next.message);
+}
+
+function enqueue(request: Request): void {
   try {
     worker ??= startWorker();
   } catch (error) {
     // E.g. a bundle that left dist/content-worker.js behind: the page falls back.
-    return Promise.reject(new MainContentError(`content worker could not start: ${error instanceof Error ? error.message : String(error)}`));
+    request.reject(new MainContentError(`content worker could not start: ${error instanceof Error ? error.message : String(error)}`));
+    return;
   }
-  const current = worker;
+  worker.queue.push(request);
+  dispatch(worker);
+}
+
+/**
+ * The main content of `html` (with `main`) and its markdown (with `markdown`), worked out in the
+ * content worker. Rejects with {@link MainContentError} when the worker fails or works on this
+ * page longer than `timeoutMs` (the time spent waiting behind other pages does not count; the
+ * worker is then stopped, and the pages waiting behind this one go to the next worker), or when
+ * the worker has not started on it within `maxWaitMs` (a page queued behind slow ones must not
+ * outlive its lease: it falls back instead).
+ */
+export function mainContent(
+  html: string,
+  url: string,
+  need: { main: boolean; markdown: boolean },
+  timeoutMs = WORKER_TIMEOUT_MS,
+  maxWaitMs = Number.POSITIVE_INFINITY,
+): Promise<MainContentResult> {
   const id = nextId++;
   return new Promise<MainContentResult>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      if (worker === current) worker = null;
-      current.pending.delete(id);
-      reject(new MainContentError(`main-content extraction took longer than ${timeoutMs} ms`));
-      void current.thread.terminate();
-    }, timeoutMs);
-    current.pending.set(id, { resolve, reject, timer });
-    // Referenced while it has work, so that a process waiting for it does not exit; idle, it keeps nothing alive.
-    current.thread.ref();
-    current.thread.postMessage({ id, html, url, main: need.main, markdown: need.markdown, chrome: CHROME });
+    const request: Request = { id, message: { id, html, url, main: need.main, markdown: need.markdown, chrome: CHROME }, timeoutMs, resolve, reject };
+    if (Number.isFinite(maxWaitMs))
+      request.waited = setTimeout(
+        () => {
+          request.waited = 'expired';
+          reject(new MainContentError(`waited more than ${Math.round(maxWaitMs)} ms for the content worker (pages ahead of it)`));
+        },
+        Math.max(0, maxWaitMs),
+      );
+    enqueue(request);
   });
 }
 

@@ -4,6 +4,7 @@
  * robots.txt disallows).
  */
 import { type ContentFields, pageContent, wantsContent } from '../../crawl/content.js';
+import { WORKER_TIMEOUT_MS } from '../../crawl/main-content.js';
 import { type extractPage, extractPageAsync } from '../../crawl/extract.js';
 import { loadCheerio, ParseLimitError, parseHtml } from '../../crawl/parse.js';
 import { sliceUsed, yieldToLoop } from '../../crawl/slices.js';
@@ -180,7 +181,15 @@ export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipel
       // The text, markdown and html the job's formats ask for (see crawl/content.ts). Outside the
       // parse slot: most of it is the content worker's, and this thread parses other pages meanwhile.
       if (document !== null && wantsContent(job.options.formats)) {
-        content = await pageContent(body, document, { formats: job.options.formats!, onlyMainContent: job.options.onlyMainContent, url: fetched.finalUrl });
+        // A page queued behind slow ones in the content worker waits no longer than its lease
+        // allows (a quarter of it kept for the page's own 15 s at most, the fallback and the store).
+        const maxWaitMs = Math.max(0, lease.expiresAt - now() - deps.leaseMs / 4 - WORKER_TIMEOUT_MS);
+        content = await pageContent(body, document, {
+          formats: job.options.formats!,
+          onlyMainContent: job.options.onlyMainContent,
+          url: fetched.finalUrl,
+          maxWaitMs,
+        });
       }
       if (document !== null && deps.extract !== undefined) {
         try {
