@@ -115,11 +115,16 @@ interface CompiledPattern {
   anchored: boolean;
 }
 
-const compiled = new Map<string, CompiledPattern>();
+/**
+ * Compiled patterns, by rule: a robots.txt may hold tens of thousands of rules, more than a cache
+ * by pattern text could keep without clearing itself on every URL checked (and recompiling all).
+ */
+const compiled = new WeakMap<RobotsRule, CompiledPattern>();
 
-function compile(pattern: string): CompiledPattern {
-  let found = compiled.get(pattern);
+function compile(rule: RobotsRule): CompiledPattern {
+  let found = compiled.get(rule);
   if (found === undefined) {
+    const { pattern } = rule;
     const anchored = pattern.endsWith('$');
     const parts = (anchored ? pattern.slice(0, -1) : pattern).split('*');
     found = {
@@ -128,8 +133,7 @@ function compile(pattern: string): CompiledPattern {
       tail: parts.length > 1 ? parts[parts.length - 1]! : null,
       anchored,
     };
-    if (compiled.size > 10_000) compiled.clear();
-    compiled.set(pattern, found);
+    compiled.set(rule, found);
   }
   return found;
 }
@@ -140,8 +144,8 @@ function compile(pattern: string): CompiledPattern {
  * leftmost place after the previous one is never worse than any other choice: one pass with
  * `indexOf`, linear in the length of the path and never retried.
  */
-function patternMatches(pattern: string, path: string): boolean {
-  const { head, middle, tail, anchored } = compile(pattern);
+function patternMatches(rule: RobotsRule, path: string): boolean {
+  const { head, middle, tail, anchored } = compile(rule);
   if (tail === null) return anchored ? path === head : path.startsWith(head);
   if (!path.startsWith(head)) return false;
   let at = head.length;
@@ -163,7 +167,7 @@ export function robotsAllows(rules: readonly RobotsRule[], pathAndQuery: string)
   const path = normalisePath(pathAndQuery);
   let best: RobotsRule | null = null;
   for (const rule of rules) {
-    if (!patternMatches(rule.pattern, path)) continue;
+    if (!patternMatches(rule, path)) continue;
     if (best === null || rule.pattern.length > best.pattern.length || (rule.pattern.length === best.pattern.length && rule.allow && !best.allow)) {
       best = rule;
     }

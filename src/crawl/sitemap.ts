@@ -327,6 +327,8 @@ export async function readSitemaps(options: ReadSitemapsOptions): Promise<Sitema
     files++;
     let urlsInFile = 0;
     let stopReason: SitemapProblem | null = null;
+    const pending: Array<{ loc: string; lastmod: string | undefined }> = [];
+    let outOfTime = false;
     const sink: FileSink = { url: () => undefined, sitemap: () => undefined };
     sink.url = (loc, lastmod) => {
       urlsInFile++;
@@ -338,15 +340,31 @@ export async function readSitemaps(options: ReadSitemapsOptions): Promise<Sitema
         };
         return 'stop';
       }
-      const url = crawlableUrl(loc);
-      if (url === null || kept.has(url.href) || !accept(url)) return undefined;
-      kept.add(url.href);
-      reading.urls.push(lastmod === undefined ? { url: url.href } : { url: url.href, lastmod });
-      if (reading.urls.length >= maxUrls) {
-        reading.truncated = true;
-        return 'stop';
-      }
+      // Judged later, in slices (`drain`): `accept` may be slow (globs, robots.txt rules from the site).
+      pending.push({ loc, lastmod });
       return undefined;
+    };
+    /** The URLs parsed so far, judged and kept, yielding to the event loop between them; false once reading stops. */
+    const drain = async (): Promise<boolean> => {
+      for (let i = 0; i < pending.length; i++) {
+        if (sliceUsed()) await yieldToLoop();
+        if (Date.now() >= deadline) {
+          outOfTime = true;
+          break;
+        }
+        const { loc, lastmod } = pending[i]!;
+        const url = crawlableUrl(loc);
+        if (url === null || kept.has(url.href) || !accept(url)) continue;
+        kept.add(url.href);
+        reading.urls.push(lastmod === undefined ? { url: url.href } : { url: url.href, lastmod });
+        if (reading.urls.length >= maxUrls) {
+          reading.truncated = true;
+          break;
+        }
+      }
+      pending.length = 0;
+      if (outOfTime || reading.truncated) stopped = true;
+      return !stopped;
     };
     sink.sitemap = (loc) => {
       const url = crawlableUrl(loc);
@@ -401,6 +419,7 @@ export async function readSitemaps(options: ReadSitemapsOptions): Promise<Sitema
         // At most 64 kB at a time: parsing that is a slice of a few ms.
         for (let at = 0; at < chunk.length && !stopped; at += 65_536) {
           write(decoder.decode(chunk.subarray(at, at + 65_536), { stream: true }));
+          await drain();
           if (sliceUsed()) await yieldToLoop();
         }
         return stopped ? 'stop' : undefined;
@@ -409,8 +428,13 @@ export async function readSitemaps(options: ReadSitemapsOptions): Promise<Sitema
     if (!stopped && fetched.error === null) {
       write(decoder.decode());
       (parser as FileParser | null)?.end();
+      await drain();
     }
     const parsed = parser as FileParser | null;
+    if (outOfTime) {
+      problem({ url: fileUrl, code: 'timeout', message: `out of time while reading ${fileUrl}; the URLs it lists after that are left out` });
+      break;
+    }
     if (fetched.error !== null) {
       problem({ url: fileUrl, code: fetched.error.code, message: `sitemap ${fileUrl}: ${fetched.error.message}` });
       if (fetched.error.code === 'timeout' && Date.now() >= deadline) break;
