@@ -90,3 +90,40 @@ describe('the event loop while a hostile site is mapped', () => {
     }
   }, 120_000);
 });
+
+describe('memory of a map of long URLs', () => {
+  test('10,000 listed URLs of 2,000 characters: the map keeps at most 16 Mi characters of URLs and says truncated', async () => {
+    const long = 'x'.repeat(1990);
+    const hostile = await serve((req, res) => {
+      if (req.url === '/sm.xml' || req.url === '/sitemap.xml') {
+        res.writeHead(200, { 'content-type': 'application/xml' });
+        res.write('<urlset>');
+        // Streamed, a batch at a time: 20 MB in all.
+        let i = 0;
+        const more = () => {
+          while (i < 10_000) {
+            const batch = Array.from({ length: 500 }, () => `<url><loc>${hostile.origin}/${i++}/${long}</loc></url>`).join('');
+            if (!res.write(batch)) return void res.once('drain', more);
+          }
+          res.end('</urlset>');
+        };
+        more();
+      } else {
+        res.writeHead(404);
+        res.end();
+      }
+    });
+    const engine = createCrawlEngine({ storage: memoryStorage(), fetch: { allowPrivateNetwork: true, timeoutMs: 20_000 } });
+    try {
+      const result = await engine.map(hostile.url, { limit: 100_000, sitemap: 'only', respectRobots: false, timeoutMs: 60_000 });
+      const chars = result.urls.reduce((sum, u) => sum + u.url.length, 0);
+      expect(chars).toBeLessThanOrEqual(16 * 1024 * 1024);
+      expect(result.urls.length).toBeGreaterThan(7000);
+      expect(result.truncated).toBe(true);
+      expect(result.sitemaps!.truncated).toBe(true);
+    } finally {
+      await engine.close();
+      await hostile.close();
+    }
+  }, 120_000);
+});

@@ -15,6 +15,8 @@ import { isWellFormed } from '../crawl/text.js';
 
 /** Most URLs one map returns. */
 export const MAP_MAX_LIMIT = 100_000;
+/** Most characters of URLs one map returns (URLs of up to 2048 characters: 100,000 of them would be 200 MB). */
+export const MAP_MAX_URL_CHARS = 16 * 1024 * 1024;
 
 const glob = z
   .string()
@@ -57,7 +59,7 @@ export interface MapResult {
   url: string;
   /** The start URL first (when it passes the filters), then sitemap URLs, then the start page's links; each once, at most `limit`. */
   urls: MapUrl[];
-  /** True when more URLs were found than `limit`. */
+  /** True when more URLs were found than `limit` (or than fit in 16 Mi characters of URLs). */
   truncated: boolean;
   /** What reading the sitemaps found; null with `sitemap: 'skip'`. */
   sitemaps: SitemapSummary | null;
@@ -113,12 +115,14 @@ export async function mapSite(deps: MapDeps, url: string, options: MapOptions = 
   const urls: MapUrl[] = [];
   const seen = new Set<string>();
   let truncated = reading?.truncated ?? false;
+  let chars = 0;
   const add = (entry: MapUrl) => {
     if (seen.has(entry.url)) return;
-    if (urls.length >= input.limit) {
+    if (urls.length >= input.limit || chars + entry.url.length > MAP_MAX_URL_CHARS) {
       truncated = true;
       return;
     }
+    chars += entry.url.length;
     seen.add(entry.url);
     urls.push(entry);
   };

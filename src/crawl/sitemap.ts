@@ -56,7 +56,7 @@ export interface SitemapReading {
   read: string[];
   /** At most `maxErrors` problems. */
   errors: SitemapProblem[];
-  /** True when `maxUrls` stopped the reading (more URLs were listed than kept). */
+  /** True when `maxUrls` or `maxUrlChars` stopped the reading (more URLs were listed than kept). */
   truncated: boolean;
 }
 
@@ -71,6 +71,11 @@ export interface SitemapLimits {
   maxNesting: number;
   /** Problems kept. @default 50 */
   maxErrors: number;
+  /**
+   * Characters of the URLs kept, in all: past it reading stops (`truncated`), so that URLs of up to
+   * 2048 characters cannot make a reading of hundreds of megabytes. @default 16777216
+   */
+  maxUrlChars: number;
 }
 
 export const SITEMAP_LIMITS: Readonly<SitemapLimits> = {
@@ -79,6 +84,7 @@ export const SITEMAP_LIMITS: Readonly<SitemapLimits> = {
   maxUrlsPerFile: 50_000,
   maxNesting: 3,
   maxErrors: 50,
+  maxUrlChars: 16 * 1024 * 1024,
 };
 
 export interface ReadSitemapsOptions {
@@ -296,6 +302,7 @@ export async function readSitemaps(options: ReadSitemapsOptions): Promise<Sitema
   };
   const origin = new URL(options.startUrl).origin;
   const kept = new Set<string>();
+  let keptChars = 0;
 
   let robotsTxt = options.robotsTxt;
   if (robotsTxt === undefined) {
@@ -355,6 +362,11 @@ export async function readSitemaps(options: ReadSitemapsOptions): Promise<Sitema
         const { loc, lastmod } = pending[i]!;
         const url = crawlableUrl(loc);
         if (url === null || kept.has(url.href) || !accept(url)) continue;
+        keptChars += url.href.length;
+        if (keptChars > limits.maxUrlChars) {
+          reading.truncated = true;
+          break;
+        }
         kept.add(url.href);
         reading.urls.push(lastmod === undefined ? { url: url.href } : { url: url.href, lastmod });
         if (reading.urls.length >= maxUrls) {
