@@ -12,6 +12,7 @@ import { jobInputSchema } from './jobs.js';
 import type { ErrorInfo, SitemapSummary } from './types.js';
 import { linkFilter, normalizeUrl } from '../crawl/url.js';
 import { isWellFormed } from '../crawl/text.js';
+import { sliceUsed, yieldToLoop } from '../crawl/slices.js';
 
 /** Most URLs one map returns. */
 export const MAP_MAX_LIMIT = 100_000;
@@ -59,7 +60,7 @@ export interface MapResult {
   url: string;
   /** The start URL first (when it passes the filters), then sitemap URLs, then the start page's links; each once, at most `limit`. */
   urls: MapUrl[];
-  /** True when more URLs were found than `limit` (or than fit in 16 Mi characters of URLs). */
+  /** True when more URLs were found than `limit` (or than fit in 16 Mi characters of URLs, or than were judged by `timeoutMs`). */
   truncated: boolean;
   /** What reading the sitemaps found; null with `sitemap: 'skip'`. */
   sitemaps: SitemapSummary | null;
@@ -128,7 +129,16 @@ export async function mapSite(deps: MapDeps, url: string, options: MapOptions = 
   };
   if (accept(startUrl)) add({ url: start });
   for (const entry of reading?.urls ?? []) add(entry);
-  for (const link of linked?.links ?? []) if (accept(link)) add({ url: link.href });
+  // robots.txt rules come from the site (tens of thousands of them): the links are judged in slices,
+  // and those left when time is up are left out (`truncated`).
+  for (const link of linked?.links ?? []) {
+    if (sliceUsed()) await yieldToLoop();
+    if (Date.now() >= deadline) {
+      truncated = true;
+      break;
+    }
+    if (accept(link)) add({ url: link.href });
+  }
   return {
     url: start,
     urls,
