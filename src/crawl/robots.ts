@@ -116,15 +116,19 @@ interface CompiledPattern {
 }
 
 /**
- * Compiled patterns, by rule: a robots.txt may hold tens of thousands of rules, more than a cache
- * by pattern text could keep without clearing itself on every URL checked (and recompiling all).
+ * Compiled patterns, by rule, and by pattern text for rules parsed anew (records read from storage):
+ * a robots.txt may hold tens of thousands of rules, more than the cache by text keeps without
+ * clearing itself on every URL checked (and recompiling them all); by rule it never needs to.
  */
-const compiled = new WeakMap<RobotsRule, CompiledPattern>();
+const byRule = new WeakMap<RobotsRule, CompiledPattern>();
+const byText = new Map<string, CompiledPattern>();
 
 function compile(rule: RobotsRule): CompiledPattern {
-  let found = compiled.get(rule);
+  let found = byRule.get(rule);
+  if (found !== undefined) return found;
+  const { pattern } = rule;
+  found = byText.get(pattern);
   if (found === undefined) {
-    const { pattern } = rule;
     const anchored = pattern.endsWith('$');
     const parts = (anchored ? pattern.slice(0, -1) : pattern).split('*');
     found = {
@@ -133,8 +137,10 @@ function compile(rule: RobotsRule): CompiledPattern {
       tail: parts.length > 1 ? parts[parts.length - 1]! : null,
       anchored,
     };
-    compiled.set(rule, found);
+    if (byText.size > 10_000) byText.clear();
+    byText.set(pattern, found);
   }
+  byRule.set(rule, found);
   return found;
 }
 
