@@ -66,14 +66,17 @@ export async function writeOutput(jobs: Results, job: Job, format: OutputFormat,
 }
 
 /** Windows device names, which cannot be file names there whatever the extension. */
-const RESERVED = /^(con|prn|aux|nul|com\d|lpt\d)(\.|$)/i;
+const RESERVED = /^(con|prn|aux|nul|com[\d¹²³]|lpt[\d¹²³])(\.|$)/i;
 const MAX_NAME = 120;
+/** File systems count bytes (ext4, APFS: 255 bytes of UTF-8): 120 letters of 3 or 4 bytes would not fit. */
+const MAX_NAME_BYTES = 200;
 
 /**
  * A safe file name (without `.md`) for a page, from its URL's path and query: `/docs/intro` gives
  * `docs_intro`, `/` gives `index`; a page on another host than the job's start URL is prefixed
  * with its host. Only letters, digits, `.`, `_` and `-` remain, never a leading dot, never a path
- * separator, at most 120 characters (a longer name is cut and ends with a hash of the whole).
+ * separator, at most 120 characters and 200 bytes of UTF-8 (a longer name is cut and ends with a hash
+ * of the whole).
  */
 export function markdownFileName(pageUrl: string, startHost: string): string {
   let url: URL;
@@ -96,9 +99,16 @@ export function markdownFileName(pageUrl: string, startHost: string): string {
     .replace(/_+$/, '');
   if (name === '') name = url.hostname === startHost ? 'index' : `${url.hostname}_index`;
   if (RESERVED.test(name)) name = `_${name}`;
-  if (name.length > MAX_NAME) {
+  if (name.length > MAX_NAME || Buffer.byteLength(name) > MAX_NAME_BYTES) {
     const hash = createHash('sha256').update(pageUrl).digest('hex').slice(0, 10);
-    name = `${[...name].slice(0, MAX_NAME - 11).join('')}-${hash}`;
+    let cut = '';
+    let bytes = 0;
+    for (const char of name) {
+      bytes += Buffer.byteLength(char);
+      if (cut.length + char.length > MAX_NAME - 11 || bytes > MAX_NAME_BYTES - 11) break;
+      cut += char;
+    }
+    name = `${cut}-${hash}`;
   }
   return name;
 }

@@ -12,9 +12,12 @@ import { jobInputSchema } from './jobs.js';
 import type { ErrorInfo, SitemapSummary } from './types.js';
 import { linkFilter, normalizeUrl } from '../crawl/url.js';
 import { isWellFormed } from '../crawl/text.js';
+import { sliceUsed, yieldToLoop } from '../crawl/slices.js';
 
 /** Most URLs one map returns. */
 export const MAP_MAX_LIMIT = 100_000;
+/** Most characters of URLs one map returns (URLs of up to 2048 characters: 100,000 of them would be 200 MB). */
+export const MAP_MAX_URL_CHARS = 16 * 1024 * 1024;
 
 const glob = z
   .string()
@@ -57,7 +60,7 @@ export interface MapResult {
   url: string;
   /** The start URL first (when it passes the filters), then sitemap URLs, then the start page's links; each once, at most `limit`. */
   urls: MapUrl[];
-  /** True when more URLs were found than `limit`. */
+  /** True when more URLs were found than `limit` (or than fit in 16 Mi characters of URLs, or than were judged by `timeoutMs`). */
   truncated: boolean;
   /** What reading the sitemaps found; null with `sitemap: 'skip'`. */
   sitemaps: SitemapSummary | null;
@@ -113,18 +116,29 @@ export async function mapSite(deps: MapDeps, url: string, options: MapOptions = 
   const urls: MapUrl[] = [];
   const seen = new Set<string>();
   let truncated = reading?.truncated ?? false;
+  let chars = 0;
   const add = (entry: MapUrl) => {
     if (seen.has(entry.url)) return;
-    if (urls.length >= input.limit) {
+    if (urls.length >= input.limit || chars + entry.url.length > MAP_MAX_URL_CHARS) {
       truncated = true;
       return;
     }
+    chars += entry.url.length;
     seen.add(entry.url);
     urls.push(entry);
   };
   if (accept(startUrl)) add({ url: start });
   for (const entry of reading?.urls ?? []) add(entry);
-  for (const link of linked?.links ?? []) if (accept(link)) add({ url: link.href });
+  // robots.txt rules come from the site (tens of thousands of them): the links are judged in slices,
+  // and those left when time is up are left out (`truncated`).
+  for (const link of linked?.links ?? []) {
+    if (sliceUsed()) await yieldToLoop();
+    if (Date.now() >= deadline) {
+      truncated = true;
+      break;
+    }
+    if (accept(link)) add({ url: link.href });
+  }
   return {
     url: start,
     urls,

@@ -115,10 +115,19 @@ interface CompiledPattern {
   anchored: boolean;
 }
 
-const compiled = new Map<string, CompiledPattern>();
+/**
+ * Compiled patterns, by rule, and by pattern text for rules parsed anew (records read from storage):
+ * a robots.txt may hold tens of thousands of rules, more than the cache by text keeps without
+ * clearing itself on every URL checked (and recompiling them all); by rule it never needs to.
+ */
+const byRule = new WeakMap<RobotsRule, CompiledPattern>();
+const byText = new Map<string, CompiledPattern>();
 
-function compile(pattern: string): CompiledPattern {
-  let found = compiled.get(pattern);
+function compile(rule: RobotsRule): CompiledPattern {
+  let found = byRule.get(rule);
+  if (found !== undefined) return found;
+  const { pattern } = rule;
+  found = byText.get(pattern);
   if (found === undefined) {
     const anchored = pattern.endsWith('$');
     const parts = (anchored ? pattern.slice(0, -1) : pattern).split('*');
@@ -128,9 +137,10 @@ function compile(pattern: string): CompiledPattern {
       tail: parts.length > 1 ? parts[parts.length - 1]! : null,
       anchored,
     };
-    if (compiled.size > 10_000) compiled.clear();
-    compiled.set(pattern, found);
+    if (byText.size > 10_000) byText.clear();
+    byText.set(pattern, found);
   }
+  byRule.set(rule, found);
   return found;
 }
 
@@ -140,8 +150,8 @@ function compile(pattern: string): CompiledPattern {
  * leftmost place after the previous one is never worse than any other choice: one pass with
  * `indexOf`, linear in the length of the path and never retried.
  */
-function patternMatches(pattern: string, path: string): boolean {
-  const { head, middle, tail, anchored } = compile(pattern);
+function patternMatches(rule: RobotsRule, path: string): boolean {
+  const { head, middle, tail, anchored } = compile(rule);
   if (tail === null) return anchored ? path === head : path.startsWith(head);
   if (!path.startsWith(head)) return false;
   let at = head.length;
@@ -163,7 +173,7 @@ export function robotsAllows(rules: readonly RobotsRule[], pathAndQuery: string)
   const path = normalisePath(pathAndQuery);
   let best: RobotsRule | null = null;
   for (const rule of rules) {
-    if (!patternMatches(rule.pattern, path)) continue;
+    if (!patternMatches(rule, path)) continue;
     if (best === null || rule.pattern.length > best.pattern.length || (rule.pattern.length === best.pattern.length && rule.allow && !best.allow)) {
       best = rule;
     }

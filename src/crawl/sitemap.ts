@@ -56,7 +56,7 @@ export interface SitemapReading {
   read: string[];
   /** At most `maxErrors` problems. */
   errors: SitemapProblem[];
-  /** True when `maxUrls` stopped the reading (more URLs were listed than kept). */
+  /** True when `maxUrls` or `maxUrlChars` stopped the reading (more URLs were listed than kept). */
   truncated: boolean;
 }
 
@@ -71,6 +71,11 @@ export interface SitemapLimits {
   maxNesting: number;
   /** Problems kept. @default 50 */
   maxErrors: number;
+  /**
+   * Characters of the URLs kept, in all: past it reading stops (`truncated`), so that URLs of up to
+   * 2048 characters cannot make a reading of hundreds of megabytes. @default 16777216
+   */
+  maxUrlChars: number;
 }
 
 export const SITEMAP_LIMITS: Readonly<SitemapLimits> = {
@@ -79,6 +84,7 @@ export const SITEMAP_LIMITS: Readonly<SitemapLimits> = {
   maxUrlsPerFile: 50_000,
   maxNesting: 3,
   maxErrors: 50,
+  maxUrlChars: 16 * 1024 * 1024,
 };
 
 export interface ReadSitemapsOptions {
@@ -296,6 +302,7 @@ export async function readSitemaps(options: ReadSitemapsOptions): Promise<Sitema
   };
   const origin = new URL(options.startUrl).origin;
   const kept = new Set<string>();
+  let keptChars = 0;
 
   let robotsTxt = options.robotsTxt;
   if (robotsTxt === undefined) {
@@ -327,6 +334,8 @@ export async function readSitemaps(options: ReadSitemapsOptions): Promise<Sitema
     files++;
     let urlsInFile = 0;
     let stopReason: SitemapProblem | null = null;
+    const pending: Array<{ loc: string; lastmod: string | undefined }> = [];
+    let outOfTime = false;
     const sink: FileSink = { url: () => undefined, sitemap: () => undefined };
     sink.url = (loc, lastmod) => {
       urlsInFile++;
@@ -338,15 +347,36 @@ export async function readSitemaps(options: ReadSitemapsOptions): Promise<Sitema
         };
         return 'stop';
       }
-      const url = crawlableUrl(loc);
-      if (url === null || kept.has(url.href) || !accept(url)) return undefined;
-      kept.add(url.href);
-      reading.urls.push(lastmod === undefined ? { url: url.href } : { url: url.href, lastmod });
-      if (reading.urls.length >= maxUrls) {
-        reading.truncated = true;
-        return 'stop';
-      }
+      // Judged later, in slices (`drain`): `accept` may be slow (globs, robots.txt rules from the site).
+      pending.push({ loc, lastmod });
       return undefined;
+    };
+    /** The URLs parsed so far, judged and kept, yielding to the event loop between them; false once reading stops. */
+    const drain = async (): Promise<boolean> => {
+      for (let i = 0; i < pending.length; i++) {
+        if (sliceUsed()) await yieldToLoop();
+        if (Date.now() >= deadline) {
+          outOfTime = true;
+          break;
+        }
+        const { loc, lastmod } = pending[i]!;
+        const url = crawlableUrl(loc);
+        if (url === null || kept.has(url.href) || !accept(url)) continue;
+        keptChars += url.href.length;
+        if (keptChars > limits.maxUrlChars) {
+          reading.truncated = true;
+          break;
+        }
+        kept.add(url.href);
+        reading.urls.push(lastmod === undefined ? { url: url.href } : { url: url.href, lastmod });
+        if (reading.urls.length >= maxUrls) {
+          reading.truncated = true;
+          break;
+        }
+      }
+      pending.length = 0;
+      if (outOfTime || reading.truncated) stopped = true;
+      return !stopped;
     };
     sink.sitemap = (loc) => {
       const url = crawlableUrl(loc);
@@ -401,6 +431,7 @@ export async function readSitemaps(options: ReadSitemapsOptions): Promise<Sitema
         // At most 64 kB at a time: parsing that is a slice of a few ms.
         for (let at = 0; at < chunk.length && !stopped; at += 65_536) {
           write(decoder.decode(chunk.subarray(at, at + 65_536), { stream: true }));
+          await drain();
           if (sliceUsed()) await yieldToLoop();
         }
         return stopped ? 'stop' : undefined;
@@ -409,8 +440,13 @@ export async function readSitemaps(options: ReadSitemapsOptions): Promise<Sitema
     if (!stopped && fetched.error === null) {
       write(decoder.decode());
       (parser as FileParser | null)?.end();
+      await drain();
     }
     const parsed = parser as FileParser | null;
+    if (outOfTime) {
+      problem({ url: fileUrl, code: 'timeout', message: `out of time while reading ${fileUrl}; the URLs it lists after that are left out` });
+      break;
+    }
     if (fetched.error !== null) {
       problem({ url: fileUrl, code: fetched.error.code, message: `sitemap ${fileUrl}: ${fetched.error.message}` });
       if (fetched.error.code === 'timeout' && Date.now() >= deadline) break;
