@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, test } from 'vitest';
 import { memoryStorage } from '../adapters/memory/index.js';
 import type { CrawlEngine } from '../src/core/engine.js';
-import { createBatcher } from '../src/core/processor/batcher.js';
+import { createBatcher, MAX_CALL_CONTENT_CHARS } from '../src/core/processor/batcher.js';
 import type { RunOptions } from '../src/core/processor/index.js';
 import type { CompleteInput, CompleteItem, CompleteResult, CrawlStorage, Lease } from '../src/core/storage.js';
 import { type Job, type ProgressEvent, type RunReport, TERMINAL_STATUSES } from '../src/core/types.js';
@@ -360,6 +360,23 @@ describe('createBatcher()', () => {
     await Promise.all(all);
     expect(log).toEqual(['many t1,t2', 'many t3,t4', 'many t5']);
     expect(maxActive()).toBe(1);
+  });
+
+  test('a call carries at most MAX_CALL_CONTENT_CHARS of page content past its first item: pages with megabytes of markdown and html go in several calls', async () => {
+    const { storage, log } = fake();
+    const batcher = createBatcher(storage, { maxItems: 16, lingerMs: 1000 });
+    // 900,000 characters a page: two fit in a call (1.8 M), a third would pass 2 M.
+    const heavy = (n: number): CompleteInput => ({ ...input(n), result: { ...input(n).result, markdown: 'm'.repeat(600_000), html: 'h'.repeat(300_000) } });
+    const all = [1, 2, 3, 4, 5].map((n) => batcher.complete(lease('a', n), heavy(n)));
+    await sleep(0);
+    // Five queued pages hold 4.5 M characters, past the bound: the queue went without waiting for the linger.
+    expect(log[0]).toBe('many t1,t2');
+    await batcher.flush();
+    await Promise.all(all);
+    // Every call within the bound (two pages at most), every page stored once, in order.
+    for (const call of log) expect(call.split(',').length).toBeLessThanOrEqual(2);
+    expect(log.join(',').replace(/many /g, '')).toBe('t1,t2,t3,t4,t5');
+    expect(MAX_CALL_CONTENT_CHARS).toBe(2_000_000);
   });
 
   test('the linger sends a partial batch after lingerMs; with every working page queued it goes at once', async () => {

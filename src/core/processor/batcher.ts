@@ -35,6 +35,14 @@ export const DEFAULT_BATCH: Readonly<BatchSettings> = Object.freeze({ maxItems: 
  */
 export const MAX_CALL_LINKS = 2_000;
 const linksOf = (item: { input: CompleteInput }) => item.input.links.length + (item.input.skipped?.length ?? 0);
+/**
+ * Most characters of page content (`text`, `markdown`, `html`) in one call, past its first item:
+ * each result may carry 3 million, and encoding a call is synchronous work (about 10 ms per
+ * million characters here), so a batch of 16 such pages would hold the event loop for the
+ * better part of a second.
+ */
+export const MAX_CALL_CONTENT_CHARS = 2_000_000;
+const contentOf = ({ input: { result } }: { input: CompleteInput }) => (result.text?.length ?? 0) + (result.markdown?.length ?? 0) + (result.html?.length ?? 0);
 /** Bounds of `batch.maxItems` and `batch.lingerMs`: a call's size, and how stale a queued outcome may get. */
 export const MAX_BATCH_ITEMS = 1000;
 export const MAX_LINGER_MS = 1000;
@@ -144,10 +152,13 @@ export function createBatcher(storage: CrawlStorage, settings: BatchSettings | f
     }
     let count = 0;
     let links = 0;
+    let chars = 0;
     while (count < lane.waiting.length && count < maxItems) {
       const more = linksOf(lane.waiting[count]!);
-      if (count > 0 && links + more > MAX_CALL_LINKS) break;
+      const moreChars = contentOf(lane.waiting[count]!);
+      if (count > 0 && (links + more > MAX_CALL_LINKS || chars + moreChars > MAX_CALL_CONTENT_CHARS)) break;
       links += more;
+      chars += moreChars;
       count++;
     }
     const items = lane.waiting.splice(0, count);
@@ -182,7 +193,13 @@ export function createBatcher(storage: CrawlStorage, settings: BatchSettings | f
   /** Flushes when the queue is full or nothing else can join it; else starts the linger. */
   function check(): void {
     if (queue.length === 0) return;
-    if (queue.length >= maxItems || held >= working() || queue.reduce((sum, item) => sum + linksOf(item), 0) >= MAX_CALL_LINKS) flushNow();
+    if (
+      queue.length >= maxItems ||
+      held >= working() ||
+      queue.reduce((sum, item) => sum + linksOf(item), 0) >= MAX_CALL_LINKS ||
+      queue.reduce((sum, item) => sum + contentOf(item), 0) >= MAX_CALL_CONTENT_CHARS
+    )
+      flushNow();
     else timer ??= setTimeout(flushNow, lingerMs);
   }
 
