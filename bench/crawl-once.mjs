@@ -85,7 +85,7 @@ async function engine(startUrl, maxPages) {
   // The per-host cap (which counts leases still being parsed and stored too) is lifted so that it
   // does not bind before the fetch concurrency does.
   // BENCH_FORMATS (comma-separated, e.g. markdown): the job's formats (the markdown section).
-  const formats = process.env.BENCH_FORMATS ? { formats: process.env.BENCH_FORMATS.split(',') } : {};
+  const formats = process.env.BENCH_FORMATS ? { formats: /** @type {import('../dist/index.js').ResultFormat[]} */ (process.env.BENCH_FORMATS.split(',')) } : {};
   const options = { url: startUrl, maxPages, maxDepth: 1000, perHostConcurrency: 100, ...formats };
   let job;
   if (processors === 1) {
