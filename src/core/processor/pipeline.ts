@@ -11,7 +11,7 @@ import { sliceUsed, yieldToLoop } from '../../crawl/slices.js';
 import { linkFilter, scopeMatcher } from '../../crawl/url.js';
 import type { FrontierLink, Lease, SkippedLink } from '../storage.js';
 import type { ErrorInfo, Job, PageResult, RunReport } from '../types.js';
-import { SKIP_CODES } from '../types.js';
+import { SKIP_CODES, TERMINAL_STATUSES } from '../types.js';
 import type { Batcher } from './batcher.js';
 import { emptyResult, skippedResult, storable } from './results.js';
 import { judgeLink, ROBOTS_SKIP_CODE, type RobotsPolicy, type RobotsRunCache } from './robots-policy.js';
@@ -26,6 +26,11 @@ export interface RunState {
   robots: RobotsRunCache;
   /** Stores outcomes, batched into `completeMany` calls when the storage and the run allow. */
   batcher: Batcher;
+  /**
+   * Jobs that ended (cancelled, deleted) while this run worked on them, as learnt from an outcome
+   * storage refused: their leases still waiting in the run's buffer are released, not fetched.
+   */
+  refused?: Set<string>;
 }
 
 /** A job as the pipeline judges URLs by it. */
@@ -356,7 +361,15 @@ export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipel
     const { result, links, skipped } = storable(outcome.page, outcome.found, outcome.disallowed);
     const stored = await run.batcher.complete(lease, { result, links, ...(skipped.length > 0 ? { skipped } : {}), now: now() });
     if (seed) sitemaps.done(lease.jobId);
-    if (!stored.ok) return;
+    if (!stored.ok) {
+      // A job cancelled (or deleted) meanwhile: its leases still in the run's buffer are not fetched.
+      // A lease that merely expired (another processor has the URL) leaves the job's others alone.
+      if (run.refused?.has(lease.jobId) !== true) {
+        const current = await storage.getJob(lease.jobId).catch(() => undefined);
+        if (current === null || (current !== undefined && TERMINAL_STATUSES.has(current.status))) (run.refused ??= new Set()).add(lease.jobId);
+      }
+      return;
+    }
     if (result.ok) run.report.succeeded++;
     else if (!SKIP_CODES.has(result.error?.code ?? '')) run.report.failed++;
     // The page itself when robots.txt disallowed it, and the disallowed links recorded with it.

@@ -171,7 +171,8 @@ export async function runScheduler(deps: ProcessorDeps, pipeline: Pipeline, opti
       const lease = buffer.shift()!;
       // Waited in the buffer past half its time (slots stuck on slow pages): it could expire
       // mid-fetch and be fetched twice, so it goes back instead.
-      if (lease.expiresAt - now() < deps.leaseMs / 2) stale.push(lease);
+      // Of a job storage refused an outcome of (cancelled, most likely): not fetched, released.
+      if (lease.expiresAt - now() < deps.leaseMs / 2 || state.refused?.has(lease.jobId) === true) stale.push(lease);
       else launch(lease);
     }
     if (stale.length > 0) releaseStale();
