@@ -366,7 +366,10 @@ export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipel
       // A lease that merely expired (another processor has the URL) leaves the job's others alone.
       if (run.refused?.has(lease.jobId) !== true) {
         const current = await storage.getJob(lease.jobId).catch(() => undefined);
-        if (current === null || (current !== undefined && TERMINAL_STATUSES.has(current.status))) (run.refused ??= new Set()).add(lease.jobId);
+        if (current === null || (current !== undefined && TERMINAL_STATUSES.has(current.status))) {
+          run.refused ??= new Set();
+          run.refused.add(lease.jobId);
+        }
       }
       return;
     }
