@@ -8,6 +8,7 @@
  */
 import type { PageLink } from '../core/types.js';
 import { SLICE_MS, sliceUsed, yieldToLoop } from './slices.js';
+import { type DomNode, LEFT, TreeCursor } from './tree.js';
 import { repairText, truncate } from './text.js';
 import { crawlableUrl, normalizeUrl } from './url.js';
 
@@ -43,15 +44,6 @@ interface Anchor {
   rel: string | undefined;
   /** Its text so far, whitespace collapsed piece by piece, kept to a little over MAX_ANCHOR_TEXT. */
   text: string;
-}
-
-/** The parts of a domhandler node the walk reads. */
-interface DomNode {
-  type: string;
-  name?: string;
-  data?: string;
-  attribs?: Record<string, string>;
-  children?: DomNode[];
 }
 
 /** Elements whose text is not page text. */
@@ -154,59 +146,6 @@ function addAnchorText(anchor: Anchor, data: string): void {
   for (let at = 0; at < data.length && at < MAX_VALUE_CHARS && anchor.text.length <= MAX_ANCHOR_TEXT; at += ANCHOR_PIECE) {
     const piece = data.slice(at, at + ANCHOR_PIECE).replace(/\s+/g, ' ');
     anchor.text += anchor.text.endsWith(' ') && piece.startsWith(' ') ? piece.slice(1) : piece;
-  }
-}
-
-/** What {@link TreeCursor.next} returns when the children of the current element are done. */
-const LEFT: unique symbol = Symbol('left');
-
-/**
- * Depth-first traversal in document order without recursion, shared by the page walk and the
- * text of `<title>`: a stack of open elements with the index of the next child to visit in each,
- * so an element with a million children costs no more up front than one with two, and nesting
- * depth costs no call stack. Each open element carries a frame of the caller's (`F`), handed back
- * when its children are done.
- */
-class TreeCursor<F> {
-  private readonly parents: DomNode[];
-  private readonly indexes: number[];
-  private readonly frames: F[];
-  /** The frame of the element whose children were just done (after `next()` returned {@link LEFT}). */
-  left: F | undefined;
-
-  /** Visits `root` itself first, as the only child of a stand-in root with `rootFrame`. */
-  constructor(root: DomNode, rootFrame: F) {
-    this.parents = [{ type: 'root', children: [root] }];
-    this.indexes = [0];
-    this.frames = [rootFrame];
-  }
-
-  /** The frame of the element whose children are being visited. */
-  get frame(): F {
-    return this.frames[this.frames.length - 1]!;
-  }
-
-  /** The next node, {@link LEFT} when the current element's children are done, or null at the end. */
-  next(): DomNode | typeof LEFT | null {
-    const top = this.parents.length - 1;
-    if (top < 0) return null;
-    const children = this.parents[top]!.children!;
-    const index = this.indexes[top]!;
-    if (index >= children.length) {
-      this.parents.pop();
-      this.indexes.pop();
-      this.left = this.frames.pop();
-      return LEFT;
-    }
-    this.indexes[top] = index + 1;
-    return children[index]!;
-  }
-
-  /** Visits the children of `node` (the node `next()` just returned) next, with `frame`. */
-  descend(node: DomNode, frame: F): void {
-    this.parents.push(node);
-    this.indexes.push(0);
-    this.frames.push(frame);
   }
 }
 

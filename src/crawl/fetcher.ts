@@ -12,6 +12,7 @@ import { BLOCKED_CODE, createAddressGuard, type PrivateNetworkAllowance } from '
 import type { PageErrorCode } from '../core/types.js';
 import { normalizeUrl } from './url.js';
 import { decodeHtml } from './charset.js';
+import { sliceUsed, yieldToLoop } from './slices.js';
 
 export interface FetcherOptions {
   userAgent: string;
@@ -107,7 +108,11 @@ async function readCapped(body: Dispatcher.ResponseData['body'], maxBytes: numbe
     size += chunk.length;
     chunks.push(chunk);
   }
-  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+  if (chunks.length === 1) return chunks[0]!;
+  // Copying megabytes takes milliseconds: several pages that arrive in one turn copy (and then
+  // decode) in turns of their own, not one after another in one long turn.
+  if (sliceUsed()) await yieldToLoop();
+  return Buffer.concat(chunks, size);
 }
 
 async function decompress(raw: Buffer, encoding: string | null, maxBytes: number): Promise<Buffer> {
@@ -353,6 +358,7 @@ export function createFetcher(options: FetcherOptions): Fetcher {
           return fail('too_large', `content-length ${declared} is larger than maxBytes (${options.maxBytes} bytes)`);
         }
         const bytes = await decompress(await readCapped(response.body, options.maxBytes), encoding, options.maxBytes);
+        if (sliceUsed()) await yieldToLoop();
         if (contentType === null && !/^\s*</.test(bytes.subarray(0, 256).toString('latin1'))) {
           return fail('not_html', 'no content-type and the body does not look like HTML');
         }

@@ -8,15 +8,9 @@
  */
 import { CHROME_CLASS, CHROME_IDS, CHROME_ROLES, CHROME_TAGS } from './chrome.js';
 import { SLICE_MS, sliceUsed, yieldToLoop } from './slices.js';
+import { type DomNode, LEFT, TreeCursor } from './tree.js';
 
-/** The parts of a domhandler node the walk reads. */
-export interface TextNode {
-  type: string;
-  name?: string;
-  data?: string;
-  attribs?: Record<string, string>;
-  children?: TextNode[];
-}
+type TextNode = DomNode;
 
 export interface PageTextOptions {
   /** Write simple markdown (`#` headings, `-` list items, fenced code) rather than plain text. */
@@ -106,23 +100,24 @@ function isChrome(node: TextNode, insideMain: boolean): boolean {
   return attribs.class !== undefined && CHROME_CLASS.test(attribs.class.slice(0, 500));
 }
 
-/** The page's main element, when it marks one: `<main>`, `[role=main]` or else the first `<article>`. */
+/**
+ * The page's main element, when it marks one: `<main>`, `[role=main]` or else the first `<article>`.
+ * It visits children in place (an element with a million children is not copied onto a stack first).
+ */
 function* findMain(root: TextNode): Generator<void, TextNode | null> {
   let article: TextNode | null = null;
-  const stack: TextNode[] = [root];
+  const cursor = new TreeCursor<null>(root, null);
   let work = 0;
-  while (stack.length > 0) {
-    const node = stack.pop()!;
+  for (let node = cursor.next(); node !== null; node = cursor.next()) {
     if (++work >= STEP) {
       work = 0;
       yield;
     }
-    if (node.type !== 'tag' && node.type !== 'root') continue;
+    if (node === LEFT || (node.type !== 'tag' && node.type !== 'root')) continue;
     if (node.name === 'main' || node.attribs?.role === 'main') return node;
     if (node.name === 'article' && article === null) article = node;
     if (node.name !== undefined && SKIP.has(node.name)) continue;
-    const children = node.children;
-    if (children !== undefined) for (let i = children.length - 1; i >= 0; i--) stack.push(children[i]!);
+    if (node.children !== undefined) cursor.descend(node, null);
   }
   return article;
 }
@@ -256,22 +251,26 @@ export async function pageText(root: object, options: PageTextOptions = {}, slic
   }
 }
 
-/** Counts `root`'s nodes and its deepest nesting, stopping (in slices) once either passes its bound. */
+/**
+ * Counts `root`'s nodes and its deepest nesting, stopping (in slices) once either passes its bound;
+ * children are visited in place, so one element with a million children costs no more up front.
+ */
 export async function measureTree(root: object, maxNodes: number, maxDepth: number, sliceMs = SLICE_MS): Promise<{ nodes: number; depth: number }> {
-  const stack: Array<{ node: TextNode; depth: number }> = [{ node: root as TextNode, depth: 0 }];
+  const cursor = new TreeCursor<null>(root as TextNode, null);
   let nodes = 0;
   let deepest = 0;
   let work = 0;
-  while (stack.length > 0 && nodes <= maxNodes && deepest <= maxDepth) {
-    const { node, depth } = stack.pop()!;
-    nodes++;
-    if (depth > deepest) deepest = depth;
-    const children = node.children;
-    if (children !== undefined) for (const child of children) stack.push({ node: child, depth: depth + 1 });
+  for (let node = cursor.next(); node !== null && nodes <= maxNodes && deepest <= maxDepth; node = cursor.next()) {
     if (++work >= STEP) {
       work = 0;
       if (sliceUsed(sliceMs)) await yieldToLoop();
     }
+    if (node === LEFT) continue;
+    nodes++;
+    // The stand-in root above `root` is open, so `root` itself is at depth 0.
+    const depth = cursor.depth - 1;
+    if (depth > deepest) deepest = depth;
+    if (node.children !== undefined) cursor.descend(node, null);
   }
   return { nodes, depth: deepest };
 }
