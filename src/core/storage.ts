@@ -202,6 +202,93 @@ export interface StorageCapabilities {
   shared?: boolean;
 }
 
+/** What a webhook delivery announces. `page` carries a batch of page results. */
+export type WebhookEventType = 'job.started' | 'page' | 'job.completed' | 'job.failed' | 'job.cancelled';
+
+/** A delivery to store in the webhook outbox ({@link CrawlStorage.enqueueWebhookDeliveries}). */
+export interface NewWebhookDelivery {
+  /**
+   * Stable and unique across the storage: the `webhook-id` header of every attempt, so receivers
+   * can drop duplicates. Inserting an id that exists already changes nothing.
+   */
+  id: string;
+  jobId: string;
+  event: WebhookEventType;
+  /** Where it is posted. */
+  url: string;
+  /** The JSON body, exactly as it is signed and posted. */
+  payload: string;
+  /** Epoch ms. */
+  createdAt: number;
+}
+
+/** A delivery as stored. */
+export interface WebhookDelivery extends NewWebhookDelivery {
+  /** `pending` (waiting for a try, or being tried under a lease), `delivered` or `failed` (gave up). */
+  state: 'pending' | 'delivered' | 'failed';
+  /** Tries so far (claims), the current one included. */
+  attempts: number;
+  /** Epoch ms before which it is not tried (again). */
+  nextAttemptAt: number;
+  /** Epoch ms, when delivered. */
+  deliveredAt: number | null;
+  /** Why the last try failed (`status`: the receiver's HTTP status, null without an answer). */
+  lastError: (ErrorInfo & { status: number | null }) | null;
+}
+
+/** A claimed delivery; only the holder of the current `token` may settle it. */
+export interface WebhookDeliveryLease {
+  delivery: WebhookDelivery;
+  token: string;
+  /** Epoch ms after which another processor may claim it. */
+  expiresAt: number;
+}
+
+/** How a try of a delivery ended ({@link CrawlStorage.settleWebhookDelivery}). */
+export type WebhookDeliveryOutcome =
+  | { state: 'delivered'; now: number }
+  /** Tried again at `nextAttemptAt`. */
+  | { state: 'pending'; nextAttemptAt: number; error: ErrorInfo & { status: number | null } }
+  /** Given up: not tried again. */
+  | { state: 'failed'; error: ErrorInfo & { status: number | null } };
+
+/**
+ * How far the engine has turned a job's progress into deliveries. The engine owns its meaning;
+ * storage keeps it as given and compares `seq` only.
+ */
+export interface WebhookPumpState {
+  /** Number of the job's next delivery (its id is made from it); increases with every enqueue. */
+  seq: number;
+  /** `listResults` cursor of the first result not yet fully turned into `page` deliveries. */
+  resultsCursor: string | null;
+  /** How many results from `resultsCursor` on have been delivered already. */
+  resultsSkip: number;
+  /** Lifecycle events enqueued already. */
+  sent: WebhookEventType[];
+  /** Nothing more is to be enqueued for the job: it leaves the list of webhook jobs. */
+  done: boolean;
+}
+
+/** A job registered for webhook deliveries ({@link CrawlStorage.listWebhookJobs}). */
+export interface WebhookJob {
+  jobId: string;
+  /** Epoch ms of `addWebhookJob`. */
+  registeredAt: number;
+  /** Null until the first enqueue. */
+  state: WebhookPumpState | null;
+}
+
+export interface ClaimWebhookQuery {
+  limit: number;
+  leaseMs: number;
+  now: number;
+}
+
+export interface ListWebhookDeliveriesQuery {
+  limit: number;
+  cursor?: string | null;
+}
+
 export interface CrawlStorage {
   readonly name: string;
   readonly capabilities: StorageCapabilities;
@@ -298,6 +385,38 @@ export interface CrawlStorage {
    * Optional: without it the engine's `retention` option is refused.
    */
   deleteFinishedJobs?(query: DeleteFinishedQuery): Promise<DeleteFinishedResult>;
+
+  /**
+   * Webhook outbox (all of the methods below, or none: without them webhooks are refused). Jobs are
+   * registered with `addWebhookJob` before `createJob`; the engine turns a registered job's results
+   * and status into deliveries with `enqueueWebhookDeliveries`, and any processor claims and posts
+   * them. `deleteJob` (and so retention) removes a job's registration and deliveries too.
+   *
+   * Registers `jobId` for deliveries; idempotent (a second call keeps the first `registeredAt`).
+   */
+  addWebhookJob?(jobId: string, now: number): Promise<void>;
+  /** Registered jobs that are not done, oldest registration first, at most `limit`. */
+  listWebhookJobs?(limit: number): Promise<WebhookJob[]>;
+  /** Forgets a registration (a job that was never created), with nothing else. */
+  removeWebhookJob?(jobId: string): Promise<void>;
+  /**
+   * Atomically, only while the job's stored pump state is `expected` (null: none stored yet;
+   * compared by `seq`): stores `deliveries` (`pending`, 0 attempts, `nextAttemptAt` = their
+   * `createdAt`; an id that exists is left as it is) and `next` as the job's state (`done` ends its
+   * registration). Returns false, storing nothing, when the state moved on (another processor
+   * enqueued first) or the job is not registered.
+   */
+  enqueueWebhookDeliveries?(jobId: string, expected: WebhookPumpState | null, next: WebhookPumpState, deliveries: NewWebhookDelivery[]): Promise<boolean>;
+  /**
+   * Hands out deliveries that are `pending` with `nextAttemptAt <= now` and no live lease (a lease
+   * past its `expiresAt` is dead), earliest `nextAttemptAt` first, each with a fresh token and its
+   * `attempts` raised by one; never one delivery to two live leases.
+   */
+  claimWebhookDeliveries?(query: ClaimWebhookQuery): Promise<WebhookDeliveryLease[]>;
+  /** Only while the lease's token is current: records the try's outcome. False otherwise. */
+  settleWebhookDelivery?(lease: WebhookDeliveryLease, outcome: WebhookDeliveryOutcome): Promise<boolean>;
+  /** A job's deliveries in the order they were enqueued; cursors as for `listJobs`. */
+  listWebhookDeliveries?(jobId: string, query: ListWebhookDeliveriesQuery): Promise<Paginated<WebhookDelivery>>;
 
   /** The job's stored robots.txt record for an origin, or null. */
   getRobots(jobId: string, origin: string): Promise<RobotsRecord | null>;

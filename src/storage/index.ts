@@ -17,6 +17,7 @@ export { SKIP_CODES, TERMINAL_EVENTS, TERMINAL_STATUSES } from '../core/types.js
 export type {
   CancelResult,
   ClaimQuery,
+  ClaimWebhookQuery,
   ClaimResult,
   CompleteInput,
   CompleteItem,
@@ -29,11 +30,19 @@ export type {
   Lease,
   ListJobsQuery,
   ListResultsQuery,
+  ListWebhookDeliveriesQuery,
   NewEvent,
+  NewWebhookDelivery,
   RetryInput,
   RobotsRecord,
   SkippedLink,
   StorageCapabilities,
+  WebhookDelivery,
+  WebhookDeliveryLease,
+  WebhookDeliveryOutcome,
+  WebhookEventType,
+  WebhookJob,
+  WebhookPumpState,
 } from '../core/storage.js';
 
 // The records an adapter stores and hands back.
