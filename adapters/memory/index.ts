@@ -40,6 +40,15 @@ import { listJobs, listResults } from './listing.js';
 import { wake } from './ready.js';
 import { deleteFinishedJobs } from './retention.js';
 import { admissionRank, copyJob, hostOf, newJobState, newStore } from './state.js';
+import {
+  addWebhookJob,
+  claimWebhookDeliveries,
+  enqueueWebhookDeliveries,
+  forgetWebhookJob,
+  listWebhookDeliveries,
+  listWebhookJobs,
+  settleWebhookDelivery,
+} from './webhooks.js';
 
 export interface MemoryStorageOptions {
   /**
@@ -138,6 +147,34 @@ export function memoryStorage(options: MemoryStorageOptions = {}): CrawlStorage 
 
     async deleteFinishedJobs(query: DeleteFinishedQuery): Promise<DeleteFinishedResult> {
       return deleteFinishedJobs(store, query);
+    },
+
+    async addWebhookJob(jobId, now) {
+      addWebhookJob(store.outbox, jobId, now);
+    },
+
+    async listWebhookJobs(limit) {
+      return listWebhookJobs(store.outbox, limit);
+    },
+
+    async removeWebhookJob(jobId) {
+      forgetWebhookJob(store.outbox, jobId, false);
+    },
+
+    async enqueueWebhookDeliveries(jobId, expected, next, deliveries) {
+      return enqueueWebhookDeliveries(store.outbox, jobId, expected, next, deliveries);
+    },
+
+    async claimWebhookDeliveries(query) {
+      return claimWebhookDeliveries(store.outbox, query);
+    },
+
+    async settleWebhookDelivery(lease, outcome) {
+      return settleWebhookDelivery(store.outbox, lease, outcome);
+    },
+
+    async listWebhookDeliveries(jobId, query) {
+      return listWebhookDeliveries(store.outbox, jobId, query);
     },
 
     async getRobots(jobId: string, origin: string): Promise<RobotsRecord | null> {

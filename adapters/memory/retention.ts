@@ -7,6 +7,7 @@
 import type { DeleteFinishedQuery, DeleteFinishedResult } from '../../src/storage/index.js';
 import { notify } from './events.js';
 import type { JobState, Store } from './state.js';
+import { forgetWebhookJob } from './webhooks.js';
 
 /** Index in `store.order` of the first job whose ordinal is at least `ordinal`. */
 export function orderIndex(store: Store, ordinal: number): number {
@@ -25,6 +26,7 @@ export function orderIndex(store: Store, ordinal: number): number {
 export function remove(store: Store, js: JobState): void {
   store.jobs.delete(js.job.id);
   store.finished.delete(js);
+  forgetWebhookJob(store.outbox, js.job.id, true);
   const at = orderIndex(store, js.ordinal);
   if (store.order[at] === js) store.order.splice(at, 1);
   // Parked-job heaps may still hold it: their items are stale once the job is not active.

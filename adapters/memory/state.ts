@@ -5,6 +5,7 @@
  */
 import type { ErrorInfo, Job, PageResult, ProgressEvent, RobotsRecord } from '../../src/storage/index.js';
 import { MinHeap } from './heap.js';
+import { newOutbox, type Outbox } from './webhooks.js';
 
 /** `spare`: a link kept past `maxPages` to stand in for an admitted URL that gets refunded. */
 export type EntryState = 'pending' | 'leased' | 'done' | 'failed' | 'cancelled' | 'spare';
@@ -135,6 +136,8 @@ export interface Store {
   listeners: Map<string, Set<() => void>>;
   /** The last lease token handed out. */
   tokenSeq: number;
+  /** The webhook outbox. */
+  outbox: Outbox;
 }
 
 export const ACTIVE = new Set(['queued', 'running']);
@@ -155,6 +158,7 @@ export function newStore(maxEvents: number, maxFinished: number): Store {
     waitingUntil: new MinHeap(),
     listeners: new Map(),
     tokenSeq: 0,
+    outbox: newOutbox(),
   };
 }
 
