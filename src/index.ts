@@ -4,11 +4,11 @@
  * @module crawl-engine
  */
 export { createCrawlEngine, DEFAULT_USER_AGENT } from './core/engine.js';
-export type { CrawlEngine, CrawlEngineOptions, CrawlOptions, FetchSettings, RetentionOptions } from './core/engine.js';
+export type { CrawlEngine, CrawlEngineOptions, CrawlOptions, FetchSettings, RetentionOptions, WebhookSettings } from './core/engine.js';
 export { CrawlEngineError } from './core/errors.js';
 export type { CrawlEngineErrorCode, FieldError } from './core/errors.js';
 export { jobInputSchema, JOB_ID_PATTERN } from './core/jobs.js';
-export type { JobInput, JobsApi, ListJobsOptions, ListResultsOptions } from './core/jobs.js';
+export type { JobInput, JobsApi, ListDeliveriesOptions, ListJobsOptions, ListResultsOptions } from './core/jobs.js';
 export type { ListLinksOptions } from './core/links.js';
 export type { MapOptions, MapResult, MapUrl } from './core/map.js';
 export type { BatchOptions, ExtractContext, ExtractFunction, Processor, RunOptions, StartOptions, Worker } from './core/processor/index.js';
@@ -33,6 +33,7 @@ export type {
   RobotsRecord,
   SkippedLink,
   StorageCapabilities,
+  WebhookDelivery,
 } from './core/storage.js';
 export { TERMINAL_EVENTS, TERMINAL_STATUSES } from './core/types.js';
 export type {
@@ -53,6 +54,13 @@ export type {
   ProgressEvent,
   ProgressEventType,
   RunReport,
+  JobWebhook,
+  WebhookEvent,
+  WebhookJobSummary,
+  WebhookPage,
+  WebhookPayload,
 } from './core/types.js';
+export { createWebhookSecret, verifyWebhook, WebhookVerificationError } from './core/webhooks/sign.js';
+export type { WebhookHeaders } from './core/webhooks/sign.js';
 export type { RobotsRule } from './crawl/robots.js';
 export { normalizeUrl } from './crawl/url.js';

@@ -9,6 +9,7 @@
 import { PROGRESS_EVENT_TYPES, TERMINAL_EVENT_LIST } from '../core/constants.js';
 import type { JobInput } from '../core/jobs.js';
 import type { MapOptions, MapResult } from '../core/map.js';
+import type { WebhookDelivery } from '../core/storage.js';
 import type { Job, JobLink, JobStatus, Paginated, PageResult, ProgressEvent, ProgressEventType } from '../core/types.js';
 
 const TERMINAL: ReadonlySet<ProgressEventType> = new Set(TERMINAL_EVENT_LIST);
@@ -97,6 +98,8 @@ export interface CrawlClient {
   results(id: string, query?: { limit?: number; cursor?: string | null }): Promise<Paginated<PageResult>>;
   /** The links of the job's pages with their targets' outcomes (`GET …/links`); `broken: true` keeps the broken ones. */
   links(id: string, query?: { broken?: boolean; limit?: number; cursor?: string | null }): Promise<Paginated<JobLink>>;
+  /** The job's webhook deliveries with their state, attempts and last error (`GET …/webhooks`). */
+  deliveries(id: string, query?: { limit?: number; cursor?: string | null }): Promise<Paginated<WebhookDelivery>>;
   /** The URL of a job's results as one streamed file (`results.jsonl` or `results.csv`), for a link or `fetch`. */
   exportUrl(id: string, format: 'jsonl' | 'csv'): string;
   /** A site's URLs from its sitemaps and start page, without a job (`POST /map`). */
@@ -137,6 +140,7 @@ export function createCrawlClient(options: CrawlClientOptions = {}): CrawlClient
     deleteJob: (id) => call('DELETE', `${job(id)}?purge=true`),
     listJobs: (q = {}) => call('GET', `/jobs${query(q)}`),
     results: (id, q = {}) => call('GET', `${job(id)}/results${query(q)}`),
+    deliveries: (id, q = {}) => call('GET', `${job(id)}/webhooks${query(q)}`),
     links: (id, q = {}) => call('GET', `${job(id)}/links${query({ ...q, broken: q.broken === true ? 'true' : undefined })}`),
     exportUrl: (id, format) => `${base}${job(id)}/results.${format === 'csv' ? 'csv' : 'jsonl'}`,
     map: (url, mapOptions = {}) => call('POST', '/map', { ...mapOptions, url }),

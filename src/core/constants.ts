@@ -19,6 +19,9 @@ export const RESULT_FORMATS = ['metadata', 'links', 'text', 'markdown', 'html'] 
 /** How a job uses the site's sitemaps (`JobOptions.sitemap`). */
 export const SITEMAP_MODES = ['include', 'only', 'skip'] as const;
 
+/** What a webhook can announce (`JobOptions.webhook.events`), in the order a job can cause them. */
+export const WEBHOOK_EVENTS = ['job.started', 'page', 'job.completed', 'job.failed', 'job.cancelled'] as const;
+
 export const DEFAULT_SCOPE = 'same-hostname' satisfies (typeof CRAWL_SCOPES)[number];
 
 /** Progress event types, in the order a job can emit them; `progress` is a snapshot sent in place of trimmed history. */

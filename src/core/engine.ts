@@ -6,6 +6,8 @@ import { z } from 'zod';
 import { fieldErrors, invalid } from './errors.js';
 import { createFetcher, type Fetcher } from '../crawl/fetcher.js';
 import { createJobsApi, type JobInput, type JobsApi } from './jobs.js';
+import { engineWebhooksSchema } from './webhooks/options.js';
+import type { WebhookEvent } from './types.js';
 import type { MapOptions, MapResult } from './map.js';
 import { createAddressGuard, invalidAllowanceEntry } from '../crawl/netguard.js';
 import { createProcessor, type ExtractFunction, type Processor } from './processor/index.js';
@@ -105,6 +107,34 @@ export interface CrawlEngineOptions {
    * @default undefined (finished jobs are kept until deleted with `jobs.delete()`)
    */
   retention?: RetentionOptions;
+  /**
+   * Webhooks: how this engine signs and posts jobs' events (a job asks for them with its own
+   * `webhook` option). Processors post deliveries from the storage's outbox next to every run, so
+   * every engine that processes needs the same `secret` (unless each job has its own).
+   */
+  webhooks?: WebhookSettings;
+}
+
+/** See {@link CrawlEngineOptions.webhooks}. */
+export interface WebhookSettings {
+  /**
+   * Signing secret(s), `whsec_…` (Standard Webhooks; `createWebhookSecret()` makes one). With
+   * several, every delivery carries one signature per secret: rotate by adding the new secret,
+   * moving receivers to it, then removing the old one.
+   */
+  secret?: string | string[];
+  /** An endpoint every job gets unless it names its own (or `webhook: null`). */
+  url?: string;
+  /** The events of jobs that name none. @default all */
+  events?: WebhookEvent[];
+  /** Tries of a delivery before it is marked failed. @default 8 */
+  maxAttempts?: number;
+  /** One try's time, answer included. @default 10000 */
+  timeoutMs?: number;
+  /** First retry's wait; doubled each try, with jitter. @default 10000 */
+  retryBaseMs?: number;
+  /** Longest wait between tries. @default 3600000 */
+  retryMaxMs?: number;
 }
 
 /** See {@link CrawlEngineOptions.retention}. */
@@ -202,6 +232,7 @@ const optionsSchema = z
         intervalMs: int(0, 86_400_000).default(60_000),
       })
       .optional(),
+    webhooks: engineWebhooksSchema,
   })
   .strict()
   .superRefine((options, ctx) => {
@@ -242,7 +273,17 @@ export function createCrawlEngine(options: CrawlEngineOptions): CrawlEngine {
     }));
 
   const { checkHost } = createAddressGuard(settings.fetch.allowPrivateNetwork);
-  const jobs = createJobsApi(storage, emit, now, checkHost);
+  const webhookRefused = settings.webhooks.url === undefined ? null : checkHost(new URL(settings.webhooks.url).hostname);
+  if (webhookRefused !== null) {
+    throw invalid('invalid_options', 'createCrawlEngine options', [
+      { path: 'webhooks.url', message: `expected an address the processors may post to: ${webhookRefused}` },
+    ]);
+  }
+  const jobs = createJobsApi(storage, emit, now, checkHost, {
+    ...(settings.webhooks.url === undefined ? {} : { url: settings.webhooks.url }),
+    ...(settings.webhooks.events === undefined ? {} : { events: settings.webhooks.events }),
+    hasSecret: settings.webhooks.secret !== undefined,
+  });
   const processor = createProcessor({
     storage,
     userAgent: settings.fetch.userAgent,
@@ -256,6 +297,7 @@ export function createCrawlEngine(options: CrawlEngineOptions): CrawlEngine {
     extract: settings.extract,
     now,
     ...(settings.retention === undefined ? {} : { retention: settings.retention }),
+    webhooks: settings.webhooks,
   });
   const progress = createProgressApi(storage);
 

@@ -3,12 +3,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { CRAWL_SCOPES, DEFAULT_SCOPE, JOB_STATUSES, RESULT_FORMATS, SITEMAP_MODES } from './constants.js';
+import { CRAWL_SCOPES, DEFAULT_SCOPE, JOB_STATUSES, RESULT_FORMATS, SITEMAP_MODES, WEBHOOK_EVENTS } from './constants.js';
 import { CrawlEngineError, fieldErrors, invalid } from './errors.js';
 import { type ListLinksOptions, listLinks, parseLinksOptions } from './links.js';
-import type { CrawlStorage } from './storage.js';
+import type { CrawlStorage, WebhookDelivery } from './storage.js';
+import { jobWebhookSchema } from './webhooks/options.js';
 import { isWellFormed, jsonProblem } from '../crawl/text.js';
-import type { Job, JobLink, JobStatus, Paginated, PageResult, ProgressEvent } from './types.js';
+import type { Job, JobLink, JobOptions, JobStatus, JobWebhook, Paginated, PageResult, ProgressEvent, WebhookEvent } from './types.js';
 import { crawlableUrl, homographReason, MAX_URL_LENGTH, normalizeUrl } from '../crawl/url.js';
 
 // NUL characters and lone surrogates cannot be stored by Postgres (text, jsonb) and are never
@@ -84,6 +85,11 @@ export const jobInputSchema = z.strictObject({
   onlyMainContent: z.boolean().default(true),
   /** Read the site's sitemaps: `include`, `only` or `skip` (default). */
   sitemap: z.enum(SITEMAP_MODES).default('skip'),
+  /**
+   * Where the job's events are posted: `{ url, events?, secret? }` (Standard Webhooks signatures).
+   * `null`: none, even when the engine has a default `webhooks.url`.
+   */
+  webhook: jobWebhookSchema.nullable().optional(),
   metadata: metadata.optional(),
 });
 
@@ -166,6 +172,35 @@ export interface JobsApi {
    * links (and one more, to know there are more).
    */
   links(id: string, options?: ListLinksOptions): Promise<Paginated<JobLink>>;
+  /**
+   * The job's webhook deliveries in the order they were enqueued, with their state (`pending`,
+   * `delivered`, `failed`), attempts, next try and last error. Throws `not_found` for an unknown
+   * job, `unsupported` when the storage has no webhook outbox.
+   */
+  deliveries(id: string, options?: ListDeliveriesOptions): Promise<Paginated<WebhookDelivery>>;
+}
+
+export interface ListDeliveriesOptions {
+  /** @default 100 (at most 1000) */
+  limit?: number;
+  cursor?: string | null;
+}
+
+/** The engine's webhook settings the jobs API applies when a job is created. */
+export interface JobWebhookDefaults {
+  /** The endpoint of jobs that name none (`webhooks.url`). */
+  url?: string;
+  events?: WebhookEvent[];
+  /** Whether the engine signs with a secret of its own (`webhooks.secret`). */
+  hasSecret: boolean;
+}
+
+/** The job as the API returns it: the webhook's secret stays in storage. */
+export function publicJob(job: Job): Job {
+  const webhook = job.options.webhook;
+  if (webhook?.secret === undefined) return job;
+  const { secret: _secret, ...rest } = webhook;
+  return { ...job, options: { ...job.options, webhook: rest } };
 }
 
 export function createJobsApi(
@@ -174,7 +209,29 @@ export function createJobsApi(
   now: () => number,
   /** A refusal reason for a start URL's host (an IP literal the fetcher would refuse), or null. */
   checkHost: (hostname: string) => string | null = () => null,
+  webhookDefaults: JobWebhookDefaults = { hasSecret: false },
 ): JobsApi {
+  /** The job's webhook with the engine's defaults applied, checked; undefined for none. */
+  const resolveWebhook = (given: z.output<typeof jobWebhookSchema> | null | undefined): JobWebhook | undefined => {
+    if (given === null) return undefined;
+    const url = given?.url ?? webhookDefaults.url;
+    if (url === undefined) return undefined;
+    const refuse = (message: string, path = 'webhook') => invalid('invalid_input', 'job input', [{ path, message }]);
+    const refused = checkHost(new URL(url).hostname);
+    if (refused !== null) throw refuse(`expected an address the processors may post to: ${refused}`, 'webhook.url');
+    if (given?.secret === undefined && !webhookDefaults.hasSecret) {
+      throw refuse('expected a secret (whsec_…) to sign with, here or in createCrawlEngine({ webhooks: { secret } })', 'webhook.secret');
+    }
+    if (typeof storage.enqueueWebhookDeliveries !== 'function' || typeof storage.addWebhookJob !== 'function') {
+      throw refuse(`expected a storage with a webhook outbox (${storage.name} has none)`);
+    }
+    return {
+      url: normalizeUrl(url)!,
+      events: [...(given?.events ?? webhookDefaults.events ?? WEBHOOK_EVENTS)],
+      ...(given?.secret === undefined ? {} : { secret: given.secret }),
+    };
+  };
+
   return {
     async create(input) {
       const parsed = parseJobInput(input);
@@ -183,9 +240,16 @@ export function createJobsApi(
       // metadata address) is refused now, before anything is stored.
       const refused = checkHost(new URL(url).hostname);
       if (refused !== null) throw invalid('invalid_input', 'job input', [{ path: 'url', message: `expected an address the processors may fetch: ${refused}` }]);
-      const { metadata: meta, url: _url, ...options } = parsed;
+      const { metadata: meta, url: _url, webhook: givenWebhook, ...rest } = parsed;
+      const webhook = resolveWebhook(givenWebhook);
+      const options: JobOptions = webhook === undefined ? rest : { ...rest, webhook };
+      const id = newJobId();
+      // Registered first: a processor that finds the registration without its job (this call
+      // failed in between) drops it after a while; a job without its registration would never
+      // have its events posted.
+      if (webhook !== undefined) await storage.addWebhookJob!(id, now());
       const job: Job = {
-        id: newJobId(),
+        id,
         status: 'queued',
         url,
         options,
@@ -198,12 +262,13 @@ export function createJobsApi(
       };
       const created = await storage.createJob(job, { url, key: url, depth: 0, host: new URL(url).hostname });
       emit(created.events);
-      return created.job;
+      return publicJob(created.job);
     },
 
     async get(id) {
       if (typeof id !== 'string' || !JOB_ID_PATTERN.test(id)) return null;
-      return storage.getJob(id);
+      const job = await storage.getJob(id);
+      return job === null ? null : publicJob(job);
     },
 
     async cancel(id) {
@@ -212,7 +277,7 @@ export function createJobsApi(
       const { job, events } = await storage.cancelJob(id, now());
       if (job === null) throw notFound();
       emit(events);
-      return job;
+      return publicJob(job);
     },
 
     async delete(id) {
@@ -230,7 +295,8 @@ export function createJobsApi(
 
     async list(options = {}) {
       const query = parse(listJobsSchema, options, 'list options');
-      return storage.listJobs(query);
+      const page = await storage.listJobs(query);
+      return { ...page, items: page.items.map(publicJob) };
     },
 
     async results(id, options = {}) {
@@ -246,6 +312,16 @@ export function createJobsApi(
       const job = typeof id === 'string' && JOB_ID_PATTERN.test(id) ? await storage.getJob(id) : null;
       if (job === null) throw new CrawlEngineError('not_found', `job ${JSON.stringify(id)} does not exist`);
       return listLinks(storage, job, query);
+    },
+
+    async deliveries(id, options = {}) {
+      const query = parse(listResultsSchema, options, 'deliveries options');
+      if (typeof storage.listWebhookDeliveries !== 'function') {
+        throw new CrawlEngineError('unsupported', `the ${storage.name} storage has no webhook outbox`);
+      }
+      const job = typeof id === 'string' && JOB_ID_PATTERN.test(id) ? await storage.getJob(id) : null;
+      if (job === null) throw new CrawlEngineError('not_found', `job ${JSON.stringify(id)} does not exist`);
+      return storage.listWebhookDeliveries(id, query);
     },
   };
 }

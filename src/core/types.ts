@@ -4,6 +4,7 @@ import {
   type PROGRESS_EVENT_TYPES,
   type RESULT_FORMATS,
   type SITEMAP_MODES,
+  type WEBHOOK_EVENTS,
   SKIP_CODE_LIST,
   TERMINAL_EVENT_LIST,
   TERMINAL_STATUS_LIST,
@@ -23,6 +24,22 @@ export type ResultFormat = (typeof RESULT_FORMATS)[number];
 
 /** How a job uses the site's sitemaps: `include` them with the links, `only` them, or `skip` them. */
 export type SitemapMode = (typeof SITEMAP_MODES)[number];
+
+/** What a webhook can announce: a job's start, batches of its pages, its end. */
+export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
+
+/** Where a job's events are posted (`JobOptions.webhook`). */
+export interface JobWebhook {
+  /** The receiver; the private-network guard applies to it as to pages. */
+  url: string;
+  /** The events posted (default all of them). */
+  events: WebhookEvent[];
+  /**
+   * The job's own signing secret (`whsec_…`), when it has one; else the engine's `webhooks.secret`
+   * signs. Kept in storage, never returned by `jobs.get`, `jobs.list` or the HTTP API.
+   */
+  secret?: string;
+}
 
 /** A job's options after validation and defaults. */
 export interface JobOptions {
@@ -78,6 +95,11 @@ export interface JobOptions {
    * before sitemaps were read): sitemaps are not read.
    */
   sitemap?: SitemapMode;
+  /**
+   * Where the job's events are posted, signed per Standard Webhooks, from the storage's outbox
+   * (at least once, retried with backoff). Absent: no webhook.
+   */
+  webhook?: JobWebhook;
 }
 
 /**
@@ -273,4 +295,37 @@ export interface RunReport {
    * one tries again).
    */
   retention?: { deleted: number; error?: string };
+  /**
+   * What the run did for webhooks (present when the storage has a webhook outbox): deliveries
+   * enqueued, delivered, to be retried, given up, and storage errors.
+   */
+  webhooks?: { enqueued: number; delivered: number; retried: number; failed: number; errors: string[] };
 }
+
+/** A job as a webhook carries it (`job.*` events): no options (they may hold the signing secret). */
+export type WebhookJobSummary = Pick<Job, 'id' | 'status' | 'url' | 'counts' | 'createdAt' | 'startedAt' | 'finishedAt' | 'error' | 'metadata'>;
+
+/** A page as a `page` webhook carries it: its metadata; its content is read from the API. */
+export type WebhookPage = Pick<
+  PageResult,
+  | 'url'
+  | 'finalUrl'
+  | 'depth'
+  | 'status'
+  | 'ok'
+  | 'contentType'
+  | 'title'
+  | 'description'
+  | 'canonical'
+  | 'links'
+  | 'wordCount'
+  | 'error'
+  | 'attempts'
+  | 'durationMs'
+  | 'fetchedAt'
+>;
+
+/** The JSON body of a webhook delivery (Standard Webhooks' `{ type, timestamp, data }`). */
+export type WebhookPayload =
+  | { type: 'job.started' | 'job.completed' | 'job.failed' | 'job.cancelled'; timestamp: string; data: { job: WebhookJobSummary } }
+  | { type: 'page'; timestamp: string; data: { jobId: string; pages: WebhookPage[] } };

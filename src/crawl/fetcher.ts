@@ -227,7 +227,19 @@ export interface Fetcher {
    * timeout; redirects are followed like pages. `html` is null in the result.
    */
   stream(url: string, options: StreamOptions): Promise<FetchResult>;
+  /**
+   * Posts `body` (webhooks): the same private-network guard and connection pool as pages,
+   * redirects not followed (a 3xx is the answer), at most `maxResponseBytes` of the answer read
+   * (and dropped), the whole exchange within `timeoutMs`. Never throws.
+   */
+  post(url: string, body: string, headers: Record<string, string>, options: { timeoutMs: number; maxResponseBytes: number }): Promise<PostResult>;
   close(): Promise<void>;
+}
+
+/** How a {@link Fetcher.post} ended: the receiver's status, or an error (`blocked`, `timeout`, `network`). */
+export interface PostResult {
+  status: number | null;
+  error: { code: PageErrorCode; message: string } | null;
 }
 
 export interface StreamOptions {
@@ -374,7 +386,47 @@ export function createFetcher(options: FetcherOptions): Fetcher {
     }
   }
 
+  async function post(
+    url: string,
+    body: string,
+    headers: Record<string, string>,
+    postOptions: { timeoutMs: number; maxResponseBytes: number },
+  ): Promise<PostResult> {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), postOptions.timeoutMs);
+    let status: number | null = null;
+    try {
+      const refused = guard.checkHost(new URL(url).hostname);
+      if (refused !== null) return { status, error: { code: 'blocked', message: `refused to connect: ${refused}` } };
+      const undici = await loadUndici();
+      agent ??= new undici.Agent({
+        keepAliveTimeout: 10_000,
+        headersTimeout: options.timeoutMs,
+        bodyTimeout: options.timeoutMs,
+        ...(guard.lookup === undefined ? {} : { connect: { lookup: guard.lookup } }),
+      });
+      const response = await undici.request(url, {
+        dispatcher: agent,
+        method: 'POST',
+        headers: { 'user-agent': options.userAgent, ...headers },
+        body,
+        signal: controller.signal,
+      });
+      status = response.statusCode;
+      // Read up to the cap and dropped; a larger answer ends the connection, not the delivery.
+      await response.body.dump({ limit: postOptions.maxResponseBytes }).catch(() => undefined);
+      return { status, error: null };
+    } catch (error) {
+      if (controller.signal.aborted) return { status, error: { code: 'timeout', message: `no answer within ${postOptions.timeoutMs} ms` } };
+      const failure = classifyNetworkError(error);
+      return { status, error: { code: failure.code, message: failure.message } };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   return {
+    post,
     fetch: (url, allowHop, fetchOptions) => get(url, allowHop, null, fetchOptions?.hopDelayMs, null, fetchOptions?.timeoutMs),
     fetchText: (url, maxBytes, textOptions) => get(url, () => null, { maxBytes }, 0, null, textOptions?.timeoutMs),
     stream: (url, streamOptions) => get(url, () => null, null, 0, streamOptions),

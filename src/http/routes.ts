@@ -211,6 +211,14 @@ export function crawlRoutes(engine: CrawlEngine, options: CrawlHandlerOptions, s
     return json(await engine.jobs.links(jobId, { ...query, broken: broken === 'true' }));
   };
 
+  const listDeliveries: RouteHandler = async ({ req, url, params }) => {
+    const jobId = params.id!;
+    await authorize(req, 'results', jobId);
+    const query = queryOf(resultsQuery, url);
+    await existingJob(jobId);
+    return json(await engine.jobs.deliveries(jobId, query));
+  };
+
   /**
    * The job's results as one streamed file: each read of the body reads the next batch of results
    * from storage, so a slow client slows the reads down (backpressure) and no whole job is held.
@@ -330,6 +338,7 @@ export function crawlRoutes(engine: CrawlEngine, options: CrawlHandlerOptions, s
     { method: 'GET', pattern: '/jobs/:id/results.jsonl', handler: exportResults('jsonl') },
     { method: 'GET', pattern: '/jobs/:id/results.csv', handler: exportResults('csv') },
     { method: 'GET', pattern: '/jobs/:id/links', handler: listLinks },
+    { method: 'GET', pattern: '/jobs/:id/webhooks', handler: listDeliveries },
     { method: 'GET', pattern: '/jobs/:id/events', handler: streamEvents },
     { method: 'POST', pattern: '/map', handler: mapSite },
     { method: 'GET', pattern: '/process', handler: processRun },

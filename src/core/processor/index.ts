@@ -16,6 +16,7 @@ import { createRobotsPolicy } from './robots-policy.js';
 import { runScheduler } from './run.js';
 import type { Processor, ProcessorDeps, RunOptions, StartOptions } from './types.js';
 import { startWorker } from './worker.js';
+import { hasOutbox, startWebhookPasses } from '../webhooks/index.js';
 
 export { backoffMs, LINK_FILTER_BUDGET_MS, LINK_FILTER_WALL_MS } from './pipeline.js';
 export { MAX_CRAWL_DELAY_MS } from './robots-policy.js';
@@ -26,9 +27,15 @@ export function createProcessor(deps: ProcessorDeps): Processor {
   const sweep = deps.retention === undefined ? () => null : createSweeper(deps.storage, deps.retention, deps.now);
   const run = async (options: RunOptions = {}) => {
     // Started with the run and awaited before it returns (a serverless function may stop then).
-    const sweeping = sweep(Date.now() + (options.budgetMs ?? BUDGETS.runMs));
+    const deadline = Date.now() + (options.budgetMs ?? BUDGETS.runMs);
+    const sweeping = sweep(deadline);
+    const webhooks =
+      deps.webhooks !== undefined && hasOutbox(deps.storage)
+        ? startWebhookPasses({ storage: deps.storage, fetcher: deps.fetcher, settings: deps.webhooks, now: deps.now }, deadline)
+        : null;
     const report = await runScheduler(deps, pipeline, options);
     if (sweeping !== null) report.retention = await sweeping;
+    if (webhooks !== null) report.webhooks = await webhooks.finish();
     return report;
   };
   return { run, start: (options: StartOptions = {}) => startWorker(run, options) };

@@ -5,6 +5,7 @@
 import type { CheerioAPI } from 'cheerio/slim';
 import type { Fetcher } from '../../crawl/fetcher.js';
 import type { CrawlStorage } from '../storage.js';
+import type { EngineWebhookSettings } from '../webhooks/options.js';
 import type { Job, ProgressEvent, RunReport } from '../types.js';
 
 /** What a custom `extract` function receives for every HTML page. */
@@ -104,6 +105,8 @@ export interface ProcessorDeps {
   now: () => number;
   /** The engine's `retention` option, with defaults applied; undefined: finished jobs are kept. */
   retention?: RetentionSettings;
+  /** The engine's `webhooks` option, with defaults applied; undefined: no webhook is delivered. */
+  webhooks?: EngineWebhookSettings;
 }
 
 /** See `CrawlEngineOptions.retention`. */

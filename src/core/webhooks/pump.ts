@@ -1,0 +1,143 @@
+/**
+ * The pump: turns a registered job's progress into webhook deliveries in the storage's outbox.
+ * It reads what storage already holds (the job, and its results from a cursor on) and enqueues
+ * the deliveries with a compare-and-set on the job's pump state, so any number of processors may
+ * pump at once: one of them stores each step, and a delivery's id (its `webhook-id`) is fixed by
+ * its place in the job's sequence. A processor killed mid-pump loses nothing: the state did not
+ * move, and the next pump does the step again.
+ */
+import type { CrawlStorage, NewWebhookDelivery, WebhookJob, WebhookPumpState } from '../storage.js';
+import type { Job, PageResult, WebhookEvent, WebhookJobSummary, WebhookPage } from '../types.js';
+import { TERMINAL_STATUSES } from '../types.js';
+
+/** Registered jobs looked at per pump. */
+export const PUMP_JOBS = 20;
+/** Results per `page` delivery (and per read: content jobs' results can be large). */
+export const PAGE_BATCH = 25;
+/** Reads of results per job and pump, so one big job does not hold the others up. */
+const READS_PER_JOB = 8;
+/** A registration whose job does not exist this long after it was made is dropped (its create failed). */
+export const ORPHAN_MS = 10 * 60_000;
+
+const TERMINAL_EVENT: Record<string, WebhookEvent> = { completed: 'job.completed', failed: 'job.failed', cancelled: 'job.cancelled' };
+
+/** The job as a webhook payload carries it (no options: they may hold the secret). */
+export function jobSummary(job: Job): WebhookJobSummary {
+  return {
+    id: job.id,
+    status: job.status,
+    url: job.url,
+    counts: job.counts,
+    createdAt: job.createdAt,
+    startedAt: job.startedAt,
+    finishedAt: job.finishedAt,
+    error: job.error,
+    metadata: job.metadata,
+  };
+}
+
+/** A page result as a `page` delivery carries it: its metadata, not its content (read that from the API). */
+export function pageSummary(result: PageResult): WebhookPage {
+  return {
+    url: result.url,
+    finalUrl: result.finalUrl,
+    depth: result.depth,
+    status: result.status,
+    ok: result.ok,
+    contentType: result.contentType,
+    title: result.title,
+    description: result.description,
+    canonical: result.canonical,
+    links: result.links,
+    wordCount: result.wordCount,
+    error: result.error,
+    attempts: result.attempts,
+    durationMs: result.durationMs,
+    fetchedAt: result.fetchedAt,
+  };
+}
+
+/** The JSON body of a delivery, as Standard Webhooks suggests: `{ type, timestamp, data }`. */
+export function payload(type: WebhookEvent, at: number, data: object): string {
+  return JSON.stringify({ type, timestamp: new Date(at).toISOString(), data });
+}
+
+/** The stable id of a job's `seq`th delivery: its `webhook-id` on every try. */
+export const deliveryId = (jobId: string, seq: number) => `msg_${jobId}_${seq}`;
+
+export interface PumpReport {
+  enqueued: number;
+  errors: string[];
+}
+
+/** One pump over the registered jobs (at most {@link PUMP_JOBS}); stops between jobs at `deadline`. */
+export async function pumpWebhooks(storage: CrawlStorage, now: () => number, deadline: number): Promise<PumpReport> {
+  const report: PumpReport = { enqueued: 0, errors: [] };
+  if (storage.listWebhookJobs === undefined) return report;
+  const registered = await storage.listWebhookJobs(PUMP_JOBS);
+  for (const entry of registered) {
+    if (now() >= deadline) break;
+    try {
+      report.enqueued += await pumpJob(storage, entry, now);
+    } catch (error) {
+      report.errors.push(`webhooks of ${entry.jobId}: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+  return report;
+}
+
+async function pumpJob(storage: CrawlStorage, entry: WebhookJob, now: () => number): Promise<number> {
+  const job = await storage.getJob(entry.jobId);
+  const webhook = job?.options.webhook;
+  if (job === null || webhook === undefined) {
+    // Registered, and its job never stored (or stored without a webhook): dropped once it is clearly not coming.
+    if (now() - entry.registeredAt > ORPHAN_MS) await storage.removeWebhookJob!(entry.jobId);
+    return 0;
+  }
+  const wants = new Set(webhook.events);
+  const at = now();
+  const state: WebhookPumpState =
+    entry.state === null ? { seq: 0, resultsCursor: null, resultsSkip: 0, sent: [], done: false } : { ...entry.state, sent: [...entry.state.sent] };
+  const deliveries: NewWebhookDelivery[] = [];
+  const add = (event: WebhookEvent, data: object) => {
+    deliveries.push({ id: deliveryId(job.id, state.seq++), jobId: job.id, event, url: webhook.url, payload: payload(event, at, data), createdAt: at });
+  };
+  const once = (event: WebhookEvent, data: () => object) => {
+    if (state.sent.includes(event)) return;
+    state.sent.push(event);
+    if (wants.has(event)) add(event, data());
+  };
+
+  if (job.status !== 'queued') once('job.started', () => ({ job: jobSummary(job) }));
+  // Results from the cursor on: every one ends up in exactly one `page` delivery. With no page
+  // event wanted they are not read at all.
+  let atEnd = !wants.has('page');
+  for (let reads = 0; !atEnd && reads < READS_PER_JOB; reads++) {
+    const page = await storage.listResults(job.id, { limit: PAGE_BATCH, cursor: state.resultsCursor });
+    const fresh = page.items.slice(state.resultsSkip);
+    if (fresh.length > 0) add('page', { jobId: job.id, pages: fresh.map(pageSummary) });
+    if (page.nextCursor === null) {
+      // The last page so far: the next pump reads it again and skips what was sent.
+      state.resultsSkip = page.items.length;
+      atEnd = true;
+    } else {
+      state.resultsCursor = page.nextCursor;
+      state.resultsSkip = 0;
+    }
+  }
+  // The job was read first: if it had ended, every result was stored before it did.
+  const terminal = TERMINAL_STATUSES.has(job.status) ? TERMINAL_EVENT[job.status] : undefined;
+  if (terminal !== undefined && atEnd) {
+    once(terminal, () => ({ job: jobSummary(job) }));
+    state.done = true;
+  }
+  const before = entry.state ?? { seq: 0, resultsCursor: null, resultsSkip: 0, sent: [], done: false };
+  if (deliveries.length === 0) {
+    if (JSON.stringify(before) === JSON.stringify(state)) return 0;
+    // Moved without a delivery (events not wanted): the sequence still advances, so that the
+    // compare-and-set on it refuses any pump that started from the older state.
+    state.seq++;
+  }
+  const stored = await storage.enqueueWebhookDeliveries!(job.id, entry.state, state, deliveries);
+  return stored ? deliveries.length : 0;
+}
