@@ -123,6 +123,40 @@ describe.each(everyStorage)('webhooks (%s)', (_name, makeStorage) => {
     }
   });
 
+  test('two processors pumping and posting at once: every page in exactly one delivery, each webhook-id one body', { timeout: 60_000 }, async () => {
+    const storage: CrawlStorage = await makeStorage();
+    if (storage.claimWebhookDeliveries === undefined) return;
+    const hook = await receiver();
+    const pages = await site(60);
+    try {
+      const options = { fetch: { allowPrivateNetwork: ['127.0.0.1'] }, webhooks: { secret: SECRET } };
+      const engines = [testEngine(options, storage), testEngine(options, storage)];
+      const job = await engines[0]!.jobs.create({ url: pages.url, maxDepth: 100, maxPages: 60, perHostConcurrency: 4 });
+      expect(job.options.webhook).toBeUndefined();
+      const hooked = await engines[0]!.jobs.create({ url: pages.url, maxDepth: 100, maxPages: 60, perHostConcurrency: 4, webhook: { url: `${hook.server.origin}/hook` } });
+      for (let round = 0; round < 60; round++) {
+        await Promise.all(engines.map((engine) => engine.processor.run({ budgetMs: 300, concurrency: 3 })));
+        const [current, deliveries] = await Promise.all([engines[1]!.jobs.get(hooked.id), engines[1]!.jobs.deliveries(hooked.id, { limit: 1000 })]);
+        if (current!.status === 'completed' && deliveries.items.at(-1)?.event === 'job.completed' && deliveries.items.every((d) => d.state === 'delivered')) break;
+      }
+      const byId = new Map<string, string>();
+      for (const r of hook.received) {
+        expect(byId.get(r.id) ?? r.body).toBe(r.body);
+        byId.set(r.id, r.body);
+      }
+      const unique = [...byId.values()].map((body) => JSON.parse(body) as WebhookPayload);
+      const posted = unique.flatMap((p) => (p.type === 'page' ? p.data.pages.map((page) => page.url) : []));
+      expect(posted).toHaveLength(60);
+      expect(new Set(posted).size).toBe(60);
+      expect(unique.filter((p) => p.type === 'job.started')).toHaveLength(1);
+      expect(unique.filter((p) => p.type === 'job.completed')).toHaveLength(1);
+      await Promise.all(engines.map((engine) => engine.close()));
+    } finally {
+      await hook.server.close();
+      await pages.close();
+    }
+  });
+
   test('a failing receiver gets the same webhook-id again after a backoff until it answers 2xx; past maxAttempts the delivery is failed and listed so', {
     timeout: 60_000,
   }, async () => {
