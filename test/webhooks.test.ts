@@ -3,7 +3,9 @@
  * processor's runs, retried with backoff, given up after `maxAttempts`, never redirected, behind
  * the private-network guard; the secret stays in storage; receivers verify with `verifyWebhook`.
  */
+import { spawn } from 'node:child_process';
 import type { IncomingMessage } from 'node:http';
+import { fileURLToPath } from 'node:url';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, describe, expect, test } from 'vitest';
 import { createWebhookSecret, verifyWebhook, WebhookVerificationError } from '../src/index.js';
@@ -133,11 +135,18 @@ describe.each(everyStorage)('webhooks (%s)', (_name, makeStorage) => {
       const engines = [testEngine(options, storage), testEngine(options, storage)];
       const job = await engines[0]!.jobs.create({ url: pages.url, maxDepth: 100, maxPages: 60, perHostConcurrency: 4 });
       expect(job.options.webhook).toBeUndefined();
-      const hooked = await engines[0]!.jobs.create({ url: pages.url, maxDepth: 100, maxPages: 60, perHostConcurrency: 4, webhook: { url: `${hook.server.origin}/hook` } });
+      const hooked = await engines[0]!.jobs.create({
+        url: pages.url,
+        maxDepth: 100,
+        maxPages: 60,
+        perHostConcurrency: 4,
+        webhook: { url: `${hook.server.origin}/hook` },
+      });
       for (let round = 0; round < 60; round++) {
         await Promise.all(engines.map((engine) => engine.processor.run({ budgetMs: 300, concurrency: 3 })));
         const [current, deliveries] = await Promise.all([engines[1]!.jobs.get(hooked.id), engines[1]!.jobs.deliveries(hooked.id, { limit: 1000 })]);
-        if (current!.status === 'completed' && deliveries.items.at(-1)?.event === 'job.completed' && deliveries.items.every((d) => d.state === 'delivered')) break;
+        if (current!.status === 'completed' && deliveries.items.at(-1)?.event === 'job.completed' && deliveries.items.every((d) => d.state === 'delivered'))
+          break;
       }
       const byId = new Map<string, string>();
       for (const r of hook.received) {
@@ -377,6 +386,45 @@ describe('webhooks through the HTTP API', () => {
       expect(missing.status).toBe(404);
       const badCursor = await handler(new Request(`http://app.test/api/crawl/jobs/${job.id}/webhooks?cursor=zz`));
       expect(badCursor.status).toBe(400);
+    } finally {
+      await hook.server.close();
+      await pages.close();
+    }
+  });
+});
+
+describe('webhooks from the CLI', () => {
+  const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+  const run = (args: string[], env: Record<string, string>) =>
+    new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d;
+      });
+      child.on('close', (code) => resolve({ code, stderr }));
+    });
+
+  test("crawl --webhook URL posts the job's events signed with CRAWL_ENGINE_WEBHOOK_SECRET; without the variable it is a usage error", {
+    timeout: 60_000,
+  }, async () => {
+    const hook = await receiver();
+    const pages = await site(3);
+    try {
+      const secret = createWebhookSecret();
+      const args = ['crawl', pages.url, '--allow-private-network', '--quiet', '--webhook', `${hook.server.origin}/hook`];
+      const missing = await run(args, { CRAWL_ENGINE_WEBHOOK_SECRET: '' });
+      expect(missing.code).toBe(2);
+      expect(missing.stderr).toContain('CRAWL_ENGINE_WEBHOOK_SECRET');
+      const done = await run(args, { CRAWL_ENGINE_WEBHOOK_SECRET: secret });
+      expect(done.code, done.stderr).toBe(0);
+      const types = hook.received.map((r) => r.payload.type);
+      expect(types[0]).toBe('job.started');
+      expect(types.at(-1)).toBe('job.completed');
+      for (const r of hook.received) {
+        const headers = { 'webhook-id': r.id, 'webhook-timestamp': r.timestamp, 'webhook-signature': r.signature };
+        expect(await verifyWebhook(r.body, headers, secret)).toEqual(r.payload);
+      }
     } finally {
       await hook.server.close();
       await pages.close();

@@ -40,6 +40,8 @@ Options:
                               text, markdown, html (default metadata)
   --only-main-content         text and markdown of the main content only (the default)
   --no-only-main-content      text and markdown of the whole page (navigation, footer…)
+  --webhook URL               post the job's events to URL, signed (Standard Webhooks) with
+                              the secret in CRAWL_ENGINE_WEBHOOK_SECRET (whsec_…)
   --format F                  how results are written: jsonl (default, one JSON line per
                               page), csv (a header row, then one row per page), or md
                               (one markdown file per page into the --out folder; adds
@@ -198,6 +200,7 @@ export const CRAWL_OPTIONS = {
   formats: { type: 'string' },
   'only-main-content': { type: 'boolean' },
   'no-only-main-content': { type: 'boolean' },
+  webhook: { type: 'string' },
   format: { type: 'string' },
   out: { type: 'string' },
   ...STORAGE_OPTIONS,

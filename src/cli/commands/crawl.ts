@@ -35,6 +35,7 @@ export async function crawlCommand(argv: string[]): Promise<number> {
     throw new UsageError('--only-main-content and --no-only-main-content: expected one of them, not both');
   }
   const onlyMainContent = values['no-only-main-content'] === true ? false : values['only-main-content'] === true ? true : undefined;
+  const webhook = webhookFlag(values.webhook);
   const input = {
     url: positionals[0]!,
     ...(maxPages === undefined ? {} : { maxPages }),
@@ -49,6 +50,7 @@ export async function crawlCommand(argv: string[]): Promise<number> {
     respectRobots: values['no-robots'] !== true,
     ...(formats === undefined ? {} : { formats }),
     ...(onlyMainContent === undefined ? {} : { onlyMainContent }),
+    ...(webhook === undefined ? {} : { webhook }),
   };
 
   const opened = await openStorage(values);
@@ -61,4 +63,14 @@ export async function crawlCommand(argv: string[]): Promise<number> {
     if (interrupt.signal === null) await closing;
     else await within(closing, 1000, undefined);
   }
+}
+
+/** `--webhook URL`: the job's webhook, signed with the secret in CRAWL_ENGINE_WEBHOOK_SECRET (never a flag: argv is visible to other users). */
+function webhookFlag(url: string | undefined): { url: string; secret: string } | undefined {
+  if (url === undefined) return undefined;
+  const secret = process.env.CRAWL_ENGINE_WEBHOOK_SECRET;
+  if (secret === undefined || secret === '') {
+    throw new UsageError('--webhook: expected the signing secret (whsec_…) in the environment variable CRAWL_ENGINE_WEBHOOK_SECRET');
+  }
+  return { url, secret };
 }
