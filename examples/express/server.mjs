@@ -4,7 +4,7 @@
 import { createReadStream } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import express from 'express';
-import { createCrawlEngine } from 'crawl-engine';
+import { createCrawlEngine, verifyWebhook, WebhookVerificationError } from 'crawl-engine';
 import { memoryStorage } from 'crawl-engine/adapters/memory';
 import { createExpressRouter } from 'crawl-engine/express';
 
@@ -37,10 +37,18 @@ async function chooseStorage() {
   return memoryStorage();
 }
 
+// Webhooks: with WEBHOOK_SECRET (whsec_…; `node -e "import('crawl-engine').then(m => console.log(m.createWebhookSecret()))"`)
+// every engine signs deliveries with it, and with WEBHOOK_URL too every job posts its events there.
+// This app receives them itself at POST /hooks (WEBHOOK_URL=http://127.0.0.1:3000/hooks, with
+// ALLOW_PRIVATE_NETWORK=1 for a loopback address) and lists the last ones at GET /hooks.
+const webhookSecret = process.env.WEBHOOK_SECRET || undefined;
+const webhookUrl = process.env.WEBHOOK_URL || undefined;
+
 const engine = createCrawlEngine({
   storage: await chooseStorage(),
   // Crawling your own machine (a local test site) needs this; keep it off on a public server.
   fetch: { allowPrivateNetwork: process.env.ALLOW_PRIVATE_NETWORK === '1' },
+  ...(webhookSecret ? { webhooks: { secret: webhookSecret, ...(webhookUrl ? { url: webhookUrl } : {}) } } : {}),
 });
 const worker = engine.processor.start({ concurrency: 10, idleMs: 200 });
 
@@ -49,6 +57,28 @@ const app = express();
 // you want on your machine; behind a login pass `authorize: (req, { action, jobId }) => …` instead.
 // In production (NODE_ENV=production) one of the two is required.
 app.use('/api/crawl', createExpressRouter(engine, { public: true }));
+
+/** @type {Array<{ id: string, type: string, jobId: string, pages: number, at: string }>} The last deliveries received, newest first. */
+const received = [];
+// The receiver: the raw body as text (a re-serialized JSON body would not match the signature).
+app.post('/hooks', express.text({ type: 'application/json', limit: '1mb' }), async (req, res) => {
+  if (!webhookSecret) return void res.status(404).end();
+  try {
+    const event = await verifyWebhook(req.body, req.headers, webhookSecret);
+    const id = String(req.headers['webhook-id']);
+    // At least once: a delivery may come twice, with the same webhook-id.
+    if (!received.some((r) => r.id === id)) {
+      const jobId = event.type === 'page' ? event.data.jobId : event.data.job.id;
+      received.unshift({ id, type: event.type, jobId, pages: event.type === 'page' ? event.data.pages.length : 0, at: event.timestamp });
+      received.length = Math.min(received.length, 200);
+    }
+    res.status(204).end();
+  } catch (error) {
+    if (!(error instanceof WebhookVerificationError)) throw error;
+    res.status(400).type('text/plain').send(error.message);
+  }
+});
+app.get('/hooks', (_req, res) => res.json(received));
 app.get('/client.js', (_req, res) => {
   res.type('text/javascript');
   createReadStream(clientFile).pipe(res);

@@ -25,9 +25,15 @@ function storage(): CrawlStorage {
 
 // Kept on globalThis: `next dev` re-evaluates modules on every change, and the engine (with the
 // local worker working on it, lib/local-worker.ts) must stay one per server process.
+// Webhooks: WEBHOOK_SECRET (whsec_…) signs every delivery; with WEBHOOK_URL as well, every job posts
+// its events there (app/api/hooks/route.ts receives them: WEBHOOK_URL=https://your-app/api/hooks).
+const webhookSecret = process.env.WEBHOOK_SECRET || undefined;
+const webhookUrl = process.env.WEBHOOK_URL || undefined;
+
 globalForEngine.crawlEngine ??= createCrawlEngine({
   storage: storage(),
   // Crawling your own machine needs this; keep it off in production.
   fetch: { allowPrivateNetwork: process.env.ALLOW_PRIVATE_NETWORK === '1' },
+  ...(webhookSecret ? { webhooks: { secret: webhookSecret, ...(webhookUrl ? { url: webhookUrl } : {}) } } : {}),
 });
 export const engine: CrawlEngine = globalForEngine.crawlEngine;
