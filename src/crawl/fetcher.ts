@@ -411,6 +411,9 @@ export function createFetcher(options: FetcherOptions): Fetcher {
         headers: { 'user-agent': options.userAgent, ...headers },
         body,
         signal: controller.signal,
+        // The post's own bounds, not the agent's (which are the pages' fetch.timeoutMs).
+        headersTimeout: postOptions.timeoutMs,
+        bodyTimeout: postOptions.timeoutMs,
       });
       status = response.statusCode;
       // Read up to the cap and dropped; a larger answer ends the connection, not the delivery.

@@ -108,7 +108,8 @@ async function pumpJob(storage: CrawlStorage, entry: WebhookJob, now: () => numb
     if (wants.has(event)) add(event, data());
   };
 
-  if (job.status !== 'queued') once('job.started', () => ({ job: jobSummary(job) }));
+  // Started: claimed once at least (a job cancelled while queued never started).
+  if (job.startedAt !== null) once('job.started', () => ({ job: jobSummary(job) }));
   // Results from the cursor on: every one ends up in exactly one `page` delivery. With no page
   // event wanted they are not read at all.
   let atEnd = !wants.has('page');

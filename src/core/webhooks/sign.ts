@@ -55,6 +55,10 @@ export async function verifyWebhook<T = import('../types.js').WebhookPayload>(
   headers: WebhookHeaders,
   secret: string | readonly string[],
 ): Promise<T> {
+  if (typeof body !== 'string' && !(body instanceof Uint8Array)) {
+    // A parsed JSON body (express.json()) or none (no body parser matched): it cannot verify.
+    throw new WebhookVerificationError('webhook not verified: body: expected the raw body as received (a string or Uint8Array), not parsed JSON');
+  }
   const { Webhook, WebhookVerificationError: LibraryError } = await load();
   const text = typeof body === 'string' ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8');
   const wanted = {
