@@ -98,8 +98,9 @@ describe.each(everyStorage)('webhooks (%s)', (_name, makeStorage) => {
       const job = await engine.jobs.create({ url: pages.url, maxDepth: 10, webhook: { url: `${hook.server.origin}/hook` } });
       await settle(engine, job.id);
       const types = hook.received.map((r) => r.payload.type);
-      expect(types[0]).toBe('job.started');
-      expect(types.at(-1)).toBe('job.completed');
+      // Deliveries of one batch go out in parallel: no order between them is promised.
+      expect(types.filter((t) => t === 'job.started')).toHaveLength(1);
+      expect(types.filter((t) => t === 'job.completed')).toHaveLength(1);
       // Every result is in exactly one page delivery.
       const posted = hook.received.flatMap((r) => (r.payload.type === 'page' ? r.payload.data.pages.map((p) => p.url) : []));
       const stored = (await allResults(engine, job.id)).map((r) => r.url);
@@ -113,11 +114,11 @@ describe.each(everyStorage)('webhooks (%s)', (_name, makeStorage) => {
         expect(await verifyWebhook(r.body, headers, SECRET)).toEqual(r.payload);
         expect(r.payload.timestamp).toMatch(/^\d{4}-\d\d-\d\dT/);
       }
-      const completed = hook.received.at(-1)!.payload;
+      const completed = hook.received.find((r) => r.payload.type === 'job.completed')!.payload;
       expect(completed.type === 'job.completed' && completed.data.job.counts.succeeded).toBe(7);
       const deliveries = await engine.jobs.deliveries(job.id);
       expect(deliveries.items.map((d) => d.state)).toEqual(hook.received.map(() => 'delivered'));
-      expect(deliveries.items.map((d) => d.id)).toEqual(hook.received.map((r) => r.id));
+      expect(deliveries.items.map((d) => d.id).sort()).toEqual(hook.received.map((r) => r.id).sort());
       await engine.close();
     } finally {
       await hook.server.close();
@@ -374,7 +375,7 @@ describe('webhooks through the HTTP API', () => {
       expect(page.items[0]).toMatchObject({ state: 'delivered', event: 'page' });
       expect(page.nextCursor).not.toBeNull();
       const bothTypes = hook.received.map((r) => r.payload.type);
-      expect(bothTypes.at(-1)).toBe('job.completed');
+      expect(bothTypes).toContain('job.completed');
       expect(
         await verifyWebhook(
           hook.received[0]!.body,
@@ -419,8 +420,9 @@ describe('webhooks from the CLI', () => {
       const done = await run(args, { CRAWL_ENGINE_WEBHOOK_SECRET: secret });
       expect(done.code, done.stderr).toBe(0);
       const types = hook.received.map((r) => r.payload.type);
-      expect(types[0]).toBe('job.started');
-      expect(types.at(-1)).toBe('job.completed');
+      // Deliveries of one batch go out in parallel: no order between them is promised.
+      expect(types.filter((t) => t === 'job.started')).toHaveLength(1);
+      expect(types.filter((t) => t === 'job.completed')).toHaveLength(1);
       for (const r of hook.received) {
         const headers = { 'webhook-id': r.id, 'webhook-timestamp': r.timestamp, 'webhook-signature': r.signature };
         expect(await verifyWebhook(r.body, headers, secret)).toEqual(r.payload);
