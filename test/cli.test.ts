@@ -75,7 +75,7 @@ describe.runIf(Boolean(process.env.DATABASE_URL))('the CLI on Postgres', () => {
     const url = process.env.DATABASE_URL!;
     const first = await run(['migrate', '--storage', url, '--schema', schema]);
     expect(first.code).toBe(0);
-    expect(first.stderr).toMatch(/Applied migrations 1, 2, 3, 4, 5, 6, 7, 8; schema is at version 8/);
+    expect(first.stderr).toMatch(/Applied migrations 1, 2, 3, 4, 5, 6, 7, 8, 9; schema is at version 9/);
     expect((await run(['migrate', '--storage', url, '--schema', schema])).stderr).toMatch(/Schema is up to date/);
     const crawl = await run(['crawl', site.url, '--storage', url, '--schema', schema, '--max-pages', '12', '--allow-private-network', '--quiet']);
     expect(crawl.code).toBe(0);

@@ -8,7 +8,7 @@ import Redis from 'ioredis';
 import RedisMock from 'ioredis-mock';
 import { afterAll, describe, expect, test } from 'vitest';
 import { kvStorage } from '../adapters/kv/index.js';
-import { HOST_STATE, indexKeys, JOB_FIELDS, jobKeys, URL_ENTRY } from '../adapters/kv/keys.js';
+import { HOST_STATE, indexKeys, JOB_FIELDS, jobKeys, URL_ENTRY, webhookKeys } from '../adapters/kv/keys.js';
 import * as S from '../adapters/kv/scripts.js';
 import type { CompleteResult, FrontierLink, Lease } from '../src/core/storage.js';
 import type { PageResult } from '../src/core/types.js';
@@ -64,6 +64,7 @@ describe('expandLua (scripts/lua.mjs)', () => {
 describe('the KV Lua scripts', () => {
   const k = jobKeys('p:', 'id');
   const ix = indexKeys('p:');
+  const w = webhookKeys('p:');
   const calls = [
     S.CREATE(k, 'h'),
     ...[
@@ -87,6 +88,14 @@ describe('the KV Lua scripts', () => {
     S.INDEX_LIST(ix),
     S.INDEX_DROP(ix, 'id'),
     S.INDEX_FINISHED(ix),
+    S.WEBHOOK_ADD(w, 'id'),
+    S.WEBHOOK_JOBS(w),
+    S.WEBHOOK_REMOVE(w, 'id'),
+    S.WEBHOOK_ENQUEUE(w, 'id'),
+    S.WEBHOOK_CLAIM(w),
+    S.WEBHOOK_SETTLE(w),
+    S.WEBHOOK_LIST(w, 'id'),
+    S.WEBHOOK_DROP(w, 'id'),
   ];
 
   test('one script per file, named <name>-<number of KEYS>.lua, inlined with its includes', () => {

@@ -485,6 +485,54 @@ describe('deleting jobs on KV', () => {
     expect(left).toEqual(strip(others(stored)));
   });
 
+  test("deleteJob() removes the job's webhook registration and delivery keys ({webhooks}) and none of another job's; listJobs drops the outbox of a job it finds gone", async () => {
+    const redis = client();
+    const prefix = freshPrefix();
+    const storage = kvStorage({ client: redis as never, prefix, maxEventsPerJob: 20 });
+    const withOutbox = async (host: string) => {
+      const job = await running(storage, host);
+      await storage.addWebhookJob!(job.id, T0);
+      const deliveries = [0, 1].map((n) => ({
+        id: `${job.id}_${n}`,
+        jobId: job.id,
+        event: 'page' as const,
+        url: 'http://hook.test/',
+        payload: `{"n":${n}}`,
+        createdAt: T0 + n,
+      }));
+      expect(await storage.enqueueWebhookDeliveries!(job.id, null, { seq: 2, resultsCursor: null, resultsSkip: 0, sent: [], done: false }, deliveries)).toBe(
+        true,
+      );
+      return job;
+    };
+    const kept = await withOutbox('kept.test');
+    const doomed = await withOutbox('doomed.test');
+    const lost = await withOutbox('lost.test');
+    // Some deliveries leased, some not: both sets hold members.
+    expect(await storage.claimWebhookDeliveries!({ limit: 3, leaseMs: LEASE, now: T0 })).toHaveLength(3);
+    const outboxKeys = async () => new Map([...(await dump(redis, prefix))].filter(([key]) => key.includes('{webhooks}')));
+    const mentions = (m: Map<string, unknown>, id: string) =>
+      [...m].filter(([key, value]) => key.includes(id) || JSON.stringify(value).includes(id)).map(([key]) => key);
+    const keptDeliveries = await storage.listWebhookDeliveries!(kept.id, { limit: 10 });
+    expect(mentions(await outboxKeys(), doomed.id).length).toBeGreaterThanOrEqual(5);
+
+    await storage.deleteJob!(doomed.id, T0 + 300);
+    const left = await outboxKeys();
+    expect(mentions(left, doomed.id)).toEqual([]);
+    const members = (key: string) => ((left.get(`${prefix}{webhooks}:${key}`) as string[] | undefined) ?? []).filter((_, i) => i % 2 === 0);
+    const listed = [...members(`list:${kept.id}`), ...members(`list:${lost.id}`)].sort();
+    expect([...members('due'), ...members('leased')].sort()).toEqual(listed);
+    expect([...left.keys()].filter((key) => key.includes('{webhooks}:d:'))).toHaveLength(4);
+    expect(await storage.listWebhookDeliveries!(kept.id, { limit: 10 })).toEqual(keptDeliveries);
+
+    // Its data gone without the outbox step (a delete whose second script failed, or finishedTtlSeconds).
+    await redis.del(jobKeys(prefix, lost.id).job);
+    await storage.listJobs({ limit: 100 });
+    expect(mentions(await outboxKeys(), lost.id)).toEqual([]);
+    expect((await storage.listWebhookJobs!(10)).map((w) => w.jobId)).toEqual([kept.id]);
+    expect(await storage.listWebhookDeliveries!(kept.id, { limit: 10 })).toEqual(keptDeliveries);
+  });
+
   test('finished jobs are indexed by finish time; the sweep drops entries of jobs whose data expired and never finds them again', async () => {
     const redis = client();
     const prefix = freshPrefix();

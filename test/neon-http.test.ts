@@ -18,10 +18,11 @@ import { DATABASE_URL, freshSchema } from './helpers/postgres.js';
 async function startNeonHttp(pool: pg.Pool) {
   const raw = { getTypeParser: () => (value: string) => value };
   const server: Server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (chunk: Buffer) => (body += chunk));
+    // Decoded whole: a multi-byte character may straddle two chunks of a large body.
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
-      const { query, params } = JSON.parse(body) as { query: string; params: unknown[] };
+      const { query, params } = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { query: string; params: unknown[] };
       pool.query({ text: query, values: params, rowMode: 'array', types: raw as never }).then(
         (result) => {
           res.writeHead(200, { 'content-type': 'application/json' });

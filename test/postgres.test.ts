@@ -44,8 +44,8 @@ for (const target of targets) {
     test('migrate() is idempotent and reports what it applied', async () => {
       const schema = freshSchema();
       const storage = postgresStorage({ client: target.client() as never, schema });
-      expect(await storage.migrate()).toEqual({ applied: [1, 2, 3, 4, 5, 6, 7, 8], version: 8 });
-      expect(await storage.migrate()).toEqual({ applied: [], version: 8 });
+      expect(await storage.migrate()).toEqual({ applied: [1, 2, 3, 4, 5, 6, 7, 8, 9], version: 9 });
+      expect(await storage.migrate()).toEqual({ applied: [], version: 9 });
       await Promise.all([storage.migrate(), storage.migrate()]);
       await target.client().query(`DROP SCHEMA "${schema}" CASCADE`);
     });
@@ -93,7 +93,7 @@ for (const target of targets) {
         expect((await storage.complete(seed!, { result: page(seed!), links: [link('/a', 'a-v7'), link('/b', 'b-v7')], now: T + 1 })).admitted).toBe(2);
         const [a] = (await storage.claim({ limit: 1, leaseMs: 60_000, now: T + 2, jobId: job.id })).leases;
         expect(a).not.toHaveProperty('lastmod');
-        expect(await storage.migrate()).toEqual({ applied: [8], version: 8 });
+        expect(await storage.migrate()).toEqual({ applied: [8, 9], version: 9 });
         // /b was stored at version 7: no lastmod. Links stored from now on keep theirs.
         expect((await storage.complete(a!, { result: page(a!), links: [link('/c', 'c-v8'), link('/b', 'b-v8')], now: T + 3 })).admitted).toBe(1);
         const leases = (await storage.claim({ limit: 10, leaseMs: 60_000, now: T + 4, jobId: job.id })).leases;
@@ -155,7 +155,7 @@ for (const target of targets) {
         await storage.createJob(job, { url: job.url, key: job.url, depth: 0, host: 'upgrade.test' });
         const [seed] = (await storage.claim({ limit: 1, leaseMs: 60_000, now: T, jobId: job.id })).leases;
         expect(await completeV2(seed!, page(seed!), [link('/a'), link('/b'), link('/c')])).toMatchObject({ ok: true, admitted: 2 });
-        expect(await storage.migrate()).toEqual({ applied: [3, 4, 5, 6, 7, 8], version: 8 });
+        expect(await storage.migrate()).toEqual({ applied: [3, 4, 5, 6, 7, 8, 9], version: 9 });
         const leases = (await storage.claim({ limit: 10, leaseMs: 60_000, now: T + 1, jobId: job.id })).leases;
         expect(leases.map((l) => l.key).sort()).toEqual([url('/a'), url('/b')]);
         const [a, b] = leases as [Lease, Lease];
@@ -596,7 +596,7 @@ function completeManyTests(target: { name: string; client: () => Client }) {
       );
       const items = leases.map((lease): CompleteItem => ({ lease, input: { result: pageOf(lease), links: [], now: T + 10 } }));
       await expect(storage.completeMany!(items)).rejects.toThrow(/run storage\.migrate\(\) first/);
-      expect(await storage.migrate()).toEqual({ applied: [4, 5, 6, 7, 8], version: 8 });
+      expect(await storage.migrate()).toEqual({ applied: [4, 5, 6, 7, 8, 9], version: 9 });
       expect((await storage.completeMany!(items)).map((r) => r.ok)).toEqual([true, true]);
       expect((await storage.getJob(leases[0]!.jobId))?.status).toBe('completed');
     });

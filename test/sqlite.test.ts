@@ -98,14 +98,14 @@ describe.skipIf(!hasNodeSqlite)('SQLite (node:sqlite needs Node.js >= 22.13)', (
   test('migrate() creates the tables once; a file from a newer version is refused with a clear error', async () => {
     const file = freshFile();
     const first = open(file);
-    expect(await first.migrate()).toEqual({ applied: [1, 2, 3, 4], version: 4 });
-    expect(await open(file).migrate()).toEqual({ applied: [], version: 4 });
+    expect(await first.migrate()).toEqual({ applied: [1, 2, 3, 4, 5], version: 5 });
+    expect(await open(file).migrate()).toEqual({ applied: [], version: 5 });
     const { DatabaseSync } = (await import('node:sqlite' as string)) as { DatabaseSync: new (path: string) => SqliteDatabase & { close(): void } };
     const raw = new DatabaseSync(file);
     raw.exec(`INSERT INTO crawl_migrations (version, name, applied_at) VALUES (99, 'future', 'x')`);
     raw.close();
     await expect(open(file).getJob('job_x')).rejects.toThrow(
-      /tables crawl_\* are at schema version 99, newer than this crawl-engine knows \(4\): upgrade crawl-engine/,
+      /tables crawl_\* are at schema version 99, newer than this crawl-engine knows \(5\): upgrade crawl-engine/,
     );
   });
 
@@ -121,7 +121,7 @@ describe.skipIf(!hasNodeSqlite)('SQLite (node:sqlite needs Node.js >= 22.13)', (
     raw.exec(`ALTER TABLE crawl_frontier DROP COLUMN lastmod; DELETE FROM crawl_migrations WHERE version = 4`);
     raw.close();
     const storage = open(file);
-    expect(await storage.migrate()).toEqual({ applied: [4], version: 4 });
+    expect(await storage.migrate()).toEqual({ applied: [4], version: 5 });
     const [seed] = (await storage.claim({ limit: 1, leaseMs: 30_000, now: T0, jobId: job.id })).leases;
     expect(seed?.url).toBe(job.url);
     expect(seed).not.toHaveProperty('lastmod');
@@ -144,7 +144,7 @@ describe.skipIf(!hasNodeSqlite)('SQLite (node:sqlite needs Node.js >= 22.13)', (
     raw.exec(`DROP INDEX crawl_jobs_finished; DELETE FROM crawl_migrations WHERE version = 2`);
     raw.close();
     const storage = open(file);
-    expect(await storage.migrate()).toEqual({ applied: [2], version: 4 });
+    expect(await storage.migrate()).toEqual({ applied: [2], version: 5 });
     expect(await storage.deleteFinishedJobs!({ finishedBefore: T0 + 2, limit: 10 })).toEqual({ deleted: 1 });
     expect(await storage.getJob(job.id)).toBeNull();
     const check = new DatabaseSync(file);
@@ -227,6 +227,48 @@ describe.skipIf(!hasNodeSqlite)('SQLite (node:sqlite needs Node.js >= 22.13)', (
     expect((await b.complete(second, { result: page(second.url, 1), links: [], now: T0 + 4 })).ok).toBe(true);
     await expect.poll(() => woken, { timeout: 2000 }).toBeGreaterThan(0);
     stop();
+  });
+
+  test('two storages on one file (two processes) share the webhook outbox: one enqueue of two from one state, each delivery claimed once, settled through either', async () => {
+    const file = freshFile();
+    const a = open(file);
+    const b = open(file);
+    const jobId = 'job_outbox';
+    await a.addWebhookJob!(jobId, T0);
+    const state = (seq: number) => ({ seq, resultsCursor: null, resultsSkip: 0, sent: [], done: false });
+    const delivery = (n: number) => ({
+      id: `${jobId}_${n}`,
+      jobId,
+      event: 'page' as const,
+      url: 'http://hook.test/',
+      payload: `{"n":${n}}`,
+      createdAt: T0 + n,
+    });
+    const raced = await Promise.all([
+      a.enqueueWebhookDeliveries!(jobId, null, state(1), [delivery(0)]),
+      b.enqueueWebhookDeliveries!(jobId, null, state(1), [delivery(1)]),
+    ]);
+    expect(raced.filter(Boolean)).toHaveLength(1);
+    expect(
+      await b.enqueueWebhookDeliveries!(
+        jobId,
+        state(1),
+        state(2),
+        Array.from({ length: 20 }, (_, i) => delivery(i + 2)),
+      ),
+    ).toBe(true);
+    const claims = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => (i % 2 ? a : b).claimWebhookDeliveries!({ limit: 4, leaseMs: 30_000, now: T0 + 100 })),
+    );
+    const more = await a.claimWebhookDeliveries!({ limit: 100, leaseMs: 30_000, now: T0 + 101 });
+    const ids = [...claims.flat(), ...more].map((l) => l.delivery.id);
+    expect(ids).toHaveLength(21);
+    expect(new Set(ids).size).toBe(21);
+    // Claimed through b (claims[0]), settled through a; the token is in the file.
+    const lease = claims[0]![0]!;
+    expect(await a.settleWebhookDelivery!(lease, { state: 'delivered', now: T0 + 102 })).toBe(true);
+    expect(await b.settleWebhookDelivery!(lease, { state: 'delivered', now: T0 + 103 })).toBe(false);
+    expect((await b.listWebhookDeliveries!(jobId, { limit: 100 })).items.filter((d) => d.state === 'delivered').map((d) => d.id)).toEqual([lease.delivery.id]);
   });
 
   test('closed and opened again, the file keeps jobs, frontier, leases, results, robots.txt records and events', async () => {

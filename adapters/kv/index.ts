@@ -10,9 +10,11 @@
  *
  * @module crawl-engine/adapters/kv
  */
+import { randomUUID } from 'node:crypto';
 import {
   type CancelResult,
   type ClaimQuery,
+  type ClaimWebhookQuery,
   type ClaimResult,
   type CompleteInput,
   type CompleteItem,
@@ -27,7 +29,9 @@ import {
   type Lease,
   type ListJobsQuery,
   type ListResultsQuery,
+  type ListWebhookDeliveriesQuery,
   type NewEvent,
+  type NewWebhookDelivery,
   type Paginated,
   type PageResult,
   type ProgressEvent,
@@ -35,10 +39,16 @@ import {
   type RetryInput,
   type RobotsRecord,
   sweepEach,
+  type WebhookDelivery,
+  type WebhookDeliveryLease,
+  type WebhookDeliveryOutcome,
+  type WebhookJob,
+  type WebhookPumpState,
 } from '../../src/storage/index.js';
 import { claim } from './claim.js';
 import { contextFor, type IndexOp, type IoredisLikeClient, parse, type UpstashLikeClient } from './client.js';
 import { complete, completeMany } from './complete.js';
+import { webhookKeys } from './keys.js';
 import { canDuplicate, pubSub } from './push.js';
 import { restEndpoint, restPubSub } from './rest-push.js';
 import * as S from './scripts.js';
@@ -73,6 +83,13 @@ export interface KvStorageOptions {
   listen?: boolean;
 }
 
+/** A delivery as the outbox scripts reply it: `[doc, state, attempts, nextAttemptAt, deliveredAt, lastError, ...]`. */
+type DeliveryReply = [NewWebhookDelivery, WebhookDelivery['state'], number, number, number | null, WebhookDelivery['lastError'], ...unknown[]];
+
+function deliveryOf([doc, state, attempts, nextAttemptAt, deliveredAt, lastError]: DeliveryReply): WebhookDelivery {
+  return { ...doc, state, attempts, nextAttemptAt, deliveredAt, lastError };
+}
+
 function parseCursor(cursor: string | null | undefined): number | null {
   const digits = parseDigitsCursor(cursor, 15);
   return digits === null ? null : Number(digits);
@@ -105,6 +122,11 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
   const ttl = options.finishedTtlSeconds ?? 0;
   const ctx = contextFor(options.client, prefix, maxEvents, ttl);
   const { run, keysOf, ix, call, indexCall, applyIndex } = ctx;
+  const wk = webhookKeys(prefix);
+  /** Runs an outbox script (keys under {webhooks}) and parses its reply. */
+  const outbox = async <T>(script: S.ScriptCall, args: Array<string | number>): Promise<T> => parse<T>(await indexCall(script, args));
+  /** Removes a deleted job's registration and deliveries: a second script, after the job's own keys went. */
+  const dropOutbox = (id: string) => indexCall(S.WEBHOOK_DROP(wk, id), [id]);
   const rest = canDuplicate(options.client) ? null : restEndpoint(options.client);
   const canListen = options.listen ?? (canDuplicate(options.client) || rest !== null);
   // Mutable: a REST server without a subscribe endpoint turns push off for later subscribers.
@@ -169,8 +191,11 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
           const ordinal = Number(flat[i + 1]);
           before = ordinal;
           const job = await storage.getJob(id);
-          // A job whose data expired (finishedTtlSeconds) leaves the index as it is found.
-          if (job === null) await indexCall(S.INDEX_DROP(ix, id), [id]);
+          // A job whose data expired (finishedTtlSeconds) leaves the index, and the outbox, as it is found.
+          if (job === null) {
+            await dropOutbox(id);
+            await indexCall(S.INDEX_DROP(ix, id), [id]);
+          }
           if (job === null || (query.status !== undefined && job.status !== query.status)) continue;
           if (items.length === query.limit) {
             more = true;
@@ -237,8 +262,14 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
     // step is lost, listJobs, claims and the sweep drop the entries of a job that is gone.
     async deleteJob(id: string, now: number): Promise<DeleteResult> {
       const out = await call<DeleteResult>(S.DELETE, id, [new Date(now).toISOString(), maxEvents, '']);
-      // The job is gone once the script ran: a lost index step is repaired later, not an error.
-      if (out.deleted) await indexCall(S.INDEX_DROP(ix, id), [id]).catch(() => undefined);
+      if (out.deleted) {
+        // The outbox is in another slot ({webhooks}): its own script, which must not be lost (its
+        // deliveries would still be posted), so its failure fails the call; deleting again finds
+        // no job and repairs nothing, so it runs before the index step.
+        await dropOutbox(id);
+        // The job is gone once the script ran: a lost index step is repaired later, not an error.
+        await indexCall(S.INDEX_DROP(ix, id), [id]).catch(() => undefined);
+      }
       return out;
     },
 
@@ -251,6 +282,7 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
       return sweepEach(due.map(String), query, async (id) => {
         const out = await call<DeleteResult>(S.DELETE, id, [before, maxEvents, before]);
         if (out.deleted) {
+          await dropOutbox(id);
           await indexCall(S.INDEX_DROP(ix, id), [id]).catch(() => undefined);
           return true;
         }
@@ -258,10 +290,66 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
         // was lost, and it leaves the index; or its score was off, and it is put at its finish time
         // (either way the next sweep does not find it again).
         const job = await storage.getJob(id);
-        if (job === null) await indexCall(S.INDEX_DROP(ix, id), [id]);
-        else if (job.finishedAt !== null) await applyIndex([['finish', id, 0, Date.parse(job.finishedAt), 0]]);
+        if (job === null) {
+          await dropOutbox(id);
+          await indexCall(S.INDEX_DROP(ix, id), [id]);
+        } else if (job.finishedAt !== null) await applyIndex([['finish', id, 0, Date.parse(job.finishedAt), 0]]);
         return false;
       });
+    },
+
+    // The webhook outbox: lua/webhook-*.lua, every key under {webhooks} (keys.ts), so that a claim
+    // across all jobs is one script.
+    async addWebhookJob(jobId: string, now: number) {
+      await outbox<boolean>(S.WEBHOOK_ADD(wk, jobId), [jobId, JSON.stringify(jobId), now]);
+    },
+
+    async listWebhookJobs(limit: number): Promise<WebhookJob[]> {
+      if (!(limit >= 1)) return [];
+      return outbox<WebhookJob[]>(S.WEBHOOK_JOBS(wk), [Math.floor(limit)]);
+    },
+
+    async removeWebhookJob(jobId: string) {
+      await outbox<boolean>(S.WEBHOOK_REMOVE(wk, jobId), [jobId]);
+    },
+
+    async enqueueWebhookDeliveries(jobId: string, expected: WebhookPumpState | null, next: WebhookPumpState, deliveries: NewWebhookDelivery[]) {
+      const args: Array<string | number> = [
+        jobId,
+        expected === null ? '' : String(expected.seq),
+        String(next.seq),
+        JSON.stringify(next),
+        next.done ? '1' : '0',
+      ];
+      for (const d of deliveries) {
+        const doc = { id: d.id, jobId: d.jobId, event: d.event, url: d.url, payload: d.payload, createdAt: d.createdAt };
+        args.push(d.id, JSON.stringify(doc), d.createdAt);
+      }
+      return outbox<boolean>(S.WEBHOOK_ENQUEUE(wk, jobId), args);
+    },
+
+    async claimWebhookDeliveries(query: ClaimWebhookQuery): Promise<WebhookDeliveryLease[]> {
+      if (!(query.limit >= 1)) return [];
+      const expiresAt = query.now + query.leaseMs;
+      const rows = await outbox<Array<[...DeliveryReply, string]>>(S.WEBHOOK_CLAIM(wk), [query.now, expiresAt, Math.floor(query.limit), randomUUID()]);
+      return rows.map((row) => ({ delivery: deliveryOf(row), token: String(row[6]), expiresAt }));
+    },
+
+    async settleWebhookDelivery(lease: WebhookDeliveryLease, outcome: WebhookDeliveryOutcome) {
+      const at = outcome.state === 'delivered' ? outcome.now : outcome.state === 'pending' ? outcome.nextAttemptAt : '';
+      const error = outcome.state === 'delivered' ? '' : JSON.stringify(outcome.error);
+      return outbox<boolean>(S.WEBHOOK_SETTLE(wk), [lease.delivery.id, lease.token, outcome.state, at, error]);
+    },
+
+    async listWebhookDeliveries(jobId: string, query: ListWebhookDeliveriesQuery): Promise<Paginated<WebhookDelivery>> {
+      const after = parseCursor(query.cursor) ?? 0;
+      if (!(query.limit >= 1)) return { items: [], nextCursor: null };
+      const rows = await outbox<Array<[number, ...DeliveryReply]>>(S.WEBHOOK_LIST(wk, jobId), [after, Math.floor(query.limit) + 1]);
+      const page = rows.slice(0, query.limit);
+      return {
+        items: page.map(([, ...row]) => deliveryOf(row as DeliveryReply)),
+        nextCursor: rows.length > query.limit ? String(page[page.length - 1]![0]) : null,
+      };
     },
 
     async getRobots(jobId: string, origin: string) {

@@ -120,6 +120,35 @@ export const URL_ENTRY = ['st', 'tok', 'att', 'lu', 'nb', 'dp', 'host', 'url'] a
  */
 export const HOST_STATE = ['inf', 'nxt', 'cd', 'pick'] as const;
 
+/**
+ * Fields of a webhook registration, the hash `p{webhooks}:job:<id>`.
+ *
+ * | field   | type     | meaning                                                                  |
+ * | ------- | -------- | ------------------------------------------------------------------------ |
+ * | `j`     | JSON     | the job id as a JSON string (replies are assembled from it)              |
+ * | `at`    | ms epoch | registeredAt                                                             |
+ * | `seq`   | integer  | the pump state's `seq`, compared by enqueues (absent: no state yet)      |
+ * | `state` | JSON     | the pump state as the engine gave it (absent: none yet)                  |
+ */
+export const WEBHOOK_JOB_FIELDS = ['j', 'at', 'seq', 'state'] as const;
+
+/**
+ * Fields of a webhook delivery, the hash `p{webhooks}:d:<n>`.
+ *
+ * | field | type     | meaning                                                                          |
+ * | ----- | -------- | -------------------------------------------------------------------------------- |
+ * | `id`  | string   | the delivery id (its entry in `p{webhooks}:ids`)                                  |
+ * | `doc` | JSON     | `{id, jobId, event, url, payload, createdAt}` as enqueued (the payload byte-exact) |
+ * | `st`  | string   | `pending`, `delivered` or `failed`                                                |
+ * | `att` | integer  | attempts (claims)                                                                 |
+ * | `nx`  | ms epoch | nextAttemptAt                                                                     |
+ * | `da`  | ms epoch | deliveredAt (absent before)                                                       |
+ * | `le`  | JSON     | lastError (absent: none)                                                          |
+ * | `tok` | string   | the current lease's token ('' or absent: none)                                    |
+ * | `lu`  | ms epoch | when the current lease ends                                                       |
+ */
+export const WEBHOOK_DELIVERY_FIELDS = ['id', 'doc', 'st', 'att', 'nx', 'da', 'le', 'tok', 'lu'] as const;
+
 const job = (prefix: string, jobId: string) => `${prefix}{job:${jobId}}:`;
 
 /** Hash: the job record, counts and bookkeeping ({@link JOB_FIELDS}). */
@@ -257,5 +286,42 @@ export function indexKeys(prefix: string): IndexKeys {
     admitted: indexAdmittedKey(prefix),
     state: (jobId) => indexStateKey(prefix, jobId),
     statePrefix: indexStatePrefix(prefix),
+  };
+}
+
+/** The webhook outbox's names (hash tag `{webhooks}`), as the scripts call them. */
+export interface WebhookKeys {
+  /** Sorted set: registered job ids by registration number. */
+  jobs: string;
+  /** String: the registration and delivery number counter. */
+  seq: string;
+  /** Hash: one job's registration ({@link WEBHOOK_JOB_FIELDS}). */
+  job(jobId: string): string;
+  /** The prefix of the registrations: `job(id)` is `jobPrefix + id`. */
+  jobPrefix: string;
+  /** Sorted set: one job's delivery numbers in enqueue order. */
+  list(jobId: string): string;
+  /** Hash: delivery id -> delivery number. */
+  ids: string;
+  /** The prefix of the delivery hashes: a delivery is `deliveryPrefix + <number>` ({@link WEBHOOK_DELIVERY_FIELDS}). */
+  deliveryPrefix: string;
+  /** Sorted set: pending deliveries not under a claim's lease, by nextAttemptAt. */
+  due: string;
+  /** Sorted set: leased deliveries by lease end. */
+  leased: string;
+}
+
+export function webhookKeys(prefix: string): WebhookKeys {
+  const w = `${prefix}{webhooks}:`;
+  return {
+    jobs: `${w}jobs`,
+    seq: `${w}seq`,
+    job: (jobId) => `${w}job:${jobId}`,
+    jobPrefix: `${w}job:`,
+    list: (jobId) => `${w}list:${jobId}`,
+    ids: `${w}ids`,
+    deliveryPrefix: `${w}d:`,
+    due: `${w}due`,
+    leased: `${w}leased`,
   };
 }

@@ -29,7 +29,15 @@ import readJob from './lua/read-job-1.lua';
 import readResults from './lua/read-results-1.lua';
 import release from './lua/release-5.lua';
 import retry from './lua/retry-5.lua';
-import type { IndexKeys, JobKeys } from './keys.js';
+import webhookAdd from './lua/webhook-add-3.lua';
+import webhookClaim from './lua/webhook-claim-3.lua';
+import webhookDrop from './lua/webhook-drop-7.lua';
+import webhookEnqueue from './lua/webhook-enqueue-7.lua';
+import webhookJobs from './lua/webhook-jobs-2.lua';
+import webhookList from './lua/webhook-list-2.lua';
+import webhookRemove from './lua/webhook-remove-2.lua';
+import webhookSettle from './lua/webhook-settle-4.lua';
+import type { IndexKeys, JobKeys, WebhookKeys } from './keys.js';
 
 /** One call's script and KEYS; `name` is the file's (lua/<name>-<keys.length>.lua). */
 export interface ScriptCall {
@@ -118,3 +126,38 @@ export const INDEX_DROP = (ix: IndexKeys, jobId: string): ScriptCall => ({
 });
 
 export const INDEX_FINISHED = (ix: IndexKeys): ScriptCall => ({ name: 'index-finished', lua: indexFinished, keys: [ix.finished] });
+
+// The webhook outbox: every key under the hash tag {webhooks} (keys.ts).
+
+export const WEBHOOK_ADD = (w: WebhookKeys, jobId: string): ScriptCall => ({ name: 'webhook-add', lua: webhookAdd, keys: [w.jobs, w.seq, w.job(jobId)] });
+
+export const WEBHOOK_JOBS = (w: WebhookKeys): ScriptCall => ({ name: 'webhook-jobs', lua: webhookJobs, keys: [w.jobs, w.jobPrefix] });
+
+export const WEBHOOK_REMOVE = (w: WebhookKeys, jobId: string): ScriptCall => ({ name: 'webhook-remove', lua: webhookRemove, keys: [w.jobs, w.job(jobId)] });
+
+export const WEBHOOK_ENQUEUE = (w: WebhookKeys, jobId: string): ScriptCall => ({
+  name: 'webhook-enqueue',
+  lua: webhookEnqueue,
+  keys: [w.job(jobId), w.jobs, w.seq, w.ids, w.deliveryPrefix, w.due, w.list(jobId)],
+});
+
+export const WEBHOOK_CLAIM = (w: WebhookKeys): ScriptCall => ({ name: 'webhook-claim', lua: webhookClaim, keys: [w.due, w.leased, w.deliveryPrefix] });
+
+export const WEBHOOK_SETTLE = (w: WebhookKeys): ScriptCall => ({
+  name: 'webhook-settle',
+  lua: webhookSettle,
+  keys: [w.ids, w.deliveryPrefix, w.due, w.leased],
+});
+
+export const WEBHOOK_LIST = (w: WebhookKeys, jobId: string): ScriptCall => ({
+  name: 'webhook-list',
+  lua: webhookList,
+  keys: [w.list(jobId), w.deliveryPrefix],
+});
+
+/** Removes a job's registration and deliveries (after its own keys, by DELETE). */
+export const WEBHOOK_DROP = (w: WebhookKeys, jobId: string): ScriptCall => ({
+  name: 'webhook-drop',
+  lua: webhookDrop,
+  keys: [w.jobs, w.job(jobId), w.list(jobId), w.ids, w.deliveryPrefix, w.due, w.leased],
+});

@@ -11,6 +11,7 @@
 import {
   type CancelResult,
   type ClaimQuery,
+  type ClaimWebhookQuery,
   type ClaimResult,
   type CompleteInput,
   type CompleteItem,
@@ -25,7 +26,9 @@ import {
   type Lease,
   type ListJobsQuery,
   type ListResultsQuery,
+  type ListWebhookDeliveriesQuery,
   type NewEvent,
+  type NewWebhookDelivery,
   type Paginated,
   type PageResult,
   type ProgressEvent,
@@ -33,6 +36,11 @@ import {
   type RetryInput,
   type RobotsRecord,
   sweepEach,
+  type WebhookDelivery,
+  type WebhookDeliveryLease,
+  type WebhookDeliveryOutcome,
+  type WebhookJob,
+  type WebhookPumpState,
 } from '../../src/storage/index.js';
 import { notifications } from './listen.js';
 import { MIGRATIONS, qualified, type Names } from './schema.js';
@@ -80,6 +88,40 @@ const IDENT = /^[a-z_][a-z0-9_]{0,40}$/;
 const parseCursor = (cursor: string | null | undefined) => parseDigitsCursor(cursor, 18);
 
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** A `webhook_deliveries` row as node-postgres, Neon and PGlite return it (bigints may come as text). */
+interface DeliveryRow {
+  id: string;
+  job_id: string;
+  event: WebhookDelivery['event'];
+  url: string;
+  payload: string;
+  created_at: string | number;
+  state: WebhookDelivery['state'];
+  attempts: number;
+  next_attempt_at: string | number;
+  delivered_at: string | number | null;
+  last_error: WebhookDelivery['lastError'];
+  token: string | null;
+  lease_until: string | number;
+  seq: string | number;
+}
+
+function deliveryOf(row: DeliveryRow): WebhookDelivery {
+  return {
+    id: row.id,
+    jobId: row.job_id,
+    event: row.event,
+    url: row.url,
+    payload: row.payload,
+    createdAt: Number(row.created_at),
+    state: row.state,
+    attempts: Number(row.attempts),
+    nextAttemptAt: Number(row.next_attempt_at),
+    deliveredAt: row.delivered_at === null ? null : Number(row.delivered_at),
+    lastError: row.last_error,
+  };
+}
 
 /** What is wrong with `completeMany`'s items, by field path (`items.2.input.now`). */
 function badItems(items: unknown): Array<{ path: string; message: string }> {
@@ -298,6 +340,79 @@ export function postgresStorage(options: PostgresStorageOptions): PostgresStorag
         async (id) =>
           (await one<DeleteResult>(`SELECT ${t('delete_job')}($1::text, $2::text, $3::int, $4::text) AS r`, [id, before, maxEvents, before])).deleted,
       );
+    },
+
+    // The webhook outbox (migration 9, sql/webhooks.ts). The registration's row lock serialises
+    // enqueues of one job; claims take rows FOR UPDATE SKIP LOCKED; a settle is one UPDATE fenced
+    // by the token.
+    async addWebhookJob(jobId: string, now: number) {
+      await run(`INSERT INTO ${t('webhook_jobs')} (job_id, registered_at) VALUES ($1, $2) ON CONFLICT (job_id) DO NOTHING`, [jobId, now]);
+    },
+
+    async listWebhookJobs(limit: number): Promise<WebhookJob[]> {
+      if (!(limit >= 1)) return [];
+      const rows = await run<{ job_id: string; registered_at: string | number; state: WebhookPumpState | null }>(
+        `SELECT job_id, registered_at, state FROM ${t('webhook_jobs')} ORDER BY registered_at, ordinal LIMIT $1`,
+        [Math.floor(limit)],
+      );
+      return rows.map((row) => ({ jobId: row.job_id, registeredAt: Number(row.registered_at), state: row.state }));
+    },
+
+    async removeWebhookJob(jobId: string) {
+      await run(`DELETE FROM ${t('webhook_jobs')} WHERE job_id = $1`, [jobId]);
+    },
+
+    async enqueueWebhookDeliveries(jobId: string, expected: WebhookPumpState | null, next: WebhookPumpState, deliveries: NewWebhookDelivery[]) {
+      const items = deliveries.map((d) => ({ id: d.id, jobId: d.jobId, event: d.event, url: d.url, payload: d.payload, createdAt: d.createdAt }));
+      return one<boolean>(`SELECT ${t('enqueue_webhooks')}($1::text, $2::bigint, $3::jsonb, $4::jsonb) AS r`, [
+        jobId,
+        expected === null ? null : expected.seq,
+        JSON.stringify(next),
+        JSON.stringify(items),
+      ]);
+    },
+
+    async claimWebhookDeliveries(query: ClaimWebhookQuery): Promise<WebhookDeliveryLease[]> {
+      if (!(query.limit >= 1)) return [];
+      const rows = await run<DeliveryRow>(`SELECT * FROM ${t('claim_webhooks')}($1::int, $2::bigint, $3::bigint)`, [
+        Math.floor(query.limit),
+        query.leaseMs,
+        query.now,
+      ]);
+      // UPDATE … RETURNING keeps no order: earliest next attempt first, then enqueue order.
+      rows.sort((a, b) => Number(a.next_attempt_at) - Number(b.next_attempt_at) || Number(a.seq) - Number(b.seq));
+      return rows.map((row) => ({ delivery: deliveryOf(row), token: row.token!, expiresAt: Number(row.lease_until) }));
+    },
+
+    async settleWebhookDelivery(lease: WebhookDeliveryLease, outcome: WebhookDeliveryOutcome) {
+      const rows = await run(
+        `UPDATE ${t('webhook_deliveries')} SET token = NULL, lease_until = 0, state = $3,
+           delivered_at = CASE WHEN $3 = 'delivered' THEN $4::bigint ELSE delivered_at END,
+           next_attempt_at = coalesce($5::bigint, next_attempt_at),
+           last_error = CASE WHEN $3 = 'delivered' THEN last_error ELSE $6::jsonb END
+         WHERE id = $1 AND token = $2 AND state = 'pending' RETURNING 1`,
+        [
+          lease.delivery.id,
+          lease.token,
+          outcome.state,
+          outcome.state === 'delivered' ? outcome.now : null,
+          outcome.state === 'pending' ? outcome.nextAttemptAt : null,
+          outcome.state === 'delivered' ? null : JSON.stringify(outcome.error),
+        ],
+      );
+      return rows.length > 0;
+    },
+
+    async listWebhookDeliveries(jobId: string, query: ListWebhookDeliveriesQuery): Promise<Paginated<WebhookDelivery>> {
+      const after = parseCursor(query.cursor) ?? '0';
+      if (!(query.limit >= 1)) return { items: [], nextCursor: null };
+      const rows = await run<DeliveryRow>(`SELECT * FROM ${t('webhook_deliveries')} WHERE job_id = $1 AND seq > $2::bigint ORDER BY seq LIMIT $3`, [
+        jobId,
+        after,
+        Math.floor(query.limit) + 1,
+      ]);
+      const page = rows.slice(0, query.limit);
+      return { items: page.map(deliveryOf), nextCursor: rows.length > query.limit ? String(page[page.length - 1]!.seq) : null };
     },
 
     async getRobots(jobId: string, origin: string) {

@@ -19,6 +19,7 @@ import { endLeaseFunction, endLeaseFunctionV5, releaseFunctionV1, releaseFunctio
 import type { Names } from './sql/names.js';
 import { deleteJobFunctionV6, jobsFinishedIndexV6 } from './sql/retention.js';
 import * as tables from './sql/tables.js';
+import * as webhooks from './sql/webhooks.js';
 
 export { type Names, qualified } from './sql/names.js';
 
@@ -119,6 +120,20 @@ export const MIGRATIONS: Migration[] = [
       ...claimFunctionsV8(n),
       completeFunctionV8(n, SKIP_CODES_FROZEN),
       completeManyFunctionV8(n, SKIP_CODES_FROZEN),
+    ],
+  },
+  {
+    version: 9,
+    name: 'webhook outbox: registered jobs with their pump state, deliveries claimed with leases; delete_job removes both',
+    statements: (n) => [
+      webhooks.webhookJobsTableV9(n),
+      webhooks.webhookJobsOrderIndexV9(n),
+      webhooks.webhookDeliveriesTableV9(n),
+      webhooks.webhookDeliveriesDueIndexV9(n),
+      webhooks.webhookDeliveriesJobIndexV9(n),
+      webhooks.enqueueWebhooksFunctionV9(n),
+      webhooks.claimWebhooksFunctionV9(n),
+      webhooks.deleteJobFunctionV9(n),
     ],
   },
 ];

@@ -15,6 +15,7 @@ import { Connection, openFile, type SqliteDatabase } from './driver.js';
 import { appendEvents, cancelJob, createJob, deleteJob, dueJobs, getRobots, listJobs, listResults, putRobots, readEvents } from './jobs.js';
 import { type Ctx, jobJson, jobRow } from './rows.js';
 import { LATEST, migrate, tables } from './schema.js';
+import * as webhooks from './webhooks.js';
 
 export type { SqliteDatabase, SqliteStatement, SqlValue } from './driver.js';
 
@@ -265,6 +266,20 @@ export function sqliteStorage(options: SqliteStorageOptions): SqliteStorage {
         if (deleted) notify(id);
         return deleted;
       });
+    },
+
+    // The webhook outbox (schema version 5, webhooks.ts): each call one transaction.
+    addWebhookJob: (jobId, now) => write((x) => webhooks.addWebhookJob(x, jobId, now)),
+    listWebhookJobs: async (limit) => (limit >= 1 ? read((x) => webhooks.listWebhookJobs(x, Math.floor(limit))) : []),
+    removeWebhookJob: (jobId) => write((x) => webhooks.removeWebhookJob(x, jobId)),
+    enqueueWebhookDeliveries: (jobId, expected, next, deliveries) => write((x) => webhooks.enqueueWebhookDeliveries(x, jobId, expected, next, deliveries)),
+    claimWebhookDeliveries: async (query) =>
+      query.limit >= 1 ? write((x) => webhooks.claimWebhookDeliveries(x, { ...query, limit: Math.floor(query.limit) })) : [],
+    settleWebhookDelivery: (lease, outcome) => write((x) => webhooks.settleWebhookDelivery(x, lease, outcome)),
+    async listWebhookDeliveries(jobId, query) {
+      const after = BigInt(parseDigitsCursor(query.cursor, 18) ?? '0');
+      if (!(query.limit >= 1)) return { items: [], nextCursor: null };
+      return read((x) => webhooks.listWebhookDeliveries(x, jobId, after, Math.floor(query.limit)));
     },
 
     getRobots: (jobId, origin) => read((x) => getRobots(x, jobId, origin)),

@@ -13,6 +13,7 @@ import {
 } from '../../src/storage/index.js';
 import { appendEvent, type Ctx, isActive, jobJson, type JobRow, jobRow } from './rows.js';
 import { FINISHED } from './schema.js';
+import { forgetWebhookJob } from './webhooks.js';
 
 const notFound = (jobId: string) => new CrawlEngineError('not_found', `job ${JSON.stringify(jobId)} does not exist`);
 
@@ -77,6 +78,7 @@ export function deleteJob(x: Ctx, id: string, now: number, finishedBefore: strin
   const { events } = isActive(j.status) ? cancelJob(x, id, now) : { events: [] };
   const { c, t } = x;
   for (const table of [t.frontier, t.hosts, t.results, t.events, t.robots]) c.run(`DELETE FROM ${table} WHERE job_id = ?`, id);
+  forgetWebhookJob(x, id);
   c.run(`DELETE FROM ${t.jobs} WHERE id = ?`, id);
   return { deleted: true, events };
 }

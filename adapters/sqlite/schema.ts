@@ -7,7 +7,10 @@ import { CrawlEngineError } from '../../src/storage/index.js';
 import type { Connection } from './driver.js';
 
 /** Table names of one prefix, quoted: `t.jobs` is `"crawl_jobs"`. */
-export type Tables = Record<'migrations' | 'meta' | 'jobs' | 'frontier' | 'hosts' | 'results' | 'events' | 'robots', string>;
+export type Tables = Record<
+  'migrations' | 'meta' | 'jobs' | 'frontier' | 'hosts' | 'results' | 'events' | 'robots' | 'webhookJobs' | 'webhookDeliveries',
+  string
+>;
 
 export function tables(prefix: string): Tables {
   const q = (name: string) => `"${prefix}${name}"`;
@@ -20,6 +23,8 @@ export function tables(prefix: string): Tables {
     results: q('results'),
     events: q('events'),
     robots: q('robots'),
+    webhookJobs: q('webhook_jobs'),
+    webhookDeliveries: q('webhook_deliveries'),
   };
 }
 
@@ -147,6 +152,44 @@ export const MIGRATIONS: Migration[] = [
     name: "frontier lastmod: a link's sitemap <lastmod> is stored with its frontier row and handed back on its leases",
     // NULL when the link had none (every row written before version 4).
     statements: (t) => [`ALTER TABLE ${t.frontier} ADD COLUMN lastmod TEXT`],
+  },
+  {
+    version: 5,
+    name: 'webhook outbox: registered jobs with their pump state, deliveries claimed with leases',
+    statements: (t, p) => [
+      // One row per registered job (registered before its job row exists: no reference to jobs).
+      // seq: the pump state's seq, compared by enqueues (NULL until the first); a done state
+      // deletes the row. ordinal breaks ties of registered_at in registration order.
+      `CREATE TABLE ${t.webhookJobs} (
+        ordinal INTEGER PRIMARY KEY,
+        job_id TEXT NOT NULL UNIQUE,
+        registered_at INTEGER NOT NULL,
+        seq INTEGER,
+        state TEXT
+      )`,
+      `CREATE INDEX "${p}webhook_jobs_order" ON ${t.webhookJobs} (registered_at, ordinal)`,
+      // seq (the rowid) is enqueue order. state: pending, delivered or failed; a pending row is
+      // leased while token is set and lease_until is ahead of the claim's clock. payload is the
+      // signed body, stored as given.
+      `CREATE TABLE ${t.webhookDeliveries} (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        job_id TEXT NOT NULL,
+        event TEXT NOT NULL,
+        url TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        delivered_at INTEGER,
+        last_error TEXT,
+        token TEXT,
+        lease_until INTEGER NOT NULL DEFAULT 0
+      )`,
+      `CREATE INDEX "${p}webhook_deliveries_due" ON ${t.webhookDeliveries} (next_attempt_at, seq) WHERE state = 'pending'`,
+      `CREATE INDEX "${p}webhook_deliveries_job" ON ${t.webhookDeliveries} (job_id, seq)`,
+    ],
   },
 ];
 

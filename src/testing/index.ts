@@ -21,6 +21,7 @@ import { type ConformanceModelOptions, modelTests } from './model.js';
 import { politenessTests } from './politeness.js';
 import { refusalTests } from './refusals.js';
 import { watchTests } from './watch.js';
+import { webhookTests } from './webhooks.js';
 
 export { jobRecord } from './fixtures.js';
 export type { ConformanceModelOptions } from './model.js';
@@ -122,6 +123,7 @@ export function runStorageConformance(options: ConformanceOptions): void {
     watchTests(it);
     deleteTests(it);
     lastmodTests(it);
+    webhookTests(it);
     if (options.model !== false) modelTests(it, options.model ?? {}, timeout);
   });
 }

@@ -1,4 +1,4 @@
-/** Deleting jobs, all of version 6: the index of finished jobs and `delete_job`. */
+/** Deleting jobs, of version 6: the index of finished jobs and `delete_job` (which version 9 replaces). */
 import { type Names, namer } from './names.js';
 
 /** The statuses of finished jobs, the ones the retention sweep removes. */
@@ -23,8 +23,16 @@ export function jobsFinishedIndexV6(n: Names): string {
  * (the retention sweep), so a job that a racing call deleted or that is not due is left alone.
  */
 export function deleteJobFunctionV6(n: Names): string {
+  return deleteJobV6V9(n, '');
+}
+
+/**
+ * `delete_job` as version 6 made it, with `more` (statements run under the job's row lock just
+ * before the job row is deleted) for the version that replaces it (9, `./webhooks.ts`).
+ */
+export function deleteJobV6V9(n: Names, more: string): string {
   const t = namer(n);
-  return `CREATE FUNCTION ${t('delete_job')}(p_job text, p_now_iso text, p_max_events int, p_finished_before text)
+  return `${more === '' ? 'CREATE FUNCTION' : 'CREATE OR REPLACE FUNCTION'} ${t('delete_job')}(p_job text, p_now_iso text, p_max_events int, p_finished_before text)
   RETURNS jsonb LANGUAGE plpgsql AS $fn$
   DECLARE j ${t('jobs')}; evs jsonb := '[]'::jsonb;
   BEGIN
@@ -38,7 +46,7 @@ export function deleteJobFunctionV6(n: Names): string {
         WHERE id = p_job;
       evs := jsonb_build_array(${t('append_event')}(p_job, 'job:cancelled', p_now_iso, NULL, NULL, p_max_events));
     END IF;
-    DELETE FROM ${t('jobs')} WHERE id = p_job;
+    ${more}DELETE FROM ${t('jobs')} WHERE id = p_job;
     RETURN jsonb_build_object('deleted', true, 'events', evs);
   END $fn$`;
 }
