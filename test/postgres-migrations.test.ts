@@ -19,7 +19,7 @@ const FROZEN: Record<number, string> = {
   6: '5a5abe0f9681285510fc089e4ac42a17fefd7e64b05d19cd5e3c467fbf91cb15',
   7: 'a87d71a15d0bd73225fce5d0d785f768e8538e062d7f5e6a0dc19bfbc30f1bd4',
   8: 'd79fa202ab35273d862e6ee9cb107eeec27b962be5e3d5696d2ab3fcfcf1bc09',
-  9: '882400bbcff3ccdb95dbedf10f8c5ef1dc3581c7b514e323cc02a4ecc937d77a',
+  9: 'c285cd9920c693aa46381cbd80905e8abf24020a9db3e2ad11d699b69518dfad',
 };
 
 const names = { schema: '"public"', prefix: 'crawl_' };

@@ -304,9 +304,9 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
       await outbox<boolean>(S.WEBHOOK_ADD(wk, jobId), [jobId, JSON.stringify(jobId), now]);
     },
 
-    async listWebhookJobs(limit: number): Promise<WebhookJob[]> {
+    async listWebhookJobs(limit: number, after = 0): Promise<WebhookJob[]> {
       if (!(limit >= 1)) return [];
-      return outbox<WebhookJob[]>(S.WEBHOOK_JOBS(wk), [Math.floor(limit)]);
+      return outbox<WebhookJob[]>(S.WEBHOOK_JOBS(wk), [Math.floor(limit), Number.isSafeInteger(after) && after > 0 ? after : 0]);
     },
 
     async removeWebhookJob(jobId: string) {
@@ -336,8 +336,8 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
     },
 
     async settleWebhookDelivery(lease: WebhookDeliveryLease, outcome: WebhookDeliveryOutcome) {
-      const at = outcome.state === 'delivered' ? outcome.now : outcome.state === 'pending' ? outcome.nextAttemptAt : '';
-      const error = outcome.state === 'delivered' ? '' : JSON.stringify(outcome.error);
+      const at = outcome.state === 'delivered' ? outcome.now : outcome.state === 'pending' || outcome.state === 'released' ? outcome.nextAttemptAt : '';
+      const error = outcome.state === 'pending' || outcome.state === 'failed' ? JSON.stringify(outcome.error) : '';
       return outbox<boolean>(S.WEBHOOK_SETTLE(wk), [lease.delivery.id, lease.token, outcome.state, at, error]);
     },
 

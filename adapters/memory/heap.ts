@@ -1,7 +1,13 @@
-/** A binary min-heap on `at`, for the parked jobs of `memoryStorage()` (see ready.ts). */
+/** A binary min-heap on `at`, for the parked jobs of `memoryStorage()` (see ready.ts) and its webhook outbox. */
 
-/** A binary min-heap on `at`; stale items are dropped lazily when they reach the top. */
-export class MinHeap<T extends { at: number }> {
+/** Whether `a` comes before `b`: earlier `at`, then lower `tie` (absent: 0). */
+const before = (a: { at: number; tie?: number }, b: { at: number; tie?: number }) => a.at < b.at || (a.at === b.at && (a.tie ?? 0) < (b.tie ?? 0));
+
+/**
+ * A binary min-heap on `at` (then `tie`, for a stable order among equal times); stale items are
+ * dropped lazily when they reach the top.
+ */
+export class MinHeap<T extends { at: number; tie?: number }> {
   private items: T[] = [];
 
   get size(): number {
@@ -18,7 +24,7 @@ export class MinHeap<T extends { at: number }> {
     let i = items.length - 1;
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (items[parent]!.at <= item.at) break;
+      if (!before(item, items[parent]!)) break;
       items[i] = items[parent]!;
       i = parent;
     }
@@ -42,8 +48,8 @@ export class MinHeap<T extends { at: number }> {
       const left = 2 * i + 1;
       if (left >= items.length) break;
       const right = left + 1;
-      const child = right < items.length && items[right]!.at < items[left]!.at ? right : left;
-      if (items[child]!.at >= last.at) break;
+      const child = right < items.length && before(items[right]!, items[left]!) ? right : left;
+      if (!before(items[child]!, last)) break;
       items[i] = items[child]!;
       i = child;
     }

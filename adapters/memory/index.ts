@@ -153,8 +153,8 @@ export function memoryStorage(options: MemoryStorageOptions = {}): CrawlStorage 
       addWebhookJob(store.outbox, jobId, now);
     },
 
-    async listWebhookJobs(limit) {
-      return listWebhookJobs(store.outbox, limit);
+    async listWebhookJobs(limit, after) {
+      return listWebhookJobs(store.outbox, limit, after);
     },
 
     async removeWebhookJob(jobId) {

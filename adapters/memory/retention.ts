@@ -7,7 +7,7 @@
 import type { DeleteFinishedQuery, DeleteFinishedResult } from '../../src/storage/index.js';
 import { notify } from './events.js';
 import type { JobState, Store } from './state.js';
-import { forgetWebhookJob } from './webhooks.js';
+import { forgetWebhookJob, hasWebhookWork } from './webhooks.js';
 
 /** Index in `store.order` of the first job whose ordinal is at least `ordinal`. */
 export function orderIndex(store: Store, ordinal: number): number {
@@ -41,6 +41,9 @@ export function retire(store: Store, js: JobState): void {
   store.finished.add(js);
   for (const oldest of store.finished) {
     if (store.finished.size <= store.maxFinished) break;
+    // A job whose webhooks are not all delivered yet stays until they are (its deliveries go with
+    // it): the cap evicts the next oldest instead, and this one at a later finish.
+    if (hasWebhookWork(store.outbox, oldest.job.id)) continue;
     remove(store, oldest);
   }
 }

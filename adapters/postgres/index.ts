@@ -349,13 +349,13 @@ export function postgresStorage(options: PostgresStorageOptions): PostgresStorag
       await run(`INSERT INTO ${t('webhook_jobs')} (job_id, registered_at) VALUES ($1, $2) ON CONFLICT (job_id) DO NOTHING`, [jobId, now]);
     },
 
-    async listWebhookJobs(limit: number): Promise<WebhookJob[]> {
+    async listWebhookJobs(limit: number, after = 0): Promise<WebhookJob[]> {
       if (!(limit >= 1)) return [];
-      const rows = await run<{ job_id: string; registered_at: string | number; state: WebhookPumpState | null }>(
-        `SELECT job_id, registered_at, state FROM ${t('webhook_jobs')} ORDER BY registered_at, ordinal LIMIT $1`,
-        [Math.floor(limit)],
+      const rows = await run<{ job_id: string; ordinal: string | number; registered_at: string | number; state: WebhookPumpState | null }>(
+        `SELECT job_id, ordinal, registered_at, state FROM ${t('webhook_jobs')} WHERE ordinal > $2::bigint ORDER BY ordinal LIMIT $1`,
+        [Math.floor(limit), Number.isSafeInteger(after) ? after : 0],
       );
-      return rows.map((row) => ({ jobId: row.job_id, registeredAt: Number(row.registered_at), state: row.state }));
+      return rows.map((row) => ({ jobId: row.job_id, ordinal: Number(row.ordinal), registeredAt: Number(row.registered_at), state: row.state }));
     },
 
     async removeWebhookJob(jobId: string) {
@@ -385,19 +385,22 @@ export function postgresStorage(options: PostgresStorageOptions): PostgresStorag
     },
 
     async settleWebhookDelivery(lease: WebhookDeliveryLease, outcome: WebhookDeliveryOutcome) {
+      const released = outcome.state === 'released';
       const rows = await run(
         `UPDATE ${t('webhook_deliveries')} SET token = NULL, lease_until = 0, state = $3,
            delivered_at = CASE WHEN $3 = 'delivered' THEN $4::bigint ELSE delivered_at END,
            next_attempt_at = coalesce($5::bigint, next_attempt_at),
-           last_error = CASE WHEN $3 = 'delivered' THEN last_error ELSE $6::jsonb END
+           last_error = CASE WHEN $3 = 'delivered' OR $7 THEN last_error ELSE $6::jsonb END,
+           attempts = CASE WHEN $7 THEN greatest(attempts - 1, 0) ELSE attempts END
          WHERE id = $1 AND token = $2 AND state = 'pending' RETURNING 1`,
         [
           lease.delivery.id,
           lease.token,
-          outcome.state,
+          released ? 'pending' : outcome.state,
           outcome.state === 'delivered' ? outcome.now : null,
-          outcome.state === 'pending' ? outcome.nextAttemptAt : null,
-          outcome.state === 'delivered' ? null : JSON.stringify(outcome.error),
+          outcome.state === 'pending' || outcome.state === 'released' ? outcome.nextAttemptAt : null,
+          outcome.state === 'pending' || outcome.state === 'failed' ? JSON.stringify(outcome.error) : null,
+          released,
         ],
       );
       return rows.length > 0;

@@ -270,7 +270,8 @@ export function sqliteStorage(options: SqliteStorageOptions): SqliteStorage {
 
     // The webhook outbox (schema version 5, webhooks.ts): each call one transaction.
     addWebhookJob: (jobId, now) => write((x) => webhooks.addWebhookJob(x, jobId, now)),
-    listWebhookJobs: async (limit) => (limit >= 1 ? read((x) => webhooks.listWebhookJobs(x, Math.floor(limit))) : []),
+    listWebhookJobs: async (limit, after = 0) =>
+      limit >= 1 ? read((x) => webhooks.listWebhookJobs(x, Math.floor(limit), Number.isSafeInteger(after) ? after : 0)) : [],
     removeWebhookJob: (jobId) => write((x) => webhooks.removeWebhookJob(x, jobId)),
     enqueueWebhookDeliveries: (jobId, expected, next, deliveries) => write((x) => webhooks.enqueueWebhookDeliveries(x, jobId, expected, next, deliveries)),
     claimWebhookDeliveries: async (query) =>

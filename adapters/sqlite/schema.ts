@@ -160,14 +160,14 @@ export const MIGRATIONS: Migration[] = [
       // One row per registered job (registered before its job row exists: no reference to jobs).
       // seq: the pump state's seq, compared by enqueues (NULL until the first); a done state
       // deletes the row. ordinal breaks ties of registered_at in registration order.
+      // ordinal: registration order, never reused (AUTOINCREMENT), the listing's cursor.
       `CREATE TABLE ${t.webhookJobs} (
-        ordinal INTEGER PRIMARY KEY,
+        ordinal INTEGER PRIMARY KEY AUTOINCREMENT,
         job_id TEXT NOT NULL UNIQUE,
         registered_at INTEGER NOT NULL,
         seq INTEGER,
         state TEXT
       )`,
-      `CREATE INDEX "${p}webhook_jobs_order" ON ${t.webhookJobs} (registered_at, ordinal)`,
       // seq (the rowid) is enqueue order. state: pending, delivered or failed; a pending row is
       // leased while token is set and lease_until is ahead of the claim's clock. payload is the
       // signed body, stored as given.

@@ -54,14 +54,16 @@ export function addWebhookJob(x: Ctx, jobId: string, now: number): void {
   x.c.run(`INSERT INTO ${x.t.webhookJobs} (job_id, registered_at) VALUES (?, ?) ON CONFLICT (job_id) DO NOTHING`, jobId, now);
 }
 
-export function listWebhookJobs(x: Ctx, limit: number): WebhookJob[] {
+export function listWebhookJobs(x: Ctx, limit: number, after: number): WebhookJob[] {
   return x.c
-    .all<{ job_id: string; registered_at: number; state: string | null }>(
-      `SELECT job_id, registered_at, state FROM ${x.t.webhookJobs} ORDER BY registered_at, ordinal LIMIT ?`,
+    .all<{ ordinal: number; job_id: string; registered_at: number; state: string | null }>(
+      `SELECT ordinal, job_id, registered_at, state FROM ${x.t.webhookJobs} WHERE ordinal > ? ORDER BY ordinal LIMIT ?`,
+      after,
       limit,
     )
     .map((row) => ({
       jobId: row.job_id,
+      ordinal: Number(row.ordinal),
       registeredAt: Number(row.registered_at),
       state: row.state === null ? null : (JSON.parse(row.state) as WebhookPumpState),
     }));
@@ -135,14 +137,21 @@ export function settleWebhookDelivery(x: Ctx, lease: WebhookDeliveryLease, outco
           lease.delivery.id,
           lease.token,
         )
-      : c.get(
-          `UPDATE ${t.webhookDeliveries} SET token = NULL, lease_until = 0, state = ?, last_error = ?, next_attempt_at = coalesce(?, next_attempt_at) ${where} RETURNING 1 AS ok`,
-          outcome.state,
-          JSON.stringify(outcome.error),
-          outcome.state === 'pending' ? outcome.nextAttemptAt : null,
-          lease.delivery.id,
-          lease.token,
-        );
+      : outcome.state === 'released'
+        ? c.get(
+            `UPDATE ${t.webhookDeliveries} SET token = NULL, lease_until = 0, next_attempt_at = ?, attempts = max(attempts - 1, 0) ${where} RETURNING 1 AS ok`,
+            outcome.nextAttemptAt,
+            lease.delivery.id,
+            lease.token,
+          )
+        : c.get(
+            `UPDATE ${t.webhookDeliveries} SET token = NULL, lease_until = 0, state = ?, last_error = ?, next_attempt_at = coalesce(?, next_attempt_at) ${where} RETURNING 1 AS ok`,
+            outcome.state,
+            JSON.stringify(outcome.error),
+            outcome.state === 'pending' ? outcome.nextAttemptAt : null,
+            lease.delivery.id,
+            lease.token,
+          );
   return changed !== undefined;
 }
 

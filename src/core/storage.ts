@@ -250,7 +250,13 @@ export type WebhookDeliveryOutcome =
   /** Tried again at `nextAttemptAt`. */
   | { state: 'pending'; nextAttemptAt: number; error: ErrorInfo & { status: number | null } }
   /** Given up: not tried again. */
-  | { state: 'failed'; error: ErrorInfo & { status: number | null } };
+  | { state: 'failed'; error: ErrorInfo & { status: number | null } }
+  /**
+   * Handed back untried (this processor cannot post it: no signing secret for it, or no time left
+   * in its run): still `pending`, claimable again at `nextAttemptAt`, its `attempts` back down by
+   * the claim's one, its `lastError` unchanged.
+   */
+  | { state: 'released'; nextAttemptAt: number };
 
 /**
  * How far the engine has turned a job's progress into deliveries. The engine owns its meaning;
@@ -272,6 +278,8 @@ export interface WebhookPumpState {
 /** A job registered for webhook deliveries ({@link CrawlStorage.listWebhookJobs}). */
 export interface WebhookJob {
   jobId: string;
+  /** Registration order: increases with every registration (a cursor for `listWebhookJobs`). */
+  ordinal: number;
   /** Epoch ms of `addWebhookJob`. */
   registeredAt: number;
   /** Null until the first enqueue. */
@@ -395,8 +403,12 @@ export interface CrawlStorage {
    * Registers `jobId` for deliveries; idempotent (a second call keeps the first `registeredAt`).
    */
   addWebhookJob?(jobId: string, now: number): Promise<void>;
-  /** Registered jobs that are not done, oldest registration first, at most `limit`. */
-  listWebhookJobs?(limit: number): Promise<WebhookJob[]>;
+  /**
+   * Registered jobs that are not done, in registration order (`ordinal`) from the first with an
+   * `ordinal` greater than `after` (default: from the oldest), at most `limit`. The engine pages
+   * through them with `after`, so that a few long-running jobs do not hide the others.
+   */
+  listWebhookJobs?(limit: number, after?: number): Promise<WebhookJob[]>;
   /** Forgets a registration (a job that was never created), with nothing else. */
   removeWebhookJob?(jobId: string): Promise<void>;
   /**

@@ -87,6 +87,13 @@ async function allDeliveries(s: Outbox, job: string, pageSize = 100): Promise<We
   return out;
 }
 
+/** A registration without its `ordinal` (a number each storage picks). */
+function withoutOrdinal(w: WebhookJob | undefined): Omit<WebhookJob, 'ordinal'> | undefined {
+  if (w === undefined) return undefined;
+  const { ordinal: _ordinal, ...rest } = w;
+  return rest;
+}
+
 async function registered(s: Outbox, limit = 1000): Promise<WebhookJob[]> {
   return s.listWebhookJobs(limit);
 }
@@ -110,8 +117,9 @@ export function webhookTests(it: Register): void {
     await s.addWebhookJob(c, T0 + 3);
     await s.addWebhookJob(a, T0 + 9);
     const mine = (list: WebhookJob[]) => list.filter((w) => [a, b, c].includes(w.jobId));
+    const first = mine(await registered(s));
     assert.deepEqual(
-      mine(await registered(s)),
+      first.map(({ ordinal: _, ...rest }) => rest),
       [
         { jobId: a, registeredAt: T0 + 1, state: null },
         { jobId: b, registeredAt: T0 + 2, state: null },
@@ -119,6 +127,8 @@ export function webhookTests(it: Register): void {
       ],
       'oldest registration first; a second addWebhookJob keeps the first registeredAt; no state before the first enqueue',
     );
+    for (const w of first) assert.ok(Number.isSafeInteger(w.ordinal) && w.ordinal > 0, `ordinal is a positive integer: ${w.ordinal}`);
+    assert.ok(first[0]!.ordinal < first[1]!.ordinal && first[1]!.ordinal < first[2]!.ordinal, 'ordinals increase with registration');
     assert.equal((await s.listWebhookJobs(2)).length, 2, 'at most limit');
     // The job rows are not needed: registrations come before createJob, and need no job.
     assert.equal(await s.getJob(a), null, 'a registration creates no job');
@@ -143,6 +153,42 @@ export function webhookTests(it: Register): void {
     );
   });
 
+  it('webhooks: listWebhookJobs(limit, after) pages the registrations by ordinal', async (st, skip) => {
+    const s = outboxOf(st, skip);
+    const jobs = Array.from({ length: 7 }, () => jobId());
+    for (const [i, job] of jobs.entries()) await s.addWebhookJob(job, T0 + i);
+    const seen: string[] = [];
+    let after = 0;
+    for (let page = 0; page < 20; page++) {
+      const got = await s.listWebhookJobs(3, after);
+      assert.ok(got.length <= 3, 'at most limit');
+      for (const w of got) assert.ok(w.ordinal > after, `only ordinals after ${after}: ${w.ordinal}`);
+      seen.push(...got.map((w) => w.jobId));
+      if (got.length < 3) break;
+      after = got[got.length - 1]!.ordinal;
+    }
+    assert.deepEqual(
+      seen.filter((id) => jobs.includes(id)),
+      jobs,
+      'paging with after visits every registration once, in registration order',
+    );
+    const all = await s.listWebhookJobs(1000);
+    const last = all[all.length - 1]!;
+    assert.deepEqual(await s.listWebhookJobs(10, last.ordinal), [], 'nothing after the newest');
+    // Done (or removed) ones leave the listing; a new registration comes after every earlier one.
+    assert.equal(await s.enqueueWebhookDeliveries(jobs[6]!, null, pump(1, true), []), true);
+    await s.removeWebhookJob(jobs[5]!);
+    const late = jobId();
+    await s.addWebhookJob(late, T0 + 100);
+    const after5 = await s.listWebhookJobs(10, all.find((w) => w.jobId === jobs[4])!.ordinal);
+    assert.deepEqual(
+      after5.map((w) => w.jobId),
+      [late],
+      'after the fifth: the done and removed ones are gone, the new registration follows',
+    );
+    assert.ok(after5[0]!.ordinal > last.ordinal, 'a new registration has a greater ordinal than any before it');
+  });
+
   it('webhooks: enqueueWebhookDeliveries() is a compare-and-set on the pump state: a stale expected state or an unregistered job stores nothing', async (st, skip) => {
     const s = outboxOf(st, skip);
     const job = jobId();
@@ -155,7 +201,7 @@ export function webhookTests(it: Register): void {
     assert.equal(await s.enqueueWebhookDeliveries(job, null, first, [d(1), d(2)]), true);
     assert.deepEqual(await allDeliveries(s, job), [stored(d(1)), stored(d(2))], 'stored pending, 0 attempts, due at their createdAt');
     assert.deepEqual(
-      (await registered(s)).find((w) => w.jobId === job),
+      withoutOrdinal((await registered(s)).find((w) => w.jobId === job)),
       { jobId: job, registeredAt: T0, state: first },
       'the next state is stored as given',
     );
@@ -336,6 +382,27 @@ export function webhookTests(it: Register): void {
       [[retried.id, 3]],
       'long after: only the pending one, its lease run out, is claimed again',
     );
+  });
+
+  it('webhooks: a released delivery is handed back untried: pending, its attempt given back, its last error kept', async (st, skip) => {
+    const s = outboxOf(st, skip);
+    const job = jobId();
+    const d = delivery(job, 1, T0);
+    await withDeliveries(s, job, [d]);
+    const [first] = await s.claimWebhookDeliveries({ limit: 10, leaseMs: LEASE, now: T0 + 1 });
+    assert.equal(await s.settleWebhookDelivery(first!, { state: 'pending', nextAttemptAt: T0 + 10, error: serverError }), true);
+    const [second] = await s.claimWebhookDeliveries({ limit: 10, leaseMs: LEASE, now: T0 + 10 });
+    assert.equal(second?.delivery.attempts, 2);
+    assert.equal(await s.settleWebhookDelivery(second!, { state: 'released', nextAttemptAt: T0 + 50 }), true);
+    assert.deepEqual(
+      await allDeliveries(s, job),
+      [{ ...stored(d), attempts: 1, nextAttemptAt: T0 + 50, lastError: serverError }],
+      'pending, one attempt (the released claim given back), the earlier error kept, due at the given time',
+    );
+    assert.equal(await s.settleWebhookDelivery(second!, { state: 'delivered', now: T0 + 20 }), false, 'the released lease is spent');
+    assert.deepEqual(await s.claimWebhookDeliveries({ limit: 10, leaseMs: LEASE, now: T0 + 49 }), [], 'not before its nextAttemptAt');
+    const [third] = await s.claimWebhookDeliveries({ limit: 10, leaseMs: LEASE, now: T0 + 50 });
+    assert.deepEqual([third?.delivery.id, third?.delivery.attempts], [d.id, 2], 'claimed again from then on, attempts counted from the given-back number');
   });
 
   it('webhooks: listWebhookDeliveries() pages a job in enqueue order and refuses a cursor it did not hand out', async (st, skip) => {

@@ -9,9 +9,10 @@
 -- ARGV:
 --   ARGV[1]  delivery id
 --   ARGV[2]  the lease's token
---   ARGV[3]  outcome: 'delivered', 'pending' or 'failed'
---   ARGV[4]  delivered: deliveredAt (ms epoch); pending: nextAttemptAt (ms epoch); failed: ''
---   ARGV[5]  the error (JSON), '' when delivered
+--   ARGV[3]  outcome: 'delivered', 'pending', 'released' (handed back untried: the claim's attempt
+--            given back, the last error kept) or 'failed'
+--   ARGV[4]  delivered: deliveredAt (ms epoch); pending, released: nextAttemptAt (ms epoch); failed: ''
+--   ARGV[5]  the error (JSON), '' when delivered or released
 --
 -- Returns '~true', or '~false' when the token is not current (settled, claimed again, deleted).
 --
@@ -31,6 +32,10 @@ if outcome == 'delivered' then
   redis.call('ZREM', due, member)
 elseif outcome == 'pending' then
   redis.call('HSET', key, 'nx', at, 'le', err, 'tok', '')
+  redis.call('ZADD', due, at, member)
+elseif outcome == 'released' then
+  if tonumber(redis.call('HGET', key, 'att') or '0') > 0 then redis.call('HINCRBY', key, 'att', -1) end
+  redis.call('HSET', key, 'nx', at, 'tok', '')
   redis.call('ZADD', due, at, member)
 else
   redis.call('HSET', key, 'st', 'failed', 'le', err, 'tok', '')

@@ -22,9 +22,9 @@ export function webhookJobsTableV9(n: Names): string {
   )`;
 }
 
-/** Version 9: registrations oldest first (`listWebhookJobs`). */
+/** Version 9: registrations in order, from a cursor (`listWebhookJobs`). */
 export function webhookJobsOrderIndexV9(n: Names): string {
-  return `CREATE INDEX "${n.prefix}webhook_jobs_order" ON ${namer(n)('webhook_jobs')} (registered_at, ordinal)`;
+  return `CREATE UNIQUE INDEX "${n.prefix}webhook_jobs_order" ON ${namer(n)('webhook_jobs')} (ordinal)`;
 }
 
 /**
