@@ -1,6 +1,9 @@
 /**
- * Review of the webhook feature: failing tests for the bugs found (memory storage; the pump and
- * sender are storage-independent).
+ * Webhooks under pressure (from an adversarial review): runs keep their budget and stop at once
+ * with receivers that never answer, one tenant's receiver does not hold up the others, long-running
+ * jobs do not hide others from the pump, results are read about once, idle engines pay nothing, an
+ * engine without a secret hands deliveries back untouched, the CLI waits for its deliveries, and
+ * memory's claims and cap behave (memory storage: the pump and sender do not depend on it).
  */
 import { spawn } from 'node:child_process';
 import type { IncomingMessage } from 'node:http';
@@ -52,7 +55,7 @@ function counting(storage: CrawlStorage): { storage: CrawlStorage; calls: Map<st
   return { storage: wrapped, calls };
 }
 
-describe('webhooks review', () => {
+describe('webhooks under pressure', () => {
   test('a run with a webhook receiver that never answers stays within its budget (not budget + timeoutMs)', { timeout: 60_000 }, async () => {
     const hang = await receiver(() => null);
     const pages = await onePage();
@@ -65,7 +68,7 @@ describe('webhooks review', () => {
       await engine.processor.run({ budgetMs: 1000 });
       const took = Date.now() - started;
       expect((await engine.jobs.get(job.id))!.status).toBe('completed');
-      // A 1 s run waits for the receiver's full 10 s timeout.
+      // Not the receiver's full 10 s timeout: the post is cut at the run's end.
       expect(took).toBeLessThan(3000);
       await engine.close();
     } finally {
@@ -84,7 +87,6 @@ describe('webhooks review', () => {
       const engine = testEngine({ fetch: { allowPrivateNetwork: ['127.0.0.1'], timeoutMs: 1000 }, webhooks: { secret: SECRET, timeoutMs: 10_000 } });
       const job = await engine.jobs.create({ url: pages.url, webhook: { url: `${slow.origin}/hook`, events: ['job.completed'] } });
       await engine.processor.run({ budgetMs: 5000 });
-      // Cut off after 1 s by the shared agent's headersTimeout (fetch.timeoutMs), as a network error.
       expect((await engine.jobs.deliveries(job.id)).items[0]).toMatchObject({ state: 'delivered', lastError: null });
       await engine.close();
     } finally {
@@ -128,8 +130,7 @@ describe('webhooks review', () => {
       expect((await engine.jobs.get(quick.id))!.status).toBe('completed');
       const busyStatus = (await engine.jobs.list({ limit: 100 })).items.filter((j) => j.id !== quick.id).map((j) => j.status);
       expect(busyStatus.every((s) => s === 'running')).toBe(true);
-      // The quick job's job.completed is never even enqueued: the pump only ever looks at the 20
-      // oldest registrations.
+      // The pump goes on past the first registrations, run after run.
       expect((await engine.jobs.deliveries(quick.id)).items.map((d) => d.event)).toEqual(['job.completed']);
       await engine.close();
     } finally {
@@ -168,7 +169,7 @@ describe('webhooks review', () => {
       await engine.processor.run({ budgetMs: 500 });
       expect((await engine.jobs.get(job.id))!.status).toBe('completed');
       expect(calls.get('listResults')).toBeGreaterThan(0);
-      // 20 results of ~100 kB of markdown each: every pass re-reads the whole last partial page.
+      // 20 results of ~100 kB of markdown each, read about once (not the partial page on every pass).
       expect(read).toBeLessThanOrEqual(2 * 20);
       await engine.close();
     } finally {
@@ -219,7 +220,9 @@ describe('webhooks review', () => {
     }
   });
 
-  test('crawl --webhook (memory storage): a delivery that failed once is neither retried before exit nor reported', { timeout: 60_000 }, async () => {
+  test('crawl --webhook (memory storage): a delivery that failed once is retried before the command exits, and the summary counts them', {
+    timeout: 60_000,
+  }, async () => {
     let count = 0;
     const hook = await receiver(() => (++count === 1 ? 503 : 204));
     const pages = await onePage();
@@ -239,8 +242,8 @@ describe('webhooks review', () => {
       });
       expect(code, stderr).toBe(0);
       const types = hook.received.map((p) => p.type).sort();
-      // The first delivery (refused once) is lost with the process: the CLI exits 0 without a word.
-      expect(types.length === 3 || /webhook/i.test(stderr), `received ${types.join(', ')}; stderr: ${stderr}`).toBe(true);
+      expect(types, stderr).toEqual(['job.completed', 'job.started', 'page']);
+      expect(stderr).toMatch(/Webhooks: 3 delivered\./);
     } finally {
       await hook.server.close();
       await pages.close();
@@ -258,39 +261,10 @@ describe('webhooks review', () => {
       await new Promise((resolve) => setTimeout(resolve, 1500));
       const stopping = Date.now();
       await worker.stop();
-      // Waits for the post's full 10 s timeout, then runs one more pass that claims again.
       expect(Date.now() - stopping).toBeLessThan(2000);
       await engine.close();
     } finally {
       await hang.server.close();
-      await pages.close();
-    }
-  });
-
-  test('job.completed reaches the receiver after every page delivery of the job (or the README says it may not)', { timeout: 60_000 }, async () => {
-    let refused = false;
-    const hook = await receiver((req) => {
-      // The first try of the page delivery fails (a receiver's hiccup).
-      if (!refused && String(req.headers['webhook-id']).endsWith('_1')) {
-        refused = true;
-        return 503;
-      }
-      return 204;
-    });
-    const pages = await onePage();
-    try {
-      const engine = testEngine({ fetch: { allowPrivateNetwork: ['127.0.0.1'] }, webhooks: { secret: SECRET, retryBaseMs: 50, retryMaxMs: 100 } });
-      await engine.jobs.create({ url: pages.url, webhook: { url: `${hook.server.origin}/hook` } });
-      for (let i = 0; i < 10; i++) {
-        await engine.processor.run({ budgetMs: 600 });
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-      const types = hook.received.map((p) => p.type);
-      expect(types).toHaveLength(3);
-      expect(types.at(-1)).toBe('job.completed');
-      await engine.close();
-    } finally {
-      await hook.server.close();
       await pages.close();
     }
   });
@@ -305,10 +279,19 @@ describe('webhooks review', () => {
       const app = testEngine({ fetch: { allowPrivateNetwork: ['127.0.0.1'] }, webhooks: { secret: SECRET } }, storage);
       const other = testEngine({ fetch: { allowPrivateNetwork: ['127.0.0.1'] } }, storage);
       const job = await app.jobs.create({ url: pages.url, webhook: { url: `${hook.server.origin}/hook`, events: ['job.completed'] } });
-      // Any run of the other engine pumps and claims every job's deliveries, and has nothing to sign with.
+      // The other engine (no webhooks option) delivers nothing; one with webhooks: {} and no secret
+      // hands the delivery back untried (see below).
       await other.processor.run({ budgetMs: 1000 });
+      expect((await app.jobs.get(job.id))!.status).toBe('completed');
+      expect((await app.jobs.deliveries(job.id)).items).toEqual([]);
+      const unsigned = testEngine({ fetch: { allowPrivateNetwork: ['127.0.0.1'] }, webhooks: {} }, storage);
+      await unsigned.processor.run({ budgetMs: 1000 });
+      expect((await app.jobs.deliveries(job.id)).items[0]).toMatchObject({ state: 'pending', attempts: 0, lastError: null });
+      expect(hook.received).toEqual([]);
+      await new Promise((resolve) => setTimeout(resolve, 1100));
       await app.processor.run({ budgetMs: 1000 });
-      expect((await app.jobs.deliveries(job.id)).items[0]).toMatchObject({ state: 'delivered' });
+      expect((await app.jobs.deliveries(job.id)).items[0]).toMatchObject({ state: 'delivered', attempts: 1 });
+      await unsigned.close();
       expect(hook.received.map((p) => p.type)).toEqual(['job.completed']);
       await Promise.all([app.close(), other.close()]);
     } finally {
@@ -335,7 +318,7 @@ describe('webhooks review', () => {
     }
     const started = performance.now();
     await storage.claimWebhookDeliveries!({ limit: 8, leaseMs: 1000, now });
-    // ~50 ms of the event loop per claim (~130 ms when all are due: it sorts them all).
+    // A heap of due times: the claim costs what it hands out.
     expect(performance.now() - started).toBeLessThan(10);
   });
 
@@ -355,7 +338,7 @@ describe('webhooks review', () => {
       const started = Date.now();
       await engine.processor.run({ budgetMs: 2000, concurrency: 10 });
       expect(deliveredAt).toBeGreaterThan(0);
-      // The batch of 8 posts is awaited as a whole: the good receiver waits the tarpit's 10 s out.
+      // At most two posts per receiver: the tarpit holds two slots, the good receiver gets one.
       expect(deliveredAt - started).toBeLessThan(3000);
       await engine.close();
     } finally {

@@ -181,7 +181,7 @@ describe.each(everyStorage)('webhooks (%s)', (_name, makeStorage) => {
     const pages = await site(1);
     try {
       const engine = testEngine(
-        { fetch: { allowPrivateNetwork: ['127.0.0.1'] }, webhooks: { secret: SECRET, retryBaseMs: 20, retryMaxMs: 50, maxAttempts: 3 } },
+        { fetch: { allowPrivateNetwork: ['127.0.0.1'] }, webhooks: { secret: SECRET, retryBaseMs: 100, retryMaxMs: 200, maxAttempts: 3 } },
         storage,
       );
       const job = await engine.jobs.create({ url: pages.url, webhook: { url: `${flaky.server.origin}/hook`, events: ['job.completed'] } });
@@ -206,8 +206,9 @@ describe.each(everyStorage)('webhooks (%s)', (_name, makeStorage) => {
 });
 
 describe('webhook options and guard', () => {
-  test('the secret is never returned; events default to all; a job needs a secret and a storage with an outbox', async () => {
-    const engine = testEngine({ fetch: { allowPrivateNetwork: ['127.0.0.1'] } });
+  test('the secret is never returned; events default to all; a job needs a secret, a storage with an outbox and an engine that delivers', async () => {
+    // webhooks: {} (no secret of the engine's own): the processors deliver jobs that bring theirs.
+    const engine = testEngine({ fetch: { allowPrivateNetwork: ['127.0.0.1'] }, webhooks: {} });
     const own = createWebhookSecret();
     const job = await engine.jobs.create({ url: 'http://127.0.0.1:9/', webhook: { url: 'http://127.0.0.1:9/hook', secret: own } });
     const shown: Job[] = [job, (await engine.jobs.get(job.id))!, (await engine.jobs.list()).items[0]!, await engine.jobs.cancel(job.id)];
@@ -245,11 +246,31 @@ describe('webhook options and guard', () => {
     expect((await engine.jobs.list()).items).toHaveLength(before);
     // The engine's default endpoint is checked when the engine is made.
     expect(() => testEngine({ fetch: { allowPrivateNetwork: false }, webhooks: { url: 'http://10.0.0.1/hook', secret: own } })).toThrow(/webhooks\.url/);
-    // A storage without an outbox refuses webhooks by name.
-    const bare = testEngine({ fetch: { allowPrivateNetwork: ['127.0.0.1'] }, webhooks: { secret: own } }, withoutOutbox(engine.storage));
-    await expect(bare.jobs.create({ url: 'http://127.0.0.1:9/', webhook: { url: 'http://127.0.0.1:9/hook' } })).rejects.toMatchObject({
+    // A storage without an outbox: an engine with webhooks is refused when it is made, and a job's webhook by name.
+    expect(() => testEngine({ fetch: { allowPrivateNetwork: ['127.0.0.1'] }, webhooks: { secret: own } }, withoutOutbox(engine.storage))).toThrow(
+      /webhooks: expected a storage with a webhook outbox/,
+    );
+    const bare = testEngine({ fetch: { allowPrivateNetwork: ['127.0.0.1'] } }, withoutOutbox(engine.storage));
+    await expect(bare.jobs.create({ url: 'http://127.0.0.1:9/', webhook: { url: 'http://127.0.0.1:9/hook', secret: own } })).rejects.toMatchObject({
       errors: [{ path: 'webhook', message: expect.stringContaining('outbox') }],
     });
+    // An engine made without the webhooks option delivers none, so it takes no job with a webhook.
+    const off = testEngine({ fetch: { allowPrivateNetwork: ['127.0.0.1'] } }, engine.storage);
+    await expect(off.jobs.create({ url: 'http://127.0.0.1:9/', webhook: { url: 'http://127.0.0.1:9/hook', secret: own } })).rejects.toMatchObject({
+      errors: [{ path: 'webhook', message: expect.stringContaining('webhooks option') }],
+    });
+    // Bounds of the options, by name.
+    for (const [webhooks, path] of [
+      [{ retryBaseMs: 0 }, 'webhooks.retryBaseMs'],
+      [{ retryBaseMs: 5000, retryMaxMs: 1000 }, 'webhooks.retryMaxMs'],
+      [{ url: 'http://127.0.0.1:0/hook' }, 'webhooks.url'],
+      [{ url: 'http:user:pw@127.0.0.1/hook' }, 'webhooks.url'],
+      [{ secret: `whsec_${Buffer.alloc(66, 7).toString('base64')}` }, 'webhooks.secret'],
+    ] as const) {
+      expect(() => testEngine({ fetch: { allowPrivateNetwork: ['127.0.0.1'] }, webhooks: webhooks as never }), JSON.stringify(webhooks)).toThrow(
+        new RegExp(path.replace('.', '\\.')),
+      );
+    }
   });
 
   test('the engine default endpoint applies to every job but those with webhook: null', async () => {
@@ -354,7 +375,7 @@ describe('webhooks through the HTTP API', () => {
     const hook = await receiver();
     const pages = await site(2);
     try {
-      const engine = testEngine({ fetch: { allowPrivateNetwork: ['127.0.0.1'] } });
+      const engine = testEngine({ fetch: { allowPrivateNetwork: ['127.0.0.1'] }, webhooks: {} });
       const handler = createCrawlHandler(engine, { public: true });
       const own = createWebhookSecret();
       const post = (body: unknown) =>

@@ -3,6 +3,7 @@
  * progress, Ctrl-C, the results (one JSON line per page of the job) and the summary.
  */
 import { createCrawlEngine, type CrawlEngine } from '../core/engine.js';
+import { hasOutbox } from '../core/webhooks/index.js';
 import type { CrawlStorage, Lease } from '../core/storage.js';
 import type { Job, ProgressEvent } from '../core/types.js';
 import { TERMINAL_STATUSES } from '../core/types.js';
@@ -115,6 +116,9 @@ export async function runJob(opened: OpenedStorage, settings: RunSettings, input
       allowPrivateNetwork: settings.allowPrivateNetwork,
     },
     ...(timeoutMs === undefined ? {} : { leaseMs: Math.max(60_000, timeoutMs) }),
+    // Deliveries of a job with a webhook (its secret is the job's own, from
+    // CRAWL_ENGINE_WEBHOOK_SECRET): retried sooner than a server's defaults, as the command waits.
+    ...(hasOutbox(leases.storage) ? { webhooks: { retryBaseMs: 1000, retryMaxMs: 5000 } } : {}),
   });
   const err = process.stderr;
   const progress = createProgress({ quiet, maxPages: input.maxPages, before: input.resumed?.counts ?? null, inFlight: () => leases.held().length });
@@ -154,10 +158,14 @@ export async function runJob(opened: OpenedStorage, settings: RunSettings, input
   crawling.catch(() => undefined); // awaited below, or abandoned after an interrupt
   let job: Job | null = null;
   let settled = true;
+  let webhooks: DeliveryCounts | null = null;
   try {
     const first = await Promise.race([crawling, interrupted]);
-    if (first !== 'interrupted') job = first;
-    else if (!opened.durable) {
+    if (first !== 'interrupted') {
+      job = first;
+      // The job's last deliveries (its end, a retry or two) go out before the engine closes.
+      if (job !== null && job.options.webhook !== undefined) webhooks = await drainWebhooks(engine, job.id, WEBHOOK_DRAIN_MS);
+    } else if (!opened.durable) {
       // The processor stops starting fetches when the signal aborts, but waits for those in
       // flight: cancel the job in storage (no URL of it is fetched again, by any process), then
       // abort the requests in flight, and give the crawl a moment to wind down.
@@ -220,6 +228,7 @@ export async function runJob(opened: OpenedStorage, settings: RunSettings, input
     err.write(`${progress.summary(job, status, failures, settings.out)}\n`);
     if (files !== undefined) err.write(`${filesLine(files, settings.out!)}\n`);
   }
+  if (webhooks !== null && (!quiet || webhooks.pending + webhooks.failed > 0)) err.write(`${webhooksLine(webhooks, opened.durable)}\n`);
   if (stopped && opened.durable) err.write(`To continue: ${resumeCommand(job.id)}\n`);
   if (job.status === 'completed') return EXIT.completed;
   if (interrupt.signal !== null) {
@@ -227,6 +236,62 @@ export async function runJob(opened: OpenedStorage, settings: RunSettings, input
     return exitCodeOf(interrupt.signal);
   }
   return EXIT.jobFailed;
+}
+
+/** Longest the command waits, after the job ended, for its webhook deliveries to be settled. */
+export const WEBHOOK_DRAIN_MS = 30_000;
+
+/** A job's webhook deliveries by state. */
+interface DeliveryCounts {
+  delivered: number;
+  failed: number;
+  pending: number;
+}
+
+async function countDeliveries(engine: CrawlEngine, jobId: string): Promise<DeliveryCounts> {
+  const counts: DeliveryCounts = { delivered: 0, failed: 0, pending: 0 };
+  let cursor: string | null = null;
+  do {
+    const page: { items: Array<{ state: keyof DeliveryCounts }>; nextCursor: string | null } = await engine.jobs.deliveries(jobId, { limit: 1000, cursor });
+    for (const item of page.items) counts[item.state]++;
+    cursor = page.nextCursor;
+  } while (cursor !== null);
+  return counts;
+}
+
+/**
+ * After the job ended: runs the processor's webhook passes (the job has nothing left to crawl)
+ * until every delivery of the job is delivered or failed, `ms` pass, or Ctrl-C; the counts then.
+ */
+async function drainWebhooks(engine: CrawlEngine, jobId: string, ms: number): Promise<DeliveryCounts | null> {
+  const end = Date.now() + ms;
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  const previous = interrupt.onFirst;
+  interrupt.onFirst = stop;
+  try {
+    for (;;) {
+      const counts = await countDeliveries(engine, jobId);
+      const left = end - Date.now();
+      if (counts.pending === 0 || left <= 0 || controller.signal.aborted || interrupt.signal !== null) return counts;
+      await engine.processor.run({ jobId, budgetMs: Math.min(5000, Math.max(1000, left)), signal: controller.signal });
+      await sleep(100, controller.signal);
+    }
+  } catch {
+    return null;
+  } finally {
+    interrupt.onFirst = previous;
+  }
+}
+
+function webhooksLine(counts: DeliveryCounts, durable: boolean): string {
+  const parts = [`${counts.delivered} delivered`, ...(counts.failed > 0 ? [`${counts.failed} failed`] : [])];
+  if (counts.pending > 0) {
+    parts.push(
+      `${counts.pending} not delivered yet (${durable ? 'kept in the outbox: any processor on this storage sends them' : 'lost with the in-memory storage when this command exits'})`,
+    );
+  }
+  return `Webhooks: ${parts.join(', ')}.`;
 }
 
 /** What `--format md` wrote, for the summary. */

@@ -7,6 +7,7 @@ import { fieldErrors, invalid } from './errors.js';
 import { createFetcher, type Fetcher } from '../crawl/fetcher.js';
 import { createJobsApi, type JobInput, type JobsApi } from './jobs.js';
 import { engineWebhooksSchema } from './webhooks/options.js';
+import { hasOutbox } from './webhooks/index.js';
 import type { WebhookEvent } from './types.js';
 import type { MapOptions, MapResult } from './map.js';
 import { createAddressGuard, invalidAllowanceEntry } from '../crawl/netguard.js';
@@ -279,10 +280,19 @@ export function createCrawlEngine(options: CrawlEngineOptions): CrawlEngine {
       { path: 'webhooks.url', message: `expected an address the processors may post to: ${webhookRefused}` },
     ]);
   }
+  // Webhooks are delivered by the processors of an engine made with the `webhooks` option (`{}`
+  // will do when jobs bring their own secrets); without it, runs pay nothing for them.
+  const webhooksOn = options.webhooks !== undefined;
+  if (webhooksOn && !hasOutbox(storage)) {
+    throw invalid('invalid_options', 'createCrawlEngine options', [
+      { path: 'webhooks', message: `expected a storage with a webhook outbox (${storage.name} has none)` },
+    ]);
+  }
   const jobs = createJobsApi(storage, emit, now, checkHost, {
     ...(settings.webhooks.url === undefined ? {} : { url: settings.webhooks.url }),
     ...(settings.webhooks.events === undefined ? {} : { events: settings.webhooks.events }),
     hasSecret: settings.webhooks.secret !== undefined,
+    enabled: webhooksOn,
   });
   const processor = createProcessor({
     storage,
@@ -297,7 +307,7 @@ export function createCrawlEngine(options: CrawlEngineOptions): CrawlEngine {
     extract: settings.extract,
     now,
     ...(settings.retention === undefined ? {} : { retention: settings.retention }),
-    webhooks: settings.webhooks,
+    ...(webhooksOn ? { webhooks: settings.webhooks } : {}),
   });
   const progress = createProgressApi(storage);
 

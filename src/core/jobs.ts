@@ -193,6 +193,8 @@ export interface JobWebhookDefaults {
   events?: WebhookEvent[];
   /** Whether the engine signs with a secret of its own (`webhooks.secret`). */
   hasSecret: boolean;
+  /** Whether the engine was made with the `webhooks` option (its processors deliver webhooks). */
+  enabled?: boolean;
 }
 
 /** The job as the API returns it: the webhook's secret stays in storage. */
@@ -224,6 +226,11 @@ export function createJobsApi(
     }
     if (typeof storage.enqueueWebhookDeliveries !== 'function' || typeof storage.addWebhookJob !== 'function') {
       throw refuse(`expected a storage with a webhook outbox (${storage.name} has none)`);
+    }
+    if (webhookDefaults.enabled === false) {
+      throw refuse(
+        'expected an engine made with the webhooks option (createCrawlEngine({ webhooks: { secret } }), or webhooks: {} when jobs bring their own secret): its processors deliver them',
+      );
     }
     return {
       url: normalizeUrl(url)!,

@@ -232,14 +232,27 @@ export interface Fetcher {
    * redirects not followed (a 3xx is the answer), at most `maxResponseBytes` of the answer read
    * (and dropped), the whole exchange within `timeoutMs`. Never throws.
    */
-  post(url: string, body: string, headers: Record<string, string>, options: { timeoutMs: number; maxResponseBytes: number }): Promise<PostResult>;
+  post(url: string, body: string, headers: Record<string, string>, options: PostOptions): Promise<PostResult>;
   close(): Promise<void>;
 }
 
-/** How a {@link Fetcher.post} ended: the receiver's status, or an error (`blocked`, `timeout`, `network`). */
+export interface PostOptions {
+  /** Headers, body and whole-request timeout. */
+  timeoutMs: number;
+  /** Most bytes of the answer read (the rest is dropped). */
+  maxResponseBytes: number;
+  /** Aborts the post (its result's error is then `aborted`). */
+  signal?: AbortSignal;
+}
+
+/**
+ * How a {@link Fetcher.post} ended: the receiver's status, or an error (`blocked`, `timeout`,
+ * `network`, `aborted`); `retryAfterMs`, the wait its `Retry-After` header asked for (null without one).
+ */
 export interface PostResult {
   status: number | null;
-  error: { code: PageErrorCode; message: string } | null;
+  error: { code: PageErrorCode | 'aborted'; message: string } | null;
+  retryAfterMs: number | null;
 }
 
 export interface StreamOptions {
@@ -258,6 +271,18 @@ export function createFetcher(options: FetcherOptions): Fetcher {
     'accept-encoding': 'gzip, deflate, br',
   };
 
+  /** The one agent of this fetcher (keep-alive, the pages' timeouts, the guard's DNS lookup). */
+  async function agentFor(): Promise<{ undici: Awaited<ReturnType<typeof loadUndici>>; dispatcher: Agent }> {
+    const undici = await loadUndici();
+    agent ??= new undici.Agent({
+      keepAliveTimeout: 10_000,
+      headersTimeout: options.timeoutMs,
+      bodyTimeout: options.timeoutMs,
+      ...(guard.lookup === undefined ? {} : { connect: { lookup: guard.lookup } }),
+    });
+    return { undici, dispatcher: agent };
+  }
+
   async function get(
     startUrl: string,
     allowHop: (url: string) => string | null,
@@ -267,13 +292,7 @@ export function createFetcher(options: FetcherOptions): Fetcher {
     /** Shortens the engine's timeout for this request. */
     shorterTimeoutMs: number = Number.POSITIVE_INFINITY,
   ): Promise<FetchResult> {
-    const undici = await loadUndici();
-    agent ??= new undici.Agent({
-      keepAliveTimeout: 10_000,
-      headersTimeout: options.timeoutMs,
-      bodyTimeout: options.timeoutMs,
-      ...(guard.lookup === undefined ? {} : { connect: { lookup: guard.lookup } }),
-    });
+    const { undici, dispatcher } = await agentFor();
     // A plain timer, cleared when done: AbortSignal.timeout() keeps signals alive for the GC.
     // It is paused while a redirect waits out the host's delay, which is not request time.
     const controller = new AbortController();
@@ -309,7 +328,7 @@ export function createFetcher(options: FetcherOptions): Fetcher {
         const refused = guard.checkHost(new URL(url).hostname);
         if (refused !== null) return fail('blocked', `refused to connect: ${refused}`);
         const response = await undici.request(url, {
-          dispatcher: agent,
+          dispatcher,
           method: 'GET',
           headers: requestHeaders,
           signal,
@@ -386,27 +405,20 @@ export function createFetcher(options: FetcherOptions): Fetcher {
     }
   }
 
-  async function post(
-    url: string,
-    body: string,
-    headers: Record<string, string>,
-    postOptions: { timeoutMs: number; maxResponseBytes: number },
-  ): Promise<PostResult> {
+  async function post(url: string, body: string, headers: Record<string, string>, postOptions: PostOptions): Promise<PostResult> {
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), postOptions.timeoutMs);
+    const { signal: outer } = postOptions;
+    const stop = () => controller.abort();
+    outer?.addEventListener('abort', stop, { once: true });
     let status: number | null = null;
     try {
+      if (outer?.aborted) return { status, error: { code: 'aborted', message: 'stopped before it was posted' }, retryAfterMs: null };
       const refused = guard.checkHost(new URL(url).hostname);
-      if (refused !== null) return { status, error: { code: 'blocked', message: `refused to connect: ${refused}` } };
-      const undici = await loadUndici();
-      agent ??= new undici.Agent({
-        keepAliveTimeout: 10_000,
-        headersTimeout: options.timeoutMs,
-        bodyTimeout: options.timeoutMs,
-        ...(guard.lookup === undefined ? {} : { connect: { lookup: guard.lookup } }),
-      });
+      if (refused !== null) return { status, error: { code: 'blocked', message: `refused to connect: ${refused}` }, retryAfterMs: null };
+      const { undici, dispatcher } = await agentFor();
       const response = await undici.request(url, {
-        dispatcher: agent,
+        dispatcher,
         method: 'POST',
         headers: { 'user-agent': options.userAgent, ...headers },
         body,
@@ -416,15 +428,18 @@ export function createFetcher(options: FetcherOptions): Fetcher {
         bodyTimeout: postOptions.timeoutMs,
       });
       status = response.statusCode;
+      const retryAfterMs = parseRetryAfter(header(response.headers, 'retry-after'));
       // Read up to the cap and dropped; a larger answer ends the connection, not the delivery.
       await response.body.dump({ limit: postOptions.maxResponseBytes }).catch(() => undefined);
-      return { status, error: null };
+      return { status, error: null, retryAfterMs };
     } catch (error) {
-      if (controller.signal.aborted) return { status, error: { code: 'timeout', message: `no answer within ${postOptions.timeoutMs} ms` } };
+      if (outer?.aborted) return { status, error: { code: 'aborted', message: 'stopped while posting (the processor was stopped)' }, retryAfterMs: null };
+      if (controller.signal.aborted) return { status, error: { code: 'timeout', message: `no answer within ${postOptions.timeoutMs} ms` }, retryAfterMs: null };
       const failure = classifyNetworkError(error);
-      return { status, error: { code: failure.code, message: failure.message } };
+      return { status, error: { code: failure.code, message: failure.message }, retryAfterMs: null };
     } finally {
       clearTimeout(timer);
+      outer?.removeEventListener('abort', stop);
     }
   }
 

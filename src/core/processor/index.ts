@@ -25,13 +25,15 @@ export type { BatchOptions, ExtractContext, ExtractFunction, Processor, Processo
 export function createProcessor(deps: ProcessorDeps): Processor {
   const pipeline = createPipeline(deps, createRobotsPolicy(deps));
   const sweep = deps.retention === undefined ? () => null : createSweeper(deps.storage, deps.retention, deps.now);
+  // Where the webhook pump goes on from, run after run.
+  const pumpCursor = { after: 0 };
   const run = async (options: RunOptions = {}) => {
     // Started with the run and awaited before it returns (a serverless function may stop then).
     const deadline = Date.now() + (options.budgetMs ?? BUDGETS.runMs);
     const sweeping = sweep(deadline);
     const webhooks =
       deps.webhooks !== undefined && hasOutbox(deps.storage)
-        ? startWebhookPasses({ storage: deps.storage, fetcher: deps.fetcher, settings: deps.webhooks, now: deps.now }, deadline)
+        ? startWebhookPasses({ storage: deps.storage, fetcher: deps.fetcher, settings: deps.webhooks, now: deps.now }, deadline, options.signal, pumpCursor)
         : null;
     const report = await runScheduler(deps, pipeline, options);
     if (sweeping !== null) report.retention = await sweeping;

@@ -10,7 +10,7 @@ import { crawlableUrl, MAX_URL_LENGTH, normalizeUrl } from '../../crawl/url.js';
 const SECRET = /^whsec_[A-Za-z0-9+/]{32,88}={0,2}$/;
 export const SECRET_MESSAGE = 'expected a Standard Webhooks secret: whsec_ followed by the base64 of 24 to 64 random bytes (createWebhookSecret() makes one)';
 
-export const webhookSecretSchema = z.string().refine((value) => SECRET.test(value) && secretBytes(value) >= 24, SECRET_MESSAGE);
+export const webhookSecretSchema = z.string().refine((value) => SECRET.test(value) && secretBytes(value) >= 24 && secretBytes(value) <= 64, SECRET_MESSAGE);
 
 function secretBytes(secret: string): number {
   return Buffer.from(secret.slice('whsec_'.length), 'base64').length;
@@ -20,7 +20,27 @@ export const webhookUrlSchema = z
   .string({ error: 'expected a string URL' })
   .max(MAX_URL_LENGTH, `expected at most ${MAX_URL_LENGTH} characters`)
   .refine((value) => normalizeUrl(value) !== null && crawlableUrl(value) !== null, 'expected an absolute http(s) URL')
-  .refine((value) => !/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(value.trim()), 'expected a URL without credentials (user:password@)');
+  .refine((value) => !/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(value.trim()) && !hasCredentials(value), 'expected a URL without credentials (user:password@)')
+  .refine((value) => portOf(value) !== 0, 'expected a port from 1 to 65535');
+
+/** Whether the URL, as a WHATWG parser reads it (`http:user:pw@host` too), carries a user or password. */
+function hasCredentials(value: string): boolean {
+  try {
+    const url = new URL(value.trim());
+    return url.username !== '' || url.password !== '';
+  } catch {
+    return false;
+  }
+}
+
+function portOf(value: string): number | null {
+  try {
+    const { port } = new URL(value.trim());
+    return port === '' ? null : Number(port);
+  } catch {
+    return null;
+  }
+}
 
 const eventsSchema = z
   .array(z.enum(WEBHOOK_EVENTS))
@@ -45,9 +65,10 @@ export const engineWebhooksSchema = z
     events: eventsSchema.optional(),
     maxAttempts: z.int().min(1).max(100).default(8),
     timeoutMs: z.int().min(100).max(120_000).default(10_000),
-    retryBaseMs: z.int().min(0).max(3_600_000).default(10_000),
-    retryMaxMs: z.int().min(0).max(86_400_000).default(3_600_000),
+    retryBaseMs: z.int().min(100).max(3_600_000).default(10_000),
+    retryMaxMs: z.int().min(100).max(86_400_000).default(3_600_000),
   })
+  .refine((value) => value.retryMaxMs >= value.retryBaseMs, { path: ['retryMaxMs'], message: 'expected at least retryBaseMs' })
   .prefault({});
 
 export type EngineWebhookSettings = z.output<typeof engineWebhooksSchema>;

@@ -10,10 +10,16 @@ import type { CrawlStorage, NewWebhookDelivery, WebhookJob, WebhookPumpState } f
 import type { Job, PageResult, WebhookEvent, WebhookJobSummary, WebhookPage } from '../types.js';
 import { TERMINAL_STATUSES } from '../types.js';
 
-/** Registered jobs looked at per pump. */
-export const PUMP_JOBS = 20;
+/** Registered jobs looked at per pump (the next pump goes on from where this one stopped). */
+export const PUMP_JOBS = 25;
 /** Results per `page` delivery (and per read: content jobs' results can be large). */
 export const PAGE_BATCH = 25;
+/**
+ * A running job's new results are read when a whole batch of them is stored, or when the first
+ * of them has waited this long: results (with their content) are read about once, not again on
+ * every pass.
+ */
+export const PAGE_WAIT_MS = 5000;
 /** Reads of results per job and pump, so one big job does not hold the others up. */
 const READS_PER_JOB = 8;
 /** A registration whose job does not exist this long after it was made is dropped (its create failed). */
@@ -70,11 +76,27 @@ export interface PumpReport {
   errors: string[];
 }
 
-/** One pump over the registered jobs (at most {@link PUMP_JOBS}); stops between jobs at `deadline`. */
-export async function pumpWebhooks(storage: CrawlStorage, now: () => number, deadline: number): Promise<PumpReport> {
+/** Where the next pump of a processor goes on from (the `ordinal` of the last registration pumped). */
+export interface PumpCursor {
+  after: number;
+}
+
+/**
+ * One pump over the registered jobs: at most {@link PUMP_JOBS}, from `cursor` on (wrapping round
+ * to the oldest after the newest), so that long-running jobs at the front do not hide the rest;
+ * stops between jobs at `deadline`. Returns how many registrations it saw (none: nothing to pump).
+ */
+export async function pumpWebhooks(storage: CrawlStorage, now: () => number, deadline: number, cursor: PumpCursor = { after: 0 }): Promise<PumpReport> {
   const report: PumpReport = { enqueued: 0, errors: [] };
   if (storage.listWebhookJobs === undefined) return report;
-  const registered = await storage.listWebhookJobs(PUMP_JOBS);
+  let registered = await storage.listWebhookJobs(PUMP_JOBS, cursor.after);
+  if (registered.length < PUMP_JOBS && cursor.after > 0) {
+    // Past the newest: round to the oldest, up to the ones just listed.
+    const from = registered[0]?.ordinal ?? Number.POSITIVE_INFINITY;
+    const wrapped = (await storage.listWebhookJobs(PUMP_JOBS - registered.length, 0)).filter((w) => w.ordinal < from && w.ordinal <= cursor.after);
+    registered = [...registered, ...wrapped];
+  }
+  cursor.after = registered.length < PUMP_JOBS ? 0 : registered[registered.length - 1]!.ordinal;
   for (const entry of registered) {
     if (now() >= deadline) break;
     try {
@@ -84,6 +106,15 @@ export async function pumpWebhooks(storage: CrawlStorage, now: () => number, dea
     }
   }
   return report;
+}
+
+/**
+ * The pump state as this engine keeps it: the storage's fields, plus `seen` (the job's stored
+ * results when they were last read) and `waitingSince` (when new results were first seen unread).
+ */
+interface PumpState extends WebhookPumpState {
+  seen?: number;
+  waitingSince?: number;
 }
 
 async function pumpJob(storage: CrawlStorage, entry: WebhookJob, now: () => number): Promise<number> {
@@ -96,7 +127,7 @@ async function pumpJob(storage: CrawlStorage, entry: WebhookJob, now: () => numb
   }
   const wants = new Set(webhook.events);
   const at = now();
-  const state: WebhookPumpState =
+  const state: PumpState =
     entry.state === null ? { seq: 0, resultsCursor: null, resultsSkip: 0, sent: [], done: false } : { ...entry.state, sent: [...entry.state.sent] };
   const deliveries: NewWebhookDelivery[] = [];
   const add = (event: WebhookEvent, data: object) => {
@@ -111,8 +142,19 @@ async function pumpJob(storage: CrawlStorage, entry: WebhookJob, now: () => numb
   // Started: claimed once at least (a job cancelled while queued never started).
   if (job.startedAt !== null) once('job.started', () => ({ job: jobSummary(job) }));
   // Results from the cursor on: every one ends up in exactly one `page` delivery. With no page
-  // event wanted they are not read at all.
+  // event wanted they are not read at all; nor while no new one is stored (the job's counts say
+  // how many there are), nor, while the job runs, until a batch is full or has waited PAGE_WAIT_MS.
+  const terminal = TERMINAL_STATUSES.has(job.status) ? TERMINAL_EVENT[job.status] : undefined;
+  const total = job.counts.succeeded + job.counts.failed + job.counts.skipped;
+  const unread = total - (state.seen ?? 0);
   let atEnd = !wants.has('page');
+  if (!atEnd && terminal === undefined && unread < PAGE_BATCH) {
+    if (unread <= 0) atEnd = true;
+    else if (state.waitingSince === undefined) {
+      state.waitingSince = at;
+      atEnd = true;
+    } else if (at - state.waitingSince < PAGE_WAIT_MS) atEnd = true;
+  }
   for (let reads = 0; !atEnd && reads < READS_PER_JOB; reads++) {
     const page = await storage.listResults(job.id, { limit: PAGE_BATCH, cursor: state.resultsCursor });
     const fresh = page.items.slice(state.resultsSkip);
@@ -121,13 +163,15 @@ async function pumpJob(storage: CrawlStorage, entry: WebhookJob, now: () => numb
       // The last page so far: the next pump reads it again and skips what was sent.
       state.resultsSkip = page.items.length;
       atEnd = true;
+      // Every result the job's counts (read before) said were stored has been read.
+      state.seen = total;
+      delete state.waitingSince;
     } else {
       state.resultsCursor = page.nextCursor;
       state.resultsSkip = 0;
     }
   }
   // The job was read first: if it had ended, every result was stored before it did.
-  const terminal = TERMINAL_STATUSES.has(job.status) ? TERMINAL_EVENT[job.status] : undefined;
   if (terminal !== undefined && atEnd) {
     once(terminal, () => ({ job: jobSummary(job) }));
     state.done = true;
