@@ -347,4 +347,32 @@ describe('webhooks under pressure', () => {
       await pages.close();
     }
   });
+  test("a 410 Gone fails a delivery at once; a 503's Retry-After sets the next try (up to retryMaxMs)", { timeout: 30_000 }, async () => {
+    const gone = await serve((req, res) => {
+      req.resume();
+      req.on('end', () => res.writeHead(410).end());
+    });
+    const busy = await serve((req, res) => {
+      req.resume();
+      req.on('end', () => res.writeHead(503, { 'retry-after': '3' }).end());
+    });
+    const pages = await onePage();
+    try {
+      const engine = testEngine({ fetch: { allowPrivateNetwork: ['127.0.0.1'] }, webhooks: { secret: SECRET, retryBaseMs: 100, retryMaxMs: 60_000 } });
+      const a = await engine.jobs.create({ url: `${pages.url}?a`, webhook: { url: `${gone.origin}/hook`, events: ['job.completed'] } });
+      const b = await engine.jobs.create({ url: `${pages.url}?b`, webhook: { url: `${busy.origin}/hook`, events: ['job.completed'] } });
+      const before = Date.now();
+      await engine.processor.run({ budgetMs: 1500 });
+      expect((await engine.jobs.deliveries(a.id)).items[0]).toMatchObject({ state: 'failed', attempts: 1, lastError: { status: 410 } });
+      const [retried] = (await engine.jobs.deliveries(b.id)).items;
+      expect(retried).toMatchObject({ state: 'pending', attempts: 1, lastError: { status: 503 } });
+      // Not the 50-100 ms of the backoff: the receiver asked for 3 s.
+      expect(retried!.nextAttemptAt - before).toBeGreaterThanOrEqual(3000);
+      await engine.close();
+    } finally {
+      await gone.close();
+      await busy.close();
+      await pages.close();
+    }
+  });
 });
