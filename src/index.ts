@@ -8,7 +8,7 @@ export type { CrawlEngine, CrawlEngineOptions, CrawlOptions, FetchSettings, Rete
 export { CrawlEngineError } from './core/errors.js';
 export type { CrawlEngineErrorCode, FieldError } from './core/errors.js';
 export { jobInputSchema, JOB_ID_PATTERN } from './core/jobs.js';
-export type { JobInput, JobsApi, ListDeliveriesOptions, ListJobsOptions, ListResultsOptions } from './core/jobs.js';
+export type { JobInput, JobsApi, ListDeliveriesOptions, ListJobsOptions, ListResultsOptions, RecrawlOverrides } from './core/jobs.js';
 export type { ListLinksOptions } from './core/links.js';
 export type { MapOptions, MapResult, MapUrl } from './core/map.js';
 export type { BatchOptions, ExtractContext, ExtractFunction, Processor, RunOptions, StartOptions, Worker } from './core/processor/index.js';
@@ -47,6 +47,7 @@ export type {
   PageErrorCode,
   PageLink,
   PageResult,
+  ResultChange,
   ResultFormat,
   SitemapMode,
   SitemapSummary,

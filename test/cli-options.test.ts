@@ -413,8 +413,8 @@ describe('durable storage and resume: arguments', () => {
       expect(unopenable.stderr).toMatch(/^crawl-engine: cannot open SQLite file .*x\.db: unable to open database file\n$/);
       const migrated = await run(['migrate', '--storage', `sqlite:${join(dir, 'm.db')}`]);
       expect(migrated.code).toBe(0);
-      expect(migrated.stderr).toBe('Applied migrations 1, 2, 3, 4, 5; schema is at version 5.\n');
-      expect((await run(['migrate', '--storage', `sqlite:${join(dir, 'm.db')}`])).stderr).toBe('Schema is up to date (version 5).\n');
+      expect(migrated.stderr).toBe('Applied migrations 1, 2, 3, 4, 5, 6; schema is at version 6.\n');
+      expect((await run(['migrate', '--storage', `sqlite:${join(dir, 'm.db')}`])).stderr).toBe('Schema is up to date (version 6).\n');
     },
   );
 

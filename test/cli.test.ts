@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { MIGRATIONS } from '../adapters/postgres/schema.js';
 import { pagesWithin, startSite, type Site } from './fixtures/site.mjs';
 
 const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
@@ -75,7 +76,8 @@ describe.runIf(Boolean(process.env.DATABASE_URL))('the CLI on Postgres', () => {
     const url = process.env.DATABASE_URL!;
     const first = await run(['migrate', '--storage', url, '--schema', schema]);
     expect(first.code).toBe(0);
-    expect(first.stderr).toMatch(/Applied migrations 1, 2, 3, 4, 5, 6, 7, 8, 9; schema is at version 9/);
+    const versions = MIGRATIONS.map((m) => m.version);
+    expect(first.stderr).toContain(`Applied migrations ${versions.join(', ')}; schema is at version ${Math.max(...versions)}`);
     expect((await run(['migrate', '--storage', url, '--schema', schema])).stderr).toMatch(/Schema is up to date/);
     const crawl = await run(['crawl', site.url, '--storage', url, '--schema', schema, '--max-pages', '12', '--allow-private-network', '--quiet']);
     expect(crawl.code).toBe(0);

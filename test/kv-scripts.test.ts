@@ -79,6 +79,7 @@ describe('the KV Lua scripts', () => {
       S.APPEND_EVENTS,
       S.READ_EVENTS,
       S.READ_RESULTS,
+      S.GET_RESULTS,
       S.PUT_ROBOTS,
       S.GET_ROBOTS,
     ].map((s) => s(k)),
@@ -101,6 +102,13 @@ describe('the KV Lua scripts', () => {
   test('one script per file, named <name>-<number of KEYS>.lua, inlined with its includes', () => {
     expect(calls.map((c) => `${c.name}-${c.keys.length}.lua`).sort()).toEqual([...files].sort());
     for (const c of calls) expect(c.lua).toBe(expandLua(join(LUA, `${c.name}-${c.keys.length}.lua`)).code);
+  });
+
+  test("the index of results by URL is the results list's key followed by `ix`, as the scripts that have only the list name it", () => {
+    expect(k.resultIndex).toBe(`${k.results}ix`);
+    for (const name of ['includes/complete.lua', 'includes/expire.lua', 'delete-13.lua']) {
+      expect(readFileSync(join(LUA, name), 'utf8'), name).toContain("K.results .. 'ix'");
+    }
   });
 
   test('complete-many takes the KEYS of complete, as many as its file name says', () => {

@@ -20,6 +20,7 @@ const FROZEN: Record<number, string> = {
   7: 'a87d71a15d0bd73225fce5d0d785f768e8538e062d7f5e6a0dc19bfbc30f1bd4',
   8: 'd79fa202ab35273d862e6ee9cb107eeec27b962be5e3d5696d2ab3fcfcf1bc09',
   9: 'c285cd9920c693aa46381cbd80905e8abf24020a9db3e2ad11d699b69518dfad',
+  10: '36625b863601b21d778b3b175b01d971e72ed846cf0e1fdad241951d89d954f1',
 };
 
 const names = { schema: '"public"', prefix: 'crawl_' };

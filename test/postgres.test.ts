@@ -44,8 +44,9 @@ for (const target of targets) {
     test('migrate() is idempotent and reports what it applied', async () => {
       const schema = freshSchema();
       const storage = postgresStorage({ client: target.client() as never, schema });
-      expect(await storage.migrate()).toEqual({ applied: [1, 2, 3, 4, 5, 6, 7, 8, 9], version: 9 });
-      expect(await storage.migrate()).toEqual({ applied: [], version: 9 });
+      const versions = MIGRATIONS.map((m) => m.version);
+      expect(await storage.migrate()).toEqual({ applied: versions, version: Math.max(...versions) });
+      expect(await storage.migrate()).toEqual({ applied: [], version: Math.max(...versions) });
       await Promise.all([storage.migrate(), storage.migrate()]);
       await target.client().query(`DROP SCHEMA "${schema}" CASCADE`);
     });
@@ -93,7 +94,8 @@ for (const target of targets) {
         expect((await storage.complete(seed!, { result: page(seed!), links: [link('/a', 'a-v7'), link('/b', 'b-v7')], now: T + 1 })).admitted).toBe(2);
         const [a] = (await storage.claim({ limit: 1, leaseMs: 60_000, now: T + 2, jobId: job.id })).leases;
         expect(a).not.toHaveProperty('lastmod');
-        expect(await storage.migrate()).toEqual({ applied: [8, 9], version: 9 });
+        const later = MIGRATIONS.map((m) => m.version).filter((v) => v > 7);
+        expect(await storage.migrate()).toEqual({ applied: later, version: Math.max(...later) });
         // /b was stored at version 7: no lastmod. Links stored from now on keep theirs.
         expect((await storage.complete(a!, { result: page(a!), links: [link('/c', 'c-v8'), link('/b', 'b-v8')], now: T + 3 })).admitted).toBe(1);
         const leases = (await storage.claim({ limit: 10, leaseMs: 60_000, now: T + 4, jobId: job.id })).leases;
@@ -105,6 +107,58 @@ for (const target of targets) {
         for (const lease of leases) expect((await storage.complete(lease, { result: page(lease), links: [], now: T + 5 })).ok).toBe(true);
         expect((await storage.getJob(job.id))?.status).toBe('completed');
       } finally {
+        await client.query(`DROP SCHEMA "${schema}" CASCADE`);
+      }
+    });
+
+    test('a database at version 8 with results upgrades to version 10: getResults finds results stored before, through the results_url index', async () => {
+      const schema = freshSchema();
+      const client = target.client();
+      const names = { schema: `"${schema}"`, prefix: 'crawl_' };
+      await client.query(`CREATE SCHEMA "${schema}"`);
+      await client.query(
+        `CREATE TABLE "${schema}".crawl_migrations (version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
+      );
+      for (const migration of MIGRATIONS.filter((m) => m.version <= 8)) {
+        for (const sql of migration.statements(names)) await client.query(sql);
+        await client.query(`INSERT INTO "${schema}".crawl_migrations (version, name) VALUES ($1, $2)`, [migration.version, migration.name]);
+      }
+      const storage = postgresStorage({ client: client as never, schema, listen: false });
+      const T = Date.UTC(2030, 0, 1);
+      const job: Job = jobRecord({ id: 'job_v8', url: 'http://v8.test/', createdAt: new Date(T).toISOString() });
+      try {
+        await storage.createJob(job, { url: job.url, key: job.url, depth: 0, host: 'v8.test' });
+        const [seed] = (await storage.claim({ limit: 1, leaseMs: 60_000, now: T, jobId: job.id })).leases;
+        const result = {
+          url: seed!.url,
+          finalUrl: seed!.url,
+          depth: 0,
+          status: 200,
+          ok: true,
+          contentType: null,
+          title: 'v8',
+          description: null,
+          canonical: null,
+          links: 0,
+          wordCount: 0,
+          error: null,
+          attempts: 1,
+          durationMs: 1,
+          fetchedAt: new Date(T).toISOString(),
+          data: null,
+        };
+        expect((await storage.complete(seed!, { result, links: [], now: T + 1 })).ok).toBe(true);
+        expect(await storage.migrate()).toEqual({
+          applied: MIGRATIONS.map((m) => m.version).filter((v) => v > 8),
+          version: Math.max(...MIGRATIONS.map((m) => m.version)),
+        });
+        expect((await storage.getResults!(job.id, [job.url, 'http://v8.test/none'])).map((r) => r?.title ?? null)).toEqual(['v8', null]);
+        const index = (await client.query(`SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND indexname = 'crawl_results_url'`, [schema])) as {
+          rows: Array<{ indexdef?: string }>;
+        };
+        expect(index.rows[0]?.indexdef).toMatch(/\(job_id, \(\(result ->> 'url'::text\)\)\)/);
+      } finally {
+        await storage.close?.();
         await client.query(`DROP SCHEMA "${schema}" CASCADE`);
       }
     });
@@ -155,7 +209,8 @@ for (const target of targets) {
         await storage.createJob(job, { url: job.url, key: job.url, depth: 0, host: 'upgrade.test' });
         const [seed] = (await storage.claim({ limit: 1, leaseMs: 60_000, now: T, jobId: job.id })).leases;
         expect(await completeV2(seed!, page(seed!), [link('/a'), link('/b'), link('/c')])).toMatchObject({ ok: true, admitted: 2 });
-        expect(await storage.migrate()).toEqual({ applied: [3, 4, 5, 6, 7, 8, 9], version: 9 });
+        const later = MIGRATIONS.map((m) => m.version).filter((v) => v > 2);
+        expect(await storage.migrate()).toEqual({ applied: later, version: Math.max(...later) });
         const leases = (await storage.claim({ limit: 10, leaseMs: 60_000, now: T + 1, jobId: job.id })).leases;
         expect(leases.map((l) => l.key).sort()).toEqual([url('/a'), url('/b')]);
         const [a, b] = leases as [Lease, Lease];
@@ -596,7 +651,8 @@ function completeManyTests(target: { name: string; client: () => Client }) {
       );
       const items = leases.map((lease): CompleteItem => ({ lease, input: { result: pageOf(lease), links: [], now: T + 10 } }));
       await expect(storage.completeMany!(items)).rejects.toThrow(/run storage\.migrate\(\) first/);
-      expect(await storage.migrate()).toEqual({ applied: [4, 5, 6, 7, 8, 9], version: 9 });
+      const later = MIGRATIONS.map((m) => m.version).filter((v) => v > 3);
+      expect(await storage.migrate()).toEqual({ applied: later, version: Math.max(...later) });
       expect((await storage.completeMany!(items)).map((r) => r.ok)).toEqual([true, true]);
       expect((await storage.getJob(leases[0]!.jobId))?.status).toBe('completed');
     });

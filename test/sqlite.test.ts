@@ -98,14 +98,14 @@ describe.skipIf(!hasNodeSqlite)('SQLite (node:sqlite needs Node.js >= 22.13)', (
   test('migrate() creates the tables once; a file from a newer version is refused with a clear error', async () => {
     const file = freshFile();
     const first = open(file);
-    expect(await first.migrate()).toEqual({ applied: [1, 2, 3, 4, 5], version: 5 });
-    expect(await open(file).migrate()).toEqual({ applied: [], version: 5 });
+    expect(await first.migrate()).toEqual({ applied: [1, 2, 3, 4, 5, 6], version: 6 });
+    expect(await open(file).migrate()).toEqual({ applied: [], version: 6 });
     const { DatabaseSync } = (await import('node:sqlite' as string)) as { DatabaseSync: new (path: string) => SqliteDatabase & { close(): void } };
     const raw = new DatabaseSync(file);
     raw.exec(`INSERT INTO crawl_migrations (version, name, applied_at) VALUES (99, 'future', 'x')`);
     raw.close();
     await expect(open(file).getJob('job_x')).rejects.toThrow(
-      /tables crawl_\* are at schema version 99, newer than this crawl-engine knows \(5\): upgrade crawl-engine/,
+      /tables crawl_\* are at schema version 99, newer than this crawl-engine knows \(6\): upgrade crawl-engine/,
     );
   });
 
@@ -121,7 +121,7 @@ describe.skipIf(!hasNodeSqlite)('SQLite (node:sqlite needs Node.js >= 22.13)', (
     raw.exec(`ALTER TABLE crawl_frontier DROP COLUMN lastmod; DELETE FROM crawl_migrations WHERE version = 4`);
     raw.close();
     const storage = open(file);
-    expect(await storage.migrate()).toEqual({ applied: [4], version: 5 });
+    expect(await storage.migrate()).toEqual({ applied: [4], version: 6 });
     const [seed] = (await storage.claim({ limit: 1, leaseMs: 30_000, now: T0, jobId: job.id })).leases;
     expect(seed?.url).toBe(job.url);
     expect(seed).not.toHaveProperty('lastmod');
@@ -129,6 +129,33 @@ describe.skipIf(!hasNodeSqlite)('SQLite (node:sqlite needs Node.js >= 22.13)', (
     expect((await storage.complete(seed!, { result: result(seed!), links: [a], now: T0 + 1 })).admitted).toBe(1);
     const [leased] = (await storage.claim({ limit: 1, leaseMs: 30_000, now: T0 + 2, jobId: job.id })).leases;
     expect(leased).toMatchObject({ key: a.key, lastmod: '2030-01-02' });
+  });
+
+  test('a version 4 file with results gets the results_url index (version 6): getResults finds results stored before, through it', async () => {
+    const file = freshFile();
+    const v4 = open(file);
+    const job = jobRecord({ createdAt: new Date(T0).toISOString() });
+    await v4.createJob(job, seedOf(job.url));
+    const [seed] = (await v4.claim({ limit: 1, leaseMs: 30_000, now: T0, jobId: job.id })).leases;
+    expect((await v4.complete(seed!, { result: result(seed!), links: [], now: T0 + 1 })).ok).toBe(true);
+    await v4.close?.();
+    const { DatabaseSync } = (await import('node:sqlite' as string)) as { DatabaseSync: new (path: string) => SqliteDatabase & { close(): void } };
+    const raw = new DatabaseSync(file);
+    // Back to version 4 as the previous release left it.
+    raw.exec(`DROP INDEX crawl_results_url; DELETE FROM crawl_migrations WHERE version = 6`);
+    raw.close();
+    const storage = open(file);
+    expect(await storage.migrate()).toEqual({ applied: [6], version: 6 });
+    expect((await storage.getResults!(job.id, [job.url, 'http://example.test/none'])).map((r) => r?.url ?? null)).toEqual([job.url, null]);
+    await storage.close?.();
+    const check = new DatabaseSync(file);
+    const plan = check
+      .prepare(
+        `EXPLAIN QUERY PLAN SELECT result FROM crawl_results INDEXED BY crawl_results_url WHERE job_id = ? AND json_extract(result, '$.url') IN (?, ?) ORDER BY seq`,
+      )
+      .all('j', 'a', 'b') as Array<{ detail: string }>;
+    check.close();
+    expect(plan.map((row) => row.detail).join('\n')).toMatch(/USING INDEX crawl_results_url/);
   });
 
   test('a version 1 file gets the jobs_finished index (version 2), and its finished jobs are swept through it', async () => {
@@ -144,7 +171,7 @@ describe.skipIf(!hasNodeSqlite)('SQLite (node:sqlite needs Node.js >= 22.13)', (
     raw.exec(`DROP INDEX crawl_jobs_finished; DELETE FROM crawl_migrations WHERE version = 2`);
     raw.close();
     const storage = open(file);
-    expect(await storage.migrate()).toEqual({ applied: [2], version: 5 });
+    expect(await storage.migrate()).toEqual({ applied: [2], version: 6 });
     expect(await storage.deleteFinishedJobs!({ finishedBefore: T0 + 2, limit: 10 })).toEqual({ deleted: 1 });
     expect(await storage.getJob(job.id)).toBeNull();
     const check = new DatabaseSync(file);

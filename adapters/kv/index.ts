@@ -130,7 +130,7 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
   const rest = canDuplicate(options.client) ? null : restEndpoint(options.client);
   const canListen = options.listen ?? (canDuplicate(options.client) || rest !== null);
   // Mutable: a REST server without a subscribe endpoint turns push off for later subscribers.
-  const capabilities = { push: canListen, shared: true };
+  const capabilities = { push: canListen, shared: true, ...(ttl > 0 ? { expiresFinishedJobs: true } : {}) };
 
   const storage: CrawlStorage = {
     name: 'kv',
@@ -214,6 +214,13 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
       const rows = await call<PageResult[]>(S.READ_RESULTS, jobId, [start, query.limit + 1]);
       const items = rows.slice(0, query.limit);
       return { items, nextCursor: rows.length > query.limit ? String(start + query.limit) : null };
+    },
+
+    async getResults(jobId: string, urls: string[]): Promise<Array<PageResult | null>> {
+      const out: Array<PageResult | null> = [];
+      for (let from = 0; from < urls.length; from += 1000)
+        out.push(...(await call<Array<PageResult | null>>(S.GET_RESULTS, jobId, urls.slice(from, from + 1000))));
+      return out;
     },
 
     async claim(query: ClaimQuery): Promise<ClaimResult> {

@@ -25,6 +25,7 @@
  * | `p{job:<id>}:ev`          | list       | event JSON, oldest first; the first has id `evfirst`                |
  * | `p{job:<id>}:push`        | channel    | pub/sub: each new event id (wakes subscribers)                      |
  * | `p{job:<id>}:res`         | list       | page result JSON, in completion order                               |
+ * | `p{job:<id>}:resix`       | hash       | result URL -> its index in `res` (getResults); named `res` .. `ix`  |
  * | `p{job:<id>}:robots`      | hash       | origin -> robots.txt record JSON                                    |
  *
  * Index (all jobs):
@@ -180,6 +181,12 @@ export const eventsKey = (prefix: string, jobId: string) => `${job(prefix, jobId
 export const pushChannel = (prefix: string, jobId: string) => `${job(prefix, jobId)}push`;
 /** List: page result JSON, in completion order. */
 export const resultsKey = (prefix: string, jobId: string) => `${job(prefix, jobId)}res`;
+/**
+ * Hash: a result's URL -> its index in the results list (`getResults`: recrawls). The complete and
+ * delete scripts, which have the results list in KEYS, name it as the list's key followed by `ix`
+ * (same hash slot), rather than taking one more key.
+ */
+export const resultIndexKey = (prefix: string, jobId: string) => `${resultsKey(prefix, jobId)}ix`;
 /** Hash: origin -> robots.txt record JSON. */
 export const robotsKey = (prefix: string, jobId: string) => `${job(prefix, jobId)}robots`;
 
@@ -199,6 +206,8 @@ export interface JobKeys {
   events: string;
   push: string;
   results: string;
+  /** Hash: result URL -> its index in `results` (scripts with `results` name it `results .. 'ix'`). */
+  resultIndex: string;
   robots: string;
 }
 
@@ -217,6 +226,7 @@ export function jobKeys(prefix: string, jobId: string): JobKeys {
     events: eventsKey(prefix, jobId),
     push: pushChannel(prefix, jobId),
     results: resultsKey(prefix, jobId),
+    resultIndex: resultIndexKey(prefix, jobId),
     robots: robotsKey(prefix, jobId),
   };
 }

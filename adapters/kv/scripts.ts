@@ -16,6 +16,7 @@ import complete from './lua/complete-13.lua';
 import completeMany from './lua/complete-many-13.lua';
 import create from './lua/create-7.lua';
 import deleteJob from './lua/delete-13.lua';
+import getResults from './lua/get-results-2.lua';
 import getRobots from './lua/get-robots-1.lua';
 import indexActive from './lua/index-active-6.lua';
 import indexAdd from './lua/index-add-4.lua';
@@ -94,6 +95,9 @@ export const APPEND_EVENTS: JobScript = (k) => ({ name: 'append-events', lua: ap
 export const READ_EVENTS: JobScript = (k) => ({ name: 'read-events', lua: readEvents, keys: [k.job, k.events] });
 
 export const READ_RESULTS: JobScript = (k) => ({ name: 'read-results', lua: readResults, keys: [k.results] });
+
+/** Results by URL (recrawls), through the index the complete scripts keep. */
+export const GET_RESULTS: JobScript = (k) => ({ name: 'get-results', lua: getResults, keys: [k.results, k.resultIndex] });
 
 export const PUT_ROBOTS: JobScript = (k) => ({ name: 'put-robots', lua: putRobots, keys: [k.hosts, k.hostList, k.robots, k.job] });
 

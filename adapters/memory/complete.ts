@@ -69,7 +69,7 @@ export function complete(store: Store, lease: Lease, input: CompleteInput): Comp
   else if (skipped) counts.skipped++;
   else counts.failed++;
   if (!ok) js.firstError ??= input.result.error;
-  js.results.push({ ...input.result });
+  js.resultAt.set(input.result.url, js.results.push({ ...input.result }) - 1);
   const { maxPages } = options;
   // Skipped for robots.txt after it was admitted: its charge goes to the oldest spare, or frees room.
   if (skipped && js.refunds < maxPages) {
@@ -107,7 +107,7 @@ export function complete(store: Store, lease: Lease, input: CompleteInput): Comp
     js.free++;
     counts.discovered++;
     counts.skipped++;
-    js.results.push({ ...result });
+    js.resultAt.set(result.url, js.results.push({ ...result }) - 1);
     events.push(append(store, js, { type: 'page:skipped', at, url: link.url, ...(result.error ? { error: result.error } : {}) }));
   }
   finishIfDone(store, js, input.now, events);

@@ -37,6 +37,7 @@ import { cancelJob, complete, deleteJob, release, retry } from './complete.js';
 import { append, appendEvents, notify, readEvents, watch } from './events.js';
 import { addEntry } from './frontier.js';
 import { listJobs, listResults } from './listing.js';
+import { pinEarlier } from './retention.js';
 import { wake } from './ready.js';
 import { deleteFinishedJobs } from './retention.js';
 import { admissionRank, copyJob, hostOf, newJobState, newStore } from './state.js';
@@ -93,6 +94,7 @@ export function memoryStorage(options: MemoryStorageOptions = {}): CrawlStorage 
       const js = newJobState(job, store.nextOrdinal++);
       addEntry(js, seed);
       store.jobs.set(job.id, js);
+      pinEarlier(store, js, 1);
       store.order.push(js);
       store.active.add(js);
       // Claims across jobs visit it once admitted (or at once, by claims without a bound).
@@ -114,6 +116,14 @@ export function memoryStorage(options: MemoryStorageOptions = {}): CrawlStorage 
 
     async listResults(jobId: string, query: ListResultsQuery): Promise<Paginated<PageResult>> {
       return listResults(store, jobId, query);
+    },
+
+    async getResults(jobId: string, urls: string[]): Promise<Array<PageResult | null>> {
+      const js = store.jobs.get(jobId);
+      return urls.map((url) => {
+        const at = js?.resultAt.get(url);
+        return at === undefined ? null : { ...js!.results[at]! };
+      });
     },
 
     async claim(query: ClaimQuery): Promise<ClaimResult> {

@@ -22,8 +22,21 @@ export function orderIndex(store: Store, ordinal: number): number {
   return lo;
 }
 
+/**
+ * A recrawl with content formats that was stored (`by` 1) or removed (`by` -1): the job it crawls
+ * again, whose content it may point to, is kept from (or given back to) the `maxFinished` cap.
+ */
+export function pinEarlier(store: Store, js: JobState, by: 1 | -1): void {
+  const earlier = js.job.options.recrawlOf;
+  if (earlier === undefined || !(js.job.options.formats ?? []).some((format) => format !== 'metadata')) return;
+  const count = (store.recrawledBy.get(earlier) ?? 0) + by;
+  if (count > 0) store.recrawledBy.set(earlier, count);
+  else store.recrawledBy.delete(earlier);
+}
+
 /** Drops a finished job from every structure of the store; its watchers wake and find nothing. */
 export function remove(store: Store, js: JobState): void {
+  pinEarlier(store, js, -1);
   store.jobs.delete(js.job.id);
   store.finished.delete(js);
   forgetWebhookJob(store.outbox, js.job.id, true);
@@ -36,15 +49,20 @@ export function remove(store: Store, js: JobState): void {
   notify(store, js.job.id);
 }
 
-/** A job just finished (completed, failed or cancelled): keep at most `maxFinished` of them. */
+/**
+ * A job just finished (completed, failed or cancelled): keep at most `maxFinished` of them, the
+ * oldest going first. A job a stored recrawl may point to is passed over and not counted (so
+ * the cap may be exceeded by those), until the recrawl is deleted.
+ */
 export function retire(store: Store, js: JobState): void {
   store.finished.add(js);
+  let passed = 0;
   for (const oldest of store.finished) {
-    if (store.finished.size <= store.maxFinished) break;
+    if (store.finished.size - passed <= store.maxFinished) break;
+    if (store.recrawledBy.has(oldest.job.id)) passed++;
     // A job whose webhooks are not all delivered yet stays until they are (its deliveries go with
     // it): the cap evicts the next oldest instead, and this one at a later finish.
-    if (hasWebhookWork(store.outbox, oldest.job.id)) continue;
-    remove(store, oldest);
+    else if (!hasWebhookWork(store.outbox, oldest.job.id)) remove(store, oldest);
   }
 }
 

@@ -62,6 +62,8 @@ export interface JobState {
   unsure: number;
   leased: Set<Entry>;
   results: PageResult[];
+  /** Index of each URL's result in `results`, by the result's `url` (for `getResults`). */
+  resultAt: Map<string, number>;
   events: ProgressEvent[];
   eventSeq: number;
   /** The newest event that was trimmed away; the snapshot a late reader gets. */
@@ -116,6 +118,11 @@ export interface Store {
   nextOrdinal: number;
   /** Finished (completed, failed, cancelled) jobs in the order they finished, oldest first. */
   finished: Set<JobState>;
+  /**
+   * Per job id: how many stored recrawls of it (`options.recrawlOf`) may point to its content
+   * (formats beyond `metadata`). The `maxFinished` cap does not evict such a job.
+   */
+  recrawledBy: Map<string, number>;
   active: Set<JobState>;
   /**
    * Active jobs that are not parked nor waiting for admission, least recently served first: a claim
@@ -150,6 +157,7 @@ export function newStore(maxEvents: number, maxFinished: number): Store {
     order: [],
     nextOrdinal: 0,
     finished: new Set(),
+    recrawledBy: new Map(),
     active: new Set(),
     eligible: new Set(),
     queue: new MinHeap(),
@@ -179,6 +187,7 @@ export function newJobState(job: Job, ordinal: number): JobState {
     unsure: 0,
     leased: new Set(),
     results: [],
+    resultAt: new Map(),
     events: [],
     eventSeq: 0,
     trimmed: null,

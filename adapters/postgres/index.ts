@@ -261,6 +261,18 @@ export function postgresStorage(options: PostgresStorageOptions): PostgresStorag
       return { items: page.map((row) => row.r), nextCursor: rows.length > query.limit ? page[page.length - 1]!.seq : null };
     },
 
+    async getResults(jobId: string, urls: string[]): Promise<Array<PageResult | null>> {
+      if (urls.length === 0) return [];
+      // Through the results_url index (version 10); the newest result of a URL if it had several.
+      const rows = await run<{ u: string; r: PageResult }>(
+        `SELECT DISTINCT ON (x.result->>'url') x.result->>'url' AS u, x.result AS r FROM ${t('results')} x
+          WHERE x.job_id = $1 AND x.result->>'url' = ANY($2::text[]) ORDER BY x.result->>'url', x.seq DESC`,
+        [jobId, urls],
+      );
+      const found = new Map(rows.map((row) => [row.u, row.r]));
+      return urls.map((url) => found.get(url) ?? null);
+    },
+
     async claim(query: ClaimQuery): Promise<ClaimResult> {
       const params = [query.limit, query.leaseMs, query.now, new Date(query.now).toISOString(), query.jobId ?? null, maxEvents];
       // Claims with an admission bound need version 7; the others run on a database not migrated

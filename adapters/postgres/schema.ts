@@ -136,4 +136,9 @@ export const MIGRATIONS: Migration[] = [
       webhooks.deleteJobFunctionV9(n),
     ],
   },
+  {
+    version: 10,
+    name: 'recrawls: results indexed by URL within their job, for getResults',
+    statements: (n) => [tables.resultsUrlIndexV10(n)],
+  },
 ];

@@ -12,7 +12,7 @@ import { type CompleteResult, CrawlEngineError, type CrawlStorage, type FieldErr
 import { claim } from './claim.js';
 import { batches, checkItems, complete, completeMany, release, retry } from './complete.js';
 import { Connection, openFile, type SqliteDatabase } from './driver.js';
-import { appendEvents, cancelJob, createJob, deleteJob, dueJobs, getRobots, listJobs, listResults, putRobots, readEvents } from './jobs.js';
+import { appendEvents, cancelJob, createJob, deleteJob, dueJobs, getResults, getRobots, listJobs, listResults, putRobots, readEvents } from './jobs.js';
 import { type Ctx, jobJson, jobRow } from './rows.js';
 import { LATEST, migrate, tables } from './schema.js';
 import * as webhooks from './webhooks.js';
@@ -218,6 +218,11 @@ export function sqliteStorage(options: SqliteStorageOptions): SqliteStorage {
     async listJobs(query) {
       const before = parseDigitsCursor(query.cursor, 18);
       return read((x) => listJobs(x, query.status ?? null, before === null ? null : BigInt(before), query.limit));
+    },
+
+    async getResults(jobId, urls) {
+      if (urls.length === 0) return [];
+      return read((x) => getResults(x, jobId, urls));
     },
 
     async listResults(jobId, query) {

@@ -6,9 +6,9 @@
 import { CrawlEngineError } from '../../src/storage/index.js';
 import type { Connection } from './driver.js';
 
-/** Table names of one prefix, quoted: `t.jobs` is `"crawl_jobs"`. */
+/** Quoted names of the tables, and of `resultsUrl`, the index getResults names (INDEXED BY). */
 export type Tables = Record<
-  'migrations' | 'meta' | 'jobs' | 'frontier' | 'hosts' | 'results' | 'events' | 'robots' | 'webhookJobs' | 'webhookDeliveries',
+  'migrations' | 'meta' | 'jobs' | 'frontier' | 'hosts' | 'results' | 'events' | 'robots' | 'webhookJobs' | 'webhookDeliveries' | 'resultsUrl',
   string
 >;
 
@@ -21,6 +21,7 @@ export function tables(prefix: string): Tables {
     frontier: q('frontier'),
     hosts: q('hosts'),
     results: q('results'),
+    resultsUrl: q('results_url'),
     events: q('events'),
     robots: q('robots'),
     webhookJobs: q('webhook_jobs'),
@@ -190,6 +191,12 @@ export const MIGRATIONS: Migration[] = [
       `CREATE INDEX "${p}webhook_deliveries_due" ON ${t.webhookDeliveries} (next_attempt_at, seq) WHERE state = 'pending'`,
       `CREATE INDEX "${p}webhook_deliveries_job" ON ${t.webhookDeliveries} (job_id, seq)`,
     ],
+  },
+  {
+    version: 6,
+    name: 'recrawls: results indexed by URL within their job, for getResults',
+    // getResults queries the same expression, so it goes through this index, never a scan of the job.
+    statements: (t, p) => [`CREATE INDEX "${p}results_url" ON ${t.results} (job_id, json_extract(result, '$.url'))`],
   },
 ];
 

@@ -7,7 +7,7 @@
  */
 // Only types and the dependency-free constants module: nothing else of the library reaches the browser.
 import { PROGRESS_EVENT_TYPES, TERMINAL_EVENT_LIST } from '../core/constants.js';
-import type { JobInput } from '../core/jobs.js';
+import type { JobInput, RecrawlOverrides } from '../core/jobs.js';
 import type { MapOptions, MapResult } from '../core/map.js';
 import type { WebhookDelivery } from '../core/storage.js';
 import type { Job, JobLink, JobStatus, Paginated, PageResult, ProgressEvent, ProgressEventType } from '../core/types.js';
@@ -91,6 +91,11 @@ export interface CrawlClientOptions {
 export interface CrawlClient {
   createJob(input: JobInput): Promise<Job>;
   getJob(id: string): Promise<Job>;
+  /**
+   * A new job that crawls the finished job `id` again with conditional requests (`POST
+   * …/jobs/:id/recrawl`), with the same options but `overrides`; see `engine.jobs.recrawl`.
+   */
+  recrawlJob(id: string, overrides?: RecrawlOverrides): Promise<Job>;
   cancelJob(id: string): Promise<Job>;
   /** Deletes the job and everything stored with it (`DELETE …?purge=true`), cancelling it first when active. */
   deleteJob(id: string): Promise<{ id: string; deleted: boolean }>;
@@ -136,6 +141,7 @@ export function createCrawlClient(options: CrawlClientOptions = {}): CrawlClient
   return {
     createJob: (input) => call('POST', '/jobs', input),
     getJob: (id) => call('GET', job(id)),
+    recrawlJob: (id, overrides = {}) => call('POST', `${job(id)}/recrawl`, overrides),
     cancelJob: (id) => call('DELETE', job(id)),
     deleteJob: (id) => call('DELETE', `${job(id)}?purge=true`),
     listJobs: (q = {}) => call('GET', `/jobs${query(q)}`),

@@ -10,6 +10,7 @@ export const DEFAULT_MAX_PAGES = 50;
 
 export const USAGE = `Usage: crawl-engine crawl <url> [options]
        crawl-engine resume <jobId> --storage sqlite:FILE|pglite:DIR|postgres://…|redis://… [options]
+       crawl-engine recrawl <jobId> --storage sqlite:FILE|pglite:DIR|postgres://…|redis://… [options]
        crawl-engine export <jobId> --storage sqlite:FILE|pglite:DIR|postgres://…|redis://… [--format F] [--out PATH]
        crawl-engine delete <jobId> --storage sqlite:FILE|pglite:DIR|postgres://…|redis://… [--quiet]
        crawl-engine migrate --storage postgres://…|sqlite:FILE|pglite:DIR [--schema S] [--table-prefix P]
@@ -67,6 +68,13 @@ prints the progress so far, crawls to the end and writes every page of the job, 
 It takes the crawl options that are not stored with the job (--concurrency, --timeout-ms,
 --user-agent, --allow-private-network, --format, --out, --quiet); Ctrl-C prints the exact command.
 
+recrawl <jobId> crawls a finished job again, cheaply, as a new job on the same --storage: the
+same site and options (--max-pages, --max-depth, --per-host-concurrency, --per-host-delay-ms
+and --priority may change), conditional requests from the ETag / Last-Modified stored with
+each page (a 304 costs no body), and each result marked "change": new, changed, unchanged
+or gone (404/410 now). It takes resume's options too and writes every page of the new job,
+like crawl; Ctrl-C leaves the new job to resume.
+
 export <jobId> writes the results stored for a job (finished or not) from the same --storage
 (and --schema / --table-prefix), as crawl would: --format jsonl|csv|md, --out PATH.
 
@@ -79,7 +87,8 @@ only (no page fetched) or skip (no sitemap); --timeout-ms: the whole map's time 
 30000); --no-robots: list what robots.txt disallows too. Exits 1 when no URL was found.
 
 delete <jobId> deletes a job with its results, events and frontier from the same --storage
-(and --schema / --table-prefix); a job still being crawled is cancelled first.
+(and --schema / --table-prefix); a job still being crawled is cancelled first. A job with
+content formats that a recrawl points to is kept (exit 1) until that recrawl is deleted.
 
 Concurrency: one host never sees more than min(--concurrency, --per-host-concurrency)
 requests at once, so a single site is fetched 2 at a time by default; raise
@@ -111,7 +120,7 @@ function editDistance(a: string, b: string): number {
   return previous[b.length]!;
 }
 
-type OptionSpec = Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }>;
+export type OptionSpec = Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }>;
 type Parsed<T extends OptionSpec> = ReturnType<typeof parseArgs<{ args: string[]; allowPositionals: true; strict: true; options: T }>>;
 
 /**

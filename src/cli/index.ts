@@ -1,7 +1,8 @@
 /**
  * `crawl-engine crawl <url>`: runs a crawl in this process (memory storage unless --storage says
  * otherwise), draws a progress bar on a terminal (plain lines otherwise), writes one JSON line per
- * page, prints a summary. `resume <jobId>` continues a stored job, `export <jobId>` writes its
+ * page, prints a summary. `resume <jobId>` continues a stored job, `recrawl <jobId>` crawls a
+ * finished one again with conditional requests, `export <jobId>` writes its
  * results, `delete <jobId>` deletes one;
  * `migrate` sets up a database; `map <url>` lists a site's URLs.
  *
@@ -14,6 +15,7 @@ import { deleteCommand } from './commands/delete.js';
 import { exportCommand } from './commands/export.js';
 import { mapCommand } from './commands/map.js';
 import { migrateCommand } from './commands/migrate.js';
+import { recrawlCommand } from './commands/recrawl.js';
 import { resumeCommand } from './commands/resume.js';
 import { cliWording, EXIT, StorageError, UsageError } from './errors.js';
 import { interrupt, onSignal, trackHttpSockets } from './interrupt.js';
@@ -21,6 +23,7 @@ import { interrupt, onSignal, trackHttpSockets } from './interrupt.js';
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   crawl: crawlCommand,
   resume: resumeCommand,
+  recrawl: recrawlCommand,
   export: exportCommand,
   delete: deleteCommand,
   migrate: migrateCommand,

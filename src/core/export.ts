@@ -28,6 +28,10 @@ export const CSV_COLUMNS = [
   'durationMs',
   'fetchedAt',
   'lastmod',
+  'etag',
+  'lastModified',
+  'contentHash',
+  'change',
 ] as const;
 
 /** Characters that make a spreadsheet read a cell as a formula (OWASP's CSV injection list). */
@@ -70,6 +74,10 @@ export function csvRow(result: PageResult): string {
     result.durationMs,
     result.fetchedAt,
     result.lastmod ?? null,
+    result.etag ?? null,
+    result.lastModified ?? null,
+    result.contentHash ?? null,
+    result.change ?? null,
   ];
   return `${cells.map(csvField).join(',')}\r\n`;
 }

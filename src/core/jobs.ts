@@ -9,7 +9,9 @@ import { type ListLinksOptions, listLinks, parseLinksOptions } from './links.js'
 import type { CrawlStorage, WebhookDelivery } from './storage.js';
 import { jobWebhookSchema } from './webhooks/options.js';
 import { isWellFormed, jsonProblem } from '../crawl/text.js';
+import { fillContent } from './recrawl.js';
 import type { Job, JobLink, JobOptions, JobStatus, JobWebhook, Paginated, PageResult, ProgressEvent, WebhookEvent } from './types.js';
+import { TERMINAL_STATUSES } from './types.js';
 import { crawlableUrl, homographReason, MAX_URL_LENGTH, normalizeUrl } from '../crawl/url.js';
 
 // NUL characters and lone surrogates cannot be stored by Postgres (text, jsonb) and are never
@@ -96,6 +98,42 @@ export const jobInputSchema = z.strictObject({
 /** What `jobs.create` accepts. */
 export type JobInput = z.input<typeof jobInputSchema>;
 
+/** A job option a recrawl keeps: any value given is refused, naming it. */
+const fixed = (name: string) =>
+  z
+    .unknown()
+    .refine((value) => value === undefined, `cannot be changed by a recrawl (it keeps the earlier job's ${name}); create a new job instead`)
+    .optional();
+
+/**
+ * Options a recrawl may change (`jobs.recrawl(id, overrides)`): all but `url`, `formats` and
+ * `onlyMainContent`, which decide what its unchanged pages share with the job crawled again.
+ * Unknown fields, and those three, are refused naming the field.
+ */
+export const recrawlOverridesSchema = z.strictObject({
+  maxPages: jobInputSchema.shape.maxPages.removeDefault().optional(),
+  maxDepth: jobInputSchema.shape.maxDepth.removeDefault().optional(),
+  scope: jobInputSchema.shape.scope.removeDefault().optional(),
+  include: jobInputSchema.shape.include.removeDefault().optional(),
+  exclude: jobInputSchema.shape.exclude.removeDefault().optional(),
+  respectRobots: jobInputSchema.shape.respectRobots.removeDefault().optional(),
+  maxRetries: jobInputSchema.shape.maxRetries.removeDefault().optional(),
+  perHostConcurrency: jobInputSchema.shape.perHostConcurrency.removeDefault().optional(),
+  perHostDelayMs: jobInputSchema.shape.perHostDelayMs.removeDefault().optional(),
+  priority: jobInputSchema.shape.priority.removeDefault().optional(),
+  sitemap: jobInputSchema.shape.sitemap.removeDefault().optional(),
+  /** Replaces the earlier job's webhook (default: the earlier job's; `null`: none). */
+  webhook: jobInputSchema.shape.webhook,
+  /** Replaces the earlier job's metadata (default: the earlier job's). */
+  metadata: metadata.optional(),
+  url: fixed('url'),
+  formats: fixed('formats'),
+  onlyMainContent: fixed('onlyMainContent'),
+});
+
+/** What `jobs.recrawl` accepts besides the job id: options that differ from the earlier job's. */
+export type RecrawlOverrides = z.input<typeof recrawlOverridesSchema>;
+
 export interface ListJobsOptions {
   status?: JobStatus;
   /** @default 20 (at most 100) */
@@ -145,6 +183,20 @@ export interface JobsApi {
   /** Validates the input, stores the job and its start URL, and returns it (`queued`). */
   create(input: JobInput): Promise<Job>;
   get(id: string): Promise<Job | null>;
+  /**
+   * A new job (`queued`) over the same site with the same options (but `overrides`), that crawls
+   * the finished job `id` again cheaply: its frontier starts with that job's URLs at their depths,
+   * each page is fetched with a conditional request (`If-None-Match` / `If-Modified-Since` from the
+   * stored `etag` / `lastModified`), and each result says how the page changed (`change`: `new`,
+   * `changed`, `unchanged`, `gone`). An unchanged page keeps the earlier metadata, and its `links`,
+   * `text`, `markdown` and `html` stay stored once, in the job that holds them (`contentFrom`),
+   * filled in by every read. `options.recrawlOf` of the new job is `id`.
+   *
+   * Throws `invalid_input` naming `id` or the override at fault (`url`, `formats` and
+   * `onlyMainContent` cannot change), `not_found`, `conflict` for a job that is not finished
+   * (queued or running), and `unsupported` when the storage has no `getResults()`.
+   */
+  recrawl(id: string, overrides?: RecrawlOverrides): Promise<Job>;
   /** Idempotent; no URL of a cancelled job is fetched afterwards. Throws `not_found`. */
   cancel(id: string): Promise<Job>;
   /**
@@ -152,6 +204,12 @@ export interface JobsApi {
    * false if there was no such job. A queued or running job is cancelled first: `job:cancelled` is
    * emitted, and its pages still in flight are not stored. Throws `invalid_input` naming `id` for
    * an id that is not one, and `unsupported` when the storage has no `deleteJob()`.
+   *
+   * A job with `links`, `text`, `markdown` or `html` that a recrawl crawled again may hold content
+   * the recrawl's unchanged pages point to: while such a recrawl exists, deleting the job is refused
+   * with `conflict` naming it (delete the newest recrawl first). Finding them reads the list of
+   * jobs, so it takes a call per 100 jobs stored; jobs with only `metadata` skip it (their recrawls
+   * point to nothing).
    */
   delete(id: string): Promise<boolean>;
   list(options?: ListJobsOptions): Promise<Paginated<Job>>;
@@ -205,6 +263,16 @@ export function publicJob(job: Job): Job {
   return { ...job, options: { ...job.options, webhook: rest } };
 }
 
+/** Whether a job's results carry content a recrawl's unchanged results may point to. */
+function holdsContentFormats(job: Job): boolean {
+  return (job.options.formats ?? []).some((format) => format !== 'metadata');
+}
+
+function badId(id: unknown, what: string): CrawlEngineError {
+  const got = typeof id === 'string' ? JSON.stringify(id.slice(0, 80)) : typeof id;
+  return invalid('invalid_input', `${what} arguments`, [{ path: 'id', message: `expected a job id (1 to 64 letters, digits, _ and -), got ${got}` }]);
+}
+
 export function createJobsApi(
   storage: CrawlStorage,
   emit: (events: ProgressEvent[]) => void,
@@ -248,28 +316,34 @@ export function createJobsApi(
       const refused = checkHost(new URL(url).hostname);
       if (refused !== null) throw invalid('invalid_input', 'job input', [{ path: 'url', message: `expected an address the processors may fetch: ${refused}` }]);
       const { metadata: meta, url: _url, webhook: givenWebhook, ...rest } = parsed;
-      const webhook = resolveWebhook(givenWebhook);
-      const options: JobOptions = webhook === undefined ? rest : { ...rest, webhook };
-      const id = newJobId();
-      // Registered first: a processor that finds the registration without its job (this call
-      // failed in between) drops it after a while; a job without its registration would never
-      // have its events posted.
-      if (webhook !== undefined) await storage.addWebhookJob!(id, now());
-      const job: Job = {
-        id,
-        status: 'queued',
-        url,
-        options,
-        counts: { discovered: 1, queued: 1, inProgress: 0, succeeded: 0, failed: 0, skipped: 0 },
-        createdAt: new Date(now()).toISOString(),
-        startedAt: null,
-        finishedAt: null,
-        error: null,
-        metadata: meta ?? {},
+      return store(url, rest, resolveWebhook(givenWebhook), meta ?? {});
+    },
+
+    async recrawl(id, overrides = {}) {
+      if (typeof id !== 'string' || !JOB_ID_PATTERN.test(id)) throw badId(id, 'recrawl()');
+      const parsed = parse(recrawlOverridesSchema, overrides ?? {}, 'recrawl overrides');
+      if (typeof storage.getResults !== 'function') {
+        throw new CrawlEngineError('unsupported', `the ${storage.name} storage cannot recrawl: it has no getResults()`);
+      }
+      const earlier = await storage.getJob(id);
+      if (earlier === null) throw new CrawlEngineError('not_found', `job ${JSON.stringify(id)} does not exist`);
+      if (!TERMINAL_STATUSES.has(earlier.status)) {
+        throw new CrawlEngineError(
+          'conflict',
+          `job ${JSON.stringify(id)} is ${earlier.status}: only a finished job (completed, failed or cancelled) can be recrawled`,
+        );
+      }
+      const { metadata: meta, url: _u, formats: _f, onlyMainContent: _o, webhook: givenWebhook, ...changed } = parsed;
+      const { webhook: earlierWebhook, ...earlierOptions } = earlier.options;
+      const options: JobOptions = {
+        ...earlierOptions,
+        ...(Object.fromEntries(Object.entries(changed).filter(([, v]) => v !== undefined)) as Partial<JobOptions>),
+        recrawlOf: id,
       };
-      const created = await storage.createJob(job, { url, key: url, depth: 0, host: new URL(url).hostname });
-      emit(created.events);
-      return publicJob(created.job);
+      // The earlier job's webhook (secret included) unless the overrides name another or null;
+      // checked again, as the engine or its defaults may have changed since.
+      return store(earlier.url, options, resolveWebhook(givenWebhook === undefined ? earlierWebhook : givenWebhook), meta ?? earlier.metadata);
+
     },
 
     async get(id) {
@@ -288,12 +362,19 @@ export function createJobsApi(
     },
 
     async delete(id) {
-      if (typeof id !== 'string' || !JOB_ID_PATTERN.test(id)) {
-        const got = typeof id === 'string' ? JSON.stringify(id.slice(0, 80)) : typeof id;
-        throw invalid('invalid_input', 'delete() arguments', [{ path: 'id', message: `expected a job id (1 to 64 letters, digits, _ and -), got ${got}` }]);
-      }
+      if (typeof id !== 'string' || !JOB_ID_PATTERN.test(id)) throw badId(id, 'delete()');
       if (typeof storage.deleteJob !== 'function') {
         throw new CrawlEngineError('unsupported', `the ${storage.name} storage cannot delete jobs: it has no deleteJob()`);
+      }
+      const job = await storage.getJob(id);
+      if (job !== null && holdsContentFormats(job)) {
+        const recrawl = await findRecrawl(id);
+        if (recrawl !== null) {
+          throw new CrawlEngineError(
+            'conflict',
+            `job ${JSON.stringify(id)} holds content that its recrawl ${JSON.stringify(recrawl)} points to: delete ${JSON.stringify(recrawl)} first`,
+          );
+        }
       }
       const { deleted, events } = await storage.deleteJob(id, now());
       emit(events);
@@ -311,7 +392,10 @@ export function createJobsApi(
       const job = typeof id === 'string' && JOB_ID_PATTERN.test(id) ? await storage.getJob(id) : null;
       if (job === null) throw new CrawlEngineError('not_found', `job ${JSON.stringify(id)} does not exist`);
       const content = (job.options.formats ?? []).some((format) => format === 'text' || format === 'markdown' || format === 'html');
-      return storage.listResults(id, content ? { ...query, limit: Math.min(query.limit, CONTENT_RESULTS_PAGE) } : query);
+      const page = await storage.listResults(id, content ? { ...query, limit: Math.min(query.limit, CONTENT_RESULTS_PAGE) } : query);
+      // A recrawl's unchanged pages point to the job holding their content: filled in here.
+      if (job.options.recrawlOf === undefined || !holdsContentFormats(job)) return page;
+      return { items: await fillContent(storage, job.options.formats, page.items), nextCursor: page.nextCursor };
     },
 
     async links(id, options = {}) {
@@ -331,4 +415,41 @@ export function createJobsApi(
       return storage.listWebhookDeliveries(id, query);
     },
   };
+
+  /** Stores a new job over `url` and its start URL (registered for webhooks when it has one). */
+  async function store(url: string, rest: JobOptions, webhook: JobWebhook | undefined, meta: Record<string, unknown>): Promise<Job> {
+    const options: JobOptions = webhook === undefined ? rest : { ...rest, webhook };
+    const id = newJobId();
+    // Registered first: a processor that finds the registration without its job (this call
+    // failed in between) drops it after a while; a job without its registration would never
+    // have its events posted.
+    if (webhook !== undefined) await storage.addWebhookJob!(id, now());
+    const job: Job = {
+      id,
+      status: 'queued',
+      url,
+      options,
+      counts: { discovered: 1, queued: 1, inProgress: 0, succeeded: 0, failed: 0, skipped: 0 },
+      createdAt: new Date(now()).toISOString(),
+      startedAt: null,
+      finishedAt: null,
+      error: null,
+      metadata: meta,
+    };
+    const created = await storage.createJob(job, { url, key: url, depth: 0, host: new URL(url).hostname });
+    emit(created.events);
+    return publicJob(created.job);
+  }
+
+  /** A stored job that recrawls `id`, or null: the list of jobs read 100 at a time. */
+  async function findRecrawl(id: string): Promise<string | null> {
+    let cursor: string | null = null;
+    do {
+      const page: Paginated<Job> = await storage.listJobs({ limit: 100, cursor });
+      const found = page.items.find((job) => job.options.recrawlOf === id);
+      if (found !== undefined) return found.id;
+      cursor = page.nextCursor;
+    } while (cursor !== null);
+    return null;
+  }
 }

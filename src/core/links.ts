@@ -8,6 +8,7 @@
 import { z } from 'zod';
 import { normalizeUrl } from '../crawl/url.js';
 import { CrawlEngineError, fieldErrors, invalid } from './errors.js';
+import { fillContent } from './recrawl.js';
 import type { CrawlStorage } from './storage.js';
 import { type ErrorInfo, type Job, type JobLink, type PageResult, type Paginated, SKIP_CODES } from './types.js';
 
@@ -133,6 +134,8 @@ export async function listLinks(storage: CrawlStorage, job: Job, query: LinksQue
   const items: JobLink[] = [];
   for (;;) {
     const page: Paginated<PageResult> = await storage.listResults(job.id, { limit: batch, cursor: batchCursor });
+    // A recrawl's unchanged pages point to the job that holds their links.
+    if (job.options.recrawlOf !== undefined) page.items = await fillContent(storage, job.options.formats, page.items);
     for (let r = resultIndex; r < page.items.length; r++) {
       const result = page.items[r]!;
       const links = result.outlinks ?? [];

@@ -200,6 +200,12 @@ export interface StorageCapabilities {
    * do, but the member is optional now: code that reads it must handle `undefined`.
    */
   shared?: boolean;
+  /**
+   * Finished jobs may vanish on their own, without `deleteJob` (KV's `finishedTtlSeconds`). A
+   * recrawl's unchanged pages then keep a copy of their content rather than pointing to the earlier
+   * job's (`PageResult.contentFrom`), as on an engine with `retention`. Absent: false.
+   */
+  expiresFinishedJobs?: boolean;
 }
 
 /** What a webhook delivery announces. `page` carries a batch of page results. */
@@ -315,6 +321,16 @@ export interface CrawlStorage {
   listJobs(query: ListJobsQuery): Promise<Paginated<Job>>;
   /** In the order results were stored; cursors as for `listJobs`. An unknown job has no results. */
   listResults(jobId: string, query: ListResultsQuery): Promise<Paginated<PageResult>>;
+
+  /**
+   * The stored result of each URL (by its normalised URL, the `url` of the result and the key of
+   * its frontier entry) in a job, in the order asked, null where there is none (an unknown job has
+   * none). Cheap whatever the size of the job: an index from URL to result, never a scan. At most
+   * 1,000 URLs a call.
+   *
+   * Optional: without it recrawls (`jobs.recrawl`) are refused with `unsupported`.
+   */
+  getResults?(jobId: string, urls: string[]): Promise<Array<PageResult | null>>;
 
   /**
    * Hands out ready URLs (pending with `notBefore <= now`, or leased with an expired lease) of

@@ -100,6 +100,13 @@ export interface JobOptions {
    * (at least once, retried with backoff). Absent: no webhook.
    */
   webhook?: JobWebhook;
+  /**
+   * Set on a recrawl (`engine.jobs.recrawl()`): the id of the job it crawls again. Its pages are
+   * fetched with conditional requests from that job's stored validators, its frontier starts with
+   * that job's URLs, and each result says how the page changed (`PageResult.change`). Absent on
+   * other jobs.
+   */
+  recrawlOf?: string;
 }
 
 /**
@@ -230,7 +237,34 @@ export interface PageResult {
   lastmod?: string | null;
   /** On the start URL's result of a job with `sitemap: 'include' | 'only'`: what reading its sitemaps found. */
   sitemaps?: SitemapSummary;
+  /** The response's `ETag` header (at most 512 characters), sent back as `If-None-Match` by a recrawl. */
+  etag?: string | null;
+  /** The response's `Last-Modified` header (at most 128 characters), sent back as `If-Modified-Since` by a recrawl. */
+  lastModified?: string | null;
+  /**
+   * SHA-256 (hex) of what the page says: its title, description, text (as the word count reads
+   * it) and links. Two fetches with the same hash have the same metadata and links. A recrawl's
+   * 304 keeps the previous one. Null for a page without HTML.
+   */
+  contentHash?: string | null;
+  /**
+   * On a recrawl's results only: how the page compares with the job it crawls again. `new`: no
+   * result there; `unchanged`: a 304 answer to the conditional request, or the same
+   * `contentHash` (or, for a page that failed both times, the same status and error code);
+   * `changed`: anything else; `gone`: 404 or 410 now, a 2xx answer before.
+   */
+  change?: ResultChange;
+  /**
+   * On an unchanged page of a recrawl whose formats include `links`, `text`, `markdown` or
+   * `html`: the id of the job whose result holds those fields. They are stored once, there, and
+   * filled in by every read (`jobs.results`, `jobs.links`, the exports, the HTTP API). Not set
+   * by a processor whose engine has `retention`: it stores a copy instead.
+   */
+  contentFrom?: string;
 }
+
+/** How a recrawl's page compares with the job it crawls again (`PageResult.change`). */
+export type ResultChange = 'new' | 'changed' | 'unchanged' | 'gone';
 
 /** What reading a site's sitemaps found (`PageResult.sitemaps`, `engine.map()`). */
 export interface SitemapSummary {

@@ -6,6 +6,7 @@
  *
  * Over 300 lines because the walk, its word counter and its element tables change together.
  */
+import { createHash, type Hash } from 'node:crypto';
 import type { PageLink } from '../core/types.js';
 import { SLICE_MS, sliceUsed, yieldToLoop } from './slices.js';
 import { type DomNode, LEFT, TreeCursor } from './tree.js';
@@ -23,6 +24,8 @@ export interface Extracted {
   outlinks?: PageLink[];
   /** True when `outlinks` was cut at {@link MAX_OUTLINKS}. */
   outlinksTruncated?: boolean;
+  /** SHA-256 (hex) of the title, description, text and links (`ExtractOptions.hash`). */
+  contentHash?: string;
 }
 
 export interface ExtractOptions {
@@ -31,7 +34,36 @@ export interface ExtractOptions {
    * predicate says so (the job's scope). Absent: nothing more is collected, at no cost.
    */
   outlinks?: (url: URL) => boolean;
+  /**
+   * Also hash what the page says (`Extracted.contentHash`): the text the word count reads, with a
+   * space at each block boundary, then the title, description and links. The text goes to the
+   * hash in pieces of at least 64 kB, so it costs one native call per piece, not per text node.
+   */
+  hash?: boolean;
 }
+
+/** Collects text for a SHA-256 in large pieces (one native call per {@link HASH_PIECE} characters). */
+class TextHash {
+  private readonly hash: Hash = createHash('sha256');
+  private pending = '';
+
+  add(text: string): void {
+    this.pending += text;
+    if (this.pending.length >= HASH_PIECE) this.flush();
+  }
+
+  flush(): void {
+    if (this.pending.length === 0) return;
+    this.hash.update(this.pending);
+    this.pending = '';
+  }
+
+  digest(): string {
+    this.flush();
+    return this.hash.digest('hex');
+  }
+}
+const HASH_PIECE = 65_536;
 
 /** Most `outlinks` kept from one page; the rest are cut (`truncated: ['outlinks']`). */
 export const MAX_OUTLINKS = 5000;
@@ -211,6 +243,7 @@ function* walk(document: DomNode, pageUrl: string, maxLinks: number, options: Ex
   const hrefs: string[] = [];
   const rawCap = Number.isFinite(maxLinks) ? maxLinks * 10 + 100 : Infinity;
   const words = new WordCounter();
+  const hash = options.hash === true ? new TextHash() : null;
   let work = 0;
   // Only with outlinks asked for: every anchor (up to a multiple of the cap), and those open now.
   const anchors: Anchor[] | null = options.outlinks === undefined ? null : [];
@@ -230,6 +263,7 @@ function* walk(document: DomNode, pageUrl: string, maxLinks: number, options: Ex
       const left = cursor.left!;
       if ((left & BLOCK_FLAG) !== 0) {
         words.break();
+        hash?.add(' ');
         if (open.length > 0) addAnchorText(open[open.length - 1]!, ' ');
       }
       if ((left & ANCHOR_FLAG) !== 0) open.pop();
@@ -240,11 +274,13 @@ function* walk(document: DomNode, pageUrl: string, maxLinks: number, options: Ex
       if (data === undefined || (cursor.frame & HEAD_FLAG) !== 0) continue;
       if (open.length > 0) addAnchorText(open[open.length - 1]!, data);
       if (data.length <= TEXT_PIECE) {
+        hash?.add(data);
         words.add(data);
         work += data.length >> 8;
       } else {
         for (let at = 0; at < data.length; at += TEXT_PIECE) {
           words.add(data, at, Math.min(data.length, at + TEXT_PIECE));
+          hash?.add(data.slice(at, at + TEXT_PIECE));
           yield;
         }
       }
@@ -339,6 +375,12 @@ function* walk(document: DomNode, pageUrl: string, maxLinks: number, options: Ex
     links,
     wordCount: words.count,
   };
+  if (hash !== null) {
+    // Separated by NULs, which no parsed text holds as such, so fields cannot run into each other.
+    hash.add(`\u0000${title ?? ''}\u0000${description ?? ''}\u0000`);
+    for (const link of links) hash.add(`${link.href}\n`);
+    extracted.contentHash = hash.digest();
+  }
   if (anchors === null || options.outlinks === undefined) return extracted;
 
   // Every link, in document order; an anchor that repeats an earlier one's URL, text and rel adds nothing.

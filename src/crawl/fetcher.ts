@@ -32,6 +32,42 @@ export interface FetchResult {
   /** Decoded HTML; null for errors and for responses that are not HTML. */
   html: string | null;
   error: { code: PageErrorCode; message: string; transient: boolean; retryAfterMs: number | null } | null;
+  /**
+   * True for a 304 answer to a conditional request (`FetchOptions.conditional`): the page did not
+   * change, and there is no body (`html` null, `error` null).
+   */
+  notModified?: boolean;
+}
+
+/** Validators of an earlier fetch, sent as a conditional request (a recrawl). */
+export interface ConditionalRequest {
+  /** The URL they belong to (the earlier fetch's final URL): only a request to it carries them. */
+  url: string;
+  /** Sent as `If-None-Match`. */
+  etag?: string | null;
+  /** Sent as `If-Modified-Since`. */
+  lastModified?: string | null;
+}
+
+/** Options of one page fetch. */
+export interface FetchOptions {
+  /** Pause before a redirect to the same host (the host's delay). */
+  hopDelayMs?: number;
+  /** Shortens the engine's timeout for this request. */
+  timeoutMs?: number;
+  /** Validators to send: a 304 answer then ends the fetch with `notModified`. */
+  conditional?: ConditionalRequest;
+}
+
+/** Longest validator sent or kept (`ETag` and `Last-Modified`); a longer one is ignored. */
+export const MAX_VALIDATOR_LENGTH = 512;
+
+/** The validators of a header value worth keeping: printable ASCII (header-safe), bounded; else null. */
+export function validator(value: string | null | undefined): string | null {
+  if (value === null || value === undefined) return null;
+  const trimmed = value.trim();
+  if (trimmed === '' || trimmed.length > MAX_VALIDATOR_LENGTH || !/^[\x20-\x7e]+$/.test(trimmed)) return null;
+  return trimmed;
 }
 
 type Undici = typeof import('undici');
@@ -213,7 +249,7 @@ export interface Fetcher {
    * Fetches one page. Never throws: every failure is a result with an error code.
    * `allowHop` is asked about each redirect target; a refusal ends with `blocked`.
    */
-  fetch(url: string, allowHop: (url: string) => string | null, options?: { hopDelayMs?: number; timeoutMs?: number }): Promise<FetchResult>;
+  fetch(url: string, allowHop: (url: string) => string | null, options?: FetchOptions): Promise<FetchResult>;
   /**
    * Fetches a text resource of any content type (robots.txt), keeping at most `maxBytes` of it;
    * `html` then holds the text. Redirects are followed like pages.
@@ -291,6 +327,7 @@ export function createFetcher(options: FetcherOptions): Fetcher {
     streamTo: StreamOptions | null = null,
     /** Shortens the engine's timeout for this request. */
     shorterTimeoutMs: number = Number.POSITIVE_INFINITY,
+    conditional: ConditionalRequest | null = null,
   ): Promise<FetchResult> {
     const { undici, dispatcher } = await agentFor();
     // A plain timer, cleared when done: AbortSignal.timeout() keeps signals alive for the GC.
@@ -327,15 +364,26 @@ export function createFetcher(options: FetcherOptions): Fetcher {
       for (let hop = 0; ; hop++) {
         const refused = guard.checkHost(new URL(url).hostname);
         if (refused !== null) return fail('blocked', `refused to connect: ${refused}`);
+        // Validators go only to the URL they came from (a redirect's other hops get none).
+        const etag = conditional?.url === url ? validator(conditional.etag) : null;
+        const since = conditional?.url === url ? validator(conditional.lastModified) : null;
+        const conditionalSent = etag !== null || since !== null;
         const response = await undici.request(url, {
           dispatcher,
           method: 'GET',
-          headers: requestHeaders,
+          headers: conditionalSent
+            ? { ...requestHeaders, ...(etag === null ? {} : { 'if-none-match': etag }), ...(since === null ? {} : { 'if-modified-since': since }) }
+            : requestHeaders,
           signal,
         });
         status = response.statusCode;
         contentType = header(response.headers, 'content-type');
         headers = flatHeaders(response.headers);
+
+        if (status === 304 && conditionalSent) {
+          await response.body.dump({ limit: 64 * 1024 }).catch(() => undefined);
+          return { finalUrl: url, status, contentType, headers, html: null, error: null, notModified: true };
+        }
 
         if (REDIRECTS.has(status)) {
           await response.body.dump({ limit: 64 * 1024 }).catch(() => undefined);
@@ -445,7 +493,8 @@ export function createFetcher(options: FetcherOptions): Fetcher {
 
   return {
     post,
-    fetch: (url, allowHop, fetchOptions) => get(url, allowHop, null, fetchOptions?.hopDelayMs, null, fetchOptions?.timeoutMs),
+    fetch: (url, allowHop, fetchOptions) =>
+      get(url, allowHop, null, fetchOptions?.hopDelayMs, null, fetchOptions?.timeoutMs, fetchOptions?.conditional ?? null),
     fetchText: (url, maxBytes, textOptions) => get(url, () => null, { maxBytes }, 0, null, textOptions?.timeoutMs),
     stream: (url, streamOptions) => get(url, () => null, null, 0, streamOptions),
 

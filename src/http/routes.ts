@@ -166,6 +166,33 @@ export function crawlRoutes(engine: CrawlEngine, options: CrawlHandlerOptions, s
     return json(job, 201, { location: `${basePath}/jobs/${job.id}` });
   };
 
+  /**
+   * `POST /jobs/:id/recrawl`: a new job that crawls the finished job again with conditional
+   * requests (`engine.jobs.recrawl`). The body, optional, holds option overrides as JSON. Allowed
+   * when `authorize` allows both `read` of the job and `create`. 201 with the new job; 404 for an
+   * unknown job; 409 while it is queued or running; 400 naming the field for bad overrides.
+   */
+  const recrawlJob: RouteHandler = async ({ req, params }) => {
+    const jobId = params.id!;
+    await authorize(req, 'read', jobId);
+    await authorize(req, 'create', jobId);
+    await existingJob(jobId);
+    const empty = req.body === null || req.headers.get('content-length') === '0';
+    const overrides = empty && req.headers.get('content-type') === null ? {} : await readJson(req, maxBodyBytes);
+    if (typeof overrides !== 'object' || overrides === null || Array.isArray(overrides)) {
+      throw new HttpProblem(problem(400, 'invalid_input', 'expected a JSON object of option overrides such as {"maxPages": 500}, or no body'));
+    }
+    const job = await engine.jobs.recrawl(jobId, overrides as never);
+    if (options.onJobCreated) {
+      try {
+        await options.onJobCreated(job, req);
+      } catch (error) {
+        onError(error, req);
+      }
+    }
+    return json(job, 201, { location: `${basePath}/jobs/${job.id}` });
+  };
+
   const listJobs: RouteHandler = async ({ req, url }) => {
     await authorize(req, 'list');
     return json(await engine.jobs.list(queryOf(listQuery, url)));
@@ -334,6 +361,7 @@ export function crawlRoutes(engine: CrawlEngine, options: CrawlHandlerOptions, s
     { method: 'POST', pattern: '/jobs', handler: createJob },
     { method: 'GET', pattern: '/jobs/:id', handler: readJob },
     { method: 'DELETE', pattern: '/jobs/:id', handler: cancelJob },
+    { method: 'POST', pattern: '/jobs/:id/recrawl', handler: recrawlJob },
     { method: 'GET', pattern: '/jobs/:id/results', handler: listResults },
     { method: 'GET', pattern: '/jobs/:id/results.jsonl', handler: exportResults('jsonl') },
     { method: 'GET', pattern: '/jobs/:id/results.csv', handler: exportResults('csv') },

@@ -20,6 +20,7 @@ import { maxPagesTests } from './max-pages.js';
 import { type ConformanceModelOptions, modelTests } from './model.js';
 import { politenessTests } from './politeness.js';
 import { refusalTests } from './refusals.js';
+import { resultsTests } from './results.js';
 import { watchTests } from './watch.js';
 import { webhookTests } from './webhooks.js';
 
@@ -124,6 +125,7 @@ export function runStorageConformance(options: ConformanceOptions): void {
     deleteTests(it);
     lastmodTests(it);
     webhookTests(it);
+    resultsTests(it);
     if (options.model !== false) modelTests(it, options.model ?? {}, timeout);
   });
 }

@@ -17,7 +17,8 @@
 --   KEYS[9]   unsure    set: admitted URLs whose robots.txt was unknown
 --   KEYS[10]  events    list: event JSON, oldest first
 --   KEYS[11]  push      pub/sub channel (not a key) that wakes subscribers
---   KEYS[12]  results   list: page result JSON
+--   KEYS[12]  results   list: page result JSON. Its index by URL (hash) is KEYS[12] .. 'ix'
+--                       (keys.ts `resultIndexKey`; same hash slot), deleted with it.
 --   KEYS[13]  robots    hash: robots.txt records
 --
 -- ARGV:
@@ -54,5 +55,5 @@ if active then
 end
 local hosts = redis.call('LRANGE', K.hostList, '0', '-1')
 for x = 1, #hosts do redis.call('UNLINK', K.ready .. hosts[x]) end
-redis.call('UNLINK', K.job, K.urls, K.hosts, K.hostList, K.leased, K.delayed, K.spares, K.unsure, K.events, K.results, K.robots)
+redis.call('UNLINK', K.job, K.urls, K.hosts, K.hostList, K.leased, K.delayed, K.spares, K.unsure, K.events, K.results, K.results .. 'ix', K.robots)
 return '~{"deleted":true,"events":[' .. e .. ']}'

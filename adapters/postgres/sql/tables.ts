@@ -252,3 +252,11 @@ export function frontierLastmodColumnV8(n: Names): string {
   const t = namer(n);
   return `ALTER TABLE ${t('frontier')} ADD COLUMN lastmod text`;
 }
+
+/**
+ * Version 10. Results by URL within a job (`getResults`: a recrawl looks up each page's earlier
+ * result, and reads fill in the content of unchanged pages), so a lookup never scans a job.
+ */
+export function resultsUrlIndexV10(n: Names): string {
+  return `CREATE INDEX "${n.prefix}results_url" ON ${namer(n)('results')} (job_id, (result->>'url'))`;
+}

@@ -2,7 +2,8 @@
  * `crawl-engine delete <jobId> --storage …`: deletes a stored job with its results, events and
  * frontier (cancelling it first if a process is still crawling it).
  */
-import { JOB_ID_PATTERN } from '../../core/jobs.js';
+import { CrawlEngineError } from '../../core/errors.js';
+import { createJobsApi, JOB_ID_PATTERN } from '../../core/jobs.js';
 import { parseOptions, STORAGE_OPTIONS, USAGE } from '../args.js';
 import { storageFailure, UsageError } from '../errors.js';
 import { countsLine } from '../render.js';
@@ -33,7 +34,15 @@ export async function deleteCommand(argv: string[]): Promise<number> {
       throw new UsageError(
         `delete: no job ${jobId} in ${opened.kind} at ${opened.where} (check --storage${opened.kind === 'Postgres' || opened.kind === 'PGlite' ? ', --schema' : ''} and --table-prefix)`,
       );
-    const { deleted } = await opened.storage.deleteJob!(jobId, Date.now());
+    // As engine.jobs.delete: a job holding content that a recrawl of it points to is kept.
+    let deleted: boolean;
+    try {
+      deleted = await createJobsApi(opened.storage, () => undefined, Date.now).delete(jobId);
+    } catch (error) {
+      if (!(error instanceof CrawlEngineError) || error.code !== 'conflict') throw error;
+      process.stderr.write(`crawl-engine: delete: ${error.message.replace(/^\[crawl-engine\] /, '')}\n`);
+      return 1;
+    }
     if (!values.quiet) {
       process.stderr.write(
         deleted ? `Deleted job ${job.id} (${job.url}), ${job.status}: ${countsLine(job)}.\n` : `Job ${jobId} was deleted meanwhile by another process.\n`,

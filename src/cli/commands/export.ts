@@ -2,6 +2,7 @@
  * `crawl-engine export <jobId> --storage … [--format jsonl|csv|md] [--out PATH]`: writes the
  * results stored for a job, as `crawl` writes them, without crawling.
  */
+import { fillContent } from '../../core/recrawl.js';
 import { JOB_ID_PATTERN } from '../../core/jobs.js';
 import { outputFormat, parseOptions, STORAGE_OPTIONS, USAGE } from '../args.js';
 import { storageFailure, UsageError } from '../errors.js';
@@ -46,8 +47,11 @@ export async function exportCommand(argv: string[]): Promise<number> {
       );
     }
     const results = {
-      results: (id: string, query: { limit?: number; cursor?: string | null } = {}) =>
-        opened.storage.listResults(id, { limit: query.limit ?? 100, cursor: query.cursor ?? null }),
+      // A recrawl's unchanged pages point to the job holding their content: filled in here.
+      results: async (id: string, query: { limit?: number; cursor?: string | null } = {}) => {
+        const page = await opened.storage.listResults(id, { limit: query.limit ?? 100, cursor: query.cursor ?? null });
+        return job.options.recrawlOf === undefined ? page : { ...page, items: await fillContent(opened.storage, job.options.formats, page.items) };
+      },
     };
     const { files } = await writeOutput(results, job, format, values.out);
     if (!values.quiet) {

@@ -9,6 +9,8 @@ import { type extractPage, extractPageAsync } from '../../crawl/extract.js';
 import { loadCheerio, ParseLimitError, parseHtml } from '../../crawl/parse.js';
 import { sliceUsed, yieldToLoop } from '../../crawl/slices.js';
 import { linkFilter, scopeMatcher } from '../../crawl/url.js';
+import { validator } from '../../crawl/fetcher.js';
+import { changeOf, fillContent } from '../recrawl.js';
 import type { FrontierLink, Lease, SkippedLink } from '../storage.js';
 import type { ErrorInfo, Job, PageResult, RunReport } from '../types.js';
 import { SKIP_CODES, TERMINAL_STATUSES } from '../types.js';
@@ -16,6 +18,7 @@ import type { Batcher } from './batcher.js';
 import { emptyResult, skippedResult, storable } from './results.js';
 import { judgeLink, ROBOTS_SKIP_CODE, type RobotsPolicy, type RobotsRunCache } from './robots-policy.js';
 import { message } from './shared.js';
+import { createPriorLoader, notModifiedResult, referToPrior, seedLinks } from './recrawl.js';
 import { createSitemapReader, readsSitemaps, sitemapSummary } from './sitemaps.js';
 import type { ProcessorDeps } from './types.js';
 
@@ -45,6 +48,8 @@ export interface JobContext {
 export interface Pipeline {
   /** Fetches, parses and stores one URL; `fetchDone()` is called once the network part is over. */
   work(lease: Lease, ctx: JobContext, run: RunState, fetchDone: () => void): Promise<void>;
+  /** Leases just claimed for a job: a recrawl looks up their earlier results now, in one call. */
+  claimed(leases: Lease[], ctx: JobContext): void;
 }
 
 /**
@@ -93,6 +98,13 @@ export function jobContext(job: Job): JobContext {
 export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipeline {
   const { storage, emit, now } = deps;
   const sitemaps = createSitemapReader(deps);
+  const priors = createPriorLoader(storage);
+  /**
+   * With `retention` (or a storage whose finished jobs expire), jobs are deleted by age, whatever points to them: a recrawl's
+   * unchanged pages then keep a copy of their content (the earlier job's goes with it) instead of
+   * pointing to it (`contentFrom`).
+   */
+  const copyContent = deps.retention !== undefined || storage.capabilities.expiresFinishedJobs === true;
 
   let parsing = 0;
   const parseWaiters: Array<() => void> = [];
@@ -114,6 +126,9 @@ export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipel
     const { report } = run;
     const startedAt = now();
     let hopDelayMs = job.options.perHostDelayMs;
+    // A recrawl: the page's result in the job crawled again, for its validators and to compare.
+    const recrawlOf = job.options.recrawlOf;
+    const prior = recrawlOf === undefined ? undefined : await priors.get(recrawlOf, lease.url);
 
     // Every claim counts an attempt. A lease whose earlier attempts ended without a result (their
     // processor was killed, or lost its lease) and that is past 1 + maxRetries is not fetched
@@ -124,7 +139,7 @@ export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipel
         code: 'abandoned',
         message: `not fetched again: ${lease.attempts - 1} earlier attempts ended without a result (processor stopped or lease expired) and maxRetries is ${job.options.maxRetries}`,
       };
-      await finish(lease, run, { ...emptyResult(lease, startedAt, now), error }, [], [], ctx);
+      await finish(lease, run, { ...emptyResult(lease, startedAt, now), error }, [], [], ctx, prior);
       return;
     }
 
@@ -149,7 +164,7 @@ export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipel
             report.retried++;
           return;
         }
-        await finish(lease, run, { ...emptyResult(lease, startedAt, now), error }, [], [], ctx);
+        await finish(lease, run, { ...emptyResult(lease, startedAt, now), error }, [], [], ctx, prior);
         return;
       }
       hopDelayMs = Math.max(hopDelayMs, verdict.crawlDelayMs);
@@ -157,10 +172,23 @@ export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipel
 
     // A start URL's sitemaps are read while its page is fetched.
     if (readsSitemaps(lease, job)) void sitemaps.read(lease, ctx.follow, job, run.deadline).catch(() => undefined);
-    const fetched = await deps
-      .fetcher()
-      .fetch(lease.url, (hop) => (ctx.inScope(hop) ? null : `outside the job's scope (${job.options.scope})`), { hopDelayMs });
+    const conditional =
+      prior?.ok === true && (prior.etag != null || prior.lastModified != null)
+        ? { url: prior.finalUrl, etag: prior.etag ?? null, lastModified: prior.lastModified ?? null }
+        : undefined;
+    const fetched = await deps.fetcher().fetch(lease.url, (hop) => (ctx.inScope(hop) ? null : `outside the job's scope (${job.options.scope})`), {
+      hopDelayMs,
+      ...(conditional === undefined ? {} : { conditional }),
+    });
     fetchDone();
+    if (fetched.notModified === true && prior != null && recrawlOf !== undefined) {
+      // 304: the earlier result stands; the recrawl's frontier already holds the page's links.
+      // With retention the earlier job will be deleted: the content is copied, not pointed to.
+      const source = copyContent && prior.contentFrom !== undefined ? ((await fillContent(storage, job.options.formats, [prior]))[0] ?? prior) : prior;
+      const base = { ...emptyResult(lease, startedAt, now), finalUrl: fetched.finalUrl, status: fetched.status, durationMs: now() - startedAt };
+      await finish(lease, run, notModifiedResult(base, source, recrawlOf, fetched.headers, copyContent), [], [], ctx, prior);
+      return;
+    }
     let error: (ErrorInfo & { transient?: boolean; retryAfterMs?: number | null }) | null = fetched.error;
     let extracted: ReturnType<typeof extractPage> | null = null;
     let data: unknown = null;
@@ -178,7 +206,13 @@ export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipel
           return null;
         });
         if (document === null) return null;
-        const found = await extractPageAsync(document, fetched.finalUrl, deps.maxLinksPerPage, undefined, withLinks ? { outlinks: ctx.inScopeUrl } : {});
+        const found = await extractPageAsync(
+          document,
+          fetched.finalUrl,
+          deps.maxLinksPerPage,
+          undefined,
+          withLinks ? { outlinks: ctx.inScopeUrl, hash: true } : { hash: true },
+        );
         return { document, extracted: found };
       });
       const document = parsed?.document ?? null;
@@ -240,6 +274,9 @@ export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipel
       durationMs: finishedAt - startedAt,
       data,
       ...contentFields(job.options.formats, content),
+      etag: validator(fetched.headers.etag),
+      lastModified: validator(fetched.headers['last-modified']),
+      contentHash: extracted?.contentHash ?? null,
     };
     if (withLinks) {
       result.outlinks = extracted?.outlinks ?? [];
@@ -248,9 +285,9 @@ export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipel
     // `sitemap: 'only'`: pages' links are not followed.
     if (error === null && extracted !== null && lease.depth < job.options.maxDepth && job.options.sitemap !== 'only') {
       const { links, skipped } = await judgeLinks(extracted.links, lease.depth + 1, ctx, run);
-      await finish(lease, run, result, links, skipped, ctx);
+      await finish(lease, run, result, links, skipped, ctx, prior);
     } else {
-      await finish(lease, run, result, [], [], ctx);
+      await finish(lease, run, result, [], [], ctx, prior);
     }
   }
 
@@ -347,17 +384,70 @@ export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipel
   }
 
   /**
+   * A recrawl's outcome: the page's `change` (and, unchanged with content, a pointer to where the
+   * content is instead of a second copy), `change` on the robots.txt skips recorded with it, and,
+   * on the start URL, the earlier job's URLs ahead of the page's own links (see `seedLinks`).
+   */
+  async function asRecrawl(
+    lease: Lease,
+    ctx: JobContext,
+    recrawlOf: string,
+    outcome: { page: PageResult; found: FrontierLink[]; disallowed: SkippedLink[] },
+    prior: PageResult | null,
+  ): Promise<{ page: PageResult; found: FrontierLink[]; disallowed: SkippedLink[] }> {
+    let page = outcome.page;
+    if (page.change === undefined) {
+      const change = changeOf(prior, page, false);
+      page = change === 'unchanged' && prior !== null && page.ok && !copyContent ? { ...referToPrior(page, prior, recrawlOf), change } : { ...page, change };
+    }
+    let disallowed = outcome.disallowed;
+    if (disallowed.length > 0) {
+      const earlier = await priors.getMany(
+        recrawlOf,
+        disallowed.map((s) => s.link.url),
+      );
+      disallowed = disallowed.map((s, i) => ({ ...s, result: { ...s.result, change: changeOf(earlier[i] ?? null, s.result, false) } }));
+    }
+    let found = outcome.found;
+    if (lease.depth === 0 && lease.key === ctx.job.url) {
+      // The earlier URLs first (a sitemap's lastmod for one is kept), then the page's new links.
+      const seeded = await seedLinks(storage, ctx.job, recrawlOf, ctx.follow);
+      const lastmods = new Map(found.flatMap((link) => (link.lastmod === undefined ? [] : [[link.key, link.lastmod] as const])));
+      const keys = new Set(seeded.map((link) => link.key));
+      found = [
+        ...seeded.map((link) => {
+          const lastmod = lastmods.get(link.key);
+          return lastmod === undefined ? link : { ...link, lastmod };
+        }),
+        ...found.filter((link) => !keys.has(link.key)),
+      ];
+    }
+    return { page, found, disallowed };
+  }
+
+  /**
    * Stores the page's outcome through the fenced `complete` (in a batch, see batcher.ts), counts it
    * and emits its events. Pages of a batch resume in item order, so events are emitted in order.
    * The start URL of a job that reads sitemaps is stored with them (see `withSitemaps`).
    */
-  async function finish(lease: Lease, run: RunState, page: PageResult, found: FrontierLink[], disallowed: SkippedLink[] = [], ctx?: JobContext): Promise<void> {
+  async function finish(
+    lease: Lease,
+    run: RunState,
+    page: PageResult,
+    found: FrontierLink[],
+    disallowed: SkippedLink[] = [],
+    ctx?: JobContext,
+    /** On a recrawl: the page's result in the job crawled again (null: none). */
+    prior?: PageResult | null,
+  ): Promise<void> {
     let outcome = { page: lease.lastmod === undefined ? page : { ...page, lastmod: lease.lastmod }, found, disallowed };
     const seed = ctx !== undefined && readsSitemaps(lease, ctx.job);
     if (seed) {
       const merged = await withSitemaps(lease, ctx, run, outcome.page, found, disallowed);
       outcome = { page: merged.result, found: merged.links, disallowed: merged.skipped };
     }
+    const recrawlOf = ctx?.job.options.recrawlOf;
+    if (recrawlOf !== undefined && ctx !== undefined) outcome = await asRecrawl(lease, ctx, recrawlOf, outcome, prior ?? null);
     const { result, links, skipped } = storable(outcome.page, outcome.found, outcome.disallowed);
     const stored = await run.batcher.complete(lease, { result, links, ...(skipped.length > 0 ? { skipped } : {}), now: now() });
     if (seed) sitemaps.done(lease.jobId);
@@ -380,5 +470,14 @@ export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipel
     emit(stored.events);
   }
 
-  return { work };
+  function claimed(leases: Lease[], ctx: JobContext): void {
+    const recrawlOf = ctx.job.options.recrawlOf;
+    if (recrawlOf !== undefined)
+      priors.prime(
+        recrawlOf,
+        leases.map((lease) => lease.url),
+      );
+  }
+
+  return { work, claimed };
 }

@@ -71,6 +71,24 @@ export async function runScheduler(deps: ProcessorDeps, pipeline: Pipeline, opti
     return found;
   };
 
+  /** Hands the pipeline each job's leases of a claim (a recrawl looks up their earlier results at once). */
+  const primeLookups = (leases: Lease[]) => {
+    const byJob = new Map<string, Lease[]>();
+    for (const lease of leases) {
+      const list = byJob.get(lease.jobId);
+      if (list === undefined) byJob.set(lease.jobId, [lease]);
+      else list.push(lease);
+    }
+    for (const [jobId, list] of byJob) {
+      void contextFor(jobId).then(
+        (ctx) => {
+          if (ctx !== null) pipeline.claimed(list, ctx);
+        },
+        () => undefined,
+      );
+    }
+  };
+
   const launch = (lease: Lease) => {
     let slotFree = false;
     const launchedAt = now();
@@ -138,6 +156,7 @@ export async function runScheduler(deps: ProcessorDeps, pipeline: Pipeline, opti
         report.claimed += claimed.leases.length;
         for (const lease of claimed.leases) touched.add(lease.jobId);
         buffer.push(...claimed.leases);
+        primeLookups(claimed.leases);
         empty = claimed.leases.length === 0 ? { version: before, readyAt: claimed.nextReadyAt ?? null } : null;
         claimMs = average(claimMs, now() - at);
       } catch (error) {

@@ -10,7 +10,8 @@
 -- `spares` or `unsure`, which is how they were counted.
 --
 -- Uses every key of complete-13.lua's KEYS (K.job, K.urls, K.ready, K.hosts, K.hostList, K.leased,
--- K.delayed, K.spares, K.unsure, K.events, K.push, K.results, K.robots).
+-- K.delayed, K.spares, K.unsure, K.events, K.push, K.results, K.robots), and K.results .. 'ix', the
+-- hash of each result's URL -> its index in K.results (keys.ts `resultIndexKey`; same hash slot).
 --
 -- Job hash fields (keys.ts):
 --   disc queued inprog succ fail skip   counts (integers)
@@ -24,6 +25,12 @@
 --- @include "events"
 --- @include "park"
 --- @include "expire"
+
+-- Records a result: appended to K.results, its index kept under its URL (getResults).
+local function pushResult(K, url, json)
+  local n = redis.call('RPUSH', K.results, json)
+  redis.call('HSET', K.results .. 'ix', url, digits(n - 1))
+end
 
 -- Completes one lease. `c` holds the item, decoded by the script from its ARGV:
 --   key, token                 the lease
@@ -52,7 +59,7 @@ local function completeOne(K, A, c)
   redis.call('HSET', K.urls, key, encodeEntry(e))
   redis.call('SREM', K.unsure, key)
   endLease(K, key, e, now, not skipped)
-  redis.call('RPUSH', K.results, resultJson)
+  pushResult(K, e.url, resultJson)
   if ok then redis.call('HINCRBY', K.job, 'succ', 1)
   elseif skipped then redis.call('HINCRBY', K.job, 'skip', 1)
   else redis.call('HINCRBY', K.job, 'fail', 1) end
@@ -121,7 +128,7 @@ local function completeOne(K, A, c)
   while i < c.skipsEnd and rfree < maxp do
     local skipKey, skipUrl, skipDepth, skipHost = A[i], A[i + 1], A[i + 2], A[i + 3]
     if redis.call('HSETNX', K.urls, skipKey, encodeEntry(newEntry('f', tonumber(skipDepth), skipHost, skipUrl))) == 1 then
-      redis.call('RPUSH', K.results, A[i + 4])
+      pushResult(K, skipUrl, A[i + 4])
       redis.call('HINCRBY', K.job, 'disc', 1)
       redis.call('HINCRBY', K.job, 'skip', 1)
       rfree = rfree + 1
