@@ -6,7 +6,8 @@ import { memoryStorage } from '../adapters/memory/index.js';
 import { sqliteStorage } from '../adapters/sqlite/index.js';
 import type { CrawlStorage } from '../src/core/storage.js';
 import { createCrawlClient } from '../src/browser/client.js';
-import type { Job, PageResult } from '../src/core/types.js';
+import type { Job, PageResult, WebhookPayload } from '../src/core/types.js';
+import { createWebhookSecret, verifyWebhook } from '../src/index.js';
 import { exportChunks } from '../src/core/export.js';
 import { createFetcher } from '../src/crawl/fetcher.js';
 import { createCrawlHandler } from '../src/http/index.js';
@@ -384,4 +385,64 @@ describe('recrawl on KV with finishedTtlSeconds', () => {
       await site.close();
     }
   });
+});
+
+describe('recrawl with a webhook (memory)', () => {
+  it('keeps the earlier job’s webhook (secret included) unless overridden; its page deliveries say how each page changed', async () => {
+    const site = await recrawlSite(20);
+    const posted: WebhookPayload[] = [];
+    const hook = await serve((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', async () => {
+        const body = Buffer.concat(chunks).toString('utf8');
+        // Signed with the first job's own secret, which the recrawl carried over in storage.
+        posted.push(await verifyWebhook(body, req.headers, JOB_SECRET));
+        res.writeHead(204).end();
+      });
+    });
+    const JOB_SECRET = createWebhookSecret();
+    try {
+      const engine = testEngine({ fetch: { allowPrivateNetwork: ['127.0.0.1'] }, webhooks: {} }, memoryStorage());
+      const webhook = { url: `${hook.origin}/hook`, events: ['page' as const, 'job.completed' as const], secret: JOB_SECRET };
+      const first = await engine.jobs.create({ url: site.url, maxPages: 100, maxDepth: 2, webhook });
+      await crawlToEnd(engine, first.id);
+      site.change(3);
+      site.remove(7);
+      const again = await engine.jobs.recrawl(first.id);
+      expect(again.options.webhook).toEqual({ url: webhook.url, events: webhook.events });
+      await crawlToEnd(engine, again.id);
+      for (let i = 0; i < 50; i++) {
+        const pending = [...(await engine.jobs.deliveries(first.id)).items, ...(await engine.jobs.deliveries(again.id)).items].filter(
+          (d) => d.state === 'pending',
+        );
+        if (pending.length === 0) break;
+        await engine.processor.run({ budgetMs: 1000 });
+      }
+      const pagesOf = (jobId: string) =>
+        posted.flatMap((p) => (p.type === 'page' && p.data.jobId === jobId ? p.data.pages : [])).sort((a, b) => a.url.localeCompare(b.url));
+      expect(pagesOf(first.id)).toHaveLength(31);
+      expect(pagesOf(first.id).every((p) => p.change === undefined && typeof p.contentHash === 'string')).toBe(true);
+      const changes = pagesOf(again.id).map((p) => `${new URL(p.url).pathname} ${p.change}`);
+      expect(changes).toHaveLength(31);
+      expect(changes.filter((c) => !c.endsWith(' unchanged')).sort()).toEqual(['/p/3 changed', '/p/7 gone', '/s/7 changed']);
+      expect(posted.filter((p) => p.type === 'job.completed')).toHaveLength(2);
+
+      // webhook: null in the overrides: the recrawl posts nothing.
+      const quiet = await engine.jobs.recrawl(again.id, { webhook: null });
+      expect(quiet.options.webhook).toBeUndefined();
+      await crawlToEnd(engine, quiet.id);
+      expect((await engine.jobs.deliveries(quiet.id)).items).toEqual([]);
+      // An engine without the webhooks option refuses to recrawl a job that has one, naming the field.
+      const plain = testEngine({ fetch: { allowPrivateNetwork: ['127.0.0.1'] } }, memoryStorage());
+      const bare = await plain.jobs.create({ url: site.url, maxPages: 1 });
+      await crawlToEnd(plain, bare.id);
+      await expect(plain.jobs.recrawl(bare.id, { webhook })).rejects.toMatchObject({ code: 'invalid_input', message: expect.stringContaining('webhook') });
+      await engine.close();
+      await plain.close();
+    } finally {
+      await hook.close();
+      await site.close();
+    }
+  }, 60_000);
 });

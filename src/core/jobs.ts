@@ -343,7 +343,6 @@ export function createJobsApi(
       // The earlier job's webhook (secret included) unless the overrides name another or null;
       // checked again, as the engine or its defaults may have changed since.
       return store(earlier.url, options, resolveWebhook(givenWebhook === undefined ? earlierWebhook : givenWebhook), meta ?? earlier.metadata);
-
     },
 
     async get(id) {

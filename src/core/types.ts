@@ -339,7 +339,10 @@ export interface RunReport {
 /** A job as a webhook carries it (`job.*` events): no options (they may hold the signing secret). */
 export type WebhookJobSummary = Pick<Job, 'id' | 'status' | 'url' | 'counts' | 'createdAt' | 'startedAt' | 'finishedAt' | 'error' | 'metadata'>;
 
-/** A page as a `page` webhook carries it: its metadata; its content is read from the API. */
+/**
+ * A page as a `page` webhook carries it: its metadata (with `change` and `contentHash` on a
+ * recrawl's pages); its content is read from the API.
+ */
 export type WebhookPage = Pick<
   PageResult,
   | 'url'
@@ -357,6 +360,8 @@ export type WebhookPage = Pick<
   | 'attempts'
   | 'durationMs'
   | 'fetchedAt'
+  | 'contentHash'
+  | 'change'
 >;
 
 /** The JSON body of a webhook delivery (Standard Webhooks' `{ type, timestamp, data }`). */

@@ -60,6 +60,8 @@ export function pageSummary(result: PageResult): WebhookPage {
     attempts: result.attempts,
     durationMs: result.durationMs,
     fetchedAt: result.fetchedAt,
+    ...(result.contentHash === undefined ? {} : { contentHash: result.contentHash }),
+    ...(result.change === undefined ? {} : { change: result.change }),
   };
 }
 
