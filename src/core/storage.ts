@@ -4,7 +4,7 @@
  * losing or doubling work.
  *
  * Public as `crawl-engine/storage`. The invariants an implementation keeps, each with the
- * conformance tests that check it, are in docs/adapters.md (I1–I28 there; the webhook outbox I24–I28).
+ * conformance tests that check it, are in docs/adapters.md (I1–I29 there; the webhook outbox I24–I28, getResults I29).
  *
  * @module
  */
