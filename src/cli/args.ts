@@ -2,6 +2,8 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { RESULT_FORMATS } from '../core/constants.js';
+import { CrawlEngineError } from '../core/errors.js';
+import { checkSchedule } from '../core/schedule.js';
 import type { ResultFormat } from '../core/types.js';
 import { UsageError } from './errors.js';
 import { OUTPUT_FORMATS, type OutputFormat } from './output.js';
@@ -43,6 +45,11 @@ Options:
   --no-only-main-content      text and markdown of the whole page (navigation, footer…)
   --webhook URL               post the job's events to URL, signed (Standard Webhooks) with
                               the secret in CRAWL_ENGINE_WEBHOOK_SECRET (whsec_…)
+  --schedule CRON             recrawl the job on a schedule, e.g. "0 3 * * *" (5 cron
+                              fields, or 6 with seconds first), kept in a durable --storage:
+                              the app's process route (or any processor) on it starts each
+                              recrawl when due; this process crawls once
+  --schedule-timezone TZ      the IANA time zone of --schedule (default UTC)
   --format F                  how results are written: jsonl (default, one JSON line per
                               page), csv (a header row, then one row per page), or md
                               (one markdown file per page into the --out folder; adds
@@ -69,8 +76,8 @@ It takes the crawl options that are not stored with the job (--concurrency, --ti
 --user-agent, --allow-private-network, --format, --out, --quiet); Ctrl-C prints the exact command.
 
 recrawl <jobId> crawls a finished job again, cheaply, as a new job on the same --storage: the
-same site and options (--max-pages, --max-depth, --per-host-concurrency, --per-host-delay-ms
-and --priority may change), conditional requests from the ETag / Last-Modified stored with
+same site and options (--max-pages, --max-depth, --per-host-concurrency, --per-host-delay-ms,
+--priority, --schedule and --schedule-timezone may change; a schedule is not carried over), conditional requests from the ETag / Last-Modified stored with
 each page (a 304 costs no body), and each result marked "change": new, changed, unchanged
 or gone (404/410 now). It takes resume's options too and writes every page of the new job,
 like crawl; Ctrl-C leaves the new job to resume.
@@ -210,6 +217,8 @@ export const CRAWL_OPTIONS = {
   'only-main-content': { type: 'boolean' },
   'no-only-main-content': { type: 'boolean' },
   webhook: { type: 'string' },
+  schedule: { type: 'string' },
+  'schedule-timezone': { type: 'string' },
   format: { type: 'string' },
   out: { type: 'string' },
   ...STORAGE_OPTIONS,
@@ -302,4 +311,34 @@ export function formatsFlag(value: string | undefined): ResultFormat[] | undefin
 /** A command line as a shell would take it back: arguments quoted where needed. */
 export function shellCommand(args: string[]): string {
   return args.map((arg) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`)).join(' ');
+}
+
+/**
+ * `--schedule CRON` and `--schedule-timezone TZ`, checked as the engine would (naming the flag):
+ * only with a durable `--storage`, since processors of the app on that storage start the recrawls.
+ */
+export async function scheduleFlags(values: {
+  schedule?: string | undefined;
+  'schedule-timezone'?: string | undefined;
+  storage?: string | undefined;
+}): Promise<{ schedule?: string; scheduleTimezone?: string }> {
+  const schedule = values.schedule;
+  const timezone = values['schedule-timezone'];
+  if (schedule === undefined) {
+    if (timezone !== undefined) throw new UsageError('--schedule-timezone: expected only with --schedule');
+    return {};
+  }
+  if (values.storage === undefined || values.storage === 'memory') {
+    throw new UsageError(
+      '--schedule: expected a durable --storage (sqlite:, pglite:, postgres://, redis://): the schedule is kept there, and the processors of your app on it start each recrawl',
+    );
+  }
+  try {
+    await checkSchedule(schedule, timezone, Date.now());
+  } catch (error) {
+    const problem = error instanceof CrawlEngineError ? error.errors?.[0] : undefined;
+    if (problem === undefined) throw error;
+    throw new UsageError(`--${problem.path === 'scheduleTimezone' ? 'schedule-timezone' : 'schedule'}: ${problem.message}`);
+  }
+  return { schedule, ...(timezone === undefined ? {} : { scheduleTimezone: timezone }) };
 }

@@ -7,6 +7,7 @@ import { hasOutbox } from '../core/webhooks/index.js';
 import type { CrawlStorage, Lease } from '../core/storage.js';
 import type { Job, ProgressEvent } from '../core/types.js';
 import { TERMINAL_STATUSES } from '../core/types.js';
+import { nextScheduledAt } from '../core/schedule.js';
 import { type RunSettings, shellCommand } from './args.js';
 import { EXIT } from './errors.js';
 import { writeOutput } from './output.js';
@@ -229,6 +230,7 @@ export async function runJob(opened: OpenedStorage, settings: RunSettings, input
     if (files !== undefined) err.write(`${filesLine(files, settings.out!)}\n`);
   }
   if (webhooks !== null && (!quiet || webhooks.pending + webhooks.failed > 0)) err.write(`${webhooksLine(webhooks, opened.durable)}\n`);
+  if (!quiet && job.options.schedule !== undefined && (job.status === 'completed' || job.status === 'failed')) err.write(`${await scheduleLine(job)}\n`);
   if (stopped && opened.durable) err.write(`To continue: ${resumeCommand(job.id)}\n`);
   if (job.status === 'completed') return EXIT.completed;
   if (interrupt.signal !== null) {
@@ -297,4 +299,12 @@ function webhooksLine(counts: DeliveryCounts, durable: boolean): string {
 /** What `--format md` wrote, for the summary. */
 export function filesLine(files: { written: number; withoutMarkdown: number }, dir: string): string {
   return `Wrote ${files.written} markdown file${files.written === 1 ? '' : 's'} to ${dir}${files.withoutMarkdown > 0 ? ` (${files.withoutMarkdown} page${files.withoutMarkdown === 1 ? '' : 's'} without markdown: failed, not HTML, or skipped)` : ''}.`;
+}
+
+/** When a scheduled job's recrawl is due, and what starts it. */
+async function scheduleLine(job: Job): Promise<string> {
+  const { schedule, scheduleTimezone } = job.options;
+  const due = await nextScheduledAt(schedule!, scheduleTimezone, Date.parse(job.finishedAt ?? new Date().toISOString()));
+  const when = due === null ? 'no time to come' : new Date(due).toISOString();
+  return `Schedule "${schedule}" (${scheduleTimezone ?? 'UTC'}): the next recrawl is due at ${when}; a processor on this storage (your app's process route, or a worker) starts it.`;
 }

@@ -288,7 +288,7 @@ export function createCrawlEngine(options: CrawlEngineOptions): CrawlEngine {
       { path: 'webhooks', message: `expected a storage with a webhook outbox (${storage.name} has none)` },
     ]);
   }
-  const jobs = createJobsApi(storage, emit, now, checkHost, {
+  const { recrawlScheduled, ...jobs }: ReturnType<typeof createJobsApi> = createJobsApi(storage, emit, now, checkHost, {
     ...(settings.webhooks.url === undefined ? {} : { url: settings.webhooks.url }),
     ...(settings.webhooks.events === undefined ? {} : { events: settings.webhooks.events }),
     hasSecret: settings.webhooks.secret !== undefined,
@@ -307,7 +307,9 @@ export function createCrawlEngine(options: CrawlEngineOptions): CrawlEngine {
     extract: settings.extract,
     now,
     ...(settings.retention === undefined ? {} : { retention: settings.retention }),
-    ...(webhooksOn ? { webhooks: settings.webhooks } : {}),
+    // Every engine on a storage with the outbox starts the recrawls that schedules make due; only
+    // those made with the webhooks option post webhooks.
+    ...(hasOutbox(storage) ? { outbox: { settings: settings.webhooks, posts: webhooksOn, recrawlScheduled } } : {}),
   });
   const progress = createProgressApi(storage);
 

@@ -10,6 +10,7 @@ import type { CrawlStorage, WebhookDelivery } from './storage.js';
 import { jobWebhookSchema } from './webhooks/options.js';
 import { isWellFormed, jsonProblem } from '../crawl/text.js';
 import { fillContent } from './recrawl.js';
+import { checkSchedule, MAX_SCHEDULE_LENGTH, SCHEDULE_EVENT, scheduledJobId } from './schedule.js';
 import type { Job, JobLink, JobOptions, JobStatus, JobWebhook, Paginated, PageResult, ProgressEvent, WebhookEvent } from './types.js';
 import { TERMINAL_STATUSES } from './types.js';
 import { crawlableUrl, homographReason, MAX_URL_LENGTH, normalizeUrl } from '../crawl/url.js';
@@ -92,6 +93,25 @@ export const jobInputSchema = z.strictObject({
    * `null`: none, even when the engine has a default `webhooks.url`.
    */
   webhook: jobWebhookSchema.nullable().optional(),
+  /**
+   * Recrawl the job on a schedule: a cron expression (5 fields, `minute hour day month weekday`,
+   * or 6 with seconds first; e.g. `0 3 * * *` for 03:00 every day), read by croner. When the job
+   * has ended (completed or failed; a cancelled job's schedule stops) and the next time the
+   * expression names has come, a processor run starts `jobs.recrawl()` of it, which carries the
+   * schedule on. Needs a storage with the outbox and `getResults` (every built-in adapter).
+   */
+  schedule: z
+    .string({ error: 'expected a cron expression string' })
+    .max(MAX_SCHEDULE_LENGTH, `expected at most ${MAX_SCHEDULE_LENGTH} characters`)
+    .refine(noNul, NUL_MESSAGE)
+    .optional(),
+  /** The time zone `schedule` is read in: an IANA name such as `Europe/Paris` (default UTC). */
+  scheduleTimezone: z
+    .string({ error: 'expected an IANA time zone name' })
+    .min(1)
+    .max(64, 'expected at most 64 characters')
+    .refine(noNul, NUL_MESSAGE)
+    .optional(),
   metadata: metadata.optional(),
 });
 
@@ -124,6 +144,12 @@ export const recrawlOverridesSchema = z.strictObject({
   sitemap: jobInputSchema.shape.sitemap.removeDefault().optional(),
   /** Replaces the earlier job's webhook (default: the earlier job's; `null`: none). */
   webhook: jobInputSchema.shape.webhook,
+  /**
+   * A schedule for the recrawl (default: none: a recrawl started by hand does not take the
+   * earlier job's schedule, so that the schedule goes on in one line of jobs only).
+   */
+  schedule: jobInputSchema.shape.schedule.nullable(),
+  scheduleTimezone: jobInputSchema.shape.scheduleTimezone.nullable(),
   /** Replaces the earlier job's metadata (default: the earlier job's). */
   metadata: metadata.optional(),
   url: fixed('url'),
@@ -170,6 +196,10 @@ function parse<S extends z.ZodType>(schema: S, value: unknown, what: string): z.
 
 export function parseJobInput(input: unknown): z.output<typeof jobInputSchema> {
   return parse(jobInputSchema, input, 'job input');
+}
+
+function timezoneWithoutSchedule(): CrawlEngineError {
+  return invalid('invalid_input', 'job input', [{ path: 'scheduleTimezone', message: 'expected only with a schedule' }]);
 }
 
 /** Job ids are URL-safe so they can sit in paths and storage keys without escaping. */
@@ -238,6 +268,16 @@ export interface JobsApi {
   deliveries(id: string, options?: ListDeliveriesOptions): Promise<Paginated<WebhookDelivery>>;
 }
 
+/** The jobs API and what the processors need of it for schedules (not part of `engine.jobs`). */
+export interface JobsApiWithSchedules extends JobsApi {
+  /**
+   * Starts the recrawl a schedule's outbox entry stands for, under an id derived from the entry's
+   * (so a second try finds it started): `started` (now or before), or `gone` when the job is no
+   * more (or has no schedule). Throws what `jobs.create` would (the webhook checked again).
+   */
+  recrawlScheduled(entry: { id: string; jobId: string }): Promise<'started' | 'gone'>;
+}
+
 export interface ListDeliveriesOptions {
   /** @default 100 (at most 1000) */
   limit?: number;
@@ -280,7 +320,7 @@ export function createJobsApi(
   /** A refusal reason for a start URL's host (an IP literal the fetcher would refuse), or null. */
   checkHost: (hostname: string) => string | null = () => null,
   webhookDefaults: JobWebhookDefaults = { hasSecret: false },
-): JobsApi {
+): JobsApiWithSchedules {
   /** The job's webhook with the engine's defaults applied, checked; undefined for none. */
   const resolveWebhook = (given: z.output<typeof jobWebhookSchema> | null | undefined): JobWebhook | undefined => {
     if (given === null) return undefined;
@@ -316,7 +356,9 @@ export function createJobsApi(
       const refused = checkHost(new URL(url).hostname);
       if (refused !== null) throw invalid('invalid_input', 'job input', [{ path: 'url', message: `expected an address the processors may fetch: ${refused}` }]);
       const { metadata: meta, url: _url, webhook: givenWebhook, ...rest } = parsed;
-      return store(url, rest, resolveWebhook(givenWebhook), meta ?? {});
+      const webhook = resolveWebhook(givenWebhook);
+      await checkScheduleOption(rest);
+      return store(url, rest, webhook, meta ?? {});
     },
 
     async recrawl(id, overrides = {}) {
@@ -333,16 +375,34 @@ export function createJobsApi(
           `job ${JSON.stringify(id)} is ${earlier.status}: only a finished job (completed, failed or cancelled) can be recrawled`,
         );
       }
-      const { metadata: meta, url: _u, formats: _f, onlyMainContent: _o, webhook: givenWebhook, ...changed } = parsed;
-      const { webhook: earlierWebhook, ...earlierOptions } = earlier.options;
+      const { metadata: meta, url: _u, formats: _f, onlyMainContent: _o, webhook: givenWebhook, schedule, scheduleTimezone, ...changed } = parsed;
+      const { webhook: earlierWebhook, schedule: _s, scheduleTimezone: _z, ...earlierOptions } = earlier.options;
       const options: JobOptions = {
         ...earlierOptions,
         ...(Object.fromEntries(Object.entries(changed).filter(([, v]) => v !== undefined)) as Partial<JobOptions>),
+        ...(typeof schedule === 'string' ? { schedule } : {}),
+        ...(typeof schedule === 'string' && typeof scheduleTimezone === 'string' ? { scheduleTimezone } : {}),
         recrawlOf: id,
       };
+      if (typeof scheduleTimezone === 'string' && typeof schedule !== 'string') throw timezoneWithoutSchedule();
       // The earlier job's webhook (secret included) unless the overrides name another or null;
       // checked again, as the engine or its defaults may have changed since.
-      return store(earlier.url, options, resolveWebhook(givenWebhook === undefined ? earlierWebhook : givenWebhook), meta ?? earlier.metadata);
+      const webhook = resolveWebhook(givenWebhook === undefined ? earlierWebhook : givenWebhook);
+      await checkScheduleOption(options);
+      return store(earlier.url, options, webhook, meta ?? earlier.metadata);
+    },
+
+    async recrawlScheduled(entry) {
+      const id = scheduledJobId(entry.id);
+      // Started by an earlier try of the entry (the processor that did it stopped before settling).
+      if ((await storage.getJob(id)) !== null) return 'started';
+      const earlier = await storage.getJob(entry.jobId);
+      if (earlier === null || earlier.options.schedule === undefined) return 'gone';
+      const { webhook: earlierWebhook, ...earlierOptions } = earlier.options;
+      // The schedule goes on with the recrawl; the webhook is checked again.
+      const webhook = resolveWebhook(earlierWebhook === undefined ? null : earlierWebhook);
+      await store(earlier.url, { ...earlierOptions, recrawlOf: earlier.id }, webhook, earlier.metadata, id);
+      return 'started';
     },
 
     async get(id) {
@@ -411,18 +471,41 @@ export function createJobsApi(
       }
       const job = typeof id === 'string' && JOB_ID_PATTERN.test(id) ? await storage.getJob(id) : null;
       if (job === null) throw new CrawlEngineError('not_found', `job ${JSON.stringify(id)} does not exist`);
-      return storage.listWebhookDeliveries(id, query);
+      const page = await storage.listWebhookDeliveries(id, query);
+      // A schedule's entry shares the outbox but is not a webhook (a page may come out shorter).
+      return { ...page, items: page.items.filter((d) => (d.event as string) !== SCHEDULE_EVENT) };
     },
   };
 
-  /** Stores a new job over `url` and its start URL (registered for webhooks when it has one). */
-  async function store(url: string, rest: JobOptions, webhook: JobWebhook | undefined, meta: Record<string, unknown>): Promise<Job> {
+  /**
+   * Checks a job's schedule when it has one: the storage must have the outbox (where the schedule
+   * waits) and getResults (recrawls), and croner must read it.
+   */
+  async function checkScheduleOption(options: JobOptions): Promise<void> {
+    if (options.schedule === undefined) {
+      if (options.scheduleTimezone !== undefined) throw timezoneWithoutSchedule();
+      return;
+    }
+    const lacks =
+      typeof storage.addWebhookJob !== 'function' || typeof storage.enqueueWebhookDeliveries !== 'function'
+        ? 'a webhook outbox'
+        : typeof storage.getResults !== 'function'
+          ? 'getResults() (recrawls)'
+          : null;
+    if (lacks !== null) {
+      throw invalid('invalid_input', 'job input', [{ path: 'schedule', message: `expected a storage with ${lacks} (${storage.name} has none)` }]);
+    }
+    await checkSchedule(options.schedule, options.scheduleTimezone, now());
+  }
+
+  /** Stores a new job over `url` and its start URL (registered in the outbox when it has a webhook or a schedule). */
+  async function store(url: string, rest: JobOptions, webhook: JobWebhook | undefined, meta: Record<string, unknown>, givenId?: string): Promise<Job> {
     const options: JobOptions = webhook === undefined ? rest : { ...rest, webhook };
-    const id = newJobId();
+    const id = givenId ?? newJobId();
     // Registered first: a processor that finds the registration without its job (this call
     // failed in between) drops it after a while; a job without its registration would never
     // have its events posted.
-    if (webhook !== undefined) await storage.addWebhookJob!(id, now());
+    if (webhook !== undefined || options.schedule !== undefined) await storage.addWebhookJob!(id, now());
     const job: Job = {
       id,
       status: 'queued',

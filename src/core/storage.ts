@@ -208,8 +208,12 @@ export interface StorageCapabilities {
   expiresFinishedJobs?: boolean;
 }
 
-/** What a webhook delivery announces. `page` carries a batch of page results. */
-export type WebhookEventType = 'job.started' | 'page' | 'job.completed' | 'job.failed' | 'job.cancelled';
+/**
+ * What a webhook delivery announces. `page` carries a batch of page results. `schedule` is not a
+ * webhook: the entry of a job's scheduled recrawl, due when the recrawl is (its `createdAt`, thus
+ * its first `nextAttemptAt`, is that time); an adapter stores it as any other.
+ */
+export type WebhookEventType = 'job.started' | 'page' | 'job.completed' | 'job.failed' | 'job.cancelled' | 'schedule';
 
 /** A delivery to store in the webhook outbox ({@link CrawlStorage.enqueueWebhookDeliveries}). */
 export interface NewWebhookDelivery {

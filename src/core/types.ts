@@ -107,6 +107,14 @@ export interface JobOptions {
    * other jobs.
    */
   recrawlOf?: string;
+  /**
+   * A cron expression (5 fields, or 6 with seconds first): when the job has completed or failed
+   * and the next time it names has come, a processor run starts its recrawl, which carries the
+   * schedule on. Absent: no schedule.
+   */
+  schedule?: string;
+  /** The IANA time zone `schedule` is read in (absent: UTC). */
+  scheduleTimezone?: string;
 }
 
 /**

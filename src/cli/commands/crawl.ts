@@ -1,7 +1,7 @@
 /** `crawl-engine crawl <url>`: creates a job and works it to the end in this process. */
 import { CRAWL_SCOPES, SITEMAP_MODES } from '../../core/constants.js';
 import type { CrawlScope, SitemapMode } from '../../core/types.js';
-import { CRAWL_OPTIONS, DEFAULT_MAX_PAGES, formatsFlag, intFlag, parseOptions, runSettings, USAGE } from '../args.js';
+import { CRAWL_OPTIONS, DEFAULT_MAX_PAGES, formatsFlag, intFlag, parseOptions, runSettings, scheduleFlags, USAGE } from '../args.js';
 import { storageFailure, UsageError } from '../errors.js';
 import { interrupt, within } from '../interrupt.js';
 import { runJob } from '../run.js';
@@ -36,6 +36,7 @@ export async function crawlCommand(argv: string[]): Promise<number> {
   }
   const onlyMainContent = values['no-only-main-content'] === true ? false : values['only-main-content'] === true ? true : undefined;
   const webhook = webhookFlag(values.webhook);
+  const schedule = await scheduleFlags(values);
   const input = {
     url: positionals[0]!,
     ...(maxPages === undefined ? {} : { maxPages }),
@@ -51,6 +52,7 @@ export async function crawlCommand(argv: string[]): Promise<number> {
     ...(formats === undefined ? {} : { formats }),
     ...(onlyMainContent === undefined ? {} : { onlyMainContent }),
     ...(webhook === undefined ? {} : { webhook }),
+    ...schedule,
   };
 
   const opened = await openStorage(values);

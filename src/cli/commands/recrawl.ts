@@ -6,7 +6,7 @@
 import { JOB_ID_PATTERN } from '../../core/jobs.js';
 import type { Job } from '../../core/types.js';
 import { TERMINAL_STATUSES } from '../../core/types.js';
-import { intFlag, type OptionSpec, parseOptions, RUN_OPTIONS, runSettings, USAGE } from '../args.js';
+import { intFlag, type OptionSpec, parseOptions, RUN_OPTIONS, runSettings, scheduleFlags, USAGE } from '../args.js';
 import { storageFailure, UsageError } from '../errors.js';
 import { interrupt, within } from '../interrupt.js';
 import { countsLine } from '../render.js';
@@ -20,6 +20,8 @@ export const RECRAWL_OPTIONS = {
   'per-host-concurrency': { type: 'string' },
   'per-host-delay-ms': { type: 'string' },
   priority: { type: 'string' },
+  schedule: { type: 'string' },
+  'schedule-timezone': { type: 'string' },
   ...RUN_OPTIONS,
 } as const satisfies OptionSpec;
 
@@ -47,6 +49,7 @@ export async function recrawlCommand(argv: string[]): Promise<number> {
     ...(perHostConcurrency === undefined ? {} : { perHostConcurrency }),
     ...(perHostDelayMs === undefined ? {} : { perHostDelayMs }),
     ...(priority === undefined ? {} : { priority }),
+    ...(await scheduleFlags(values)),
   };
   const settings = runSettings(values);
   // Only what exists: a mistyped --storage, --schema or --table-prefix must not create a storage.

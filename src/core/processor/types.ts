@@ -105,8 +105,16 @@ export interface ProcessorDeps {
   now: () => number;
   /** The engine's `retention` option, with defaults applied; undefined: finished jobs are kept. */
   retention?: RetentionSettings;
-  /** The engine's `webhooks` option, with defaults applied; undefined: no webhook is delivered. */
-  webhooks?: EngineWebhookSettings;
+  /**
+   * The storage's outbox, when it has one: webhook settings (the engine's `webhooks` option with
+   * defaults applied), whether this engine posts webhooks (made with that option), and how a
+   * schedule's recrawl is started. Undefined: nothing is delivered nor scheduled.
+   */
+  outbox?: {
+    settings: EngineWebhookSettings;
+    posts: boolean;
+    recrawlScheduled: (entry: { id: string; jobId: string }) => Promise<'started' | 'gone'>;
+  };
 }
 
 /** See `CrawlEngineOptions.retention`. */

@@ -19,6 +19,8 @@ import type { CrawlStorage, WebhookDeliveryLease, WebhookDeliveryOutcome } from 
 import type { Job } from '../types.js';
 import type { EngineWebhookSettings } from './options.js';
 import { signWebhook } from './sign.js';
+import { CrawlEngineError } from '../errors.js';
+import { SCHEDULE_EVENT } from '../schedule.js';
 
 /** Posts in flight at once. */
 export const DELIVERY_SLOTS = 8;
@@ -34,7 +36,11 @@ export const HAND_BACK_MS = 1000;
 export const MAX_RESPONSE_BYTES = 64 * 1024;
 
 export interface DeliverReport {
+  /** Outbox entries claimed (webhooks and schedules). */
+  claimed: number;
   delivered: number;
+  /** Scheduled recrawls started. */
+  recrawls: number;
   retried: number;
   failed: number;
   errors: string[];
@@ -46,6 +52,13 @@ export interface DeliverDeps {
   settings: EngineWebhookSettings;
   now: () => number;
   random?: () => number;
+  /**
+   * Whether this engine posts webhooks (made with the `webhooks` option). Without it, webhook
+   * deliveries it claims are handed back untried, and only schedules are its business.
+   */
+  posts?: boolean;
+  /** Starts the recrawl of a schedule's entry (`jobs.recrawlScheduled`); without it, entries are handed back. */
+  recrawlScheduled?: (entry: { id: string; jobId: string }) => Promise<'started' | 'gone'>;
 }
 
 /** The wait before try `attempts + 1`: `retryBaseMs * 2^(attempts-1)`, capped at `retryMaxMs`, full jitter. */
@@ -69,7 +82,8 @@ function receiverOf(url: string): string {
  */
 export async function deliverWebhooks(deps: DeliverDeps, deadline: number, signal?: AbortSignal): Promise<DeliverReport> {
   const { storage, settings, now } = deps;
-  const report: DeliverReport = { delivered: 0, retried: 0, failed: 0, errors: [] };
+  const report: DeliverReport = { claimed: 0, delivered: 0, recrawls: 0, retried: 0, failed: 0, errors: [] };
+  const posts = deps.posts ?? true;
   if (storage.claimWebhookDeliveries === undefined || storage.settleWebhookDelivery === undefined) return report;
   const settle = storage.settleWebhookDelivery.bind(storage);
   const jobs = new Map<string, Promise<Job | null>>();
@@ -136,10 +150,17 @@ export async function deliverWebhooks(deps: DeliverDeps, deadline: number, signa
       if (limit > 0 && !drained) {
         const leases = await storage.claimWebhookDeliveries({ limit, leaseMs: 2 * settings.timeoutMs + 30_000, now: now() });
         drained = leases.length < limit;
+        report.claimed += leases.length;
         for (const lease of leases) {
           const job = await jobOf(lease.delivery.jobId);
-          const secrets = job?.options.webhook?.secret ?? settings.secret;
-          // Not this processor's to sign: one with a secret for it takes it.
+          if ((lease.delivery.event as string) === SCHEDULE_EVENT) {
+            // A recrawl whose job has a webhook is started by an engine that takes webhook jobs.
+            if (deps.recrawlScheduled === undefined || (job?.options.webhook !== undefined && !posts)) await handBack(lease, HAND_BACK_MS);
+            else await startRecrawl(deps, lease, deps.recrawlScheduled, report);
+            continue;
+          }
+          const secrets = posts ? (job?.options.webhook?.secret ?? settings.secret) : undefined;
+          // Not this processor's to sign (no secret for it, or no webhooks option): one that can takes it.
           if (secrets === undefined) {
             await handBack(lease, HAND_BACK_MS);
             continue;
@@ -164,6 +185,42 @@ export async function deliverWebhooks(deps: DeliverDeps, deadline: number, signa
     await Promise.all(left.map(({ lease }) => handBack(lease, 0)));
   }
   return report;
+}
+
+/**
+ * Starts a schedule's recrawl and settles its entry: delivered once the recrawl exists (now or by
+ * an earlier try) or the job is gone; a failure is tried again after a backoff, as a post would be.
+ */
+async function startRecrawl(
+  deps: DeliverDeps,
+  lease: WebhookDeliveryLease,
+  recrawlScheduled: NonNullable<DeliverDeps['recrawlScheduled']>,
+  report: DeliverReport,
+): Promise<void> {
+  const { delivery } = lease;
+  let outcome: WebhookDeliveryOutcome;
+  try {
+    const started = await recrawlScheduled({ id: delivery.id, jobId: delivery.jobId });
+    outcome = { state: 'delivered', now: deps.now() };
+    if (started === 'started') report.recrawls++;
+  } catch (error) {
+    const code = error instanceof CrawlEngineError ? error.code : 'storage_error';
+    const failure = { code, message: error instanceof Error ? error.message : String(error), status: null };
+    // A job the engine now refuses (its webhook no longer acceptable) is not fixed by waiting.
+    outcome =
+      code === 'invalid_input' || delivery.attempts >= deps.settings.maxAttempts
+        ? { state: 'failed', error: failure }
+        : { state: 'pending', nextAttemptAt: deps.now() + deliveryBackoffMs(delivery.attempts, deps.settings, deps.random), error: failure };
+    report.errors.push(`scheduled recrawl of ${delivery.jobId}: ${failure.message}`);
+  }
+  try {
+    if (await deps.storage.settleWebhookDelivery!(lease, outcome)) {
+      if (outcome.state === 'pending') report.retried++;
+      else if (outcome.state === 'failed') report.failed++;
+    }
+  } catch (error) {
+    report.errors.push(`schedule ${delivery.id}: ${error instanceof Error ? error.message : String(error)}`);
+  }
 }
 
 async function attempt(

@@ -15,11 +15,18 @@ import { type PumpCursor, pumpWebhooks } from './pump.js';
 export const PASS_INTERVAL_MS = 1000;
 /** Longest time between two passes while they find nothing to do. */
 export const IDLE_INTERVAL_MS = 5000;
+/**
+ * How long an engine that posts no webhooks (only schedules are its business) leaves the outbox
+ * alone after a pass found it empty: within a run, and from one run to the next.
+ */
+export const QUIET_MS = 10_000;
 
 /** What a run did for webhooks (`RunReport.webhooks`). */
 export interface WebhookRunReport {
   /** Deliveries added to the outbox. */
   enqueued: number;
+  /** Scheduled recrawls started (jobs with a `schedule` whose time had come). */
+  recrawls: number;
   /** Posted and answered with a 2xx. */
   delivered: number;
   /** Failed, to be tried again later. */
@@ -35,6 +42,9 @@ export interface WebhookPassDeps {
   fetcher: () => Fetcher;
   settings: EngineWebhookSettings;
   now: () => number;
+  /** Whether webhooks are posted (else handed back: schedules only). Default true. */
+  posts?: boolean;
+  recrawlScheduled?: (entry: { id: string; jobId: string }) => Promise<'started' | 'gone'>;
 }
 
 /** Whether the storage has the outbox (else webhooks are off). */
@@ -51,24 +61,36 @@ export function startWebhookPasses(
   deadline: number,
   signal?: AbortSignal,
   cursor: PumpCursor = { after: 0 },
-): { finish: () => Promise<WebhookRunReport> } {
-  const report: WebhookRunReport = { enqueued: 0, delivered: 0, retried: 0, failed: 0, errors: [] };
+): { finish: () => Promise<WebhookRunReport & { empty: boolean }> } {
+  const report: WebhookRunReport = { enqueued: 0, recrawls: 0, delivered: 0, retried: 0, failed: 0, errors: [] };
+  /** Whether every pass found no registration and claimed nothing. */
+  let empty = true;
+  /** Whether the last pass did. */
+  let lastEmpty = false;
   let stopped = false;
   let wake: (() => void) | null = null;
   /** Whether the pass found anything to do (else the loop waits longer before the next). */
   const pass = async (): Promise<boolean> => {
+    lastEmpty = false;
+    // A schedule entry this processor enqueued is due: this pass's claim takes it (or another did).
+    if (cursor.dueAt !== undefined && deps.now() >= cursor.dueAt) delete cursor.dueAt;
     try {
       const pumped = await pumpWebhooks(deps.storage, deps.now, deadline, cursor);
       report.enqueued += pumped.enqueued;
       report.errors.push(...pumped.errors);
       const sent = await deliverWebhooks(deps, deadline, signal);
       add(report, sent);
-      return pumped.enqueued + sent.delivered + sent.retried + sent.failed > 0;
+      lastEmpty = pumped.registrations === 0 && sent.claimed === 0;
+      return pumped.enqueued + sent.delivered + sent.recrawls + sent.retried + sent.failed > 0;
     } catch (error) {
       report.errors.push(`webhooks: ${error instanceof Error ? error.message : String(error)}`);
       return false;
+    } finally {
+      if (!lastEmpty) empty = false;
     }
   };
+  /** An engine that posts no webhooks, after a pass that found the outbox empty, leaves it for QUIET_MS. */
+  const quiet = () => deps.posts === false && lastEmpty;
   const onAbort = () => {
     stopped = true;
     (wake as (() => void) | null)?.();
@@ -80,7 +102,9 @@ export function startWebhookPasses(
       idle = (await pass()) ? 0 : idle + 1;
       if (stopped) break;
       // An idle outbox is looked at less often: 1 s, 2 s, 4 s, then every IDLE_INTERVAL_MS.
-      const wait = Math.min(IDLE_INTERVAL_MS, PASS_INTERVAL_MS * 2 ** Math.min(idle, 3));
+      const wait = quiet()
+        ? Math.max(PASS_INTERVAL_MS, Math.min(QUIET_MS, (cursor.dueAt ?? Number.POSITIVE_INFINITY) - deps.now()))
+        : Math.min(IDLE_INTERVAL_MS, PASS_INTERVAL_MS * 2 ** Math.min(idle, 3));
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, wait);
         wake = () => {
@@ -97,14 +121,15 @@ export function startWebhookPasses(
       (wake as (() => void) | null)?.();
       await loop;
       signal?.removeEventListener('abort', onAbort);
-      if (deps.now() < deadline && !signal?.aborted) await pass();
-      return report;
+      if (deps.now() < deadline && !signal?.aborted && !quiet()) await pass();
+      return { ...report, empty };
     },
   };
 }
 
 function add(report: WebhookRunReport, delivered: DeliverReport): void {
   report.delivered += delivered.delivered;
+  report.recrawls += delivered.recrawls;
   report.retried += delivered.retried;
   report.failed += delivered.failed;
   report.errors.push(...delivered.errors);

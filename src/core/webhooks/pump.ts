@@ -9,6 +9,7 @@
 import type { CrawlStorage, NewWebhookDelivery, WebhookJob, WebhookPumpState } from '../storage.js';
 import type { Job, PageResult, WebhookEvent, WebhookJobSummary, WebhookPage } from '../types.js';
 import { TERMINAL_STATUSES } from '../types.js';
+import { nextScheduledAt, SCHEDULE_EVENT, SCHEDULE_TARGET } from '../schedule.js';
 
 /** Registered jobs looked at per pump (the next pump goes on from where this one stopped). */
 export const PUMP_JOBS = 25;
@@ -75,12 +76,19 @@ export const deliveryId = (jobId: string, seq: number) => `msg_${jobId}_${seq}`;
 
 export interface PumpReport {
   enqueued: number;
+  /** Registrations listed (0: the outbox has no registered job). */
+  registrations: number;
   errors: string[];
 }
 
-/** Where the next pump of a processor goes on from (the `ordinal` of the last registration pumped). */
+/**
+ * What a processor's pumps keep from one run to the next: where the next goes on from (the
+ * `ordinal` of the last registration pumped), and when the earliest schedule entry it enqueued is
+ * due (an engine that posts no webhooks does not leave the outbox alone past that).
+ */
 export interface PumpCursor {
   after: number;
+  dueAt?: number;
 }
 
 /**
@@ -89,7 +97,7 @@ export interface PumpCursor {
  * stops between jobs at `deadline`. Returns how many registrations it saw (none: nothing to pump).
  */
 export async function pumpWebhooks(storage: CrawlStorage, now: () => number, deadline: number, cursor: PumpCursor = { after: 0 }): Promise<PumpReport> {
-  const report: PumpReport = { enqueued: 0, errors: [] };
+  const report: PumpReport = { enqueued: 0, registrations: 0, errors: [] };
   if (storage.listWebhookJobs === undefined) return report;
   let registered = await storage.listWebhookJobs(PUMP_JOBS, cursor.after);
   if (registered.length < PUMP_JOBS && cursor.after > 0) {
@@ -99,10 +107,13 @@ export async function pumpWebhooks(storage: CrawlStorage, now: () => number, dea
     registered = [...registered, ...wrapped];
   }
   cursor.after = registered.length < PUMP_JOBS ? 0 : registered[registered.length - 1]!.ordinal;
+  report.registrations = registered.length;
   for (const entry of registered) {
     if (now() >= deadline) break;
     try {
-      report.enqueued += await pumpJob(storage, entry, now);
+      const pumped = await pumpJob(storage, entry, now);
+      report.enqueued += pumped.enqueued;
+      if (pumped.dueAt !== undefined) cursor.dueAt = Math.min(cursor.dueAt ?? pumped.dueAt, pumped.dueAt);
     } catch (error) {
       report.errors.push(`webhooks of ${entry.jobId}: ${error instanceof Error ? error.message : String(error)}`);
     }
@@ -119,21 +130,23 @@ interface PumpState extends WebhookPumpState {
   waitingSince?: number;
 }
 
-async function pumpJob(storage: CrawlStorage, entry: WebhookJob, now: () => number): Promise<number> {
+async function pumpJob(storage: CrawlStorage, entry: WebhookJob, now: () => number): Promise<{ enqueued: number; dueAt?: number }> {
   const job = await storage.getJob(entry.jobId);
   const webhook = job?.options.webhook;
-  if (job === null || webhook === undefined) {
-    // Registered, and its job never stored (or stored without a webhook): dropped once it is clearly not coming.
+  const schedule = job?.options.schedule;
+  if (job === null || (webhook === undefined && schedule === undefined)) {
+    // Registered, and its job never stored (or stored with neither a webhook nor a schedule):
+    // dropped once it is clearly not coming.
     if (now() - entry.registeredAt > ORPHAN_MS) await storage.removeWebhookJob!(entry.jobId);
-    return 0;
+    return { enqueued: 0 };
   }
-  const wants = new Set(webhook.events);
+  const wants = new Set<WebhookEvent>(webhook?.events ?? []);
   const at = now();
   const state: PumpState =
     entry.state === null ? { seq: 0, resultsCursor: null, resultsSkip: 0, sent: [], done: false } : { ...entry.state, sent: [...entry.state.sent] };
   const deliveries: NewWebhookDelivery[] = [];
   const add = (event: WebhookEvent, data: object) => {
-    deliveries.push({ id: deliveryId(job.id, state.seq++), jobId: job.id, event, url: webhook.url, payload: payload(event, at, data), createdAt: at });
+    deliveries.push({ id: deliveryId(job.id, state.seq++), jobId: job.id, event, url: webhook!.url, payload: payload(event, at, data), createdAt: at });
   };
   const once = (event: WebhookEvent, data: () => object) => {
     if (state.sent.includes(event)) return;
@@ -176,15 +189,38 @@ async function pumpJob(storage: CrawlStorage, entry: WebhookJob, now: () => numb
   // The job was read first: if it had ended, every result was stored before it did.
   if (terminal !== undefined && atEnd) {
     once(terminal, () => ({ job: jobSummary(job) }));
+    // A schedule goes on after a job that completed or failed, not after one that was cancelled:
+    // its entry is due at the first time the schedule names after the job ended.
+    if (schedule !== undefined && job.status !== 'cancelled' && !state.sent.includes(SCHEDULE_EVENT)) {
+      state.sent.push(SCHEDULE_EVENT);
+      const due = await nextScheduledAt(schedule, job.options.scheduleTimezone, Date.parse(job.finishedAt ?? new Date(at).toISOString()));
+      if (due !== null) {
+        const data = {
+          jobId: job.id,
+          schedule,
+          ...(job.options.scheduleTimezone === undefined ? {} : { timezone: job.options.scheduleTimezone }),
+          dueAt: new Date(due).toISOString(),
+        };
+        deliveries.push({
+          id: deliveryId(job.id, state.seq++),
+          jobId: job.id,
+          event: SCHEDULE_EVENT,
+          url: SCHEDULE_TARGET,
+          payload: JSON.stringify({ type: SCHEDULE_EVENT, data }),
+          createdAt: due,
+        });
+      }
+    }
     state.done = true;
   }
   const before = entry.state ?? { seq: 0, resultsCursor: null, resultsSkip: 0, sent: [], done: false };
   if (deliveries.length === 0) {
-    if (JSON.stringify(before) === JSON.stringify(state)) return 0;
+    if (JSON.stringify(before) === JSON.stringify(state)) return { enqueued: 0 };
     // Moved without a delivery (events not wanted): the sequence still advances, so that the
     // compare-and-set on it refuses any pump that started from the older state.
     state.seq++;
   }
   const stored = await storage.enqueueWebhookDeliveries!(job.id, entry.state, state, deliveries);
-  return stored ? deliveries.length : 0;
+  const due = deliveries.find((d) => d.event === SCHEDULE_EVENT)?.createdAt;
+  return stored ? { enqueued: deliveries.length, ...(due === undefined ? {} : { dueAt: due }) } : { enqueued: 0 };
 }
