@@ -4,7 +4,9 @@
 // makes the site answer 503, hang and reset connections for a while. At the end every page must
 // have exactly one result, maxPages must hold, the job must have completed exactly once, no page
 // may have been requested more than 1 + maxRetries times and the event log must have no gaps,
-// both as stored and as seen live by a subscriber in this process.
+// both as stored and as seen live by a subscriber in this process. The job posts webhooks to a
+// receiver that refuses one in five: every delivery must end delivered, every page must be in a
+// delivered `page` event, and a receiver may see an event twice only with the same webhook-id.
 // Over 300 lines in one file: the Postgres and the Redis test run one harness (PLAN, processors, chaosCrawl()); only the storage and its disruption differ.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
@@ -16,7 +18,12 @@ import { describe, expect, test } from 'vitest';
 import { kvStorage } from '../../adapters/kv/index.js';
 import { postgresStorage } from '../../adapters/postgres/index.js';
 import { startSite } from '../fixtures/site.mjs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { createCrawlEngine, type CrawlEngine } from '../../src/core/engine.js';
+import { createWebhookSecret, verifyWebhook } from '../../src/core/webhooks/sign.js';
+import type { WebhookDelivery } from '../../src/core/storage.js';
+import type { WebhookPayload } from '../../src/core/types.js';
 import type { CrawlStorage } from '../../src/core/storage.js';
 import type { PageResult } from '../../src/core/types.js';
 import { allResults } from '../helpers/engine.js';
@@ -130,7 +137,37 @@ async function chaosCrawl(name: string, setup: () => Promise<Chaos>): Promise<vo
     },
   });
   const chaos = await setup();
-  const engine: CrawlEngine = createCrawlEngine({ storage: chaos.storage, fetch: { allowPrivateNetwork: true } });
+  const engine: CrawlEngine = createCrawlEngine({ storage: chaos.storage, fetch: { allowPrivateNetwork: true }, webhooks: {} });
+
+  // The webhook receiver: records every delivery it accepts (id and body, verified), and answers
+  // one in five with a 503, so that deliveries are retried as well as cut short by the kills.
+  const secret = createWebhookSecret();
+  const hooks: Array<{ id: string; body: string }> = [];
+  let hookRequests = 0;
+  let hookRefusals = 0;
+  const receiver = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      hookRequests++;
+      const body = Buffer.concat(chunks).toString('utf8');
+      if (Math.random() < 0.2) {
+        hookRefusals++;
+        res.writeHead(503).end();
+        return;
+      }
+      verifyWebhook(body, req.headers, secret).then(
+        () => {
+          hooks.push({ id: String(req.headers['webhook-id']), body });
+          res.writeHead(204).end();
+        },
+        () => res.writeHead(400).end(),
+      );
+    });
+  });
+  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  const hookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+
   const started = Date.now();
   const job = await engine.jobs.create({
     url: site.url,
@@ -138,6 +175,7 @@ async function chaosCrawl(name: string, setup: () => Promise<Chaos>): Promise<vo
     maxDepth: 100,
     maxRetries: PLAN.maxRetries,
     perHostConcurrency: PLAN.perHostConcurrency,
+    webhook: { url: hookUrl, secret },
   });
 
   // A subscriber in this process follows the job through everything, resuming after the last
@@ -214,8 +252,28 @@ async function chaosCrawl(name: string, setup: () => Promise<Chaos>): Promise<vo
     for (const p of procs) p.child.kill('SIGKILL');
   }
   await following;
+  // The processors keep working until the job's deliveries are settled, then exit.
+  await Promise.race([Promise.all(procs.map((p) => p.exited)), sleep(Math.max(0, deadline + 60_000 - Date.now()))]);
+  for (const p of procs) p.child.kill('SIGKILL');
   await Promise.all(procs.map((p) => p.exited));
   const durationMs = Date.now() - started;
+  const deliveries: WebhookDelivery[] = [];
+  for (let cursor: string | null = null; ; ) {
+    const page: { items: WebhookDelivery[]; nextCursor: string | null } = await engine.jobs.deliveries(job.id, { limit: 1000, cursor });
+    deliveries.push(...page.items);
+    cursor = page.nextCursor;
+    if (cursor === null) break;
+  }
+  receiver.closeAllConnections();
+  receiver.close();
+  const bodyById = new Map<string, string>();
+  let differingDuplicates = 0;
+  for (const hook of hooks) {
+    if (bodyById.has(hook.id) && bodyById.get(hook.id) !== hook.body) differingDuplicates++;
+    bodyById.set(hook.id, hook.body);
+  }
+  const payloads = [...bodyById.values()].map((body) => JSON.parse(body) as WebhookPayload);
+  const postedPages = payloads.flatMap((p) => (p.type === 'page' ? p.data.pages.map((page) => new URL(page.url).pathname) : []));
 
   const final = (await engine.jobs.get(job.id))!;
   const results: PageResult[] = await allResults(engine, job.id);
@@ -250,6 +308,14 @@ async function chaosCrawl(name: string, setup: () => Promise<Chaos>): Promise<vo
     eventsSeenLive: seen.length,
     subscriberResumes: resubscribed,
     jobCompletedEvents: events.filter((e) => e.type === 'job:completed').length,
+    webhookDeliveries: deliveries.length,
+    webhookDeliveriesByState: Object.fromEntries(
+      ['pending', 'delivered', 'failed'].map((state) => [state, deliveries.filter((d) => d.state === state).length]),
+    ),
+    webhookRequests: hookRequests,
+    webhookRefusedByReceiver: hookRefusals,
+    webhookReceivedTwice: hooks.length - bodyById.size,
+    webhookMaxAttempts: Math.max(0, ...deliveries.map((d) => d.attempts)),
   };
   process.stdout.write(`\nchaos figures (${name}):\n${JSON.stringify(figures, null, 2)}\n`);
 
@@ -281,6 +347,15 @@ async function chaosCrawl(name: string, setup: () => Promise<Chaos>): Promise<vo
   expect(events.map((e) => Number(e.id))).toEqual(events.map((_, i) => i + 1));
   expect(seen).toEqual(events.map((e) => Number(e.id)));
   expect(events.filter((e) => e.type.startsWith('page:'))).toHaveLength(PLAN.maxPages);
+  // Webhooks: every delivery delivered; every event received at least once; duplicates only with
+  // the same webhook-id (and body); every page in exactly one delivery; one start, one end.
+  expect(figures.webhookDeliveriesByState).toEqual({ pending: 0, delivered: deliveries.length, failed: 0 });
+  expect(new Set(hooks.map((h) => h.id))).toEqual(new Set(deliveries.map((d) => d.id)));
+  expect(differingDuplicates).toBe(0);
+  expect(postedPages.sort()).toEqual([...resultPaths].sort());
+  expect(payloads.filter((p) => p.type === 'job.started')).toHaveLength(1);
+  expect(payloads.filter((p) => p.type === 'job.completed')).toHaveLength(1);
+  expect(hookRefusals).toBeGreaterThan(0);
 }
 
 (DATABASE_URL ? describe : describe.skip)('chaos on Postgres', () => {
