@@ -134,6 +134,24 @@ run('the Express example in a browser', () => {
     await page.unroute('**/api/crawl/jobs');
   }, 30_000);
 
+  test('the Recrawl button crawls the site again as a new job; each page is marked (unchanged here)', async () => {
+    const docs = await site({ pages: 8, fanout: 3 });
+    await ui.start(docs.url, 8, 3);
+    await ui.finished();
+    const first = await ui.jobId();
+    expect(await page.isDisabled('#recrawl')).toBe(false);
+    await page.click('#recrawl');
+    await waitFor('the recrawl', async () => (await ui.jobId()) !== first);
+    await ui.finished();
+    const again = await ui.jobId();
+    expect((await api<Job>(`/jobs/${again}`)).options.recrawlOf).toBe(first);
+    const results = await api<Paginated<PageResult>>(`/jobs/${again}/results?limit=100`);
+    expect(results.items.length).toBeGreaterThan(0);
+    await waitFor('every row marked', async () => (await page.locator('#pages tr[data-url] .change').count()) === results.items.length);
+    expect(new Set(await page.locator('#pages .change').allTextContents())).toEqual(new Set(['unchanged']));
+    await page.screenshot({ path: `${shots}express-4-recrawled-1280.png` });
+  }, 30_000);
+
   test('the cancel button stops a job', async () => {
     const slow = await site({ pages: 300, fanout: 4, latencyMs: 250 });
     await ui.start(slow.url, 300, 6);

@@ -23,6 +23,8 @@ const STATUS_OF = {
 
 /** The job on screen: { id, job, status, counts, startedAt, finishedAt, rows, results, … }. */
 let view = null;
+/** Whether a recrawl request is on its way (the button waits for it). */
+let recrawling = false;
 /** Server time minus this browser's time, as far as the events show (elapsed time uses it). */
 let clockOffset = 0;
 
@@ -80,6 +82,7 @@ function renderSummary() {
   $('status').className = `status ${status}`;
   $('cancel').disabled = done || v.cancelling;
   $('cancel').textContent = v.cancelling ? 'Cancelling…' : 'Cancel';
+  $('recrawl').disabled = !done || recrawling;
 
   const bar = document.querySelector('.bar');
   bar.className = `bar ${status}`;
@@ -177,6 +180,13 @@ function fillRow(row, result) {
     // "HTTP 404" once is enough.
     const message = row.querySelector('.page-error');
     if (message && message.textContent === `HTTP ${result.status}`) message.remove();
+  }
+  if (typeof result.change === 'string' && !row.querySelector('.change')) {
+    // A recrawl's result says how the page changed since the job it crawled again.
+    const mark = document.createElement('span');
+    mark.className = `change change-${result.change}`;
+    mark.textContent = result.change;
+    row.children[1].prepend(mark);
   }
   if (typeof result.markdown === 'string' && result.markdown !== '' && !row.querySelector('.markdown')) {
     // The page's main content as markdown (`formats: ['markdown']`), folded away until opened.
@@ -443,6 +453,24 @@ $('cancel').addEventListener('click', async () => {
     if (error.status !== 409) showError(describe(error));
   } finally {
     v.cancelling = false;
+    if (view === v) renderSummary();
+  }
+});
+
+// Recrawl: the same site again as a new job (conditional requests: a 304 costs no body), whose
+// pages are marked new, changed, unchanged or gone.
+$('recrawl').addEventListener('click', async () => {
+  const v = view;
+  if (v === null || recrawling) return;
+  recrawling = true;
+  renderSummary();
+  try {
+    const job = await client.recrawlJob(v.id);
+    void follow(job.id).catch((error) => showError(describe(error)));
+  } catch (error) {
+    showError(describe(error));
+  } finally {
+    recrawling = false;
     if (view === v) renderSummary();
   }
 });
