@@ -3,11 +3,10 @@
  * --format jsonl|csv|md on crawl and resume, and `export <jobId>` of a stored job. Spawns the built
  * CLI against a loopback site.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { postgresStorage } from '../adapters/postgres/index.js';
@@ -15,20 +14,9 @@ import { CSV_COLUMNS } from '../src/core/export.js';
 import type { PageResult } from '../src/core/types.js';
 import { markdownFileName } from '../src/cli/output.js';
 import { startSite, type Site } from './fixtures/site.mjs';
+import { runCli } from './helpers/cli.js';
 
-const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
-
-function run(args: string[], onSpawn?: (child: ChildProcess) => void): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d));
-    child.stderr.on('data', (d: Buffer) => (stderr += d));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    onSpawn?.(child);
-  });
-}
+const run = (args: string[], onSpawn?: (child: ChildProcess) => void) => runCli(args, onSpawn);
 
 let site: Site;
 let dir: string;

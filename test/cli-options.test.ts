@@ -1,18 +1,16 @@
 // The CLI's politeness and identity flags, Ctrl-C, progress output and error messages, against
 // sites served on 127.0.0.1 inside the test (nothing here reaches the internet).
 // Over 300 lines in one file: every test spawns the built CLI through run(), most against a site served by site() with one shared cleanup.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, test } from 'vitest';
 import { html, serve, type TestServer } from './helpers/server.js';
-
-const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+import { runCli } from './helpers/cli.js';
 
 interface Run {
   code: number | null;
@@ -21,16 +19,7 @@ interface Run {
   stderr: string;
 }
 
-function run(args: string[], onSpawn?: (child: ChildProcess, output: { stderr: string }) => void): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const output = { stdout: '', stderr: '' };
-    child.stdout.on('data', (d: Buffer) => (output.stdout += d));
-    child.stderr.on('data', (d: Buffer) => (output.stderr += d));
-    child.on('close', (code, signal) => resolve({ code, signal, ...output }));
-    onSpawn?.(child, output);
-  });
-}
+const run = (args: string[], onSpawn?: (child: ChildProcess, output: { stderr: string }) => void): Promise<Run> => runCli(args, onSpawn);
 
 const servers: Array<{ close(): Promise<void> }> = [];
 afterEach(async () => {

@@ -1,8 +1,6 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { memoryStorage } from '../adapters/memory/index.js';
 import { createCrawlClient } from '../src/browser/client.js';
@@ -11,6 +9,7 @@ import { CrawlEngineError } from '../src/core/errors.js';
 import { createCrawlHandler } from '../src/http/index.js';
 import { testEngine } from './helpers/engine.js';
 import { html, serve, type TestServer } from './helpers/server.js';
+import { runCli } from './helpers/cli.js';
 
 /** Home links /a, /b, /private/x (robots.txt disallows /private) and an off-site page; the sitemap lists /a (lastmod), /c, /d?q=shoes. */
 let site: TestServer;
@@ -144,16 +143,7 @@ describe('POST /map and client.map()', () => {
 });
 
 describe('crawl-engine map (built CLI)', () => {
-  const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
-  const run = (args: string[]) =>
-    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d));
-      child.stderr.on('data', (d: Buffer) => (stderr += d));
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
-    });
+  const run = (args: string[]) => runCli(args);
 
   test('prints one URL per line and a summary on stderr; --json with lastmod to --out; exit 0', async () => {
     const o = site.origin;

@@ -1,30 +1,12 @@
-/**
- * `crawl-engine recrawl <jobId>`: spawns the built CLI against a loopback site, on the storage the
- * job was crawled with (the real Postgres in a schema of its own when DATABASE_URL is set, else a
- * PGlite folder, whose start in every process costs seconds): a crawl, then a recrawl after one
- * page changed.
- */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { PageResult } from '../src/core/types.js';
 import { type RecrawlSite, recrawlSite } from './helpers/recrawl-site.js';
+import { runCli } from './helpers/cli.js';
 
-const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
-
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d));
-    child.stderr.on('data', (d: Buffer) => (stderr += d));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const run = (args: string[]) => runCli(args);
 
 let site: RecrawlSite;
 let dir: string;

@@ -1,11 +1,4 @@
-/**
- * Webhooks (issue 17): signed per Standard Webhooks, delivered from the storage's outbox by the
- * processor's runs, retried with backoff, given up after `maxAttempts`, never redirected, behind
- * the private-network guard; the secret stays in storage; receivers verify with `verifyWebhook`.
- */
-import { spawn } from 'node:child_process';
 import type { IncomingMessage } from 'node:http';
-import { fileURLToPath } from 'node:url';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, describe, expect, test } from 'vitest';
 import { createWebhookSecret, verifyWebhook, WebhookVerificationError } from '../src/index.js';
@@ -17,6 +10,7 @@ import { allResults, testEngine } from './helpers/engine.js';
 import { closeAll } from './helpers/postgres.js';
 import { html, serve, type TestServer } from './helpers/server.js';
 import { closeRedis, everyStorage } from './helpers/storages.js';
+import { runCli } from './helpers/cli.js';
 
 afterAll(async () => {
   await closeRedis();
@@ -416,16 +410,7 @@ describe('webhooks through the HTTP API', () => {
 });
 
 describe('webhooks from the CLI', () => {
-  const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
-  const run = (args: string[], env: Record<string, string>) =>
-    new Promise<{ code: number | null; stderr: string }>((resolve) => {
-      const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
-      let stderr = '';
-      child.stderr.on('data', (d: Buffer) => {
-        stderr += d;
-      });
-      child.on('close', (code) => resolve({ code, stderr }));
-    });
+  const run = (args: string[], env: Record<string, string>) => runCli(args, { env });
 
   test("crawl --webhook URL posts the job's events signed with CRAWL_ENGINE_WEBHOOK_SECRET; without the variable it is a usage error", {
     timeout: 60_000,
