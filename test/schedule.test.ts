@@ -1,16 +1,12 @@
-/**
- * Schedules (issue 17): a job with `schedule` is recrawled when the time it names comes after the
- * job ended, by whichever processor run comes then (the process route, a worker), exactly once per
- * job, from an outbox entry claimed with a lease; the recrawl carries the schedule on.
- */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import { afterAll, describe, expect, test } from 'vitest';
+import { Redis } from 'ioredis';
+import RedisMock from 'ioredis-mock';
+import { kvStorage } from '../adapters/kv/index.js';
 import { memoryStorage } from '../adapters/memory/index.js';
 import { postgresStorage } from '../adapters/postgres/index.js';
 import { sqliteStorage } from '../adapters/sqlite/index.js';
@@ -24,6 +20,7 @@ import { allResults, testEngine } from './helpers/engine.js';
 import { closeAll, DATABASE_URL, dropSchema, freshSchema } from './helpers/postgres.js';
 import { crawlToEnd, recrawlSite } from './helpers/recrawl-site.js';
 import { closeRedis, everyStorage } from './helpers/storages.js';
+import { runCli } from './helpers/cli.js';
 
 const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
 const hasNodeSqlite = major > 23 || (major === 23 && minor >= 4) || (major === 22 && minor >= 13);
@@ -238,16 +235,7 @@ describe('schedules (memory)', () => {
 });
 
 describe('crawl-engine crawl --schedule', () => {
-  const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
-  const run = (args: string[]) =>
-    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d));
-      child.stderr.on('data', (d: Buffer) => (stderr += d));
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
-    });
+  const run = (args: string[]) => runCli(args);
 
   test('stores the schedule with the job in a durable storage, where an app’s processor starts the recrawl; bad flags name themselves', {
     timeout: 90_000,
@@ -287,4 +275,171 @@ describe('crawl-engine crawl --schedule', () => {
       await site.close();
     }
   });
+});
+
+// From an adversarial review: each of these failed before its fix.
+describe('schedules and what deletes jobs, engines that differ, listings', () => {
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  const secret = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
+
+  /** Runs the engine's processor until the job's schedule entry is in the outbox. */
+  async function scheduleEnqueued(engine: CrawlEngine, storage: CrawlStorage, jobId: string): Promise<void> {
+    for (let i = 0; i < 40; i++) {
+      if ((await storage.listWebhookDeliveries!(jobId, { limit: 100 })).items.some((d) => (d.event as string) === 'schedule')) return;
+      await engine.processor.run({ budgetMs: 300 });
+    }
+    throw new Error('schedule entry never enqueued');
+  }
+
+  test('a schedule whose recrawls come further apart than the engine’s retention, or a KV storage’s finishedTtlSeconds, is refused (the job would be deleted first)', async () => {
+    const engine = testEngine({ retention: { finishedJobsMaxAgeMs: 3_600_000 } }, memoryStorage());
+    await expect(engine.jobs.create({ url: 'https://example.com/', schedule: '0 3 * * *' })).rejects.toMatchObject({
+      errors: [{ path: 'schedule', message: expect.stringMatching(/less than 3600 s apart: this engine's retention deletes finished jobs/) }],
+    });
+    expect((await engine.jobs.create({ url: 'https://example.com/', schedule: '*/10 * * * *' })).options.schedule).toBe('*/10 * * * *');
+    const kv = testEngine({}, kvStorage({ client: new RedisMock() as never, prefix: 'ttl:', finishedTtlSeconds: 86_400 }));
+    await expect(kv.jobs.create({ url: 'https://example.com/', schedule: '0 3 * * 1' })).rejects.toMatchObject({
+      errors: [{ path: 'schedule', message: expect.stringContaining('expires finished jobs (finishedTtlSeconds)') }],
+    });
+    expect((await kv.jobs.create({ url: 'https://example.com/', schedule: '0 * * * *' })).options.schedule).toBe('0 * * * *');
+    await engine.close();
+    await kv.close();
+  });
+
+  test('an engine with webhooks: {} (no secret) hands the schedule of a job signed with another engine’s secret back, not fails it', {
+    timeout: 30_000,
+  }, async () => {
+    const site = await recrawlSite(2);
+    const storage = memoryStorage();
+    try {
+      const app = testEngine({ fetch: { allowPrivateNetwork: ['127.0.0.1'] }, webhooks: { secret } }, storage);
+      const worker = testEngine({ fetch: { allowPrivateNetwork: ['127.0.0.1'] }, webhooks: {} }, storage);
+      const job = await app.jobs.create({ url: site.url, webhook: { url: `${site.url}hook`, events: ['job.completed'] }, schedule: '* * * * * *' });
+      await crawlToEnd(app, job.id);
+      await scheduleEnqueued(app, storage, job.id);
+      for (let i = 0; i < 6; i++) {
+        await worker.processor.run({ budgetMs: 400 });
+        await sleep(200);
+      }
+      const entry = (await storage.listWebhookDeliveries!(job.id, { limit: 100 })).items.find((d) => (d.event as string) === 'schedule')!;
+      expect(entry).toMatchObject({ state: 'pending', attempts: 0 });
+      await runUntil([app], async () => (await allJobs(app)).some((j) => j.options.recrawlOf === job.id), 20_000);
+      expect((await allJobs(app)).filter((j) => j.options.recrawlOf === job.id)).toHaveLength(1);
+      await app.close();
+      await worker.close();
+    } finally {
+      await site.close();
+    }
+  });
+
+  test('memoryStorage maxFinishedJobs holds under a schedule with content formats (scheduled recrawls keep copies, pin nothing, and can be deleted)', {
+    timeout: 60_000,
+  }, async () => {
+    const site = await recrawlSite(2);
+    try {
+      const engine = testEngine({ fetch: { allowPrivateNetwork: ['127.0.0.1'] } }, memoryStorage({ maxFinishedJobs: 2 }));
+      await engine.jobs.create({ url: site.url, formats: ['metadata', 'markdown'], schedule: '* * * * * *' });
+      const seen = new Set<string>();
+      const until = Date.now() + 40_000;
+      while (seen.size < 7 && Date.now() < until) {
+        await engine.processor.run({ budgetMs: 500 });
+        for (const job of await allJobs(engine)) seen.add(job.id);
+      }
+      expect(seen.size).toBeGreaterThanOrEqual(7);
+      const jobs = await allJobs(engine);
+      // Two finished ones, and the newest (running, or finished with its schedule pending).
+      expect(jobs.length).toBeLessThanOrEqual(3);
+      // Unchanged pages of a scheduled recrawl carry their markdown, not a pointer.
+      const finished = jobs.filter((j) => j.status === 'completed' && j.options.recrawlOf !== undefined);
+      expect(finished.length).toBeGreaterThan(0);
+      for (const job of finished) {
+        const results = await allResults(engine, job.id);
+        expect(results.every((r) => r.contentFrom === undefined && typeof r.markdown === 'string')).toBe(true);
+      }
+      // The oldest kept can be deleted at once: nothing points to it.
+      const oldest = jobs.filter((j) => j.status === 'completed').sort((a, b) => a.createdAt.localeCompare(b.createdAt))[0]!;
+      expect(await engine.jobs.delete(oldest.id)).toBe(true);
+      await engine.close();
+    } finally {
+      await site.close();
+    }
+  });
+
+  test('jobs.deliveries never pages out empty past a schedule entry (it is not listed)', { timeout: 30_000 }, async () => {
+    const site = await recrawlSite(2);
+    const storage = memoryStorage();
+    try {
+      const engine = testEngine({ fetch: { allowPrivateNetwork: ['127.0.0.1'] }, webhooks: { secret } }, storage);
+      const job = await engine.jobs.create({
+        url: site.url,
+        webhook: { url: `${site.url}hook`, events: ['job.started', 'job.completed'] },
+        schedule: '0 * * * *',
+      });
+      await crawlToEnd(engine, job.id);
+      await scheduleEnqueued(engine, storage, job.id);
+      const sizes: number[] = [];
+      const events: string[] = [];
+      let cursor: string | null = null;
+      do {
+        const page: Awaited<ReturnType<CrawlEngine['jobs']['deliveries']>> = await engine.jobs.deliveries(job.id, { limit: 1, cursor });
+        sizes.push(page.items.length);
+        events.push(...page.items.map((d) => d.event));
+        cursor = page.nextCursor;
+      } while (cursor !== null);
+      expect(sizes).not.toContain(0);
+      expect(events).toEqual(['job.started', 'job.completed']);
+      await engine.close();
+    } finally {
+      await site.close();
+    }
+  });
+
+  test.skipIf(!process.env.REDIS_URL)(
+    'KV: a scheduled recrawl whose create stopped between the job’s data and its index entry is finished by the next try, and crawled',
+    { timeout: 40_000 },
+    async () => {
+      const site = await recrawlSite(2);
+      const real = new Redis(process.env.REDIS_URL!, { maxRetriesPerRequest: 2 });
+      const prefix = `sched${process.pid}_${Date.now().toString(36)}:`;
+      let failed = 0;
+      // The index-add script (4 keys, the job id first in its arguments) fails once for a derived id.
+      const client = new Proxy(real, {
+        get(target, name) {
+          const value = Reflect.get(target, name, target) as unknown;
+          if (name === 'evalsha') {
+            return async (sha: string, numKeys: number, ...rest: Array<string | number>) => {
+              const first = rest[numKeys];
+              if (failed === 0 && numKeys === 4 && typeof first === 'string' && /^job_[A-Za-z0-9_-]{22}$/.test(first) && String(rest[3]).includes(first)) {
+                failed++;
+                throw new Error('ECONNRESET (injected)');
+              }
+              return (value as (...a: unknown[]) => Promise<unknown>).call(target, sha, numKeys, ...rest);
+            };
+          }
+          return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+        },
+      });
+      const storage = kvStorage({ client: client as never, prefix });
+      try {
+        const engine = testEngine({ fetch: { allowPrivateNetwork: ['127.0.0.1'] }, webhooks: {} }, storage);
+        const job = await engine.jobs.create({ url: site.url, schedule: '* * * * * *' });
+        await crawlToEnd(engine, job.id);
+        let status: string | undefined;
+        const until = Date.now() + 25_000;
+        while (Date.now() < until && status !== 'completed') {
+          await engine.processor.run({ budgetMs: 500 });
+          const entry = (await storage.listWebhookDeliveries!(job.id, { limit: 10 })).items.find((d) => (d.event as string) === 'schedule');
+          if (entry !== undefined) status = (await engine.jobs.get(scheduledJobId(entry.id)))?.status;
+        }
+        expect(failed).toBe(1);
+        expect(status).toBe('completed');
+        await engine.close();
+      } finally {
+        const keys = await real.keys(`${prefix}*`);
+        if (keys.length > 0) await real.del(...keys);
+        real.disconnect();
+        await site.close();
+      }
+    },
+  );
 });

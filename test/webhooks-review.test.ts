@@ -1,13 +1,4 @@
-/**
- * Webhooks under pressure (from an adversarial review): runs keep their budget and stop at once
- * with receivers that never answer, one tenant's receiver does not hold up the others, long-running
- * jobs do not hide others from the pump, results are read about once, idle engines pay nothing, an
- * engine without a secret hands deliveries back untouched, the CLI waits for its deliveries, and
- * memory's claims and cap behave (memory storage: the pump and sender do not depend on it).
- */
-import { spawn } from 'node:child_process';
 import type { IncomingMessage } from 'node:http';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
 import { memoryStorage } from '../adapters/memory/index.js';
 import { createWebhookSecret, verifyWebhook, WebhookVerificationError } from '../src/index.js';
@@ -15,6 +6,7 @@ import type { CrawlStorage } from '../src/core/storage.js';
 import type { WebhookPayload } from '../src/core/types.js';
 import { testEngine } from './helpers/engine.js';
 import { html, serve } from './helpers/server.js';
+import { runCli } from './helpers/cli.js';
 
 const SECRET = createWebhookSecret();
 
@@ -233,19 +225,8 @@ describe('webhooks under pressure', () => {
     const hook = await receiver(() => (++count === 1 ? 503 : 204));
     const pages = await onePage();
     try {
-      const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
       const args = ['crawl', pages.url, '--allow-private-network', '--webhook', `${hook.server.origin}/hook`];
-      const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-        const child = spawn(process.execPath, [cli, ...args], {
-          stdio: ['ignore', 'ignore', 'pipe'],
-          env: { ...process.env, CRAWL_ENGINE_WEBHOOK_SECRET: SECRET },
-        });
-        let err = '';
-        child.stderr.on('data', (d: Buffer) => {
-          err += d;
-        });
-        child.on('close', (exit) => resolve({ code: exit, stderr: err }));
-      });
+      const { code, stderr } = await runCli(args, { env: { CRAWL_ENGINE_WEBHOOK_SECRET: SECRET } });
       expect(code, stderr).toBe(0);
       const types = hook.received.map((p) => p.type).sort();
       expect(types, stderr).toEqual(['job.completed', 'job.started', 'page']);
@@ -285,11 +266,11 @@ describe('webhooks under pressure', () => {
       const app = testEngine({ fetch: { allowPrivateNetwork: ['127.0.0.1'] }, webhooks: { secret: SECRET } }, storage);
       const other = testEngine({ fetch: { allowPrivateNetwork: ['127.0.0.1'] } }, storage);
       const job = await app.jobs.create({ url: pages.url, webhook: { url: `${hook.server.origin}/hook`, events: ['job.completed'] } });
-      // The other engine (no webhooks option) may pump the job's events into the outbox, but posts
-      // nothing: it hands the delivery back untried, as does one with webhooks: {} and no secret.
+      // The other engine (no webhooks option) neither pumps a webhook job's events nor posts them;
+      // one with webhooks: {} and no secret hands the delivery back untried (see below).
       await other.processor.run({ budgetMs: 1000 });
       expect((await app.jobs.get(job.id))!.status).toBe('completed');
-      expect((await app.jobs.deliveries(job.id)).items.map((d) => [d.state, d.attempts])).toEqual([['pending', 0]]);
+      expect((await app.jobs.deliveries(job.id)).items).toEqual([]);
       expect(hook.received).toEqual([]);
       const unsigned = testEngine({ fetch: { allowPrivateNetwork: ['127.0.0.1'] }, webhooks: {} }, storage);
       await unsigned.processor.run({ budgetMs: 1000 });
@@ -305,6 +286,36 @@ describe('webhooks under pressure', () => {
       await hook.server.close();
       await pages.close();
     }
+  });
+
+  test('an engine without the webhooks option (schedules only) claims one batch of due webhook deliveries, hands them back and leaves the outbox alone for a while: it does not stand in the way', async () => {
+    const storage = memoryStorage();
+    const now = Date.now();
+    // 40 due deliveries of a job that posts (made by an engine with the webhooks option).
+    const app = testEngine({ webhooks: { secret: SECRET } }, storage);
+    const jobId = (await app.jobs.create({ url: 'https://example.com/', webhook: { url: 'https://hooks.example.com/', events: ['page'] } })).id;
+    const deliveries = Array.from({ length: 40 }, (_, i) => ({
+      id: `msg_${jobId}_${i}`,
+      jobId,
+      event: 'page' as const,
+      url: 'https://hooks.example.com/',
+      payload: '{}',
+      createdAt: now - 1000,
+    }));
+    await storage.enqueueWebhookDeliveries!(jobId, null, { seq: 40, resultsCursor: null, resultsSkip: 0, sent: [], done: false }, deliveries);
+    const worker = testEngine({}, storage);
+    const pushed = async () => (await storage.listWebhookDeliveries!(jobId, { limit: 100 })).items.filter((d) => d.nextAttemptAt > now).length;
+    await worker.processor.run({ budgetMs: 300 });
+    const first = await pushed();
+    // One claim's worth (at most 8) handed back, none tried.
+    expect(first).toBeGreaterThan(0);
+    expect(first).toBeLessThanOrEqual(8);
+    expect((await storage.listWebhookDeliveries!(jobId, { limit: 100 })).items.every((d) => d.attempts === 0 && d.state === 'pending')).toBe(true);
+    // Then it leaves the outbox alone: the next runs hand back nothing more.
+    await worker.processor.run({ budgetMs: 300 });
+    await worker.processor.run({ budgetMs: 300 });
+    expect(await pushed()).toBe(first);
+    await worker.close();
   });
 
   test('memoryStorage: a claim does not scan every pending delivery (100,000 pending, none due)', async () => {

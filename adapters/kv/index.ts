@@ -130,7 +130,7 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
   const rest = canDuplicate(options.client) ? null : restEndpoint(options.client);
   const canListen = options.listen ?? (canDuplicate(options.client) || rest !== null);
   // Mutable: a REST server without a subscribe endpoint turns push off for later subscribers.
-  const capabilities = { push: canListen, shared: true, ...(ttl > 0 ? { expiresFinishedJobs: true } : {}) };
+  const capabilities = { push: canListen, shared: true, ...(ttl > 0 ? { expiresFinishedJobs: true, finishedJobsExpireAfterMs: ttl * 1000 } : {}) };
 
   const storage: CrawlStorage = {
     name: 'kv',
@@ -151,7 +151,7 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
     // admission line). The other way round, a claim or listJobs landing in between found an index
     // entry without data, took the job for gone and dropped it: created, then queued for ever.
     // If this process dies between the two, the job was never reported created and is never
-    // claimed nor listed (its keys stay, unreachable).
+    // claimed nor listed (its keys stay, unreachable), unless the same id is created again.
     async createJob(job: Job, seed: FrontierLink) {
       const doc = JSON.stringify({ id: job.id, url: job.url, options: job.options, createdAt: job.createdAt, metadata: job.metadata });
       const reply = await run(S.CREATE(keysOf(job.id), seed.host), [
@@ -168,7 +168,13 @@ export function kvStorage(options: KvStorageOptions): CrawlStorage {
         0,
         seed.lastmod ?? '',
       ]);
-      if (reply === '~exists') throw new CrawlEngineError('conflict', `job ${job.id} already exists`);
+      // An id that exists: its index entry is added all the same (the step is idempotent: an entry
+      // keeps its ordinal and state), so a create that stopped between the two steps and is tried
+      // again with the same id (a schedule's recrawl) leaves a job that is claimed, not stranded.
+      if (reply === '~exists') {
+        await indexCall(S.INDEX_ADD(ix, job.id), [job.id, job.options.priority ?? 0]);
+        throw new CrawlEngineError('conflict', `job ${job.id} already exists`);
+      }
       await indexCall(S.INDEX_ADD(ix, job.id), [job.id, job.options.priority ?? 0]);
       return parse<{ job: Job; events: ProgressEvent[] }>(reply);
     },

@@ -28,7 +28,8 @@ export function orderIndex(store: Store, ordinal: number): number {
  */
 export function pinEarlier(store: Store, js: JobState, by: 1 | -1): void {
   const earlier = js.job.options.recrawlOf;
-  if (earlier === undefined || !(js.job.options.formats ?? []).some((format) => format !== 'metadata')) return;
+  // A scheduled recrawl keeps copies of unchanged content, not pointers: it pins nothing.
+  if (earlier === undefined || js.job.options.schedule !== undefined || !(js.job.options.formats ?? []).some((format) => format !== 'metadata')) return;
   const count = (store.recrawledBy.get(earlier) ?? 0) + by;
   if (count > 0) store.recrawledBy.set(earlier, count);
   else store.recrawledBy.delete(earlier);

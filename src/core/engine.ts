@@ -288,12 +288,19 @@ export function createCrawlEngine(options: CrawlEngineOptions): CrawlEngine {
       { path: 'webhooks', message: `expected a storage with a webhook outbox (${storage.name} has none)` },
     ]);
   }
-  const { recrawlScheduled, ...jobs }: ReturnType<typeof createJobsApi> = createJobsApi(storage, emit, now, checkHost, {
-    ...(settings.webhooks.url === undefined ? {} : { url: settings.webhooks.url }),
-    ...(settings.webhooks.events === undefined ? {} : { events: settings.webhooks.events }),
-    hasSecret: settings.webhooks.secret !== undefined,
-    enabled: webhooksOn,
-  });
+  const { recrawlScheduled, ...jobs }: ReturnType<typeof createJobsApi> = createJobsApi(
+    storage,
+    emit,
+    now,
+    checkHost,
+    {
+      ...(settings.webhooks.url === undefined ? {} : { url: settings.webhooks.url }),
+      ...(settings.webhooks.events === undefined ? {} : { events: settings.webhooks.events }),
+      hasSecret: settings.webhooks.secret !== undefined,
+      enabled: webhooksOn,
+    },
+    settings.retention?.finishedJobsMaxAgeMs,
+  );
   const processor = createProcessor({
     storage,
     userAgent: settings.fetch.userAgent,

@@ -10,7 +10,7 @@ import type { CrawlStorage, WebhookDelivery } from './storage.js';
 import { jobWebhookSchema } from './webhooks/options.js';
 import { isWellFormed, jsonProblem } from '../crawl/text.js';
 import { fillContent } from './recrawl.js';
-import { checkSchedule, MAX_SCHEDULE_LENGTH, SCHEDULE_EVENT, scheduledJobId } from './schedule.js';
+import { checkSchedule, longestScheduleGapMs, MAX_SCHEDULE_LENGTH, SCHEDULE_EVENT, scheduledJobId } from './schedule.js';
 import type { Job, JobLink, JobOptions, JobStatus, JobWebhook, Paginated, PageResult, ProgressEvent, WebhookEvent } from './types.js';
 import { TERMINAL_STATUSES } from './types.js';
 import { crawlableUrl, homographReason, MAX_URL_LENGTH, normalizeUrl } from '../crawl/url.js';
@@ -320,6 +320,8 @@ export function createJobsApi(
   /** A refusal reason for a start URL's host (an IP literal the fetcher would refuse), or null. */
   checkHost: (hostname: string) => string | null = () => null,
   webhookDefaults: JobWebhookDefaults = { hasSecret: false },
+  /** The engine's `retention.finishedJobsMaxAgeMs`: a schedule must recrawl a job before it is deleted. */
+  finishedJobsMaxAgeMs?: number,
 ): JobsApiWithSchedules {
   /** The job's webhook with the engine's defaults applied, checked; undefined for none. */
   const resolveWebhook = (given: z.output<typeof jobWebhookSchema> | null | undefined): JobWebhook | undefined => {
@@ -394,14 +396,19 @@ export function createJobsApi(
 
     async recrawlScheduled(entry) {
       const id = scheduledJobId(entry.id);
-      // Started by an earlier try of the entry (the processor that did it stopped before settling).
-      if ((await storage.getJob(id)) !== null) return 'started';
       const earlier = await storage.getJob(entry.jobId);
-      if (earlier === null || earlier.options.schedule === undefined) return 'gone';
+      if (earlier === null || earlier.options.schedule === undefined) return (await storage.getJob(id)) === null ? 'gone' : 'started';
       const { webhook: earlierWebhook, ...earlierOptions } = earlier.options;
       // The schedule goes on with the recrawl; the webhook is checked again.
       const webhook = resolveWebhook(earlierWebhook === undefined ? null : earlierWebhook);
-      await store(earlier.url, { ...earlierOptions, recrawlOf: earlier.id }, webhook, earlier.metadata, id);
+      try {
+        await store(earlier.url, { ...earlierOptions, recrawlOf: earlier.id }, webhook, earlier.metadata, id);
+      } catch (error) {
+        // Created by an earlier try of the entry (its processor stopped before settling it): the
+        // storage's createJob refuses the id, and finishes what that try may have left half done.
+        if (error instanceof CrawlEngineError && error.code === 'conflict') return 'started';
+        throw error;
+      }
       return 'started';
     },
 
@@ -472,8 +479,16 @@ export function createJobsApi(
       const job = typeof id === 'string' && JOB_ID_PATTERN.test(id) ? await storage.getJob(id) : null;
       if (job === null) throw new CrawlEngineError('not_found', `job ${JSON.stringify(id)} does not exist`);
       const page = await storage.listWebhookDeliveries(id, query);
-      // A schedule's entry shares the outbox but is not a webhook (a page may come out shorter).
-      return { ...page, items: page.items.filter((d) => (d.event as string) !== SCHEDULE_EVENT) };
+      if (job.options.schedule === undefined) return page;
+      // A schedule's entry shares the outbox but is not a webhook, and is not listed. A job has at
+      // most one: a page that held it gets the next delivery instead, and a page followed by it
+      // alone is the last.
+      const isWebhook = (d: WebhookDelivery) => (d.event as string) !== SCHEDULE_EVENT;
+      const items = page.items.filter(isWebhook);
+      if (page.nextCursor === null) return { items, nextCursor: null };
+      const next = await storage.listWebhookDeliveries(id, { limit: items.length < page.items.length ? 1 : 2, cursor: page.nextCursor });
+      if (items.length < page.items.length) return { items: [...items, ...next.items.filter(isWebhook)], nextCursor: next.nextCursor };
+      return { items, nextCursor: next.items.some(isWebhook) ? page.nextCursor : null };
     },
   };
 
@@ -496,6 +511,23 @@ export function createJobsApi(
       throw invalid('invalid_input', 'job input', [{ path: 'schedule', message: `expected a storage with ${lacks} (${storage.name} has none)` }]);
     }
     await checkSchedule(options.schedule, options.scheduleTimezone, now());
+    // A finished job deleted (by age) before its recrawl is due takes its schedule with it.
+    const limits: Array<[number | undefined, string]> = [
+      [finishedJobsMaxAgeMs, "this engine's retention deletes finished jobs"],
+      [storage.capabilities.finishedJobsExpireAfterMs, `the ${storage.name} storage expires finished jobs (finishedTtlSeconds)`],
+    ];
+    for (const [limit, why] of limits) {
+      if (limit === undefined) continue;
+      const gap = await longestScheduleGapMs(options.schedule, options.scheduleTimezone, now());
+      if (gap >= limit) {
+        throw invalid('invalid_input', 'job input', [
+          {
+            path: 'schedule',
+            message: `expected a schedule whose recrawls come less than ${Math.round(limit / 1000)} s apart: ${why} after that long, before their recrawl (this one waits up to ${Math.round(gap / 1000)} s)`,
+          },
+        ]);
+      }
+    }
   }
 
   /** Stores a new job over `url` and its start URL (registered in the outbox when it has a webhook or a schedule). */
@@ -528,7 +560,8 @@ export function createJobsApi(
     let cursor: string | null = null;
     do {
       const page: Paginated<Job> = await storage.listJobs({ limit: 100, cursor });
-      const found = page.items.find((job) => job.options.recrawlOf === id);
+      // A scheduled recrawl keeps copies of unchanged content, never pointers: it holds nothing back.
+      const found = page.items.find((job) => job.options.recrawlOf === id && job.options.schedule === undefined);
       if (found !== undefined) return found.id;
       cursor = page.nextCursor;
     } while (cursor !== null);

@@ -60,6 +60,18 @@ function invalidSchedule(path: string, message: string): CrawlEngineError {
   return invalid('invalid_input', 'job input', [{ path, message }]);
 }
 
+/**
+ * The longest wait between two of the next times `expression` names (up to 24 of them, from
+ * `now`): a finished job must outlive it to be recrawled. 0 for a time named once.
+ */
+export async function longestScheduleGapMs(expression: string, timezone: string | undefined, now: number): Promise<number> {
+  const Cron = await loadCron();
+  const runs = new Cron(expression, { paused: true, timezone: timezone ?? 'Etc/UTC', mode: '5-or-6-parts' }).nextRuns(24, new Date(now));
+  let longest = 0;
+  for (let i = 1; i < runs.length; i++) longest = Math.max(longest, runs[i]!.getTime() - runs[i - 1]!.getTime());
+  return longest;
+}
+
 /** The id of the recrawl a schedule entry starts: the same on every try of the entry. */
 export function scheduledJobId(entryId: string): string {
   return `job_${createHash('sha256').update(entryId).digest('base64url').slice(0, 22)}`;

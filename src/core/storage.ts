@@ -206,6 +206,11 @@ export interface StorageCapabilities {
    * job's (`PageResult.contentFrom`), as on an engine with `retention`. Absent: false.
    */
   expiresFinishedJobs?: boolean;
+  /**
+   * How long after it finished a job expires, when `expiresFinishedJobs`: a `schedule` whose
+   * recrawls come further apart is refused (the job would be gone before its recrawl).
+   */
+  finishedJobsExpireAfterMs?: number;
 }
 
 /**

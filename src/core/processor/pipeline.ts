@@ -104,7 +104,12 @@ export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipel
    * unchanged pages then keep a copy of their content (the earlier job's goes with it) instead of
    * pointing to it (`contentFrom`).
    */
-  const copyContent = deps.retention !== undefined || storage.capabilities.expiresFinishedJobs === true;
+  const copiesEverywhere = deps.retention !== undefined || storage.capabilities.expiresFinishedJobs === true;
+  /**
+   * So do the jobs of a schedule: a line of recrawls that grows for as long as the schedule runs,
+   * each of which must stay deletable (and evictable by the memory adapter's cap) on its own.
+   */
+  const copyContent = (job: Job) => copiesEverywhere || job.options.schedule !== undefined;
 
   let parsing = 0;
   const parseWaiters: Array<() => void> = [];
@@ -184,9 +189,10 @@ export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipel
     if (fetched.notModified === true && prior != null && recrawlOf !== undefined) {
       // 304: the earlier result stands; the recrawl's frontier already holds the page's links.
       // With retention the earlier job will be deleted: the content is copied, not pointed to.
-      const source = copyContent && prior.contentFrom !== undefined ? ((await fillContent(storage, job.options.formats, [prior]))[0] ?? prior) : prior;
+      const copy = copyContent(job);
+      const source = copy && prior.contentFrom !== undefined ? ((await fillContent(storage, job.options.formats, [prior]))[0] ?? prior) : prior;
       const base = { ...emptyResult(lease, startedAt, now), finalUrl: fetched.finalUrl, status: fetched.status, durationMs: now() - startedAt };
-      await finish(lease, run, notModifiedResult(base, source, recrawlOf, fetched.headers, copyContent), [], [], ctx, prior);
+      await finish(lease, run, notModifiedResult(base, source, recrawlOf, fetched.headers, copy), [], [], ctx, prior);
       return;
     }
     let error: (ErrorInfo & { transient?: boolean; retryAfterMs?: number | null }) | null = fetched.error;
@@ -398,7 +404,10 @@ export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipel
     let page = outcome.page;
     if (page.change === undefined) {
       const change = changeOf(prior, page, false);
-      page = change === 'unchanged' && prior !== null && page.ok && !copyContent ? { ...referToPrior(page, prior, recrawlOf), change } : { ...page, change };
+      page =
+        change === 'unchanged' && prior !== null && page.ok && !copyContent(ctx.job)
+          ? { ...referToPrior(page, prior, recrawlOf), change }
+          : { ...page, change };
     }
     let disallowed = outcome.disallowed;
     if (disallowed.length > 0) {

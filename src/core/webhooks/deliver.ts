@@ -41,6 +41,8 @@ export interface DeliverReport {
   delivered: number;
   /** Scheduled recrawls started. */
   recrawls: number;
+  /** Claimed and handed back untried, for an engine that can post or start them. */
+  handedBack: number;
   retried: number;
   failed: number;
   errors: string[];
@@ -82,7 +84,7 @@ function receiverOf(url: string): string {
  */
 export async function deliverWebhooks(deps: DeliverDeps, deadline: number, signal?: AbortSignal): Promise<DeliverReport> {
   const { storage, settings, now } = deps;
-  const report: DeliverReport = { claimed: 0, delivered: 0, recrawls: 0, retried: 0, failed: 0, errors: [] };
+  const report: DeliverReport = { claimed: 0, delivered: 0, recrawls: 0, handedBack: 0, retried: 0, failed: 0, errors: [] };
   const posts = deps.posts ?? true;
   if (storage.claimWebhookDeliveries === undefined || storage.settleWebhookDelivery === undefined) return report;
   const settle = storage.settleWebhookDelivery.bind(storage);
@@ -100,6 +102,7 @@ export async function deliverWebhooks(deps: DeliverDeps, deadline: number, signa
     else if (outcome.state === 'failed') report.failed++;
   };
   const handBack = async (lease: WebhookDeliveryLease, delayMs: number) => {
+    if (delayMs > 0) report.handedBack++;
     try {
       await settle(lease, { state: 'released', nextAttemptAt: now() + delayMs });
     } catch (error) {
@@ -153,16 +156,21 @@ export async function deliverWebhooks(deps: DeliverDeps, deadline: number, signa
         report.claimed += leases.length;
         for (const lease of leases) {
           const job = await jobOf(lease.delivery.jobId);
+          const webhook = job?.options.webhook;
+          // What this engine cannot do (post at all, sign for a job that has no secret of its own,
+          // or start a recrawl whose webhook it could not take) is handed back untried to one that
+          // can; an engine that posts no webhooks then claims no more in this pass, so as not to
+          // stand in the way of those that do.
+          const foreign = webhook !== undefined && (!posts || (webhook.secret === undefined && settings.secret === undefined));
           if ((lease.delivery.event as string) === SCHEDULE_EVENT) {
-            // A recrawl whose job has a webhook is started by an engine that takes webhook jobs.
-            if (deps.recrawlScheduled === undefined || (job?.options.webhook !== undefined && !posts)) await handBack(lease, HAND_BACK_MS);
+            if (deps.recrawlScheduled === undefined || foreign) await handBack(lease, HAND_BACK_MS);
             else await startRecrawl(deps, lease, deps.recrawlScheduled, report);
             continue;
           }
-          const secrets = posts ? (job?.options.webhook?.secret ?? settings.secret) : undefined;
-          // Not this processor's to sign (no secret for it, or no webhooks option): one that can takes it.
-          if (secrets === undefined) {
+          const secrets = webhook?.secret ?? settings.secret;
+          if (!posts || secrets === undefined) {
             await handBack(lease, HAND_BACK_MS);
+            if (!posts) drained = true;
             continue;
           }
           const receiver = receiverOf(lease.delivery.url);

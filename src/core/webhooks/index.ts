@@ -75,12 +75,14 @@ export function startWebhookPasses(
     // A schedule entry this processor enqueued is due: this pass's claim takes it (or another did).
     if (cursor.dueAt !== undefined && deps.now() >= cursor.dueAt) delete cursor.dueAt;
     try {
-      const pumped = await pumpWebhooks(deps.storage, deps.now, deadline, cursor);
+      const pumped = await pumpWebhooks(deps.storage, deps.now, deadline, cursor, deps.posts !== false);
       report.enqueued += pumped.enqueued;
       report.errors.push(...pumped.errors);
       const sent = await deliverWebhooks(deps, deadline, signal);
       add(report, sent);
-      lastEmpty = pumped.registrations === 0 && sent.claimed === 0;
+      // Nothing of this engine's business: no registration it pumps, nothing claimed but what it
+      // handed back to other engines.
+      lastEmpty = pumped.registrations === 0 && sent.claimed === sent.handedBack;
       return pumped.enqueued + sent.delivered + sent.recrawls + sent.retried + sent.failed > 0;
     } catch (error) {
       report.errors.push(`webhooks: ${error instanceof Error ? error.message : String(error)}`);

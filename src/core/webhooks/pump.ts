@@ -76,7 +76,7 @@ export const deliveryId = (jobId: string, seq: number) => `msg_${jobId}_${seq}`;
 
 export interface PumpReport {
   enqueued: number;
-  /** Registrations listed (0: the outbox has no registered job). */
+  /** Registrations pumped that are this engine's business (0: none, or only other engines' webhooks). */
   registrations: number;
   errors: string[];
 }
@@ -96,7 +96,14 @@ export interface PumpCursor {
  * to the oldest after the newest), so that long-running jobs at the front do not hide the rest;
  * stops between jobs at `deadline`. Returns how many registrations it saw (none: nothing to pump).
  */
-export async function pumpWebhooks(storage: CrawlStorage, now: () => number, deadline: number, cursor: PumpCursor = { after: 0 }): Promise<PumpReport> {
+export async function pumpWebhooks(
+  storage: CrawlStorage,
+  now: () => number,
+  deadline: number,
+  cursor: PumpCursor = { after: 0 },
+  /** Whether this engine posts webhooks: else it pumps only the jobs with a schedule and no webhook. */
+  posts = true,
+): Promise<PumpReport> {
   const report: PumpReport = { enqueued: 0, registrations: 0, errors: [] };
   if (storage.listWebhookJobs === undefined) return report;
   let registered = await storage.listWebhookJobs(PUMP_JOBS, cursor.after);
@@ -107,11 +114,11 @@ export async function pumpWebhooks(storage: CrawlStorage, now: () => number, dea
     registered = [...registered, ...wrapped];
   }
   cursor.after = registered.length < PUMP_JOBS ? 0 : registered[registered.length - 1]!.ordinal;
-  report.registrations = registered.length;
   for (const entry of registered) {
     if (now() >= deadline) break;
     try {
-      const pumped = await pumpJob(storage, entry, now);
+      const pumped = await pumpJob(storage, entry, now, posts);
+      if (pumped.ours) report.registrations++;
       report.enqueued += pumped.enqueued;
       if (pumped.dueAt !== undefined) cursor.dueAt = Math.min(cursor.dueAt ?? pumped.dueAt, pumped.dueAt);
     } catch (error) {
@@ -130,17 +137,25 @@ interface PumpState extends WebhookPumpState {
   waitingSince?: number;
 }
 
-async function pumpJob(storage: CrawlStorage, entry: WebhookJob, now: () => number): Promise<{ enqueued: number; dueAt?: number }> {
+async function pumpJob(
+  storage: CrawlStorage,
+  entry: WebhookJob,
+  now: () => number,
+  posts: boolean,
+): Promise<{ enqueued: number; ours: boolean; dueAt?: number }> {
   const job = await storage.getJob(entry.jobId);
   const webhook = job?.options.webhook;
   const schedule = job?.options.schedule;
+  // A job with a webhook is pumped by the engines that post webhooks (its schedule with it).
+  if (!posts && webhook !== undefined) return { enqueued: 0, ours: false };
   if (job === null || (webhook === undefined && schedule === undefined)) {
     // Registered, and its job never stored (or stored with neither a webhook nor a schedule):
     // dropped once it is clearly not coming.
     if (now() - entry.registeredAt > ORPHAN_MS) await storage.removeWebhookJob!(entry.jobId);
-    return { enqueued: 0 };
+    return { enqueued: 0, ours: true };
   }
   const wants = new Set<WebhookEvent>(webhook?.events ?? []);
+  let scheduleError: Error | null = null;
   const at = now();
   const state: PumpState =
     entry.state === null ? { seq: 0, resultsCursor: null, resultsSkip: 0, sent: [], done: false } : { ...entry.state, sent: [...entry.state.sent] };
@@ -191,9 +206,18 @@ async function pumpJob(storage: CrawlStorage, entry: WebhookJob, now: () => numb
     once(terminal, () => ({ job: jobSummary(job) }));
     // A schedule goes on after a job that completed or failed, not after one that was cancelled:
     // its entry is due at the first time the schedule names after the job ended.
+    state.done = true;
     if (schedule !== undefined && job.status !== 'cancelled' && !state.sent.includes(SCHEDULE_EVENT)) {
-      state.sent.push(SCHEDULE_EVENT);
-      const due = await nextScheduledAt(schedule, job.options.scheduleTimezone, Date.parse(job.finishedAt ?? new Date(at).toISOString()));
+      let due: number | null = null;
+      try {
+        due = await nextScheduledAt(schedule, job.options.scheduleTimezone, Date.parse(job.finishedAt ?? new Date(at).toISOString()));
+        state.sent.push(SCHEDULE_EVENT);
+      } catch (error) {
+        // Read at creation, unreadable now (the time zone data of another Node.js?): the job's
+        // other deliveries go out, the registration stays, and the next pump tries again.
+        scheduleError = error instanceof Error ? error : new Error(String(error));
+        state.done = false;
+      }
       if (due !== null) {
         const data = {
           jobId: job.id,
@@ -211,16 +235,19 @@ async function pumpJob(storage: CrawlStorage, entry: WebhookJob, now: () => numb
         });
       }
     }
-    state.done = true;
   }
   const before = entry.state ?? { seq: 0, resultsCursor: null, resultsSkip: 0, sent: [], done: false };
   if (deliveries.length === 0) {
-    if (JSON.stringify(before) === JSON.stringify(state)) return { enqueued: 0 };
+    if (JSON.stringify(before) === JSON.stringify(state)) {
+      if (scheduleError !== null) throw scheduleError;
+      return { enqueued: 0, ours: true };
+    }
     // Moved without a delivery (events not wanted): the sequence still advances, so that the
     // compare-and-set on it refuses any pump that started from the older state.
     state.seq++;
   }
   const stored = await storage.enqueueWebhookDeliveries!(job.id, entry.state, state, deliveries);
   const due = deliveries.find((d) => d.event === SCHEDULE_EVENT)?.createdAt;
-  return stored ? { enqueued: deliveries.length, ...(due === undefined ? {} : { dueAt: due }) } : { enqueued: 0 };
+  if (scheduleError !== null) throw scheduleError;
+  return stored ? { enqueued: deliveries.length, ours: true, ...(due === undefined ? {} : { dueAt: due }) } : { enqueued: 0, ours: true };
 }
