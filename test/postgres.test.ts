@@ -52,17 +52,8 @@ for (const target of targets) {
     });
 
     test('a database at version 7 with a job in flight upgrades to version 8: leases carry lastmod from then on, and links stored before have none', async () => {
-      const schema = freshSchema();
       const client = target.client();
-      const names = { schema: `"${schema}"`, prefix: 'crawl_' };
-      await client.query(`CREATE SCHEMA "${schema}"`);
-      await client.query(
-        `CREATE TABLE "${schema}".crawl_migrations (version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
-      );
-      for (const migration of MIGRATIONS.filter((m) => m.version <= 7)) {
-        for (const sql of migration.statements(names)) await client.query(sql);
-        await client.query(`INSERT INTO "${schema}".crawl_migrations (version, name) VALUES ($1, $2)`, [migration.version, migration.name]);
-      }
+      const schema = await schemaAtVersion(client, 7);
       const storage = postgresStorage({ client: client as never, schema, listen: false });
       const T = Date.UTC(2030, 0, 1);
       const url = (path: string) => `http://v7.test${path}`;
@@ -112,41 +103,15 @@ for (const target of targets) {
     });
 
     test('a database at version 8 with results upgrades to version 10: getResults finds results stored before, through the results_url index', async () => {
-      const schema = freshSchema();
       const client = target.client();
-      const names = { schema: `"${schema}"`, prefix: 'crawl_' };
-      await client.query(`CREATE SCHEMA "${schema}"`);
-      await client.query(
-        `CREATE TABLE "${schema}".crawl_migrations (version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
-      );
-      for (const migration of MIGRATIONS.filter((m) => m.version <= 8)) {
-        for (const sql of migration.statements(names)) await client.query(sql);
-        await client.query(`INSERT INTO "${schema}".crawl_migrations (version, name) VALUES ($1, $2)`, [migration.version, migration.name]);
-      }
+      const schema = await schemaAtVersion(client, 8);
       const storage = postgresStorage({ client: client as never, schema, listen: false });
       const T = Date.UTC(2030, 0, 1);
       const job: Job = jobRecord({ id: 'job_v8', url: 'http://v8.test/', createdAt: new Date(T).toISOString() });
       try {
         await storage.createJob(job, { url: job.url, key: job.url, depth: 0, host: 'v8.test' });
         const [seed] = (await storage.claim({ limit: 1, leaseMs: 60_000, now: T, jobId: job.id })).leases;
-        const result = {
-          url: seed!.url,
-          finalUrl: seed!.url,
-          depth: 0,
-          status: 200,
-          ok: true,
-          contentType: null,
-          title: 'v8',
-          description: null,
-          canonical: null,
-          links: 0,
-          wordCount: 0,
-          error: null,
-          attempts: 1,
-          durationMs: 1,
-          fetchedAt: new Date(T).toISOString(),
-          data: null,
-        };
+        const result = { ...pageOf(seed!), title: 'v8' };
         expect((await storage.complete(seed!, { result, links: [], now: T + 1 })).ok).toBe(true);
         expect(await storage.migrate()).toEqual({
           applied: MIGRATIONS.map((m) => m.version).filter((v) => v > 8),
@@ -164,18 +129,9 @@ for (const target of targets) {
     });
 
     test('a database at version 2 with a job in flight upgrades to version 3; the job goes on, and the version 2 complete() still works', async () => {
-      const schema = freshSchema();
-      const client = target.client();
-      const names = { schema: `"${schema}"`, prefix: 'crawl_' };
       // Version 2 as the previous release left it.
-      await client.query(`CREATE SCHEMA "${schema}"`);
-      await client.query(
-        `CREATE TABLE "${schema}".crawl_migrations (version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
-      );
-      for (const migration of MIGRATIONS.filter((m) => m.version <= 2)) {
-        for (const sql of migration.statements(names)) await client.query(sql);
-        await client.query(`INSERT INTO "${schema}".crawl_migrations (version, name) VALUES ($1, $2)`, [migration.version, migration.name]);
-      }
+      const client = target.client();
+      const schema = await schemaAtVersion(client, 2);
       const storage = postgresStorage({ client: client as never, schema, listen: false });
       const T = Date.UTC(2030, 0, 1);
       const url = (path: string) => `http://upgrade.test${path}`;
@@ -270,6 +226,19 @@ for (const target of targets) {
 // Group commit (issue 14): completeMany is one statement that applies each item as complete() does.
 const T = Date.UTC(2030, 0, 1);
 type Client = { query(text: string, params?: unknown[]): Promise<unknown> };
+
+/** A fresh schema migrated to `version` only, as an earlier release left it (for upgrade tests). */
+async function schemaAtVersion(client: { query(text: string, params?: unknown[]): Promise<unknown> }, version: number): Promise<string> {
+  const schema = freshSchema();
+  const names = { schema: `"${schema}"`, prefix: 'crawl_' };
+  await client.query(`CREATE SCHEMA "${schema}"`);
+  await client.query(`CREATE TABLE "${schema}".crawl_migrations (version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+  for (const migration of MIGRATIONS.filter((m) => m.version <= version)) {
+    for (const sql of migration.statements(names)) await client.query(sql);
+    await client.query(`INSERT INTO "${schema}".crawl_migrations (version, name) VALUES ($1, $2)`, [migration.version, migration.name]);
+  }
+  return schema;
+}
 
 function pageOf(lease: Pick<Lease, 'url' | 'depth' | 'attempts'>, code: string | null = null): PageResult {
   return {
@@ -628,18 +597,9 @@ function completeManyTests(target: { name: string; client: () => Client }) {
     });
 
     test('a database at version 3 upgrades to the latest version with a job in flight; its leases are completed by a batch', async () => {
-      const schema = freshSchema();
-      schemas.push(schema);
       const client = target.client();
-      const names = { schema: `"${schema}"`, prefix: 'crawl_' };
-      await client.query(`CREATE SCHEMA "${schema}"`);
-      await client.query(
-        `CREATE TABLE "${schema}".crawl_migrations (version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
-      );
-      for (const migration of MIGRATIONS.filter((m) => m.version <= 3)) {
-        for (const sql of migration.statements(names)) await client.query(sql);
-        await client.query(`INSERT INTO "${schema}".crawl_migrations (version, name) VALUES ($1, $2)`, [migration.version, migration.name]);
-      }
+      const schema = await schemaAtVersion(client, 3);
+      schemas.push(schema);
       const storage = await open({ schema, migrate: false });
       const leases = await startedJob(
         storage,

@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { RESULT_FORMATS } from '../core/constants.js';
 import { CrawlEngineError } from '../core/errors.js';
+import { JOB_ID_PATTERN } from '../core/jobs.js';
 import { checkSchedule } from '../core/schedule.js';
 import type { ResultFormat } from '../core/types.js';
 import { UsageError } from './errors.js';
@@ -341,4 +342,19 @@ export async function scheduleFlags(values: {
     throw new UsageError(`--${problem.path === 'scheduleTimezone' ? 'schedule-timezone' : 'schedule'}: ${problem.message}`);
   }
   return { schedule, ...(timezone === undefined ? {} : { scheduleTimezone: timezone }) };
+}
+
+/**
+ * The `<jobId>` of a command on a stored job (resume, recrawl, export, delete), and its
+ * `--storage`, checked with the command named: one job id, well formed, and a durable storage.
+ */
+export function storedJobArgument(command: string, positionals: string[], values: { storage?: string | undefined }): string {
+  if (positionals.length !== 1)
+    throw new UsageError(positionals.length === 0 ? `${command}: missing <jobId>` : `${command}: expected one <jobId>, got ${positionals.length}`);
+  const jobId = positionals[0]!;
+  if (!JOB_ID_PATTERN.test(jobId)) throw new UsageError(`${command}: <jobId>: expected a job id such as job_…, got ${JSON.stringify(jobId.slice(0, 80))}`);
+  if (values.storage === undefined || values.storage === 'memory') {
+    throw new UsageError(`${command}: --storage is required: the sqlite:FILE, pglite:DIR, postgres://… or redis://… the job was crawled with`);
+  }
+  return jobId;
 }

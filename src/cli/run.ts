@@ -308,3 +308,10 @@ async function scheduleLine(job: Job): Promise<string> {
   const when = due === null ? 'no time to come' : new Date(due).toISOString();
   return `Schedule "${schedule}" (${scheduleTimezone ?? 'UTC'}): the next recrawl is due at ${when}; a processor on this storage (your app's process route, or a worker) starts it.`;
 }
+
+/** Closes a command's storage once its run is over: waited for, or at most 1 s after an interrupt. */
+export async function closeAfterRun(opened: OpenedStorage): Promise<void> {
+  const closing = opened.close().catch(() => undefined);
+  if (interrupt.signal === null) await closing;
+  else await within(closing, 1000, undefined);
+}

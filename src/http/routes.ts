@@ -152,10 +152,8 @@ export function crawlRoutes(engine: CrawlEngine, options: CrawlHandlerOptions, s
     return job;
   }
 
-  const createJob: RouteHandler = async ({ req }) => {
-    await authorize(req, 'create');
-    const input = await readJson(req, maxBodyBytes);
-    const job = await engine.jobs.create(input as never);
+  /** 201 with a job just created (by POST /jobs or a recrawl), after `onJobCreated` (whose errors are reported, not answered). */
+  async function created(job: Job, req: Request): Promise<Response> {
     if (options.onJobCreated) {
       try {
         await options.onJobCreated(job, req);
@@ -164,6 +162,13 @@ export function crawlRoutes(engine: CrawlEngine, options: CrawlHandlerOptions, s
       }
     }
     return json(job, 201, { location: `${basePath}/jobs/${job.id}` });
+  }
+
+  const createJob: RouteHandler = async ({ req }) => {
+    await authorize(req, 'create');
+    const input = await readJson(req, maxBodyBytes);
+    const job = await engine.jobs.create(input as never);
+    return created(job, req);
   };
 
   /**
@@ -183,14 +188,7 @@ export function crawlRoutes(engine: CrawlEngine, options: CrawlHandlerOptions, s
       throw new HttpProblem(problem(400, 'invalid_input', 'expected a JSON object of option overrides such as {"maxPages": 500}, or no body'));
     }
     const job = await engine.jobs.recrawl(jobId, overrides as never);
-    if (options.onJobCreated) {
-      try {
-        await options.onJobCreated(job, req);
-      } catch (error) {
-        onError(error, req);
-      }
-    }
-    return json(job, 201, { location: `${basePath}/jobs/${job.id}` });
+    return created(job, req);
   };
 
   const listJobs: RouteHandler = async ({ req, url }) => {

@@ -3,8 +3,7 @@ import { CRAWL_SCOPES, SITEMAP_MODES } from '../../core/constants.js';
 import type { CrawlScope, SitemapMode } from '../../core/types.js';
 import { CRAWL_OPTIONS, DEFAULT_MAX_PAGES, formatsFlag, intFlag, parseOptions, runSettings, scheduleFlags, USAGE } from '../args.js';
 import { storageFailure, UsageError } from '../errors.js';
-import { interrupt, within } from '../interrupt.js';
-import { runJob } from '../run.js';
+import { closeAfterRun, runJob } from '../run.js';
 import { openStorage } from '../storage.js';
 
 export async function crawlCommand(argv: string[]): Promise<number> {
@@ -61,9 +60,7 @@ export async function crawlCommand(argv: string[]): Promise<number> {
   } catch (error) {
     throw storageFailure(error, opened);
   } finally {
-    const closing = opened.close().catch(() => undefined);
-    if (interrupt.signal === null) await closing;
-    else await within(closing, 1000, undefined);
+    await closeAfterRun(opened);
   }
 }
 

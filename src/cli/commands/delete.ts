@@ -3,8 +3,8 @@
  * frontier (cancelling it first if a process is still crawling it).
  */
 import { CrawlEngineError } from '../../core/errors.js';
-import { createJobsApi, JOB_ID_PATTERN } from '../../core/jobs.js';
-import { parseOptions, STORAGE_OPTIONS, USAGE } from '../args.js';
+import { createJobsApi } from '../../core/jobs.js';
+import { parseOptions, STORAGE_OPTIONS, USAGE, storedJobArgument } from '../args.js';
 import { storageFailure, UsageError } from '../errors.js';
 import { countsLine } from '../render.js';
 import { openStorage } from '../storage.js';
@@ -17,13 +17,7 @@ export async function deleteCommand(argv: string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  if (positionals.length !== 1)
-    throw new UsageError(positionals.length === 0 ? 'delete: missing <jobId>' : `delete: expected one <jobId>, got ${positionals.length}`);
-  const jobId = positionals[0]!;
-  if (!JOB_ID_PATTERN.test(jobId)) throw new UsageError(`delete: <jobId>: expected a job id such as job_…, got ${JSON.stringify(jobId.slice(0, 80))}`);
-  if (values.storage === undefined || values.storage === 'memory') {
-    throw new UsageError('delete: --storage is required: the sqlite:FILE, pglite:DIR, postgres://… or redis://… the job was crawled with');
-  }
+  const jobId = storedJobArgument('delete', positionals, values);
   // Only what exists: a mistyped --storage, --schema or --table-prefix must not create a storage.
   const opened = await openStorage(values, { existing: true, command: 'delete' });
   try {

@@ -3,8 +3,7 @@
  * results stored for a job, as `crawl` writes them, without crawling.
  */
 import { fillContent } from '../../core/recrawl.js';
-import { JOB_ID_PATTERN } from '../../core/jobs.js';
-import { outputFormat, parseOptions, STORAGE_OPTIONS, USAGE } from '../args.js';
+import { outputFormat, parseOptions, STORAGE_OPTIONS, USAGE, storedJobArgument } from '../args.js';
 import { storageFailure, UsageError } from '../errors.js';
 import { writeOutput } from '../output.js';
 import { countsLine } from '../render.js';
@@ -25,13 +24,7 @@ export async function exportCommand(argv: string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  if (positionals.length !== 1)
-    throw new UsageError(positionals.length === 0 ? 'export: missing <jobId>' : `export: expected one <jobId>, got ${positionals.length}`);
-  const jobId = positionals[0]!;
-  if (!JOB_ID_PATTERN.test(jobId)) throw new UsageError(`export: <jobId>: expected a job id such as job_…, got ${JSON.stringify(jobId.slice(0, 80))}`);
-  if (values.storage === undefined || values.storage === 'memory') {
-    throw new UsageError('export: --storage is required: the sqlite:FILE, pglite:DIR, postgres://… or redis://… the job was crawled with');
-  }
+  const jobId = storedJobArgument('export', positionals, values);
   const format = outputFormat(values.format, values.out);
   // Only what exists: a mistyped --storage, --schema or --table-prefix must not create a storage.
   const opened = await openStorage(values, { existing: true, command: 'export' });

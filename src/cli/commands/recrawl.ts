@@ -1,16 +1,9 @@
-/**
- * `crawl-engine recrawl <jobId> --storage …`: crawls a finished job again, cheaply (a new job with
- * `options.recrawlOf`: conditional requests, each result marked new, changed, unchanged or gone),
- * to the end, writing its results as `crawl` does.
- */
-import { JOB_ID_PATTERN } from '../../core/jobs.js';
 import type { Job } from '../../core/types.js';
 import { TERMINAL_STATUSES } from '../../core/types.js';
-import { intFlag, type OptionSpec, parseOptions, RUN_OPTIONS, runSettings, scheduleFlags, USAGE } from '../args.js';
+import { intFlag, type OptionSpec, parseOptions, RUN_OPTIONS, runSettings, scheduleFlags, USAGE, storedJobArgument } from '../args.js';
 import { storageFailure, UsageError } from '../errors.js';
-import { interrupt, within } from '../interrupt.js';
 import { countsLine } from '../render.js';
-import { runJob } from '../run.js';
+import { closeAfterRun, runJob } from '../run.js';
 import { openStorage } from '../storage.js';
 
 /** The run options, and the job options a recrawl may change. */
@@ -31,13 +24,7 @@ export async function recrawlCommand(argv: string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  if (positionals.length !== 1)
-    throw new UsageError(positionals.length === 0 ? 'recrawl: missing <jobId>' : `recrawl: expected one <jobId>, got ${positionals.length}`);
-  const jobId = positionals[0]!;
-  if (!JOB_ID_PATTERN.test(jobId)) throw new UsageError(`recrawl: <jobId>: expected a job id such as job_…, got ${JSON.stringify(jobId.slice(0, 80))}`);
-  if (values.storage === undefined || values.storage === 'memory') {
-    throw new UsageError('recrawl: --storage is required: the sqlite:FILE, pglite:DIR, postgres://… or redis://… the job was crawled with');
-  }
+  const jobId = storedJobArgument('recrawl', positionals, values);
   const maxPages = intFlag('--max-pages', values['max-pages'], 1, 1_000_000);
   const maxDepth = intFlag('--max-depth', values['max-depth'], 0, 1000);
   const perHostConcurrency = intFlag('--per-host-concurrency', values['per-host-concurrency'], 1, 100);
@@ -78,8 +65,6 @@ export async function recrawlCommand(argv: string[]): Promise<number> {
   } catch (error) {
     throw storageFailure(error, opened);
   } finally {
-    const closing = opened.close().catch(() => undefined);
-    if (interrupt.signal === null) await closing;
-    else await within(closing, 1000, undefined);
+    await closeAfterRun(opened);
   }
 }

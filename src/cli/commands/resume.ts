@@ -1,12 +1,9 @@
-/** `crawl-engine resume <jobId> --storage …`: continues a stored job to the end, as `crawl` would have. */
-import { JOB_ID_PATTERN } from '../../core/jobs.js';
 import type { Job } from '../../core/types.js';
 import { TERMINAL_STATUSES } from '../../core/types.js';
-import { parseOptions, RUN_OPTIONS, runSettings, USAGE } from '../args.js';
+import { parseOptions, RUN_OPTIONS, runSettings, USAGE, storedJobArgument } from '../args.js';
 import { storageFailure, UsageError } from '../errors.js';
-import { interrupt, within } from '../interrupt.js';
 import { countsLine } from '../render.js';
-import { runJob } from '../run.js';
+import { closeAfterRun, runJob } from '../run.js';
 import { openStorage } from '../storage.js';
 
 export async function resumeCommand(argv: string[]): Promise<number> {
@@ -15,13 +12,7 @@ export async function resumeCommand(argv: string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  if (positionals.length !== 1)
-    throw new UsageError(positionals.length === 0 ? 'resume: missing <jobId>' : `resume: expected one <jobId>, got ${positionals.length}`);
-  const jobId = positionals[0]!;
-  if (!JOB_ID_PATTERN.test(jobId)) throw new UsageError(`resume: <jobId>: expected a job id such as job_…, got ${JSON.stringify(jobId.slice(0, 80))}`);
-  if (values.storage === undefined || values.storage === 'memory') {
-    throw new UsageError('resume: --storage is required: the sqlite:FILE, pglite:DIR, postgres://… or redis://… the job was crawled with');
-  }
+  const jobId = storedJobArgument('resume', positionals, values);
   const settings = runSettings(values);
   // Only what exists: a mistyped --storage, --schema or --table-prefix must not create a storage.
   const opened = await openStorage(values, { existing: true });
@@ -50,8 +41,6 @@ export async function resumeCommand(argv: string[]): Promise<number> {
   } catch (error) {
     throw storageFailure(error, opened);
   } finally {
-    const closing = opened.close().catch(() => undefined);
-    if (interrupt.signal === null) await closing;
-    else await within(closing, 1000, undefined);
+    await closeAfterRun(opened);
   }
 }
