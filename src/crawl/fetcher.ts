@@ -269,8 +269,59 @@ export interface Fetcher {
    * (and dropped), the whole exchange within `timeoutMs`. Never throws.
    */
   post(url: string, body: string, headers: Record<string, string>, options: PostOptions): Promise<PostResult>;
+  /**
+   * A request a rendering browser makes (a page's scripts, styles, `fetch`/XHR, frames), made for
+   * it: any method, the same private-network guard and connection pool as pages, redirects followed
+   * by hand with every hop checked and asked of `allowHop`, at most `maxBytes` of (decoded) body,
+   * the whole exchange within `timeoutMs`. Any status is an answer; never throws.
+   */
+  resource(request: ResourceRequest, options: ResourceOptions): Promise<ResourceResult>;
   close(): Promise<void>;
 }
+
+/** A browser's request, as {@link Fetcher.resource} makes it. */
+export interface ResourceRequest {
+  url: string;
+  method: string;
+  headers: Record<string, string>;
+  body?: Buffer | null;
+}
+
+export interface ResourceOptions {
+  maxBytes: number;
+  timeoutMs: number;
+  /** Asked about each redirect target: a reason refuses it (the resource then fails with `blocked`). */
+  allowHop?: (url: string) => string | null;
+  signal?: AbortSignal;
+}
+
+/** How a {@link Fetcher.resource} ended: the answer (decoded body, headers without framing ones), or an error. */
+export interface ResourceResult {
+  /** The URL answered (after redirects). */
+  url: string;
+  status: number | null;
+  headers: Record<string, string>;
+  body: Buffer | null;
+  error: { code: PageErrorCode | 'aborted'; message: string } | null;
+}
+
+/** Request headers a browser's request is not forwarded with (framing, hop-by-hop, set by the fetcher). */
+const UNFORWARDED_REQUEST = new Set([
+  'host',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'te',
+  'trailer',
+  'content-length',
+  'accept-encoding',
+  'user-agent',
+  'expect',
+]);
+/** Answer headers not handed back to the browser: the body is handed over whole and decoded. */
+const UNFORWARDED_RESPONSE = new Set(['content-encoding', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'trailer']);
 
 export interface PostOptions {
   /** Headers, body and whole-request timeout. */
@@ -491,8 +542,91 @@ export function createFetcher(options: FetcherOptions): Fetcher {
     }
   }
 
+  async function resource(request: ResourceRequest, resourceOptions: ResourceOptions): Promise<ResourceResult> {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), resourceOptions.timeoutMs);
+    const { signal: outer } = resourceOptions;
+    const stop = () => controller.abort();
+    outer?.addEventListener('abort', stop, { once: true });
+    let url = request.url;
+    let method = request.method.toUpperCase();
+    let body = request.body ?? null;
+    let status: number | null = null;
+    let headers: Record<string, string> = {};
+    const fail = (code: PageErrorCode | 'aborted', message: string): ResourceResult => ({ url, status, headers, body: null, error: { code, message } });
+    const forwarded: Record<string, string> = { 'user-agent': options.userAgent, 'accept-encoding': 'gzip, deflate, br' };
+    for (const [name, value] of Object.entries(request.headers)) {
+      const lower = name.toLowerCase();
+      if (!UNFORWARDED_REQUEST.has(lower) && !lower.startsWith(':')) forwarded[lower] = value;
+    }
+    try {
+      if (outer?.aborted) return fail('aborted', 'the render ended before the request was made');
+      const { undici, dispatcher } = await agentFor();
+      const seen = new Set<string>([url]);
+      for (let hop = 0; ; hop++) {
+        let parsed: URL;
+        try {
+          parsed = new URL(url);
+        } catch {
+          return fail('bad_redirect', `not a URL: ${JSON.stringify(url.slice(0, 200))}`);
+        }
+        if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') return fail('blocked', `refused to fetch ${parsed.protocol} URL`);
+        const refused = guard.checkHost(parsed.hostname);
+        if (refused !== null) return fail('blocked', `refused to connect: ${refused}`);
+        const response = await undici.request(url, {
+          dispatcher,
+          method: method as Dispatcher.HttpMethod,
+          headers: forwarded,
+          body,
+          signal: controller.signal,
+          headersTimeout: resourceOptions.timeoutMs,
+          bodyTimeout: resourceOptions.timeoutMs,
+        });
+        status = response.statusCode;
+        headers = {};
+        for (const [name, value] of Object.entries(flatHeaders(response.headers))) if (!UNFORWARDED_RESPONSE.has(name)) headers[name] = value;
+        const location = header(response.headers, 'location');
+        if (REDIRECTS.has(status) && location !== null) {
+          await response.body.dump({ limit: 64 * 1024 }).catch(() => undefined);
+          const next = normalizeUrl(location, url);
+          if (next === null) return fail('bad_redirect', `HTTP ${status} with an invalid Location header`);
+          if (seen.has(next)) return fail('redirect_loop', `redirect loop: ${url} -> ${next} was already visited`);
+          if (hop + 1 > options.maxRedirects) return fail('too_many_redirects', `more than maxRedirects (${options.maxRedirects}) redirects`);
+          const refusal = resourceOptions.allowHop?.(next) ?? null;
+          if (refusal !== null) return fail('blocked', `redirect to ${next} refused: ${refusal}`);
+          seen.add(next);
+          // As browsers do: 303, and 301/302 of a POST, go on as a GET without a body.
+          if (status === 303 || ((status === 301 || status === 302) && method === 'POST')) {
+            if (method !== 'HEAD') method = 'GET';
+            body = null;
+            delete forwarded['content-type'];
+          }
+          url = next;
+          continue;
+        }
+        const declared = Number(header(response.headers, 'content-length') ?? NaN);
+        if (declared > resourceOptions.maxBytes) {
+          discard(response.body);
+          return fail('too_large', `content-length ${declared} is larger than ${resourceOptions.maxBytes} bytes`);
+        }
+        const raw = await readCapped(response.body, resourceOptions.maxBytes);
+        const decoded = await decompress(raw, header(response.headers, 'content-encoding'), resourceOptions.maxBytes);
+        return { url, status, headers, body: decoded, error: null };
+      }
+    } catch (error) {
+      if (outer?.aborted) return fail('aborted', 'the render ended while the request was made');
+      if (controller.signal.aborted) return fail('timeout', `no complete answer within ${resourceOptions.timeoutMs} ms`);
+      const failure = classifyNetworkError(error);
+      return fail(failure.code, failure.message);
+    } finally {
+      clearTimeout(timer);
+      outer?.removeEventListener('abort', stop);
+    }
+  }
+
   return {
     post,
+    resource,
     fetch: (url, allowHop, fetchOptions) =>
       get(url, allowHop, null, fetchOptions?.hopDelayMs, null, fetchOptions?.timeoutMs, fetchOptions?.conditional ?? null),
     fetchText: (url, maxBytes, textOptions) => get(url, () => null, { maxBytes }, 0, null, textOptions?.timeoutMs),
