@@ -4,7 +4,7 @@
  * @module crawl-engine
  */
 export { createCrawlEngine, DEFAULT_USER_AGENT } from './core/engine.js';
-export type { CrawlEngine, CrawlEngineOptions, CrawlOptions, FetchSettings, RetentionOptions, WebhookSettings } from './core/engine.js';
+export type { CrawlEngine, CrawlEngineOptions, CrawlOptions, FetchSettings, RenderSettings, RetentionOptions, WebhookSettings } from './core/engine.js';
 export { CrawlEngineError } from './core/errors.js';
 export type { CrawlEngineErrorCode, FieldError } from './core/errors.js';
 export { jobInputSchema, JOB_ID_PATTERN } from './core/jobs.js';
@@ -47,6 +47,7 @@ export type {
   PageErrorCode,
   PageLink,
   PageResult,
+  RenderMode,
   ResultChange,
   ResultFormat,
   SitemapMode,
@@ -65,3 +66,6 @@ export { createWebhookSecret, verifyWebhook, WebhookVerificationError } from './
 export type { WebhookHeaders } from './core/webhooks/sign.js';
 export type { RobotsRule } from './crawl/robots.js';
 export { normalizeUrl } from './crawl/url.js';
+export { looksClientRendered, RenderError, shellSignals } from './crawl/render.js';
+export type { Renderer, RenderLoad, RenderRequest, RenderResult, RenderWaitUntil, ShellSignals } from './crawl/render.js';
+export type { ResourceResult } from './crawl/fetcher.js';

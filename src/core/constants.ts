@@ -19,6 +19,11 @@ export const RESULT_FORMATS = ['metadata', 'links', 'text', 'markdown', 'html'] 
 /** How a job uses the site's sitemaps (`JobOptions.sitemap`). */
 export const SITEMAP_MODES = ['include', 'only', 'skip'] as const;
 
+/** When a job's pages are rendered in a browser: `never` (default), `always`, or `auto` (pages that look client-rendered). */
+export const RENDER_MODES = ['never', 'always', 'auto'] as const;
+/** What a render waits for after the document arrived. */
+export const RENDER_WAITS = ['load', 'networkidle'] as const;
+
 /** What a webhook can announce (`JobOptions.webhook.events`), in the order a job can cause them. */
 export const WEBHOOK_EVENTS = ['job.started', 'page', 'job.completed', 'job.failed', 'job.cancelled'] as const;
 

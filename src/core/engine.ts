@@ -5,6 +5,8 @@
 import { z } from 'zod';
 import { fieldErrors, invalid } from './errors.js';
 import { createFetcher, type Fetcher } from '../crawl/fetcher.js';
+import { createPlaywrightRenderer } from '../crawl/playwright.js';
+import type { Renderer } from '../crawl/render.js';
 import { createJobsApi, type JobInput, type JobsApi } from './jobs.js';
 import { engineWebhooksSchema } from './webhooks/options.js';
 import { hasOutbox } from './webhooks/index.js';
@@ -114,6 +116,54 @@ export interface CrawlEngineOptions {
    * every engine that processes needs the same `secret` (unless each job has its own).
    */
   webhooks?: WebhookSettings;
+  /**
+   * Rendering pages in a browser, for jobs with `render: 'always' | 'auto'`: Chromium through
+   * `playwright-core` (an optional peer dependency: `npm install playwright-core`), launched by the
+   * processor (`executablePath`) or reached over a WebSocket (`connect`, e.g. a browser service
+   * from a serverless function), or any `renderer` of your own. The browser never reaches the
+   * network by itself: its document is the one the fetcher fetched, and every other request goes
+   * through the fetcher (the private-network guard, timeouts, byte caps) or is refused.
+   * @default undefined (jobs that render are refused with a 400 naming `render`)
+   */
+  render?: RenderSettings;
+}
+
+/** See {@link CrawlEngineOptions.render}. */
+export interface RenderSettings {
+  /**
+   * A local Chromium to launch: Debian's `/usr/bin/chromium`, `@sparticuz/chromium`'s
+   * `await chromium.executablePath()` on AWS Lambda or Vercel… Absent (and no `connect`): the
+   * Chromium Playwright installs (`npx playwright install chromium`).
+   */
+  executablePath?: string;
+  /** More Chromium flags, after the engine's own (see docs/rendering.md). */
+  args?: string[];
+  /**
+   * A remote browser instead of a local one: its WebSocket endpoint over the Chrome DevTools
+   * Protocol (`protocol: 'cdp'`, default: Browserless, a Chromium started with
+   * `--remote-debugging-port`), or Playwright's own (`'playwright'`: `launchServer()`).
+   */
+  connect?: { wsEndpoint: string; protocol?: 'cdp' | 'playwright'; headers?: Record<string, string> };
+  /** Pages rendered at once by one engine (1–64). @default 4 */
+  concurrency?: number;
+  /** A page's whole render, from the browser's start when it needs one; past it the page fails with `render_failed` (and is retried). @default 30000 */
+  timeoutMs?: number;
+  /** Longest wait for `load`, `networkidle` or the job's `renderSelector`; past it the page is read as it stands. @default 10000 */
+  waitMs?: number;
+  /** Largest rendered HTML, in characters; a larger page fails with `too_large`. @default fetch.maxBytes */
+  maxHtmlBytes?: number;
+  /** Requests one page may make through the fetcher (scripts, styles, fetch/XHR, frames); further ones are refused. @default 200 */
+  maxRequests?: number;
+  /** Resource types refused without a request (Playwright's `resourceType()` names). @default ['image', 'font', 'media'] */
+  block?: string[];
+  /** A local Chromium is restarted after this many pages (a remote one is reconnected). @default 100 */
+  restartAfterPages?: number;
+  /** The browser is closed after this long without a render (0: kept open until `close()`). @default 30000 */
+  idleCloseMs?: number;
+  /** V8 heap cap of a page in a local Chromium, in MB: a page past it crashes alone (`render_failed`). @default 512 */
+  maxHeapMb?: number;
+  /** Your own renderer (see the `Renderer` interface): the options above but `timeoutMs` and `maxHtmlBytes` are then unused. */
+  renderer?: Renderer;
 }
 
 /** See {@link CrawlEngineOptions.webhooks}. */
@@ -180,7 +230,7 @@ export interface CrawlEngine {
    * user agent, timeouts and private-network guard). Throws `invalid_input` naming the bad field.
    */
   map(url: string, options?: MapOptions): Promise<MapResult>;
-  /** Closes the HTTP connection pool (not the storage, which the caller owns). */
+  /** Closes the HTTP connection pool and the renderer's browser (not the storage, which the caller owns). */
   close(): Promise<void>;
 }
 
@@ -234,6 +284,38 @@ const optionsSchema = z
       })
       .optional(),
     webhooks: engineWebhooksSchema,
+    render: z
+      .strictObject({
+        executablePath: z.string().min(1).max(4096).optional(),
+        args: z.array(z.string().max(4096)).max(100).optional(),
+        connect: z
+          .strictObject({
+            wsEndpoint: z.url({ protocol: /^(?:wss?|https?)$/, error: 'expected a ws://, wss://, http:// or https:// URL' }),
+            protocol: z.enum(['cdp', 'playwright']).optional(),
+            headers: z.record(z.string(), z.string()).optional(),
+          })
+          .optional(),
+        concurrency: int(1, 64).default(4),
+        timeoutMs: int(1000, 600_000).default(30_000),
+        waitMs: int(0, 600_000).default(10_000),
+        maxHtmlBytes: int(1024, 1024 ** 3).optional(),
+        maxRequests: int(0, 10_000).default(200),
+        block: z.array(z.string().min(1).max(64)).max(20).default(['image', 'font', 'media']),
+        restartAfterPages: int(1, 1_000_000).default(100),
+        idleCloseMs: int(0, 86_400_000).default(30_000),
+        maxHeapMb: int(16, 65_536).default(512),
+        renderer: z
+          .custom<Renderer>(
+            (value) =>
+              typeof value === 'object' &&
+              value !== null &&
+              typeof (value as Renderer).render === 'function' &&
+              typeof (value as Renderer).close === 'function',
+            'expected a Renderer: an object with render() and close()',
+          )
+          .optional(),
+      })
+      .optional(),
   })
   .strict()
   .superRefine((options, ctx) => {
@@ -244,7 +326,20 @@ const optionsSchema = z
         message: `expected a storage with deleteFinishedJobs() (${options.storage.name ?? 'this storage'} has none)`,
       });
     }
-    if (options.leaseMs !== undefined && options.leaseMs < options.fetch.timeoutMs) {
+    if (options.render?.executablePath !== undefined && options.render.connect !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['render', 'connect'],
+        message: 'expected either executablePath (a local Chromium) or connect (a remote one), not both',
+      });
+    }
+    if (options.render !== undefined && options.leaseMs !== undefined && options.leaseMs < options.fetch.timeoutMs + options.render.timeoutMs) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['leaseMs'],
+        message: `expected at least fetch.timeoutMs + render.timeoutMs (${options.fetch.timeoutMs + options.render.timeoutMs}) so that a page's fetch and render keep its lease`,
+      });
+    } else if (options.leaseMs !== undefined && options.leaseMs < options.fetch.timeoutMs) {
       ctx.addIssue({
         code: 'custom',
         path: ['leaseMs'],
@@ -273,6 +368,27 @@ export function createCrawlEngine(options: CrawlEngineOptions): CrawlEngine {
       allowPrivateNetwork: settings.fetch.allowPrivateNetwork,
     }));
 
+  const renderSettings = settings.render;
+  let renderer: Renderer | null = null;
+  const getRenderer = (): Renderer =>
+    (renderer ??=
+      renderSettings?.renderer ??
+      createPlaywrightRenderer({
+        ...(renderSettings?.executablePath === undefined ? {} : { executablePath: renderSettings.executablePath }),
+        ...(renderSettings?.args === undefined ? {} : { args: renderSettings.args }),
+        ...(renderSettings?.connect === undefined ? {} : { connect: renderSettings.connect }),
+        userAgent: settings.fetch.userAgent,
+        concurrency: renderSettings!.concurrency,
+        timeoutMs: renderSettings!.timeoutMs,
+        waitMs: renderSettings!.waitMs,
+        maxHtmlBytes: renderSettings!.maxHtmlBytes ?? settings.fetch.maxBytes,
+        maxRequests: renderSettings!.maxRequests,
+        block: renderSettings!.block,
+        restartAfterPages: renderSettings!.restartAfterPages,
+        idleCloseMs: renderSettings!.idleCloseMs,
+        maxHeapMb: renderSettings!.maxHeapMb,
+      }));
+
   const { checkHost } = createAddressGuard(settings.fetch.allowPrivateNetwork);
   const webhookRefused = settings.webhooks.url === undefined ? null : checkHost(new URL(settings.webhooks.url).hostname);
   if (webhookRefused !== null) {
@@ -300,6 +416,7 @@ export function createCrawlEngine(options: CrawlEngineOptions): CrawlEngine {
       enabled: webhooksOn,
     },
     settings.retention?.finishedJobsMaxAgeMs,
+    renderSettings !== undefined,
   );
   const processor = createProcessor({
     storage,
@@ -307,7 +424,12 @@ export function createCrawlEngine(options: CrawlEngineOptions): CrawlEngine {
     fetcher: getFetcher,
     fetchTimeoutMs: settings.fetch.timeoutMs,
     emit,
-    leaseMs: settings.leaseMs ?? Math.max(60_000, settings.fetch.timeoutMs),
+    // A rendering page holds its lease through its fetch, render, parse and content (up to 15 s each
+    // for the last two): the default lease leaves room for all of them.
+    leaseMs: settings.leaseMs ?? Math.max(60_000, settings.fetch.timeoutMs + (renderSettings === undefined ? 0 : renderSettings.timeoutMs + 30_000)),
+    ...(renderSettings === undefined
+      ? {}
+      : { render: { renderer: getRenderer, timeoutMs: renderSettings.timeoutMs, maxBytes: renderSettings.maxHtmlBytes ?? settings.fetch.maxBytes } }),
     retry: settings.retry,
     maxLinksPerPage: settings.maxLinksPerPage,
     maxActiveJobs: settings.maxActiveJobs,
@@ -368,7 +490,9 @@ export function createCrawlEngine(options: CrawlEngineOptions): CrawlEngine {
     async close() {
       const current = fetcher;
       fetcher = null;
-      await current?.close();
+      const browser = renderer;
+      renderer = null;
+      await Promise.all([current?.close(), browser?.close()]);
     },
   };
 }

@@ -3,7 +3,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { CRAWL_SCOPES, DEFAULT_SCOPE, JOB_STATUSES, RESULT_FORMATS, SITEMAP_MODES, WEBHOOK_EVENTS } from './constants.js';
+import { CRAWL_SCOPES, DEFAULT_SCOPE, JOB_STATUSES, RENDER_MODES, RENDER_WAITS, RESULT_FORMATS, SITEMAP_MODES, WEBHOOK_EVENTS } from './constants.js';
 import { CrawlEngineError, fieldErrors, invalid } from './errors.js';
 import { type ListLinksOptions, listLinks, parseLinksOptions } from './links.js';
 import type { CrawlStorage, WebhookDelivery } from './storage.js';
@@ -112,6 +112,21 @@ export const jobInputSchema = z.strictObject({
     .max(64, 'expected at most 64 characters')
     .refine(noNul, NUL_MESSAGE)
     .optional(),
+  /**
+   * Render pages in a browser before reading them (needs an engine made with the `render` option):
+   * `never` (default), `always`, or `auto`: only pages whose fetched HTML looks like a
+   * client-rendered shell (a script, and almost no text or an empty `#root`/`#app`/`#__next`).
+   */
+  render: z.enum(RENDER_MODES).default('never'),
+  /** What a render waits for after the document arrived: `load` (default) or `networkidle`, within the engine's `render.waitMs`. */
+  renderWait: z.enum(RENDER_WAITS).optional(),
+  /** A render also waits until an element matches this CSS selector (within the engine's `render.waitMs`). */
+  renderSelector: z
+    .string({ error: 'expected a CSS selector string' })
+    .min(1)
+    .max(500, 'expected at most 500 characters')
+    .refine(noNul, NUL_MESSAGE)
+    .optional(),
   metadata: metadata.optional(),
 });
 
@@ -142,6 +157,9 @@ export const recrawlOverridesSchema = z.strictObject({
   perHostDelayMs: jobInputSchema.shape.perHostDelayMs.removeDefault().optional(),
   priority: jobInputSchema.shape.priority.removeDefault().optional(),
   sitemap: jobInputSchema.shape.sitemap.removeDefault().optional(),
+  render: jobInputSchema.shape.render.removeDefault().optional(),
+  renderWait: jobInputSchema.shape.renderWait,
+  renderSelector: jobInputSchema.shape.renderSelector,
   /** Replaces the earlier job's webhook (default: the earlier job's; `null`: none). */
   webhook: jobInputSchema.shape.webhook,
   /**
@@ -322,7 +340,19 @@ export function createJobsApi(
   webhookDefaults: JobWebhookDefaults = { hasSecret: false },
   /** The engine's `retention.finishedJobsMaxAgeMs`: a schedule must recrawl a job before it is deleted. */
   finishedJobsMaxAgeMs?: number,
+  /** Whether the engine was made with the `render` option: a job that renders needs it. */
+  canRender = true,
 ): JobsApiWithSchedules {
+  /** Refuses `render: 'always' | 'auto'` on an engine that cannot render. */
+  const checkRender = (options: { render?: string | undefined }) => {
+    if (canRender || options.render === undefined || options.render === 'never') return;
+    throw invalid('invalid_input', 'job input', [
+      {
+        path: 'render',
+        message: `expected 'never' on an engine made without the render option (createCrawlEngine({ render: { executablePath } }) or render: { connect: { wsEndpoint } }; the CLI: --render with --chromium or --browser-ws)`,
+      },
+    ]);
+  };
   /** The job's webhook with the engine's defaults applied, checked; undefined for none. */
   const resolveWebhook = (given: z.output<typeof jobWebhookSchema> | null | undefined): JobWebhook | undefined => {
     if (given === null) return undefined;
@@ -359,6 +389,7 @@ export function createJobsApi(
       if (refused !== null) throw invalid('invalid_input', 'job input', [{ path: 'url', message: `expected an address the processors may fetch: ${refused}` }]);
       const { metadata: meta, url: _url, webhook: givenWebhook, ...rest } = parsed;
       const webhook = resolveWebhook(givenWebhook);
+      checkRender(rest);
       await checkScheduleOption(rest);
       return store(url, rest, webhook, meta ?? {});
     },
@@ -387,6 +418,7 @@ export function createJobsApi(
         recrawlOf: id,
       };
       if (typeof scheduleTimezone === 'string' && typeof schedule !== 'string') throw timezoneWithoutSchedule();
+      checkRender(changed);
       // The earlier job's webhook (secret included) unless the overrides name another or null;
       // checked again, as the engine or its defaults may have changed since.
       const webhook = resolveWebhook(givenWebhook === undefined ? earlierWebhook : givenWebhook);

@@ -3,6 +3,7 @@ import {
   type JOB_STATUSES,
   type PROGRESS_EVENT_TYPES,
   type RESULT_FORMATS,
+  type RENDER_MODES,
   type SITEMAP_MODES,
   type WEBHOOK_EVENTS,
   SKIP_CODE_LIST,
@@ -115,7 +116,20 @@ export interface JobOptions {
   schedule?: string;
   /** The IANA time zone `schedule` is read in (absent: UTC). */
   scheduleTimezone?: string;
+  /**
+   * Whether pages are rendered in a browser (the engine's `render` option) before they are read:
+   * `never` (default, and for jobs created before rendering existed), `always`, or `auto`: only
+   * pages whose fetched HTML looks like a client-rendered shell (see `looksClientRendered`).
+   */
+  render?: RenderMode;
+  /** What a render waits for after the document arrived: `load` (default) or `networkidle`, within the engine's `render.waitMs`. */
+  renderWait?: 'load' | 'networkidle';
+  /** A render also waits until an element matches this CSS selector (within `render.waitMs`). */
+  renderSelector?: string;
 }
+
+/** When a job's pages are rendered in a browser (`JobOptions.render`). */
+export type RenderMode = (typeof RENDER_MODES)[number];
 
 /**
  * Counters kept by storage, updated atomically with every state change. They add up:
@@ -177,6 +191,8 @@ export type PageErrorCode =
   | 'not_html'
   | 'robots'
   | 'extract_error'
+  /** The page could not be rendered (`render`): the browser crashed, could not start, or the render took longer than `render.timeoutMs`. */
+  | 'render_failed'
   /** Its attempts were used up by processors that stopped (or lost the lease) before storing a result. */
   | 'abandoned';
 
@@ -269,6 +285,8 @@ export interface PageResult {
    * by a processor whose engine has `retention`: it stores a copy instead.
    */
   contentFrom?: string;
+  /** True when the page's HTML is what a browser rendered (`render: 'always'`, or `'auto'` on a page that looked client-rendered). */
+  rendered?: boolean;
 }
 
 /** How a recrawl's page compares with the job it crawls again (`PageResult.change`). */

@@ -9,7 +9,8 @@ import { type extractPage, extractPageAsync } from '../../crawl/extract.js';
 import { loadCheerio, ParseLimitError, parseHtml } from '../../crawl/parse.js';
 import { sliceUsed, yieldToLoop } from '../../crawl/slices.js';
 import { linkFilter, scopeMatcher } from '../../crawl/url.js';
-import { validator } from '../../crawl/fetcher.js';
+import { type FetchResult, validator } from '../../crawl/fetcher.js';
+import { looksClientRendered, RenderError } from '../../crawl/render.js';
 import { changeOf, fillContent } from '../recrawl.js';
 import type { FrontierLink, Lease, SkippedLink } from '../storage.js';
 import type { ErrorInfo, Job, PageResult, RunReport } from '../types.js';
@@ -27,6 +28,8 @@ export interface RunState {
   report: RunReport;
   deadline: number;
   robots: RobotsRunCache;
+  /** The run's `signal`: a render in flight ends when it is aborted. */
+  signal?: AbortSignal;
   /** Stores outcomes, batched into `completeMany` calls when the storage and the run allow. */
   batcher: Batcher;
   /**
@@ -201,35 +204,57 @@ export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipel
     let content: ContentFields | null = null;
     // With the `links` format the walk also collects every link's anchor text and rel.
     const withLinks = job.options.formats?.includes('links') === true;
-    if (error === null && fetched.html !== null) {
+    const renderMode = job.options.render ?? 'never';
+    /** The page's HTML: as fetched, or as a browser rendered it (`render`). */
+    let body = fetched.html;
+    let rendered = false;
+    const renderNow = async (html: string) => {
+      const out = await renderPage(lease, ctx, run, fetched, html);
+      if ('error' in out) error = out.error;
+      else {
+        body = out.html;
+        rendered = true;
+      }
+    };
+    if (error === null && body !== null && renderMode === 'always') await renderNow(body);
+    if (error === null && body !== null) {
       // Parsing and the walk yield to the event loop as they go; a page past a parse bound is
       // stored as failed (`too_complex`, not transient) rather than thrown, which would retry it.
-      const body = fetched.html;
-      const parsed = await withParseSlot(async () => {
-        const document = await parseHtml(body).catch((cause: unknown) => {
-          if (!(cause instanceof ParseLimitError)) throw cause;
-          error = { code: cause.code, message: cause.message };
-          return null;
+      // With `render: 'auto'`, a page that looks client-rendered is rendered, then parsed again.
+      const parse = (html: string, checkShell: boolean) =>
+        withParseSlot(async () => {
+          const document = await parseHtml(html).catch((cause: unknown) => {
+            if (!(cause instanceof ParseLimitError)) throw cause;
+            error = { code: cause.code, message: cause.message };
+            return null;
+          });
+          if (document === null) return null;
+          if (checkShell && looksClientRendered(document)) return 'shell' as const;
+          const found = await extractPageAsync(
+            document,
+            fetched.finalUrl,
+            deps.maxLinksPerPage,
+            undefined,
+            withLinks ? { outlinks: ctx.inScopeUrl, hash: true } : { hash: true },
+          );
+          return { document, extracted: found };
         });
-        if (document === null) return null;
-        const found = await extractPageAsync(
-          document,
-          fetched.finalUrl,
-          deps.maxLinksPerPage,
-          undefined,
-          withLinks ? { outlinks: ctx.inScopeUrl, hash: true } : { hash: true },
-        );
-        return { document, extracted: found };
-      });
-      const document = parsed?.document ?? null;
-      extracted = parsed?.extracted ?? null;
+      let parsed = await parse(body, renderMode === 'auto');
+      if (parsed === 'shell') {
+        await renderNow(body);
+        parsed = error === null ? await parse(body, false) : null;
+      }
+      const page = parsed === 'shell' ? null : parsed;
+      const document = page?.document ?? null;
+      extracted = page?.extracted ?? null;
+      const html = body;
       // The text, markdown and html the job's formats ask for (see crawl/content.ts). Outside the
       // parse slot: most of it is the content worker's, and this thread parses other pages meanwhile.
       if (document !== null && wantsContent(job.options.formats)) {
         // A page queued behind slow ones in the content worker waits no longer than its lease
         // allows (a quarter of it kept for the page's own 15 s at most, the fallback and the store).
         const maxWaitMs = Math.max(0, lease.expiresAt - now() - deps.leaseMs / 4 - WORKER_TIMEOUT_MS);
-        content = await pageContent(body, document, {
+        content = await pageContent(html, document, {
           formats: job.options.formats!,
           onlyMainContent: job.options.onlyMainContent,
           url: fetched.finalUrl,
@@ -245,7 +270,7 @@ export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipel
             depth: lease.depth,
             status: fetched.status!,
             headers: fetched.headers,
-            html: fetched.html,
+            html,
             $,
             job,
           });
@@ -283,6 +308,7 @@ export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipel
       etag: validator(fetched.headers.etag),
       lastModified: validator(fetched.headers['last-modified']),
       contentHash: extracted?.contentHash ?? null,
+      ...(rendered ? { rendered } : {}),
     };
     if (withLinks) {
       result.outlinks = extracted?.outlinks ?? [];
@@ -295,6 +321,77 @@ export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipel
     } else {
       await finish(lease, run, result, [], [], ctx, prior);
     }
+  }
+
+  /**
+   * Renders a fetched page in the engine's renderer. The browser is handed the fetched document and
+   * makes every other request through the fetcher's `resource()` (the guard, caps and timeouts of
+   * pages; robots.txt for frames' documents, as far as this processor knows the origin's rules).
+   * The render ends by the renderer's `timeoutMs`, the run's signal, or when only a quarter of the
+   * lease would be left for parsing and storing. A failure is the page's error (`render_failed`,
+   * transient, or `too_large`).
+   */
+  async function renderPage(
+    lease: Lease,
+    ctx: JobContext,
+    run: RunState,
+    fetched: FetchResult,
+    html: string,
+  ): Promise<{ html: string } | { error: ErrorInfo & { transient: boolean } }> {
+    const render = deps.render;
+    if (render === undefined) {
+      return {
+        error: {
+          code: 'render_failed',
+          message: `the job has render: '${ctx.job.options.render}', and this processor's engine was made without the render option`,
+          transient: false,
+        },
+      };
+    }
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), Math.max(0, lease.expiresAt - now() - deps.leaseMs / 4));
+    const stop = () => controller.abort();
+    run.signal?.addEventListener('abort', stop, { once: true });
+    const fetcher = deps.fetcher();
+    try {
+      const out = await render.renderer().render({
+        url: fetched.finalUrl,
+        document: { status: fetched.status ?? 200, contentType: fetched.contentType, html },
+        waitUntil: ctx.job.options.renderWait ?? 'load',
+        ...(ctx.job.options.renderSelector === undefined ? {} : { selector: ctx.job.options.renderSelector }),
+        signal: controller.signal,
+        load: async (request) => {
+          const allowHop = (url: string) => (request.kind === 'document' ? robotsRefusal(url, ctx, run) : Promise.resolve(null));
+          const refusal = await allowHop(request.url);
+          if (refusal !== null) return { url: request.url, status: null, headers: {}, body: null, error: { code: 'robots', message: refusal } };
+          return fetcher.resource(request, { maxBytes: render.maxBytes, timeoutMs: deps.fetchTimeoutMs ?? 15_000, signal: controller.signal });
+        },
+      });
+      if (out.html.length > render.maxBytes) {
+        return { error: { code: 'too_large', message: `the rendered HTML is larger than render.maxHtmlBytes (${render.maxBytes})`, transient: false } };
+      }
+      return { html: out.html };
+    } catch (cause) {
+      if (cause instanceof RenderError) return { error: { code: cause.code, message: cause.message, transient: cause.transient } };
+      return { error: { code: 'render_failed', message: `the renderer threw: ${message(cause)}`, transient: true } };
+    } finally {
+      clearTimeout(timer);
+      run.signal?.removeEventListener('abort', stop);
+    }
+  }
+
+  /** Why robots.txt refuses a frame's document, by the rules this processor knows of its origin; null: allowed (or unknown). */
+  async function robotsRefusal(href: string, ctx: JobContext, run: RunState): Promise<string | null> {
+    if (!ctx.job.options.respectRobots) return null;
+    let url: URL;
+    try {
+      url = new URL(href);
+    } catch {
+      return null;
+    }
+    const rules = await robots.linkRecords(ctx.job.id, [url], run.robots);
+    const verdict = judgeLink(url, rules.get(url.origin) ?? null, now());
+    return verdict.robots === 'disallowed' ? verdict.message : null;
   }
 
   /** The content fields a job asks for: those worked out, or null for a page without them (not HTML, failed). */

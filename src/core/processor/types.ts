@@ -4,6 +4,7 @@
  */
 import type { CheerioAPI } from 'cheerio/slim';
 import type { Fetcher } from '../../crawl/fetcher.js';
+import type { Renderer } from '../../crawl/render.js';
 import type { CrawlStorage } from '../storage.js';
 import type { EngineWebhookSettings } from '../webhooks/options.js';
 import type { Job, ProgressEvent, RunReport } from '../types.js';
@@ -92,6 +93,11 @@ export interface ProcessorDeps {
   storage: CrawlStorage;
   userAgent: string;
   fetcher: () => Fetcher;
+  /**
+   * Renders pages of jobs with `render: 'always' | 'auto'`, with its settings (the engine's
+   * `render` option); undefined: this engine has none, and such a page fails with `render_failed`.
+   */
+  render?: { renderer: () => Renderer; timeoutMs: number; maxBytes: number };
   /** The engine's `fetch.timeoutMs`: how far past a run's deadline a start URL's sitemaps may be read. */
   fetchTimeoutMs?: number;
   /** Hands stored events to in-process listeners (isolated: it never throws). */

@@ -1,0 +1,370 @@
+/**
+ * The Playwright renderer: Chromium, launched here (`executablePath`) or reached over a WebSocket
+ * (`connect`), through `playwright-core` (an optional peer dependency, imported on the first render).
+ *
+ * The browser never talks to the network by itself:
+ * - every HTTP request of every frame is intercepted (`context.route`): the page's own document is
+ *   served from what the engine's fetcher fetched, and anything else is either aborted (images,
+ *   fonts and media by default, navigations away, popups, requests past the page's cap) or made by
+ *   the engine's guarded fetcher (`RenderRequest.load`) and handed back;
+ * - WebSockets are refused (`context.routeWebSocket`) and service workers blocked;
+ * - a Chromium launched here also has a proxy that refuses every connection and a host resolver
+ *   that resolves nothing, so whatever Chromium might open outside interception (a
+ *   `<link rel=preconnect>`, WebRTC) reaches nothing; `escapes` counts those attempts.
+ *
+ * Bounds: one browser context per page, closed on every path (which closes its popups); the whole
+ * render within `timeoutMs`, the wait within `waitMs`; at most `maxRequests` requests per page; the
+ * rendered HTML at most `maxHtmlBytes`; at most `concurrency` pages at once; a V8 heap cap per page;
+ * the browser restarted after `restartAfterPages` pages, on a crash or disconnect, and closed when
+ * idle for `idleCloseMs`.
+ */
+import { createServer, type Server } from 'node:net';
+import type { Browser, BrowserContext, Page, Request as PlaywrightRequest, Route } from 'playwright-core';
+import { type Renderer, RenderError, type RenderRequest, type RenderResult } from './render.js';
+
+export interface PlaywrightRendererOptions {
+  /** A local Chromium's executable (Debian's `/usr/bin/chromium`, `@sparticuz/chromium`'s path…). */
+  executablePath?: string;
+  /** More Chromium flags (after the engine's own). */
+  args?: string[];
+  /** A remote browser instead: its WebSocket endpoint, over CDP (`connectOverCDP`, default) or Playwright's protocol (`connect`). */
+  connect?: { wsEndpoint: string; protocol?: 'cdp' | 'playwright'; headers?: Record<string, string> };
+  userAgent: string;
+  concurrency: number;
+  timeoutMs: number;
+  waitMs: number;
+  maxHtmlBytes: number;
+  maxRequests: number;
+  block: readonly string[];
+  restartAfterPages: number;
+  idleCloseMs: number;
+  /** V8 heap cap of a page's renderer process (local Chromium only); a page past it crashes alone. */
+  maxHeapMb: number;
+}
+
+/** What a Playwright renderer has done, for tests and diagnostics. */
+export interface PlaywrightRendererStats {
+  /** Browsers launched or connected to. */
+  launches: number;
+  /** Pages rendered (or tried). */
+  renders: number;
+  /** Connections Chromium tried to open outside interception, refused by the renderer's proxy. */
+  escapes: number;
+  /** Pages rendering now. */
+  active: number;
+}
+
+export interface PlaywrightRenderer extends Renderer {
+  stats(): PlaywrightRendererStats;
+}
+
+/** Flags of a Chromium launched for rendering: quiet (no background traffic), headless, small. */
+const BASE_ARGS = [
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--disable-default-apps',
+  '--disable-extensions',
+  '--disable-dev-shm-usage',
+  '--mute-audio',
+  '--no-pings',
+  '--disable-domain-reliability',
+  '--disable-breakpad',
+  '--disable-features=Translate,OptimizationHints,MediaRouter,DialMediaRouteProvider,InterestFeedContentSuggestions,NetworkPrediction,Prerender2',
+  '--force-webrtc-ip-handling-policy=disable_non_proxied_udp',
+  '--webrtc-ip-handling-policy=disable_non_proxied_udp',
+  '--host-resolver-rules=MAP * ~NOTFOUND',
+  '--proxy-bypass-list=<-loopback>',
+];
+
+/** Run in every frame before its scripts: no WebRTC (its connections are not HTTP requests to intercept). */
+const NO_WEBRTC = `for (const name of ['RTCPeerConnection', 'webkitRTCPeerConnection', 'RTCDataChannel', 'RTCIceTransport', 'RTCSctpTransport']) {
+  try { Object.defineProperty(globalThis, name, { value: undefined, writable: false, configurable: false }); } catch {}
+}`;
+
+type PlaywrightModule = typeof import('playwright-core');
+let playwrightModule: Promise<PlaywrightModule> | null = null;
+async function loadPlaywright(): Promise<PlaywrightModule> {
+  playwrightModule ??= import('playwright-core').catch((cause: unknown) => {
+    playwrightModule = null;
+    throw new RenderError('render_failed', `rendering needs the playwright-core package (npm install playwright-core): ${(cause as Error).message}`, false);
+  });
+  return playwrightModule;
+}
+
+interface BrowserHandle {
+  browser: Promise<Browser>;
+  /** Pages started on it. */
+  pages: number;
+  /** Pages rendering on it now. */
+  active: number;
+  /** No new pages: closed once its last page ends. */
+  retired: boolean;
+}
+
+export function createPlaywrightRenderer(options: PlaywrightRendererOptions): PlaywrightRenderer {
+  const stats: PlaywrightRendererStats = { launches: 0, renders: 0, escapes: 0, active: 0 };
+  let current: BrowserHandle | null = null;
+  let proxy: Promise<{ server: Server; port: number }> | null = null;
+  let idleTimer: NodeJS.Timeout | null = null;
+  const block = new Set(options.block);
+  let slots = options.concurrency;
+  const waiting: Array<() => void> = [];
+
+  /** The proxy every connection a launched Chromium opens outside interception goes to: it refuses them all. */
+  function refusingProxy(): Promise<{ server: Server; port: number }> {
+    proxy ??= new Promise((resolve, reject) => {
+      const server = createServer((socket) => {
+        stats.escapes++;
+        socket.destroy();
+      });
+      server.unref();
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => resolve({ server, port: (server.address() as { port: number }).port }));
+    });
+    return proxy;
+  }
+
+  async function open(): Promise<Browser> {
+    const { chromium } = await loadPlaywright();
+    stats.launches++;
+    try {
+      if (options.connect !== undefined) {
+        const { wsEndpoint, protocol = 'cdp', headers } = options.connect;
+        return protocol === 'cdp'
+          ? await chromium.connectOverCDP(wsEndpoint, { timeout: options.timeoutMs, ...(headers === undefined ? {} : { headers }) })
+          : await chromium.connect(wsEndpoint, { timeout: options.timeoutMs, ...(headers === undefined ? {} : { headers }) });
+      }
+      const { port } = await refusingProxy();
+      return await chromium.launch({
+        headless: true,
+        timeout: options.timeoutMs,
+        ...(options.executablePath === undefined ? {} : { executablePath: options.executablePath }),
+        args: [...BASE_ARGS, `--proxy-server=http://127.0.0.1:${port}`, `--js-flags=--max-old-space-size=${options.maxHeapMb}`, ...(options.args ?? [])],
+      });
+    } catch (cause) {
+      if (cause instanceof RenderError) throw cause;
+      const text = (cause as Error).message.split('\n', 1)[0];
+      throw new RenderError(
+        'render_failed',
+        `could not ${options.connect === undefined ? 'launch Chromium' : `connect to ${options.connect.wsEndpoint}`}: ${text}`,
+        true,
+      );
+    }
+  }
+
+  /** The browser for one more page: a new one when there is none, the last one crashed or it served `restartAfterPages`. */
+  function acquire(): BrowserHandle {
+    if (current !== null && current.pages >= options.restartAfterPages) retire(current);
+    if (current === null) {
+      const handle: BrowserHandle = { browser: open(), pages: 0, active: 0, retired: false };
+      handle.browser.then(
+        (browser) =>
+          browser.on('disconnected', () => {
+            if (current === handle) current = null;
+            handle.retired = true;
+          }),
+        () => {
+          if (current === handle) current = null;
+        },
+      );
+      current = handle;
+    }
+    current.pages++;
+    current.active++;
+    return current;
+  }
+
+  function retire(handle: BrowserHandle): void {
+    handle.retired = true;
+    if (current === handle) current = null;
+    if (handle.active === 0) void handle.browser.then((b) => b.close()).catch(() => undefined);
+  }
+
+  function releaseBrowser(handle: BrowserHandle): void {
+    handle.active--;
+    if (handle.retired && handle.active === 0) void handle.browser.then((b) => b.close()).catch(() => undefined);
+    if (stats.active === 0 && options.idleCloseMs > 0) {
+      idleTimer ??= setTimeout(() => {
+        idleTimer = null;
+        if (stats.active === 0 && current !== null) retire(current);
+      }, options.idleCloseMs);
+      idleTimer.unref();
+    }
+  }
+
+  async function slot(signal: AbortSignal): Promise<void> {
+    if (slots > 0) {
+      slots--;
+      return;
+    }
+    await new Promise<void>((resolve, reject) => {
+      const go = () => {
+        signal.removeEventListener('abort', stop);
+        resolve();
+      };
+      const stop = () => {
+        const at = waiting.indexOf(go);
+        if (at >= 0) waiting.splice(at, 1);
+        reject(new RenderError('render_failed', 'no render slot came free in time (raise render.concurrency, or lower the crawl concurrency)', true));
+      };
+      if (signal.aborted) return stop();
+      waiting.push(go);
+      signal.addEventListener('abort', stop, { once: true });
+    });
+  }
+
+  function freeSlot(): void {
+    const next = waiting.shift();
+    if (next !== undefined) next();
+    else slots++;
+  }
+
+  async function render(request: RenderRequest): Promise<RenderResult> {
+    await slot(request.signal);
+    if (idleTimer !== null) {
+      clearTimeout(idleTimer);
+      idleTimer = null;
+    }
+    stats.active++;
+    stats.renders++;
+    const handle = acquire();
+    let context: BrowserContext | null = null;
+    let browserOf: Browser | null = null;
+    let onGone: (() => void) | null = null;
+    let finished = false;
+    let timer: NodeJS.Timeout | undefined;
+    const ended = new Promise<never>((_, reject) => {
+      const stop = (why: string) => reject(new RenderError('render_failed', why, true));
+      timer = setTimeout(() => stop(`the render took longer than render.timeoutMs (${options.timeoutMs} ms)`), options.timeoutMs);
+      request.signal.addEventListener('abort', () => stop('the render was stopped (the processor stopped, or the lease would not hold)'), { once: true });
+    });
+    ended.catch(() => undefined);
+    try {
+      const browser = await Promise.race([handle.browser, ended]);
+      browserOf = browser;
+      context = await Promise.race([
+        browser.newContext({
+          userAgent: options.userAgent,
+          serviceWorkers: 'block',
+          acceptDownloads: false,
+          viewport: { width: 1280, height: 800 },
+        }),
+        ended,
+      ]);
+      const page = await Promise.race([context.newPage(), ended]);
+      // Popups (window.open, target=_blank clicks) are closed as they open; their requests are refused below.
+      context.on('page', (other) => {
+        if (other !== page) void other.close().catch(() => undefined);
+      });
+      page.on('dialog', (dialog) => void dialog.dismiss().catch(() => undefined));
+      const crashed = new Promise<never>((_, reject) => {
+        page.on('crash', () => reject(new RenderError('render_failed', 'the page crashed the renderer (out of memory, or a browser bug)', true)));
+        onGone = () => reject(new RenderError('render_failed', 'the browser went away during the render', true));
+        browser.on('disconnected', onGone);
+      });
+      crashed.catch(() => undefined);
+      // WebRTC opens UDP (STUN, TURN) outside any interception: it is removed from every frame.
+      await context.addInitScript(NO_WEBRTC);
+      await context.routeWebSocket(/.*/, (ws) => ws.close({ code: 1008, reason: 'crawl-engine does not open WebSockets' }));
+      let served = false;
+      let requests = 0;
+      await context.route('**/*', async (route: Route, pwRequest: PlaywrightRequest) => {
+        try {
+          if (finished) return await route.abort('aborted');
+          const url = pwRequest.url();
+          let frame: ReturnType<PlaywrightRequest['frame']> | null = null;
+          try {
+            frame = pwRequest.frame();
+          } catch {
+            // A service worker's request has no frame; service workers are blocked anyway.
+          }
+          if (frame === null || frame.page() !== page) return await route.abort('blockedbyclient');
+          if (pwRequest.isNavigationRequest() && frame === page.mainFrame()) {
+            // The page itself, as the fetcher fetched it. Navigating away (a script's location
+            // change, a form, a meta refresh) is answered 204, which leaves the page where it is
+            // (an abort would replace it with an error page).
+            if (served) return await route.fulfill({ status: 204, body: '' });
+            served = true;
+            return await route.fulfill({
+              status: request.document.status,
+              contentType: 'text/html; charset=utf-8',
+              body: request.document.html,
+            });
+          }
+          if (block.has(pwRequest.resourceType())) return await route.abort('blockedbyclient');
+          if (++requests > options.maxRequests) return await route.abort('blockedbyclient');
+          const answer = await request.load({
+            url,
+            method: pwRequest.method(),
+            headers: await pwRequest.allHeaders(),
+            body: pwRequest.postDataBuffer(),
+            kind: pwRequest.isNavigationRequest() ? 'document' : 'resource',
+          });
+          if (finished) return await route.abort('aborted');
+          if (answer.error !== null || answer.status === null) {
+            return await route.abort(answer.error?.code === 'timeout' ? 'timedout' : answer.error?.code === 'blocked' ? 'blockedbyclient' : 'failed');
+          }
+          return await route.fulfill({ status: answer.status, headers: answer.headers, body: answer.body ?? Buffer.alloc(0) });
+        } catch {
+          // The context closed meanwhile (the render ended): nothing is left to answer.
+          await route.abort('aborted').catch(() => undefined);
+        }
+      });
+      const work = (async (): Promise<RenderResult> => {
+        await page.goto(request.url, { waitUntil: 'commit', timeout: options.timeoutMs });
+        await settle(page, request);
+        // The size is asked first, in the page: a huge DOM is refused without being sent over.
+        const size = await page.evaluate(() => (document.documentElement ? document.documentElement.outerHTML.length : 0));
+        if (size > options.maxHtmlBytes) {
+          throw new RenderError('too_large', `the rendered HTML is larger than render.maxHtmlBytes (${size} > ${options.maxHtmlBytes} characters)`, false);
+        }
+        return { html: await page.content(), url: page.url() };
+      })();
+      work.catch(() => undefined);
+      return await Promise.race([work, crashed, ended]);
+    } catch (cause) {
+      if (cause instanceof RenderError) throw cause;
+      const text = (cause as Error).message.split('\n', 1)[0];
+      throw new RenderError('render_failed', `render failed: ${text}`, true);
+    } finally {
+      finished = true;
+      clearTimeout(timer);
+      if (onGone !== null) browserOf?.off('disconnected', onGone);
+      // Closing the context closes its pages (popups too), also a page stuck in a script.
+      await context?.close().catch(() => undefined);
+      stats.active--;
+      releaseBrowser(handle);
+      freeSlot();
+    }
+  }
+
+  /** The wait after the document arrived: its strategy, within `waitMs`; past it the page is taken as it stands. */
+  async function settle(page: Page, request: RenderRequest): Promise<void> {
+    const until = Date.now() + options.waitMs;
+    const left = () => Math.max(1, until - Date.now());
+    await page.waitForLoadState(request.waitUntil === 'networkidle' ? 'networkidle' : 'load', { timeout: left() }).catch(() => undefined);
+    if (request.selector !== undefined) await page.waitForSelector(request.selector, { state: 'attached', timeout: left() }).catch(() => undefined);
+  }
+
+  return {
+    render,
+    stats: () => ({ ...stats }),
+    async close() {
+      if (idleTimer !== null) clearTimeout(idleTimer);
+      idleTimer = null;
+      const handle = current;
+      current = null;
+      if (handle !== null) {
+        handle.retired = true;
+        await handle.browser.then((b) => b.close()).catch(() => undefined);
+      }
+      const open = proxy;
+      proxy = null;
+      if (open !== null) await open.then(({ server }) => new Promise((resolve) => server.close(resolve))).catch(() => undefined);
+    },
+  };
+}
