@@ -1,11 +1,12 @@
 /** Command-line parsing: the usage text, the option specs, and flag checks whose errors name the flag. */
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { RESULT_FORMATS } from '../core/constants.js';
+import { RENDER_MODES, RENDER_WAITS, RESULT_FORMATS } from '../core/constants.js';
 import { CrawlEngineError } from '../core/errors.js';
 import { JOB_ID_PATTERN } from '../core/jobs.js';
 import { checkSchedule } from '../core/schedule.js';
-import type { ResultFormat } from '../core/types.js';
+import type { RenderMode, ResultFormat } from '../core/types.js';
 import { UsageError } from './errors.js';
 import { OUTPUT_FORMATS, type OutputFormat } from './output.js';
 
@@ -51,6 +52,17 @@ Options:
                               the app's process route (or any processor) on it starts each
                               recrawl when due; this process crawls once
   --schedule-timezone TZ      the IANA time zone of --schedule (default UTC)
+  --render M                  render pages in a browser first (Chromium, through the
+                              playwright-core package): never (default), always, or auto
+                              (only pages that look client-rendered: a script and almost
+                              no text, or an empty #root/#app/#__next)
+  --render-wait W             what a render waits for: load (default) or networkidle,
+                              at most 10 s
+  --render-selector CSS       a render also waits for an element matching CSS
+  --chromium PATH             the Chromium to render with (default: $CHROMIUM_PATH, else
+                              /usr/bin/chromium, chromium-browser, google-chrome, else
+                              Playwright's own)
+  --browser-ws URL            render in a remote browser instead, over CDP (ws://…)
   --format F                  how results are written: jsonl (default, one JSON line per
                               page), csv (a header row, then one row per page), or md
                               (one markdown file per page into the --out folder; adds
@@ -188,6 +200,8 @@ export const STORAGE_OPTIONS = {
 
 /** Options of how this process fetches: given to crawl and to resume alike (a job does not store them). */
 export const RUN_OPTIONS = {
+  chromium: { type: 'string' },
+  'browser-ws': { type: 'string' },
   concurrency: { type: 'string' },
   'timeout-ms': { type: 'string' },
   'user-agent': { type: 'string' },
@@ -220,6 +234,11 @@ export const CRAWL_OPTIONS = {
   webhook: { type: 'string' },
   schedule: { type: 'string' },
   'schedule-timezone': { type: 'string' },
+  render: { type: 'string' },
+  'render-wait': { type: 'string' },
+  'render-selector': { type: 'string' },
+  chromium: { type: 'string' },
+  'browser-ws': { type: 'string' },
   format: { type: 'string' },
   out: { type: 'string' },
   ...STORAGE_OPTIONS,
@@ -256,6 +275,8 @@ export interface RunSettings {
   format: OutputFormat;
   out: string | undefined;
   quiet: boolean;
+  /** The browser a job that renders uses (`--chromium`, `--browser-ws`, else one found on this machine). */
+  browser: { executablePath?: string; connect?: { wsEndpoint: string } };
   args: string[];
 }
 
@@ -272,7 +293,10 @@ export function runSettings(values: RunValues): RunSettings {
   const timeoutMs = intFlag('--timeout-ms', values['timeout-ms'], 1, 600_000);
   const allowPrivateNetwork = values['allow-private-network'] === true;
   const format = outputFormat(values.format, values.out);
+  const browser = browserFlags(values.chromium, values['browser-ws']);
   const args = [
+    ...(values.chromium === undefined ? [] : ['--chromium', resolve(values.chromium)]),
+    ...(values['browser-ws'] === undefined ? [] : ['--browser-ws', values['browser-ws']]),
     ...(concurrency === undefined ? [] : ['--concurrency', String(concurrency)]),
     ...(timeoutMs === undefined ? [] : ['--timeout-ms', String(timeoutMs)]),
     ...(userAgent === undefined ? [] : ['--user-agent', userAgent]),
@@ -280,7 +304,74 @@ export function runSettings(values: RunValues): RunSettings {
     ...(format === 'jsonl' ? [] : ['--format', format]),
     ...(values.out === undefined ? [] : ['--out', resolve(values.out)]),
   ];
-  return { concurrency: concurrency ?? 20, timeoutMs, userAgent, allowPrivateNetwork, format, out: values.out, quiet: values.quiet === true, args };
+  return { concurrency: concurrency ?? 20, timeoutMs, userAgent, allowPrivateNetwork, format, out: values.out, quiet: values.quiet === true, browser, args };
+}
+
+/** Where Chromium usually is: Debian and Ubuntu packages, Google Chrome. */
+const CHROMIUM_PATHS = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome', '/usr/bin/google-chrome-stable'];
+
+/** `--chromium PATH` and `--browser-ws URL`, checked; without either, a Chromium found on this machine (or Playwright's own). */
+export function browserFlags(chromium: string | undefined, ws: string | undefined): RunSettings['browser'] {
+  if (chromium !== undefined && ws !== undefined) throw new UsageError('--chromium and --browser-ws: expected one of them, not both');
+  if (ws !== undefined) {
+    if (!/^(?:wss?|https?):\/\/[^\s]+$/i.test(ws))
+      throw new UsageError(`--browser-ws: expected a ws://, wss://, http:// or https:// URL, got ${JSON.stringify(ws)}`);
+    return { connect: { wsEndpoint: ws } };
+  }
+  if (chromium !== undefined) {
+    if (!existsSync(chromium)) throw new UsageError(`--chromium: expected the path of a Chromium executable, got ${JSON.stringify(chromium)} (no such file)`);
+    return { executablePath: resolve(chromium) };
+  }
+  const found = [process.env.CHROMIUM_PATH, ...CHROMIUM_PATHS].find((path) => path !== undefined && path !== '' && existsSync(path));
+  return found === undefined ? {} : { executablePath: found };
+}
+
+/** `--render`, `--render-wait`, `--render-selector`: the job's render options, checked. */
+export function renderFlags(values: { render?: string | undefined; 'render-wait'?: string | undefined; 'render-selector'?: string | undefined }) {
+  const render = values.render;
+  if (render !== undefined && !(RENDER_MODES as readonly string[]).includes(render)) {
+    throw new UsageError(`--render: expected one of ${RENDER_MODES.join(', ')}, got ${JSON.stringify(render)}`);
+  }
+  const wait = values['render-wait'];
+  if (wait !== undefined && !(RENDER_WAITS as readonly string[]).includes(wait)) {
+    throw new UsageError(`--render-wait: expected one of ${RENDER_WAITS.join(', ')}, got ${JSON.stringify(wait)}`);
+  }
+  const selector = values['render-selector'];
+  if (selector !== undefined && (selector.trim() === '' || selector.length > 500))
+    throw new UsageError('--render-selector: expected a CSS selector of 1 to 500 characters');
+  if ((wait !== undefined || selector !== undefined) && (render === undefined || render === 'never')) {
+    throw new UsageError(`${wait !== undefined ? '--render-wait' : '--render-selector'}: expected with --render always or --render auto`);
+  }
+  return {
+    ...(render === undefined ? {} : { render: render as RenderMode }),
+    ...(wait === undefined ? {} : { renderWait: wait as (typeof RENDER_WAITS)[number] }),
+    ...(selector === undefined ? {} : { renderSelector: selector }),
+  };
+}
+
+/**
+ * Checks, before a job that renders starts, that this process can render: playwright-core is
+ * installed, and a browser was named or found.
+ */
+export async function checkCanRender(browser: RunSettings['browser']): Promise<void> {
+  let chromium: typeof import('playwright-core').chromium;
+  try {
+    ({ chromium } = await import('playwright-core'));
+  } catch {
+    throw new UsageError('--render: rendering needs the playwright-core package: npm install playwright-core');
+  }
+  if (browser.connect !== undefined || browser.executablePath !== undefined) return;
+  let own: string | null = null;
+  try {
+    own = chromium.executablePath();
+  } catch {
+    own = null;
+  }
+  if (own === null || !existsSync(own)) {
+    throw new UsageError(
+      '--render: no Chromium found: pass --chromium PATH or --browser-ws URL, or install one (apt install chromium, or npx playwright install chromium)',
+    );
+  }
 }
 
 /** `--format`, checked: `md` needs an `--out` folder. */

@@ -103,6 +103,8 @@ export interface RunInput {
   /** The job as stored when `resume` took it over; null for a new job. */
   resumed: Job | null;
   maxPages: number;
+  /** The job renders pages (`render` always or auto): the engine gets the browser of `--chromium` / `--browser-ws`. */
+  renders?: boolean;
 }
 
 export async function runJob(opened: OpenedStorage, settings: RunSettings, input: RunInput): Promise<number> {
@@ -116,7 +118,9 @@ export async function runJob(opened: OpenedStorage, settings: RunSettings, input
       ...(settings.userAgent === undefined ? {} : { userAgent: settings.userAgent }),
       allowPrivateNetwork: settings.allowPrivateNetwork,
     },
-    ...(timeoutMs === undefined ? {} : { leaseMs: Math.max(60_000, timeoutMs) }),
+    // A rendering page keeps its lease through its fetch and its render (30 s at most) and reading.
+    ...(timeoutMs === undefined ? {} : { leaseMs: Math.max(60_000, timeoutMs + (input.renders === true ? 60_000 : 0)) }),
+    ...(input.renders === true ? { render: settings.browser } : {}),
     // Deliveries of a job with a webhook (its secret is the job's own, from
     // CRAWL_ENGINE_WEBHOOK_SECRET): retried sooner than a server's defaults, as the command waits.
     ...(hasOutbox(leases.storage) ? { webhooks: { retryBaseMs: 1000, retryMaxMs: 5000 } } : {}),

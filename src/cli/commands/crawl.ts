@@ -1,7 +1,18 @@
 /** `crawl-engine crawl <url>`: creates a job and works it to the end in this process. */
 import { CRAWL_SCOPES, SITEMAP_MODES } from '../../core/constants.js';
 import type { CrawlScope, SitemapMode } from '../../core/types.js';
-import { CRAWL_OPTIONS, DEFAULT_MAX_PAGES, formatsFlag, intFlag, parseOptions, runSettings, scheduleFlags, USAGE } from '../args.js';
+import {
+  CRAWL_OPTIONS,
+  checkCanRender,
+  DEFAULT_MAX_PAGES,
+  formatsFlag,
+  intFlag,
+  parseOptions,
+  renderFlags,
+  runSettings,
+  scheduleFlags,
+  USAGE,
+} from '../args.js';
 import { storageFailure, UsageError } from '../errors.js';
 import { closeAfterRun, runJob } from '../run.js';
 import { openStorage } from '../storage.js';
@@ -36,6 +47,9 @@ export async function crawlCommand(argv: string[]): Promise<number> {
   const onlyMainContent = values['no-only-main-content'] === true ? false : values['only-main-content'] === true ? true : undefined;
   const webhook = webhookFlag(values.webhook);
   const schedule = await scheduleFlags(values);
+  const render = renderFlags(values);
+  const renders = render.render !== undefined && render.render !== 'never';
+  if (renders) await checkCanRender(settings.browser);
   const input = {
     url: positionals[0]!,
     ...(maxPages === undefined ? {} : { maxPages }),
@@ -52,11 +66,12 @@ export async function crawlCommand(argv: string[]): Promise<number> {
     ...(onlyMainContent === undefined ? {} : { onlyMainContent }),
     ...(webhook === undefined ? {} : { webhook }),
     ...schedule,
+    ...render,
   };
 
   const opened = await openStorage(values);
   try {
-    return await runJob(opened, settings, { start: (engine) => engine.jobs.create(input), resumed: null, maxPages: maxPages ?? DEFAULT_MAX_PAGES });
+    return await runJob(opened, settings, { start: (engine) => engine.jobs.create(input), resumed: null, maxPages: maxPages ?? DEFAULT_MAX_PAGES, renders });
   } catch (error) {
     throw storageFailure(error, opened);
   } finally {

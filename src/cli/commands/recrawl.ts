@@ -1,6 +1,6 @@
 import type { Job } from '../../core/types.js';
 import { TERMINAL_STATUSES } from '../../core/types.js';
-import { intFlag, type OptionSpec, parseOptions, RUN_OPTIONS, runSettings, scheduleFlags, USAGE, storedJobArgument } from '../args.js';
+import { checkCanRender, intFlag, parseOptions, RUN_OPTIONS, runSettings, scheduleFlags, storedJobArgument, type OptionSpec, USAGE } from '../args.js';
 import { storageFailure, UsageError } from '../errors.js';
 import { countsLine } from '../render.js';
 import { closeAfterRun, runJob } from '../run.js';
@@ -57,10 +57,12 @@ export async function recrawlCommand(argv: string[]): Promise<number> {
       );
     }
     if (!settings.quiet) process.stderr.write(`Recrawling job ${earlier.id} (${earlier.url}), ${earlier.status}: ${countsLine(earlier)}.\n`);
+    if ((earlier.options.render ?? 'never') !== 'never') await checkCanRender(settings.browser);
     return await runJob(opened, settings, {
       start: (engine) => engine.jobs.recrawl(jobId, overrides),
       resumed: null,
       maxPages: maxPages ?? earlier.options.maxPages,
+      renders: (earlier.options.render ?? 'never') !== 'never',
     });
   } catch (error) {
     throw storageFailure(error, opened);

@@ -1,6 +1,6 @@
 import type { Job } from '../../core/types.js';
 import { TERMINAL_STATUSES } from '../../core/types.js';
-import { parseOptions, RUN_OPTIONS, runSettings, USAGE, storedJobArgument } from '../args.js';
+import { checkCanRender, parseOptions, RUN_OPTIONS, runSettings, storedJobArgument, USAGE } from '../args.js';
 import { storageFailure, UsageError } from '../errors.js';
 import { countsLine } from '../render.js';
 import { closeAfterRun, runJob } from '../run.js';
@@ -37,7 +37,13 @@ export async function resumeCommand(argv: string[]): Promise<number> {
         );
       }
     }
-    return await runJob(opened, settings, { start: async () => job, resumed: job, maxPages: job.options.maxPages });
+    if ((job.options.render ?? 'never') !== 'never') await checkCanRender(settings.browser);
+    return await runJob(opened, settings, {
+      start: async () => job,
+      resumed: job,
+      maxPages: job.options.maxPages,
+      renders: (job.options.render ?? 'never') !== 'never',
+    });
   } catch (error) {
     throw storageFailure(error, opened);
   } finally {
