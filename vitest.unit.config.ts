@@ -32,6 +32,7 @@ export default defineConfig({
       'test/react.test.ts',
       'test/policy.test.ts',
       'test/processor.test.ts',
+      'test/render-heuristic.test.ts',
     ],
     env: { DATABASE_URL: '', REDIS_URL: '' },
     testTimeout: 30_000,

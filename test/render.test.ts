@@ -3,12 +3,17 @@
  * private-network guard over every request the browser makes, and the bounds (a page that never
  * settles, loops, opens popups, crashes the renderer, or renders too much; browser restarts).
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { memoryStorage } from '../adapters/memory/index.js';
 import { createCrawlEngine, type CrawlEngine, type RenderSettings } from '../src/core/engine.js';
 import { createPlaywrightRenderer, type PlaywrightRenderer } from '../src/crawl/playwright.js';
 import type { PageResult } from '../src/core/types.js';
+import { createCrawlHandler } from '../src/http/index.js';
 import { CHROMIUM, hasChromium } from './helpers/browser.js';
 import { allResults } from './helpers/engine.js';
 import { SPA_PAGES, type SpaSite, spaSite, type Trap, trap } from './helpers/spa-site.js';
@@ -245,6 +250,107 @@ describe.skipIf(!hasChromium)('render (Debian Chromium)', () => {
     }
     expect(renderer.stats().active).toBe(0);
   }, 120_000);
+
+  it('works through the HTTP API: POST /jobs with render, and a 400 naming the field for a bad one', async () => {
+    const engine = engineWith();
+    const plain = createCrawlEngine({ storage: memoryStorage(), fetch: { allowPrivateNetwork: ['127.0.0.1'] } });
+    try {
+      const handler = createCrawlHandler(engine);
+      const post = (to: typeof handler, body: unknown) =>
+        to(new Request('http://app.test/api/crawl/jobs', { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }));
+      const created = await post(handler, { url: site.url, maxPages: 3, maxDepth: 1, render: 'auto', renderWait: 'networkidle' });
+      expect(created.status).toBe(201);
+      const job = (await created.json()) as { id: string; options: { render: string; renderWait: string } };
+      expect(job.options).toMatchObject({ render: 'auto', renderWait: 'networkidle' });
+      const report = await engine.processor.run({ jobId: job.id, budgetMs: 60_000, concurrency: 2 });
+      expect(report.succeeded).toBe(3);
+      const listed = await handler(new Request(`http://app.test/api/crawl/jobs/${job.id}/results`));
+      const { items } = (await listed.json()) as { items: PageResult[] };
+      expect(items).toHaveLength(3);
+      for (const page of items) expect(page).toMatchObject({ ok: true, rendered: true, title: expect.stringMatching(/^Page \d rendered$/) });
+
+      for (const [body, path] of [
+        [{ url: site.url, render: 'sometimes' }, 'render'],
+        [{ url: site.url, render: 'always', renderWait: 'domcontentloaded' }, 'renderWait'],
+        [{ url: site.url, render: 'always', renderSelector: 'x'.repeat(501) }, 'renderSelector'],
+      ] as const) {
+        const res = await post(handler, body);
+        expect(res.status, JSON.stringify(body).slice(0, 80)).toBe(400);
+        expect(JSON.stringify(await res.json())).toContain(`"${path}"`);
+      }
+      // An engine without `render` refuses a job that needs it, before storing anything.
+      const refused = await post(createCrawlHandler(plain), { url: site.url, render: 'auto' });
+      expect(refused.status).toBe(400);
+      expect(await refused.json()).toMatchObject({ errors: [expect.objectContaining({ path: 'render' })] });
+      expect((await plain.jobs.list()).items).toHaveLength(0);
+    } finally {
+      await engine.close();
+      await plain.close();
+    }
+  }, 90_000);
+
+  it("renders in a remote browser: over CDP (connectOverCDP) and over Playwright's protocol, leaving the browser running", async () => {
+    // A browser service as a serverless function would use one: started elsewhere, reached by WebSocket.
+    const profile = mkdtempSync(join(tmpdir(), 'crawl-engine-cdp-'));
+    const remote = spawn(
+      CHROMIUM,
+      [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--no-first-run',
+        '--disable-background-networking',
+        `--user-data-dir=${profile}`,
+        '--remote-debugging-port=0',
+        MARKER,
+        'about:blank',
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    const server = await chromium.launchServer({ executablePath: CHROMIUM, args: [MARKER] });
+    try {
+      const wsEndpoint = await new Promise<string>((resolve, reject) => {
+        let text = '';
+        remote.stderr!.on('data', (chunk: Buffer) => {
+          text += chunk.toString();
+          const found = /DevTools listening on (ws:\/\/\S+)/.exec(text);
+          if (found) resolve(found[1]!);
+        });
+        remote.once('exit', (code) => reject(new Error(`chromium exited (${code}): ${text}`)));
+      });
+      for (const connect of [{ wsEndpoint }, { wsEndpoint: server.wsEndpoint(), protocol: 'playwright' as const }]) {
+        const engine = createCrawlEngine({
+          storage: memoryStorage(),
+          fetch: { allowPrivateNetwork: ['127.0.0.1'], timeoutMs: 3000 },
+          render: { connect, timeoutMs: 8000, waitMs: 3000 },
+        });
+        try {
+          const job = await engine.crawl({ url: site.url, maxPages: 3, maxDepth: 1, render: 'always' });
+          const results = await allResults(engine, job.id);
+          expect(results, connect.protocol ?? 'cdp').toHaveLength(3);
+          for (const page of results) expect(page).toMatchObject({ ok: true, rendered: true, title: expect.stringMatching(/^Page \d rendered$/) });
+          // Its requests went through the engine's fetcher.
+          expect(site.agents.get('/app.js')).toMatch(/^crawl-engine\//);
+        } finally {
+          await engine.close();
+        }
+      }
+      // Closing the engine disconnected from the browsers; it did not end them.
+      expect(remote.exitCode).toBeNull();
+      const again = await chromium.connectOverCDP(wsEndpoint);
+      expect(
+        again
+          .contexts()
+          .flatMap((c) => c.pages())
+          .map((p) => p.url()),
+      ).toEqual(['about:blank']);
+      await again.close();
+    } finally {
+      remote.kill('SIGKILL');
+      await server.close();
+      rmSync(profile, { recursive: true, force: true });
+    }
+  }, 90_000);
 
   it('validates: a job that renders needs an engine with render; render options are checked', async () => {
     const plain = createCrawlEngine({ storage: memoryStorage(), fetch: { allowPrivateNetwork: true } });

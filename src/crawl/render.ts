@@ -138,7 +138,7 @@ export function shellSignals(document: unknown): ShellSignals {
         const space = char === ' ' || char === '\n' || char === '\t' || char === '\r' || char === '\f';
         if (space && lastWasSpace) continue;
         lastWasSpace = space;
-        textChars++;
+        if (++textChars >= SHELL_MOUNT_TEXT_CHARS) break;
       }
       continue;
     }
