@@ -15,6 +15,7 @@ import { createPlaywrightRenderer, type PlaywrightRenderer } from '../src/crawl/
 import type { PageResult } from '../src/core/types.js';
 import { createCrawlHandler } from '../src/http/index.js';
 import { CHROMIUM, hasChromium } from './helpers/browser.js';
+import { runCli } from './helpers/cli.js';
 import { allResults } from './helpers/engine.js';
 import { SPA_PAGES, type SpaSite, spaSite, type Trap, trap } from './helpers/spa-site.js';
 
@@ -349,6 +350,51 @@ describe.skipIf(!hasChromium)('render (Debian Chromium)', () => {
       remote.kill('SIGKILL');
       await server.close();
       rmSync(profile, { recursive: true, force: true });
+    }
+  }, 90_000);
+
+  it('works through the CLI: --render auto renders the shells; bad render flags are usage errors', async () => {
+    const run = await runCli(
+      [
+        'crawl',
+        site.url,
+        '--render',
+        'auto',
+        '--render-wait',
+        'networkidle',
+        '--chromium',
+        CHROMIUM,
+        '--max-pages',
+        '3',
+        '--max-depth',
+        '1',
+        '--formats',
+        'markdown',
+        '--allow-private-network',
+        '--quiet',
+      ],
+      { env: { CHROMIUM_PATH: '' } },
+    );
+    expect(run.code, run.stderr).toBe(0);
+    const pages = run.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as PageResult);
+    expect(pages).toHaveLength(3);
+    for (const page of pages) {
+      expect(page).toMatchObject({ ok: true, rendered: true, title: expect.stringMatching(/^Page \d rendered$/) });
+      expect(page.markdown).toMatch(/Content of page \d that only exists after scripts ran\./);
+    }
+    for (const [args, message] of [
+      [['--render', 'sometimes'], /--render: expected one of never, always, auto, got "sometimes"/],
+      [['--render-wait', 'networkidle'], /--render-wait: expected with --render always or --render auto/],
+      [['--render', 'auto', '--chromium', '/nonexistent/chromium'], /--chromium: expected the path of a Chromium executable/],
+      [['--render', 'auto', '--browser-ws', 'not a url'], /--browser-ws: expected a ws:\/\/, wss:\/\/, http:\/\/ or https:\/\/ URL/],
+    ] as const) {
+      const bad = await runCli(['crawl', site.url, '--allow-private-network', ...args]);
+      expect(bad.code, args.join(' ')).toBe(2);
+      expect(bad.stderr).toMatch(message);
+      expect(bad.stdout).toBe('');
     }
   }, 90_000);
 
