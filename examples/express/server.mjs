@@ -44,10 +44,22 @@ async function chooseStorage() {
 const webhookSecret = process.env.WEBHOOK_SECRET || undefined;
 const webhookUrl = process.env.WEBHOOK_URL || undefined;
 
+/**
+ * Rendering pages that need JavaScript (the form's Render field): a remote browser when
+ * BROWSER_WS_ENDPOINT is set (a CDP WebSocket), a local Chromium when CHROMIUM_PATH is; without
+ * either, jobs that ask to render are refused with a 400 naming `render`.
+ */
+const render = process.env.BROWSER_WS_ENDPOINT
+  ? { connect: { wsEndpoint: process.env.BROWSER_WS_ENDPOINT } }
+  : process.env.CHROMIUM_PATH
+    ? { executablePath: process.env.CHROMIUM_PATH }
+    : undefined;
+
 const engine = createCrawlEngine({
   storage: await chooseStorage(),
   // Crawling your own machine (a local test site) needs this; keep it off on a public server.
   fetch: { allowPrivateNetwork: process.env.ALLOW_PRIVATE_NETWORK === '1' },
+  ...(render ? { render } : {}),
   ...(webhookSecret ? { webhooks: { secret: webhookSecret, ...(webhookUrl ? { url: webhookUrl } : {}) } } : {}),
 });
 const worker = engine.processor.start({ concurrency: 10, idleMs: 200 });

@@ -424,6 +424,8 @@ $('start').addEventListener('submit', async (e) => {
       maxPages: Number(form.get('maxPages')),
       maxDepth: Number(form.get('maxDepth')),
       sitemap: /** @type {'skip' | 'include' | 'only'} */ (String(form.get('sitemap') ?? 'skip')),
+      // Pages that need JavaScript: rendered in Chromium first (`auto`: only client-rendered shells).
+      render: /** @type {'never' | 'auto' | 'always'} */ (String(form.get('render') ?? 'never')),
       // Each page's main content as markdown, shown under its row.
       formats: form.get('markdown') === null ? ['metadata'] : ['metadata', 'markdown'],
     });
