@@ -31,6 +31,10 @@ const SHELLS: Record<string, string> = {
     '<title>Shop</title><script type="module" src="/shop.js"></script>',
     `<header><nav>${prose(400)}</nav></header><div id="app"></div><footer>${prose(600)}</footer>`,
   ),
+  'an in-browser Babel shell (text/babel only)': page(
+    '<title>Demo</title>',
+    '<div id="root"></div><script type="text/babel">ReactDOM.createRoot(document.getElementById("root")).render(<App />)</script>',
+  ),
   'a shell with a long <noscript> and inline styles': page(
     `<title>App</title><style>${'body{margin:0}'.repeat(500)}</style>`,
     `<noscript>${prose(3000)}</noscript><div id="root"> <!-- mounted by app.js --> </div><script src="/app.js"></script>`,
@@ -55,6 +59,10 @@ const NOT_SHELLS: Record<string, string> = {
   'only JSON-LD and a template script': page(
     '<title>Product</title><script type="application/ld+json">{"@type":"Product"}</script>',
     '<h1>Widget</h1><script type="text/template"><p>{{name}}</p></script>',
+  ),
+  'a short article with analytics and an empty skip-link target (#main)': page(
+    '<title>Note</title><script async src="https://www.googletagmanager.com/gtag/js?id=G-X"></script>',
+    `<a href="#main">Skip to content</a><nav>Home · Blog</nav><div id="main"></div><article><h1>Release notes</h1><p>${prose(500)}</p></article>`,
   ),
   'a long page with an empty #main it does not need': page(
     '<title>Docs</title><script src="/search.js"></script>',

@@ -32,6 +32,34 @@ function engineWith(render: Partial<RenderSettings> = {}, storage = memoryStorag
   });
 }
 
+/** A Chromium started on its own with `--remote-debugging-port`, as a browser service runs one; `flags` added. */
+async function remoteChromium(flags: string[]): Promise<{ wsEndpoint: string; alive(): boolean; close(): Promise<void> }> {
+  const profile = mkdtempSync(join(tmpdir(), 'crawl-engine-cdp-'));
+  const remote = spawn(CHROMIUM, ['--headless', '--no-sandbox', `--user-data-dir=${profile}`, '--remote-debugging-port=0', MARKER, ...flags, 'about:blank'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    detached: true, // its own process group, so that its children end with it
+  });
+  const wsEndpoint = await new Promise<string>((resolve, reject) => {
+    let text = '';
+    remote.stderr!.on('data', (chunk: Buffer) => {
+      text += chunk.toString();
+      const found = /DevTools listening on (ws:\/\/\S+)/.exec(text);
+      if (found) resolve(found[1]!);
+    });
+    remote.once('exit', (code) => reject(new Error(`chromium exited (${code}): ${text}`)));
+  });
+  return {
+    wsEndpoint,
+    alive: () => remote.exitCode === null,
+    async close() {
+      const exited = new Promise((resolve) => (remote.exitCode === null ? remote.once('exit', resolve) : resolve(null)));
+      process.kill(-remote.pid!, 'SIGKILL');
+      await exited;
+      rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+    },
+  };
+}
+
 const byPath = (results: PageResult[]) => new Map(results.map((r) => [new URL(r.url).pathname, r]));
 
 describe.skipIf(!hasChromium)('render (Debian Chromium)', () => {
@@ -155,6 +183,29 @@ describe.skipIf(!hasChromium)('render (Debian Chromium)', () => {
     }
   }, 90_000);
 
+  it("a remote browser started without any of the engine's flags reaches no refused address either", async () => {
+    // The worst case of `connect`: a plain headless Chromium that could reach everything by itself.
+    const remote = await remoteChromium([]);
+    const engine = createCrawlEngine({
+      storage: memoryStorage(),
+      fetch: { allowPrivateNetwork: ['127.0.0.1'], timeoutMs: 3000 },
+      render: { connect: { wsEndpoint: remote.wsEndpoint }, timeoutMs: 8000, waitMs: 3000, block: [] },
+    });
+    try {
+      const before = traps.map((t) => t.hits());
+      const job = await engine.crawl({ url: `${site.origin}/hostile`, maxPages: 1, render: 'always', renderWait: 'networkidle', formats: ['html'] });
+      const [page] = await allResults(engine, job.id);
+      // Read as the document the engine fetched, or refused; never as a page the browser got by itself.
+      if (page!.ok) expect(page).toMatchObject({ rendered: true, title: 'Hostile' });
+      else expect(page!.error?.code).toBe('render_failed');
+      await new Promise((resolve) => setTimeout(resolve, 2500));
+      for (const [i, t] of traps.entries()) expect(t.hits() - before[i]!, `connections and datagrams that reached ${t.origin}`).toBe(0);
+    } finally {
+      await engine.close();
+      await remote.close();
+    }
+  }, 90_000);
+
   it('bounds: a page that never settles is read at the wait cap; a selector is waited for; a looping page and an oversized one fail', async () => {
     const engine = engineWith({ timeoutMs: 5000, waitMs: 1500, maxHtmlBytes: 1_000_000 });
     try {
@@ -184,6 +235,28 @@ describe.skipIf(!hasChromium)('render (Debian Chromium)', () => {
       // The browser is still there for the next page.
       const after = await engine.crawl({ url: `${site.origin}/page/1`, maxPages: 1, render: 'always' });
       expect((await allResults(engine, after.id))[0]).toMatchObject({ ok: true, rendered: true });
+    } finally {
+      await engine.close();
+    }
+  }, 90_000);
+
+  it("a page's requests: a few at a time, within its byte budget; every Set-Cookie reaches the browser", async () => {
+    const engine = engineWith({ maxPageBytes: 1_000_000 });
+    try {
+      const job = await engine.crawl({ url: `${site.origin}/bulk`, maxPages: 1, render: 'always', renderWait: 'networkidle', formats: ['html'] });
+      const [bulk] = await allResults(engine, job.id);
+      expect(bulk).toMatchObject({ ok: true, rendered: true });
+      const arrived = Number(/arrived (\d+)/.exec(bulk!.html ?? '')?.[1]);
+      // 1 MB of budget: the first answers (up to 6 at once, each capped by what was left when it
+      // started), then no more; the page asked for 30 × 300 kB.
+      expect(arrived).toBeGreaterThanOrEqual(1);
+      expect(arrived).toBeLessThanOrEqual(6);
+      expect(site.blobs.maxInFlight).toBeLessThanOrEqual(6);
+      expect(site.blobs.served).toBeLessThan(15);
+
+      const cookies = await engine.crawl({ url: `${site.origin}/cookies`, maxPages: 1, render: 'always', renderWait: 'networkidle', formats: ['html'] });
+      const [page] = await allResults(engine, cookies.id);
+      expect(page!.html).toContain('cookies a=1; b=2');
     } finally {
       await engine.close();
     }
@@ -292,33 +365,10 @@ describe.skipIf(!hasChromium)('render (Debian Chromium)', () => {
 
   it("renders in a remote browser: over CDP (connectOverCDP) and over Playwright's protocol, leaving the browser running", async () => {
     // A browser service as a serverless function would use one: started elsewhere, reached by WebSocket.
-    const profile = mkdtempSync(join(tmpdir(), 'crawl-engine-cdp-'));
-    const remote = spawn(
-      CHROMIUM,
-      [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--no-first-run',
-        '--disable-background-networking',
-        `--user-data-dir=${profile}`,
-        '--remote-debugging-port=0',
-        MARKER,
-        'about:blank',
-      ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
+    const remote = await remoteChromium(['--disable-gpu', '--no-first-run', '--disable-background-networking']);
+    const { wsEndpoint } = remote;
     const server = await chromium.launchServer({ executablePath: CHROMIUM, args: [MARKER] });
     try {
-      const wsEndpoint = await new Promise<string>((resolve, reject) => {
-        let text = '';
-        remote.stderr!.on('data', (chunk: Buffer) => {
-          text += chunk.toString();
-          const found = /DevTools listening on (ws:\/\/\S+)/.exec(text);
-          if (found) resolve(found[1]!);
-        });
-        remote.once('exit', (code) => reject(new Error(`chromium exited (${code}): ${text}`)));
-      });
       for (const connect of [{ wsEndpoint }, { wsEndpoint: server.wsEndpoint(), protocol: 'playwright' as const }]) {
         const engine = createCrawlEngine({
           storage: memoryStorage(),
@@ -337,7 +387,7 @@ describe.skipIf(!hasChromium)('render (Debian Chromium)', () => {
         }
       }
       // Closing the engine disconnected from the browsers; it did not end them.
-      expect(remote.exitCode).toBeNull();
+      expect(remote.alive()).toBe(true);
       const again = await chromium.connectOverCDP(wsEndpoint);
       expect(
         again
@@ -347,9 +397,8 @@ describe.skipIf(!hasChromium)('render (Debian Chromium)', () => {
       ).toEqual(['about:blank']);
       await again.close();
     } finally {
-      remote.kill('SIGKILL');
+      await remote.close();
       await server.close();
-      rmSync(profile, { recursive: true, force: true });
     }
   }, 90_000);
 
@@ -411,10 +460,33 @@ describe.skipIf(!hasChromium)('render (Debian Chromium)', () => {
       /render\.connect/,
     );
     expect(() => createCrawlEngine({ storage: memoryStorage(), leaseMs: 20_000, render: {} })).toThrow(/leaseMs/);
-    const engine = engineWith();
+    const storage = memoryStorage();
+    const engine = engineWith({}, storage);
     await expect(engine.jobs.create({ url: site.url, render: 'always', renderSelector: '' })).rejects.toMatchObject({
       errors: [expect.objectContaining({ path: 'renderSelector' })],
     });
+    // A selector Playwright cannot read fails the page for good, rather than being waited for in vain.
+    const unreadable = await engine.crawl({ url: site.url, maxPages: 1, render: 'always', renderSelector: 'nosuchengine=//h1' });
+    expect((await allResults(engine, unreadable.id))[0]).toMatchObject({ ok: false, attempts: 1, error: { code: 'render_failed' } });
+    // A recrawl of a job that rendered, on an engine that cannot: refused, unless it says never.
+    const onPlain = createCrawlEngine({ storage, fetch: { allowPrivateNetwork: ['127.0.0.1'] } });
+    await expect(onPlain.jobs.recrawl(unreadable.id)).rejects.toMatchObject({ errors: [expect.objectContaining({ path: 'render' })] });
+    expect((await onPlain.jobs.recrawl(unreadable.id, { render: 'never' })).options.render).toBe('never');
+    // After close(), the engine starts no browser: a page that would render fails (and is retried elsewhere).
     await engine.close();
-  });
+    const late = await engine.crawl({ url: site.url, maxPages: 1, maxRetries: 0, render: 'always' });
+    expect((await allResults(engine, late.id))[0]!.error).toMatchObject({ code: 'render_failed', message: expect.stringContaining('closed') });
+    await engine.close();
+    // A remote browser's token is not in the stored error.
+    const tokened = createCrawlEngine({
+      storage: memoryStorage(),
+      fetch: { allowPrivateNetwork: ['127.0.0.1'] },
+      render: { connect: { wsEndpoint: 'ws://127.0.0.1:9/chromium?token=SECRET-TOKEN-123' }, timeoutMs: 3000 },
+    });
+    const refused = await tokened.crawl({ url: site.url, maxPages: 1, maxRetries: 0, render: 'always' });
+    const [failed] = await allResults(tokened, refused.id);
+    expect(failed!.error?.message).toContain('ws://127.0.0.1:9/chromium');
+    expect(failed!.error?.message).not.toContain('SECRET');
+    await tokened.close();
+  }, 60_000);
 });

@@ -9,6 +9,7 @@ import { checkSchedule } from '../core/schedule.js';
 import type { RenderMode, ResultFormat } from '../core/types.js';
 import { UsageError } from './errors.js';
 import { OUTPUT_FORMATS, type OutputFormat } from './output.js';
+import { redactUrl } from './redact.js';
 
 export const DEFAULT_MAX_PAGES = 50;
 
@@ -296,7 +297,8 @@ export function runSettings(values: RunValues): RunSettings {
   const browser = browserFlags(values.chromium, values['browser-ws']);
   const args = [
     ...(values.chromium === undefined ? [] : ['--chromium', resolve(values.chromium)]),
-    ...(values['browser-ws'] === undefined ? [] : ['--browser-ws', values['browser-ws']]),
+    // Printed in the resume command: a token in the endpoint is not.
+    ...(values['browser-ws'] === undefined ? [] : ['--browser-ws', redactUrl(values['browser-ws']) ?? '<endpoint>']),
     ...(concurrency === undefined ? [] : ['--concurrency', String(concurrency)]),
     ...(timeoutMs === undefined ? [] : ['--timeout-ms', String(timeoutMs)]),
     ...(userAgent === undefined ? [] : ['--user-agent', userAgent]),

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { fieldErrors, invalid } from './errors.js';
 import { createFetcher, type Fetcher } from '../crawl/fetcher.js';
 import { createPlaywrightRenderer } from '../crawl/playwright.js';
-import type { Renderer } from '../crawl/render.js';
+import { type Renderer, RenderError } from '../crawl/render.js';
 import { createJobsApi, type JobInput, type JobsApi } from './jobs.js';
 import { engineWebhooksSchema } from './webhooks/options.js';
 import { hasOutbox } from './webhooks/index.js';
@@ -154,6 +154,8 @@ export interface RenderSettings {
   maxHtmlBytes?: number;
   /** Requests one page may make through the fetcher (scripts, styles, fetch/XHR, frames); further ones are refused. @default 200 */
   maxRequests?: number;
+  /** Bytes of (decoded) body all of one page's requests may bring in, together; past it further requests are refused. @default 4 × fetch.maxBytes */
+  maxPageBytes?: number;
   /** Resource types refused without a request (Playwright's `resourceType()` names). @default ['image', 'font', 'media'] */
   block?: string[];
   /** A local Chromium is restarted after this many pages (a remote one is reconnected). @default 100 */
@@ -300,6 +302,7 @@ const optionsSchema = z
         waitMs: int(0, 600_000).default(10_000),
         maxHtmlBytes: int(1024, 1024 ** 3).optional(),
         maxRequests: int(0, 10_000).default(200),
+        maxPageBytes: int(1024, 1024 ** 4).optional(),
         block: z.array(z.string().min(1).max(64)).max(20).default(['image', 'font', 'media']),
         restartAfterPages: int(1, 1_000_000).default(100),
         idleCloseMs: int(0, 86_400_000).default(30_000),
@@ -348,6 +351,12 @@ const optionsSchema = z
     }
   });
 
+/** The renderer of a closed engine: starts no browser. */
+const CLOSED_RENDERER: Renderer = {
+  render: () => Promise.reject(new RenderError('render_failed', 'the engine was closed', true)),
+  close: () => Promise.resolve(),
+};
+
 export function createCrawlEngine(options: CrawlEngineOptions): CrawlEngine {
   const parsed = optionsSchema.safeParse(options);
   if (!parsed.success) throw invalid('invalid_options', 'createCrawlEngine options', fieldErrors(parsed.error.issues));
@@ -370,8 +379,10 @@ export function createCrawlEngine(options: CrawlEngineOptions): CrawlEngine {
 
   const renderSettings = settings.render;
   let renderer: Renderer | null = null;
-  const getRenderer = (): Renderer =>
-    (renderer ??=
+  let closed = false;
+  const getRenderer = (): Renderer => {
+    if (closed) return CLOSED_RENDERER;
+    renderer ??=
       renderSettings?.renderer ??
       createPlaywrightRenderer({
         ...(renderSettings?.executablePath === undefined ? {} : { executablePath: renderSettings.executablePath }),
@@ -383,11 +394,14 @@ export function createCrawlEngine(options: CrawlEngineOptions): CrawlEngine {
         waitMs: renderSettings!.waitMs,
         maxHtmlBytes: renderSettings!.maxHtmlBytes ?? settings.fetch.maxBytes,
         maxRequests: renderSettings!.maxRequests,
+        maxPageBytes: renderSettings!.maxPageBytes ?? 4 * settings.fetch.maxBytes,
         block: renderSettings!.block,
         restartAfterPages: renderSettings!.restartAfterPages,
         idleCloseMs: renderSettings!.idleCloseMs,
         maxHeapMb: renderSettings!.maxHeapMb,
-      }));
+      });
+    return renderer;
+  };
 
   const { checkHost } = createAddressGuard(settings.fetch.allowPrivateNetwork);
   const webhookRefused = settings.webhooks.url === undefined ? null : checkHost(new URL(settings.webhooks.url).hostname);
@@ -490,6 +504,9 @@ export function createCrawlEngine(options: CrawlEngineOptions): CrawlEngine {
     async close() {
       const current = fetcher;
       fetcher = null;
+      // A render asked for after close() fails (transiently: the page is retried by another engine)
+      // rather than starting a browser nobody would close.
+      if (renderSettings !== undefined) closed = true;
       const browser = renderer;
       renderer = null;
       await Promise.all([current?.close(), browser?.close()]);

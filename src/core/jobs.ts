@@ -418,7 +418,8 @@ export function createJobsApi(
         recrawlOf: id,
       };
       if (typeof scheduleTimezone === 'string' && typeof schedule !== 'string') throw timezoneWithoutSchedule();
-      checkRender(changed);
+      // The merged options: an earlier job that rendered needs an engine that can, unless the overrides say never.
+      checkRender(options);
       // The earlier job's webhook (secret included) unless the overrides name another or null;
       // checked again, as the engine or its defaults may have changed since.
       const webhook = resolveWebhook(givenWebhook === undefined ? earlierWebhook : givenWebhook);

@@ -291,7 +291,7 @@ export interface ResourceOptions {
   maxBytes: number;
   timeoutMs: number;
   /** Asked about each redirect target: a reason refuses it (the resource then fails with `blocked`). */
-  allowHop?: (url: string) => string | null;
+  allowHop?: (url: string) => string | null | Promise<string | null>;
   signal?: AbortSignal;
 }
 
@@ -321,7 +321,8 @@ const UNFORWARDED_REQUEST = new Set([
   'expect',
 ]);
 /** Answer headers not handed back to the browser: the body is handed over whole and decoded. */
-const UNFORWARDED_RESPONSE = new Set(['content-encoding', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'trailer']);
+/** Framing headers, and Speculation-Rules (prefetches and prerenders the browser would make outside interception). */
+const UNFORWARDED_RESPONSE = new Set(['content-encoding', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'trailer', 'speculation-rules']);
 
 export interface PostOptions {
   /** Headers, body and whole-request timeout. */
@@ -584,7 +585,11 @@ export function createFetcher(options: FetcherOptions): Fetcher {
         });
         status = response.statusCode;
         headers = {};
-        for (const [name, value] of Object.entries(flatHeaders(response.headers))) if (!UNFORWARDED_RESPONSE.has(name)) headers[name] = value;
+        for (const [name, value] of Object.entries(response.headers)) {
+          if (value === undefined || UNFORWARDED_RESPONSE.has(name)) continue;
+          // Playwright splits Set-Cookie on new lines (a comma can be inside a cookie's Expires).
+          headers[name] = Array.isArray(value) ? value.join(name === 'set-cookie' ? '\n' : ', ') : value;
+        }
         const location = header(response.headers, 'location');
         if (REDIRECTS.has(status) && location !== null) {
           await response.body.dump({ limit: 64 * 1024 }).catch(() => undefined);
@@ -592,7 +597,7 @@ export function createFetcher(options: FetcherOptions): Fetcher {
           if (next === null) return fail('bad_redirect', `HTTP ${status} with an invalid Location header`);
           if (seen.has(next)) return fail('redirect_loop', `redirect loop: ${url} -> ${next} was already visited`);
           if (hop + 1 > options.maxRedirects) return fail('too_many_redirects', `more than maxRedirects (${options.maxRedirects}) redirects`);
-          const refusal = resourceOptions.allowHop?.(next) ?? null;
+          const refusal = (await resourceOptions.allowHop?.(next)) ?? null;
           if (refusal !== null) return fail('blocked', `redirect to ${next} refused: ${refusal}`);
           seen.add(next);
           // As browsers do: 303, and 301/302 of a POST, go on as a GET without a body.

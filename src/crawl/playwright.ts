@@ -19,6 +19,7 @@
  * idle for `idleCloseMs`.
  */
 import { createServer, type Server } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Browser, BrowserContext, Page, Request as PlaywrightRequest, Route } from 'playwright-core';
 import { type Renderer, RenderError, type RenderRequest, type RenderResult } from './render.js';
 
@@ -35,6 +36,8 @@ export interface PlaywrightRendererOptions {
   waitMs: number;
   maxHtmlBytes: number;
   maxRequests: number;
+  /** Bytes of body all of a page's requests may bring in together (requests past it are refused). @default 4 × maxHtmlBytes */
+  maxPageBytes?: number;
   block: readonly string[];
   restartAfterPages: number;
   idleCloseMs: number;
@@ -84,6 +87,36 @@ const BASE_ARGS = [
 const NO_WEBRTC = `for (const name of ['RTCPeerConnection', 'webkitRTCPeerConnection', 'RTCDataChannel', 'RTCIceTransport', 'RTCSctpTransport']) {
   try { Object.defineProperty(globalThis, name, { value: undefined, writable: false, configurable: false }); } catch {}
 }`;
+
+/** Requests of one page made through the fetcher at once (as a browser's six connections per host). */
+const PAGE_LOADS_AT_ONCE = 6;
+/** Longest wait for a browser context to close; past it the browser is retired (it is not answering). */
+const CLOSE_WAIT_MS = 5000;
+/**
+ * Where a browser context sends whatever it would open outside interception when the engine did
+ * not launch the browser (a remote one): a proxy nobody runs, so those connections fail on the
+ * browser's own machine. A launched Chromium uses the renderer's refusing proxy instead.
+ */
+const NOWHERE_PROXY = 'http://127.0.0.1:1';
+
+/** The origin of a URL (`null` for one without, such as about:blank). */
+function originOf(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return 'null';
+  }
+}
+
+/** A remote browser's endpoint without its credentials (a token in the query or the user info), for messages. */
+function endpointName(wsEndpoint: string): string {
+  try {
+    const url = new URL(wsEndpoint);
+    return `${url.protocol}//${url.host}${url.pathname}`;
+  } catch {
+    return 'the remote browser';
+  }
+}
 
 type PlaywrightModule = typeof import('playwright-core');
 let playwrightModule: Promise<PlaywrightModule> | null = null;
@@ -150,7 +183,7 @@ export function createPlaywrightRenderer(options: PlaywrightRendererOptions): Pl
       const text = (cause as Error).message.split('\n', 1)[0];
       throw new RenderError(
         'render_failed',
-        `could not ${options.connect === undefined ? 'launch Chromium' : `connect to ${options.connect.wsEndpoint}`}: ${text}`,
+        `could not ${options.connect === undefined ? 'launch Chromium' : `connect to ${endpointName(options.connect.wsEndpoint)}`}: ${text}`,
         true,
       );
     }
@@ -209,7 +242,7 @@ export function createPlaywrightRenderer(options: PlaywrightRendererOptions): Pl
       const stop = () => {
         const at = waiting.indexOf(go);
         if (at >= 0) waiting.splice(at, 1);
-        reject(new RenderError('render_failed', 'no render slot came free in time (raise render.concurrency, or lower the crawl concurrency)', true));
+        reject(new RenderError('render_failed', 'no render slot came free in time (raise render.concurrency, or lower the crawl concurrency)', true, true));
       };
       if (signal.aborted) return stop();
       waiting.push(go);
@@ -237,25 +270,38 @@ export function createPlaywrightRenderer(options: PlaywrightRendererOptions): Pl
     let onGone: (() => void) | null = null;
     let finished = false;
     let timer: NodeJS.Timeout | undefined;
+    /** Requests of the page waiting for one of its PAGE_LOADS_AT_ONCE places. */
+    const queued: Array<() => void> = [];
     const ended = new Promise<never>((_, reject) => {
       const stop = (why: string) => reject(new RenderError('render_failed', why, true));
       timer = setTimeout(() => stop(`the render took longer than render.timeoutMs (${options.timeoutMs} ms)`), options.timeoutMs);
       request.signal.addEventListener('abort', () => stop('the render was stopped (the processor stopped, or the lease would not hold)'), { once: true });
     });
     ended.catch(() => undefined);
+    /** Every call to the browser ends when the render does, answered or not (a browser may hang). */
+    const within = <T>(promise: Promise<T>): Promise<T> => {
+      promise.catch(() => undefined);
+      return Promise.race([promise, ended]);
+    };
     try {
-      const browser = await Promise.race([handle.browser, ended]);
+      const browser = await within(handle.browser);
       browserOf = browser;
-      context = await Promise.race([
-        browser.newContext({
-          userAgent: options.userAgent,
-          serviceWorkers: 'block',
-          acceptDownloads: false,
-          viewport: { width: 1280, height: 800 },
-        }),
-        ended,
-      ]);
-      const page = await Promise.race([context.newPage(), ended]);
+      // What the context would open outside interception goes to a proxy that refuses it.
+      const proxyServer = options.connect === undefined ? `http://127.0.0.1:${(await refusingProxy()).port}` : NOWHERE_PROXY;
+      const creating = browser.newContext({
+        userAgent: options.userAgent,
+        serviceWorkers: 'block',
+        acceptDownloads: false,
+        viewport: { width: 1280, height: 800 },
+        proxy: { server: proxyServer, bypass: '<-loopback>' },
+      });
+      // A context that arrives after the render ended is closed at once.
+      creating.then(
+        (late) => (finished ? late.close().catch(() => undefined) : undefined),
+        () => undefined,
+      );
+      context = await within(creating);
+      const page = await within(context.newPage());
       // Popups (window.open, target=_blank clicks) are closed as they open; their requests are refused below.
       context.on('page', (other) => {
         if (other !== page) void other.close().catch(() => undefined);
@@ -268,52 +314,72 @@ export function createPlaywrightRenderer(options: PlaywrightRendererOptions): Pl
       });
       crashed.catch(() => undefined);
       // WebRTC opens UDP (STUN, TURN) outside any interception: it is removed from every frame.
-      await context.addInitScript(NO_WEBRTC);
-      await context.routeWebSocket(/.*/, (ws) => ws.close({ code: 1008, reason: 'crawl-engine does not open WebSockets' }));
+      await within(context.addInitScript(NO_WEBRTC));
+      await within(context.routeWebSocket(/.*/, (ws) => ws.close({ code: 1008, reason: 'crawl-engine does not open WebSockets' })));
       let served = false;
       let requests = 0;
-      await context.route('**/*', async (route: Route, pwRequest: PlaywrightRequest) => {
-        try {
-          if (finished) return await route.abort('aborted');
-          const url = pwRequest.url();
-          let frame: ReturnType<PlaywrightRequest['frame']> | null = null;
+      let loading = 0;
+      /** Bytes the page's requests may still bring in. */
+      let budget = options.maxPageBytes ?? 4 * options.maxHtmlBytes;
+      await within(
+        context.route('**/*', async (route: Route, pwRequest: PlaywrightRequest) => {
+          let counted = false;
           try {
-            frame = pwRequest.frame();
-          } catch {
-            // A service worker's request has no frame; service workers are blocked anyway.
-          }
-          if (frame === null || frame.page() !== page) return await route.abort('blockedbyclient');
-          if (pwRequest.isNavigationRequest() && frame === page.mainFrame()) {
-            // The page itself, as the fetcher fetched it. Navigating away (a script's location
-            // change, a form, a meta refresh) is answered 204, which leaves the page where it is
-            // (an abort would replace it with an error page).
-            if (served) return await route.fulfill({ status: 204, body: '' });
-            served = true;
-            return await route.fulfill({
-              status: request.document.status,
-              contentType: 'text/html; charset=utf-8',
-              body: request.document.html,
+            if (finished) return await route.abort('aborted');
+            const url = pwRequest.url();
+            let frame: ReturnType<PlaywrightRequest['frame']> | null = null;
+            try {
+              frame = pwRequest.frame();
+            } catch {
+              // A service worker's request has no frame; service workers are blocked anyway.
+            }
+            if (frame === null || frame.page() !== page) return await route.abort('blockedbyclient');
+            if (pwRequest.isNavigationRequest() && frame === page.mainFrame()) {
+              // The page itself, as the fetcher fetched it. Navigating away (a script's location
+              // change, a form, a meta refresh) is answered 204, which leaves the page where it is
+              // (an abort would replace it with an error page).
+              if (served) return await route.fulfill({ status: 204, body: '' });
+              served = true;
+              return await route.fulfill({
+                status: request.document.status,
+                contentType: 'text/html; charset=utf-8',
+                body: request.document.html,
+              });
+            }
+            if (block.has(pwRequest.resourceType())) return await route.abort('blockedbyclient');
+            if (++requests > options.maxRequests) return await route.abort('blockedbyclient');
+            // A few at a time through the fetcher, within the page's byte budget: a page that asks for
+            // hundreds of large answers at once holds a few of them, not all.
+            if (loading >= PAGE_LOADS_AT_ONCE) await new Promise<void>((resolve) => queued.push(resolve));
+            loading++;
+            counted = true;
+            if (finished) return await route.abort('aborted');
+            if (budget <= 0) return await route.abort('blockedbyclient');
+            const answer = await request.load({
+              url,
+              method: pwRequest.method(),
+              headers: await pwRequest.allHeaders(),
+              body: pwRequest.postDataBuffer(),
+              kind: pwRequest.isNavigationRequest() ? 'document' : 'resource',
+              maxBytes: Math.min(budget, options.maxHtmlBytes),
             });
+            budget -= answer.body?.length ?? 0;
+            if (finished) return await route.abort('aborted');
+            if (answer.error !== null || answer.status === null) {
+              return await route.abort(answer.error?.code === 'timeout' ? 'timedout' : answer.error?.code === 'blocked' ? 'blockedbyclient' : 'failed');
+            }
+            return await route.fulfill({ status: answer.status, headers: answer.headers, body: answer.body ?? Buffer.alloc(0) });
+          } catch {
+            // The context closed meanwhile (the render ended): nothing is left to answer.
+            await route.abort('aborted').catch(() => undefined);
+          } finally {
+            if (counted) {
+              loading--;
+              queued.shift()?.();
+            }
           }
-          if (block.has(pwRequest.resourceType())) return await route.abort('blockedbyclient');
-          if (++requests > options.maxRequests) return await route.abort('blockedbyclient');
-          const answer = await request.load({
-            url,
-            method: pwRequest.method(),
-            headers: await pwRequest.allHeaders(),
-            body: pwRequest.postDataBuffer(),
-            kind: pwRequest.isNavigationRequest() ? 'document' : 'resource',
-          });
-          if (finished) return await route.abort('aborted');
-          if (answer.error !== null || answer.status === null) {
-            return await route.abort(answer.error?.code === 'timeout' ? 'timedout' : answer.error?.code === 'blocked' ? 'blockedbyclient' : 'failed');
-          }
-          return await route.fulfill({ status: answer.status, headers: answer.headers, body: answer.body ?? Buffer.alloc(0) });
-        } catch {
-          // The context closed meanwhile (the render ended): nothing is left to answer.
-          await route.abort('aborted').catch(() => undefined);
-        }
-      });
+        }),
+      );
       const work = (async (): Promise<RenderResult> => {
         await page.goto(request.url, { waitUntil: 'commit', timeout: options.timeoutMs });
         await settle(page, request);
@@ -322,7 +388,18 @@ export function createPlaywrightRenderer(options: PlaywrightRendererOptions): Pl
         if (size > options.maxHtmlBytes) {
           throw new RenderError('too_large', `the rendered HTML is larger than render.maxHtmlBytes (${size} > ${options.maxHtmlBytes} characters)`, false);
         }
-        return { html: await page.content(), url: page.url() };
+        const html = await page.content();
+        // Still the document it was given: a page the browser showed by other means (a prefetch or
+        // prerender a remote browser made on its own) is not read as this one.
+        const shown = page.url();
+        if (originOf(shown) !== originOf(request.url)) {
+          throw new RenderError(
+            'render_failed',
+            `the page navigated away to ${originOf(shown)}, which was not fetched through the engine; it is not read`,
+            false,
+          );
+        }
+        return { html, url: shown };
       })();
       work.catch(() => undefined);
       return await Promise.race([work, crashed, ended]);
@@ -332,10 +409,21 @@ export function createPlaywrightRenderer(options: PlaywrightRendererOptions): Pl
       throw new RenderError('render_failed', `render failed: ${text}`, true);
     } finally {
       finished = true;
+      for (const go of queued.splice(0)) go();
       clearTimeout(timer);
       if (onGone !== null) browserOf?.off('disconnected', onGone);
-      // Closing the context closes its pages (popups too), also a page stuck in a script.
-      await context?.close().catch(() => undefined);
+      // Closing the context closes its pages (popups too), also a page stuck in a script. A browser
+      // that does not answer within CLOSE_WAIT_MS is retired: the next page gets a new one.
+      if (context !== null) {
+        const closed = await Promise.race([
+          context.close().then(
+            () => true,
+            () => true,
+          ),
+          sleep(CLOSE_WAIT_MS, false, { ref: false }),
+        ]);
+        if (!closed) retire(handle);
+      }
       stats.active--;
       releaseBrowser(handle);
       freeSlot();
@@ -347,7 +435,15 @@ export function createPlaywrightRenderer(options: PlaywrightRendererOptions): Pl
     const until = Date.now() + options.waitMs;
     const left = () => Math.max(1, until - Date.now());
     await page.waitForLoadState(request.waitUntil === 'networkidle' ? 'networkidle' : 'load', { timeout: left() }).catch(() => undefined);
-    if (request.selector !== undefined) await page.waitForSelector(request.selector, { state: 'attached', timeout: left() }).catch(() => undefined);
+    if (request.selector !== undefined) {
+      await page.waitForSelector(request.selector, { state: 'attached', timeout: left() }).catch((cause: unknown) => {
+        const text = (cause as Error).message ?? '';
+        // Past the cap the page is read as it stands; a selector Playwright cannot read fails the page.
+        if (/not a valid selector|while parsing selector|Unexpected token|Unknown engine/i.test(text)) {
+          throw new RenderError('render_failed', `renderSelector ${JSON.stringify(request.selector)} is not a selector: ${text.split('\n', 1)[0]}`, false);
+        }
+      });
+    }
   }
 
   return {

@@ -21,6 +21,8 @@ export interface RenderLoad {
   body: Buffer | null;
   /** `document`: a frame's page (robots.txt applies); `resource`: anything else. */
   kind: 'document' | 'resource';
+  /** Most bytes of (decoded) body to read: what is left of the page's budget, when less than the engine's cap. */
+  maxBytes?: number;
 }
 
 export interface RenderRequest {
@@ -54,6 +56,8 @@ export class RenderError extends Error {
     readonly code: PageErrorCode,
     message: string,
     readonly transient: boolean,
+    /** The render never started (no renderer slot came free in time): the page is given back to the queue without using an attempt. */
+    readonly unstarted = false,
   ) {
     super(message);
     this.name = 'RenderError';
@@ -66,13 +70,16 @@ export interface Renderer {
   close(): Promise<void>;
 }
 
-/** Ids (and tags) single-page-app frameworks mount into: React, Vue, Next.js, Nuxt, Gatsby, Svelte, Angular, Ember, Quasar. */
-const MOUNT_IDS = new Set(['root', 'app', '__next', '__nuxt', '___gatsby', 'svelte', 'app-root', 'ember-application', 'q-app', 'main']);
+/**
+ * Ids (and tags) single-page-app frameworks mount into: React, Vue, Next.js, Nuxt, Gatsby, Svelte,
+ * Angular, Ember, Quasar. Not `main`: an empty `#main` is most often a skip link's target.
+ */
+const MOUNT_IDS = new Set(['root', 'app', '__next', '__nuxt', '___gatsby', 'svelte', 'app-root', 'ember-application', 'q-app']);
 const MOUNT_TAGS = new Set(['app-root']);
 /** Elements whose text a reader does not see before scripts run. */
 const INVISIBLE = new Set(['script', 'style', 'noscript', 'template', 'head', 'title', 'svg']);
-/** Script types that run (a JSON or template `<script>` does not). */
-const RUNS = /^(?:|text\/javascript|application\/javascript|module|text\/ecmascript|application\/ecmascript)$/i;
+/** Script types that run (a JSON or template `<script>` does not); `text/babel` and `text/jsx` run through Babel in the page. */
+const RUNS = /^(?:|text\/javascript|application\/javascript|module|text\/ecmascript|application\/ecmascript|text\/babel|text\/jsx)$/i;
 /** Below this much visible text a page with a script is a shell, whatever its markup. */
 export const SHELL_TEXT_CHARS = 200;
 /** Below this much visible text a page with a script and an empty mount point is a shell. */
@@ -103,7 +110,7 @@ export interface ShellSignals {
  * 2. With one, it is a shell when its body shows less than {@link SHELL_TEXT_CHARS} (200) characters
  *    of text, or
  * 3. when it has an empty mount point (an element with id `root`, `app`, `__next`, `__nuxt`,
- *    `___gatsby`, `svelte`, `app-root`, `ember-application`, `q-app` or `main`, or an `<app-root>`,
+ *    `___gatsby`, `svelte`, `app-root`, `ember-application` or `q-app`, or an `<app-root>`,
  *    holding no text and no element) and less than {@link SHELL_MOUNT_TEXT_CHARS} (2,000) characters of
  *    text: a server-rendered header and footer around a client-rendered middle.
  *

@@ -30,6 +30,8 @@ root.innerHTML = '<main><h1>' + data.title + '</h1><p>' + data.text + '</p><nav>
 export interface SpaSite extends TestServer {
   /** Requests by path and user agent. */
   agents: Map<string, string>;
+  /** Requests of /blob/N (the /bulk page's): served, in flight now, most in flight at once. */
+  blobs: { served: number; inFlight: number; maxInFlight: number };
 }
 
 /**
@@ -38,6 +40,7 @@ export interface SpaSite extends TestServer {
  */
 export async function spaSite(trap = 'http://127.0.0.2:9'): Promise<SpaSite> {
   const agents = new Map<string, string>();
+  const blobs = { served: 0, inFlight: 0, maxInFlight: 0 };
   const server = await serve((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     agents.set(url.pathname, String(req.headers['user-agent']));
@@ -94,6 +97,36 @@ export async function spaSite(trap = 'http://127.0.0.2:9'): Promise<SpaSite> {
       // Allocates until the renderer's V8 heap cap crashes it.
       return page('<div id="root"></div><script>const keep = []; for (;;) keep.push(new Array(1e6).fill(Math.random()));</script>');
     }
+    if (path === '/bulk') {
+      // Asks for 30 answers of 300 kB at once, and shows how many arrived.
+      return page(
+        '<p id="count">waiting</p><script>Promise.all(Array.from({ length: 30 }, (_, i) => fetch("/blob/" + i).then((r) => r.text()).then((t) => t.length === 300000, () => false))).then((ok) => { document.getElementById("count").textContent = "arrived " + ok.filter(Boolean).length; });</script>',
+        '<title>Bulk</title>',
+      );
+    }
+    if (path.startsWith('/blob/')) {
+      blobs.inFlight++;
+      blobs.served++;
+      blobs.maxInFlight = Math.max(blobs.maxInFlight, blobs.inFlight);
+      setTimeout(() => {
+        blobs.inFlight--;
+        send('text/plain', 'b'.repeat(300_000));
+      }, 100);
+      return;
+    }
+    if (path === '/cookies') {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+      return res.end(
+        html(
+          '<p id="c">waiting</p><script>fetch("/set-cookies").then(() => { document.getElementById("c").textContent = "cookies " + document.cookie; });</script>',
+          '<title>Cookies</title>',
+        ),
+      );
+    }
+    if (path === '/set-cookies') {
+      res.writeHead(200, { 'content-type': 'text/plain', 'set-cookie': ['a=1; Path=/; Expires=Wed, 09 Jun 2100 10:18:14 GMT', 'b=2; Path=/'] });
+      return res.end('ok');
+    }
     if (path === '/huge') return page('<div id="root"></div><script>document.getElementById("root").textContent = "x".repeat(3e6);</script>');
     if (path === '/selector') {
       return page(
@@ -114,7 +147,7 @@ export async function spaSite(trap = 'http://127.0.0.2:9'): Promise<SpaSite> {
     if (path === '/sw.js') return send('text/javascript', `self.addEventListener('fetch', () => fetch('${trap}/sw'));`);
     return send('text/plain', 'not found', 404);
   });
-  return Object.assign(server, { agents });
+  return Object.assign(server, { agents, blobs });
 }
 
 /** Every way a page can try to reach `trap`; what the engine allows (/api/ok) fills in #ok. */
@@ -124,6 +157,9 @@ function hostile(trap: string): string {
 <link rel="preconnect" href="${trap}">
 <link rel="dns-prefetch" href="${trap}">
 <link rel="prefetch" href="${trap}/prefetch">
+<link rel="prerender" href="${trap}/prerender">
+<link rel="modulepreload" href="${trap}/modulepreload.js">
+<script type="speculationrules">{"prefetch": [{"source": "list", "urls": ["${trap}/spec-prefetch"]}], "prerender": [{"source": "list", "urls": ["${trap}/spec-prerender"]}]}</script>
 <link rel="stylesheet" href="${trap}/style.css">
 <style>body { background: url('${trap}/bg.png'); } @font-face { font-family: x; src: url('${trap}/font.woff2'); }</style>
 <img src="${trap}/img.png"><video src="${trap}/video.mp4" autoplay muted></video><audio src="${trap}/audio.mp3" autoplay></audio>
@@ -147,9 +183,19 @@ function hostile(trap: string): string {
     pc.createDataChannel('x'); pc.createOffer().then((o) => pc.setLocalDescription(o));
   } catch {}
   const i = new Image(); i.src = '${trap}/js-image.png';
+  try {
+    const worker = new Worker(URL.createObjectURL(new Blob(["fetch('${trap}/worker').catch(() => {}); try { new WebSocket('${ws}/worker-ws'); } catch {}"], { type: 'text/javascript' })));
+    worker.onerror = () => {};
+  } catch {}
+  try {
+    const popup = window.open('');
+    const pc = popup && new popup.RTCPeerConnection({ iceServers: [{ urls: 'stun:${new URL(trap).host}' }] });
+    if (pc) { pc.createDataChannel('x'); pc.createOffer().then((o) => pc.setLocalDescription(o)); }
+  } catch {}
   import('${trap}/module.js').catch(() => {});
   setTimeout(() => { try { document.getElementById('f').submit(); } catch {} }, 50);
   setTimeout(() => { location.href = '${trap}/navigate'; }, 100);
+  setTimeout(() => { location.href = '${trap}/spec-prefetch'; }, 1500);
 </script>`;
 }
 

@@ -208,15 +208,24 @@ export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipel
     /** The page's HTML: as fetched, or as a browser rendered it (`render`). */
     let body = fetched.html;
     let rendered = false;
+    let unstarted = false;
     const renderNow = async (html: string) => {
       const out = await renderPage(lease, ctx, run, fetched, html);
-      if ('error' in out) error = out.error;
+      if ('unstarted' in out) {
+        unstarted = true;
+        error = { code: 'render_failed', message: out.unstarted };
+      } else if ('error' in out) error = out.error;
       else {
         body = out.html;
         rendered = true;
       }
     };
     if (error === null && body !== null && renderMode === 'always') await renderNow(body);
+    // No renderer slot came free while the lease allowed: the page goes back to the queue, its attempt not used.
+    const giveBack = async () => {
+      if (await storage.release([lease])) report.released++;
+    };
+    if (unstarted) return giveBack();
     if (error === null && body !== null) {
       // Parsing and the walk yield to the event loop as they go; a page past a parse bound is
       // stored as failed (`too_complex`, not transient) rather than thrown, which would retry it.
@@ -242,6 +251,7 @@ export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipel
       let parsed = await parse(body, renderMode === 'auto');
       if (parsed === 'shell') {
         await renderNow(body);
+        if (unstarted) return giveBack();
         parsed = error === null ? await parse(body, false) : null;
       }
       const page = parsed === 'shell' ? null : parsed;
@@ -337,7 +347,7 @@ export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipel
     run: RunState,
     fetched: FetchResult,
     html: string,
-  ): Promise<{ html: string } | { error: ErrorInfo & { transient: boolean } }> {
+  ): Promise<{ html: string } | { error: ErrorInfo & { transient: boolean } } | { unstarted: string }> {
     const render = deps.render;
     if (render === undefined) {
       return {
@@ -361,10 +371,16 @@ export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipel
         ...(ctx.job.options.renderSelector === undefined ? {} : { selector: ctx.job.options.renderSelector }),
         signal: controller.signal,
         load: async (request) => {
-          const allowHop = (url: string) => (request.kind === 'document' ? robotsRefusal(url, ctx, run) : Promise.resolve(null));
-          const refusal = await allowHop(request.url);
+          // A frame's document, and every redirect hop of it, is checked against robots.txt.
+          const allowHop = request.kind === 'document' ? (url: string) => robotsRefusal(url, ctx, run) : undefined;
+          const refusal = (await allowHop?.(request.url)) ?? null;
           if (refusal !== null) return { url: request.url, status: null, headers: {}, body: null, error: { code: 'robots', message: refusal } };
-          return fetcher.resource(request, { maxBytes: render.maxBytes, timeoutMs: deps.fetchTimeoutMs ?? 15_000, signal: controller.signal });
+          return fetcher.resource(request, {
+            maxBytes: Math.min(render.maxBytes, request.maxBytes ?? render.maxBytes),
+            timeoutMs: deps.fetchTimeoutMs ?? 15_000,
+            signal: controller.signal,
+            ...(allowHop === undefined ? {} : { allowHop }),
+          });
         },
       });
       if (out.html.length > render.maxBytes) {
@@ -372,11 +388,15 @@ export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipel
       }
       return { html: out.html };
     } catch (cause) {
-      if (cause instanceof RenderError) return { error: { code: cause.code, message: cause.message, transient: cause.transient } };
+      if (cause instanceof RenderError) {
+        return cause.unstarted ? { unstarted: cause.message } : { error: { code: cause.code, message: cause.message, transient: cause.transient } };
+      }
       return { error: { code: 'render_failed', message: `the renderer threw: ${message(cause)}`, transient: true } };
     } finally {
       clearTimeout(timer);
       run.signal?.removeEventListener('abort', stop);
+      // Requests the page still had in flight end with the render.
+      controller.abort();
     }
   }
 
