@@ -214,6 +214,7 @@ export function createPlaywrightRenderer(options: PlaywrightRendererOptions): Pl
   function retire(handle: BrowserHandle): void {
     handle.retired = true;
     if (current === handle) current = null;
+    if (spare?.handle === handle) discardSpare();
     if (handle.active === 0) void handle.browser.then((b) => b.close()).catch(() => undefined);
   }
 
@@ -256,6 +257,149 @@ export function createPlaywrightRenderer(options: PlaywrightRendererOptions): Pl
     else slots++;
   }
 
+  /** What one render's route handler answers with; null while its context waits as the spare. */
+  interface PageState {
+    request: RenderRequest;
+    finished: boolean;
+    served: boolean;
+    requests: number;
+    loading: number;
+    /** Bytes the page's requests may still bring in. */
+    budget: number;
+    /** Requests of the page waiting for one of its PAGE_LOADS_AT_ONCE places. */
+    queued: Array<() => void>;
+  }
+
+  /** A browser context with its page, set up (init script, WebSocket refusal, interception), waiting for a render. */
+  interface Prepared {
+    context: BrowserContext;
+    page: Page;
+    bind(state: PageState): void;
+  }
+
+  /**
+   * The next render's context, made while the current one renders (a new context and page cost a
+   * renderer process start, 0.3–0.6 s): one at a time, on the current browser, closed with it.
+   */
+  let spare: { handle: BrowserHandle; prepared: Promise<Prepared> } | null = null;
+
+  function discardSpare(): void {
+    const old = spare;
+    spare = null;
+    void old?.prepared.then((p) => p.context.close()).catch(() => undefined);
+  }
+
+  async function prepare(browser: Browser): Promise<Prepared> {
+    // What the context would open outside interception goes to a proxy that refuses it.
+    const proxyServer = options.connect === undefined ? `http://127.0.0.1:${(await refusingProxy()).port}` : NOWHERE_PROXY;
+    const context = await browser.newContext({
+      userAgent: options.userAgent,
+      serviceWorkers: 'block',
+      acceptDownloads: false,
+      viewport: { width: 1280, height: 800 },
+      proxy: { server: proxyServer, bypass: '<-loopback>' },
+    });
+    try {
+      let state: PageState | null = null;
+      const page = await context.newPage();
+      // Popups (window.open, target=_blank clicks) are closed as they open; their requests are refused below.
+      context.on('page', (other) => {
+        if (other !== page) void other.close().catch(() => undefined);
+      });
+      page.on('dialog', (dialog) => void dialog.dismiss().catch(() => undefined));
+      // WebRTC opens UDP (STUN, TURN) outside any interception: it is removed from every frame.
+      await context.addInitScript(NO_WEBRTC);
+      await context.routeWebSocket(/.*/, (ws) => ws.close({ code: 1008, reason: 'crawl-engine does not open WebSockets' }));
+      await context.route('**/*', async (route: Route, pwRequest: PlaywrightRequest) => {
+        const at = state;
+        let counted = false;
+        try {
+          if (at === null || at.finished) return await route.abort('aborted');
+          const url = pwRequest.url();
+          let frame: ReturnType<PlaywrightRequest['frame']> | null = null;
+          try {
+            frame = pwRequest.frame();
+          } catch {
+            // A service worker's request has no frame; service workers are blocked anyway.
+          }
+          if (frame === null || frame.page() !== page) return await route.abort('blockedbyclient');
+          if (pwRequest.isNavigationRequest() && frame === page.mainFrame()) {
+            // The page itself, as the fetcher fetched it. Navigating away (a script's location
+            // change, a form, a meta refresh) is answered 204, which leaves the page where it is
+            // (an abort would replace it with an error page).
+            if (at.served) return await route.fulfill({ status: 204, body: '' });
+            at.served = true;
+            return await route.fulfill({
+              status: at.request.document.status,
+              contentType: 'text/html; charset=utf-8',
+              body: at.request.document.html,
+            });
+          }
+          if (block.has(pwRequest.resourceType())) return await route.abort('blockedbyclient');
+          if (++at.requests > options.maxRequests) return await route.abort('blockedbyclient');
+          // A few at a time through the fetcher, within the page's byte budget: a page that asks for
+          // hundreds of large answers at once holds a few of them, not all.
+          if (at.loading >= PAGE_LOADS_AT_ONCE) await new Promise<void>((resolve) => at.queued.push(resolve));
+          at.loading++;
+          counted = true;
+          if (at.finished) return await route.abort('aborted');
+          if (at.budget <= 0) return await route.abort('blockedbyclient');
+          const answer = await at.request.load({
+            url,
+            method: pwRequest.method(),
+            headers: await pwRequest.allHeaders(),
+            body: pwRequest.postDataBuffer(),
+            kind: pwRequest.isNavigationRequest() ? 'document' : 'resource',
+            maxBytes: Math.min(at.budget, options.maxHtmlBytes),
+          });
+          at.budget -= answer.body?.length ?? 0;
+          if (at.finished) return await route.abort('aborted');
+          if (answer.error !== null || answer.status === null) {
+            return await route.abort(answer.error?.code === 'timeout' ? 'timedout' : answer.error?.code === 'blocked' ? 'blockedbyclient' : 'failed');
+          }
+          return await route.fulfill({ status: answer.status, headers: answer.headers, body: answer.body ?? Buffer.alloc(0) });
+        } catch {
+          // The context closed meanwhile (the render ended): nothing is left to answer.
+          await route.abort('aborted').catch(() => undefined);
+        } finally {
+          if (counted && at !== null) {
+            at.loading--;
+            at.queued.shift()?.();
+          }
+        }
+      });
+      return {
+        context,
+        page,
+        bind: (next) => {
+          state = next;
+        },
+      };
+    } catch (cause) {
+      await context.close().catch(() => undefined);
+      throw cause;
+    }
+  }
+
+  /** A context for a render on `browser`: the spare when it was made there, else a new one; and the next spare started. */
+  function takeContext(handle: BrowserHandle, browser: Browser): Promise<Prepared> {
+    let taken: Promise<Prepared>;
+    if (spare !== null && spare.handle === handle) {
+      taken = spare.prepared.catch(() => prepare(browser));
+      spare = null;
+    } else {
+      discardSpare();
+      taken = prepare(browser);
+    }
+    // The next one, unless this browser is about to be restarted.
+    if (!handle.retired && handle.pages < options.restartAfterPages) {
+      const prepared = prepare(browser);
+      prepared.catch(() => undefined);
+      spare = { handle, prepared };
+    }
+    return taken;
+  }
+
   async function render(request: RenderRequest): Promise<RenderResult> {
     await slot(request.signal);
     if (idleTimer !== null) {
@@ -268,10 +412,16 @@ export function createPlaywrightRenderer(options: PlaywrightRendererOptions): Pl
     let context: BrowserContext | null = null;
     let browserOf: Browser | null = null;
     let onGone: (() => void) | null = null;
-    let finished = false;
     let timer: NodeJS.Timeout | undefined;
-    /** Requests of the page waiting for one of its PAGE_LOADS_AT_ONCE places. */
-    const queued: Array<() => void> = [];
+    const state: PageState = {
+      request,
+      finished: false,
+      served: false,
+      requests: 0,
+      loading: 0,
+      budget: options.maxPageBytes ?? 4 * options.maxHtmlBytes,
+      queued: [],
+    };
     const ended = new Promise<never>((_, reject) => {
       const stop = (why: string) => reject(new RenderError('render_failed', why, true));
       timer = setTimeout(() => stop(`the render took longer than render.timeoutMs (${options.timeoutMs} ms)`), options.timeoutMs);
@@ -286,100 +436,22 @@ export function createPlaywrightRenderer(options: PlaywrightRendererOptions): Pl
     try {
       const browser = await within(handle.browser);
       browserOf = browser;
-      // What the context would open outside interception goes to a proxy that refuses it.
-      const proxyServer = options.connect === undefined ? `http://127.0.0.1:${(await refusingProxy()).port}` : NOWHERE_PROXY;
-      const creating = browser.newContext({
-        userAgent: options.userAgent,
-        serviceWorkers: 'block',
-        acceptDownloads: false,
-        viewport: { width: 1280, height: 800 },
-        proxy: { server: proxyServer, bypass: '<-loopback>' },
-      });
+      const taking = takeContext(handle, browser);
       // A context that arrives after the render ended is closed at once.
-      creating.then(
-        (late) => (finished ? late.close().catch(() => undefined) : undefined),
+      taking.then(
+        (late) => (state.finished ? late.context.close().catch(() => undefined) : undefined),
         () => undefined,
       );
-      context = await within(creating);
-      const page = await within(context.newPage());
-      // Popups (window.open, target=_blank clicks) are closed as they open; their requests are refused below.
-      context.on('page', (other) => {
-        if (other !== page) void other.close().catch(() => undefined);
-      });
-      page.on('dialog', (dialog) => void dialog.dismiss().catch(() => undefined));
+      const prepared = await within(taking);
+      context = prepared.context;
+      const { page } = prepared;
+      prepared.bind(state);
       const crashed = new Promise<never>((_, reject) => {
         page.on('crash', () => reject(new RenderError('render_failed', 'the page crashed the renderer (out of memory, or a browser bug)', true)));
         onGone = () => reject(new RenderError('render_failed', 'the browser went away during the render', true));
         browser.on('disconnected', onGone);
       });
       crashed.catch(() => undefined);
-      // WebRTC opens UDP (STUN, TURN) outside any interception: it is removed from every frame.
-      await within(context.addInitScript(NO_WEBRTC));
-      await within(context.routeWebSocket(/.*/, (ws) => ws.close({ code: 1008, reason: 'crawl-engine does not open WebSockets' })));
-      let served = false;
-      let requests = 0;
-      let loading = 0;
-      /** Bytes the page's requests may still bring in. */
-      let budget = options.maxPageBytes ?? 4 * options.maxHtmlBytes;
-      await within(
-        context.route('**/*', async (route: Route, pwRequest: PlaywrightRequest) => {
-          let counted = false;
-          try {
-            if (finished) return await route.abort('aborted');
-            const url = pwRequest.url();
-            let frame: ReturnType<PlaywrightRequest['frame']> | null = null;
-            try {
-              frame = pwRequest.frame();
-            } catch {
-              // A service worker's request has no frame; service workers are blocked anyway.
-            }
-            if (frame === null || frame.page() !== page) return await route.abort('blockedbyclient');
-            if (pwRequest.isNavigationRequest() && frame === page.mainFrame()) {
-              // The page itself, as the fetcher fetched it. Navigating away (a script's location
-              // change, a form, a meta refresh) is answered 204, which leaves the page where it is
-              // (an abort would replace it with an error page).
-              if (served) return await route.fulfill({ status: 204, body: '' });
-              served = true;
-              return await route.fulfill({
-                status: request.document.status,
-                contentType: 'text/html; charset=utf-8',
-                body: request.document.html,
-              });
-            }
-            if (block.has(pwRequest.resourceType())) return await route.abort('blockedbyclient');
-            if (++requests > options.maxRequests) return await route.abort('blockedbyclient');
-            // A few at a time through the fetcher, within the page's byte budget: a page that asks for
-            // hundreds of large answers at once holds a few of them, not all.
-            if (loading >= PAGE_LOADS_AT_ONCE) await new Promise<void>((resolve) => queued.push(resolve));
-            loading++;
-            counted = true;
-            if (finished) return await route.abort('aborted');
-            if (budget <= 0) return await route.abort('blockedbyclient');
-            const answer = await request.load({
-              url,
-              method: pwRequest.method(),
-              headers: await pwRequest.allHeaders(),
-              body: pwRequest.postDataBuffer(),
-              kind: pwRequest.isNavigationRequest() ? 'document' : 'resource',
-              maxBytes: Math.min(budget, options.maxHtmlBytes),
-            });
-            budget -= answer.body?.length ?? 0;
-            if (finished) return await route.abort('aborted');
-            if (answer.error !== null || answer.status === null) {
-              return await route.abort(answer.error?.code === 'timeout' ? 'timedout' : answer.error?.code === 'blocked' ? 'blockedbyclient' : 'failed');
-            }
-            return await route.fulfill({ status: answer.status, headers: answer.headers, body: answer.body ?? Buffer.alloc(0) });
-          } catch {
-            // The context closed meanwhile (the render ended): nothing is left to answer.
-            await route.abort('aborted').catch(() => undefined);
-          } finally {
-            if (counted) {
-              loading--;
-              queued.shift()?.();
-            }
-          }
-        }),
-      );
       const work = (async (): Promise<RenderResult> => {
         await page.goto(request.url, { waitUntil: 'commit', timeout: options.timeoutMs });
         await settle(page, request);
@@ -408,8 +480,8 @@ export function createPlaywrightRenderer(options: PlaywrightRendererOptions): Pl
       const text = (cause as Error).message.split('\n', 1)[0];
       throw new RenderError('render_failed', `render failed: ${text}`, true);
     } finally {
-      finished = true;
-      for (const go of queued.splice(0)) go();
+      state.finished = true;
+      for (const go of state.queued.splice(0)) go();
       clearTimeout(timer);
       if (onGone !== null) browserOf?.off('disconnected', onGone);
       // Closing the context closes its pages (popups too), also a page stuck in a script. A browser
@@ -454,6 +526,7 @@ export function createPlaywrightRenderer(options: PlaywrightRendererOptions): Pl
       idleTimer = null;
       const handle = current;
       current = null;
+      discardSpare();
       if (handle !== null) {
         handle.retired = true;
         await handle.browser.then((b) => b.close()).catch(() => undefined);
