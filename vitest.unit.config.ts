@@ -33,6 +33,7 @@ export default defineConfig({
       'test/policy.test.ts',
       'test/processor.test.ts',
       'test/render-heuristic.test.ts',
+      'test/render-pipeline.test.ts',
     ],
     env: { DATABASE_URL: '', REDIS_URL: '' },
     testTimeout: 30_000,

@@ -1,0 +1,98 @@
+/**
+ * The page pipeline's side of rendering, with renderers of the test's own (the `Renderer`
+ * interface; no browser): what a renderer is handed, that its requests go through the guarded
+ * fetcher, and what becomes of a render that never started.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { memoryStorage } from '../adapters/memory/index.js';
+import { createCrawlEngine } from '../src/core/engine.js';
+import { type Renderer, RenderError, type RenderRequest } from '../src/crawl/render.js';
+import { allResults } from './helpers/engine.js';
+import { html, serve, type TestServer } from './helpers/server.js';
+
+describe('rendering in the page pipeline (renderers of our own)', () => {
+  let site: TestServer;
+  beforeAll(async () => {
+    site = await serve((req, res) => {
+      if (req.url === '/data') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        return res.end('{"title":"from data"}');
+      }
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+      res.end(html('<div id="root"></div><script src="/app.js"></script>', '<title>Shell</title>'));
+    });
+  });
+  afterAll(() => site.close());
+
+  const engineWith = (renderer: Renderer) =>
+    createCrawlEngine({
+      storage: memoryStorage(),
+      fetch: { allowPrivateNetwork: ['127.0.0.1'], timeoutMs: 2000 },
+      retry: { baseDelayMs: 10, maxDelayMs: 20 },
+      render: { renderer },
+    });
+
+  it("hands the renderer the fetched document and a load() that is the engine's guarded fetcher", async () => {
+    const seen: RenderRequest[] = [];
+    const loads: Array<{ status: number | null; error: string | null; body: string | null }> = [];
+    const renderer: Renderer = {
+      async render(request) {
+        seen.push(request);
+        for (const url of [`${site.url}data`, 'http://127.0.0.2:9/private', 'http://[::1]:9/private']) {
+          const answer = await request.load({ url, method: 'GET', headers: {}, body: null, kind: 'resource' });
+          loads.push({ status: answer.status, error: answer.error?.code ?? null, body: answer.body?.toString() ?? null });
+        }
+        return { html: html('<h1>Rendered</h1><a href="/next">next</a>', '<title>from data</title>'), url: request.url };
+      },
+      close: async () => undefined,
+    };
+    const engine = engineWith(renderer);
+    const job = await engine.crawl({ url: site.url, maxPages: 1, render: 'always', renderWait: 'networkidle', renderSelector: 'h1' });
+    const [page] = await allResults(engine, job.id);
+    expect(page).toMatchObject({ ok: true, rendered: true, title: 'from data', links: 1 });
+    expect(seen[0]).toMatchObject({ url: site.url, waitUntil: 'networkidle', selector: 'h1', document: { status: 200 } });
+    expect(seen[0]!.document.html).toContain('<div id="root"></div>');
+    expect(loads).toEqual([
+      { status: 200, error: null, body: '{"title":"from data"}' },
+      { status: null, error: 'blocked', body: null },
+      { status: null, error: 'blocked', body: null },
+    ]);
+    await engine.close();
+  });
+
+  it('a render that never started (no renderer slot in time) gives the page back without using an attempt', async () => {
+    let calls = 0;
+    const renderer: Renderer = {
+      async render(request) {
+        calls++;
+        if (calls <= 3) throw new RenderError('render_failed', 'no render slot came free in time', true, true);
+        return { html: html('<h1>Rendered</h1>', '<title>Rendered</title>'), url: request.url };
+      },
+      close: async () => undefined,
+    };
+    const engine = engineWith(renderer);
+    // maxRetries 0: a failure of any kind would end the page; three give-backs do not.
+    const job = await engine.crawl({ url: site.url, maxPages: 1, maxRetries: 0, render: 'always' });
+    const [page] = await allResults(engine, job.id);
+    expect(calls).toBe(4);
+    expect(page).toMatchObject({ ok: true, rendered: true, title: 'Rendered', attempts: 1 });
+    await engine.close();
+  });
+
+  it('a render that failed is the page error: transient ones retried, the rest not', async () => {
+    let calls = 0;
+    const renderer: Renderer = {
+      async render() {
+        calls++;
+        throw new RenderError(calls === 1 ? 'render_failed' : 'too_large', calls === 1 ? 'the browser went away' : 'too big', calls === 1);
+      },
+      close: async () => undefined,
+    };
+    const engine = engineWith(renderer);
+    const job = await engine.crawl({ url: site.url, maxPages: 1, maxRetries: 3, render: 'always' });
+    const [page] = await allResults(engine, job.id);
+    expect(calls).toBe(2);
+    expect(page).toMatchObject({ ok: false, attempts: 2, error: { code: 'too_large', message: 'too big' } });
+    await engine.close();
+  });
+});
