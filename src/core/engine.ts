@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { fieldErrors, invalid } from './errors.js';
 import { createFetcher, type Fetcher } from '../crawl/fetcher.js';
-import { createPlaywrightRenderer } from '../crawl/playwright.js';
+import type { PlaywrightRenderer, PlaywrightRendererOptions } from '../crawl/playwright.js';
 import { type Renderer, RenderError } from '../crawl/render.js';
 import { createJobsApi, type JobInput, type JobsApi } from './jobs.js';
 import { engineWebhooksSchema } from './webhooks/options.js';
@@ -351,6 +351,21 @@ const optionsSchema = z
     }
   });
 
+/**
+ * The Playwright renderer, its module loaded on the first render: an engine that never renders
+ * (a serverless function that creates jobs and streams progress) never loads it.
+ */
+function lazyPlaywrightRenderer(options: PlaywrightRendererOptions): Renderer {
+  let inner: Promise<PlaywrightRenderer> | null = null;
+  const load = () => (inner ??= import('../crawl/playwright.js').then(({ createPlaywrightRenderer }) => createPlaywrightRenderer(options)));
+  return {
+    render: async (request) => (await load()).render(request),
+    close: async () => {
+      if (inner !== null) await (await inner).close();
+    },
+  };
+}
+
 /** The renderer of a closed engine: starts no browser. */
 const CLOSED_RENDERER: Renderer = {
   render: () => Promise.reject(new RenderError('render_failed', 'the engine was closed', true)),
@@ -384,7 +399,7 @@ export function createCrawlEngine(options: CrawlEngineOptions): CrawlEngine {
     if (closed) return CLOSED_RENDERER;
     renderer ??=
       renderSettings?.renderer ??
-      createPlaywrightRenderer({
+      lazyPlaywrightRenderer({
         ...(renderSettings?.executablePath === undefined ? {} : { executablePath: renderSettings.executablePath }),
         ...(renderSettings?.args === undefined ? {} : { args: renderSettings.args }),
         ...(renderSettings?.connect === undefined ? {} : { connect: renderSettings.connect }),
