@@ -61,14 +61,19 @@ export interface PlaywrightRenderer extends Renderer {
   stats(): PlaywrightRendererStats;
 }
 
-/** Flags of a Chromium launched for rendering: quiet (no background traffic), headless, small. */
-const BASE_ARGS = [
+/** Flags that keep a Chromium quiet: no GPU, no QUIC, no first-run, background, update or sync traffic (the test helpers use them too). */
+export const QUIET_CHROMIUM_ARGS: readonly string[] = [
   '--disable-gpu',
   '--disable-quic',
   '--no-first-run',
   '--disable-background-networking',
   '--disable-component-update',
   '--disable-sync',
+];
+
+/** Flags of a Chromium launched for rendering: quiet (no background traffic), headless, small. */
+const BASE_ARGS = [
+  ...QUIET_CHROMIUM_ARGS,
   '--disable-default-apps',
   '--disable-extensions',
   '--disable-dev-shm-usage',
