@@ -2,7 +2,7 @@
  * The hostile corpus (issue 11): one site serving every page of the hostile-input review next to
  * the older hostile pages (hangs, bombs, loops, bad bytes), crawled by a job with a backtracking
  * glob, behind a robots.txt with a backtracking rule, while a heartbeat watches the event loop. The
- * crawl completes, every page ends as a recorded result, and the loop is never held for 100 ms:
+ * crawl completes, every page ends as a recorded result, and the loop is never held for long:
  * with metadata alone, and with every content format (text, markdown and html) on.
  */
 import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
@@ -57,6 +57,19 @@ const PAGES: Record<string, { body: () => string | Buffer; headers?: Record<stri
 // links holds the event loop itself (against a real Redis the script runs in the server).
 const storages = everyStorage.filter(([name]) => name !== 'kv (ioredis-mock)');
 
+/**
+ * Longest the loop may be held during the crawl, less the collector's reported pauses. Each page
+ * alone stays under 100 ms (test/parse-bounds.test.ts); the crawl parses several documents of a
+ * million nodes, the heap grows past 1.5 GB between full collections, and V8 marks it in steps of
+ * up to 18 ms taken on this thread as it allocates (26 steps, 137 ms in all, in one measured
+ * collection). Those steps are not reported to a `gc` observer, so they land in the gaps: 40–65 ms
+ * was typical, with 83–117 ms a few times in about 50 crawls measured. The code this guards against (a parse or
+ * walk that does not yield) holds the loop for seconds on these pages.
+ */
+const CRAWL_MAX_STALL_MS = 150;
+/** Longest gap with the collector's pauses in it: a scavenge of that heap took up to 99 ms, and two can fall in one gap (254 ms measured once). */
+const CRAWL_MAX_GAP_MS = 400;
+
 // Built once for the three runs, so their garbage does not land in a later run's heartbeat, and as
 // bytes: the test server shares the crawler's thread, and encoding 5 MB strings on every request
 // would be its stall, not the crawler's.
@@ -70,7 +83,7 @@ const FORMATS: Array<[string, ResultFormat[]]> = [
 
 describe.each(storages)('the hostile corpus (%s)', (_name, makeStorage) => {
   test.each(FORMATS)(
-    'with %s, is crawled to completion, every page ends as a recorded result, and the event loop is never held for 100 ms',
+    'with %s, is crawled to completion, every page ends as a recorded result, and the event loop is never held for long',
     { timeout: 120_000 },
     async (_formats, formats) => {
       const site = await serve((req, res) => {
@@ -132,7 +145,7 @@ describe.each(storages)('the hostile corpus (%s)', (_name, makeStorage) => {
           return (await engine.jobs.get(job.id))!;
         });
         expect(watched.value.status).toBe('completed');
-        expectNoStall(watched, 'crawling the hostile corpus: ');
+        expectNoStall(watched, 'crawling the hostile corpus: ', { maxStallMs: CRAWL_MAX_STALL_MS, maxGapMs: CRAWL_MAX_GAP_MS });
         const results = await allResults(engine, job.id);
         const byPath = new Map(results.map((r) => [new URL(r.url).pathname, r]));
         expect(results).toHaveLength(Object.keys(PAGES).length + 1);
