@@ -1,7 +1,7 @@
 import { createServer } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { decodeHtml } from '../src/crawl/charset.js';
+import { decodeHtml, decodeHtmlSliced } from '../src/crawl/charset.js';
 import { createFetcher, parseRetryAfter } from '../src/crawl/fetcher.js';
 import { html, serve, type TestServer } from './helpers/server.js';
 
@@ -199,6 +199,56 @@ describe('decoding helpers', () => {
     const bytes = Buffer.from('<meta charset="windows-1252"><p>\x93quoted\x94</p>', 'latin1');
     expect(decodeHtml(bytes, 'text/html')).toContain('\u201cquoted\u201d');
     expect(decodeHtml(Buffer.from('<p>\xff</p>', 'latin1'), 'text/html; charset=nonsense')).toContain('\ufffd');
+  });
+
+  test('a body held as chunks decodes as the joined bytes would, with characters split across chunks, in every charset', async () => {
+    const cases: Array<[string, Buffer, string | null]> = [
+      ['utf-8', Buffer.from('\ufeff<title>caf\u00e9 \u{1F600} \u4e2d\u6587</title>', 'utf8'), 'text/html; charset=utf-8'],
+      ['meta windows-1252', Buffer.from('<meta charset="windows-1252"><p>\x93quoted\x94 \xe9</p>', 'latin1'), 'text/html'],
+      ['shift_jis', Buffer.from([0x3c, 0x70, 0x3e, 0x93, 0xfa, 0x96, 0x7b, 0x8c, 0xea, 0x3c, 0x2f, 0x70, 0x3e]), 'text/html; charset=shift_jis'],
+      ['unknown label', Buffer.from('<p>\xff\xfe ok</p>', 'latin1'), 'text/html; charset=nonsense'],
+      ['no header', Buffer.from('<p>\u00e9\u00e8</p>', 'utf8'), null],
+    ];
+    for (const [what, bytes, contentType] of cases) {
+      const whole = decodeHtml(bytes, contentType);
+      // Every way of cutting the body in two, and one byte per chunk.
+      for (let cut = 0; cut <= bytes.length; cut++) {
+        expect(await decodeHtmlSliced([bytes.subarray(0, cut), bytes.subarray(cut)], contentType), `${what} cut at ${cut}`).toBe(whole);
+      }
+      expect(
+        await decodeHtmlSliced(
+          [...bytes].map((b) => Buffer.from([b])),
+          contentType,
+        ),
+        what,
+      ).toBe(whole);
+    }
+    expect(decodeHtml(Buffer.from('<p>\u00e9</p>', 'utf8'), null)).toBe('<p>\u00e9</p>');
+    expect(await decodeHtmlSliced([], 'text/html')).toBe('');
+  });
+
+  test('a multi-megabyte body is decoded a piece at a time, with the event loop free between pieces', async () => {
+    // 3 MB in one chunk (a decompressed body) and in 64 KB chunks (as sockets deliver it).
+    const text = `<p>${'\u00e9t\u00e9 '.repeat(500_000)}</p>`;
+    const bytes = Buffer.from(text, 'utf8');
+    const chunked = Array.from({ length: Math.ceil(bytes.length / 65_536) }, (_, i) => bytes.subarray(i * 65_536, (i + 1) * 65_536));
+    for (const chunks of [[bytes], chunked]) {
+      // Counts the turns of the event loop the decode leaves to others.
+      let turns = 0;
+      let done = false;
+      const tick = () => {
+        turns++;
+        if (!done) setImmediate(tick);
+      };
+      setImmediate(tick);
+      try {
+        expect(await decodeHtmlSliced(chunks, 'text/html', 0)).toBe(text);
+      } finally {
+        done = true;
+      }
+      // In one go it would leave none; with 0 ms slices it yields before every piece of at most 256 KB.
+      expect(turns).toBeGreaterThanOrEqual(Math.ceil(bytes.length / (256 * 1024)));
+    }
   });
 
   test('Retry-After takes seconds or an HTTP date', () => {

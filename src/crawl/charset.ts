@@ -3,8 +3,7 @@
  * decoded as browsers do (windows-1252 for latin1 and ASCII labels, UTF-8 when unknown).
  */
 import { TextDecoder } from 'node:util';
-
-const decoders = new Map<string, TextDecoder>();
+import { sliceUsed, yieldToLoop } from './slices.js';
 
 /** Code points of bytes 0x80–0x9F in windows-1252 (Node decodes them as C1 controls). */
 const CP1252 = [
@@ -46,26 +45,68 @@ function decodeWindows1252(bytes: Uint8Array): string {
   return out;
 }
 
-function decoder(label: string): TextDecoder {
-  let found = decoders.get(label);
-  if (found === undefined) {
-    try {
-      found = new TextDecoder(label);
-    } catch {
-      found = decoders.get('utf-8') ?? new TextDecoder('utf-8');
-    }
-    decoders.set(label, found);
+/** Bytes of a body searched for a `<meta charset>`. */
+const SNIFF_BYTES = 1024;
+/** Bytes decoded at a time by {@link decodeHtmlSliced}: a fraction of a millisecond each. */
+const PIECE_BYTES = 256 * 1024;
+
+/** The charset label: the header's, else a `<meta charset>` in `head` (the body's first 1 kB), else UTF-8. */
+function charsetOf(head: Uint8Array, contentType: string | null): string {
+  let charset = contentType ? /charset\s*=\s*"?([\w.:-]+)/i.exec(contentType)?.[1] : undefined;
+  if (charset === undefined) {
+    const text = Buffer.from(head.buffer, head.byteOffset, Math.min(head.byteLength, SNIFF_BYTES)).toString('latin1');
+    charset = /<meta[^>]+charset\s*=\s*["']?\s*([\w.:-]+)/i.exec(text)?.[1];
   }
-  return found;
+  return (charset ?? 'utf-8').toLowerCase();
 }
 
 /** Decodes with the header's charset, else a `<meta charset>` in the first 1 kB, else UTF-8. */
 export function decodeHtml(bytes: Uint8Array, contentType: string | null): string {
-  let charset = contentType ? /charset\s*=\s*"?([\w.:-]+)/i.exec(contentType)?.[1] : undefined;
-  if (charset === undefined) {
-    const head = Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.byteLength, 1024)).toString('latin1');
-    charset = /<meta[^>]+charset\s*=\s*["']?\s*([\w.:-]+)/i.exec(head)?.[1];
+  const label = charsetOf(bytes, contentType);
+  return WINDOWS_1252.has(label) ? decodeWindows1252(bytes) : freshDecoder(label).decode(bytes);
+}
+
+/** The first `max` bytes of a body held as chunks. */
+export function headOf(chunks: readonly Uint8Array[], max: number): Uint8Array {
+  const first = chunks[0];
+  if (first === undefined) return new Uint8Array(0);
+  if (first.byteLength >= max || chunks.length === 1) return first.subarray(0, max);
+  const head: Uint8Array[] = [];
+  let size = 0;
+  for (const chunk of chunks) {
+    if (size >= max) break;
+    head.push(chunk.subarray(0, max - size));
+    size += head[head.length - 1]!.byteLength;
   }
-  const label = (charset ?? 'utf-8').toLowerCase();
-  return WINDOWS_1252.has(label) ? decodeWindows1252(bytes) : decoder(label).decode(bytes);
+  return Buffer.concat(head, size);
+}
+
+/**
+ * {@link decodeHtml} for a body held as chunks, without joining them first: a quarter of a
+ * megabyte at a time, yielding to the event loop when the turn's slice is used up (with `sliceMs`
+ * 0, after every piece). A multi-megabyte body took tens of milliseconds to copy into one buffer
+ * and as long again to decode, in one turn; a character split across two chunks decodes whole.
+ */
+export async function decodeHtmlSliced(chunks: readonly Uint8Array[], contentType: string | null, sliceMs?: number): Promise<string> {
+  const label = charsetOf(headOf(chunks, SNIFF_BYTES), contentType);
+  const cp1252 = WINDOWS_1252.has(label);
+  // A decoder of its own: streaming keeps a split character's first bytes between calls.
+  const streaming = cp1252 ? null : freshDecoder(label);
+  let out = '';
+  for (const chunk of chunks) {
+    for (let at = 0; at < chunk.byteLength; at += PIECE_BYTES) {
+      if (sliceUsed(sliceMs)) await yieldToLoop();
+      const piece = chunk.subarray(at, at + PIECE_BYTES);
+      out += streaming === null ? decodeWindows1252(piece) : streaming.decode(piece, { stream: true });
+    }
+  }
+  return streaming === null ? out : out + streaming.decode();
+}
+
+function freshDecoder(label: string): TextDecoder {
+  try {
+    return new TextDecoder(label);
+  } catch {
+    return new TextDecoder('utf-8');
+  }
 }

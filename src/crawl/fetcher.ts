@@ -11,7 +11,7 @@ import type { Agent, Dispatcher } from 'undici';
 import { BLOCKED_CODE, createAddressGuard, type PrivateNetworkAllowance } from './netguard.js';
 import type { PageErrorCode } from '../core/types.js';
 import { normalizeUrl } from './url.js';
-import { decodeHtml } from './charset.js';
+import { decodeHtmlSliced, headOf } from './charset.js';
 import { sliceUsed, yieldToLoop } from './slices.js';
 
 export interface FetcherOptions {
@@ -130,7 +130,8 @@ class FetchFailure extends Error {
   }
 }
 
-async function readCapped(body: Dispatcher.ResponseData['body'], maxBytes: number, truncate = false): Promise<Buffer> {
+/** Reads a body as the chunks it arrived in, failing with `too_large` past `maxBytes` (or, with `truncate`, keeping the first `maxBytes`). */
+async function readChunks(body: Dispatcher.ResponseData['body'], maxBytes: number, truncate = false): Promise<{ chunks: Buffer[]; size: number }> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of body as AsyncIterable<Buffer>) {
@@ -144,11 +145,26 @@ async function readCapped(body: Dispatcher.ResponseData['body'], maxBytes: numbe
     size += chunk.length;
     chunks.push(chunk);
   }
+  return { chunks, size };
+}
+
+/** One buffer of {@link readChunks}' chunks. */
+async function joined({ chunks, size }: { chunks: Buffer[]; size: number }): Promise<Buffer> {
   if (chunks.length === 1) return chunks[0]!;
   // Copying megabytes takes milliseconds: several pages that arrive in one turn copy (and then
   // decode) in turns of their own, not one after another in one long turn.
   if (sliceUsed()) await yieldToLoop();
   return Buffer.concat(chunks, size);
+}
+
+async function readCapped(body: Dispatcher.ResponseData['body'], maxBytes: number, truncate = false): Promise<Buffer> {
+  return joined(await readChunks(body, maxBytes, truncate));
+}
+
+/** Whether a content-encoding leaves the bytes as they are. */
+function isIdentity(encoding: string | null): boolean {
+  const name = encoding?.trim().toLowerCase();
+  return !name || name === 'identity';
 }
 
 async function decompress(raw: Buffer, encoding: string | null, maxBytes: number): Promise<Buffer> {
@@ -488,12 +504,14 @@ export function createFetcher(options: FetcherOptions): Fetcher {
           discard(response.body);
           return fail('too_large', `content-length ${declared} is larger than maxBytes (${options.maxBytes} bytes)`);
         }
-        const bytes = await decompress(await readCapped(response.body, options.maxBytes), encoding, options.maxBytes);
+        // An unencoded body is decoded from the chunks it arrived in, never copied into one buffer.
+        const read = await readChunks(response.body, options.maxBytes);
+        const chunks = isIdentity(encoding) ? read.chunks : [await decompress(await joined(read), encoding, options.maxBytes)];
         if (sliceUsed()) await yieldToLoop();
-        if (contentType === null && !/^\s*</.test(bytes.subarray(0, 256).toString('latin1'))) {
+        if (contentType === null && !/^\s*</.test(Buffer.from(headOf(chunks, 256)).toString('latin1'))) {
           return fail('not_html', 'no content-type and the body does not look like HTML');
         }
-        return { finalUrl: url, status, contentType, headers, html: decodeHtml(bytes, contentType), error: null };
+        return { finalUrl: url, status, contentType, headers, html: await decodeHtmlSliced(chunks, contentType), error: null };
       }
     } catch (error) {
       if (signal.aborted) return fail('timeout', `no complete response within timeoutMs (${timeoutMs} ms)`, true);
