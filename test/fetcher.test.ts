@@ -208,6 +208,13 @@ describe('decoding helpers', () => {
       ['shift_jis', Buffer.from([0x3c, 0x70, 0x3e, 0x93, 0xfa, 0x96, 0x7b, 0x8c, 0xea, 0x3c, 0x2f, 0x70, 0x3e]), 'text/html; charset=shift_jis'],
       ['unknown label', Buffer.from('<p>\xff\xfe ok</p>', 'latin1'), 'text/html; charset=nonsense'],
       ['no header', Buffer.from('<p>\u00e9\u00e8</p>', 'utf8'), null],
+      ['utf-16le with its BOM', Buffer.from('\ufeff<p>\u00e9 \u{1F600}</p>', 'utf16le'), 'text/html; charset=utf-16le'],
+      // Ends inside a character: a replacement character, as when decoded at once.
+      ['utf-8 cut short', Buffer.from([0x3c, 0x70, 0x3e, 0x41, 0xe2, 0x82]), 'text/html; charset=utf-8'],
+      // Invalid sequences of legacy multi-byte charsets that Node's streaming decoder throws on.
+      ['euc-jp, invalid', Buffer.from([0x3c, 0x70, 0x3e, 0x8f, 0xef, 0x3c]), 'text/html; charset=euc-jp'],
+      ['gb18030, invalid', Buffer.from([0x3c, 0x70, 0x3e, 0x9f, 0x30, 0x7f]), 'text/html; charset=gb18030'],
+      ['iso-2022-jp, invalid', Buffer.from([0x3c, 0x70, 0x3e, 0x1b, 0x24, 0x80]), 'text/html; charset=iso-2022-jp'],
     ];
     for (const [what, bytes, contentType] of cases) {
       const whole = decodeHtml(bytes, contentType);
@@ -224,6 +231,7 @@ describe('decoding helpers', () => {
       ).toBe(whole);
     }
     expect(decodeHtml(Buffer.from('<p>\u00e9</p>', 'utf8'), null)).toBe('<p>\u00e9</p>');
+    expect(decodeHtml(Buffer.from([0x41, 0xe2, 0x82]), 'text/html')).toBe('A\ufffd');
     expect(await decodeHtmlSliced([], 'text/html')).toBe('');
   });
 
