@@ -196,8 +196,11 @@ export function createNextHandlers(
     const url = new URL(req.url);
     const jobId = url.searchParams.get('jobId');
     if (response.status === 200 && jobId !== null && url.pathname.replace(/\/+$/, '') === `${basePath}/process`) {
+      // Before answering, not in after(): this request's caller (the previous link of the chain)
+      // stops waiting after CHAIN_WAIT_MS, and Next.js does not run after() tasks of a request whose
+      // client has gone, so a run longer than that (any run of the default budget) ended the chain.
       const report = (await response.clone().json()) as RunReport;
-      await schedule(() => continueIfNeeded(jobId, report, req).catch((error: unknown) => onError(error, req)));
+      await continueIfNeeded(jobId, report, req).catch((error: unknown) => onError(error, req));
     }
     return response;
   };
