@@ -4,10 +4,11 @@ import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type Site, startSite } from './fixtures/site.mjs';
+import { startSite } from './fixtures/site.mjs';
 import type { Job, PageResult, Paginated, RunReport } from '../src/core/types.js';
-import { crawlPage, hasChromium, launchBrowser, shots, waitFor } from './helpers/browser.js';
-import { type DocsSite, startDocsSite } from './helpers/docs-site.js';
+import { crawlPage, hasChromium, launchBrowser, remoteChromium, shots, waitFor } from './helpers/browser.js';
+import { SPA_PAGES, spaSite } from './helpers/spa-site.js';
+import { startDocsSite } from './helpers/docs-site.js';
 import { readSse } from './helpers/sse.js';
 
 const app = fileURLToPath(new URL('../examples/nextjs/', import.meta.url));
@@ -81,7 +82,7 @@ async function until(origin: string, id: string, status: string, timeoutMs = 20_
 run('the Next.js example (next build, next start)', () => {
   let newcomer: Awaited<ReturnType<typeof nextStart>>;
   let chained: Awaited<ReturnType<typeof nextStart>>;
-  const sites: Array<Site | DocsSite> = [];
+  const sites: Array<{ close(): Promise<unknown> }> = [];
 
   beforeAll(async () => {
     execFileSync(process.execPath, [next, 'build'], { cwd: app, env: newcomerEnv, stdio: 'pipe', timeout: 240_000 });
@@ -156,6 +157,40 @@ run('the Next.js example (next build, next start)', () => {
     expect(bad.status).toBe(400);
     expect(bad.headers.get('content-type')).toBe('application/problem+json');
   });
+
+  test.runIf(hasChromium || process.env.CI)(
+    'render: with BROWSER_WS_ENDPOINT (a browser service, over CDP) a single-page app is crawled rendered; without a browser, render is a 400 naming it',
+    async () => {
+      const refused = await fetch(`${chained.origin}/api/crawl/jobs`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ url: 'http://127.0.0.1:9/', render: 'always' }),
+      });
+      expect(refused.status).toBe(400);
+      expect(await refused.text()).toMatch(/render/);
+      const site = await spaSite();
+      sites.push(site);
+      const remote = await remoteChromium([]);
+      const rendering = await nextStart({ ...chainEnv, BROWSER_WS_ENDPOINT: remote.wsEndpoint });
+      try {
+        const job = await createJob(rendering.origin, { url: site.url, maxPages: 10, maxDepth: 2, render: 'always', formats: ['metadata', 'markdown'] });
+        const done = await until(rendering.origin, job.id, 'completed', 60_000);
+        expect(done.counts.succeeded).toBe(SPA_PAGES + 1);
+        const results = (await (await fetch(`${rendering.origin}/api/crawl/jobs/${job.id}/results?limit=100`)).json()) as Paginated<PageResult>;
+        for (let n = 0; n <= SPA_PAGES; n++) {
+          const page = results.items.find((r) => new URL(r.url).pathname === (n === 0 ? '/' : `/page/${n}`));
+          expect(page, `page ${n}: ${JSON.stringify(page?.error)}`).toMatchObject({ ok: true, rendered: true, title: `Page ${n} rendered` });
+          expect(page!.markdown).toContain(`Content of page ${n} that only exists after scripts ran.`);
+        }
+        // The browser service made no request of its own: the app's fetcher did (its user agent).
+        expect(site.agents.get('/app.js')).toMatch(/^crawl-engine\//);
+      } finally {
+        rendering.server.kill('SIGTERM');
+        await remote.close();
+      }
+    },
+    120_000,
+  );
 
   describe.runIf(hasChromium || process.env.CI)('the page in a browser', () => {
     let browser: Browser;

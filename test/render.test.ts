@@ -3,10 +3,7 @@
  * private-network guard over every request the browser makes, and the bounds (a page that never
  * settles, loops, opens popups, crashes the renderer, or renders too much; browser restarts).
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { memoryStorage } from '../adapters/memory/index.js';
@@ -14,13 +11,15 @@ import { createCrawlEngine, type CrawlEngine, type RenderSettings } from '../src
 import { createPlaywrightRenderer, type PlaywrightRenderer } from '../src/crawl/playwright.js';
 import type { PageResult } from '../src/core/types.js';
 import { createCrawlHandler } from '../src/http/index.js';
-import { CHROMIUM, hasChromium } from './helpers/browser.js';
+import { CHROMIUM, hasChromium, remoteChromium as remoteChromiumWith } from './helpers/browser.js';
 import { runCli } from './helpers/cli.js';
 import { allResults } from './helpers/engine.js';
 import { SPA_PAGES, type SpaSite, spaSite, type Trap, trap } from './helpers/spa-site.js';
 
 /** Chromium is found by the marker flag in its command line (to kill it mid-crawl). */
 const MARKER = `--crawl-engine-test=${process.pid}`;
+/** A remote Chromium with this file's marker. */
+const remoteChromium = (flags: string[]) => remoteChromiumWith([MARKER, ...flags]);
 
 function engineWith(render: Partial<RenderSettings> = {}, storage = memoryStorage()): CrawlEngine {
   return createCrawlEngine({
@@ -30,34 +29,6 @@ function engineWith(render: Partial<RenderSettings> = {}, storage = memoryStorag
     retry: { baseDelayMs: 20, maxDelayMs: 100 },
     render: { executablePath: CHROMIUM, args: [MARKER], timeoutMs: 8000, waitMs: 3000, idleCloseMs: 0, ...render },
   });
-}
-
-/** A Chromium started on its own with `--remote-debugging-port`, as a browser service runs one; `flags` added. */
-async function remoteChromium(flags: string[]): Promise<{ wsEndpoint: string; alive(): boolean; close(): Promise<void> }> {
-  const profile = mkdtempSync(join(tmpdir(), 'crawl-engine-cdp-'));
-  const remote = spawn(CHROMIUM, ['--headless', '--no-sandbox', `--user-data-dir=${profile}`, '--remote-debugging-port=0', MARKER, ...flags, 'about:blank'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    detached: true, // its own process group, so that its children end with it
-  });
-  const wsEndpoint = await new Promise<string>((resolve, reject) => {
-    let text = '';
-    remote.stderr!.on('data', (chunk: Buffer) => {
-      text += chunk.toString();
-      const found = /DevTools listening on (ws:\/\/\S+)/.exec(text);
-      if (found) resolve(found[1]!);
-    });
-    remote.once('exit', (code) => reject(new Error(`chromium exited (${code}): ${text}`)));
-  });
-  return {
-    wsEndpoint,
-    alive: () => remote.exitCode === null,
-    async close() {
-      const exited = new Promise((resolve) => (remote.exitCode === null ? remote.once('exit', resolve) : resolve(null)));
-      process.kill(-remote.pid!, 'SIGKILL');
-      await exited;
-      rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
-    },
-  };
 }
 
 const byPath = (results: PageResult[]) => new Map(results.map((r) => [new URL(r.url).pathname, r]));

@@ -8,7 +8,8 @@ const nextConfig = {
   // Loaded by Node from node_modules at run time rather than bundled (it imports undici, cheerio and
   // htmlparser2 lazily) when crawl-engine is installed from npm. Linked from this repository
   // (file:../..), its real path is outside node_modules and Turbopack bundles it.
-  serverExternalPackages: ['crawl-engine'],
+  // playwright-core (rendering, loaded on the first render) is never bundled either.
+  serverExternalPackages: ['crawl-engine', 'playwright-core'],
   outputFileTracingRoot: repoRoot,
   turbopack: { root: repoRoot },
 };

@@ -1,4 +1,7 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { expect } from 'vitest';
@@ -17,6 +20,34 @@ export async function launchBrowser(): Promise<Browser> {
     headless: true,
     args: ['--no-sandbox', ...QUIET_CHROMIUM_ARGS, '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1'],
   });
+}
+
+/** A Chromium started on its own with `--remote-debugging-port`, as a browser service runs one; `flags` added. */
+export async function remoteChromium(flags: string[]): Promise<{ wsEndpoint: string; alive(): boolean; close(): Promise<void> }> {
+  const profile = mkdtempSync(join(tmpdir(), 'crawl-engine-cdp-'));
+  const remote = spawn(CHROMIUM, ['--headless', '--no-sandbox', `--user-data-dir=${profile}`, '--remote-debugging-port=0', ...flags, 'about:blank'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    detached: true, // its own process group, so that its children end with it
+  });
+  const wsEndpoint = await new Promise<string>((resolve, reject) => {
+    let text = '';
+    remote.stderr!.on('data', (chunk: Buffer) => {
+      text += chunk.toString();
+      const found = /DevTools listening on (ws:\/\/\S+)/.exec(text);
+      if (found) resolve(found[1]!);
+    });
+    remote.once('exit', (code) => reject(new Error(`chromium exited (${code}): ${text}`)));
+  });
+  return {
+    wsEndpoint,
+    alive: () => remote.exitCode === null,
+    async close() {
+      const exited = new Promise((resolve) => (remote.exitCode === null ? remote.once('exit', resolve) : resolve(null)));
+      process.kill(-remote.pid!, 'SIGKILL');
+      await exited;
+      rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+    },
+  };
 }
 
 export async function waitFor<T>(what: string, probe: () => Promise<T | null | false>, timeoutMs = 20_000): Promise<T> {

@@ -255,6 +255,8 @@ export default function Home() {
         maxPages: Number(form.get('maxPages')),
         maxDepth: Number(form.get('maxDepth')),
         sitemap: String(form.get('sitemap') ?? 'skip') as 'skip' | 'include' | 'only',
+        // Pages rendered in a browser first (the server needs BROWSER_WS_ENDPOINT or CHROMIUM_PATH).
+        render: String(form.get('render') ?? 'never') as 'never' | 'auto' | 'always',
         // Each page's main content as markdown, shown under its row.
         formats: form.get('markdown') === null ? ['metadata'] : ['metadata', 'markdown'],
       });
@@ -312,6 +314,14 @@ export default function Home() {
             <option value="skip">skip</option>
             <option value="include">include</option>
             <option value="only">only</option>
+          </select>
+        </label>
+        <label className="field">
+          Render{' '}
+          <select name="render" defaultValue="never" title="Render pages in a browser first (the server needs BROWSER_WS_ENDPOINT or CHROMIUM_PATH)">
+            <option value="never">never</option>
+            <option value="auto">auto</option>
+            <option value="always">always</option>
           </select>
         </label>
         <label className="field field-check">

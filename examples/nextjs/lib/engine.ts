@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { createCrawlEngine, type CrawlEngine, type CrawlStorage } from 'crawl-engine';
+import { createCrawlEngine, type CrawlEngine, type CrawlStorage, type RenderSettings } from 'crawl-engine';
 import { memoryStorage } from 'crawl-engine/adapters/memory';
 import { kvStorage } from 'crawl-engine/adapters/kv';
 import { postgresStorage } from 'crawl-engine/adapters/postgres';
@@ -30,10 +30,30 @@ function storage(): CrawlStorage {
 const webhookSecret = process.env.WEBHOOK_SECRET || undefined;
 const webhookUrl = process.env.WEBHOOK_URL || undefined;
 
+// Rendering pages that need JavaScript (the form's Render field). A serverless function cannot
+// keep a browser running, so it connects to one: BROWSER_WS_ENDPOINT is a browser service's
+// WebSocket (CDP; BROWSER_WS_PROTOCOL=playwright for a Playwright server). On your own machine
+// CHROMIUM_PATH launches a local Chromium instead. Without either, a job that asks to render is
+// refused with a 400 naming `render`. Either way, every request the browser makes goes through the
+// engine's guarded fetcher.
+// A render is held to 15 s (30 s by default), so that a page in flight when a run's budget ends
+// still finishes inside the function's 60 s (see the budgets in app/api/crawl/[...path]/route.ts).
+function render(): RenderSettings | undefined {
+  const wsEndpoint = process.env.BROWSER_WS_ENDPOINT;
+  const protocol = process.env.BROWSER_WS_PROTOCOL === 'playwright' ? 'playwright' : 'cdp';
+  if (wsEndpoint) return { connect: { wsEndpoint, protocol }, timeoutMs: 15_000 };
+  if (process.env.CHROMIUM_PATH) return { executablePath: process.env.CHROMIUM_PATH, timeoutMs: 15_000 };
+  return undefined;
+}
+const renderSettings = render();
+/** Whether jobs may ask to render (a browser is configured). */
+export const renders = renderSettings !== undefined;
+
 globalForEngine.crawlEngine ??= createCrawlEngine({
   storage: storage(),
   // Crawling your own machine needs this; keep it off in production.
   fetch: { allowPrivateNetwork: process.env.ALLOW_PRIVATE_NETWORK === '1' },
+  ...(renderSettings ? { render: renderSettings } : {}),
   ...(webhookSecret ? { webhooks: { secret: webhookSecret, ...(webhookUrl ? { url: webhookUrl } : {}) } } : {}),
 });
 export const engine: CrawlEngine = globalForEngine.crawlEngine;

@@ -1,17 +1,19 @@
 import { createNextHandlers } from 'crawl-engine/next';
-import { engine } from '@/lib/engine';
+import { engine, renders } from '@/lib/engine';
 import { startLocalWorker } from '@/lib/local-worker';
 
 // Node.js runtime (the engine uses node:crypto and undici), never cached, and long enough for a
-// processing run (afterBudgetMs or processBudgetMs) plus one fetch timeout (15 s by default).
+// processing run (afterBudgetMs or processBudgetMs) plus one page in flight: a fetch timeout (15 s
+// by default), and with a browser configured a render's too (15 s here, lib/engine.ts).
 export const runtime = 'nodejs';
 export const dynamic = 'force-dynamic';
 export const maxDuration = 60;
 
 // Time budgets of the runs. The tests shorten them (CRAWL_AFTER_BUDGET_MS, CRAWL_PROCESS_BUDGET_MS)
-// to make crawls outlast a run; keep the defaults otherwise.
-const afterBudgetMs = Number(process.env.CRAWL_AFTER_BUDGET_MS) || 25_000;
-const processBudgetMs = Number(process.env.CRAWL_PROCESS_BUDGET_MS) || 40_000;
+// to make crawls outlast a run; keep the defaults otherwise. With a browser configured, a page in
+// flight may take 15 s more (its render), so the runs are 15 s shorter.
+const afterBudgetMs = Number(process.env.CRAWL_AFTER_BUDGET_MS) || (renders ? 10_000 : 25_000);
+const processBudgetMs = Number(process.env.CRAWL_PROCESS_BUDGET_MS) || (renders ? 25_000 : 40_000);
 
 const handlers = createNextHandlers(engine, {
   basePath: '/api/crawl',
