@@ -77,6 +77,18 @@ describe.skipIf(!hasChromium)('render (Debian Chromium)', () => {
     }
   }, 90_000);
 
+  it("with renderWait 'load', a page whose data arrives after the load event is read once its requests are quiet", async () => {
+    const engine = engineWith();
+    try {
+      const job = await engine.crawl({ url: `${site.origin}/late`, maxPages: 1, render: 'always', formats: ['metadata', 'markdown'] });
+      const [page] = await allResults(engine, job.id);
+      expect(page).toMatchObject({ ok: true, rendered: true, title: 'Late data' });
+      expect(page!.markdown).toContain('Arrived after the load event.');
+    } finally {
+      await engine.close();
+    }
+  }, 60_000);
+
   it("render: 'auto' renders the shells and not the server-rendered page", async () => {
     const engine = engineWith();
     try {

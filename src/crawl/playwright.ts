@@ -94,6 +94,11 @@ const NO_WEBRTC = `for (const name of ['RTCPeerConnection', 'webkitRTCPeerConnec
 }`;
 
 /** Requests of one page made through the fetcher at once (as a browser's six connections per host). */
+/** After `load`, how long the page's requests must have been quiet before it is read. */
+export const LOAD_QUIET_MS = 200;
+/** The most the quiet wait adds after `load` (a page that keeps fetching is read when it ends). */
+export const LOAD_QUIET_CAP_MS = 2000;
+const QUIET_POLL_MS = 20;
 const PAGE_LOADS_AT_ONCE = 6;
 /** Longest wait for a browser context to close; past it the browser is retired (it is not answering). */
 const CLOSE_WAIT_MS = 5000;
@@ -459,7 +464,7 @@ export function createPlaywrightRenderer(options: PlaywrightRendererOptions): Pl
       crashed.catch(() => undefined);
       const work = (async (): Promise<RenderResult> => {
         await page.goto(request.url, { waitUntil: 'commit', timeout: options.timeoutMs });
-        await settle(page, request);
+        await settle(page, request, state);
         // The size is asked first, in the page: a huge DOM is refused without being sent over.
         const size = await page.evaluate(() => (document.documentElement ? document.documentElement.outerHTML.length : 0));
         if (size > options.maxHtmlBytes) {
@@ -507,11 +512,17 @@ export function createPlaywrightRenderer(options: PlaywrightRendererOptions): Pl
     }
   }
 
-  /** The wait after the document arrived: its strategy, within `waitMs`; past it the page is taken as it stands. */
-  async function settle(page: Page, request: RenderRequest): Promise<void> {
+  /**
+   * The wait after the document arrived: its strategy, within `waitMs`; past it the page is taken
+   * as it stands. After `load`, also until the page's requests have been quiet for
+   * {@link LOAD_QUIET_MS} (at most {@link LOAD_QUIET_CAP_MS} more): an app that fetches its data
+   * from a module script (top-level await) or on DOMContentLoaded often gets it after `load`.
+   */
+  async function settle(page: Page, request: RenderRequest, state: PageState): Promise<void> {
     const until = Date.now() + options.waitMs;
     const left = () => Math.max(1, until - Date.now());
     await page.waitForLoadState(request.waitUntil === 'networkidle' ? 'networkidle' : 'load', { timeout: left() }).catch(() => undefined);
+    if (request.waitUntil !== 'networkidle') await quiet(state, Math.min(left(), LOAD_QUIET_CAP_MS));
     if (request.selector !== undefined) {
       await page.waitForSelector(request.selector, { state: 'attached', timeout: left() }).catch((cause: unknown) => {
         const text = (cause as Error).message ?? '';
@@ -520,6 +531,18 @@ export function createPlaywrightRenderer(options: PlaywrightRendererOptions): Pl
           throw new RenderError('render_failed', `renderSelector ${JSON.stringify(request.selector)} is not a selector: ${text.split('\n', 1)[0]}`, false);
         }
       });
+    }
+  }
+
+  /** Resolves once none of the page's requests has been loading for LOAD_QUIET_MS, or after `capMs`. */
+  async function quiet(state: PageState, capMs: number): Promise<void> {
+    const started = Date.now();
+    let busyAt = started;
+    for (;;) {
+      const now = Date.now();
+      if (state.loading > 0 || state.queued.length > 0) busyAt = now;
+      if (state.finished || now - busyAt >= LOAD_QUIET_MS || now - started >= capMs) return;
+      await new Promise((resolve) => setTimeout(resolve, QUIET_POLL_MS));
     }
   }
 

@@ -70,6 +70,17 @@ export async function spaSite(trap = 'http://127.0.0.2:9'): Promise<SpaSite> {
       );
     }
     if (path === '/analytics.js') return send('text/javascript', 'window.__seen = true;');
+    if (path === '/late') {
+      // Its data arrives 400 ms after the load event (a module script awaits it).
+      return page(
+        '<div id="root"></div><script type="module">const data = await (await fetch("/api/late")).json(); document.title = data.title; document.getElementById("root").innerHTML = "<main><p>" + data.text + "</p></main>";</script>',
+        '<title>Loading…</title>',
+      );
+    }
+    if (path === '/api/late') {
+      setTimeout(() => send('application/json', JSON.stringify({ title: 'Late data', text: 'Arrived after the load event. '.repeat(10) })), 400);
+      return;
+    }
     if (path === '/never-settles') {
       // Polls for ever: networkidle never comes; the wait's cap ends it.
       return page(
