@@ -79,6 +79,37 @@ describe('rendering in the page pipeline (renderers of our own)', () => {
     await engine.close();
   });
 
+  it("a render still waiting past the run's budget ends render.timeoutMs after it, not at the lease's limit", async () => {
+    const aborted: number[] = [];
+    const renderer: Renderer = {
+      render: (request) =>
+        new Promise((_, reject) => {
+          // A renderer whose slots are all taken: it waits until the pipeline gives up on the page.
+          request.signal.addEventListener('abort', () => {
+            aborted.push(Date.now());
+            reject(new RenderError('render_failed', 'no render slot came free in time', true, true));
+          });
+        }),
+      close: async () => undefined,
+    };
+    const engine = createCrawlEngine({
+      storage: memoryStorage(),
+      fetch: { allowPrivateNetwork: ['127.0.0.1'], timeoutMs: 2000 },
+      render: { renderer, timeoutMs: 1000 },
+      leaseMs: 60_000,
+    });
+    const job = await engine.jobs.create({ url: site.url, maxPages: 1, render: 'always' });
+    const started = Date.now();
+    const report = await engine.processor.run({ jobId: job.id, budgetMs: 200 });
+    // Without the bound the page waited until 45 s (¾ of the lease) into the run.
+    expect(aborted).toHaveLength(1);
+    expect(aborted[0]! - started).toBeGreaterThanOrEqual(1100);
+    expect(aborted[0]! - started).toBeLessThan(5000);
+    // It never started: back in the queue, its attempt not used.
+    expect(report).toMatchObject({ released: 1, succeeded: 0, failed: 0 });
+    await engine.close();
+  });
+
   it('a render that failed is the page error: transient ones retried, the rest not', async () => {
     let calls = 0;
     const renderer: Renderer = {

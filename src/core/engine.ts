@@ -164,7 +164,7 @@ export interface RenderSettings {
   idleCloseMs?: number;
   /** V8 heap cap of a page in a local Chromium, in MB: a page past it crashes alone (`render_failed`). @default 512 */
   maxHeapMb?: number;
-  /** Your own renderer (see the `Renderer` interface): the options above but `timeoutMs` and `maxHtmlBytes` are then unused. */
+  /** Your own renderer (see the `Renderer` interface): the options above are then unused, but `maxHtmlBytes`, and `timeoutMs` as the longest a render may go on past a run's budget. */
   renderer?: Renderer;
 }
 

@@ -337,9 +337,11 @@ export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipel
    * Renders a fetched page in the engine's renderer. The browser is handed the fetched document and
    * makes every other request through the fetcher's `resource()` (the guard, caps and timeouts of
    * pages; robots.txt for frames' documents, as far as this processor knows the origin's rules).
-   * The render ends by the renderer's `timeoutMs`, the run's signal, or when only a quarter of the
-   * lease would be left for parsing and storing. A failure is the page's error (`render_failed`,
-   * transient, or `too_large`).
+   * The render ends by the renderer's `timeoutMs`, the run's signal, when only a quarter of the
+   * lease would be left for parsing and storing, or `timeoutMs` after the run's budget ends: a page
+   * that waited for a renderer slot past the budget still ends inside it plus one render (the
+   * bound a serverless function's maxDuration is set by), and one that never started goes back to
+   * the queue. A failure is the page's error (`render_failed`, transient, or `too_large`).
    */
   async function renderPage(
     lease: Lease,
@@ -359,7 +361,8 @@ export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipel
       };
     }
     const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), Math.max(0, lease.expiresAt - now() - deps.leaseMs / 4));
+    const endsAt = Math.min(lease.expiresAt - deps.leaseMs / 4, run.deadline + render.timeoutMs);
+    const timer = setTimeout(() => controller.abort(), Math.max(0, endsAt - now()));
     const stop = () => controller.abort();
     run.signal?.addEventListener('abort', stop, { once: true });
     const fetcher = deps.fetcher();
