@@ -36,7 +36,8 @@ const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 export interface NextHandlersOptions extends Omit<CrawlHandlerOptions, 'onJobCreated'> {
   /**
    * Budget of a run of the process route (cron, chaining); keep it under your route's
-   * `maxDuration` less one fetch timeout.
+   * `maxDuration` less one fetch timeout (or render timeout, if longer) and the 2 s a chained run
+   * waits for the next invocation to take its request.
    * @default 40000 (the plain HTTP handler's default is 50000)
    */
   processBudgetMs?: number;
@@ -46,7 +47,8 @@ export interface NextHandlersOptions extends Omit<CrawlHandlerOptions, 'onJobCre
    */
   processOnCreate?: boolean;
   /**
-   * Budget of the run started with `after()`; keep it under your route's `maxDuration`.
+   * Budget of the run started with `after()`; keep it under your route's `maxDuration` less one
+   * fetch timeout (or render timeout, if longer) and the 2 s of a chain call.
    * @default 25000
    */
   afterBudgetMs?: number;
@@ -94,7 +96,16 @@ export function createNextHandlers(
   const chain = options.chain ?? true;
   const budgetMs = options.afterBudgetMs ?? BUDGETS.nextAfterMs;
   const origin = options.origin === undefined ? undefined : checkOrigin(options.origin);
-  const onError = options.onError ?? ((error: unknown) => console.error('[crawl-engine] next handler error:', error));
+  const reportError = options.onError ?? ((error: unknown) => console.error('[crawl-engine] next handler error:', error));
+  // Reports from chaining happen after the run, inside after() or before the process route's
+  // answer: an onError that throws must not lose that answer or the chain.
+  const onError = (error: unknown, req: Request) => {
+    try {
+      void Promise.resolve(reportError(error, req)).catch(() => undefined);
+    } catch {
+      // the operator's onError failed; nothing better to tell
+    }
+  };
   const schedule = async (task: () => Promise<void>) => (options.after ?? (await nextAfter()))(task);
 
   let warned = false;
@@ -123,9 +134,9 @@ export function createNextHandlers(
   /** Asks for another run in a fresh invocation, when this one ended with work left. */
   async function continueIfNeeded(jobId: string, report: RunReport, req: Request): Promise<void> {
     if (!chain || report.claimed === 0) return;
-    const job = await engine.jobs.get(jobId);
-    if (job === null || (job.status !== 'running' && job.status !== 'queued')) return;
     if (options.cronSecret === undefined) {
+      const job = await engine.jobs.get(jobId);
+      if (job === null || (job.status !== 'running' && job.status !== 'queued')) return;
       if (!warnedNoSecret) {
         warnedNoSecret = true;
         onError(
@@ -139,16 +150,26 @@ export function createNextHandlers(
     }
     const base = processOrigin(req);
     if (base === null) return;
+    const job = await engine.jobs.get(jobId);
+    if (job === null || (job.status !== 'running' && job.status !== 'queued')) return;
     const url = new URL(`${basePath}/process?jobId=${encodeURIComponent(jobId)}`, base);
     // Wait only until the next invocation has the request; it then runs on its own budget (so a
-    // timeout here is the normal case). A refusal or an error answer is the operator's to fix.
+    // timeout here is the normal case). A refusal or an error answer is the operator's to fix. A
+    // `fetch` of the operator's that ignores the signal is not waited for longer either.
+    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      const res = await (options.fetch ?? fetch)(url, {
+      const calling = (options.fetch ?? fetch)(url, {
         method: 'POST',
         headers: { authorization: `Bearer ${options.cronSecret}` },
         signal: AbortSignal.timeout(CHAIN_WAIT_MS),
       });
-      await res.body?.cancel().catch(() => undefined);
+      calling.then((late) => late.body?.cancel().catch(() => undefined)).catch(() => undefined);
+      const res = await Promise.race([
+        calling,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new DOMException('the next invocation did not answer in time', 'TimeoutError')), CHAIN_WAIT_MS + 100);
+        }),
+      ]);
       if (!res.ok)
         onError(
           new Error(
@@ -166,6 +187,8 @@ export function createNextHandlers(
           req,
         );
       }
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -199,8 +222,12 @@ export function createNextHandlers(
       // Before answering, not in after(): this request's caller (the previous link of the chain)
       // stops waiting after CHAIN_WAIT_MS, and Next.js does not run after() tasks of a request whose
       // client has gone, so a run longer than that (any run of the default budget) ended the chain.
-      const report = (await response.clone().json()) as RunReport;
-      await continueIfNeeded(jobId, report, req).catch((error: unknown) => onError(error, req));
+      try {
+        const report = (await response.clone().json()) as RunReport;
+        await continueIfNeeded(jobId, report, req);
+      } catch (error) {
+        onError(error, req);
+      }
     }
     return response;
   };
