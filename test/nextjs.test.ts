@@ -15,8 +15,10 @@ const app = fileURLToPath(new URL('../examples/nextjs/', import.meta.url));
 const next = `${app}node_modules/next/dist/bin/next`;
 const SECRET = 'test-cron-secret-0123456789';
 // No telemetry or update checks: nothing may leave this machine. The runs' budgets are cut to 1 s
-// so that a crawl of a few seconds has to be continued by something.
-const { CRAWL_LOCAL_WORKER: _, VERCEL: __, ...inherited } = process.env;
+// so that a crawl of a few seconds has to be continued by something. The example's own settings
+// are the test's to give: none comes from the shell that runs it (a browser, a KV store, webhooks).
+const EXAMPLE_SETTINGS = /^(?:CRAWL_|VERCEL|CHROMIUM_PATH$|BROWSER_WS_|KV_REST_API_|UPSTASH_REDIS_REST_|WEBHOOK_|CRON_SECRET$|ALLOW_PRIVATE_NETWORK$)/;
+const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !EXAMPLE_SETTINGS.test(name)));
 const base = {
   ...inherited,
   NEXT_TELEMETRY_DISABLED: '1',

@@ -36,18 +36,19 @@ const webhookUrl = process.env.WEBHOOK_URL || undefined;
 // CHROMIUM_PATH launches a local Chromium instead. Without either, a job that asks to render is
 // refused with a 400 naming `render`. Either way, every request the browser makes goes through the
 // engine's guarded fetcher.
-// A render is held to 15 s (30 s by default), so that a page in flight when a run's budget ends
-// still finishes inside the function's 60 s (see the budgets in app/api/crawl/[...path]/route.ts).
+// A render is held to 15 s (30 s by default): a run's pages end at most that long after its budget
+// (a fetch timeout, 15 s, after it otherwise), inside the function's 60 s with the budgets of
+// app/api/crawl/[...path]/route.ts. A typo in BROWSER_WS_PROTOCOL stops the server with an error
+// naming render.connect.protocol rather than connecting the wrong way.
 function render(): RenderSettings | undefined {
-  const wsEndpoint = process.env.BROWSER_WS_ENDPOINT;
-  const protocol = process.env.BROWSER_WS_PROTOCOL === 'playwright' ? 'playwright' : 'cdp';
+  const wsEndpoint = process.env.BROWSER_WS_ENDPOINT?.trim();
+  const protocol = (process.env.BROWSER_WS_PROTOCOL?.trim().toLowerCase() || 'cdp') as 'cdp' | 'playwright';
+  const executablePath = process.env.CHROMIUM_PATH?.trim();
   if (wsEndpoint) return { connect: { wsEndpoint, protocol }, timeoutMs: 15_000 };
-  if (process.env.CHROMIUM_PATH) return { executablePath: process.env.CHROMIUM_PATH, timeoutMs: 15_000 };
+  if (executablePath) return { executablePath, timeoutMs: 15_000 };
   return undefined;
 }
 const renderSettings = render();
-/** Whether jobs may ask to render (a browser is configured). */
-export const renders = renderSettings !== undefined;
 
 globalForEngine.crawlEngine ??= createCrawlEngine({
   storage: storage(),

@@ -1,19 +1,19 @@
 import { createNextHandlers } from 'crawl-engine/next';
-import { engine, renders } from '@/lib/engine';
+import { engine } from '@/lib/engine';
 import { startLocalWorker } from '@/lib/local-worker';
 
 // Node.js runtime (the engine uses node:crypto and undici), never cached, and long enough for a
-// processing run (afterBudgetMs or processBudgetMs) plus one page in flight: a fetch timeout (15 s
-// by default), and with a browser configured a render's too (15 s here, lib/engine.ts).
+// processing run (afterBudgetMs or processBudgetMs), its pages in flight (they end within a fetch
+// timeout, 15 s by default, of the budget; with a browser configured, a render's 15 s too, see
+// lib/engine.ts) and the 2 s a run waits to hand the crawl on to the next one.
 export const runtime = 'nodejs';
 export const dynamic = 'force-dynamic';
 export const maxDuration = 60;
 
 // Time budgets of the runs. The tests shorten them (CRAWL_AFTER_BUDGET_MS, CRAWL_PROCESS_BUDGET_MS)
-// to make crawls outlast a run; keep the defaults otherwise. With a browser configured, a page in
-// flight may take 15 s more (its render), so the runs are 15 s shorter.
-const afterBudgetMs = Number(process.env.CRAWL_AFTER_BUDGET_MS) || (renders ? 10_000 : 25_000);
-const processBudgetMs = Number(process.env.CRAWL_PROCESS_BUDGET_MS) || (renders ? 25_000 : 40_000);
+// to make crawls outlast a run; keep the defaults otherwise.
+const afterBudgetMs = Number(process.env.CRAWL_AFTER_BUDGET_MS) || 25_000;
+const processBudgetMs = Number(process.env.CRAWL_PROCESS_BUDGET_MS) || 40_000;
 
 const handlers = createNextHandlers(engine, {
   basePath: '/api/crawl',
@@ -23,8 +23,8 @@ const handlers = createNextHandlers(engine, {
   // login pass `authorize: (req, { action, jobId }) => …` instead. Production needs one of the two.
   public: true,
   afterBudgetMs,
-  // The run of /api/crawl/process (cron, and the chain): under maxDuration with a fetch timeout to
-  // spare, like afterBudgetMs (the handler's default, 50 s, is not: 50 s + 15 s > 60 s).
+  // The run of /api/crawl/process (cron, and the chain): under maxDuration with a fetch timeout and
+  // the chain's 2 s to spare, like afterBudgetMs (the plain HTTP handler's 50 s would not be).
   processBudgetMs,
 });
 
