@@ -14,6 +14,14 @@ describe('rendering in the page pipeline (renderers of our own)', () => {
   let site: TestServer;
   beforeAll(async () => {
     site = await serve((req, res) => {
+      if (req.url === '/slow') {
+        // Answered 1.3 s late: past the end of a 0.1 s run plus a 1 s render.
+        setTimeout(() => {
+          res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+          res.end(html('<div id="root"></div><script src="/app.js"></script>', '<title>Slow shell</title>'));
+        }, 1300);
+        return;
+      }
       if (req.url === '/data') {
         res.writeHead(200, { 'content-type': 'application/json' });
         return res.end('{"title":"from data"}');
@@ -107,6 +115,33 @@ describe('rendering in the page pipeline (renderers of our own)', () => {
     expect(aborted[0]! - started).toBeLessThan(5000);
     // It never started: back in the queue, its attempt not used.
     expect(report).toMatchObject({ released: 1, succeeded: 0, failed: 0 });
+    await engine.close();
+  });
+
+  it("a page fetched after its run's budget plus render.timeoutMs goes back unrendered, its attempt unused", async () => {
+    let calls = 0;
+    const renderer: Renderer = {
+      async render(request) {
+        calls++;
+        return { html: html('<h1>Rendered</h1>', '<title>Rendered</title>'), url: request.url };
+      },
+      close: async () => undefined,
+    };
+    const engine = createCrawlEngine({
+      storage: memoryStorage(),
+      fetch: { allowPrivateNetwork: ['127.0.0.1'], timeoutMs: 3000 },
+      render: { renderer, timeoutMs: 1000 },
+    });
+    const job = await engine.jobs.create({ url: `${site.url}slow`, maxPages: 1, maxRetries: 0, render: 'always' });
+    const report = await engine.processor.run({ jobId: job.id, budgetMs: 100 });
+    // Not handed to the renderer with no time left (it would have used the only attempt).
+    expect(calls).toBe(0);
+    expect(report).toMatchObject({ released: 1, succeeded: 0, failed: 0 });
+    // The next run, with time to spare, renders it.
+    await engine.processor.run({ jobId: job.id, budgetMs: 10_000 });
+    const [page] = await allResults(engine, job.id);
+    expect(calls).toBe(1);
+    expect(page).toMatchObject({ ok: true, rendered: true, title: 'Rendered', attempts: 1 });
     await engine.close();
   });
 

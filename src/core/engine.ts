@@ -146,7 +146,7 @@ export interface RenderSettings {
   connect?: { wsEndpoint: string; protocol?: 'cdp' | 'playwright'; headers?: Record<string, string> };
   /** Pages rendered at once by one engine (1–64). @default 4 */
   concurrency?: number;
-  /** A page's whole render, from the browser's start when it needs one; past it the page fails with `render_failed` (and is retried). @default 30000 */
+  /** A page's whole render, from the browser's start when it needs one; past it the page fails with `render_failed` (and is retried). Also the longest a render goes on after a run's `budgetMs` (a page not yet rendering then goes back to the queue). @default 30000 */
   timeoutMs?: number;
   /** Longest wait for `load`, `networkidle` or the job's `renderSelector`; past it the page is read as it stands. @default 10000 */
   waitMs?: number;

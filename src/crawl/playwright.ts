@@ -240,7 +240,12 @@ export function createPlaywrightRenderer(options: PlaywrightRendererOptions): Pl
     }
   }
 
+  /** Why the caller stopped a render: the reason it gave, when it is a sentence. */
+  const stopReason = (signal: AbortSignal): string =>
+    typeof signal.reason === 'string' ? signal.reason : 'the processor stopped, or the lease would not hold';
+
   async function slot(signal: AbortSignal): Promise<void> {
+    if (signal.aborted) throw new RenderError('render_failed', `the render was stopped before it started (${stopReason(signal)})`, true, true);
     if (slots > 0) {
       slots--;
       return;
@@ -435,7 +440,7 @@ export function createPlaywrightRenderer(options: PlaywrightRendererOptions): Pl
     const ended = new Promise<never>((_, reject) => {
       const stop = (why: string) => reject(new RenderError('render_failed', why, true));
       timer = setTimeout(() => stop(`the render took longer than render.timeoutMs (${options.timeoutMs} ms)`), options.timeoutMs);
-      request.signal.addEventListener('abort', () => stop('the render was stopped (the processor stopped, or the lease would not hold)'), { once: true });
+      request.signal.addEventListener('abort', () => stop(`the render was stopped (${stopReason(request.signal)})`), { once: true });
     });
     ended.catch(() => undefined);
     /** Every call to the browser ends when the render does, answered or not (a browser may hang). */

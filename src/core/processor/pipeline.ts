@@ -360,10 +360,16 @@ export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipel
         },
       };
     }
+    const leaseEnd = lease.expiresAt - deps.leaseMs / 4;
+    const budgetEnd = run.deadline + render.timeoutMs;
+    const endsAt = Math.min(leaseEnd, budgetEnd);
+    const why = endsAt === budgetEnd ? `render.timeoutMs (${render.timeoutMs} ms) after the run's budget ended` : 'only a quarter of the lease was left';
+    // No time left (a fetch that ended late), or a run already stopped: the page goes back unrendered.
+    if (run.signal?.aborted === true) return { unstarted: 'the run was stopped before the render could start' };
+    if (endsAt <= now()) return { unstarted: `the render could not start: ${why}` };
     const controller = new AbortController();
-    const endsAt = Math.min(lease.expiresAt - deps.leaseMs / 4, run.deadline + render.timeoutMs);
-    const timer = setTimeout(() => controller.abort(), Math.max(0, endsAt - now()));
-    const stop = () => controller.abort();
+    const timer = setTimeout(() => controller.abort(why), endsAt - now());
+    const stop = () => controller.abort('the run was stopped');
     run.signal?.addEventListener('abort', stop, { once: true });
     const fetcher = deps.fetcher();
     try {

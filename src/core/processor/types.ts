@@ -27,7 +27,9 @@ export type ExtractFunction = (page: ExtractContext) => unknown;
 export interface RunOptions {
   /**
    * Time after which no new fetch starts; fetches in flight then finish within one fetch
-   * timeout, so a run returns within `budgetMs + fetch.timeoutMs` (plus a final store).
+   * timeout, and renders are cut off `render.timeoutMs` after it (plus up to 5 s to close their
+   * browser page), so a run returns within `budgetMs` plus the longer of the two (plus parsing
+   * and a final store).
    * @default 50000
    */
   budgetMs?: number;
