@@ -11,7 +11,7 @@ import { createCrawlClient, CrawlClientError, watchJob } from '../src/browser/cl
 import { createCrawlEngine, type CrawlEngine } from '../src/core/engine.js';
 import { createExpressRouter } from '../src/http/express.js';
 import { createNextHandlers } from '../src/http/next.js';
-import type { Job, ProgressEvent } from '../src/core/types.js';
+import type { Job, ProgressEvent, RunReport } from '../src/core/types.js';
 import { readSse } from './helpers/sse.js';
 
 let site: Site | null = null;
@@ -185,6 +185,7 @@ describe('createNextHandlers', () => {
       });
       return {
         engine,
+        handlers,
         /** Creates a job through a request to `origin`, runs its after() task, and says which URLs were called back. */
         async create(origin: string): Promise<string[]> {
           calls.length = 0;
@@ -250,7 +251,9 @@ describe('createNextHandlers', () => {
     expect(errors).toEqual([]);
     // An onError that throws loses neither the chain nor the process route's answer.
     let answered = 0;
+    const logged = vi.spyOn(console, 'error').mockImplementation(() => undefined);
     const throwing = make({
+      processBudgetMs: 30,
       onError: () => {
         throw new Error('the onError of the operator broke');
       },
@@ -261,6 +264,20 @@ describe('createNextHandlers', () => {
     });
     await throwing.create('http://127.0.0.1:3000');
     expect(answered).toBe(1);
+    // Nor does it lose the answer of a process run whose chain call failed.
+    const jobId = (await throwing.engine.jobs.list({ limit: 1 })).items[0]!.id;
+    const processed = await throwing.handlers.POST(
+      new Request(`http://127.0.0.1:3000/api/crawl/process?jobId=${jobId}`, { method: 'POST', headers: { authorization: 'Bearer cron-secret-0123456789' } }),
+    );
+    expect(processed.status).toBe(200);
+    expect(((await processed.json()) as RunReport).claimed).toBeGreaterThan(0);
+    expect(answered).toBe(2);
+    // What onError threw is logged with the report it was given.
+    expect(logged.mock.calls.map((args) => args.map(String).join(' '))).toEqual([
+      expect.stringMatching(/onError failed \(next handler\).*got HTTP 500.*the onError of the operator broke/),
+      expect.stringMatching(/onError failed \(next handler\).*got HTTP 500.*the onError of the operator broke/),
+    ]);
+    logged.mockRestore();
     // The configured origin wins over whatever Host the request names.
     const configured = make({ origin: 'https://app.example.com' });
     expect((await configured.create('http://attacker.example'))[0]).toMatch(/^https:\/\/app\.example\.com\/api\/crawl\/process\?jobId=/);

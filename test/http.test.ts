@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, test } from 'vitest';
+import { afterEach, describe, expect, test, vi } from 'vitest';
 import { memoryStorage } from '../adapters/memory/index.js';
 import { startSite, type Site } from './fixtures/site.mjs';
 import { createCrawlEngine } from '../src/core/engine.js';
@@ -165,6 +165,33 @@ describe('job routes', () => {
     expect(await problemOf(res)).toMatchObject({ code: 'not_implemented' });
     expect(errors).toEqual([]);
     expect((await engine.jobs.get(job.id))?.status).toBe('queued');
+  });
+
+  test('an onError that throws, or rejects, does not replace the 500 the client gets (it is logged with the error)', async () => {
+    const storage = memoryStorage();
+    const broken = new Proxy(storage, {
+      get: (target, prop) => (prop === 'getJob' ? () => Promise.reject(new Error('database down')) : (Reflect.get(target, prop, target) as unknown)),
+    });
+    const engine = createCrawlEngine({ storage: broken });
+    const logged: unknown[][] = [];
+    const spy = vi.spyOn(console, 'error').mockImplementation((...args: unknown[]) => void logged.push(args));
+    try {
+      for (const onError of [
+        () => {
+          throw new Error('onError broke');
+        },
+        () => Promise.reject(new Error('onError broke')),
+      ]) {
+        const handler = createCrawlHandler(engine, { onError });
+        const res = await handler(new Request(`${BASE}/jobs/job_x`));
+        expect(res.status).toBe(500);
+        expect(await problemOf(res)).toMatchObject({ code: 'internal' });
+      }
+      await vi.waitFor(() => expect(logged).toHaveLength(2));
+      for (const args of logged) expect(args.map(String).join(' ')).toMatch(/onError failed \(http handler\).*database down.*onError broke/);
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   test('DELETE ?purge=true asks authorize() for the action delete, and a refusal deletes nothing', async () => {

@@ -12,6 +12,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import express, { type Router } from 'express';
 import type { CrawlEngine } from '../core/engine.js';
 import { createCrawlHandler, problem, type CrawlHandler, type CrawlHandlerOptions } from './index.js';
+import { errorReporter } from './options.js';
 
 export type ExpressRouterOptions = Omit<CrawlHandlerOptions, 'basePath'>;
 
@@ -25,7 +26,7 @@ const FORBIDDEN_METHODS = new Set(['CONNECT', 'TRACE', 'TRACK']);
 export function createExpressRouter(engine: CrawlEngine, options: ExpressRouterOptions = {}): Router {
   // Checks the options now (a configuration error surfaces at start-up, not on the first request).
   createCrawlHandler(engine, { ...options, basePath: '' });
-  const onError = options.onError ?? ((error: unknown) => console.error('[crawl-engine] express router error:', error));
+  const onError = errorReporter(options.onError, 'express router');
   const router = express.Router();
   // One handler per mount path, so Location headers and routes carry the real prefix.
   const handlers = new Map<string, CrawlHandler>();

@@ -7,7 +7,7 @@
  */
 import type { CrawlEngine } from '../core/engine.js';
 import { CrawlEngineError, invalid } from '../core/errors.js';
-import type { CrawlHandler, CrawlHandlerOptions } from './options.js';
+import { type CrawlHandler, type CrawlHandlerOptions, errorReporter } from './options.js';
 import { problem } from './problem.js';
 import { createRouter } from './router.js';
 import { crawlRoutes, HttpProblem, PATH_PARAMS } from './routes.js';
@@ -50,7 +50,7 @@ function checkOptions(options: CrawlHandlerOptions): void {
 export function createCrawlHandler(engine: CrawlEngine, options: CrawlHandlerOptions = {}): CrawlHandler {
   checkOptions(options);
   const basePath = (options.basePath ?? '/api/crawl').replace(/\/+$/, '');
-  const onError = options.onError ?? ((error: unknown) => console.error('[crawl-engine] http handler error:', error));
+  const onError = errorReporter(options.onError, 'http handler');
   const resolve = createRouter(crawlRoutes(engine, options, { basePath, maxBodyBytes: options.maxBodyBytes ?? 64 * 1024, onError }));
 
   async function route(req: Request, url: URL, path: string): Promise<Response> {

@@ -11,6 +11,7 @@ import { BUDGETS } from '../core/constants.js';
 import type { CrawlEngine } from '../core/engine.js';
 import { invalid } from '../core/errors.js';
 import { createCrawlHandler, type CrawlHandlerOptions } from './index.js';
+import { errorReporter } from './options.js';
 import type { Job, RunReport } from '../core/types.js';
 
 /** The origin of an absolute http(s) URL, or `invalid_options` naming `origin`. */
@@ -96,16 +97,9 @@ export function createNextHandlers(
   const chain = options.chain ?? true;
   const budgetMs = options.afterBudgetMs ?? BUDGETS.nextAfterMs;
   const origin = options.origin === undefined ? undefined : checkOrigin(options.origin);
-  const reportError = options.onError ?? ((error: unknown) => console.error('[crawl-engine] next handler error:', error));
   // Reports from chaining happen after the run, inside after() or before the process route's
-  // answer: an onError that throws must not lose that answer or the chain.
-  const onError = (error: unknown, req: Request) => {
-    try {
-      void Promise.resolve(reportError(error, req)).catch(() => undefined);
-    } catch {
-      // the operator's onError failed; nothing better to tell
-    }
-  };
+  // answer: an onError that throws must lose neither that answer nor the chain.
+  const onError = errorReporter(options.onError, 'next handler');
   const schedule = async (task: () => Promise<void>) => (options.after ?? (await nextAfter()))(task);
 
   let warned = false;
@@ -205,7 +199,8 @@ export function createNextHandlers(
 
   const handler = createCrawlHandler(engine, {
     ...options,
-    // The process route's run: under a 60 s maxDuration with a 15 s fetch timeout to spare.
+    onError,
+    // The process route's run: under a 60 s maxDuration with a 15 s fetch timeout and the chain's 2 s to spare.
     processBudgetMs: options.processBudgetMs ?? BUDGETS.nextProcessMs,
     onJobCreated: async (job: Job, req: Request) => {
       if (options.processOnCreate ?? true) await runAfter(job.id, req);

@@ -69,3 +69,21 @@ export interface CrawlHandlerOptions {
 }
 
 export type CrawlHandler = (req: Request) => Promise<Response>;
+
+/**
+ * The `onError` a handler calls: the operator's, made safe (what it throws, or a promise it returns
+ * rejects with, is logged with the error it was given, and never replaces a request's answer), or
+ * `console.error` with the handler's `label`.
+ */
+export function errorReporter(onError: CrawlHandlerOptions['onError'], label: string): (error: unknown, req: Request) => void {
+  if (onError === undefined) return (error) => console.error(`[crawl-engine] ${label} error:`, error);
+  const failed = (error: unknown, failure: unknown) => console.error(`[crawl-engine] onError failed (${label}) while reporting:`, error, failure);
+  return (error, req) => {
+    try {
+      const out: unknown = onError(error, req);
+      if (out instanceof Promise) out.catch((failure: unknown) => failed(error, failure));
+    } catch (failure) {
+      failed(error, failure);
+    }
+  };
+}
