@@ -36,10 +36,11 @@ const webhookUrl = process.env.WEBHOOK_URL || undefined;
 // CHROMIUM_PATH launches a local Chromium instead. Without either, a job that asks to render is
 // refused with a 400 naming `render`. Either way, every request the browser makes goes through the
 // engine's guarded fetcher.
-// A render is held to 15 s (30 s by default): a run's pages end at most that long after its budget
-// (a fetch timeout, 15 s, after it otherwise), inside the function's 60 s with the budgets of
-// app/api/crawl/[...path]/route.ts. A typo in BROWSER_WS_PROTOCOL stops the server with an error
-// naming render.connect.protocol rather than connecting the wrong way.
+// A render is held to 15 s (30 s by default): a render in flight when a run's budget ends is cut off
+// 15 s after it, and its browser page gets up to 5 s more to close; the budgets of
+// app/api/crawl/[...path]/route.ts leave room for that inside the function's 60 s. A typo in
+// BROWSER_WS_PROTOCOL is not taken for CDP: the engine refuses it, and every /api/crawl request
+// answers 500 with the error (naming render.connect.protocol) in the server's log.
 function render(): RenderSettings | undefined {
   const wsEndpoint = process.env.BROWSER_WS_ENDPOINT?.trim();
   const protocol = (process.env.BROWSER_WS_PROTOCOL?.trim().toLowerCase() || 'cdp') as 'cdp' | 'playwright';
@@ -49,6 +50,8 @@ function render(): RenderSettings | undefined {
   return undefined;
 }
 const renderSettings = render();
+/** Whether jobs may ask to render (a browser is configured). */
+export const renders = renderSettings !== undefined;
 
 globalForEngine.crawlEngine ??= createCrawlEngine({
   storage: storage(),

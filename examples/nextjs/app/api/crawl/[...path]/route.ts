@@ -1,19 +1,20 @@
 import { createNextHandlers } from 'crawl-engine/next';
-import { engine } from '@/lib/engine';
+import { engine, renders } from '@/lib/engine';
 import { startLocalWorker } from '@/lib/local-worker';
 
 // Node.js runtime (the engine uses node:crypto and undici), never cached, and long enough for a
 // processing run (afterBudgetMs or processBudgetMs), its pages in flight (they end within a fetch
-// timeout, 15 s by default, of the budget; with a browser configured, a render's 15 s too, see
-// lib/engine.ts) and the 2 s a run waits to hand the crawl on to the next one.
+// timeout, 15 s by default, of the budget; with a browser configured, a render within 15 s of it
+// and 5 s to close its page, see lib/engine.ts) and the 2 s a run waits to hand the crawl on.
 export const runtime = 'nodejs';
 export const dynamic = 'force-dynamic';
 export const maxDuration = 60;
 
 // Time budgets of the runs. The tests shorten them (CRAWL_AFTER_BUDGET_MS, CRAWL_PROCESS_BUDGET_MS)
-// to make crawls outlast a run; keep the defaults otherwise.
+// to make crawls outlast a run; keep the defaults otherwise. With a browser, the process route's run
+// is 10 s shorter: 30 s + 15 s + 5 s + 2 s leaves 8 s of 60 for parsing and storing.
 const afterBudgetMs = Number(process.env.CRAWL_AFTER_BUDGET_MS) || 25_000;
-const processBudgetMs = Number(process.env.CRAWL_PROCESS_BUDGET_MS) || 40_000;
+const processBudgetMs = Number(process.env.CRAWL_PROCESS_BUDGET_MS) || (renders ? 30_000 : 40_000);
 
 const handlers = createNextHandlers(engine, {
   basePath: '/api/crawl',
