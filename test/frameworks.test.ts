@@ -252,32 +252,35 @@ describe('createNextHandlers', () => {
     // An onError that throws loses neither the chain nor the process route's answer.
     let answered = 0;
     const logged = vi.spyOn(console, 'error').mockImplementation(() => undefined);
-    const throwing = make({
-      processBudgetMs: 30,
-      onError: () => {
-        throw new Error('the onError of the operator broke');
-      },
-      fetch: (async () => {
-        answered++;
-        return new Response('no', { status: 500 });
-      }) as unknown as typeof fetch,
-    });
-    await throwing.create('http://127.0.0.1:3000');
-    expect(answered).toBe(1);
-    // Nor does it lose the answer of a process run whose chain call failed.
-    const jobId = (await throwing.engine.jobs.list({ limit: 1 })).items[0]!.id;
-    const processed = await throwing.handlers.POST(
-      new Request(`http://127.0.0.1:3000/api/crawl/process?jobId=${jobId}`, { method: 'POST', headers: { authorization: 'Bearer cron-secret-0123456789' } }),
-    );
-    expect(processed.status).toBe(200);
-    expect(((await processed.json()) as RunReport).claimed).toBeGreaterThan(0);
-    expect(answered).toBe(2);
-    // What onError threw is logged with the report it was given.
-    expect(logged.mock.calls.map((args) => args.map(String).join(' '))).toEqual([
-      expect.stringMatching(/onError failed \(next handler\).*got HTTP 500.*the onError of the operator broke/),
-      expect.stringMatching(/onError failed \(next handler\).*got HTTP 500.*the onError of the operator broke/),
-    ]);
-    logged.mockRestore();
+    try {
+      const throwing = make({
+        processBudgetMs: 30,
+        onError: () => {
+          throw new Error('the onError of the operator broke');
+        },
+        fetch: (async () => {
+          answered++;
+          return new Response('no', { status: 500 });
+        }) as unknown as typeof fetch,
+      });
+      await throwing.create('http://127.0.0.1:3000');
+      expect(answered).toBe(1);
+      // Nor does it lose the answer of a process run whose chain call failed.
+      const jobId = (await throwing.engine.jobs.list({ limit: 1 })).items[0]!.id;
+      const processed = await throwing.handlers.POST(
+        new Request(`http://127.0.0.1:3000/api/crawl/process?jobId=${jobId}`, { method: 'POST', headers: { authorization: 'Bearer cron-secret-0123456789' } }),
+      );
+      expect(processed.status).toBe(200);
+      expect(((await processed.json()) as RunReport).claimed).toBeGreaterThan(0);
+      expect(answered).toBe(2);
+      // What onError threw is logged with the report it was given.
+      expect(logged.mock.calls.map((args) => args.map(String).join(' '))).toEqual([
+        expect.stringMatching(/onError failed \(next handler\).*got HTTP 500.*the onError of the operator broke/),
+        expect.stringMatching(/onError failed \(next handler\).*got HTTP 500.*the onError of the operator broke/),
+      ]);
+    } finally {
+      logged.mockRestore();
+    }
     // The configured origin wins over whatever Host the request names.
     const configured = make({ origin: 'https://app.example.com' });
     expect((await configured.create('http://attacker.example'))[0]).toMatch(/^https:\/\/app\.example\.com\/api\/crawl\/process\?jobId=/);

@@ -14,12 +14,13 @@ describe('rendering in the page pipeline (renderers of our own)', () => {
   let site: TestServer;
   beforeAll(async () => {
     site = await serve((req, res) => {
-      if (req.url === '/slow') {
-        // Answered 1.3 s late: past the end of a 0.1 s run plus a 1 s render.
+      // Pages answered late: /slow after 1.3 s, /lead after 2 s (it links to /late, 1.6 s).
+      const late = { '/slow': [1300, ''], '/lead': [2000, '<a href="/late">late</a>'], '/late': [1600, ''] }[req.url ?? ''];
+      if (late !== undefined) {
         setTimeout(() => {
           res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-          res.end(html('<div id="root"></div><script src="/app.js"></script>', '<title>Slow shell</title>'));
-        }, 1300);
+          res.end(html(`<div id="root"></div><script src="/app.js"></script>${late[1]}`, `<title>Late ${req.url}</title>`));
+        }, late[0] as number);
         return;
       }
       if (req.url === '/data') {
@@ -118,30 +119,69 @@ describe('rendering in the page pipeline (renderers of our own)', () => {
     await engine.close();
   });
 
-  it("a page fetched after its run's budget plus render.timeoutMs goes back unrendered, its attempt unused", async () => {
-    let calls = 0;
+  /** A renderer that hands back the fetched document, counting its calls. */
+  const echo = () => {
+    const rendered: string[] = [];
     const renderer: Renderer = {
       async render(request) {
-        calls++;
-        return { html: html('<h1>Rendered</h1>', '<title>Rendered</title>'), url: request.url };
+        rendered.push(new URL(request.url).pathname);
+        return { html: request.document.html, url: request.url };
       },
       close: async () => undefined,
     };
+    return { renderer, rendered };
+  };
+
+  it('a page fetched too late in its run to render (past the budget plus render.timeoutMs) goes back unrendered, its attempt unused', async () => {
+    const { renderer, rendered } = echo();
     const engine = createCrawlEngine({
       storage: memoryStorage(),
       fetch: { allowPrivateNetwork: ['127.0.0.1'], timeoutMs: 3000 },
       render: { renderer, timeoutMs: 1000 },
     });
-    const job = await engine.jobs.create({ url: `${site.url}slow`, maxPages: 1, maxRetries: 0, render: 'always' });
-    const report = await engine.processor.run({ jobId: job.id, budgetMs: 100 });
-    // Not handed to the renderer with no time left (it would have used the only attempt).
-    expect(calls).toBe(0);
-    expect(report).toMatchObject({ released: 1, succeeded: 0, failed: 0 });
-    // The next run, with time to spare, renders it.
+    const job = await engine.jobs.create({ url: `${site.url}lead`, maxPages: 2, maxRetries: 0, render: 'always' });
+    // /lead is fetched by 2 s and rendered; /late, fetched from 2 s on, arrives at 3.6 s, past
+    // 2.5 s + 1 s: not handed to the renderer (it would have used the only attempt). Its fetch
+    // took less than the budget, so a run can render it: it goes back to the queue.
+    const report = await engine.processor.run({ jobId: job.id, budgetMs: 2500, concurrency: 1 });
+    expect(rendered).toEqual(['/lead']);
+    expect(report).toMatchObject({ succeeded: 1, released: 1, failed: 0 });
     await engine.processor.run({ jobId: job.id, budgetMs: 10_000 });
+    expect(rendered).toEqual(['/lead', '/late']);
+    const pages = await allResults(engine, job.id);
+    expect(pages.map((page) => [new URL(page.url).pathname, page.ok, page.rendered, page.attempts]).sort()).toEqual([
+      ['/late', true, true, 1],
+      ['/lead', true, true, 1],
+    ]);
+    await engine.close();
+  });
+
+  it('a page whose fetch outlasts the whole budget plus render.timeoutMs every time fails its attempts instead of coming back for ever', async () => {
+    const { renderer, rendered } = echo();
+    const engine = createCrawlEngine({
+      storage: memoryStorage(),
+      fetch: { allowPrivateNetwork: ['127.0.0.1'], timeoutMs: 3000 },
+      retry: { baseDelayMs: 10, maxDelayMs: 20 },
+      render: { renderer, timeoutMs: 1000 },
+    });
+    const job = await engine.jobs.create({ url: `${site.url}slow`, maxPages: 1, maxRetries: 1, render: 'always' });
+    const reports = [];
+    for (let i = 0; i < 4; i++) {
+      const status = (await engine.jobs.get(job.id))?.status;
+      if (status !== 'queued' && status !== 'running') break;
+      reports.push(await engine.processor.run({ jobId: job.id, budgetMs: 100 }));
+    }
+    expect(rendered).toEqual([]);
+    expect(reports.map((r) => [r.retried, r.failed, r.released])).toEqual([
+      [1, 0, 0],
+      [0, 1, 0],
+    ]);
     const [page] = await allResults(engine, job.id);
-    expect(calls).toBe(1);
-    expect(page).toMatchObject({ ok: true, rendered: true, title: 'Rendered', attempts: 1 });
+    expect(page).toMatchObject({
+      ok: false,
+      attempts: 2,
+      error: { code: 'render_failed', message: expect.stringMatching(/could not start: render\.timeoutMs/) },
+    });
     await engine.close();
   });
 

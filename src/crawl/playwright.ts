@@ -240,12 +240,11 @@ export function createPlaywrightRenderer(options: PlaywrightRendererOptions): Pl
     }
   }
 
-  /** Why the caller stopped a render: the reason it gave, when it is a sentence. */
-  const stopReason = (signal: AbortSignal): string =>
-    typeof signal.reason === 'string' ? signal.reason : 'the processor stopped, or the lease would not hold';
+  /** Why the caller stopped a render: the message of the RenderError it gave as the reason. */
+  const stopReason = (signal: AbortSignal): string => (signal.reason instanceof RenderError ? signal.reason.message : 'the render was stopped by its caller');
 
   async function slot(signal: AbortSignal): Promise<void> {
-    if (signal.aborted) throw new RenderError('render_failed', `the render was stopped before it started (${stopReason(signal)})`, true, true);
+    if (signal.aborted) throw new RenderError('render_failed', `${stopReason(signal)} (before it started)`, true, true);
     if (slots > 0) {
       slots--;
       return;
@@ -258,9 +257,15 @@ export function createPlaywrightRenderer(options: PlaywrightRendererOptions): Pl
       const stop = () => {
         const at = waiting.indexOf(go);
         if (at >= 0) waiting.splice(at, 1);
-        reject(new RenderError('render_failed', 'no render slot came free in time (raise render.concurrency, or lower the crawl concurrency)', true, true));
+        reject(
+          new RenderError(
+            'render_failed',
+            `no render slot came free in time (${stopReason(signal)}; raise render.concurrency, or lower the crawl concurrency)`,
+            true,
+            true,
+          ),
+        );
       };
-      if (signal.aborted) return stop();
       waiting.push(go);
       signal.addEventListener('abort', stop, { once: true });
     });
@@ -440,7 +445,7 @@ export function createPlaywrightRenderer(options: PlaywrightRendererOptions): Pl
     const ended = new Promise<never>((_, reject) => {
       const stop = (why: string) => reject(new RenderError('render_failed', why, true));
       timer = setTimeout(() => stop(`the render took longer than render.timeoutMs (${options.timeoutMs} ms)`), options.timeoutMs);
-      request.signal.addEventListener('abort', () => stop(`the render was stopped (${stopReason(request.signal)})`), { once: true });
+      request.signal.addEventListener('abort', () => stop(stopReason(request.signal)), { once: true });
     });
     ended.catch(() => undefined);
     /** Every call to the browser ends when the render does, answered or not (a browser may hang). */

@@ -39,7 +39,7 @@ export interface RenderRequest {
    * let the browser reach the network any other way.
    */
   load(request: RenderLoad): Promise<ResourceResult>;
-  /** Aborted when the render must end (the processor stops, its lease would not hold, or the run's budget ended `render.timeoutMs` ago); a string `reason` says which. */
+  /** Aborted when the render must end (the processor stops, its lease would not hold, or the run's budget ended `render.timeoutMs` ago); its `reason`, a {@link RenderError}, says which. */
   signal: AbortSignal;
 }
 

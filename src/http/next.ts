@@ -37,8 +37,8 @@ const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 export interface NextHandlersOptions extends Omit<CrawlHandlerOptions, 'onJobCreated'> {
   /**
    * Budget of a run of the process route (cron, chaining); keep it under your route's
-   * `maxDuration` less one fetch timeout (or render timeout, if longer) and the 2 s a chained run
-   * waits for the next invocation to take its request.
+   * `maxDuration` less one fetch timeout (or, with a browser, `render.timeoutMs` + 5 s if longer)
+   * and the 2 s a chained run waits for the next invocation to take its request.
    * @default 40000 (the plain HTTP handler's default is 50000)
    */
   processBudgetMs?: number;
@@ -49,7 +49,8 @@ export interface NextHandlersOptions extends Omit<CrawlHandlerOptions, 'onJobCre
   processOnCreate?: boolean;
   /**
    * Budget of the run started with `after()`; keep it under your route's `maxDuration` less one
-   * fetch timeout (or render timeout, if longer) and the 2 s of a chain call.
+   * fetch timeout (or, with a browser, `render.timeoutMs` + 5 s if longer) and the 2 s of a chain
+   * call.
    * @default 25000
    */
   afterBudgetMs?: number;

@@ -64,7 +64,11 @@ export interface CrawlHandlerOptions {
   processConcurrency?: number;
   /** Called after a job is created (Next.js uses it to start processing with `after()`). */
   onJobCreated?: (job: Job, req: Request) => void | Promise<void>;
-  /** Called with unexpected errors (the client gets a 500 without details). @default console.error */
+  /**
+   * Called with unexpected errors (the client gets a 500 without details). What it throws, or a
+   * promise it returns rejects with, is logged with the error and never replaces the answer.
+   * @default console.error
+   */
   onError?: (error: unknown, req: Request) => void;
 }
 
@@ -81,7 +85,7 @@ export function errorReporter(onError: CrawlHandlerOptions['onError'], label: st
   return (error, req) => {
     try {
       const out: unknown = onError(error, req);
-      if (out instanceof Promise) out.catch((failure: unknown) => failed(error, failure));
+      if (typeof (out as PromiseLike<unknown> | null)?.then === 'function') Promise.resolve(out).catch((failure: unknown) => failed(error, failure));
     } catch (failure) {
       failed(error, failure);
     }

@@ -26,6 +26,8 @@ import type { ProcessorDeps } from './types.js';
 /** What one run shares with every lease it works on. */
 export interface RunState {
   report: RunReport;
+  /** When the run started; `deadline` is its budget's end. */
+  started: number;
   deadline: number;
   robots: RobotsRunCache;
   /** The run's `signal`: a render in flight ends when it is aborted. */
@@ -210,7 +212,7 @@ export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipel
     let rendered = false;
     let unstarted = false;
     const renderNow = async (html: string) => {
-      const out = await renderPage(lease, ctx, run, fetched, html);
+      const out = await renderPage(lease, ctx, run, fetched, html, startedAt);
       if ('unstarted' in out) {
         unstarted = true;
         error = { code: 'render_failed', message: out.unstarted };
@@ -349,6 +351,7 @@ export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipel
     run: RunState,
     fetched: FetchResult,
     html: string,
+    fetchStartedAt: number,
   ): Promise<{ html: string } | { error: ErrorInfo & { transient: boolean } } | { unstarted: string }> {
     const render = deps.render;
     if (render === undefined) {
@@ -364,12 +367,20 @@ export function createPipeline(deps: ProcessorDeps, robots: RobotsPolicy): Pipel
     const budgetEnd = run.deadline + render.timeoutMs;
     const endsAt = Math.min(leaseEnd, budgetEnd);
     const why = endsAt === budgetEnd ? `render.timeoutMs (${render.timeoutMs} ms) after the run's budget ended` : 'only a quarter of the lease was left';
-    // No time left (a fetch that ended late), or a run already stopped: the page goes back unrendered.
+    // A run already stopped gives the page back unrendered. With no time left (a fetch that ended
+    // late), the renderer is not called either: the page goes back, its attempt unused, only when
+    // a run of this one's budget would fetch it in time to render (its fetch took less than the
+    // budget); otherwise (a fetch slower than that every time, or one past its lease) it is a
+    // failed attempt, so that it cannot come back for ever.
     if (run.signal?.aborted === true) return { unstarted: 'the run was stopped before the render could start' };
-    if (endsAt <= now()) return { unstarted: `the render could not start: ${why}` };
+    if (endsAt <= now()) {
+      const message = `the render could not start: ${why}`;
+      const fits = endsAt === budgetEnd && now() - fetchStartedAt < run.deadline - run.started;
+      return fits ? { unstarted: message } : { error: { code: 'render_failed', message, transient: true } };
+    }
     const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(why), endsAt - now());
-    const stop = () => controller.abort('the run was stopped');
+    const timer = setTimeout(() => controller.abort(new RenderError('render_failed', `the render was stopped: ${why}`, true)), endsAt - now());
+    const stop = () => controller.abort(new RenderError('render_failed', 'the render was stopped: the run was stopped', true));
     run.signal?.addEventListener('abort', stop, { once: true });
     const fetcher = deps.fetcher();
     try {

@@ -34,7 +34,7 @@ export async function runScheduler(deps: ProcessorDeps, pipeline: Pipeline, opti
     working: () => working,
     onError: (error) => report.errors.push(`completeMany: ${message(error)} (stored page by page instead)`),
   });
-  const state: RunState = { report, deadline, robots: newRobotsRunCache(), batcher, ...(signal === undefined ? {} : { signal }) };
+  const state: RunState = { report, started, deadline, robots: newRobotsRunCache(), batcher, ...(signal === undefined ? {} : { signal }) };
   const contexts = new Map<string, Promise<JobContext | null>>();
   const buffer: Lease[] = [];
   // `concurrency` bounds fetches in flight. A page's parse and store run after its fetch slot is

@@ -28,8 +28,8 @@ export interface RunOptions {
   /**
    * Time after which no new fetch starts; fetches in flight then finish within one fetch
    * timeout, and renders are cut off `render.timeoutMs` after it (plus up to 5 s to close their
-   * browser page), so a run returns within `budgetMs` plus the longer of the two (plus parsing
-   * and a final store).
+   * browser page), so a run returns within `budgetMs` plus the longer of `fetch.timeoutMs` and
+   * `render.timeoutMs` + 5 s (plus parsing and a final store).
    * @default 50000
    */
   budgetMs?: number;
